@@ -1,0 +1,46 @@
+/* Options shared by the command line and the config file (inih).
+ * Every option has a config key of the same name; the command line wins. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum opt_type {
+	OPT_STR,   /* char *, strdup'ed */
+	OPT_SIZE,  /* uint64_t, K/M/G/T suffixes */
+	OPT_UINT,  /* uint64_t */
+	OPT_BOOL,  /* bool; on the command line a flag, in the file yes/no/true/false/1/0 */
+	OPT_LIST,  /* char *, repeated options join with ':' */
+};
+
+struct opt_def {
+	const char *name;  /* long option and config key */
+	char short_name;   /* 0 if none */
+	enum opt_type type;
+	size_t offset;     /* into the caller's options struct */
+	bool cli_only;     /* not a config key (e.g. -c itself) */
+};
+
+#define OPT_END { NULL, 0, OPT_STR, 0, false }
+
+struct opt_spec {
+	const char *prog;            /* for error messages */
+	const struct opt_def *defs;  /* terminated by OPT_END */
+	const char *const *sections; /* config sections this program reads */
+	const char *default_config;  /* read if present and no -c given */
+};
+
+/* Parse argv (after the program/subcommand words) into opts. Positional
+ * arguments are returned via *first_pos (index into argv). On a bad option
+ * or config line prints one line naming it and returns -EINVAL. */
+int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
+	       int *first_pos, char **config_path);
+/* Re-read only the config file (for SIGHUP); command-line values given in
+ * cli_mask stay. */
+int opts_load_file(const struct opt_spec *spec, void *opts, const char *path,
+		   bool must_exist);
+/* Parse a boolean word. */
+int bool_parse(const char *text, bool *v);
+/* Free every OPT_STR/OPT_LIST value. */
+void opts_free(const struct opt_def *defs, void *opts);

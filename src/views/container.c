@@ -1,0 +1,304 @@
+/* Caller -> container resolution and per-container snapshots.
+ *
+ * Two lock-free hash tables (liburcu cds_lfht): pids (pid -> container,
+ * valid for pid_cache_ms) and containers (cgroup key -> container). Both are
+ * read inside RCU read-side sections; entries are freed with call_rcu after
+ * the sampler thread unlinks them. Snapshots are replaced with
+ * rcu_xchg_pointer, so readers never wait for a refresh in progress. */
+#include "views.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu/compiler.h>
+
+struct pid_entry {
+	struct cds_lfht_node node;
+	pid_t pid;
+	struct container *c; /* NULL: unreadable, host view */
+	uint64_t expires_ns;
+	struct rcu_head rcu;
+};
+
+static unsigned long hash_str(const char *s)
+{
+	unsigned long h = 1469598103934665603UL; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211UL;
+	return h;
+}
+
+static unsigned long hash_pid(pid_t pid)
+{
+	return (unsigned long)pid * 0x9E3779B97F4A7C15UL;
+}
+
+int containers_init(void)
+{
+	V->containers = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor, NULL);
+	V->pids = cds_lfht_new_flavor(256, 256, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor, NULL);
+	return V->containers && V->pids ? 0 : -ENOMEM;
+}
+
+static void snapshot_free_rcu(struct rcu_head *h)
+{
+	free(caa_container_of(h, struct snapshot, rcu));
+}
+
+static void container_free(struct container *c)
+{
+	cg_handle_close(&c->cg);
+	free(c->snap);
+	free(c->tick_cpu);
+	free(c->ticks);
+	pthread_mutex_destroy(&c->refresh_lock);
+	pthread_mutex_destroy(&c->stat_lock);
+	free(c);
+}
+
+static void container_free_rcu(struct rcu_head *h)
+{
+	container_free(caa_container_of(h, struct container, rcu));
+}
+
+static void pid_free_rcu(struct rcu_head *h)
+{
+	free(caa_container_of(h, struct pid_entry, rcu));
+}
+
+void containers_fini(void)
+{
+	struct cds_lfht_iter it;
+	struct container *c;
+	struct pid_entry *p;
+
+	if (!V->containers)
+		return;
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(V->pids, &it, p, node)
+		if (!cds_lfht_del(V->pids, &p->node))
+			urcu_memb_call_rcu(&p->rcu, pid_free_rcu);
+	cds_lfht_for_each_entry(V->containers, &it, c, node)
+		if (!cds_lfht_del(V->containers, &c->node))
+			urcu_memb_call_rcu(&c->rcu, container_free_rcu);
+	urcu_memb_read_unlock();
+	urcu_memb_barrier();
+	cds_lfht_destroy(V->pids, NULL);
+	cds_lfht_destroy(V->containers, NULL);
+	V->pids = V->containers = NULL;
+}
+
+static int match_key(struct cds_lfht_node *n, const void *key)
+{
+	return !strcmp(caa_container_of(n, struct container, node)->key, key);
+}
+
+static struct container *container_new(const char *key, const struct cg_paths *paths)
+{
+	struct container *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return NULL;
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	c->hash = hash_str(key);
+	r = cg_handle_open(&V->layout, paths, &c->cg);
+	if (r < 0) {
+		log_debug("cgroup %s: %s", paths->path[CG_MEMORY], strerror(-r));
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->refresh_lock, NULL);
+	pthread_mutex_init(&c->stat_lock, NULL);
+	c->last_used_ns = now_ns();
+	return c;
+}
+
+static struct container *container_get(const struct cg_paths *paths)
+{
+	char key[sizeof(((struct container *)0)->key)];
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	struct container *c;
+
+	if (cg_paths_key(paths, key, sizeof(key)) < 0)
+		return NULL;
+	cds_lfht_lookup(V->containers, hash_str(key), match_key, key, &it);
+	n = cds_lfht_iter_get_node(&it);
+	if (n) {
+		c = caa_container_of(n, struct container, node);
+		if (!CMM_LOAD_SHARED(c->dead))
+			return c;
+		return NULL;
+	}
+	c = container_new(key, paths);
+	if (!c)
+		return NULL;
+	n = cds_lfht_add_unique(V->containers, c->hash, match_key, c->key, &c->node);
+	if (n != &c->node) { /* lost a race with another thread */
+		container_free(c);
+		c = caa_container_of(n, struct container, node);
+	}
+	return c;
+}
+
+struct container *container_of_path(const char *path)
+{
+	struct cg_paths paths;
+
+	cg_paths_uniform(&V->layout, path, &paths);
+	return container_get(&paths);
+}
+
+static struct container *resolve_pid(pid_t pid)
+{
+	char name[32], buf[4096];
+	struct cg_paths paths;
+
+	snprintf(name, sizeof(name), "%d/cgroup", pid);
+	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
+		return NULL;
+	if (cg_paths_parse(&V->layout, buf, &paths) < 0) {
+		log_debug("pid %d: unparsable cgroup file", pid);
+		return NULL;
+	}
+	return container_get(&paths);
+}
+
+static int match_pid(struct cds_lfht_node *n, const void *key)
+{
+	return caa_container_of(n, struct pid_entry, node)->pid == *(const pid_t *)key;
+}
+
+struct container *container_of_pid(pid_t pid)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	struct pid_entry *e;
+	uint64_t now = now_ns();
+	struct container *c;
+
+	cds_lfht_lookup(V->pids, hash_pid(pid), match_pid, &pid, &it);
+	n = cds_lfht_iter_get_node(&it);
+	if (n) {
+		e = caa_container_of(n, struct pid_entry, node);
+		if (e->expires_ns > now && (!e->c || !CMM_LOAD_SHARED(e->c->dead)))
+			return e->c;
+	}
+	c = resolve_pid(pid);
+	e = malloc(sizeof(*e));
+	if (!e)
+		return c;
+	e->pid = pid;
+	e->c = c;
+	e->expires_ns = now + V->cfg.pid_cache_ms * 1000000;
+	n = cds_lfht_add_replace(V->pids, hash_pid(pid), match_pid, &pid, &e->node);
+	if (n)
+		urcu_memb_call_rcu(&caa_container_of(n, struct pid_entry, node)->rcu,
+				   pid_free_rcu);
+	return c;
+}
+
+static struct snapshot *snapshot_take(struct container *c)
+{
+	struct snapshot *s = malloc(sizeof(*s));
+
+	if (!s)
+		return NULL;
+	if (cg_read(&c->cg, &s->v) < 0)
+		CMM_STORE_SHARED(c->dead, true);
+	s->taken_ns = now_ns();
+	return s;
+}
+
+const struct snapshot *container_snapshot(struct container *c)
+{
+	struct snapshot *s = rcu_dereference(c->snap);
+	uint64_t now = now_ns();
+
+	CMM_STORE_SHARED(c->last_used_ns, now);
+	if (s && now - s->taken_ns < V->cfg.cache_ms * 1000000)
+		return s;
+	/* Stale: one thread refreshes; the others keep serving the old one. */
+	if (s ? pthread_mutex_trylock(&c->refresh_lock) != 0
+	      : pthread_mutex_lock(&c->refresh_lock) != 0)
+		return s;
+	s = rcu_dereference(c->snap);
+	if (!s || now - s->taken_ns >= V->cfg.cache_ms * 1000000) {
+		struct snapshot *fresh = snapshot_take(c);
+
+		if (fresh) {
+			struct snapshot *old = rcu_xchg_pointer(&c->snap, fresh);
+
+			if (old)
+				urcu_memb_call_rcu(&old->rcu, snapshot_free_rcu);
+			s = fresh;
+		}
+	}
+	pthread_mutex_unlock(&c->refresh_lock);
+	if (s && !CMM_LOAD_SHARED(c->sampled))
+		sampler_sample_now(c);
+	return s;
+}
+
+size_t container_memory(const struct container *c)
+{
+	return sizeof(*c) + sizeof(struct snapshot) +
+	       c->n_ticks * (sizeof(*c->tick_cpu) + sizeof(*c->ticks));
+}
+
+unsigned long containers_count(void)
+{
+	long before, after;
+	unsigned long n = 0;
+
+	cds_lfht_count_nodes(V->containers, &before, &n, &after);
+	return n;
+}
+
+/* The sampler thread unlinks dead or long-idle containers and expired pids.
+ * Order matters: unlink the container, wait for a grace period so that no
+ * reader can still be inserting a pid entry that points at it, drop such
+ * entries, and only then free it after a further grace period. */
+void containers_expire(uint64_t now)
+{
+	struct cds_lfht_iter it;
+	struct container *c, *dying = NULL;
+	struct pid_entry *p;
+	uint64_t idle = V->cfg.idle_expire_s * 1000000000ULL;
+
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(V->containers, &it, c, node) {
+		bool gone = CMM_LOAD_SHARED(c->dead) || !cg_handle_alive(&c->cg);
+
+		if (!gone && now - CMM_LOAD_SHARED(c->last_used_ns) < idle)
+			continue;
+		CMM_STORE_SHARED(c->dead, true);
+		if (!cds_lfht_del(V->containers, &c->node)) {
+			c->next_dying = dying;
+			dying = c;
+		}
+	}
+	urcu_memb_read_unlock();
+	if (dying)
+		urcu_memb_synchronize_rcu();
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(V->pids, &it, p, node) {
+		if (p->expires_ns > now && (!p->c || !CMM_LOAD_SHARED(p->c->dead)))
+			continue;
+		if (!cds_lfht_del(V->pids, &p->node))
+			urcu_memb_call_rcu(&p->rcu, pid_free_rcu);
+	}
+	urcu_memb_read_unlock();
+	while (dying) {
+		c = dying;
+		dying = c->next_dying;
+		urcu_memb_call_rcu(&c->rcu, container_free_rcu);
+	}
+}

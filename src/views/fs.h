@@ -1,0 +1,68 @@
+/* The views' FUSE trees. Two sessions share one node layout:
+ *  - the shared tree at MOUNTPOINT answers every open for its caller
+ *    (content rendered at open, served with direct_io);
+ *  - the per-container trees at MOUNTPOINT/ct/NAME belong to the cgroup
+ *    CT_PARENT/NAME; they let the kernel keep content in the page cache
+ *    for at most ct_ttl (no open round trip, attributes time out).
+ * Node ids: bit 63 set = passthrough of a real sysfs entry (index below);
+ * otherwise (view << 8) | (template index + 1), view 0 = the shared tree. */
+#pragma once
+
+#include "views.h"
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+enum tnode_kind { TN_DIR, TN_FILE, TN_CPUDIR, TN_CTROOT };
+
+struct tnode {
+	const char *name;
+	int parent;
+	enum tnode_kind kind;
+	enum vfile file;
+};
+
+enum { T_ROOT = 0, T_CPUDIR = 16, T_CTMOUNT = 20, T_COUNT = 21 };
+extern const struct tnode tree[T_COUNT];
+
+#define PASS_BIT (1ULL << 63)
+
+struct pnode {
+	unsigned view;
+	char *rel; /* path below the real cpu sysfs dir */
+};
+
+struct ct_file {
+	char *data;
+	size_t len;
+	uint64_t rendered_ns;
+	uint64_t mtime_ns; /* CLOCK_REALTIME of the render, for attributes */
+};
+
+struct ct {
+	unsigned id;
+	char name[256];
+	char path[300]; /* "/CT_PARENT/NAME" */
+	pthread_mutex_t lock; /* protects files */
+	struct ct_file files[VF_NFILES];
+};
+
+static inline fuse_ino_t tnode_ino(unsigned view, int t)
+{
+	return ((fuse_ino_t)view << 8) | (fuse_ino_t)(t + 1);
+}
+
+/* fs_tree.c */
+struct pnode *pnode_get(fuse_ino_t ino);
+fuse_ino_t pnode_intern(unsigned view, const char *rel);
+struct ct *ct_get(unsigned id);
+struct ct *ct_intern(const char *name);
+bool ct_cgroup_exists(const char *name);
+int tnode_child(int parent, const char *name);
+void tnode_attr(fuse_ino_t ino, int t, struct stat *st);
+/* cpuN: visible to this caller? Names that are not cpuN are always visible. */
+bool cpu_entry_visible(const struct view_caller *who, const char *name);
+
+/* fs_ops.c */
+extern const struct fuse_lowlevel_ops shared_ops;
+extern const struct fuse_lowlevel_ops ct_ops;

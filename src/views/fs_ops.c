@@ -1,0 +1,697 @@
+/* FUSE low-level operations of the two view sessions. */
+#include "fs.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LONG_TIMEOUT 86400.0
+
+/* What an open file of the shared tree holds: the bytes rendered for its
+ * opener, or an fd of a real sysfs file. */
+struct fhandle {
+	int fd;
+	size_t len;
+	char data[];
+};
+
+struct dirbuf {
+	char *p;
+	size_t size;
+};
+
+static unsigned ino_view(fuse_ino_t ino)
+{
+	return (unsigned)(ino >> 8);
+}
+
+static int ino_tnode(fuse_ino_t ino)
+{
+	return (int)(ino & 0xff) - 1;
+}
+
+static void take_first(pid_t tid, void *arg)
+{
+	pid_t *p = arg;
+
+	if (!*p)
+		*p = tid;
+}
+
+/* Fill who for a request; call inside an RCU read-side section. A ct view
+ * is rendered for its cgroup whoever reads it; its PID namespace is the
+ * reader's when the reader is inside, else that of a task of the cgroup. */
+static void caller_for(fuse_req_t req, unsigned view, struct view_caller *who)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+	struct ct *ct;
+
+	memset(who, 0, sizeof(*who));
+	views_thread_enter();
+	if (view == 0) {
+		who->pid = pid;
+		who->c = container_of_pid(pid);
+	} else if ((ct = ct_get(view))) {
+		who->c = container_of_path(ct->path);
+		if (who->c && pid_in_cgroup(pid, who->c)) {
+			who->pid = pid;
+		} else if (who->c) {
+			pid_t t = 0;
+
+			cg_for_each_task(&who->c->cg, take_first, &t);
+			who->pid = t;
+		}
+	}
+	if (who->c)
+		who->snap = container_snapshot(who->c);
+	if (!who->snap)
+		who->c = NULL;
+}
+
+static int render_for(fuse_req_t req, unsigned view, enum vfile f, struct sbuf *out)
+{
+	struct view_caller who;
+	int r;
+
+	views_read_lock();
+	caller_for(req, view, &who);
+	r = render_file(f, &who, out);
+	urcu_memb_read_unlock();
+	return r;
+}
+
+/* ---- per-container file content, shared by getattr and read ---- */
+
+static int ct_file_refresh(fuse_req_t req, struct ct *ct, enum vfile f, bool only_if_empty)
+{
+	struct ct_file *cf = &ct->files[f];
+	uint64_t now = now_ns(), fresh = V->cfg.ct_ttl_ms * 1000000 / 4;
+	_cleanup_sbuf_ struct sbuf b;
+	struct timespec rt;
+	int r = 0;
+
+	sbuf_init(&b);
+	pthread_mutex_lock(&ct->lock);
+	if (cf->data && (only_if_empty || now - cf->rendered_ns < fresh))
+		goto out;
+	r = render_for(req, ct->id, f, &b);
+	if (r < 0)
+		goto out;
+	free(cf->data);
+	cf->data = sbuf_take(&b, &cf->len);
+	cf->rendered_ns = now;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	cf->mtime_ns = (uint64_t)rt.tv_sec * 1000000000ULL + (uint64_t)rt.tv_nsec;
+out:
+	pthread_mutex_unlock(&ct->lock);
+	return r;
+}
+
+/* ---- attributes and lookup ---- */
+
+static int pass_stat(const struct pnode *p, fuse_ino_t ino, struct stat *st)
+{
+	if (fstatat(V->sys_cpu_fd, p->rel, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	st->st_ino = ino;
+	return 0;
+}
+
+static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st, bool ct_session)
+{
+	unsigned view = ino_view(ino);
+	int t = ino_tnode(ino);
+
+	if (ino & PASS_BIT) {
+		struct pnode *p = pnode_get(ino);
+
+		return p ? pass_stat(p, ino, st) : -ESTALE;
+	}
+	if (t < 0 || t >= T_COUNT)
+		return -ESTALE;
+	tnode_attr(ino, t, st);
+	if (ct_session && view && tree[t].kind == TN_FILE) {
+		struct ct *ct = ct_get(view);
+		int r;
+
+		if (!ct)
+			return -ESTALE;
+		r = ct_file_refresh(req, ct, tree[t].file, false);
+		if (r < 0)
+			return r;
+		pthread_mutex_lock(&ct->lock);
+		st->st_size = (off_t)ct->files[tree[t].file].len;
+		st->st_mtim.tv_sec = (time_t)(ct->files[tree[t].file].mtime_ns / 1000000000ULL);
+		st->st_mtim.tv_nsec = (long)(ct->files[tree[t].file].mtime_ns % 1000000000ULL);
+		st->st_ctim = st->st_mtim;
+		pthread_mutex_unlock(&ct->lock);
+	}
+	return 0;
+}
+
+static double attr_timeout(fuse_ino_t ino, bool ct_session)
+{
+	int t = ino_tnode(ino);
+
+	if (ct_session && !(ino & PASS_BIT) && ino_view(ino) && tree[t].kind == TN_FILE)
+		return (double)V->cfg.ct_ttl_ms / 1000.0;
+	if (ino & PASS_BIT)
+		return ct_session ? (double)V->cfg.ct_ttl_ms / 1000.0 : 1.0;
+	return LONG_TIMEOUT;
+}
+
+static void reply_entry(fuse_req_t req, fuse_ino_t ino, double entry_timeout, bool ct_session)
+{
+	struct fuse_entry_param e = { .ino = ino, .generation = 1 };
+	int r = node_attr(req, ino, &e.attr, ct_session);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	e.attr_timeout = attr_timeout(ino, ct_session);
+	e.entry_timeout = entry_timeout;
+	fuse_reply_entry(req, &e);
+}
+
+static void reply_noent(fuse_req_t req, double timeout)
+{
+	struct fuse_entry_param e = { .ino = 0, .entry_timeout = timeout };
+
+	fuse_reply_entry(req, &e); /* a cacheable negative entry */
+}
+
+static void lookup_pass(fuse_req_t req, unsigned view, const char *parent_rel,
+			const char *name, bool ct_session)
+{
+	char rel[PATH_MAX];
+	struct stat st;
+	fuse_ino_t ino;
+
+	if (snprintf(rel, sizeof(rel), "%s%s%s", parent_rel, *parent_rel ? "/" : "", name) >=
+	    (int)sizeof(rel)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	if (fstatat(V->sys_cpu_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	ino = pnode_intern(view, rel);
+	if (!ino) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_entry(req, ino, ct_session ? LONG_TIMEOUT : 1.0, ct_session);
+}
+
+static void lookup_cpudir(fuse_req_t req, unsigned view, const char *name, bool ct_session)
+{
+	int t = tnode_child(T_CPUDIR, name);
+	struct view_caller who;
+	bool visible;
+
+	if (t >= 0) {
+		reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, ct_session);
+		return;
+	}
+	views_read_lock();
+	caller_for(req, view, &who);
+	visible = cpu_entry_visible(&who, name);
+	urcu_memb_read_unlock();
+	if (!visible) {
+		/* Caller-dependent: the shared tree must ask again next time. */
+		reply_noent(req, ct_session ? 1.0 : 0);
+		return;
+	}
+	/* cpuN entries differ per caller in the shared tree: no dentry caching. */
+	if (!ct_session) {
+		char rel[PATH_MAX];
+		struct stat st;
+		fuse_ino_t ino;
+
+		snprintf(rel, sizeof(rel), "%s", name);
+		if (fstatat(V->sys_cpu_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
+		ino = pnode_intern(view, rel);
+		if (!ino) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		reply_entry(req, ino, 0, false);
+		return;
+	}
+	lookup_pass(req, view, "", name, ct_session);
+}
+
+static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool ct_session)
+{
+	unsigned view = ino_view(parent);
+	int pt = ino_tnode(parent), t;
+
+	log_debug("lookup %s in %#llx by pid %d", name, (unsigned long long)parent,
+		  fuse_req_ctx(req)->pid);
+	if (parent & PASS_BIT) {
+		struct pnode *p = pnode_get(parent);
+
+		if (!p)
+			fuse_reply_err(req, ESTALE);
+		else
+			lookup_pass(req, p->view, p->rel, name, ct_session);
+		return;
+	}
+	if (ct_session && parent == FUSE_ROOT_ID) {
+		struct ct *ct = ct_cgroup_exists(name) ? ct_intern(name) : NULL;
+
+		if (!ct)
+			reply_noent(req, 0);
+		else
+			reply_entry(req, tnode_ino(ct->id, T_ROOT), 1.0, true);
+		return;
+	}
+	if (pt == T_CPUDIR) {
+		lookup_cpudir(req, view, name, ct_session);
+		return;
+	}
+	t = tnode_child(pt, name);
+	if (t < 0 || (t == T_CTMOUNT && (ct_session || view))) {
+		reply_noent(req, LONG_TIMEOUT);
+		return;
+	}
+	reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, ct_session);
+}
+
+static void shared_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_lookup(req, parent, name, false);
+}
+
+static void ct_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_lookup(req, parent, name, true);
+}
+
+static void do_getattr(fuse_req_t req, fuse_ino_t ino, bool ct_session)
+{
+	struct stat st;
+	int r = node_attr(req, ino, &st, ct_session);
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, attr_timeout(ino, ct_session));
+}
+
+static void shared_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_getattr(req, ino, false);
+}
+
+static void ct_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_getattr(req, ino, true);
+}
+
+static void do_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct pnode *p = (ino & PASS_BIT) ? pnode_get(ino) : NULL;
+	char buf[PATH_MAX];
+	ssize_t n;
+
+	if (!p) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = readlinkat(V->sys_cpu_fd, p->rel, buf, sizeof(buf) - 1);
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+/* ---- file content ---- */
+
+static void shared_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fhandle *h;
+	int t = ino_tnode(ino);
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	fi->direct_io = 1; /* every open renders for its own caller */
+	fi->noflush = 1;
+	if (ino & PASS_BIT) {
+		struct pnode *p = pnode_get(ino);
+		int fd = p ? openat(V->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC) : -1;
+
+		if (fd < 0 || !(h = malloc(sizeof(*h)))) {
+			int e = p ? errno : ESTALE;
+
+			if (fd >= 0)
+				close(fd);
+			fuse_reply_err(req, e);
+			return;
+		}
+		h->fd = fd;
+		h->len = 0;
+	} else {
+		_cleanup_sbuf_ struct sbuf b;
+		int r;
+
+		if (t < 0 || t >= T_COUNT || tree[t].kind != TN_FILE) {
+			fuse_reply_err(req, EISDIR);
+			return;
+		}
+		sbuf_init(&b);
+		r = render_for(req, 0, tree[t].file, &b);
+		if (r < 0 || !(h = malloc(sizeof(*h) + b.len))) {
+			fuse_reply_err(req, r < 0 ? -r : ENOMEM);
+			return;
+		}
+		h->fd = -1;
+		h->len = b.len;
+		memcpy(h->data, b.data, b.len);
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT) { /* interrupted: the kernel forgot it */
+		if (h->fd >= 0)
+			close(h->fd);
+		free(h);
+	}
+}
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+{
+	if ((size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off, MIN(size, len - (size_t)off));
+}
+
+static void reply_pread(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	_cleanup_free_ char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = pread(fd, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->fd >= 0)
+		reply_pread(req, h->fd, size, off);
+	else
+		reply_slice(req, h->data, h->len, size, off);
+}
+
+static void shared_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+/* The ct session refuses open with ENOSYS once: the kernel then stops
+ * sending OPEN and RELEASE, keeps pages, and drops them when a refreshed
+ * attribute shows a new mtime (auto_inval_data). */
+static void ct_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void ct_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	int t = ino_tnode(ino);
+	struct ct *ct;
+	int r;
+
+	(void)fi;
+	if (ino & PASS_BIT) {
+		struct pnode *p = pnode_get(ino);
+		_cleanup_close_ int fd = p ? openat(V->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC) : -1;
+
+		if (fd < 0)
+			fuse_reply_err(req, p ? errno : ESTALE);
+		else
+			reply_pread(req, fd, size, off);
+		return;
+	}
+	ct = ct_get(ino_view(ino));
+	if (!ct || t < 0 || t >= T_COUNT || tree[t].kind != TN_FILE) {
+		fuse_reply_err(req, ct ? EISDIR : ESTALE);
+		return;
+	}
+	r = ct_file_refresh(req, ct, tree[t].file, true);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	pthread_mutex_lock(&ct->lock);
+	reply_slice(req, ct->files[tree[t].file].data, ct->files[tree[t].file].len, size, off);
+	pthread_mutex_unlock(&ct->lock);
+}
+
+/* ---- directories ---- */
+
+static void dir_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_ino_t ino,
+		    mode_t mode)
+{
+	struct stat st = { .st_ino = ino, .st_mode = mode };
+	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+	char *p = realloc(b->p, b->size + need);
+
+	if (!p)
+		return;
+	b->p = p;
+	fuse_add_direntry(req, b->p + b->size, need, name, &st, (off_t)(b->size + need));
+	b->size += need;
+}
+
+static void list_real(fuse_req_t req, struct dirbuf *b, unsigned view, const char *rel,
+		      const struct view_caller *who)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	int fd = openat(V->sys_cpu_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *e;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		char child[PATH_MAX];
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (who) { /* the cpu dir itself: virtual lists and hidden cpus */
+			if (tnode_child(T_CPUDIR, e->d_name) >= 0 || !cpu_entry_visible(who, e->d_name))
+				continue;
+		}
+		snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+		dir_add(req, b, e->d_name, pnode_intern(view, child), (mode_t)(DTTOIF(e->d_type)));
+	}
+}
+
+static void list_cts(fuse_req_t req, struct dirbuf *b)
+{
+	for (int r = 0; r < CG_NRES; r++) {
+		_cleanup_closedir_ DIR *d = NULL;
+		int fd;
+		struct dirent *e;
+
+		if (V->layout.hier_fd[r] < 0)
+			continue;
+		fd = openat(V->layout.hier_fd[r], V->cfg.ct_parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || !(d = fdopendir(fd))) {
+			if (fd >= 0)
+				close(fd);
+			return;
+		}
+		while ((e = readdir(d))) {
+			struct ct *ct;
+
+			if (e->d_type != DT_DIR || e->d_name[0] == '.')
+				continue;
+			ct = ct_intern(e->d_name);
+			if (ct)
+				dir_add(req, b, e->d_name, tnode_ino(ct->id, T_ROOT), S_IFDIR);
+		}
+		return;
+	}
+}
+
+static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_session)
+{
+	unsigned view = ino_view(ino);
+	int pt = ino_tnode(ino);
+
+	dir_add(req, b, ".", ino, S_IFDIR);
+	dir_add(req, b, "..", FUSE_ROOT_ID, S_IFDIR);
+	if (ino & PASS_BIT) {
+		struct pnode *p = pnode_get(ino);
+
+		if (p)
+			list_real(req, b, p->view, p->rel, NULL);
+		return;
+	}
+	if (ct_session && ino == FUSE_ROOT_ID) {
+		list_cts(req, b);
+		return;
+	}
+	for (int t = 1; t < T_COUNT; t++) {
+		if (tree[t].parent != pt || (t == T_CTMOUNT && (ct_session || view)))
+			continue;
+		dir_add(req, b, tree[t].name, tnode_ino(view, t),
+			tree[t].kind == TN_FILE ? S_IFREG : S_IFDIR);
+	}
+	if (pt == T_CPUDIR) {
+		struct view_caller who;
+
+		views_read_lock();
+		caller_for(req, view, &who);
+		list_real(req, b, view, "", &who);
+		urcu_memb_read_unlock();
+	}
+}
+
+static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool ct_session)
+{
+	struct dirbuf *b = calloc(1, sizeof(*b));
+
+	if (!b) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	build_dir(req, ino, b, ct_session);
+	fi->fh = (uint64_t)(uintptr_t)b;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		free(b->p);
+		free(b);
+	}
+}
+
+static void shared_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	do_opendir(req, ino, fi, false);
+}
+
+static void ct_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	do_opendir(req, ino, fi, true);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+	size_t start = (size_t)off;
+
+	(void)ino;
+	if (start >= b->size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	/* Entries are packed; cut at an entry boundary no larger than size. */
+	size_t end = start, next;
+
+	while (end < b->size) {
+		struct fuse_dirent_hdr {
+			uint64_t ino, off;
+			uint32_t namelen, type;
+		} *d = (void *)(b->p + end);
+
+		next = (size_t)d->off;
+		if (next - start > size)
+			break;
+		end = next;
+	}
+	fuse_reply_buf(req, b->p + start, end - start);
+}
+
+static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	free(b->p);
+	free(b);
+	fuse_reply_err(req, 0);
+}
+
+static void shared_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	views_thread_enter();
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+static void ct_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	views_thread_enter();
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+		conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+const struct fuse_lowlevel_ops shared_ops = {
+	.init = shared_init,
+	.lookup = shared_lookup,
+	.getattr = shared_getattr,
+	.readlink = do_readlink,
+	.open = shared_open,
+	.read = shared_read,
+	.release = shared_release,
+	.opendir = shared_opendir,
+	.readdir = do_readdir,
+	.releasedir = do_releasedir,
+};
+
+const struct fuse_lowlevel_ops ct_ops = {
+	.init = ct_init,
+	.lookup = ct_lookup,
+	.getattr = ct_getattr,
+	.readlink = do_readlink,
+	.open = ct_open,
+	.read = ct_read,
+	.opendir = ct_opendir,
+	.readdir = do_readdir,
+	.releasedir = do_releasedir,
+};

@@ -1,0 +1,215 @@
+/* Node layout of the view trees, the passthrough table for real cpu sysfs
+ * entries, and the per-container tree registry. Passthrough nodes and ct
+ * entries live until the daemon exits: both are bounded (sysfs entries per
+ * view; one ct per container name). */
+#include "fs.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const struct tnode tree[T_COUNT] = {
+	{ "", -1, TN_DIR, 0 },
+	{ "proc", 0, TN_DIR, 0 },
+	{ "meminfo", 1, TN_FILE, VF_MEMINFO },
+	{ "cpuinfo", 1, TN_FILE, VF_CPUINFO },
+	{ "stat", 1, TN_FILE, VF_STAT },
+	{ "uptime", 1, TN_FILE, VF_UPTIME },
+	{ "loadavg", 1, TN_FILE, VF_LOADAVG },
+	{ "swaps", 1, TN_FILE, VF_SWAPS },
+	{ "diskstats", 1, TN_FILE, VF_DISKSTATS },
+	{ "pressure", 1, TN_DIR, 0 },
+	{ "cpu", 9, TN_FILE, VF_PSI_CPU },
+	{ "memory", 9, TN_FILE, VF_PSI_MEM },
+	{ "io", 9, TN_FILE, VF_PSI_IO },
+	{ "sys", 0, TN_DIR, 0 },
+	{ "devices", 13, TN_DIR, 0 },
+	{ "system", 14, TN_DIR, 0 },
+	{ "cpu", 15, TN_CPUDIR, 0 },
+	{ "online", 16, TN_FILE, VF_CPU_ONLINE },
+	{ "possible", 16, TN_FILE, VF_CPU_POSSIBLE },
+	{ "present", 16, TN_FILE, VF_CPU_PRESENT },
+	{ "ct", 0, TN_CTROOT, 0 },
+};
+
+int tnode_child(int parent, const char *name)
+{
+	for (int t = 1; t < T_COUNT; t++)
+		if (tree[t].parent == parent && !strcmp(tree[t].name, name))
+			return t;
+	return -1;
+}
+
+void tnode_attr(fuse_ino_t ino, int t, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	if (tree[t].kind == TN_FILE) {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+	} else {
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+	}
+}
+
+bool cpu_entry_visible(const struct view_caller *who, const char *name)
+{
+	uint8_t set[CG_MAX_CPUS / 8];
+	const char *p = name + 3;
+
+	if (strncmp(name, "cpu", 3) || !*p)
+		return true;
+	for (; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return true; /* cpufreq, cpuidle */
+	caller_visible_cpus(who, set);
+	return cpuset_has(set, (unsigned)atoi(name + 3));
+}
+
+/* Passthrough nodes: a chained hash under one mutex. Lookups of real sysfs
+ * entries are rare (long entry timeouts), so this is not on the hot path. */
+#define PN_BUCKETS 1024
+struct pn_link {
+	struct pn_link *next;
+	uint64_t idx;
+};
+static pthread_mutex_t pn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pnode **pn_all;
+static size_t pn_count, pn_cap;
+static struct pn_link *pn_hash[PN_BUCKETS];
+
+static unsigned pn_bucket(unsigned view, const char *rel)
+{
+	unsigned h = view * 31u;
+
+	for (; *rel; rel++)
+		h = h * 131u + (unsigned char)*rel;
+	return h % PN_BUCKETS;
+}
+
+struct pnode *pnode_get(fuse_ino_t ino)
+{
+	uint64_t idx = ino & ~PASS_BIT;
+	struct pnode *p = NULL;
+
+	pthread_mutex_lock(&pn_lock);
+	if (idx < pn_count)
+		p = pn_all[idx];
+	pthread_mutex_unlock(&pn_lock);
+	return p;
+}
+
+fuse_ino_t pnode_intern(unsigned view, const char *rel)
+{
+	unsigned b = pn_bucket(view, rel);
+	fuse_ino_t ino = 0;
+	struct pn_link *l;
+
+	pthread_mutex_lock(&pn_lock);
+	for (l = pn_hash[b]; l; l = l->next) {
+		struct pnode *p = pn_all[l->idx];
+
+		if (p->view == view && !strcmp(p->rel, rel)) {
+			ino = PASS_BIT | l->idx;
+			goto out;
+		}
+	}
+	if (pn_count == pn_cap) {
+		size_t cap = pn_cap ? pn_cap * 2 : 256;
+		struct pnode **n = realloc(pn_all, cap * sizeof(*n));
+
+		if (!n)
+			goto out;
+		pn_all = n;
+		pn_cap = cap;
+	}
+	struct pnode *p = malloc(sizeof(*p));
+
+	l = malloc(sizeof(*l));
+	if (!p || !l || !(p->rel = strdup(rel))) {
+		free(p);
+		free(l);
+		goto out;
+	}
+	p->view = view;
+	pn_all[pn_count] = p;
+	l->idx = pn_count++;
+	l->next = pn_hash[b];
+	pn_hash[b] = l;
+	ino = PASS_BIT | l->idx;
+out:
+	pthread_mutex_unlock(&pn_lock);
+	return ino;
+}
+
+/* Per-container trees, in fixed chunks so lookups by id need no lock. */
+#define CT_CHUNK 256
+#define CT_CHUNKS 256
+static struct ct **ct_chunks[CT_CHUNKS];
+static pthread_mutex_t ct_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned ct_next = 1; /* id 0 is the shared tree */
+
+struct ct *ct_get(unsigned id)
+{
+	struct ct **chunk;
+
+	if (id == 0 || id >= CT_CHUNK * CT_CHUNKS)
+		return NULL;
+	chunk = __atomic_load_n(&ct_chunks[id / CT_CHUNK], __ATOMIC_ACQUIRE);
+	return chunk ? __atomic_load_n(&chunk[id % CT_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
+bool ct_cgroup_exists(const char *name)
+{
+	char rel[600];
+
+	if (!name[0] || name[0] == '.' || strchr(name, '/') || strlen(name) > 255)
+		return false;
+	snprintf(rel, sizeof(rel), "%s/%s", V->cfg.ct_parent, name);
+	for (int r = 0; r < CG_NRES; r++)
+		if (V->layout.hier_fd[r] >= 0 && faccessat(V->layout.hier_fd[r], rel, F_OK, 0) == 0)
+			return true;
+	return false;
+}
+
+struct ct *ct_intern(const char *name)
+{
+	struct ct *c = NULL;
+
+	pthread_mutex_lock(&ct_lock);
+	for (unsigned id = 1; id < ct_next; id++) {
+		c = ct_get(id);
+		if (!strcmp(c->name, name))
+			goto out;
+	}
+	c = NULL;
+	if (ct_next >= CT_CHUNK * CT_CHUNKS)
+		goto out;
+	if (!ct_chunks[ct_next / CT_CHUNK]) {
+		struct ct **chunk = calloc(CT_CHUNK, sizeof(*chunk));
+
+		if (!chunk)
+			goto out;
+		__atomic_store_n(&ct_chunks[ct_next / CT_CHUNK], chunk, __ATOMIC_RELEASE);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto out;
+	c->id = ct_next;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->path, sizeof(c->path), "/%s/%s", V->cfg.ct_parent, name);
+	pthread_mutex_init(&c->lock, NULL);
+	__atomic_store_n(&ct_chunks[ct_next / CT_CHUNK][ct_next % CT_CHUNK], c, __ATOMIC_RELEASE);
+	ct_next++;
+out:
+	pthread_mutex_unlock(&ct_lock);
+	return c;
+}

@@ -1,0 +1,149 @@
+/* The host's own /proc and cpu sysfs files: read through fds kept open and
+ * cached for cache_ms as RCU-published text, so unlimited readers get the
+ * host's bytes and renderers get host values without re-reading per open. */
+#include "views.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct host_text {
+	size_t len;
+	uint64_t taken_ns;
+	struct rcu_head rcu;
+	char data[];
+};
+
+struct host_file {
+	const char *name;
+	bool in_sys; /* relative to the cpu sysfs dir, else to proc */
+	int fd;
+	pthread_mutex_t lock;
+	struct host_text *text; /* RCU */
+};
+
+static struct host_file files[VF_NFILES] = {
+	[VF_MEMINFO] = { "meminfo" }, [VF_CPUINFO] = { "cpuinfo" },
+	[VF_STAT] = { "stat" }, [VF_UPTIME] = { "uptime" },
+	[VF_LOADAVG] = { "loadavg" }, [VF_SWAPS] = { "swaps" },
+	[VF_DISKSTATS] = { "diskstats" }, [VF_PSI_CPU] = { "pressure/cpu" },
+	[VF_PSI_MEM] = { "pressure/memory" }, [VF_PSI_IO] = { "pressure/io" },
+	[VF_CPU_ONLINE] = { "online", true }, [VF_CPU_POSSIBLE] = { "possible", true },
+	[VF_CPU_PRESENT] = { "present", true },
+};
+
+static void text_free_rcu(struct rcu_head *h)
+{
+	free(caa_container_of(h, struct host_text, rcu));
+}
+
+static struct host_text *text_read(struct host_file *f)
+{
+	size_t cap = 16384;
+
+	if (f->fd < 0)
+		return NULL;
+	for (;;) {
+		struct host_text *t = malloc(sizeof(*t) + cap);
+		ssize_t n;
+
+		if (!t)
+			return NULL;
+		n = read_fd_buf(f->fd, t->data, cap);
+		if (n >= 0) {
+			t->len = (size_t)n;
+			t->taken_ns = now_ns();
+			return t;
+		}
+		free(t);
+		if (n != -EFBIG || cap > (64u << 20))
+			return NULL;
+		cap *= 4;
+	}
+}
+
+const char *host_text(enum vfile which, size_t *len)
+{
+	struct host_file *f = &files[which];
+	struct host_text *t = rcu_dereference(f->text);
+	uint64_t now = now_ns();
+
+	if (!t || now - t->taken_ns >= V->cfg.cache_ms * 1000000) {
+		if (t ? pthread_mutex_trylock(&f->lock) == 0 : pthread_mutex_lock(&f->lock) == 0) {
+			t = rcu_dereference(f->text);
+			if (!t || now - t->taken_ns >= V->cfg.cache_ms * 1000000) {
+				struct host_text *fresh = text_read(f);
+
+				if (fresh) {
+					struct host_text *old = rcu_xchg_pointer(&f->text, fresh);
+
+					if (old)
+						urcu_memb_call_rcu(&old->rcu, text_free_rcu);
+					t = fresh;
+				}
+			}
+			pthread_mutex_unlock(&f->lock);
+		}
+	}
+	if (!t) {
+		*len = 0;
+		return "";
+	}
+	*len = t->len;
+	return t->data;
+}
+
+uint64_t host_meminfo_kb(const char *key)
+{
+	size_t len;
+	const char *text = host_text(VF_MEMINFO, &len);
+	size_t klen = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, key, klen) && l[klen] == ':')
+			return strtoull(l + klen + 1, NULL, 10);
+	return 0;
+}
+
+int host_init(void)
+{
+	char buf[4096];
+
+	for (int i = 0; i < VF_NFILES; i++) {
+		struct host_file *f = &files[i];
+
+		pthread_mutex_init(&f->lock, NULL);
+		f->fd = openat(f->in_sys ? V->sys_cpu_fd : V->proc_fd, f->name,
+			       O_RDONLY | O_CLOEXEC);
+		if (f->fd < 0 && i != VF_PSI_CPU && i != VF_PSI_MEM && i != VF_PSI_IO)
+			log_warn("host file %s: %s", f->name, strerror(errno));
+	}
+	if (read_at_buf(V->sys_cpu_fd, "online", buf, sizeof(buf)) < 0 ||
+	    cpulist_parse(buf, V->host_online) < 0) {
+		log_warn("cannot read the host's online cpus; assuming cpu0");
+		memset(V->host_online, 0, sizeof(V->host_online));
+		cpuset_set(V->host_online, 0);
+	}
+	V->host_ncpus = cpuset_count(V->host_online);
+	return 0;
+}
+
+void host_fini(void)
+{
+	for (int i = 0; i < VF_NFILES; i++) {
+		struct host_file *f = &files[i];
+
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		free(f->text);
+		f->text = NULL;
+	}
+}

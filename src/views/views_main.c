@@ -1,0 +1,333 @@
+/* cvmfsd views: options, mounts, daemon lifecycle. */
+#include "fs.h"
+#include "views_main.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/config.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct views *V;
+
+#define O(field) offsetof(struct views_config, field)
+static const struct opt_def views_opts[] = {
+	{ "config", 'c', OPT_STR, O(config), true },
+	{ "foreground", 'f', OPT_BOOL, O(foreground), false },
+	{ "debug", 'd', OPT_BOOL, O(debug), false },
+	{ "cgroup-root", 0, OPT_STR, O(cgroup_root), false },
+	{ "proc-root", 0, OPT_STR, O(proc_root), false },
+	{ "sys-root", 0, OPT_STR, O(sys_root), false },
+	{ "options", 'o', OPT_LIST, O(fuse_opts), false },
+	{ "cpu-view", 0, OPT_STR, O(cpu_view), false },
+	{ "ct-parent", 0, OPT_STR, O(ct_parent), false },
+	{ "cache-ms", 0, OPT_UINT, O(cache_ms), false },
+	{ "ct-ttl-ms", 0, OPT_UINT, O(ct_ttl_ms), false },
+	{ "pid-cache-ms", 0, OPT_UINT, O(pid_cache_ms), false },
+	{ "idle-expire-s", 0, OPT_UINT, O(idle_expire_s), false },
+	OPT_END,
+};
+static const char *const views_sections[] = { "views", NULL };
+
+static int str_default(char **field, const char *value)
+{
+	if (*field)
+		return 0;
+	*field = strdup(value);
+	return *field ? 0 : -ENOMEM;
+}
+
+static int views_config_load(int argc, char **argv, char **mountpoint)
+{
+	struct opt_spec spec = { "cvmfsd views", views_opts, views_sections,
+				 "/etc/cvmfs/cvmfs.conf" };
+	struct views_config *c = &V->cfg;
+	int pos, r;
+
+	c->cache_ms = 100;
+	c->ct_ttl_ms = 500;
+	c->pid_cache_ms = 250;
+	c->idle_expire_s = 600;
+	r = opts_parse(&spec, c, argc, argv, &pos, NULL);
+	if (r < 0)
+		return r;
+	if (pos != argc - 1) {
+		fprintf(stderr, "cvmfsd views: %s\n",
+			pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
+		return -EINVAL;
+	}
+	*mountpoint = argv[pos];
+	if (str_default(&c->cgroup_root, "/sys/fs/cgroup") < 0 ||
+	    str_default(&c->proc_root, "/proc") < 0 || str_default(&c->sys_root, "/sys") < 0 ||
+	    str_default(&c->cpu_view, "quota") < 0 || str_default(&c->ct_parent, "cvmfs") < 0)
+		return -ENOMEM;
+	if (strcmp(c->cpu_view, "quota") && strcmp(c->cpu_view, "cpuset")) {
+		fprintf(stderr, "cvmfsd views: bad value for --cpu-view: '%s' (quota or cpuset)\n",
+			c->cpu_view);
+		return -EINVAL;
+	}
+	if (c->ct_ttl_ms == 0 || c->cache_ms == 0) {
+		fprintf(stderr, "cvmfsd views: --cache-ms and --ct-ttl-ms must be positive\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int open_roots(void)
+{
+	char cpu[PATH_MAX];
+	struct stat st;
+	int r;
+
+	r = cg_layout_open(V->cfg.cgroup_root, &V->layout);
+	if (r < 0) {
+		fprintf(stderr, "cvmfsd views: --cgroup-root %s: no cgroup hierarchy found: %s\n",
+			V->cfg.cgroup_root, strerror(-r));
+		return r;
+	}
+	V->proc_fd = open(V->cfg.proc_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (V->proc_fd < 0) {
+		fprintf(stderr, "cvmfsd views: --proc-root %s: %s\n", V->cfg.proc_root, strerror(errno));
+		return -errno;
+	}
+	snprintf(cpu, sizeof(cpu), "%s/devices/system/cpu", V->cfg.sys_root);
+	V->sys_cpu_fd = open(cpu, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (V->sys_cpu_fd < 0) {
+		fprintf(stderr, "cvmfsd views: --sys-root: %s: %s\n", cpu, strerror(errno));
+		return -errno;
+	}
+	if (stat("/proc/self/ns/pid", &st) == 0)
+		V->self_pidns = st.st_ino;
+	return 0;
+}
+
+/* A daemon killed with SIGKILL leaves "Transport endpoint is not connected". */
+static void recover_stale(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 || errno != ENOTCONN)
+		return;
+	log_warn("%s: stale mount from a previous run, detaching it", path);
+	if (umount2(path, MNT_DETACH) < 0)
+		log_warn("%s: umount: %s", path, strerror(errno));
+}
+
+struct session {
+	struct fuse_session *se;
+	pthread_t thread;
+	bool running;
+	char mountpoint[PATH_MAX];
+};
+
+static struct session sessions[2];
+
+static void *session_loop(void *arg)
+{
+	struct session *s = arg;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+
+	fuse_loop_cfg_set_max_threads(cfg, 64);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	fuse_session_loop_mt(s->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	/* Unmounted from outside (fusermount3 -u): stop the whole daemon. */
+	if (!__atomic_load_n(&V->stopping, __ATOMIC_ACQUIRE))
+		kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+static int session_start(struct session *s, const struct fuse_lowlevel_ops *ops,
+			 const char *mnt, const char *fsname)
+{
+	char opts[4096];
+	char *argv[] = { "cvmfsd", "-o", opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	int r;
+
+	snprintf(opts, sizeof(opts), "allow_other,default_permissions,fsname=%s,subtype=cvmfs%s%s",
+		 fsname, V->cfg.fuse_opts ? "," : "", V->cfg.fuse_opts ? V->cfg.fuse_opts : "");
+	snprintf(s->mountpoint, sizeof(s->mountpoint), "%s", mnt);
+	recover_stale(mnt);
+	s->se = fuse_session_new(&args, ops, sizeof(*ops), NULL);
+	if (!s->se) {
+		log_error("-o %s: cannot start a FUSE session", opts);
+		return -EINVAL;
+	}
+	if (fuse_session_mount(s->se, mnt) != 0) {
+		log_error("%s: cannot mount", mnt);
+		fuse_session_destroy(s->se);
+		s->se = NULL;
+		return -EIO;
+	}
+	r = pthread_create(&s->thread, NULL, session_loop, s);
+	if (r) {
+		fuse_session_unmount(s->se);
+		return -r;
+	}
+	s->running = true;
+	return 0;
+}
+
+static void session_stop(struct session *s)
+{
+	struct timespec ts;
+
+	if (!s->se)
+		return;
+	fuse_session_exit(s->se);
+	/* Detach: CVMs may still hold binds of our files. */
+	if (umount2(s->mountpoint, MNT_DETACH) < 0 && errno != EINVAL)
+		log_warn("%s: umount: %s", s->mountpoint, strerror(errno));
+	if (s->running) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 2;
+		if (pthread_timedjoin_np(s->thread, NULL, &ts) != 0) {
+			/* Binds keep the connection alive; exiting closes it. */
+			s->running = false;
+			s->se = NULL;
+			return;
+		}
+		s->running = false;
+	}
+	fuse_session_destroy(s->se);
+	s->se = NULL;
+}
+
+/* The parent of a daemonised run waits for one status byte from the child. */
+static int daemonize(int *notify_fd)
+{
+	int pfd[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pfd[1]);
+		if (read(pfd[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(pfd[0]);
+	setsid();
+	*notify_fd = pfd[1];
+	return 0;
+}
+
+static void daemon_ready(int notify_fd)
+{
+	char ok = 0;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (notify_fd < 0)
+		return;
+	if (write(notify_fd, &ok, 1) != 1)
+		log_warn("lost the parent before reporting readiness");
+	close(notify_fd);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+}
+
+static int wait_for_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			return -EINTR;
+		if (sig != SIGHUP)
+			return sig;
+		log_info("SIGHUP: the views have no run-time settings to reload");
+	}
+}
+
+static void block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int views_run(const char *mnt)
+{
+	char ctmnt[PATH_MAX];
+	int notify_fd = -1, r;
+
+	if (!V->cfg.foreground && (r = daemonize(&notify_fd)) < 0)
+		return log_error_errno(r, "daemonize");
+	log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
+	block_signals();
+	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0)
+		return log_error_errno(r, "start");
+	r = session_start(&sessions[0], &shared_ops, mnt, "cvmfs-views");
+	if (r < 0)
+		goto out;
+	snprintf(ctmnt, sizeof(ctmnt), "%s/ct", mnt);
+	r = session_start(&sessions[1], &ct_ops, ctmnt, "cvmfs-views-ct");
+	if (r < 0)
+		goto out;
+	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
+	daemon_ready(notify_fd);
+	wait_for_signal();
+	log_info("stopping");
+	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
+out:
+	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
+	session_stop(&sessions[1]);
+	session_stop(&sessions[0]);
+	sampler_stop();
+	return r;
+}
+
+int cvmfsd_views_main(int argc, char **argv)
+{
+	struct views v = { .proc_fd = -1, .sys_cpu_fd = -1 };
+	char *mnt = NULL;
+	int r;
+
+	V = &v;
+	log_setup("cvmfsd views", false, false);
+	r = views_config_load(argc, argv, &mnt);
+	if (r == 0)
+		r = open_roots();
+	if (r == 0)
+		r = views_run(mnt);
+	if (v.containers)
+		containers_fini();
+	host_fini();
+	cg_layout_close(&v.layout);
+	if (v.proc_fd >= 0)
+		close(v.proc_fd);
+	if (v.sys_cpu_fd >= 0)
+		close(v.sys_cpu_fd);
+	opts_free(views_opts, &v.cfg);
+	return r < 0 ? 1 : 0;
+}

@@ -21,6 +21,7 @@ struct pid_entry {
 	struct cds_lfht_node node;
 	pid_t pid;
 	struct container *c; /* NULL: unreadable, host view */
+	uint64_t pidns_start;
 	uint64_t expires_ns;
 	struct rcu_head rcu;
 };
@@ -107,6 +108,7 @@ static struct container *container_new(const char *key, const struct cg_paths *p
 	if (!c)
 		return NULL;
 	snprintf(c->key, sizeof(c->key), "%s", key);
+	c->paths = *paths;
 	c->hash = hash_str(key);
 	r = cg_handle_open(&V->layout, paths, &c->cg);
 	if (r < 0) {
@@ -120,7 +122,7 @@ static struct container *container_new(const char *key, const struct cg_paths *p
 	return c;
 }
 
-static struct container *container_get(const struct cg_paths *paths)
+struct container *container_of_paths(const struct cg_paths *paths)
 {
 	char key[sizeof(((struct container *)0)->key)];
 	struct cds_lfht_iter it;
@@ -153,7 +155,7 @@ struct container *container_of_path(const char *path)
 	struct cg_paths paths;
 
 	cg_paths_uniform(&V->layout, path, &paths);
-	return container_get(&paths);
+	return container_of_paths(&paths);
 }
 
 static struct container *resolve_pid(pid_t pid)
@@ -168,7 +170,7 @@ static struct container *resolve_pid(pid_t pid)
 		log_debug("pid %d: unparsable cgroup file", pid);
 		return NULL;
 	}
-	return container_get(&paths);
+	return container_of_paths(&paths);
 }
 
 static int match_pid(struct cds_lfht_node *n, const void *key)
@@ -176,7 +178,7 @@ static int match_pid(struct cds_lfht_node *n, const void *key)
 	return caa_container_of(n, struct pid_entry, node)->pid == *(const pid_t *)key;
 }
 
-struct container *container_of_pid(pid_t pid)
+struct container *container_of_pid(pid_t pid, uint64_t *pidns_start)
 {
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *n;
@@ -188,15 +190,24 @@ struct container *container_of_pid(pid_t pid)
 	n = cds_lfht_iter_get_node(&it);
 	if (n) {
 		e = caa_container_of(n, struct pid_entry, node);
-		if (e->expires_ns > now && (!e->c || !CMM_LOAD_SHARED(e->c->dead)))
+		if (e->expires_ns > now && (!e->c || !CMM_LOAD_SHARED(e->c->dead))) {
+			if (pidns_start)
+				*pidns_start = e->pidns_start;
 			return e->c;
+		}
 	}
 	c = resolve_pid(pid);
 	e = malloc(sizeof(*e));
-	if (!e)
+	if (!e) {
+		if (pidns_start)
+			*pidns_start = pidns_init_start_ns(pid);
 		return c;
+	}
 	e->pid = pid;
 	e->c = c;
+	e->pidns_start = pidns_init_start_ns(pid);
+	if (pidns_start)
+		*pidns_start = e->pidns_start;
 	e->expires_ns = now + V->cfg.pid_cache_ms * 1000000;
 	n = cds_lfht_add_replace(V->pids, hash_pid(pid), match_pid, &pid, &e->node);
 	if (n)

@@ -26,6 +26,9 @@ enum { T_ROOT = 0, T_CPUDIR = 16, T_CTMOUNT = 20, T_COUNT = 21 };
 extern const struct tnode tree[T_COUNT];
 
 #define PASS_BIT (1ULL << 63)
+/* A symlink of the shared tree pointing a limited caller into its own
+ * per-container tree: (ct id << 8) | (template index + 1). */
+#define SYM_BIT (1ULL << 62)
 
 struct pnode {
 	unsigned view;
@@ -41,8 +44,10 @@ struct ct_file {
 
 struct ct {
 	unsigned id;
+	bool anon;            /* "@ID": made for a shared-tree caller */
 	char name[256];
-	char path[300]; /* "/CT_PARENT/NAME" */
+	struct cg_paths paths;
+	uint64_t pidns_start; /* anon: fixed; named: PIDNS_UNKNOWN (from the reader) */
 	pthread_mutex_t lock; /* protects files */
 	struct ct_file files[VF_NFILES];
 };
@@ -57,6 +62,10 @@ struct pnode *pnode_get(fuse_ino_t ino);
 fuse_ino_t pnode_intern(unsigned view, const char *rel);
 struct ct *ct_get(unsigned id);
 struct ct *ct_intern(const char *name);
+/* The anonymous per-container tree for a container and PID namespace. */
+unsigned ct_for_container(struct container *c, uint64_t pidns_start);
+/* Relative symlink target from shared-tree template t into tree ct_id. */
+void sym_target(unsigned ct_id, int t, char *buf, size_t size);
 bool ct_cgroup_exists(const char *name);
 int tnode_child(int parent, const char *name);
 void tnode_attr(fuse_ino_t ino, int t, struct stat *st);

@@ -19,9 +19,21 @@
  * opener, or an fd of a real sysfs file. */
 struct fhandle {
 	int fd;
+	int t;
+	pthread_mutex_t lock; /* protects data, len, served */
+	bool served;
 	size_t len;
-	char data[];
+	char *data;
 };
+
+static void fhandle_free(struct fhandle *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	pthread_mutex_destroy(&h->lock);
+	free(h->data);
+	free(h);
+}
 
 struct dirbuf {
 	char *p;
@@ -30,7 +42,7 @@ struct dirbuf {
 
 static unsigned ino_view(fuse_ino_t ino)
 {
-	return (unsigned)(ino >> 8);
+	return (unsigned)((ino & ~(SYM_BIT | PASS_BIT)) >> 8);
 }
 
 static int ino_tnode(fuse_ino_t ino)
@@ -55,13 +67,15 @@ static void caller_for(fuse_req_t req, unsigned view, struct view_caller *who)
 	struct ct *ct;
 
 	memset(who, 0, sizeof(*who));
-	views_thread_enter();
+	who->pidns_start = PIDNS_UNKNOWN;
 	if (view == 0) {
 		who->pid = pid;
-		who->c = container_of_pid(pid);
+		who->c = container_of_pid(pid, &who->pidns_start);
 	} else if ((ct = ct_get(view))) {
-		who->c = container_of_path(ct->path);
-		if (who->c && pid_in_cgroup(pid, who->c)) {
+		who->c = container_of_paths(&ct->paths);
+		if (ct->anon) {
+			who->pidns_start = ct->pidns_start;
+		} else if (who->c && pid_in_cgroup(pid, who->c)) {
 			who->pid = pid;
 		} else if (who->c) {
 			pid_t t = 0;
@@ -137,6 +151,17 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st, bool ct_se
 	}
 	if (t < 0 || t >= T_COUNT)
 		return -ESTALE;
+	if (ino & SYM_BIT) {
+		char target[PATH_MAX];
+
+		sym_target(view, t, target, sizeof(target));
+		memset(st, 0, sizeof(*st));
+		st->st_ino = ino;
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = (off_t)strlen(target);
+		return 0;
+	}
 	tnode_attr(ino, t, st);
 	if (ct_session && view && tree[t].kind == TN_FILE) {
 		struct ct *ct = ct_get(view);
@@ -213,6 +238,28 @@ static void lookup_pass(fuse_req_t req, unsigned view, const char *parent_rel,
 	reply_entry(req, ino, ct_session ? LONG_TIMEOUT : 1.0, ct_session);
 }
 
+/* A shared-tree file looked up by path: a limited caller gets a symlink into
+ * its own per-container tree, whose pages the kernel may cache, so a read
+ * costs one LOOKUP round trip. Everyone else, and every bind mount of the
+ * file (made by an unlimited host process), gets the generic inode that
+ * renders at open for whoever opens it. Either way the entry is per caller,
+ * so it is never cached. */
+static void lookup_shared_file(fuse_req_t req, int t)
+{
+	struct view_caller who;
+	unsigned id = 0;
+
+	views_read_lock();
+	caller_for(req, 0, &who);
+	if (who.c && caller_limited(&who))
+		id = ct_for_container(who.c, caller_pidns_start(&who));
+	urcu_memb_read_unlock();
+	if (id)
+		reply_entry(req, SYM_BIT | tnode_ino(id, t), 0, false);
+	else
+		reply_entry(req, tnode_ino(0, t), 0, false);
+}
+
 static void lookup_cpudir(fuse_req_t req, unsigned view, const char *name, bool ct_session)
 {
 	int t = tnode_child(T_CPUDIR, name);
@@ -220,7 +267,10 @@ static void lookup_cpudir(fuse_req_t req, unsigned view, const char *name, bool 
 	bool visible;
 
 	if (t >= 0) {
-		reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, ct_session);
+		if (ct_session)
+			reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, true);
+		else
+			lookup_shared_file(req, t);
 		return;
 	}
 	views_read_lock();
@@ -271,7 +321,15 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		return;
 	}
 	if (ct_session && parent == FUSE_ROOT_ID) {
-		struct ct *ct = ct_cgroup_exists(name) ? ct_intern(name) : NULL;
+		struct ct *ct = NULL;
+
+		if (name[0] == '@') {
+			ct = ct_get((unsigned)strtoul(name + 1, NULL, 10));
+			if (ct && !ct->anon)
+				ct = NULL;
+		} else if (ct_cgroup_exists(name)) {
+			ct = ct_intern(name);
+		}
 
 		if (!ct)
 			reply_noent(req, 0);
@@ -286,6 +344,10 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	t = tnode_child(pt, name);
 	if (t < 0 || (t == T_CTMOUNT && (ct_session || view))) {
 		reply_noent(req, LONG_TIMEOUT);
+		return;
+	}
+	if (!ct_session && tree[t].kind == TN_FILE) {
+		lookup_shared_file(req, t);
 		return;
 	}
 	reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, ct_session);
@@ -330,6 +392,11 @@ static void do_readlink(fuse_req_t req, fuse_ino_t ino)
 	char buf[PATH_MAX];
 	ssize_t n;
 
+	if ((ino & SYM_BIT) && ino_tnode(ino) >= 0 && ino_tnode(ino) < T_COUNT) {
+		sym_target(ino_view(ino), ino_tnode(ino), buf, sizeof(buf));
+		fuse_reply_readlink(req, buf);
+		return;
+	}
 	if (!p) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -345,55 +412,60 @@ static void do_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- file content ---- */
 
+static int render_into(fuse_req_t req, struct fhandle *h)
+{
+	_cleanup_sbuf_ struct sbuf b;
+	int r;
+
+	sbuf_init(&b);
+	r = render_for(req, 0, tree[h->t].file, &b);
+	if (r < 0)
+		return r;
+	free(h->data);
+	h->data = sbuf_take(&b, &h->len);
+	return 0;
+}
+
 static void shared_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fhandle *h;
-	int t = ino_tnode(ino);
+	int t = ino_tnode(ino), r = 0;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	fi->direct_io = 1; /* every open renders for its own caller */
-	fi->noflush = 1;
+	if (!(ino & PASS_BIT) && (t < 0 || t >= T_COUNT || tree[t].kind != TN_FILE)) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->fd = -1;
+	h->t = t;
+	pthread_mutex_init(&h->lock, NULL);
 	if (ino & PASS_BIT) {
 		struct pnode *p = pnode_get(ino);
-		int fd = p ? openat(V->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC) : -1;
 
-		if (fd < 0 || !(h = malloc(sizeof(*h)))) {
-			int e = p ? errno : ESTALE;
-
-			if (fd >= 0)
-				close(fd);
-			fuse_reply_err(req, e);
-			return;
-		}
-		h->fd = fd;
-		h->len = 0;
+		h->fd = p ? openat(V->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC) : -1;
+		if (h->fd < 0)
+			r = p ? -errno : -ESTALE;
 	} else {
-		_cleanup_sbuf_ struct sbuf b;
-		int r;
-
-		if (t < 0 || t >= T_COUNT || tree[t].kind != TN_FILE) {
-			fuse_reply_err(req, EISDIR);
-			return;
-		}
-		sbuf_init(&b);
-		r = render_for(req, 0, tree[t].file, &b);
-		if (r < 0 || !(h = malloc(sizeof(*h) + b.len))) {
-			fuse_reply_err(req, r < 0 ? -r : ENOMEM);
-			return;
-		}
-		h->fd = -1;
-		h->len = b.len;
-		memcpy(h->data, b.data, b.len);
+		r = render_into(req, h);
 	}
+	if (r < 0) {
+		fhandle_free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->direct_io = 1; /* every open renders for its own caller */
+	fi->noflush = 1;
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (fuse_reply_open(req, fi) == -ENOENT) { /* interrupted: the kernel forgot it */
-		if (h->fd >= 0)
-			close(h->fd);
-		free(h);
-	}
+	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: the kernel forgot it */
+		fhandle_free(h);
 }
 
 static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
@@ -420,26 +492,34 @@ static void reply_pread(fuse_req_t req, int fd, size_t size, off_t off)
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+/* Render at open, serve later offsets from that snapshot; a new read at
+ * offset 0 (top and procps keep the fd and seek back) renders afresh. */
 static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
 	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+	int r = 0;
 
 	(void)ino;
-	if (h->fd >= 0)
+	if (h->fd >= 0) {
 		reply_pread(req, h->fd, size, off);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (off == 0 && h->served)
+		r = render_into(req, h);
+	h->served = true;
+	if (r < 0)
+		fuse_reply_err(req, -r);
 	else
 		reply_slice(req, h->data, h->len, size, off);
+	pthread_mutex_unlock(&h->lock);
 }
 
 static void shared_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	if (h->fd >= 0)
-		close(h->fd);
-	free(h);
+	fhandle_free((struct fhandle *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -659,6 +739,9 @@ static void shared_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	views_thread_enter();
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	/* Symlink inodes are per container and never change. */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 
 static void ct_init(void *userdata, struct fuse_conn_info *conn)

@@ -180,36 +180,102 @@ bool ct_cgroup_exists(const char *name)
 	return false;
 }
 
+/* Allocate the next id; caller holds ct_lock. */
+static struct ct *ct_alloc(void)
+{
+	struct ct *c;
+
+	if (ct_next >= CT_CHUNK * CT_CHUNKS)
+		return NULL;
+	if (!ct_chunks[ct_next / CT_CHUNK]) {
+		struct ct **chunk = calloc(CT_CHUNK, sizeof(*chunk));
+
+		if (!chunk)
+			return NULL;
+		__atomic_store_n(&ct_chunks[ct_next / CT_CHUNK], chunk, __ATOMIC_RELEASE);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->id = ct_next;
+	c->pidns_start = PIDNS_UNKNOWN;
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static void ct_publish(struct ct *c)
+{
+	__atomic_store_n(&ct_chunks[c->id / CT_CHUNK][c->id % CT_CHUNK], c, __ATOMIC_RELEASE);
+	ct_next++;
+}
+
 struct ct *ct_intern(const char *name)
 {
+	char path[300];
 	struct ct *c = NULL;
 
 	pthread_mutex_lock(&ct_lock);
 	for (unsigned id = 1; id < ct_next; id++) {
 		c = ct_get(id);
-		if (!strcmp(c->name, name))
+		if (!c->anon && !strcmp(c->name, name))
 			goto out;
 	}
-	c = NULL;
-	if (ct_next >= CT_CHUNK * CT_CHUNKS)
-		goto out;
-	if (!ct_chunks[ct_next / CT_CHUNK]) {
-		struct ct **chunk = calloc(CT_CHUNK, sizeof(*chunk));
-
-		if (!chunk)
-			goto out;
-		__atomic_store_n(&ct_chunks[ct_next / CT_CHUNK], chunk, __ATOMIC_RELEASE);
-	}
-	c = calloc(1, sizeof(*c));
+	c = ct_alloc();
 	if (!c)
 		goto out;
-	c->id = ct_next;
 	snprintf(c->name, sizeof(c->name), "%s", name);
-	snprintf(c->path, sizeof(c->path), "/%s/%s", V->cfg.ct_parent, name);
-	pthread_mutex_init(&c->lock, NULL);
-	__atomic_store_n(&ct_chunks[ct_next / CT_CHUNK][ct_next % CT_CHUNK], c, __ATOMIC_RELEASE);
-	ct_next++;
+	snprintf(path, sizeof(path), "/%s/%s", V->cfg.ct_parent, name);
+	cg_paths_uniform(&V->layout, path, &c->paths);
+	ct_publish(c);
 out:
 	pthread_mutex_unlock(&ct_lock);
 	return c;
+}
+
+unsigned ct_for_container(struct container *cont, uint64_t pidns_start)
+{
+	struct ct *c;
+	unsigned id = 0;
+
+	pthread_mutex_lock(&cont->stat_lock);
+	if (cont->anon_ct && cont->anon_pidns == pidns_start)
+		id = cont->anon_ct;
+	pthread_mutex_unlock(&cont->stat_lock);
+	if (id)
+		return id;
+	pthread_mutex_lock(&ct_lock);
+	c = ct_alloc();
+	if (c) {
+		c->anon = true;
+		c->paths = cont->paths;
+		c->pidns_start = pidns_start;
+		snprintf(c->name, sizeof(c->name), "@%u", c->id);
+		id = c->id;
+		ct_publish(c);
+	}
+	pthread_mutex_unlock(&ct_lock);
+	if (!id)
+		return 0;
+	pthread_mutex_lock(&cont->stat_lock);
+	cont->anon_ct = id;
+	cont->anon_pidns = pidns_start;
+	pthread_mutex_unlock(&cont->stat_lock);
+	return id;
+}
+
+void sym_target(unsigned ct_id, int t, char *buf, size_t size)
+{
+	const char *parts[8];
+	int n = 0, depth = 0;
+	size_t off = 0;
+
+	for (int p = tree[t].parent; p > 0; p = tree[p].parent)
+		depth++;
+	for (int i = 0; i < depth; i++)
+		off += (size_t)snprintf(buf + off, size - off, "../");
+	off += (size_t)snprintf(buf + off, size - off, "ct/@%u", ct_id);
+	for (int p = t; p > 0 && n < 8; p = tree[p].parent)
+		parts[n++] = tree[p].name;
+	while (n-- > 0 && off < size)
+		off += (size_t)snprintf(buf + off, size - off, "/%s", parts[n]);
 }

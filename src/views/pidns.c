@@ -142,7 +142,7 @@ uint64_t pidns_init_start_ns(pid_t pid)
 
 bool pid_in_cgroup(pid_t pid, const struct container *c)
 {
-	struct container *mine = container_of_pid(pid);
+	struct container *mine = container_of_pid(pid, NULL);
 
 	if (!mine)
 		return false;
@@ -157,4 +157,11 @@ bool pid_in_cgroup(pid_t pid, const struct container *c)
 		       (mine->cg.path[r][n] == '/' || mine->cg.path[r][n] == '\0');
 	}
 	return false;
+}
+
+uint64_t caller_pidns_start(const struct view_caller *who)
+{
+	if (who->pidns_start != PIDNS_UNKNOWN)
+		return who->pidns_start;
+	return pidns_init_start_ns(who->pid);
 }

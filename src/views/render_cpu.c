@@ -25,7 +25,7 @@ static uint64_t ns_to_ticks(uint64_t ns)
 /* Seconds since the caller's PID namespace init started (host: boot). */
 static uint64_t caller_elapsed_ns(const struct view_caller *who)
 {
-	uint64_t start = pidns_init_start_ns(who->pid), now = boottime_ns();
+	uint64_t start = caller_pidns_start(who), now = boottime_ns();
 
 	return now > start ? now - start : 0;
 }

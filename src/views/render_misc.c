@@ -17,7 +17,7 @@ int render_host(enum vfile f, struct sbuf *out);
 
 int render_uptime(const struct view_caller *who, struct sbuf *out)
 {
-	uint64_t start = pidns_init_start_ns(who->pid), up_cs, idle_cs;
+	uint64_t start = caller_pidns_start(who), up_cs, idle_cs;
 	size_t len;
 	const char *host;
 	double host_up = 0, host_idle = 0;

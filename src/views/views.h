@@ -55,6 +55,7 @@ struct container {
 	struct cds_lfht_node node;
 	unsigned long hash;
 	char key[CG_NRES * 257];
+	struct cg_paths paths;       /* as /proc/PID/cgroup named them */
 	struct cg_handle cg;
 	struct snapshot *snap;       /* RCU */
 	pthread_mutex_t refresh_lock; /* one refresher at a time; protects cg hot fds */
@@ -69,6 +70,10 @@ struct container {
 	unsigned n_ticks;
 	unsigned *tick_cpu;
 	struct cpu_ticks *ticks;
+	/* The per-container tree serving this container's readers of the
+	 * shared tree, for one PID namespace; protected by stat_lock. */
+	unsigned anon_ct;
+	uint64_t anon_pidns;
 	struct container *next_dying; /* sampler thread only */
 	struct rcu_head rcu;
 };
@@ -78,7 +83,12 @@ struct view_caller {
 	struct container *c;         /* NULL: no cgroup information, host view */
 	const struct snapshot *snap; /* NULL iff c is NULL */
 	pid_t pid;                   /* for the PID namespace (uptime); 0 = host */
+	uint64_t pidns_start;        /* PIDNS_UNKNOWN: derive from pid */
 };
+
+#define PIDNS_UNKNOWN UINT64_MAX
+/* Boottime (ns) at which the caller's PID namespace init started; 0 = host. */
+uint64_t caller_pidns_start(const struct view_caller *who);
 
 struct views {
 	struct views_config cfg;
@@ -111,9 +121,10 @@ static inline void views_read_lock(void)
 int containers_init(void);
 void containers_fini(void);
 /* The container of a FUSE caller, or NULL if its cgroups cannot be read. */
-struct container *container_of_pid(pid_t pid);
+struct container *container_of_pid(pid_t pid, uint64_t *pidns_start);
 /* The container of a named cgroup path ("/cvmfs/NAME"). */
 struct container *container_of_path(const char *path);
+struct container *container_of_paths(const struct cg_paths *paths);
 const struct snapshot *container_snapshot(struct container *c);
 size_t container_memory(const struct container *c);
 unsigned long containers_count(void);

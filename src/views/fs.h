@@ -22,7 +22,7 @@ struct tnode {
 	enum vfile file;
 };
 
-enum { T_ROOT = 0, T_CPUDIR = 16, T_CTMOUNT = 20, T_COUNT = 21 };
+enum { T_ROOT = 0, T_PROC = 1, T_CPUDIR = 16, T_CTMOUNT = 20, T_COUNT = 21 };
 extern const struct tnode tree[T_COUNT];
 
 #define PASS_BIT (1ULL << 63)

@@ -243,7 +243,8 @@ static void lookup_pass(fuse_req_t req, unsigned view, const char *parent_rel,
  * costs one LOOKUP round trip. Everyone else, and every bind mount of the
  * file (made by an unlimited host process), gets the generic inode that
  * renders at open for whoever opens it. Either way the entry is per caller,
- * so it is never cached. */
+ * so it is never cached. Only files directly under proc/ get links: they
+ * are bound one by one, never as a directory. */
 static void lookup_shared_file(fuse_req_t req, int t)
 {
 	struct view_caller who;
@@ -267,10 +268,9 @@ static void lookup_cpudir(fuse_req_t req, unsigned view, const char *name, bool 
 	bool visible;
 
 	if (t >= 0) {
-		if (ct_session)
-			reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, true);
-		else
-			lookup_shared_file(req, t);
+		/* No symlinks here: this directory is bound as a whole, where a
+		 * relative link into ct/ would not resolve. */
+		reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, ct_session);
 		return;
 	}
 	views_read_lock();
@@ -346,7 +346,7 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		reply_noent(req, LONG_TIMEOUT);
 		return;
 	}
-	if (!ct_session && tree[t].kind == TN_FILE) {
+	if (!ct_session && tree[t].kind == TN_FILE && pt == T_PROC) {
 		lookup_shared_file(req, t);
 		return;
 	}

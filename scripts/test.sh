@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, as root on Debian 12: install, build with warnings as
+# errors, run every test; then build with ASan+UBSan and run it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+BUILD_DIR=build bash scripts/build.sh
+meson test -C build --print-errorlogs --num-processes 1
+BUILD_DIR=build-asan bash scripts/build.sh -Db_sanitize=address,undefined -Db_lundef=false
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --print-errorlogs --num-processes 1

@@ -468,12 +468,33 @@ static void shared_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fhandle_free(h);
 }
 
+/* Reply with a private copy: once the kernel has the bytes, the reader may
+ * close at once, and RELEASE on another thread frees the handle while this
+ * thread is still returning from writev. */
+static void reply_copy(fuse_req_t req, const char *data, size_t n)
+{
+	char stackbuf[8192];
+	_cleanup_free_ char *heap = NULL;
+	char *copy = stackbuf;
+
+	if (n > sizeof(stackbuf)) {
+		heap = malloc(n);
+		if (!heap) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		copy = heap;
+	}
+	memcpy(copy, data, n);
+	fuse_reply_buf(req, copy, n);
+}
+
 static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
 {
 	if ((size_t)off >= len)
 		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, data + off, MIN(size, len - (size_t)off));
+		reply_copy(req, data + off, MIN(size, len - (size_t)off));
 }
 
 static void reply_pread(fuse_req_t req, int fd, size_t size, off_t off)
@@ -721,7 +742,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		end = next;
 	}
-	fuse_reply_buf(req, b->p + start, end - start);
+	reply_copy(req, b->p + start, end - start);
 }
 
 static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

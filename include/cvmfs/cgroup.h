@@ -45,7 +45,7 @@ struct cg_memstat {
 struct cg_values {
 	uint64_t mem_limit;  /* min over ancestors; CG_UNLIMITED if none */
 	uint64_t mem_usage;
-	uint64_t swap_limit; /* CG_UNLIMITED if none, 0 if not accounted */
+	uint64_t swap_limit; /* CG_UNLIMITED if none; meaningless unless swap_accounted */
 	uint64_t swap_usage;
 	bool swap_accounted;
 	struct cg_memstat ms;

@@ -202,13 +202,16 @@ int cpulist_parse(const char *text, uint8_t *set)
 	memset(set, 0, CG_MAX_CPUS / 8);
 	while (*p && *p != '\n') {
 		char *end;
-		unsigned long a = strtoul(p, &end, 10), b;
+		unsigned long a, b;
 
-		if (end == p)
+		if (!isdigit((unsigned char)*p)) /* strtoul would take a sign */
 			return -EINVAL;
+		a = strtoul(p, &end, 10);
 		b = a;
 		if (*end == '-') {
 			p = end + 1;
+			if (!isdigit((unsigned char)*p))
+				return -EINVAL;
 			b = strtoul(p, &end, 10);
 			if (end == p || b < a)
 				return -EINVAL;

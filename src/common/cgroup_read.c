@@ -342,13 +342,39 @@ static void read_cpu_usage(struct cg_handle *h, struct cg_values *v)
 		v->cpu_system_ns = x * (1000000000 / 100);
 }
 
+/* v2 without the cpuset controller enabled here: tasks run on the nearest
+ * ancestor's effective cpus. */
+static bool ancestor_cpuset(struct cg_handle *h, char *buf, size_t size)
+{
+	char path[512], file[600];
+	int hfd = h->layout->hier_fd[CG_CPUSET];
+	char *slash;
+
+	if (hfd < 0 || !h->layout->is_v2[CG_CPUSET])
+		return false;
+	snprintf(path, sizeof(path), "%s", h->path[CG_CPUSET]);
+	while (strcmp(path, ".")) {
+		slash = strrchr(path, '/');
+		if (slash)
+			*slash = '\0';
+		else
+			strcpy(path, ".");
+		snprintf(file, sizeof(file), "%s/cpuset.cpus.effective", path);
+		if (read_at_buf(hfd, file, buf, size) >= 0)
+			return true;
+	}
+	return false;
+}
+
 static void read_cpuset(struct cg_handle *h, struct cg_values *v)
 {
 	char buf[4096];
 
 	memset(v->cpuset, 0xff, sizeof(v->cpuset));
 	v->cpuset_known = false;
-	if (hot_read(h, F_CPUSET, buf, sizeof(buf)) < 0 || !buf[0] || buf[0] == '\n')
+	if (hot_read(h, F_CPUSET, buf, sizeof(buf)) == -ENOENT && !ancestor_cpuset(h, buf, sizeof(buf)))
+		return;
+	if (!buf[0] || buf[0] == '\n')
 		return;
 	if (cpulist_parse(buf, v->cpuset) == 0)
 		v->cpuset_known = true;

@@ -122,7 +122,7 @@ static int on_ini_value(void *user, const char *section, const char *name,
 	if (r < 0) {
 		fprintf(stderr, "%s: %s:%d: bad value for '%s': '%s'\n",
 			ctx->spec->prog, ctx->path, lineno, name, value);
-		ctx->error = r;
+		ctx->error = -EINVAL;
 		return 0;
 	}
 	return 1;
@@ -214,7 +214,7 @@ int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
 	if (!lo || !shorts || !vals || !on_cli)
 		return -ENOMEM;
 	build_getopt(spec->defs, n, lo, shorts);
-	optind = 1;
+	optind = 0; /* 0, not 1: also resets glibc's state inside "-abc" */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
 		int idx = c >= 256 ? c - 256 : short_to_index(spec->defs, n, c);

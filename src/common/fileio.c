@@ -94,8 +94,8 @@ int parse_u64_or_max(const char *text, uint64_t *v)
 		*v = UINT64_MAX;
 		return 0;
 	}
-	if (*text == '-') { /* v1 "-1" means unlimited */
-		if (text[1] == '1') {
+	if (*text == '-') { /* v1 "-1" means unlimited; other negatives are garbage */
+		if (text[1] == '1' && !isdigit((unsigned char)text[2])) {
 			*v = UINT64_MAX;
 			return 0;
 		}

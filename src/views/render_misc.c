@@ -14,6 +14,8 @@ int render_host(enum vfile f, struct sbuf *out);
 #define FIXED_1 (1UL << FSHIFT)
 #define LOAD_INT(x) ((x) >> FSHIFT)
 #define LOAD_FRAC(x) LOAD_INT(((x) & (FIXED_1 - 1)) * 100)
+/* The kernel rounds to two decimals before printing. */
+#define LOAD_ROUND(x) ((x) + FIXED_1 / 200)
 
 int render_uptime(const struct view_caller *who, struct sbuf *out)
 {
@@ -56,7 +58,8 @@ int render_loadavg(const struct view_caller *who, struct sbuf *out)
 	if (!caller_limited(who))
 		return render_host(VF_LOADAVG, out);
 	pthread_mutex_lock(&who->c->stat_lock);
-	memcpy(avg, who->c->avenrun, sizeof(avg));
+	for (int i = 0; i < 3; i++)
+		avg[i] = LOAD_ROUND(who->c->avenrun[i]);
 	running = MAX(who->c->nr_running, 1u);
 	threads = MAX(who->c->nr_threads, running);
 	pthread_mutex_unlock(&who->c->stat_lock);

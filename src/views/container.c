@@ -26,6 +26,8 @@ struct pid_entry {
 	struct rcu_head rcu;
 };
 
+void (*container_dead_hook)(struct container *c);
+
 static unsigned long hash_str(const char *s)
 {
 	unsigned long h = 1469598103934665603UL; /* FNV-1a */
@@ -310,6 +312,8 @@ void containers_expire(uint64_t now)
 	while (dying) {
 		c = dying;
 		dying = c->next_dying;
+		if (container_dead_hook)
+			container_dead_hook(c);
 		urcu_memb_call_rcu(&c->rcu, container_free_rcu);
 	}
 }

@@ -50,6 +50,8 @@ struct ct {
 	uint64_t pidns_start; /* anon: fixed; named: PIDNS_UNKNOWN (from the reader) */
 	pthread_mutex_t lock; /* protects files */
 	struct ct_file files[VF_NFILES];
+	struct ct *anon_next; /* in its container's list, under its stat_lock */
+	struct rcu_head rcu;
 };
 
 static inline fuse_ino_t tnode_ino(unsigned view, int t)
@@ -60,7 +62,10 @@ static inline fuse_ino_t tnode_ino(unsigned view, int t)
 /* fs_tree.c */
 struct pnode *pnode_get(fuse_ino_t ino);
 fuse_ino_t pnode_intern(unsigned view, const char *rel);
+/* Anonymous trees are freed with their container: call inside an RCU
+ * read-side section and do not keep the pointer past it. */
 struct ct *ct_get(unsigned id);
+void ct_tables_init(void);
 struct ct *ct_intern(const char *name);
 /* The anonymous per-container tree for a container and PID namespace. */
 unsigned ct_for_container(struct container *c, uint64_t pidns_start);

@@ -129,6 +129,27 @@ out:
 	return r;
 }
 
+static int ct_file_attr(fuse_req_t req, unsigned view, enum vfile f, struct stat *st)
+{
+	struct ct *ct;
+	int r = -ESTALE;
+
+	views_read_lock();
+	ct = ct_get(view);
+	if (ct)
+		r = ct_file_refresh(req, ct, f, false);
+	if (r == 0) {
+		pthread_mutex_lock(&ct->lock);
+		st->st_size = (off_t)ct->files[f].len;
+		st->st_mtim.tv_sec = (time_t)(ct->files[f].mtime_ns / 1000000000ULL);
+		st->st_mtim.tv_nsec = (long)(ct->files[f].mtime_ns % 1000000000ULL);
+		st->st_ctim = st->st_mtim;
+		pthread_mutex_unlock(&ct->lock);
+	}
+	urcu_memb_read_unlock();
+	return r;
+}
+
 /* ---- attributes and lookup ---- */
 
 static int pass_stat(const struct pnode *p, fuse_ino_t ino, struct stat *st)
@@ -163,22 +184,8 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st, bool ct_se
 		return 0;
 	}
 	tnode_attr(ino, t, st);
-	if (ct_session && view && tree[t].kind == TN_FILE) {
-		struct ct *ct = ct_get(view);
-		int r;
-
-		if (!ct)
-			return -ESTALE;
-		r = ct_file_refresh(req, ct, tree[t].file, false);
-		if (r < 0)
-			return r;
-		pthread_mutex_lock(&ct->lock);
-		st->st_size = (off_t)ct->files[tree[t].file].len;
-		st->st_mtim.tv_sec = (time_t)(ct->files[tree[t].file].mtime_ns / 1000000000ULL);
-		st->st_mtim.tv_nsec = (long)(ct->files[tree[t].file].mtime_ns % 1000000000ULL);
-		st->st_ctim = st->st_mtim;
-		pthread_mutex_unlock(&ct->lock);
-	}
+	if (ct_session && view && tree[t].kind == TN_FILE)
+		return ct_file_attr(req, view, tree[t].file, st);
 	return 0;
 }
 
@@ -322,19 +329,21 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 	}
 	if (ct_session && parent == FUSE_ROOT_ID) {
 		struct ct *ct = NULL;
+		unsigned id = 0;
 
 		if (name[0] == '@') {
+			views_read_lock();
 			ct = ct_get((unsigned)strtoul(name + 1, NULL, 10));
-			if (ct && !ct->anon)
-				ct = NULL;
+			id = ct && ct->anon ? ct->id : 0;
+			urcu_memb_read_unlock();
 		} else if (ct_cgroup_exists(name)) {
 			ct = ct_intern(name);
+			id = ct ? ct->id : 0;
 		}
-
-		if (!ct)
+		if (!id)
 			reply_noent(req, 0);
 		else
-			reply_entry(req, tnode_ino(ct->id, T_ROOT), 1.0, true);
+			reply_entry(req, tnode_ino(id, T_ROOT), 1.0, true);
 		return;
 	}
 	if (pt == T_CPUDIR) {
@@ -572,19 +581,22 @@ static void ct_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			reply_pread(req, fd, size, off);
 		return;
 	}
-	ct = ct_get(ino_view(ino));
-	if (!ct || t < 0 || t >= T_COUNT || tree[t].kind != TN_FILE) {
-		fuse_reply_err(req, ct ? EISDIR : ESTALE);
+	if (t < 0 || t >= T_COUNT || tree[t].kind != TN_FILE) {
+		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	r = ct_file_refresh(req, ct, tree[t].file, true);
+	views_read_lock();
+	ct = ct_get(ino_view(ino));
+	r = ct ? ct_file_refresh(req, ct, tree[t].file, true) : -ESTALE;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
-		return;
+	} else {
+		pthread_mutex_lock(&ct->lock);
+		reply_slice(req, ct->files[tree[t].file].data, ct->files[tree[t].file].len,
+			    size, off);
+		pthread_mutex_unlock(&ct->lock);
 	}
-	pthread_mutex_lock(&ct->lock);
-	reply_slice(req, ct->files[tree[t].file].data, ct->files[tree[t].file].len, size, off);
-	pthread_mutex_unlock(&ct->lock);
+	urcu_memb_read_unlock();
 }
 
 /* ---- directories ---- */

@@ -152,7 +152,7 @@ out:
 
 /* Per-container trees, in fixed chunks so lookups by id need no lock. */
 #define CT_CHUNK 256
-#define CT_CHUNKS 256
+#define CT_CHUNKS 4096
 static struct ct **ct_chunks[CT_CHUNKS];
 static pthread_mutex_t ct_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned ct_next = 1; /* id 0 is the shared tree */
@@ -259,8 +259,44 @@ unsigned ct_for_container(struct container *cont, uint64_t pidns_start)
 	pthread_mutex_lock(&cont->stat_lock);
 	cont->anon_ct = id;
 	cont->anon_pidns = pidns_start;
+	c->anon_next = cont->anon_cts;
+	cont->anon_cts = c;
 	pthread_mutex_unlock(&cont->stat_lock);
 	return id;
+}
+
+static void ct_free_rcu(struct rcu_head *h)
+{
+	struct ct *c = caa_container_of(h, struct ct, rcu);
+
+	for (int f = 0; f < VF_NFILES; f++)
+		free(c->files[f].data);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* A container is going: unpublish its anonymous trees. Their ids are not
+ * reused, so a stale kernel reference only ever finds ESTALE. */
+static void ct_container_dead(struct container *cont)
+{
+	struct ct *c, *next;
+
+	pthread_mutex_lock(&cont->stat_lock);
+	c = cont->anon_cts;
+	cont->anon_cts = NULL;
+	cont->anon_ct = 0;
+	pthread_mutex_unlock(&cont->stat_lock);
+	for (; c; c = next) {
+		next = c->anon_next;
+		__atomic_store_n(&ct_chunks[c->id / CT_CHUNK][c->id % CT_CHUNK], NULL,
+				 __ATOMIC_RELEASE);
+		urcu_memb_call_rcu(&c->rcu, ct_free_rcu);
+	}
+}
+
+void ct_tables_init(void)
+{
+	container_dead_hook = ct_container_dead;
 }
 
 void sym_target(unsigned ct_id, int t, char *buf, size_t size)

@@ -18,6 +18,8 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
+struct ct;
+
 struct views_config {
 	char *config;
 	char *cgroup_root;
@@ -74,6 +76,7 @@ struct container {
 	 * shared tree, for one PID namespace; protected by stat_lock. */
 	unsigned anon_ct;
 	uint64_t anon_pidns;
+	struct ct *anon_cts;          /* every anonymous tree made for it */
 	struct container *next_dying; /* sampler thread only */
 	struct rcu_head rcu;
 };
@@ -129,6 +132,8 @@ const struct snapshot *container_snapshot(struct container *c);
 size_t container_memory(const struct container *c);
 unsigned long containers_count(void);
 void containers_expire(uint64_t now); /* sampler thread */
+/* Called for each container about to be freed, after a grace period. */
+extern void (*container_dead_hook)(struct container *c);
 
 /* sampler.c: loadavg sampling, expiry of pids and dead cgroups */
 int sampler_start(void);

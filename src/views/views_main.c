@@ -285,6 +285,7 @@ static int views_run(const char *mnt)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
 	block_signals();
+	ct_tables_init();
 	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0)
 		return log_error_errno(r, "start");
 	r = session_start(&sessions[0], &shared_ops, mnt, "cvmfs-views");

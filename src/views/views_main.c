@@ -160,6 +160,7 @@ static int session_start(struct session *s, const struct fuse_lowlevel_ops *ops,
 	snprintf(s->mountpoint, sizeof(s->mountpoint), "%s", mnt);
 	recover_stale(mnt);
 	s->se = fuse_session_new(&args, ops, sizeof(*ops), NULL);
+	fuse_opt_free_args(&args);
 	if (!s->se) {
 		log_error("-o %s: cannot start a FUSE session", opts);
 		return -EINVAL;
@@ -200,6 +201,7 @@ static void session_stop(struct session *s)
 		}
 		s->running = false;
 	}
+	fuse_session_unmount(s->se); /* already detached; frees libfuse's copy of the path */
 	fuse_session_destroy(s->se);
 	s->se = NULL;
 }

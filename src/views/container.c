@@ -58,8 +58,10 @@ static void container_free(struct container *c)
 {
 	cg_handle_close(&c->cg);
 	free(c->snap);
-	free(c->tick_cpu);
-	free(c->ticks);
+	for (int i = 0; i < TICK_SLOTS; i++) {
+		free(c->slots[i].cpu);
+		free(c->slots[i].ticks);
+	}
 	pthread_mutex_destroy(&c->refresh_lock);
 	pthread_mutex_destroy(&c->stat_lock);
 	free(c);
@@ -262,8 +264,11 @@ const struct snapshot *container_snapshot(struct container *c)
 
 size_t container_memory(const struct container *c)
 {
-	return sizeof(*c) + sizeof(struct snapshot) +
-	       c->n_ticks * (sizeof(*c->tick_cpu) + sizeof(*c->ticks));
+	size_t n = sizeof(*c) + sizeof(struct snapshot);
+
+	for (int i = 0; i < TICK_SLOTS; i++)
+		n += c->slots[i].n * (sizeof(unsigned) + sizeof(struct cpu_ticks));
+	return n;
 }
 
 unsigned long containers_count(void)

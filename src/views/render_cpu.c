@@ -22,35 +22,60 @@ static uint64_t ns_to_ticks(uint64_t ns)
 	return ns / (1000000000ULL / hz);
 }
 
-/* Seconds since the caller's PID namespace init started (host: boot). */
-static uint64_t caller_elapsed_ns(const struct view_caller *who)
+static uint64_t elapsed_since(uint64_t start)
 {
-	uint64_t start = caller_pidns_start(who), now = boottime_ns();
+	uint64_t now = boottime_ns();
 
 	return now > start ? now - start : 0;
 }
 
-static void ticks_clamp(struct container *c, const unsigned *ids,
+/* The slot of this PID namespace, or the least recently used one. */
+static struct tick_slot *slot_for(struct container *c, uint64_t pidns, bool *fresh)
+{
+	struct tick_slot *lru = &c->slots[0];
+
+	for (int i = 0; i < TICK_SLOTS; i++) {
+		struct tick_slot *s = &c->slots[i];
+
+		if (s->n && s->pidns_start == pidns) {
+			*fresh = false;
+			return s;
+		}
+		if (s->used_ns < lru->used_ns)
+			lru = s;
+	}
+	*fresh = true;
+	return lru;
+}
+
+static void ticks_clamp(struct container *c, uint64_t pidns, const unsigned *ids,
 			struct cpu_ticks *t, unsigned n)
 {
+	struct tick_slot *s;
+	bool fresh;
+
 	pthread_mutex_lock(&c->stat_lock);
-	if (c->n_ticks != n || memcmp(c->tick_cpu, ids, n * sizeof(*ids))) {
-		unsigned *nid = realloc(c->tick_cpu, n * sizeof(*nid));
-		struct cpu_ticks *nt = nid ? realloc(c->ticks, n * sizeof(*nt)) : NULL;
+	s = slot_for(c, pidns, &fresh);
+	s->used_ns = now_ns();
+	if (fresh || s->n != n || memcmp(s->cpu, ids, n * sizeof(*ids))) {
+		/* New namespace or new CPU set: start a new monotonic series. */
+		unsigned *nid = realloc(s->cpu, n * sizeof(*nid));
+		struct cpu_ticks *nt = nid ? realloc(s->ticks, n * sizeof(*nt)) : NULL;
 
 		if (nid)
-			c->tick_cpu = nid;
+			s->cpu = nid;
 		if (nt) {
-			c->ticks = nt;
-			memcpy(c->tick_cpu, ids, n * sizeof(*ids));
-			memcpy(c->ticks, t, n * sizeof(*t));
-			c->n_ticks = n;
+			s->ticks = nt;
+			memcpy(s->cpu, ids, n * sizeof(*ids));
+			memcpy(s->ticks, t, n * sizeof(*t));
+			s->n = n;
+			s->pidns_start = pidns;
 		}
 		pthread_mutex_unlock(&c->stat_lock);
 		return;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		struct cpu_ticks *last = &c->ticks[i];
+		struct cpu_ticks *last = &s->ticks[i];
 
 		t[i].user = MAX(t[i].user, last->user);
 		t[i].system = MAX(t[i].system, last->system);
@@ -67,7 +92,8 @@ unsigned cpu_view_ticks(const struct view_caller *who, unsigned *ids,
 	const struct cg_values *v = &who->snap->v;
 	unsigned n = 0, want = caller_visible_cpus(who, set);
 	uint64_t user = ns_to_ticks(v->cpu_user_ns), sys = ns_to_ticks(v->cpu_system_ns);
-	uint64_t elapsed = ns_to_ticks(caller_elapsed_ns(who));
+	uint64_t pidns = caller_pidns_start(who);
+	uint64_t elapsed = ns_to_ticks(elapsed_since(pidns));
 
 	for (unsigned c = 0; c < CG_MAX_CPUS && n < max && n < want; c++)
 		if (cpuset_has(set, c))
@@ -80,7 +106,7 @@ unsigned cpu_view_ticks(const struct view_caller *who, unsigned *ids,
 		t[i].system = sys / n + (i < sys % n);
 		t[i].idle = elapsed > t[i].user + t[i].system ? elapsed - t[i].user - t[i].system : 0;
 	}
-	ticks_clamp(who->c, ids, t, n);
+	ticks_clamp(who->c, pidns, ids, t, n);
 	return n;
 }
 

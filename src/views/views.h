@@ -53,6 +53,17 @@ struct cpu_ticks {
 	uint64_t user, system, idle;
 };
 
+/* The last counters shown to one PID namespace: idle depends on the
+ * namespace's age, so each keeps its own monotonic state. */
+#define TICK_SLOTS 4
+struct tick_slot {
+	uint64_t pidns_start;
+	uint64_t used_ns;
+	unsigned n;
+	unsigned *cpu;
+	struct cpu_ticks *ticks;
+};
+
 struct container {
 	struct cds_lfht_node node;
 	unsigned long hash;
@@ -69,9 +80,7 @@ struct container {
 	bool sampled;
 	/* protected by stat_lock */
 	pthread_mutex_t stat_lock;
-	unsigned n_ticks;
-	unsigned *tick_cpu;
-	struct cpu_ticks *ticks;
+	struct tick_slot slots[TICK_SLOTS];
 	/* The per-container tree serving this container's readers of the
 	 * shared tree, for one PID namespace; protected by stat_lock. */
 	unsigned anon_ct;

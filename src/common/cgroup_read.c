@@ -53,6 +53,8 @@ static const char *rel(const char *path)
 	return *path ? path : ".";
 }
 
+/* No fd per directory: thousands of containers times six hierarchies would
+ * exhaust the fd limit. Files are opened relative to the hierarchy root. */
 int cg_handle_open(const struct cg_layout *l, const struct cg_paths *p, struct cg_handle *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -60,14 +62,14 @@ int cg_handle_open(const struct cg_layout *l, const struct cg_paths *p, struct c
 	for (int i = 0; i < 16; i++)
 		h->file_fd[i] = -EBADF;
 	for (int r = 0; r < CG_NRES; r++) {
-		h->dir_fd[r] = -EBADF;
+		struct stat st;
+
 		snprintf(h->path[r], sizeof(h->path[r]), "%s", rel(p->path[r]));
 		if (l->hier_fd[r] < 0)
 			continue;
 		/* A hierarchy lacking the cgroup: use its nearest ancestor. */
-		while ((h->dir_fd[r] = openat(l->hier_fd[r], h->path[r],
-					      O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 &&
-		       errno == ENOENT && strcmp(h->path[r], ".")) {
+		while (fstatat(l->hier_fd[r], h->path[r], &st, 0) < 0 && errno == ENOENT &&
+		       strcmp(h->path[r], ".")) {
 			char *slash = strrchr(h->path[r], '/');
 
 			if (slash)
@@ -75,12 +77,11 @@ int cg_handle_open(const struct cg_layout *l, const struct cg_paths *p, struct c
 			else
 				strcpy(h->path[r], ".");
 		}
-		if (h->dir_fd[r] < 0) {
-			int e = -errno;
-
-			cg_handle_close(h);
-			return e;
-		}
+		if (fstatat(l->hier_fd[r], h->path[r], &st, 0) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+		h->present[r] = true;
 	}
 	return 0;
 }
@@ -94,20 +95,28 @@ void cg_handle_close(struct cg_handle *h)
 		}
 		h->file_fd[i] = -EBADF;
 	}
-	for (int r = 0; r < CG_NRES; r++) {
-		if (h->dir_fd[r] >= 0)
-			close(h->dir_fd[r]);
-		h->dir_fd[r] = -EBADF;
-	}
+}
+
+/* "PATH/NAME" below a hierarchy root. */
+static int cg_file_path(const struct cg_handle *h, enum cg_res r, const char *name,
+			char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/%s", h->path[r], name);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 bool cg_handle_alive(const struct cg_handle *h)
 {
+	char file[300];
+
 	for (int r = 0; r < CG_NRES; r++) {
-		if (h->dir_fd[r] < 0)
+		if (!h->present[r])
 			continue;
 		/* A removed cgroup directory loses its files at once. */
-		return faccessat(h->dir_fd[r], "cgroup.procs", F_OK, 0) == 0;
+		if (cg_file_path(h, r, "cgroup.procs", file, sizeof(file)) < 0)
+			return false;
+		return faccessat(h->layout->hier_fd[r], file, F_OK, 0) == 0;
 	}
 	return true;
 }
@@ -117,15 +126,17 @@ static ssize_t hot_read(struct cg_handle *h, enum hot_file f, char *buf, size_t 
 {
 	const struct hot_def *d = &hot_defs[f];
 	const char *name = h->layout->is_v2[d->res] ? d->v2 : d->v1;
-	int dfd = h->dir_fd[d->res];
+	char file[300];
 	int fd;
 	ssize_t n;
 
-	if (!name || dfd < 0)
+	if (!name || !h->present[d->res])
 		return -ENOENT;
 	if (h->file_fd[f] >= 0)
 		return read_fd_buf(h->file_fd[f], buf, size);
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	if (cg_file_path(h, d->res, name, file, sizeof(file)) < 0)
+		return -ENAMETOOLONG;
+	fd = openat(h->layout->hier_fd[d->res], file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	n = read_fd_buf(fd, buf, size);
@@ -517,9 +528,13 @@ static int walk_tasks(int cgfd, bool v2, void (*fn)(pid_t, void *), void *arg, i
 
 int cg_for_each_task(struct cg_handle *h, void (*fn)(pid_t tid, void *arg), void *arg)
 {
-	enum cg_res r = h->dir_fd[CG_CPU] >= 0 ? CG_CPU : CG_MEMORY;
+	enum cg_res r = h->present[CG_CPU] ? CG_CPU : CG_MEMORY;
+	_cleanup_close_ int dfd = -EBADF;
 
-	if (h->dir_fd[r] < 0)
+	if (!h->present[r])
 		return -ENOENT;
-	return walk_tasks(h->dir_fd[r], h->layout->is_v2[r], fn, arg, 0);
+	dfd = openat(h->layout->hier_fd[r], h->path[r], O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	return walk_tasks(dfd, h->layout->is_v2[r], fn, arg, 0);
 }

@@ -116,7 +116,16 @@ static struct container *container_new(const char *key, const struct cg_paths *p
 	c->hash = hash_str(key);
 	r = cg_handle_open(&V->layout, paths, &c->cg);
 	if (r < 0) {
-		log_debug("cgroup %s: %s", paths->path[CG_MEMORY], strerror(-r));
+		static uint64_t last_warn;
+		uint64_t now = now_ns();
+
+		/* Such a reader gets the host's view: say so, at most every 10 s. */
+		if (now - __atomic_load_n(&last_warn, __ATOMIC_RELAXED) > 10000000000ULL) {
+			__atomic_store_n(&last_warn, now, __ATOMIC_RELAXED);
+			log_warn("cgroup %s: %s; its readers see the host's files",
+				 paths->path[CG_MEMORY][0] ? paths->path[CG_MEMORY] : paths->unified,
+				 strerror(-r));
+		}
 		free(c);
 		return NULL;
 	}

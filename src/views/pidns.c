@@ -24,9 +24,12 @@
 #define NS_SLOTS 256
 #define NS_MEMO_NS (10ULL * 1000000000ULL)
 
+/* Namespace inode numbers are reused as soon as a namespace ends, so a memo
+ * is only trusted while its init still lives in a namespace of that inode. */
 struct ns_memo {
 	pthread_mutex_t lock;
 	uint64_t ino;
+	pid_t init;
 	uint64_t start_ns;
 	uint64_t expires_ns;
 };
@@ -106,6 +109,15 @@ static pid_t find_init(pid_t pid, int nsfd)
 	return -ESRCH;
 }
 
+static bool init_still_in(pid_t init, uint64_t ino)
+{
+	char name[32];
+	struct stat st;
+
+	snprintf(name, sizeof(name), "%d/ns/pid", init);
+	return fstatat(V->proc_fd, name, &st, 0) == 0 && st.st_ino == ino;
+}
+
 uint64_t pidns_init_start_ns(pid_t pid)
 {
 	char name[32];
@@ -113,7 +125,7 @@ uint64_t pidns_init_start_ns(pid_t pid)
 	struct stat st;
 	struct ns_memo *m;
 	uint64_t start = 0, now = now_ns();
-	pid_t init;
+	pid_t init = 0;
 
 	if (pid <= 0)
 		return 0;
@@ -125,15 +137,17 @@ uint64_t pidns_init_start_ns(pid_t pid)
 	pthread_mutex_lock(&m->lock);
 	if (m->ino == st.st_ino && m->expires_ns > now) {
 		start = m->start_ns;
-		pthread_mutex_unlock(&m->lock);
-		return start;
+		init = m->init;
 	}
 	pthread_mutex_unlock(&m->lock);
+	if (init > 0 && init_still_in(init, st.st_ino))
+		return start;
 	init = find_init(pid, nsfd);
 	if (init <= 0 || pid_start_ns(init, &start) < 0)
 		return 0;
 	pthread_mutex_lock(&m->lock);
 	m->ino = st.st_ino;
+	m->init = init;
 	m->start_ns = start;
 	m->expires_ns = now + NS_MEMO_NS;
 	pthread_mutex_unlock(&m->lock);
@@ -151,7 +165,7 @@ bool pid_in_cgroup(pid_t pid, const struct container *c)
 	for (int r = 0; r < CG_NRES; r++) {
 		size_t n = strlen(c->cg.path[r]);
 
-		if (c->cg.dir_fd[r] < 0)
+		if (!c->cg.present[r])
 			continue;
 		return !strncmp(mine->cg.path[r], c->cg.path[r], n) &&
 		       (mine->cg.path[r][n] == '/' || mine->cg.path[r][n] == '\0');

@@ -66,7 +66,17 @@ static int views_config_load(int argc, char **argv, char **mountpoint)
 			pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
 		return -EINVAL;
 	}
-	*mountpoint = argv[pos];
+	/* Absolute, without touching a possibly stale mount (mountinfo compares). */
+	if (argv[pos][0] == '/') {
+		*mountpoint = strdup(argv[pos]);
+	} else {
+		char cwd[PATH_MAX];
+
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(mountpoint, "%s/%s", cwd, argv[pos]) < 0)
+			*mountpoint = NULL;
+	}
+	if (!*mountpoint)
+		return -ENOMEM;
 	if (str_default(&c->cgroup_root, "/sys/fs/cgroup") < 0 ||
 	    str_default(&c->proc_root, "/proc") < 0 || str_default(&c->sys_root, "/sys") < 0 ||
 	    str_default(&c->cpu_view, "quota") < 0 || str_default(&c->ct_parent, "cvmfs") < 0)
@@ -111,16 +121,53 @@ static int open_roots(void)
 	return 0;
 }
 
-/* A daemon killed with SIGKILL leaves "Transport endpoint is not connected". */
-static void recover_stale(const char *path)
+/* Is PATH the mount point of a live or dead cvmfs FUSE mount? */
+static bool is_cvmfs_mount(const char *path)
 {
-	struct stat st;
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], mnt[PATH_MAX], fstype[256];
 
-	if (stat(path, &st) == 0 || errno != ENOTCONN)
-		return;
-	log_warn("%s: stale mount from a previous run, detaching it", path);
-	if (umount2(path, MNT_DETACH) < 0)
-		log_warn("%s: umount: %s", path, strerror(errno));
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		const char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(sep + 3, "%255s", fstype) != 1)
+			continue;
+		if (!strcmp(mnt, path) && !strncmp(fstype, "fuse.cvmfs", 10))
+			return true;
+	}
+	return false;
+}
+
+/* A daemon killed with SIGKILL leaves "Transport endpoint is not connected"
+ * behind; stat() may still succeed from cached attributes, opening does not.
+ * A live cvmfs mount there means another daemon serves it. */
+static int recover_stale(const char *path)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			close(fd);
+			if (is_cvmfs_mount(path)) {
+				log_error("%s: already served by a running cvmfsd", path);
+				return -EBUSY;
+			}
+			return 0;
+		}
+		if (errno != ENOTCONN) {
+			log_error("%s: %s", path, strerror(errno));
+			return -errno;
+		}
+		log_warn("%s: stale mount from a previous run, detaching it", path);
+		if (umount2(path, MNT_DETACH) < 0) {
+			log_error("%s: umount: %s", path, strerror(errno));
+			return -errno;
+		}
+	}
+	return -EBUSY;
 }
 
 struct session {
@@ -158,7 +205,6 @@ static int session_start(struct session *s, const struct fuse_lowlevel_ops *ops,
 	snprintf(opts, sizeof(opts), "allow_other,default_permissions,fsname=%s,subtype=cvmfs%s%s",
 		 fsname, V->cfg.fuse_opts ? "," : "", V->cfg.fuse_opts ? V->cfg.fuse_opts : "");
 	snprintf(s->mountpoint, sizeof(s->mountpoint), "%s", mnt);
-	recover_stale(mnt);
 	s->se = fuse_session_new(&args, ops, sizeof(*ops), NULL);
 	fuse_opt_free_args(&args);
 	if (!s->se) {
@@ -283,6 +329,10 @@ static int views_run(const char *mnt)
 	char ctmnt[PATH_MAX];
 	int notify_fd = -1, r;
 
+	/* Before daemonising, so that errors reach the terminal. */
+	r = recover_stale(mnt);
+	if (r < 0)
+		return r;
 	if (!V->cfg.foreground && (r = daemonize(&notify_fd)) < 0)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
@@ -332,5 +382,6 @@ int cvmfsd_views_main(int argc, char **argv)
 	if (v.sys_cpu_fd >= 0)
 		close(v.sys_cpu_fd);
 	opts_free(views_opts, &v.cfg);
+	free(mnt);
 	return r < 0 ? 1 : 0;
 }

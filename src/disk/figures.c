@@ -93,17 +93,18 @@ static int json_value(struct figures *f, const char *key, const char **pp)
 {
 	const char *p = *pp;
 	char sval[256];
+	size_t cap = !strcmp(key, "state") ? sizeof(f->state) : sizeof(sval);
 	uint64_t *field;
 	char *end;
 
 	if (*p == '"') {
-		p = json_string(p, sval, sizeof(sval));
+		p = json_string(p, sval, cap);
 		if (!p)
 			return -EINVAL;
 		if (!strcmp(key, "name"))
-			snprintf(f->name, sizeof(f->name), "%s", sval);
+			memcpy(f->name, sval, strlen(sval) + 1);
 		else if (!strcmp(key, "state"))
-			snprintf(f->state, sizeof(f->state), "%s", sval);
+			memcpy(f->state, sval, strlen(sval) + 1);
 		*pp = p;
 		return 0;
 	}

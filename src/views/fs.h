@@ -22,13 +22,11 @@ struct tnode {
 	enum vfile file;
 };
 
-enum { T_ROOT = 0, T_PROC = 1, T_CPUDIR = 16, T_CTMOUNT = 20, T_COUNT = 21 };
+enum { T_ROOT = 0, T_PROC = 1, T_CPUDIR = 16, T_CTMOUNT = 20, T_GENERIC = 21, T_COUNT = 29 };
 extern const struct tnode tree[T_COUNT];
 
 #define PASS_BIT (1ULL << 63)
-/* A symlink of the shared tree pointing a limited caller into its own
- * per-container tree: (ct id << 8) | (template index + 1). */
-#define SYM_BIT (1ULL << 62)
+
 
 struct pnode {
 	unsigned view;
@@ -71,6 +69,11 @@ struct ct *ct_intern(const char *name);
 unsigned ct_for_container(struct container *c, uint64_t pidns_start);
 /* Relative symlink target from shared-tree template t into tree ct_id. */
 void sym_target(unsigned ct_id, int t, char *buf, size_t size);
+/* In the shared tree, proc/FILE is a link whose target depends on the reader. */
+static inline bool is_proc_link(bool ct_session, unsigned view, int t)
+{
+	return !ct_session && view == 0 && tree[t].parent == T_PROC && tree[t].kind == TN_FILE;
+}
 bool ct_cgroup_exists(const char *name);
 int tnode_child(int parent, const char *name);
 void tnode_attr(fuse_ino_t ino, int t, struct stat *st);

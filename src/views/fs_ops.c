@@ -42,7 +42,7 @@ struct dirbuf {
 
 static unsigned ino_view(fuse_ino_t ino)
 {
-	return (unsigned)((ino & ~(SYM_BIT | PASS_BIT)) >> 8);
+	return (unsigned)((ino & ~PASS_BIT) >> 8);
 }
 
 static int ino_tnode(fuse_ino_t ino)
@@ -102,6 +102,30 @@ static int render_for(fuse_req_t req, unsigned view, enum vfile f, struct sbuf *
 	return r;
 }
 
+/* The shared tree's proc/FILE is one symlink inode whose target depends on
+ * the reader (symlink bodies are not cached): a limited reader is sent into
+ * its own per-container tree, whose pages the kernel keeps, so a read costs
+ * one READLINK round trip; others, and every bind mount they make, reach
+ * the generic file that renders at open for whoever opens it. The dentry
+ * never changes, so concurrent readers of different containers cannot race
+ * on it. proc/ must not be bound as a directory elsewhere: the links are
+ * relative to the mount. */
+static void caller_link(fuse_req_t req, int t, char *buf, size_t size)
+{
+	struct view_caller who;
+	unsigned id = 0;
+
+	views_read_lock();
+	caller_for(req, 0, &who);
+	if (who.c && caller_limited(&who))
+		id = ct_for_container(who.c, caller_pidns_start(&who));
+	urcu_memb_read_unlock();
+	if (id)
+		sym_target(id, t, buf, size);
+	else
+		snprintf(buf, size, "../%s/%s", tree[T_GENERIC].name, tree[t].name);
+}
+
 /* ---- per-container file content, shared by getattr and read ---- */
 
 static int ct_file_refresh(fuse_req_t req, struct ct *ct, enum vfile f, bool only_if_empty)
@@ -138,6 +162,8 @@ static int ct_file_attr(fuse_req_t req, unsigned view, enum vfile f, struct stat
 	ct = ct_get(view);
 	if (ct)
 		r = ct_file_refresh(req, ct, f, false);
+	else
+		log_debug("getattr: per-container tree @%u is gone", view);
 	if (r == 0) {
 		pthread_mutex_lock(&ct->lock);
 		st->st_size = (off_t)ct->files[f].len;
@@ -172,10 +198,10 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st, bool ct_se
 	}
 	if (t < 0 || t >= T_COUNT)
 		return -ESTALE;
-	if (ino & SYM_BIT) {
+	if (is_proc_link(ct_session, view, t)) {
 		char target[PATH_MAX];
 
-		sym_target(view, t, target, sizeof(target));
+		caller_link(req, t, target, sizeof(target));
 		memset(st, 0, sizeof(*st));
 		st->st_ino = ino;
 		st->st_mode = S_IFLNK | 0777;
@@ -195,6 +221,8 @@ static double attr_timeout(fuse_ino_t ino, bool ct_session)
 
 	if (ct_session && !(ino & PASS_BIT) && ino_view(ino) && tree[t].kind == TN_FILE)
 		return (double)V->cfg.ct_ttl_ms / 1000.0;
+	if (!(ino & PASS_BIT) && is_proc_link(ct_session, ino_view(ino), t))
+		return 0; /* its size depends on the reader */
 	if (ino & PASS_BIT)
 		return ct_session ? (double)V->cfg.ct_ttl_ms / 1000.0 : 1.0;
 	return LONG_TIMEOUT;
@@ -243,29 +271,6 @@ static void lookup_pass(fuse_req_t req, unsigned view, const char *parent_rel,
 		return;
 	}
 	reply_entry(req, ino, ct_session ? LONG_TIMEOUT : 1.0, ct_session);
-}
-
-/* A shared-tree file looked up by path: a limited caller gets a symlink into
- * its own per-container tree, whose pages the kernel may cache, so a read
- * costs one LOOKUP round trip. Everyone else, and every bind mount of the
- * file (made by an unlimited host process), gets the generic inode that
- * renders at open for whoever opens it. Either way the entry is per caller,
- * so it is never cached. Only files directly under proc/ get links: they
- * are bound one by one, never as a directory. */
-static void lookup_shared_file(fuse_req_t req, int t)
-{
-	struct view_caller who;
-	unsigned id = 0;
-
-	views_read_lock();
-	caller_for(req, 0, &who);
-	if (who.c && caller_limited(&who))
-		id = ct_for_container(who.c, caller_pidns_start(&who));
-	urcu_memb_read_unlock();
-	if (id)
-		reply_entry(req, SYM_BIT | tnode_ino(id, t), 0, false);
-	else
-		reply_entry(req, tnode_ino(0, t), 0, false);
 }
 
 static void lookup_cpudir(fuse_req_t req, unsigned view, const char *name, bool ct_session)
@@ -340,8 +345,10 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 			ct = ct_intern(name);
 			id = ct ? ct->id : 0;
 		}
-		if (!id)
+		if (!id) {
+			log_debug("lookup %s in ct/: no such tree", name);
 			reply_noent(req, 0);
+		}
 		else
 			reply_entry(req, tnode_ino(id, T_ROOT), 1.0, true);
 		return;
@@ -351,12 +358,8 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		return;
 	}
 	t = tnode_child(pt, name);
-	if (t < 0 || (t == T_CTMOUNT && (ct_session || view))) {
+	if (t < 0 || ((t == T_CTMOUNT || t == T_GENERIC) && (ct_session || view))) {
 		reply_noent(req, LONG_TIMEOUT);
-		return;
-	}
-	if (!ct_session && tree[t].kind == TN_FILE && pt == T_PROC) {
-		lookup_shared_file(req, t);
 		return;
 	}
 	reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, ct_session);
@@ -401,8 +404,9 @@ static void do_readlink(fuse_req_t req, fuse_ino_t ino)
 	char buf[PATH_MAX];
 	ssize_t n;
 
-	if ((ino & SYM_BIT) && ino_tnode(ino) >= 0 && ino_tnode(ino) < T_COUNT) {
-		sym_target(ino_view(ino), ino_tnode(ino), buf, sizeof(buf));
+	if (!(ino & PASS_BIT) && ino_tnode(ino) >= 0 && ino_tnode(ino) < T_COUNT &&
+	    is_proc_link(false, ino_view(ino), ino_tnode(ino))) {
+		caller_link(req, ino_tnode(ino), buf, sizeof(buf));
 		fuse_reply_readlink(req, buf);
 		return;
 	}
@@ -528,6 +532,8 @@ static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
 	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+	_cleanup_free_ char *copy = NULL;
+	size_t copied = 0;
 	int r = 0;
 
 	(void)ino;
@@ -539,11 +545,24 @@ static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (off == 0 && h->served)
 		r = render_into(req, h);
 	h->served = true;
+	if (r == 0 && (size_t)off < h->len) {
+		size_t n = MIN(size, h->len - (size_t)off);
+
+		copy = malloc(n);
+		if (copy) {
+			memcpy(copy, h->data + off, n);
+			copied = n;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	/* Unlock before replying: once the reader has its bytes it may close,
+	 * and RELEASE frees h on another thread. */
+	pthread_mutex_unlock(&h->lock);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_slice(req, h->data, h->len, size, off);
-	pthread_mutex_unlock(&h->lock);
+		fuse_reply_buf(req, copy, copied);
 }
 
 static void shared_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -688,9 +707,11 @@ static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_
 		return;
 	}
 	for (int t = 1; t < T_COUNT; t++) {
-		if (tree[t].parent != pt || (t == T_CTMOUNT && (ct_session || view)))
+		if (tree[t].parent != pt ||
+		    ((t == T_CTMOUNT || t == T_GENERIC) && (ct_session || view)))
 			continue;
 		dir_add(req, b, tree[t].name, tnode_ino(view, t),
+			is_proc_link(ct_session, view, t) ? S_IFLNK :
 			tree[t].kind == TN_FILE ? S_IFREG : S_IFDIR);
 	}
 	if (pt == T_CPUDIR) {
@@ -772,9 +793,8 @@ static void shared_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	views_thread_enter();
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
-	/* Symlink inodes are per container and never change. */
-	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
-		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/* proc/ link bodies depend on the reader: never cache them. */
+	conn->want &= ~(unsigned)FUSE_CAP_CACHE_SYMLINKS;
 }
 
 static void ct_init(void *userdata, struct fuse_conn_info *conn)

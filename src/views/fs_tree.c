@@ -37,6 +37,16 @@ const struct tnode tree[T_COUNT] = {
 	{ "possible", 16, TN_FILE, VF_CPU_POSSIBLE },
 	{ "present", 16, TN_FILE, VF_CPU_PRESENT },
 	{ "ct", 0, TN_CTROOT, 0 },
+	/* The shared tree's generic files: the targets of proc/ links for
+	 * readers without limits, and what a bind mount made by them holds. */
+	{ ".generic", 0, TN_DIR, 0 },
+	{ "meminfo", T_GENERIC, TN_FILE, VF_MEMINFO },
+	{ "cpuinfo", T_GENERIC, TN_FILE, VF_CPUINFO },
+	{ "stat", T_GENERIC, TN_FILE, VF_STAT },
+	{ "uptime", T_GENERIC, TN_FILE, VF_UPTIME },
+	{ "loadavg", T_GENERIC, TN_FILE, VF_LOADAVG },
+	{ "swaps", T_GENERIC, TN_FILE, VF_SWAPS },
+	{ "diskstats", T_GENERIC, TN_FILE, VF_DISKSTATS },
 };
 
 int tnode_child(int parent, const char *name)
@@ -217,7 +227,7 @@ struct ct *ct_intern(const char *name)
 	pthread_mutex_lock(&ct_lock);
 	for (unsigned id = 1; id < ct_next; id++) {
 		c = ct_get(id);
-		if (!c->anon && !strcmp(c->name, name))
+		if (c && !c->anon && !strcmp(c->name, name))
 			goto out;
 	}
 	c = ct_alloc();

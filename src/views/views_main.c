@@ -230,7 +230,7 @@ static void session_stop(struct session *s)
 {
 	struct timespec ts;
 
-	if (!s->se)
+	if (!s->se || !s->running)
 		return;
 	fuse_session_exit(s->se);
 	/* Detach: CVMs may still hold binds of our files. */
@@ -240,14 +240,16 @@ static void session_stop(struct session *s)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 2;
 		if (pthread_timedjoin_np(s->thread, NULL, &ts) != 0) {
-			/* Binds keep the connection alive; exiting closes it. */
+			/* Open files or binds keep the connection alive; exiting
+			 * closes it. The session stays reachable from here. */
 			s->running = false;
-			s->se = NULL;
 			return;
 		}
 		s->running = false;
 	}
-	fuse_session_unmount(s->se); /* already detached; frees libfuse's copy of the path */
+	/* Already detached and the connection is gone, so libfuse only frees
+	 * its copy of the path here. */
+	fuse_session_unmount(s->se);
 	fuse_session_destroy(s->se);
 	s->se = NULL;
 }

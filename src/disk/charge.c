@@ -1,0 +1,119 @@
+/* Charging upper objects. Every operation that can grow usage reserves its
+ * worst case first (acct_reserve: fails with ENOSPC before anything is
+ * written), acts, then re-measures the touched objects and settles the
+ * reservation to the real st_blocks change. A node remembers what it was
+ * last charged, so the change is exact even with concurrent writers. */
+#include "disk.h"
+
+#include <errno.h>
+
+int64_t blocks_bytes(const struct stat *st)
+{
+	return (int64_t)st->st_blocks * 512;
+}
+
+int64_t dirent_growth(void)
+{
+	return (int64_t)D->blksize;
+}
+
+/* Published at once when usage crosses 90 % or 100 % of the limit. */
+static void check_level(void)
+{
+	uint64_t lim = __atomic_load_n(&D->acct.limit_bytes, __ATOMIC_RELAXED);
+	int64_t used = __atomic_load_n(&D->acct.used_bytes, __ATOMIC_RELAXED);
+	int level = 0, old;
+
+	if (lim && used > 0) {
+		if ((uint64_t)used >= lim)
+			level = 2;
+		else if ((uint64_t)used * 10 >= lim * 9)
+			level = 1;
+	}
+	old = __atomic_exchange_n(&D->level, level, __ATOMIC_RELAXED);
+	if (old != level)
+		publish_kick();
+}
+
+int charge_reserve(int64_t bytes, int64_t inodes)
+{
+	return acct_reserve(&D->acct, bytes, inodes);
+}
+
+void charge_unreserve(int64_t bytes, int64_t inodes)
+{
+	acct_unreserve(&D->acct, bytes, inodes);
+}
+
+void charge_settle(enum area ar, int64_t res_b, int64_t delta_b, int64_t res_i, int64_t delta_i)
+{
+	acct_settle(&D->acct, ar, res_b, delta_b, res_i, delta_i);
+	if (delta_b)
+		check_level();
+}
+
+int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
+{
+	struct stat st;
+	int64_t db, di = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->layer != 0) {
+		pthread_mutex_unlock(&n->lock);
+		charge_unreserve(res_b, res_i);
+		return 0;
+	}
+	if (fd >= 0)
+		r = fstat(fd, &st) < 0 ? -errno : 0;
+	else
+		r = node_stat(n, &st);
+	if (r < 0 || (n->unlinked && !n->open_count)) {
+		pthread_mutex_unlock(&n->lock);
+		charge_unreserve(res_b, res_i);
+		return r;
+	}
+	db = blocks_bytes(&st) - n->charged_bytes;
+	if (!n->charged_inode)
+		di = 1;
+	n->charged_bytes = blocks_bytes(&st);
+	n->charged_inode = true;
+	charge_settle(n->area, res_b, db, res_i, di);
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+static void uncharge_locked(struct dnode *n)
+{
+	charge_settle(n->area, 0, -n->charged_bytes, 0, n->charged_inode ? -1 : 0);
+	n->charged_bytes = 0;
+	n->charged_inode = false;
+}
+
+void charge_unlinked(struct dnode *n, const struct stat *after)
+{
+	if (after->st_nlink > 0 && !S_ISDIR(after->st_mode))
+		return; /* another hard link keeps the object */
+	node_drop_real(n);
+	pthread_mutex_lock(&n->lock);
+	n->unlinked = true;
+	if (!n->open_count)
+		uncharge_locked(n);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Last close of an object whose last link is gone: its blocks are freed now. */
+void charge_released(struct dnode *n)
+{
+	pthread_mutex_lock(&n->lock);
+	if (n->open_count)
+		n->open_count--;
+	if (!n->open_count && n->unlinked)
+		uncharge_locked(n);
+	pthread_mutex_unlock(&n->lock);
+}
+
+void charge_gone(enum area ar, const struct stat *st)
+{
+	charge_settle(ar, 0, -blocks_bytes(st), 0, -1);
+}

@@ -1,0 +1,185 @@
+/* cvmfsd disk: options from the command line and the config file.
+ *
+ * Precedence: command line, then [disk NAME], then [disk], then built-in
+ * defaults. The workspace section can only be chosen once NAME is known, so
+ * the command line is parsed first with no config section wanted, then
+ * each section is read into its own copy and the copies are merged field by
+ * field. SIGHUP re-reads both sections; their limit and inodes replace the
+ * running values (the file is what admins and the launcher edit). */
+#include "disk.h"
+
+#include "cvmfs/config.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define O(field) offsetof(struct disk_config, field)
+static const struct opt_def disk_opts[] = {
+	{ "config", 'c', OPT_STR, O(config), true },
+	{ "foreground", 'f', OPT_BOOL, O(foreground), false },
+	{ "debug", 'd', OPT_BOOL, O(debug), false },
+	{ "name", 0, OPT_STR, O(name), false },
+	{ "data", 0, OPT_STR, O(data), false },
+	{ "limit", 0, OPT_SIZE, O(limit), false },
+	{ "inodes", 0, OPT_UINT, O(inodes), false },
+	{ "image", 0, OPT_LIST, O(image), false },
+	{ "run-dir", 0, OPT_STR, O(run_dir), false },
+	{ "options", 'o', OPT_LIST, O(fuse_opts), false },
+	{ "stat-group", 0, OPT_STR, O(stat_group), false },
+	OPT_END,
+};
+
+#define PROG "cvmfsd disk"
+#define DEFAULT_CONFIG "/etc/cvmfs/cvmfs.conf"
+
+static void cfg_init(struct disk_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->limit = UNSET;
+	c->inodes = UNSET;
+}
+
+static int load_section(const char *path, bool must_exist, const char *section,
+			struct disk_config *c)
+{
+	const char *const sections[] = { section, NULL };
+	struct opt_spec spec = { PROG, disk_opts, sections, DEFAULT_CONFIG };
+
+	cfg_init(c);
+	return opts_load_file(&spec, c, path, must_exist);
+}
+
+static void take_str(char **dst, char **a, char **b)
+{
+	if (*dst)
+		return;
+	if (*a) {
+		*dst = *a;
+		*a = NULL;
+	} else if (*b) {
+		*dst = *b;
+		*b = NULL;
+	}
+}
+
+static void take_u64(uint64_t *dst, uint64_t a, uint64_t b)
+{
+	if (*dst == UNSET)
+		*dst = a != UNSET ? a : b;
+}
+
+static void merge(struct disk_config *c, struct disk_config *ws, struct disk_config *def)
+{
+	take_str(&c->data, &ws->data, &def->data);
+	take_str(&c->image, &ws->image, &def->image);
+	take_str(&c->run_dir, &ws->run_dir, &def->run_dir);
+	take_str(&c->fuse_opts, &ws->fuse_opts, &def->fuse_opts);
+	take_str(&c->stat_group, &ws->stat_group, &def->stat_group);
+	take_u64(&c->limit, ws->limit, def->limit);
+	take_u64(&c->inodes, ws->inodes, def->inodes);
+	c->foreground |= ws->foreground || def->foreground;
+	c->debug |= ws->debug || def->debug;
+}
+
+/* Names become file names under RUN_DIR: keep them plain. */
+static bool name_ok(const char *name)
+{
+	if (!name[0] || name[0] == '.' || strlen(name) > 64)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p))
+			return false;
+	return true;
+}
+
+static int validate(struct disk_config *c)
+{
+	if (!c->name)
+		return fprintf(stderr, PROG ": missing --name\n"), -EINVAL;
+	if (!name_ok(c->name))
+		return fprintf(stderr, PROG ": bad value for --name: '%s' (letters, digits, '.', '_', '-')\n",
+			       c->name), -EINVAL;
+	if (!c->data)
+		return fprintf(stderr, PROG ": missing --data\n"), -EINVAL;
+	if (c->limit == UNSET || c->limit == 0)
+		return fprintf(stderr, PROG ": missing --limit (a positive SIZE)\n"), -EINVAL;
+	if (c->inodes == UNSET)
+		c->inodes = 0;
+	if (!c->run_dir && !(c->run_dir = strdup("/run/cvmfs")))
+		return -ENOMEM;
+	return 0;
+}
+
+static char *section_name(const char *name)
+{
+	char *s;
+
+	return asprintf(&s, "disk %s", name) < 0 ? NULL : s;
+}
+
+int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountpoint)
+{
+	const char *const none[] = { NULL };
+	struct opt_spec spec = { PROG, disk_opts, none, DEFAULT_CONFIG };
+	struct disk_config ws, def;
+	char *path = NULL, *sect = NULL;
+	int pos, r;
+
+	cfg_init(c);
+	r = opts_parse(&spec, c, argc, argv, &pos, &path);
+	if (r == 0 && pos != argc - 1) {
+		fprintf(stderr, PROG ": %s\n", pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
+		r = -EINVAL;
+	}
+	if (r == 0)
+		*mountpoint = argv[pos];
+	if (r == 0 && !c->config && !(c->config = strdup(path)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = load_section(path, c->config && strcmp(path, DEFAULT_CONFIG), "disk", &def);
+	if (r == 0 && c->name && name_ok(c->name) && !(sect = section_name(c->name)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = load_section(path, false, sect ? sect : "disk", &ws);
+	if (r == 0) {
+		merge(c, &ws, &def);
+		opts_free(disk_opts, &ws);
+		opts_free(disk_opts, &def);
+		r = validate(c);
+	}
+	free(path);
+	free(sect);
+	return r;
+}
+
+int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes)
+{
+	struct disk_config ws, def;
+	char *sect = section_name(c->name);
+	int r;
+
+	if (!sect)
+		return -ENOMEM;
+	r = load_section(c->config, true, "disk", &def);
+	if (r == 0)
+		r = load_section(c->config, true, sect, &ws);
+	free(sect);
+	if (r < 0)
+		return r;
+	if (ws.limit != UNSET || def.limit != UNSET)
+		*limit = ws.limit != UNSET ? ws.limit : def.limit;
+	if (ws.inodes != UNSET || def.inodes != UNSET)
+		*inodes = ws.inodes != UNSET ? ws.inodes : def.inodes;
+	opts_free(disk_opts, &ws);
+	opts_free(disk_opts, &def);
+	return *limit ? 0 : -EINVAL;
+}
+
+void disk_config_free(struct disk_config *c)
+{
+	opts_free(disk_opts, c);
+}

@@ -1,0 +1,294 @@
+/* cvmfsd disk: internal interfaces of the quota union.
+ *
+ * Layers: 0 is DATA/upper (writable), 1..nlower are the --image dirs,
+ * leftmost on top. Every object is reached from a layer root by its union
+ * path, one component at a time with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV), so no symlink or ".." in any layer
+ * can lead outside it. Upper objects with several hard links are reached by
+ * file handle (open_by_handle_at), since their union path may be gone.
+ * fds are kept only for open files and directories (see the 20,000 fd limit
+ * in DESIGN.md §3).
+ *
+ * Locking (outermost first):
+ *   D->ns_lock   read by every request, write by rename: protects every
+ *                node's parent, name and area, i.e. the shape of the union
+ *                namespace, and the union paths built from it;
+ *   node->lock   parent before child, never two unrelated nodes at once:
+ *                protects layer, lmask, fh, the charge and the open count.
+ * The inode tables are liburcu lock-free hash tables (urcu-memb flavor);
+ * FUSE worker threads register on first use (threads.c). */
+#pragma once
+
+#include "core.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define _LGPL_SOURCE
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#define MAX_LOWER 32
+#define UNSET UINT64_MAX
+
+struct disk_config {
+	char *config;
+	char *name;
+	char *data;
+	char *image;
+	char *run_dir;
+	char *fuse_opts;
+	char *stat_group;
+	uint64_t limit;
+	uint64_t inodes;
+	bool foreground;
+	bool debug;
+};
+
+struct layer {
+	char *path;
+	int fd; /* O_PATH directory, the root every path is resolved beneath */
+	dev_t dev;
+};
+
+struct rlink;
+
+struct dnode {
+	struct cds_lfht_node ino_node;  /* in D->by_ino */
+	struct cds_lfht_node real_node; /* in D->by_real while the object lives */
+	struct rcu_head rcu;
+	uint64_t ino;
+	uint64_t nlookup; /* the kernel's references (atomic) */
+	uint64_t refs;    /* nlookup + children + 1 while in use (atomic) */
+
+	/* protected by D->ns_lock */
+	struct dnode *parent;
+	char *name;
+	enum area area;
+
+	/* protected by lock */
+	pthread_mutex_t lock;
+	mode_t type;      /* S_IFMT bits */
+	unsigned layer;   /* topmost presence: 0 upper, j + 1 lower layer j */
+	uint32_t lmask;   /* directories: lower layers merged in (bit j) */
+	uint64_t real_ino;
+	struct rlink *rl; /* our entry in by_real under (layer, real_ino), owned */
+	struct file_handle *fh; /* upper objects with more than one link */
+	int64_t charged_bytes;  /* upper objects: st_blocks * 512 last charged */
+	bool charged_inode;
+	unsigned open_count;
+	bool unlinked;    /* last link gone: uncharge at last close */
+};
+
+struct disk {
+	struct disk_config cfg;
+	struct layer layers[MAX_LOWER + 1];
+	unsigned nlayers; /* 1 + number of image layers */
+	int data_fd, work_fd, lock_fd; /* DATA (read-only dir fd), DATA/work (O_PATH), DATA/lock */
+	int handle_fd;     /* DATA/upper opened for reading: open_by_handle_at wants no O_PATH fd */
+	uint64_t blksize; /* upper filesystem block size, for reservations */
+	struct cds_lfht *by_ino, *by_real;
+	struct dnode *root;
+	pthread_rwlock_t ns_lock;
+	uint64_t next_ino; /* fallback numbers when the stable one is taken */
+	uint64_t tmp_seq;
+	struct acct acct;
+	uint64_t image_inodes;
+	/* publisher */
+	pthread_mutex_t pub_lock;
+	pthread_cond_t pub_cond;
+	bool pub_kick, pub_stop;
+	int level; /* 0 below 90 %, 1 at 90 %, 2 at 100 % (atomic) */
+	bool stopping;
+};
+
+extern struct disk *D;
+
+/* config.c */
+int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountpoint);
+/* Re-read the config file: new limit and inodes, if it sets them. */
+int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes);
+void disk_config_free(struct disk_config *c);
+
+/* threads.c */
+void disk_thread_enter(void);
+
+/* inode.c: the node table */
+int nodes_init(void);
+void nodes_fini(void);
+struct dnode *node_get(fuse_ino_t ino);
+/* Find or make the node for an object found under parent; takes one
+ * kernel reference (a lookup) on the result. */
+struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
+			  uint32_t lmask, const struct stat *st);
+void node_forget(struct dnode *n, uint64_t nlookup);
+void node_unref(struct dnode *n);
+/* Re-key a node after its object changed (copy-up) or died (unlink). */
+void node_set_real(struct dnode *n, unsigned layer, uint64_t real_ino);
+void node_drop_real(struct dnode *n);
+struct dnode *node_find_real(unsigned layer, uint64_t real_ino);
+/* Call fn for every node below dir (not dir itself); ns_lock held for writing. */
+void node_for_each_below(struct dnode *dir, void (*fn)(struct dnode *, void *), void *arg);
+bool node_is_below(struct dnode *n, struct dnode *dir);
+/* Remember a file handle for n (it gained a second link). */
+void node_keep_handle(struct dnode *n);
+uint64_t ino_for(unsigned layer, uint64_t real_ino);
+
+/* path.c: resolution beneath layer roots */
+int node_path(struct dnode *n, char *buf, size_t size);
+int path_join(char *buf, size_t size, const char *dir, const char *name);
+int layer_open(unsigned layer, const char *rel, int flags);
+/* The node's current object (upper by handle or path, else its layer). */
+int node_open(struct dnode *n, int flags);
+int node_stat(struct dnode *n, struct stat *st);
+/* Open the node's upper directory, copying it up first. */
+int node_upper_dir(struct dnode *n);
+int fd_getxattr(int fd, const char *name, void *buf, size_t size);
+int fd_setxattr(int fd, const char *name, const void *val, size_t size, int flags);
+int fd_listxattr(int fd, char *buf, size_t size);
+int fd_removexattr(int fd, const char *name);
+bool name_valid(const char *name);
+
+/* charge.c: accounting of upper objects */
+int charge_reserve(int64_t bytes, int64_t inodes);
+void charge_unreserve(int64_t bytes, int64_t inodes);
+void charge_settle(enum area ar, int64_t res_b, int64_t delta_b, int64_t res_i, int64_t delta_i);
+/* Re-measure n's upper object (through fd if >= 0) and charge the change. */
+int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i);
+/* n's object lost a link: uncharge now or at its last close. */
+void charge_unlinked(struct dnode *n, const struct stat *after);
+/* An object without a node left the upper layer. */
+void charge_gone(enum area ar, const struct stat *st);
+void charge_released(struct dnode *n);
+int64_t blocks_bytes(const struct stat *st);
+/* The worst-case reservation for one more directory entry. */
+int64_t dirent_growth(void);
+
+/* layer.c: lookup across layers */
+struct found {
+	unsigned layer;
+	uint32_t lmask;
+	struct stat st;
+};
+/* Look name up below a directory given by its union path and presences.
+ * Returns 0 and fills f, -ENOENT, or another -errno. */
+int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
+		 struct found *f);
+int node_lookup(struct dnode *parent, const char *name, struct found *f);
+bool is_union_whiteout(int dirfd, const char *name, const struct stat *st);
+bool lower_dir_opaque(int dirfd, const char *name);
+/* Put a marked whiteout at dirfd/name (replacing what is there if
+ * replace) and charge it to ar. */
+int whiteout_make(int dirfd, const char *name, bool replace, enum area ar);
+/* Remove the union's whiteouts in an upper directory (it became opaque or
+ * is about to be removed), uncharging them. */
+int whiteouts_clear(int dirfd, enum area ar);
+int tmp_name(char *buf, size_t size);
+
+/* dir.c: merged listings */
+struct dent {
+	char *name;
+	unsigned char type; /* DT_* */
+	unsigned layer;
+	uint64_t ino;
+};
+struct dlist {
+	struct dent *ents;
+	size_t n, cap;
+};
+int dir_list(const char *rel, bool upper, uint32_t lmask, struct dlist *l);
+void dlist_free(struct dlist *l);
+
+/* copyup.c */
+/* Copy the object at rel in layer src into upper dir upfd as name. */
+int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum area ar,
+	     struct stat *out);
+int copy_up(struct dnode *n);
+/* Copy a whole directory tree up and make it opaque (before a rename). */
+int copy_up_tree(struct dnode *dir);
+
+/* scan.c: full recount, and area moves of renamed trees */
+int scan_all(struct acct *a, uint64_t *image_inodes);
+/* Could an object (or tree) at oldrel and at newrel count in different areas? */
+bool area_paths_differ(const char *oldrel, const char *newrel);
+/* Move the charges of the object at dirfd/name (a whole tree for a
+ * directory) from the areas of its old paths to those of its new ones. */
+void area_move_object(int dirfd, const char *name, const char *oldrel, const char *newrel);
+
+/* publish.c */
+int publish_start(void);
+void publish_stop(void);
+void publish_kick(void);
+int publish_group(const char *group);
+int publish_pidfile(bool create);
+int publish_write(const char *state);
+int state_load(struct disk_state *s);
+int state_save(bool clean);
+
+/* ops */
+extern const struct fuse_lowlevel_ops disk_ops;
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags);
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags);
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi);
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+		  struct fuse_file_info *fi);
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		  struct fuse_file_info *fi);
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi);
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+/* Reply helpers shared by the op files (ops_meta.c). */
+void fill_attr(struct dnode *n, struct stat *st);
+void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st);
+double entry_timeout(void);
+
+/* Request scope: register the thread and hold ns_lock for reading. */
+static inline void ns_unlockp(pthread_rwlock_t **l)
+{
+	if (*l)
+		pthread_rwlock_unlock(*l);
+}
+#define NS_READ()                                                              \
+	pthread_rwlock_t *_ns __attribute__((cleanup(ns_unlockp))) = &D->ns_lock; \
+	disk_thread_enter();                                                   \
+	pthread_rwlock_rdlock(_ns)
+#define NS_WRITE()                                                             \
+	pthread_rwlock_t *_ns __attribute__((cleanup(ns_unlockp))) = &D->ns_lock; \
+	disk_thread_enter();                                                   \
+	pthread_rwlock_wrlock(_ns)
+
+static inline void mutex_unlockp(pthread_mutex_t **m)
+{
+	if (*m)
+		pthread_mutex_unlock(*m);
+}
+#define LOCK_GUARD(m)                                                          \
+	pthread_mutex_t *_guard __attribute__((cleanup(mutex_unlockp))) = (m); \
+	pthread_mutex_lock(m)

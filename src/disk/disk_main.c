@@ -1,0 +1,469 @@
+/* cvmfsd disk: layers, accounting at start, daemon lifecycle.
+ *
+ * Start: options -> DATA (upper, work, lock) and image layers -> usage
+ * (DATA/state if it was left by a clean stop with the same image list,
+ * else a full recount) -> DATA/state marked unclean -> daemonise -> mount
+ * -> pid file and live figures -> readiness byte to the parent.
+ * Signals: SIGHUP re-reads the limits; SIGTERM/SIGINT stop: unmount, wait
+ * for the last request, persist a clean DATA/state, publish "stopped". */
+#include "disk.h"
+#include "disk_main.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+struct disk *D;
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return mkdir(buf, mode) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Leftovers of copy-ups interrupted by a crash. */
+static void rm_rf_at(int dfd, int depth)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!d || depth > 64)
+		return;
+	while ((de = readdir(d))) {
+		int cfd;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno != EISDIR)
+			continue;
+		cfd = openat(dirfd(d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd >= 0) {
+			rm_rf_at(cfd, depth + 1);
+			close(cfd);
+		}
+		unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+}
+
+static int open_layer(struct layer *l, const char *path, const char *what)
+{
+	struct stat st;
+
+	l->path = strdup(path);
+	l->fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (!l->path || l->fd < 0 || fstat(l->fd, &st) < 0) {
+		fprintf(stderr, "cvmfsd disk: %s %s: %s\n", what, path, strerror(errno));
+		return -errno;
+	}
+	l->dev = st.st_dev;
+	return 0;
+}
+
+static int open_images(void)
+{
+	_cleanup_free_ char *list = D->cfg.image ? strdup(D->cfg.image) : NULL;
+	char *save = NULL;
+	int r;
+
+	D->nlayers = 1;
+	if (!list)
+		return D->cfg.image ? -ENOMEM : 0;
+	for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+		if (D->nlayers > MAX_LOWER) {
+			fprintf(stderr, "cvmfsd disk: --image: more than %d layers\n", MAX_LOWER);
+			return -E2BIG;
+		}
+		r = open_layer(&D->layers[D->nlayers], p, "--image");
+		if (r < 0)
+			return r;
+		D->nlayers++;
+	}
+	return 0;
+}
+
+static int open_data(void)
+{
+	const char *data = D->cfg.data;
+	struct statvfs sv;
+	char p[PATH_MAX];
+	int r;
+
+	r = mkdir_p(data, 0700);
+	D->data_fd = r < 0 ? r : open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (D->data_fd < 0) {
+		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
+		return -errno;
+	}
+	if ((mkdirat(D->data_fd, "upper", 0755) < 0 && errno != EEXIST) ||
+	    (mkdirat(D->data_fd, "work", 0700) < 0 && errno != EEXIST)) {
+		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
+		return -errno;
+	}
+	snprintf(p, sizeof(p), "%s/upper", data);
+	r = open_layer(&D->layers[0], p, "--data");
+	if (r < 0)
+		return r;
+	D->work_fd = openat(D->data_fd, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	D->handle_fd = openat(D->data_fd, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	D->lock_fd = openat(D->data_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (D->work_fd < 0 || D->lock_fd < 0 || D->handle_fd < 0 || fstatvfs(D->layers[0].fd, &sv) < 0) {
+		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
+		return -errno;
+	}
+	if (flock(D->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "cvmfsd disk: --data %s: in use by another cvmfsd disk\n", data);
+		return -EBUSY;
+	}
+	D->blksize = sv.f_bsize ? sv.f_bsize : 4096;
+	rm_rf_at(D->work_fd, 0);
+	return 0;
+}
+
+static double elapsed_s(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void acct_from_state(const struct disk_state *s)
+{
+	struct acct *a = &D->acct;
+
+	a->used_bytes = a->commit_bytes = (int64_t)s->used_bytes;
+	a->used_inodes = a->commit_inodes = (int64_t)s->used_inodes;
+	for (int i = 0; i < AREA_N; i++) {
+		a->area_bytes[i] = (int64_t)s->area_bytes[i];
+		a->area_inodes[i] = (int64_t)s->area_inodes[i];
+	}
+}
+
+static int load_usage(void)
+{
+	struct disk_state s = { 0 };
+	struct timespec t0;
+	int r = state_load(&s);
+
+	if (r == 0 && s.clean && !strcmp(s.image, D->cfg.image ? D->cfg.image : "")) {
+		acct_from_state(&s);
+		log_info("%s: usage from DATA/state (clean stop): %lld bytes, %lld inodes",
+			 D->cfg.name, (long long)s.used_bytes, (long long)s.used_inodes);
+		return 0;
+	}
+	bool had_state = r == 0 && !s.clean;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = scan_all(&D->acct, &D->image_inodes);
+	if (r < 0)
+		return log_error_errno(r, "--data %s: recount", D->cfg.data);
+	log_info("%s: recounted usage (%s): %lld bytes, %lld inodes in %.2f s", D->cfg.name,
+		 had_state ? "unclean stop" : "no usable DATA/state",
+		 (long long)D->acct.used_bytes, (long long)D->acct.used_inodes, elapsed_s(&t0));
+	return 0;
+}
+
+/* ---- FUSE session ---- */
+
+static struct fuse_session *se;
+static pthread_t loop_thread;
+static bool loop_running;
+static char mnt_path[PATH_MAX];
+
+static void *session_loop(void *arg)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+
+	(void)arg;
+	fuse_loop_cfg_set_max_threads(cfg, 32);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	fuse_session_loop_mt(se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	/* Unmounted from outside (fusermount3 -u): stop the daemon. */
+	if (!__atomic_load_n(&D->stopping, __ATOMIC_ACQUIRE))
+		kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+/* A daemon killed with SIGKILL leaves "Transport endpoint is not connected". */
+static void recover_stale(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 || errno != ENOTCONN)
+		return;
+	log_warn("%s: stale mount from a previous run, detaching it", path);
+	if (umount2(path, MNT_DETACH) < 0)
+		log_warn("%s: umount: %s", path, strerror(errno));
+}
+
+static int session_start(const char *mnt)
+{
+	char opts[4096];
+	char *argv[] = { "cvmfsd", "-o", opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	int r;
+
+	snprintf(opts, sizeof(opts),
+		 "allow_other,default_permissions,fsname=cvmfs-disk-%s,subtype=cvmfs-disk%s%s",
+		 D->cfg.name, D->cfg.fuse_opts ? "," : "", D->cfg.fuse_opts ? D->cfg.fuse_opts : "");
+	snprintf(mnt_path, sizeof(mnt_path), "%s", mnt);
+	recover_stale(mnt);
+	se = fuse_session_new(&args, &disk_ops, sizeof(disk_ops), NULL);
+	fuse_opt_free_args(&args);
+	if (!se) {
+		log_error("-o %s: cannot start a FUSE session", opts);
+		return -EINVAL;
+	}
+	if (fuse_session_mount(se, mnt) != 0) {
+		log_error("%s: cannot mount", mnt);
+		fuse_session_destroy(se);
+		se = NULL;
+		return -EIO;
+	}
+	r = pthread_create(&loop_thread, NULL, session_loop, NULL);
+	if (r) {
+		fuse_session_unmount(se);
+		return -r;
+	}
+	loop_running = true;
+	return 0;
+}
+
+/* True when every request has been answered (safe to persist as clean). */
+static bool session_stop(void)
+{
+	struct timespec ts;
+
+	if (!se)
+		return true;
+	__atomic_store_n(&D->stopping, true, __ATOMIC_RELEASE);
+	fuse_session_exit(se);
+	/* Detaches (MNT_DETACH as root); the connection ends with the last user. */
+	fuse_session_unmount(se);
+	if (loop_running) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 10;
+		if (pthread_timedjoin_np(loop_thread, NULL, &ts) != 0) {
+			log_warn("%s: still in use; usage will be recounted at next start", mnt_path);
+			return false;
+		}
+		loop_running = false;
+	}
+	fuse_session_destroy(se);
+	se = NULL;
+	return true;
+}
+
+/* ---- lifecycle ---- */
+
+static int daemonize(int *notify_fd)
+{
+	int pfd[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pfd[1]);
+		if (read(pfd[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(pfd[0]);
+	setsid();
+	*notify_fd = pfd[1];
+	return 0;
+}
+
+static void daemon_ready(int notify_fd)
+{
+	char ok = 0;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (notify_fd < 0)
+		return;
+	if (write(notify_fd, &ok, 1) != 1)
+		log_warn("lost the parent before reporting readiness");
+	close(notify_fd);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+}
+
+static void reload(void)
+{
+	uint64_t limit = D->acct.limit_bytes, inodes = D->acct.limit_inodes;
+	int r = disk_config_reload(&D->cfg, &limit, &inodes);
+
+	if (r < 0) {
+		log_error("SIGHUP: %s: keeping limit %llu bytes, %llu inodes", D->cfg.config,
+			  (unsigned long long)D->acct.limit_bytes,
+			  (unsigned long long)D->acct.limit_inodes);
+		return;
+	}
+	__atomic_store_n(&D->acct.limit_bytes, limit, __ATOMIC_RELAXED);
+	__atomic_store_n(&D->acct.limit_inodes, inodes, __ATOMIC_RELAXED);
+	log_info("SIGHUP: limit %llu bytes, %llu inodes (0 = unlimited)",
+		 (unsigned long long)limit, (unsigned long long)inodes);
+	charge_settle(AREA_OTHER, 0, 0, 0, 0);
+	publish_kick();
+}
+
+static void wait_for_stop(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
+			return;
+		reload();
+	}
+}
+
+static void block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int prepare(void)
+{
+	char dir[PATH_MAX];
+	int r;
+
+	umask(0); /* modes come from the kernel with the caller's umask applied */
+	D->acct.limit_bytes = D->cfg.limit;
+	D->acct.limit_inodes = D->cfg.inodes;
+	if (D->cfg.stat_group && publish_group(D->cfg.stat_group) < 0) {
+		fprintf(stderr, "cvmfsd disk: bad value for --stat-group: '%s': no such group\n",
+			D->cfg.stat_group);
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
+	r = mkdir_p(dir, 0755);
+	if (r < 0) {
+		fprintf(stderr, "cvmfsd disk: --run-dir %s: %s\n", dir, strerror(-r));
+		return r;
+	}
+	if ((r = open_data()) < 0 || (r = open_images()) < 0)
+		return r;
+	if ((r = load_usage()) < 0)
+		return r;
+	r = state_save(false);
+	return r < 0 ? log_error_errno(r, "%s/state", D->cfg.data) : 0;
+}
+
+static int disk_run(const char *mnt)
+{
+	int notify_fd = -1, r;
+	bool clean;
+
+	if (!D->cfg.foreground && (r = daemonize(&notify_fd)) < 0)
+		return log_error_errno(r, "daemonize");
+	log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
+	block_signals();
+	if ((r = nodes_init()) < 0)
+		return log_error_errno(r, "inode table");
+	r = session_start(mnt);
+	if (r < 0)
+		return r;
+	publish_pidfile(true);
+	publish_start();
+	log_info("%s: serving %s (limit %llu bytes, %u image layers)", D->cfg.name, mnt,
+		 (unsigned long long)D->cfg.limit, D->nlayers - 1);
+	daemon_ready(notify_fd);
+	wait_for_stop();
+	log_info("%s: stopping", D->cfg.name);
+	clean = session_stop();
+	publish_stop();
+	r = state_save(clean);
+	if (r < 0)
+		log_error_errno(r, "%s/state", D->cfg.data);
+	publish_write("stopped");
+	publish_pidfile(false);
+	if (clean)
+		nodes_fini();
+	return 0;
+}
+
+static void disk_close(void)
+{
+	for (unsigned i = 0; i < D->nlayers; i++) {
+		if (D->layers[i].fd >= 0)
+			close(D->layers[i].fd);
+		free(D->layers[i].path);
+	}
+	if (D->data_fd >= 0)
+		close(D->data_fd);
+	if (D->work_fd >= 0)
+		close(D->work_fd);
+	if (D->handle_fd >= 0)
+		close(D->handle_fd);
+	if (D->lock_fd >= 0)
+		close(D->lock_fd);
+}
+
+int cvmfsd_disk_main(int argc, char **argv)
+{
+	static struct disk d;
+	char *mnt = NULL;
+	int r;
+
+	D = &d;
+	d.data_fd = d.work_fd = d.lock_fd = d.handle_fd = -1;
+	for (unsigned i = 0; i <= MAX_LOWER; i++)
+		d.layers[i].fd = -1;
+	d.nlayers = 1;
+	pthread_rwlock_init(&d.ns_lock, NULL);
+	pthread_mutex_init(&d.pub_lock, NULL);
+	log_setup("cvmfsd disk", false, false);
+	r = disk_config_load(&d.cfg, argc, argv, &mnt);
+	if (r == 0)
+		r = prepare();
+	if (r == 0)
+		r = disk_run(mnt);
+	disk_close();
+	disk_config_free(&d.cfg);
+	return r < 0 ? 1 : 0;
+}

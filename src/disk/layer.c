@@ -1,0 +1,219 @@
+/* Lookup across layers, and the union's whiteouts.
+ *
+ * Upper layer: only the union's own markers count: a char 0/0 device with
+ * the trusted.cvmfs.whiteout xattr hides a name, trusted.cvmfs.opaque on a
+ * directory hides everything below it. A user's char 0/0 device, .wh.*
+ * file or trusted.overlay.* xattr in the upper layer is just that (kernel
+ * overlayfs keeps its own whiteouts there when Docker uses this disk).
+ * Image layers: OCI (.wh.NAME, .wh..wh..opq) and overlayfs (char 0/0,
+ * trusted.overlay.opaque=y) markers are metadata and never visible. */
+#include "disk.h"
+
+#include "cvmfs/cleanup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+static int at_lgetxattr(int dirfd, const char *name, const char *key, char *buf, size_t size)
+{
+	char p[PATH_MAX];
+	ssize_t r;
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, name);
+	r = lgetxattr(p, key, buf, size);
+	return r < 0 ? -errno : (int)r;
+}
+
+static bool is_char00(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0);
+}
+
+bool is_union_whiteout(int dirfd, const char *name, const struct stat *st)
+{
+	char v[4];
+
+	return is_char00(st) && at_lgetxattr(dirfd, name, XATTR_WHITEOUT, v, sizeof(v)) >= 0;
+}
+
+static bool upper_dir_opaque(int dirfd, const char *name)
+{
+	char v[4];
+
+	return at_lgetxattr(dirfd, name, XATTR_OPAQUE, v, sizeof(v)) >= 0;
+}
+
+bool lower_dir_opaque(int dirfd, const char *name)
+{
+	char p[PATH_MAX], v[4];
+	struct stat st;
+	int r;
+
+	snprintf(p, sizeof(p), "%s/" OCI_OPAQUE, name);
+	if (fstatat(dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return true;
+	r = at_lgetxattr(dirfd, name, XATTR_OVL_OPAQUE, v, sizeof(v));
+	return r > 0 && v[0] == 'y';
+}
+
+/* In lower layer j: 1 found (f->st), 0 absent, -ENOENT whited out. */
+static int lower_probe(unsigned j, const char *prel, const char *name, struct stat *st,
+		       bool *opaque)
+{
+	_cleanup_close_ int dfd = layer_open(j + 1, prel, O_PATH | O_DIRECTORY);
+	char wh[NAME_MAX + 8];
+
+	if (dfd < 0)
+		return 0; /* this layer has no such directory */
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (is_char00(st))
+			return -ENOENT;
+		*opaque = S_ISDIR(st->st_mode) && lower_dir_opaque(dfd, name);
+		return 1;
+	}
+	snprintf(wh, sizeof(wh), OCI_WH_PREFIX "%s", name);
+	if (fstatat(dfd, wh, st, AT_SYMLINK_NOFOLLOW) == 0)
+		return -ENOENT;
+	return 0;
+}
+
+/* Upper layer: 1 found, 0 absent, -ENOENT whited out. */
+static int upper_probe(const char *prel, const char *name, struct stat *st, bool *opaque)
+{
+	_cleanup_close_ int dfd = layer_open(0, prel, O_PATH | O_DIRECTORY);
+
+	if (dfd < 0)
+		return dfd == -ENOENT || dfd == -ENOTDIR ? 0 : dfd;
+	if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (is_union_whiteout(dfd, name, st))
+		return -ENOENT;
+	*opaque = S_ISDIR(st->st_mode) && upper_dir_opaque(dfd, name);
+	return 1;
+}
+
+int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
+		 struct found *f)
+{
+	bool found = false, opaque = false;
+	struct stat st;
+	int r;
+
+	f->lmask = 0;
+	if (upper) {
+		r = upper_probe(prel, name, &f->st, &opaque);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			found = true;
+			f->layer = 0;
+			if (!S_ISDIR(f->st.st_mode) || opaque)
+				return 0;
+		}
+	}
+	/* OCI markers in image layers are metadata, never entries. */
+	if (oci_is_meta(name))
+		return found ? 0 : -ENOENT;
+	for (unsigned j = 0; j < D->nlayers - 1 && lmask >> j; j++) {
+		if (!(lmask & (1u << j)))
+			continue;
+		r = lower_probe(j, prel, name, &st, &opaque);
+		if (r < 0)
+			break;
+		if (r == 0)
+			continue;
+		if (found && (!S_ISDIR(st.st_mode) || !S_ISDIR(f->st.st_mode)))
+			break; /* a non-directory below a directory is hidden */
+		if (!found) {
+			f->st = st;
+			f->layer = j + 1;
+			found = true;
+		}
+		if (!S_ISDIR(st.st_mode))
+			break;
+		f->lmask |= 1u << j;
+		if (opaque)
+			break;
+	}
+	return found ? 0 : -ENOENT;
+}
+
+int node_lookup(struct dnode *parent, const char *name, struct found *f)
+{
+	char prel[PATH_MAX];
+	bool upper;
+	uint32_t lmask;
+	int r;
+
+	pthread_mutex_lock(&parent->lock);
+	upper = parent->layer == 0;
+	lmask = parent->lmask;
+	pthread_mutex_unlock(&parent->lock);
+	r = node_path(parent, prel, sizeof(prel));
+	return r < 0 ? r : union_lookup(prel, upper, lmask, name, f);
+}
+
+int tmp_name(char *buf, size_t size)
+{
+	unsigned long seq = __atomic_add_fetch(&D->tmp_seq, 1, __ATOMIC_RELAXED);
+
+	return snprintf(buf, size, "t%d.%lu", (int)getpid(), seq) < (int)size ? 0 : -ENAMETOOLONG;
+}
+
+/* Made in the work directory and moved in with its marker already set, so
+ * the upper layer never holds an unmarked 0/0 device of ours. */
+int whiteout_make(int dirfd, const char *name, bool replace, enum area ar)
+{
+	char tmp[64], p[PATH_MAX];
+	struct stat st;
+	int r;
+
+	r = charge_reserve(dirent_growth(), 1);
+	if (r < 0)
+		return r;
+	tmp_name(tmp, sizeof(tmp));
+	if (mknodat(D->work_fd, tmp, S_IFCHR, makedev(0, 0)) < 0) {
+		r = -errno;
+		charge_unreserve(dirent_growth(), 1);
+		return r;
+	}
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", D->work_fd, tmp);
+	if (lsetxattr(p, XATTR_WHITEOUT, "y", 1, 0) < 0 || fstatat(D->work_fd, tmp, &st,
+								   AT_SYMLINK_NOFOLLOW) < 0 ||
+	    renameat2(D->work_fd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		unlinkat(D->work_fd, tmp, 0);
+		charge_unreserve(dirent_growth(), 1);
+		return r;
+	}
+	charge_settle(ar, dirent_growth(), blocks_bytes(&st), 1, 1);
+	return 0;
+}
+
+int whiteouts_clear(int dirfd, enum area ar)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	struct stat st;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !is_union_whiteout(dirfd, de->d_name, &st))
+			continue;
+		if (unlinkat(dirfd, de->d_name, 0) == 0)
+			charge_gone(ar, &st);
+	}
+	return 0;
+}

@@ -1,0 +1,247 @@
+/* Open files: open, read, write, fallocate, fsync, release, lseek, and
+ * setattr (truncate, chmod, chown, utimes).
+ *
+ * Reads are spliced from the layer file (fuse_reply_data with an fd
+ * buffer); writes go through fuse_buf_copy. No writeback cache: every write
+ * reaches write_buf, where it is admitted against the limit before a byte
+ * lands. An overwrite of blocks already allocated needs no reservation, so
+ * a full disk still lets files be rewritten in place. */
+#include "disk.h"
+
+#include "cvmfs/cleanup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
+	int fd, r = 0;
+
+	if (!n)
+		return (void)fuse_reply_err(req, ESTALE);
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		r = copy_up(n);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	pthread_mutex_lock(&n->lock);
+	fd = node_open(n, flags | O_NOFOLLOW);
+	if (fd >= 0)
+		n->open_count++;
+	pthread_mutex_unlock(&n->lock);
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	if (flags & O_TRUNC)
+		charge_node(n, fd, 0, 0);
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = 1;
+	if (flags & O_DIRECT)
+		fi->direct_io = 1;
+	if (fuse_reply_open(req, fi) != 0) {
+		close(fd);
+		charge_released(n);
+	}
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)ino;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* Worst-case growth of a write: nothing if it only rewrites allocated
+ * blocks inside the file, else the block-rounded range plus headroom. */
+static int64_t write_growth(int fd, off_t off, size_t len)
+{
+	struct stat st;
+	off_t hole;
+
+	if (fstat(fd, &st) == 0 && off + (off_t)len <= st.st_size) {
+		hole = lseek(fd, off, SEEK_HOLE);
+		if (hole >= off + (off_t)len)
+			return 0;
+	}
+	return write_worst_case((uint64_t)off, len, D->blksize);
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+		  struct fuse_file_info *fi)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+	size_t len = fuse_buf_size(bufv);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+	int fd = (int)fi->fh;
+	int64_t res;
+	ssize_t w;
+	int r;
+
+	if (!n)
+		return (void)fuse_reply_err(req, ESTALE);
+	res = write_growth(fd, off, len);
+	r = charge_reserve(res, 0);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fd;
+	out.buf[0].pos = off;
+	w = fuse_buf_copy(&out, bufv, 0);
+	charge_node(n, fd, res, 0);
+	if (w < 0)
+		return (void)fuse_reply_err(req, (int)-w);
+	fuse_reply_write(req, (size_t)w);
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dnode *n;
+
+	disk_thread_enter();
+	n = node_get(ino);
+	close((int)fi->fh);
+	if (n)
+		charge_released(n);
+	fuse_reply_err(req, 0);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int fd = (int)fi->fh;
+
+	(void)ino;
+	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		  struct fuse_file_info *fi)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+	int fd = (int)fi->fh;
+	int64_t res = 0;
+	int r;
+
+	if (!n)
+		return (void)fuse_reply_err(req, ESTALE);
+	if (!(mode & FALLOC_FL_PUNCH_HOLE))
+		res = write_worst_case((uint64_t)off, (uint64_t)len, D->blksize);
+	r = charge_reserve(res, 0);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	r = fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+	charge_node(n, fd, res, 0);
+	fuse_reply_err(req, -r);
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	off_t r = lseek((int)fi->fh, off, whence);
+
+	(void)ino;
+	if (r < 0)
+		return (void)fuse_reply_err(req, errno);
+	fuse_reply_lseek(req, r);
+}
+
+static int set_times(const char *p, const struct stat *attr, int to_set)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		ts[0].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		ts[0] = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		ts[1].tv_nsec = UTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		ts[1] = attr->st_mtim;
+	return utimensat(AT_FDCWD, p, ts, 0) < 0 ? -errno : 0;
+}
+
+static int set_size(struct dnode *n, int fd, off_t size)
+{
+	char p[64];
+	int64_t res = (int64_t)D->blksize; /* a hole costs nothing; metadata may */
+	int r = charge_reserve(res, 0);
+
+	if (r < 0)
+		return r;
+	if (ftruncate(fd, size) < 0) {
+		/* fd is O_PATH: truncate through its magic link. */
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		r = truncate(p, size) < 0 ? -errno : 0;
+	}
+	charge_node(n, fd, res, 0);
+	return r;
+}
+
+static int apply_attr(struct dnode *n, int fd, struct stat *attr, int to_set)
+{
+	char p[64];
+	int r = 0;
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	if (to_set & FUSE_SET_ATTR_MODE && chmod(p, attr->st_mode & 07777) < 0)
+		return -errno;
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
+		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE && (r = set_size(n, fd, attr->st_size)) < 0)
+		return r;
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+		      FUSE_SET_ATTR_MTIME_NOW))
+		r = set_times(p, attr, to_set);
+	return r;
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+	_cleanup_close_ int own = -EBADF;
+	struct stat st;
+	int fd, r;
+
+	if (!n)
+		return (void)fuse_reply_err(req, ESTALE);
+	r = copy_up(n);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	if (fi && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		fd = (int)fi->fh;
+	} else {
+		own = node_open(n, (to_set & FUSE_SET_ATTR_SIZE) ? O_WRONLY : O_PATH | O_NOFOLLOW);
+		if (own < 0)
+			return (void)fuse_reply_err(req, -own);
+		fd = own;
+	}
+	r = apply_attr(n, fd, attr, to_set);
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	charge_node(n, fd, 0, 0);
+	fill_attr(n, &st);
+	fuse_reply_attr(req, &st, entry_timeout());
+}

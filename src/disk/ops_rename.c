@@ -1,0 +1,287 @@
+/* rename, with RENAME_NOREPLACE, RENAME_EXCHANGE and RENAME_WHITEOUT.
+ *
+ * The union namespace changes shape here, so rename holds ns_lock for
+ * writing. Both objects are brought into the upper layer first; a
+ * directory with image content is copied up as a whole tree and made
+ * opaque (no redirects: the renamed tree no longer depends on the image
+ * layers, at the price of copying it once). The rename itself is one
+ * renameat2 in the upper layer; a union whiteout then hides the image's
+ * object at the old name. Bytes move between areas with the object (a
+ * directory's subtree is walked when an area boundary is crossed). */
+#include "disk.h"
+
+#include "cvmfs/cleanup.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct side {
+	struct dnode *p;
+	const char *name;
+	char prel[PATH_MAX], rel[PATH_MAX];
+	bool exists, lower_has;
+	struct found f;
+	struct dnode *n; /* the object's node, held */
+	bool temp;       /* n was made for this call: forget it after */
+};
+
+static int side_init(struct side *s, fuse_ino_t parent, const char *name)
+{
+	struct found lf;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	s->p = node_get(parent);
+	if (!s->p)
+		return -ESTALE;
+	if (!name_valid(name))
+		return -EINVAL;
+	r = node_path(s->p, s->prel, sizeof(s->prel));
+	if (r == 0)
+		r = path_join(s->rel, sizeof(s->rel), s->prel, name);
+	if (r < 0)
+		return r;
+	r = node_lookup(s->p, name, &s->f);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	s->exists = r == 0;
+	pthread_mutex_lock(&s->p->lock);
+	s->lower_has = s->p->lmask && union_lookup(s->prel, false, s->p->lmask, name, &lf) == 0;
+	pthread_mutex_unlock(&s->p->lock);
+	return 0;
+}
+
+static int side_hold(struct side *s)
+{
+	s->n = node_find_real(s->f.layer, s->f.st.st_ino);
+	if (s->n)
+		return 0;
+	s->n = node_obtain(s->p, s->name, s->f.layer, s->f.lmask, &s->f.st);
+	s->temp = true;
+	return s->n ? 0 : -ENOMEM;
+}
+
+static void side_release(struct side *s)
+{
+	if (!s->n)
+		return;
+	if (s->temp)
+		node_forget(s->n, 1);
+	else
+		node_unref(s->n);
+	s->n = NULL;
+}
+
+static int side_upper(struct side *s)
+{
+	int r = side_hold(s);
+
+	if (r < 0)
+		return r;
+	return S_ISDIR(s->f.st.st_mode) ? copy_up_tree(s->n) : copy_up(s->n);
+}
+
+static int check_target(const struct side *src, const struct side *dst, unsigned flags)
+{
+	struct dlist l;
+	int r;
+
+	if ((flags & RENAME_NOREPLACE) && dst->exists)
+		return -EEXIST;
+	if ((flags & RENAME_EXCHANGE) && !dst->exists)
+		return -ENOENT;
+	if (!dst->exists || (flags & RENAME_EXCHANGE))
+		return 0;
+	if (S_ISDIR(src->f.st.st_mode) && !S_ISDIR(dst->f.st.st_mode))
+		return -ENOTDIR;
+	if (!S_ISDIR(src->f.st.st_mode) && S_ISDIR(dst->f.st.st_mode))
+		return -EISDIR;
+	if (!S_ISDIR(dst->f.st.st_mode))
+		return 0;
+	r = dir_list(dst->rel, dst->f.layer == 0, dst->f.lmask, &l);
+	if (r == 0) {
+		r = l.n ? -ENOTEMPTY : 0;
+		dlist_free(&l);
+	}
+	return r;
+}
+
+/* The node of a moved object now lives at (p, name). */
+static void node_move(struct dnode *n, struct dnode *p, const char *name)
+{
+	char *copy = strdup(name);
+
+	if (!copy || n->parent == NULL)
+		return free(copy);
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
+	node_unref(n->parent);
+	n->parent = p;
+	free(n->name);
+	n->name = copy;
+}
+
+static void node_area_update(struct dnode *n, void *arg)
+{
+	char path[PATH_MAX];
+
+	(void)arg;
+	if (node_path(n, path, sizeof(path)) == 0)
+		n->area = area_of_path(path);
+}
+
+/* A directory at a name the image also has must hide the image's one. */
+static void make_opaque(int pfd, const char *name, struct dnode *n)
+{
+	_cleanup_close_ int fd = openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 || fd_setxattr(fd, XATTR_OPAQUE, "y", 1, 0) < 0)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->lmask = 0;
+	pthread_mutex_unlock(&n->lock);
+	charge_node(n, fd, 0, 0);
+}
+
+/* Bytes of the object now at newrel move from the areas of oldrel. */
+static void move_areas(int pfd, const char *name, const char *oldrel, const char *newrel,
+		       struct dnode *n)
+{
+	if (!area_paths_differ(oldrel, newrel))
+		return;
+	area_move_object(pfd, name, oldrel, newrel);
+	node_area_update(n, NULL);
+	node_for_each_below(n, node_area_update, NULL);
+}
+
+struct rn {
+	struct side src, dst;
+	unsigned flags;
+	int pfd, npfd, tfd;
+	struct dnode *tn; /* a replaced upper target's node */
+	int64_t res_i;
+};
+
+static int rn_prepare(struct rn *x)
+{
+	int r = side_upper(&x->src);
+
+	if (r == 0 && (x->flags & RENAME_EXCHANGE))
+		r = side_upper(&x->dst);
+	if (r == 0 && (x->pfd = node_upper_dir(x->src.p)) < 0)
+		r = x->pfd;
+	if (r == 0 && (x->npfd = node_upper_dir(x->dst.p)) < 0)
+		r = x->npfd;
+	if (r < 0 || !x->dst.exists || (x->flags & RENAME_EXCHANGE) || x->dst.f.layer != 0)
+		return r;
+	x->tfd = layer_open(0, x->dst.rel, O_PATH | O_NOFOLLOW);
+	if (x->tfd < 0)
+		return x->tfd;
+	if (S_ISDIR(x->dst.f.st.st_mode))
+		whiteouts_clear(x->tfd, area_of_path(x->dst.rel));
+	x->tn = node_find_real(0, x->dst.f.st.st_ino);
+	return 0;
+}
+
+static void rn_replaced(struct rn *x)
+{
+	struct stat after;
+
+	if (x->tfd < 0 || fstat(x->tfd, &after) < 0)
+		return;
+	if (x->tn)
+		charge_unlinked(x->tn, &after);
+	else if (after.st_nlink == 0 || S_ISDIR(after.st_mode))
+		charge_gone(area_of_path(x->dst.rel), &after);
+}
+
+/* After the upper rename: whiteouts, nodes, opacity, areas. */
+static int rn_finish(struct rn *x)
+{
+	struct stat wst;
+	int r = 0;
+
+	rn_replaced(x);
+	if (x->flags & RENAME_WHITEOUT) {
+		if (fstatat(x->pfd, x->src.name, &wst, AT_SYMLINK_NOFOLLOW) == 0)
+			charge_settle(area_of_path(x->src.rel), 0, blocks_bytes(&wst), 1, 1);
+		x->res_i--;
+	} else if (x->src.lower_has && !(x->flags & RENAME_EXCHANGE)) {
+		x->res_i--;
+		charge_unreserve(0, 1);
+		r = whiteout_make(x->pfd, x->src.name, false, area_of_path(x->src.rel));
+	}
+	if (x->src.n->parent == x->src.p && !strcmp(x->src.n->name, x->src.name))
+		node_move(x->src.n, x->dst.p, x->dst.name);
+	if ((x->flags & RENAME_EXCHANGE) && x->dst.n->parent == x->dst.p &&
+	    !strcmp(x->dst.n->name, x->dst.name))
+		node_move(x->dst.n, x->src.p, x->src.name);
+	if (S_ISDIR(x->src.f.st.st_mode) && x->dst.lower_has)
+		make_opaque(x->npfd, x->dst.name, x->src.n);
+	if ((x->flags & RENAME_EXCHANGE) && S_ISDIR(x->dst.f.st.st_mode) && x->src.lower_has)
+		make_opaque(x->pfd, x->src.name, x->dst.n);
+	move_areas(x->npfd, x->dst.name, x->src.rel, x->dst.rel, x->src.n);
+	if (x->flags & RENAME_EXCHANGE)
+		move_areas(x->pfd, x->src.name, x->dst.rel, x->src.rel, x->dst.n);
+	charge_node(x->src.p, x->pfd, 0, 0);
+	charge_node(x->dst.p, x->npfd, dirent_growth(), 0);
+	return r;
+}
+
+static int rn_do(struct rn *x)
+{
+	int r;
+
+	r = check_target(&x->src, &x->dst, x->flags);
+	if (r < 0)
+		return r;
+	if (x->dst.exists && x->dst.f.layer == x->src.f.layer &&
+	    x->dst.f.st.st_ino == x->src.f.st.st_ino && !(x->flags & RENAME_EXCHANGE))
+		return 0; /* two links of one file: nothing to do */
+	x->res_i = (x->flags & RENAME_WHITEOUT) || x->src.lower_has ? 1 : 0;
+	r = charge_reserve(dirent_growth(), x->res_i);
+	if (r < 0)
+		return r;
+	r = rn_prepare(x);
+	if (r == 0 && renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, x->flags) < 0)
+		r = -errno;
+	if (r < 0) {
+		charge_unreserve(dirent_growth(), x->res_i);
+		return r;
+	}
+	r = rn_finish(x);
+	if (x->res_i > 0)
+		charge_unreserve(0, x->res_i);
+	return r;
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags)
+{
+	NS_WRITE();
+	struct rn x = { .flags = flags, .pfd = -1, .npfd = -1, .tfd = -1 };
+	int r;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
+		return (void)fuse_reply_err(req, EINVAL);
+	r = side_init(&x.src, parent, name);
+	if (r == 0 && !x.src.exists)
+		r = -ENOENT;
+	if (r == 0)
+		r = side_init(&x.dst, newparent, newname);
+	if (r == 0)
+		r = rn_do(&x);
+	side_release(&x.src);
+	side_release(&x.dst);
+	if (x.tn)
+		node_unref(x.tn);
+	if (x.pfd >= 0)
+		close(x.pfd);
+	if (x.npfd >= 0)
+		close(x.npfd);
+	if (x.tfd >= 0)
+		close(x.tfd);
+	fuse_reply_err(req, -r);
+}

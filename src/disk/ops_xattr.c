@@ -1,0 +1,113 @@
+/* Extended attributes. trusted.* and user.* pass through (kernel overlayfs
+ * stores trusted.overlay.* in the upper layer when it uses this disk).
+ * The union's own trusted.cvmfs.* markers are invisible and cannot be set;
+ * an image layer's trusted.overlay.* markers are metadata, invisible too.
+ * A change copies the object up and may grow it by a block. */
+#include "disk.h"
+
+#include "cvmfs/cleanup.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool node_is_lower(struct dnode *n)
+{
+	bool lower;
+
+	pthread_mutex_lock(&n->lock);
+	lower = n->layer != 0;
+	pthread_mutex_unlock(&n->lock);
+	return lower;
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
+	_cleanup_free_ char *buf = NULL;
+	int r;
+
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	if (xattr_hidden(name, node_is_lower(n)))
+		return (void)fuse_reply_err(req, ENODATA);
+	if (size && !(buf = malloc(size)))
+		return (void)fuse_reply_err(req, ENOMEM);
+	r = fd_getxattr(fd, name, buf, size);
+	if (r < 0)
+		return (void)fuse_reply_err(req, -r);
+	if (!size)
+		return (void)fuse_reply_xattr(req, (size_t)r);
+	fuse_reply_buf(req, buf, (size_t)r);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
+	_cleanup_free_ char *buf = NULL;
+	int len;
+	size_t out;
+
+	if (fd < 0)
+		return (void)fuse_reply_err(req, -fd);
+	/* Filtering needs the whole list even when only its size is asked. */
+	len = fd_listxattr(fd, NULL, 0);
+	if (len < 0)
+		return (void)fuse_reply_err(req, -len);
+	if (!(buf = malloc((size_t)len + 1)))
+		return (void)fuse_reply_err(req, ENOMEM);
+	len = fd_listxattr(fd, buf, (size_t)len);
+	if (len < 0)
+		return (void)fuse_reply_err(req, -len == ERANGE ? EAGAIN : -len);
+	out = xattr_list_filter(buf, (size_t)len, node_is_lower(n));
+	if (!size)
+		return (void)fuse_reply_xattr(req, out);
+	if (out > size)
+		return (void)fuse_reply_err(req, ERANGE);
+	fuse_reply_buf(req, buf, out);
+}
+
+static int xattr_change(struct dnode *n, const char *name, const char *value, size_t size,
+			int flags, bool remove)
+{
+	_cleanup_close_ int fd = -EBADF;
+	int64_t res = remove ? 0 : (int64_t)D->blksize;
+	int r;
+
+	if (xattr_hidden(name, false))
+		return -EPERM;
+	r = charge_reserve(res, 0);
+	if (r < 0)
+		return r;
+	r = copy_up(n);
+	if (r == 0 && (fd = node_open(n, O_PATH | O_NOFOLLOW)) < 0)
+		r = fd;
+	if (r == 0)
+		r = remove ? fd_removexattr(fd, name) : fd_setxattr(fd, name, value, size, flags);
+	if (fd >= 0)
+		charge_node(n, fd, res, 0);
+	else
+		charge_unreserve(res, 0);
+	return r;
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+
+	fuse_reply_err(req, n ? -xattr_change(n, name, value, size, flags, false) : ESTALE);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	NS_READ();
+	struct dnode *n = node_get(ino);
+
+	fuse_reply_err(req, n ? -xattr_change(n, name, NULL, 0, 0, true) : ESTALE);
+}

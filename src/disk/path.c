@@ -1,0 +1,158 @@
+/* Union paths and their resolution beneath a layer root.
+ *
+ * Every open of a layer object goes through layer_open(): openat2 with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+ * RESOLVE_NO_XDEV from the layer's root fd. A symlink anywhere in a layer
+ * (to /etc, to ../../..) is therefore only ever an object of the union,
+ * never a way out of the layer; a trailing symlink opens as itself with
+ * O_PATH | O_NOFOLLOW and fails with ELOOP otherwise. */
+#include "disk.h"
+
+#include <errno.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define MAX_DEPTH 2048
+
+bool name_valid(const char *name)
+{
+	return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/') &&
+	       strlen(name) <= 255;
+}
+
+int path_join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n;
+
+	if (!strcmp(dir, "."))
+		n = snprintf(buf, size, "%s", name);
+	else if (buf == dir)
+		n = snprintf(buf + strlen(dir), size - strlen(dir), "/%s", name) + (int)strlen(dir);
+	else
+		n = snprintf(buf, size, "%s/%s", dir, name);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* "a/b/c" for a node below the root, "." for the root. ns_lock held. */
+int node_path(struct dnode *n, char *buf, size_t size)
+{
+	const char *names[MAX_DEPTH];
+	unsigned depth = 0;
+	size_t len = 0;
+
+	for (; n && n->parent; n = n->parent) {
+		if (depth == MAX_DEPTH)
+			return -ENAMETOOLONG;
+		names[depth++] = n->name;
+	}
+	if (!depth)
+		return snprintf(buf, size, ".") < (int)size ? 0 : -ENAMETOOLONG;
+	while (depth--) {
+		size_t l = strlen(names[depth]);
+
+		if (len + l + 2 > size)
+			return -ENAMETOOLONG;
+		if (len)
+			buf[len++] = '/';
+		memcpy(buf + len, names[depth], l);
+		len += l;
+	}
+	buf[len] = '\0';
+	return 0;
+}
+
+int layer_open(unsigned layer, const char *rel, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_NO_XDEV,
+	};
+	long fd = syscall(SYS_openat2, D->layers[layer].fd, rel, &how, sizeof(how));
+
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int node_open(struct dnode *n, int flags)
+{
+	char path[PATH_MAX];
+	int fd, r;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->fh && n->layer == 0) {
+		fd = open_by_handle_at(D->handle_fd, n->fh, flags | O_CLOEXEC);
+		pthread_mutex_unlock(&n->lock);
+		return fd < 0 ? -errno : fd;
+	}
+	r = node_path(n, path, sizeof(path));
+	fd = r < 0 ? r : layer_open(n->layer, path, flags);
+	pthread_mutex_unlock(&n->lock);
+	return fd;
+}
+
+int node_stat(struct dnode *n, struct stat *st)
+{
+	int fd = node_open(n, O_PATH | O_NOFOLLOW);
+	int r = 0;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, st) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int node_upper_dir(struct dnode *n)
+{
+	int r = copy_up(n);
+
+	return r < 0 ? r : node_open(n, O_PATH | O_DIRECTORY);
+}
+
+/* xattr calls on O_PATH fds go through the fd's magic link, which lands on
+ * the object itself (a symlink included) without following it further. */
+static void fd_proc(int fd, char *buf, size_t size)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+int fd_getxattr(int fd, const char *name, void *buf, size_t size)
+{
+	char p[64];
+	ssize_t r;
+
+	fd_proc(fd, p, sizeof(p));
+	r = getxattr(p, name, buf, size);
+	return r < 0 ? -errno : (int)r;
+}
+
+int fd_setxattr(int fd, const char *name, const void *val, size_t size, int flags)
+{
+	char p[64];
+
+	fd_proc(fd, p, sizeof(p));
+	return setxattr(p, name, val, size, flags) < 0 ? -errno : 0;
+}
+
+int fd_listxattr(int fd, char *buf, size_t size)
+{
+	char p[64];
+	ssize_t r;
+
+	fd_proc(fd, p, sizeof(p));
+	r = listxattr(p, buf, size);
+	return r < 0 ? -errno : (int)r;
+}
+
+int fd_removexattr(int fd, const char *name)
+{
+	char p[64];
+
+	fd_proc(fd, p, sizeof(p));
+	return removexattr(p, name) < 0 ? -errno : 0;
+}

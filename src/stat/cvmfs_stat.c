@@ -1,0 +1,241 @@
+/* cvmfs-stat: every workspace's disk figures, read from the files the
+ * daemons publish under RUN_DIR/disk (no daemon round trip). A file whose
+ * daemon is gone without a clean stop shows state "crashed". */
+#include "core.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/config.h"
+#include "cvmfs/fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct stat_opts {
+	char *config;
+	char *run_dir;
+	bool json;
+	bool help;
+};
+
+#define O(field) offsetof(struct stat_opts, field)
+static const struct opt_def stat_opts_defs[] = {
+	{ "config", 'c', OPT_STR, O(config), true },
+	{ "run-dir", 0, OPT_STR, O(run_dir), false },
+	{ "json", 0, OPT_BOOL, O(json), true },
+	{ "help", 'h', OPT_BOOL, O(help), true },
+	OPT_END,
+};
+static const char *const stat_sections[] = { "stat", NULL };
+
+struct table {
+	struct figures *rows;
+	size_t n, cap;
+};
+
+static int load_one(int dfd, const char *file, struct table *t)
+{
+	char buf[4096];
+	struct figures f;
+	ssize_t n = read_at_buf(dfd, file, buf, sizeof(buf));
+
+	if (n < 0 || figures_from_json(buf, &f) < 0)
+		return 0; /* being replaced, or not ours: skip */
+	if (!strcmp(f.state, "running") && f.pid > 0 && kill((pid_t)f.pid, 0) < 0 && errno == ESRCH)
+		snprintf(f.state, sizeof(f.state), "crashed");
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		struct figures *rows = realloc(t->rows, cap * sizeof(*rows));
+
+		if (!rows)
+			return -ENOMEM;
+		t->rows = rows;
+		t->cap = cap;
+	}
+	t->rows[t->n++] = f;
+	return 0;
+}
+
+static int load_all(const char *run_dir, struct table *t)
+{
+	char path[4096];
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "%s/disk", run_dir);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while (r == 0 && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json"))
+			continue;
+		r = load_one(dirfd(d), de->d_name, t);
+	}
+	return r;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct figures *)a)->name, ((const struct figures *)b)->name);
+}
+
+/* Like df -h: powers of 1024, rounded up, one decimal below 10. */
+static void human(uint64_t v, char *buf, size_t size)
+{
+	static const char units[] = "KMGTPE";
+	double x = (double)v;
+	int u = -1;
+
+	if (v < 1024) {
+		snprintf(buf, size, "%llu", (unsigned long long)v);
+		return;
+	}
+	while (x >= 1024 && u < 5) {
+		x /= 1024;
+		u++;
+	}
+	if (x < 10) {
+		double up = (double)(long long)(x * 10);
+
+		if (up < x * 10)
+			up += 1;
+		if (up >= 100)
+			snprintf(buf, size, "%d%c", 10, units[u]);
+		else
+			snprintf(buf, size, "%.1f%c", up / 10, units[u]);
+	} else {
+		long long up = (long long)x;
+
+		if ((double)up < x)
+			up++;
+		snprintf(buf, size, "%lld%c", up, units[u]);
+	}
+}
+
+static void print_table(const struct table *t)
+{
+	char lim[16], used[16], avail[16], img[16], dock[16], home[16], oth[16], pct[8], in[48];
+
+	printf("%-16s %-8s %6s %6s %6s %4s %6s %6s %6s %6s %s\n", "NAME", "STATE", "LIMIT", "USED",
+	       "AVAIL", "USE%", "IMAGE", "DOCKER", "HOME", "OTHER", "INODES");
+	for (size_t i = 0; i < t->n; i++) {
+		const struct figures *f = &t->rows[i];
+
+		human(f->limit_bytes, lim, sizeof(lim));
+		human(f->used_bytes, used, sizeof(used));
+		human(f->avail_bytes, avail, sizeof(avail));
+		human(f->area_bytes[AREA_IMAGE], img, sizeof(img));
+		human(f->area_bytes[AREA_DOCKER], dock, sizeof(dock));
+		human(f->area_bytes[AREA_HOME], home, sizeof(home));
+		human(f->area_bytes[AREA_OTHER], oth, sizeof(oth));
+		if (f->limit_bytes)
+			snprintf(pct, sizeof(pct), "%llu%%",
+				 (unsigned long long)((f->used_bytes * 100 + f->limit_bytes - 1) /
+						      f->limit_bytes));
+		else
+			snprintf(pct, sizeof(pct), "-");
+		if (f->inodes_limit)
+			snprintf(in, sizeof(in), "%llu/%llu", (unsigned long long)f->inodes_used,
+				 (unsigned long long)f->inodes_limit);
+		else
+			snprintf(in, sizeof(in), "%llu", (unsigned long long)f->inodes_used);
+		printf("%-16s %-8s %6s %6s %6s %4s %6s %6s %6s %6s %s\n", f->name, f->state, lim,
+		       used, avail, pct, img, dock, home, oth, in);
+	}
+}
+
+static void print_json(const struct table *t)
+{
+	printf("[");
+	for (size_t i = 0; i < t->n; i++) {
+		const struct figures *f = &t->rows[i];
+
+		printf("%s\n  {\"name\": \"%s\", \"state\": \"%s\", \"limit_bytes\": %llu, "
+		       "\"used_bytes\": %llu, \"avail_bytes\": %llu, \"image_bytes\": %llu, "
+		       "\"docker_bytes\": %llu, \"home_bytes\": %llu, \"other_bytes\": %llu, "
+		       "\"inodes_used\": %llu, \"inodes_limit\": %llu}",
+		       i ? "," : "", f->name, f->state, (unsigned long long)f->limit_bytes,
+		       (unsigned long long)f->used_bytes, (unsigned long long)f->avail_bytes,
+		       (unsigned long long)f->area_bytes[AREA_IMAGE],
+		       (unsigned long long)f->area_bytes[AREA_DOCKER],
+		       (unsigned long long)f->area_bytes[AREA_HOME],
+		       (unsigned long long)f->area_bytes[AREA_OTHER],
+		       (unsigned long long)f->inodes_used, (unsigned long long)f->inodes_limit);
+	}
+	printf("%s]\n", t->n ? "\n" : "");
+}
+
+/* Keep only the named rows, in name order; 1 names an unknown workspace. */
+static int select_names(struct table *t, char **names, int n)
+{
+	for (int i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < t->n && strcmp(t->rows[j].name, names[i]); j++)
+			;
+		if (j == t->n) {
+			fprintf(stderr, "cvmfs-stat: %s: no such workspace\n", names[i]);
+			return 1;
+		}
+	}
+	for (size_t j = 0; j < t->n;) {
+		bool keep = false;
+
+		for (int i = 0; i < n && !keep; i++)
+			keep = !strcmp(t->rows[j].name, names[i]);
+		if (keep)
+			j++;
+		else
+			t->rows[j] = t->rows[--t->n];
+	}
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: cvmfs-stat [--json] [--run-dir DIR] [-c FILE] [NAME...]\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct opt_spec spec = { "cvmfs-stat", stat_opts_defs, stat_sections,
+				 "/etc/cvmfs/cvmfs.conf" };
+	struct stat_opts o = { 0 };
+	struct table t = { 0 };
+	int pos, r;
+
+	if (opts_parse(&spec, &o, argc, argv, &pos, NULL) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (o.help) {
+		usage(stdout);
+		return 0;
+	}
+	r = load_all(o.run_dir ? o.run_dir : "/run/cvmfs", &t);
+	if (r < 0) {
+		fprintf(stderr, "cvmfs-stat: %s/disk: %s\n", o.run_dir ? o.run_dir : "/run/cvmfs",
+			strerror(-r));
+		return 1;
+	}
+	if (pos < argc && select_names(&t, argv + pos, argc - pos))
+		r = 1;
+	if (r == 0) {
+		qsort(t.rows, t.n, sizeof(*t.rows), by_name);
+		if (o.json)
+			print_json(&t);
+		else
+			print_table(&t);
+	}
+	free(t.rows);
+	opts_free(stat_opts_defs, &o);
+	return r;
+}

@@ -63,7 +63,7 @@ struct cg_values {
 
 struct cg_handle {
 	const struct cg_layout *layout;
-	int dir_fd[CG_NRES];     /* O_PATH dir of this cgroup per resource */
+	bool present[CG_NRES];   /* the hierarchy exists and holds this cgroup */
 	int file_fd[16];         /* hot files kept open, see cgroup_read.c */
 	char path[CG_NRES][256]; /* relative to each hierarchy root, no leading '/' */
 };

@@ -303,9 +303,13 @@ void containers_expire(uint64_t now)
 	urcu_memb_read_lock();
 	cds_lfht_for_each_entry(V->containers, &it, c, node) {
 		bool gone = CMM_LOAD_SHARED(c->dead) || !cg_handle_alive(&c->cg);
+		/* Readers may have used it after `now` was taken: no underflow. */
+		uint64_t used = CMM_LOAD_SHARED(c->last_used_ns);
 
-		if (!gone && now - CMM_LOAD_SHARED(c->last_used_ns) < idle)
+		if (!gone && (used >= now || now - used < idle))
 			continue;
+		log_debug("forgetting container %s (%s)", c->paths.path[CG_MEMORY],
+			  gone ? "cgroup removed" : "idle");
 		CMM_STORE_SHARED(c->dead, true);
 		if (!cds_lfht_del(V->containers, &c->node)) {
 			c->next_dying = dying;

@@ -1,0 +1,306 @@
+"""Helpers for the cvmfsd disk integration tests (Python 3 standard library).
+
+Every test mounts real FUSE filesystems in tempfile.mkdtemp(prefix='cvmfs-test-')
+directories and undoes everything at exit, also on failure or a signal:
+daemons it started are killed by pid (never by name), kernel overlay mounts
+are unmounted before the FUSE mounts (`fusermount3 -u`, then `umount -l`),
+temporary directories are removed.
+
+Exit status: 0 all checks passed, 1 a check failed, 77 skipped (reason printed).
+"""
+
+import atexit
+import json
+import os
+import signal
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.environ.get('CVMFS_SRC') or os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get('CVMFS_BUILD') or os.path.join(SRC, 'build')
+CVMFSD = os.environ.get('CVMFSD') or os.path.join(BUILD, 'src', 'cvmfsd')
+CVMFS_STAT = os.path.join(BUILD, 'src', 'stat', 'cvmfs-stat')
+
+_daemons = []      # Popen objects we started
+_mounts = []       # (path, kind) in mount order; kind 'overlay' or 'fuse'
+_tmpdirs = []
+
+
+def skip(reason):
+    print('SKIP: %s' % reason, flush=True)
+    cleanup_all()
+    sys.exit(77)
+
+
+def require_root_fuse():
+    if os.geteuid() != 0:
+        skip('needs root (FUSE mounts with allow_other, trusted.* xattrs)')
+    if not os.path.exists('/dev/fuse'):
+        skip('no /dev/fuse')
+    if not os.path.exists(CVMFSD):
+        skip('cvmfsd not built at %s' % CVMFSD)
+
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = []
+
+    def check(self, name, ok, detail=None):
+        if ok:
+            self.passed += 1
+            print('ok   - %s' % name, flush=True)
+        else:
+            self.failed.append(name)
+            print('FAIL - %s%s' % (name, '\n       ' + str(detail) if detail is not None else ''),
+                  flush=True)
+        return ok
+
+    def eq(self, name, actual, expected):
+        return self.check(name, actual == expected,
+                          'expected: %r\n       actual:   %r' % (expected, actual))
+
+    def done(self):
+        total = self.passed + len(self.failed)
+        print('# %d checks, %d passed, %d failed' % (total, self.passed, len(self.failed)),
+              flush=True)
+        for f in self.failed:
+            print('#   failed: %s' % f, flush=True)
+        cleanup_all()
+        sys.exit(1 if self.failed else 0)
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix='cvmfs-test-')
+    _tmpdirs.append(d)
+    return d
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open('/proc/self/mounts') as f:
+        for line in f:
+            if line.split()[1] == path:
+                return True
+    return False
+
+
+def unmount(path, kind='fuse'):
+    if not is_mounted(path):
+        return
+    if kind == 'fuse':
+        subprocess.run(['fusermount3', '-u', '-q', path], stderr=subprocess.DEVNULL)
+    if is_mounted(path):
+        subprocess.run(['umount', path], stderr=subprocess.DEVNULL)
+    if is_mounted(path):
+        subprocess.run(['umount', '-l', path], stderr=subprocess.DEVNULL)
+
+
+def overlay_mount(lower, upper, work, target):
+    _mounts.append((target, 'overlay'))
+    return subprocess.run(['mount', '-t', 'overlay', 'overlay', '-o',
+                           'lowerdir=%s,upperdir=%s,workdir=%s' % (lower, upper, work), target],
+                          capture_output=True, text=True)
+
+
+class Disk:
+    """One `cvmfsd disk -f` daemon, started and stopped by pid."""
+
+    def __init__(self, base, name='ws', limit='64M', images=(), inodes=None, config=None,
+                 extra=()):
+        self.base = base
+        self.name = name
+        self.data = os.path.join(base, 'data')
+        self.mnt = os.path.join(base, 'mnt')
+        self.run = os.path.join(base, 'run')
+        self.log = os.path.join(base, 'daemon.log')
+        self.limit = limit
+        self.images = list(images)
+        self.inodes = inodes
+        self.config = config
+        self.extra = list(extra)
+        self.proc = None
+        os.makedirs(self.mnt, exist_ok=True)
+        os.chmod(base, 0o755)  # non-root users must reach the mount
+
+    def argv(self):
+        a = [CVMFSD, 'disk', '-f', '--name', self.name, '--data', self.data,
+             '--run-dir', self.run]
+        if self.limit is not None:
+            a += ['--limit', str(self.limit)]
+        if self.images:
+            a += ['--image', ':'.join(self.images)]
+        if self.inodes is not None:
+            a += ['--inodes', str(self.inodes)]
+        a += ['-c', self.config or os.path.join(self.base, 'none.conf')]
+        if not self.config:
+            open(os.path.join(self.base, 'none.conf'), 'a').close()
+        return a + self.extra + [self.mnt]
+
+    def start(self, timeout=60):
+        logf = open(self.log, 'a')
+        self.proc = subprocess.Popen(self.argv(), stdout=logf, stderr=logf,
+                                     start_new_session=True)
+        _daemons.append(self.proc)
+        _mounts.append((self.mnt, 'fuse'))
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError('cvmfsd disk exited with %d:\n%s' % (
+                    self.proc.returncode, open(self.log).read()))
+            if is_mounted(self.mnt) and os.path.exists(self.json_path()):
+                return time.time() - t0
+            time.sleep(0.02)
+        raise RuntimeError('cvmfsd disk did not mount in %d s' % timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if sig == signal.SIGKILL:
+            unmount(self.mnt)
+
+    def kill9(self):
+        self.stop(signal.SIGKILL)
+
+    def hup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def json_path(self):
+        return os.path.join(self.run, 'disk', self.name + '.json')
+
+    def figures(self):
+        with open(self.json_path()) as f:
+            return json.load(f)
+
+    def fresh_figures(self):
+        """Figures published after this call (the publisher runs every second)."""
+        t0 = time.time()
+        m0 = os.stat(self.json_path()).st_mtime_ns
+        while time.time() - t0 < 5:
+            time.sleep(0.1)
+            if os.stat(self.json_path()).st_mtime_ns != m0:
+                time.sleep(0.05)
+                return self.figures()
+        return self.figures()
+
+    def upper(self):
+        return os.path.join(self.data, 'upper')
+
+    def recount(self):
+        return recount(self.upper(), self.images)
+
+    def logtext(self):
+        return open(self.log).read()
+
+
+def area_of(rel):
+    rel = rel.strip('/')
+    if rel == 'var/lib/docker' or rel.startswith('var/lib/docker/'):
+        return 'docker'
+    if rel == 'home' or rel.startswith('home/'):
+        return 'home'
+    return 'other'
+
+
+def recount(upper, images):
+    """DESIGN.md §3 from scratch: distinct inodes of upper + image layers
+    (roots included), st_blocks * 512, per area."""
+    seen = set()
+    fig = {'used_bytes': 0, 'inodes_used': 0, 'image_bytes': 0, 'docker_bytes': 0,
+           'home_bytes': 0, 'other_bytes': 0}
+
+    def add(st, area):
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return
+        seen.add(key)
+        fig['used_bytes'] += st.st_blocks * 512
+        fig['inodes_used'] += 1
+        fig[area + '_bytes'] += st.st_blocks * 512
+
+    for layer in images:
+        for root, dirs, files in os.walk(layer):
+            if root == layer:
+                add(os.lstat(root), 'image')
+            for n in dirs + files:
+                add(os.lstat(os.path.join(root, n)), 'image')
+    for root, dirs, files in os.walk(upper):
+        rel = os.path.relpath(root, upper)
+        if rel == '.':
+            add(os.lstat(root), 'other')
+            rel = ''
+        for n in sorted(dirs + files):
+            add(os.lstat(os.path.join(root, n)), area_of(os.path.join(rel, n)))
+    return fig
+
+
+FIELDS = ('used_bytes', 'inodes_used', 'image_bytes', 'docker_bytes', 'home_bytes',
+          'other_bytes')
+
+
+def compare(res, label, disk):
+    """Live figure == fresh recount, field by field."""
+    want = disk.recount()
+    got = disk.fresh_figures()
+    for k in FIELDS:
+        res.eq('%s: %s live == recount' % (label, k), got[k], want[k])
+    res.eq('%s: areas sum to used' % label,
+           got['image_bytes'] + got['docker_bytes'] + got['home_bytes'] + got['other_bytes'],
+           got['used_bytes'])
+    return got, want
+
+
+def cleanup_all(*_):
+    for p in _daemons:
+        if p.poll() is None:
+            try:
+                p.kill()
+                p.wait(10)
+            except Exception:
+                pass
+    cleanup_overlays()
+    for path, kind in reversed(_mounts):
+        if kind == 'fuse':
+            unmount(path, 'fuse')
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
+    _tmpdirs.clear()
+
+
+def cleanup_overlays():
+    for path, kind in reversed(_mounts):
+        if kind == 'overlay':
+            unmount(path, 'overlay')
+
+
+def _on_signal(sig, frame):
+    cleanup_all()
+    sys.exit(1)
+
+
+atexit.register(cleanup_all)
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+
+
+def run_as_nobody(cmd, **kw):
+    return subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] + cmd,
+                          capture_output=True, text=True, **kw)
+
+
+def write_file(path, data, mode=None):
+    with open(path, 'wb') as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    if mode is not None:
+        os.chmod(path, mode)

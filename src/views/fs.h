@@ -22,7 +22,7 @@ struct tnode {
 	enum vfile file;
 };
 
-enum { T_ROOT = 0, T_PROC = 1, T_CPUDIR = 16, T_CTMOUNT = 20, T_GENERIC = 21, T_COUNT = 29 };
+enum { T_ROOT = 0, T_PROC = 1, T_CPUDIR = 16, T_CTMOUNT = 20, T_GENERIC = 21, T_GENCPU = 29, T_COUNT = 33 };
 extern const struct tnode tree[T_COUNT];
 
 #define PASS_BIT (1ULL << 63)
@@ -67,12 +67,15 @@ void ct_tables_init(void);
 struct ct *ct_intern(const char *name);
 /* The anonymous per-container tree for a container and PID namespace. */
 unsigned ct_for_container(struct container *c, uint64_t pidns_start);
-/* Relative symlink target from shared-tree template t into tree ct_id. */
+/* Relative symlink target from shared-tree template t into tree ct_id, or
+ * into .generic/ for ct_id 0. */
 void sym_target(unsigned ct_id, int t, char *buf, size_t size);
-/* In the shared tree, proc/FILE is a link whose target depends on the reader. */
+/* In the shared tree, proc/FILE and sys/devices/system/cpu are links whose
+ * target depends on the reader. */
 static inline bool is_proc_link(bool ct_session, unsigned view, int t)
 {
-	return !ct_session && view == 0 && tree[t].parent == T_PROC && tree[t].kind == TN_FILE;
+	return !ct_session && view == 0 &&
+	       ((tree[t].parent == T_PROC && tree[t].kind == TN_FILE) || t == T_CPUDIR);
 }
 bool ct_cgroup_exists(const char *name);
 int tnode_child(int parent, const char *name);

@@ -120,10 +120,7 @@ static void caller_link(fuse_req_t req, int t, char *buf, size_t size)
 	if (who.c && caller_limited(&who))
 		id = ct_for_container(who.c, caller_pidns_start(&who));
 	urcu_memb_read_unlock();
-	if (id)
-		sym_target(id, t, buf, size);
-	else
-		snprintf(buf, size, "../%s/%s", tree[T_GENERIC].name, tree[t].name);
+	sym_target(id, t, buf, size);
 }
 
 /* ---- per-container file content, shared by getattr and read ---- */
@@ -273,9 +270,10 @@ static void lookup_pass(fuse_req_t req, unsigned view, const char *parent_rel,
 	reply_entry(req, ino, ct_session ? LONG_TIMEOUT : 1.0, ct_session);
 }
 
-static void lookup_cpudir(fuse_req_t req, unsigned view, const char *name, bool ct_session)
+static void lookup_cpudir(fuse_req_t req, unsigned view, int pt, const char *name,
+			  bool ct_session)
 {
-	int t = tnode_child(T_CPUDIR, name);
+	int t = tnode_child(pt, name);
 	struct view_caller who;
 	bool visible;
 
@@ -353,8 +351,8 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 			reply_entry(req, tnode_ino(id, T_ROOT), 1.0, true);
 		return;
 	}
-	if (pt == T_CPUDIR) {
-		lookup_cpudir(req, view, name, ct_session);
+	if (tree[pt].kind == TN_CPUDIR) {
+		lookup_cpudir(req, view, pt, name, ct_session);
 		return;
 	}
 	t = tnode_child(pt, name);
@@ -635,7 +633,7 @@ static void dir_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_ino
 }
 
 static void list_real(fuse_req_t req, struct dirbuf *b, unsigned view, const char *rel,
-		      const struct view_caller *who)
+		      int cpudir, const struct view_caller *who)
 {
 	_cleanup_closedir_ DIR *d = NULL;
 	int fd = openat(V->sys_cpu_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -652,7 +650,7 @@ static void list_real(fuse_req_t req, struct dirbuf *b, unsigned view, const cha
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		if (who) { /* the cpu dir itself: virtual lists and hidden cpus */
-			if (tnode_child(T_CPUDIR, e->d_name) >= 0 || !cpu_entry_visible(who, e->d_name))
+			if (tnode_child(cpudir, e->d_name) >= 0 || !cpu_entry_visible(who, e->d_name))
 				continue;
 		}
 		snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", e->d_name);
@@ -699,7 +697,7 @@ static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_
 		struct pnode *p = pnode_get(ino);
 
 		if (p)
-			list_real(req, b, p->view, p->rel, NULL);
+			list_real(req, b, p->view, p->rel, -1, NULL);
 		return;
 	}
 	if (ct_session && ino == FUSE_ROOT_ID) {
@@ -714,12 +712,12 @@ static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_
 			is_proc_link(ct_session, view, t) ? S_IFLNK :
 			tree[t].kind == TN_FILE ? S_IFREG : S_IFDIR);
 	}
-	if (pt == T_CPUDIR) {
+	if (tree[pt].kind == TN_CPUDIR) {
 		struct view_caller who;
 
 		views_read_lock();
 		caller_for(req, view, &who);
-		list_real(req, b, view, "", &who);
+		list_real(req, b, view, "", pt, &who);
 		urcu_memb_read_unlock();
 	}
 }

@@ -47,6 +47,10 @@ const struct tnode tree[T_COUNT] = {
 	{ "loadavg", T_GENERIC, TN_FILE, VF_LOADAVG },
 	{ "swaps", T_GENERIC, TN_FILE, VF_SWAPS },
 	{ "diskstats", T_GENERIC, TN_FILE, VF_DISKSTATS },
+	{ "cpu", T_GENERIC, TN_CPUDIR, 0 },
+	{ "online", T_GENCPU, TN_FILE, VF_CPU_ONLINE },
+	{ "possible", T_GENCPU, TN_FILE, VF_CPU_POSSIBLE },
+	{ "present", T_GENCPU, TN_FILE, VF_CPU_PRESENT },
 };
 
 int tnode_child(int parent, const char *name)
@@ -319,6 +323,10 @@ void sym_target(unsigned ct_id, int t, char *buf, size_t size)
 		depth++;
 	for (int i = 0; i < depth; i++)
 		off += (size_t)snprintf(buf + off, size - off, "../");
+	if (!ct_id) { /* the generic node of the same name */
+		snprintf(buf + off, size - off, "%s/%s", tree[T_GENERIC].name, tree[t].name);
+		return;
+	}
 	off += (size_t)snprintf(buf + off, size - off, "ct/@%u", ct_id);
 	for (int p = t; p > 0 && n < 8; p = tree[p].parent)
 		parts[n++] = tree[p].name;

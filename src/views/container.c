@@ -293,8 +293,9 @@ unsigned long containers_count(void)
  * Order matters: unlink the container, wait for a grace period so that no
  * reader can still be inserting a pid entry that points at it, drop such
  * entries, and only then free it after a further grace period. */
-void containers_expire(uint64_t now)
+unsigned containers_expire(uint64_t now)
 {
+	unsigned n = 0;
 	struct cds_lfht_iter it;
 	struct container *c, *dying = NULL;
 	struct pid_entry *p;
@@ -333,5 +334,7 @@ void containers_expire(uint64_t now)
 		if (container_dead_hook)
 			container_dead_hook(c);
 		urcu_memb_call_rcu(&c->rcu, container_free_rcu);
+		n++;
 	}
+	return n;
 }

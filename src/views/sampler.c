@@ -8,6 +8,7 @@
 #include "cvmfs/log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -90,6 +91,7 @@ static void sample_all(void)
 static void *sampler_main(void *arg)
 {
 	unsigned tick = 0;
+	bool trim_pending = false;
 
 	(void)arg;
 	views_thread_enter();
@@ -103,7 +105,11 @@ static void *sampler_main(void *arg)
 		if (!sampler_running)
 			break;
 		pthread_mutex_unlock(&sampler_lock);
-		containers_expire(now_ns());
+		/* Containers let go a second ago have been freed by now (RCU):
+		 * hand their memory back to the system. */
+		if (trim_pending)
+			malloc_trim(0);
+		trim_pending = containers_expire(now_ns()) > 0;
 		if (++tick % 5 == 0)
 			sample_all();
 		pthread_mutex_lock(&sampler_lock);

@@ -140,7 +140,8 @@ struct container *container_of_paths(const struct cg_paths *paths);
 const struct snapshot *container_snapshot(struct container *c);
 size_t container_memory(const struct container *c);
 unsigned long containers_count(void);
-void containers_expire(uint64_t now); /* sampler thread */
+/* Sampler thread; returns how many containers it let go. */
+unsigned containers_expire(uint64_t now);
 /* Called for each container about to be freed, after a grace period. */
 extern void (*container_dead_hook)(struct container *c);
 

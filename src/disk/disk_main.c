@@ -8,6 +8,7 @@
  * for the last request, persist a clean DATA/state, publish "stopped". */
 #include "disk.h"
 #include "disk_main.h"
+#include "cvmfs/daemon.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
@@ -279,47 +280,6 @@ static bool session_stop(void)
 
 /* ---- lifecycle ---- */
 
-static int daemonize(int *notify_fd)
-{
-	int pfd[2];
-	pid_t pid;
-	char status = 1;
-
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		close(pfd[1]);
-		if (read(pfd[0], &status, 1) != 1)
-			status = 1;
-		_exit(status);
-	}
-	close(pfd[0]);
-	setsid();
-	*notify_fd = pfd[1];
-	return 0;
-}
-
-static void daemon_ready(int notify_fd)
-{
-	char ok = 0;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	if (notify_fd < 0)
-		return;
-	if (write(notify_fd, &ok, 1) != 1)
-		log_warn("lost the parent before reporting readiness");
-	close(notify_fd);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		close(null);
-	}
-}
-
 static void reload(void)
 {
 	uint64_t limit = D->acct.limit_bytes, inodes = D->acct.limit_inodes;
@@ -399,7 +359,7 @@ static int disk_run(const char *mnt)
 	int notify_fd = -1, r;
 	bool clean;
 
-	if (!D->cfg.foreground && (r = daemonize(&notify_fd)) < 0)
+	if (!D->cfg.foreground && (r = daemon_fork(&notify_fd)) < 0)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
 	block_signals();

@@ -1,30 +1,9 @@
-/* liburcu registration of FUSE worker threads, which libfuse creates and
- * retires on its own: register on a thread's first request, unregister from
- * a thread-specific-data destructor at its exit. */
+/* liburcu registration of FUSE worker threads (see cvmfs/rcu_thread.h). */
 #include "disk.h"
 
-static pthread_key_t rcu_key;
-static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
-static __thread bool rcu_registered;
-
-static void rcu_thread_exit(void *arg)
-{
-	(void)arg;
-	urcu_memb_unregister_thread();
-}
-
-static void rcu_key_create(void)
-{
-	pthread_key_create(&rcu_key, rcu_thread_exit);
-}
+#include "cvmfs/rcu_thread.h"
 
 void disk_thread_enter(void)
 {
-	if (rcu_registered)
-		return;
-	pthread_once(&rcu_key_once, rcu_key_create);
-	urcu_memb_register_thread();
-	/* A non-NULL value makes the destructor run at thread exit. */
-	pthread_setspecific(rcu_key, (void *)1);
-	rcu_registered = true;
+	rcu_thread_enter();
 }

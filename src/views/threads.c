@@ -1,12 +1,9 @@
-/* Time sources and liburcu thread registration for FUSE worker threads,
- * which libfuse creates and retires on its own. */
+/* Time sources, and liburcu registration of FUSE worker threads. */
 #include "views.h"
 
-#include <time.h>
+#include "cvmfs/rcu_thread.h"
 
-static pthread_key_t rcu_key;
-static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
-static __thread bool rcu_registered;
+#include <time.h>
 
 uint64_t now_ns(void)
 {
@@ -24,24 +21,7 @@ uint64_t boottime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void rcu_thread_exit(void *arg)
-{
-	(void)arg;
-	urcu_memb_unregister_thread();
-}
-
-static void rcu_key_create(void)
-{
-	pthread_key_create(&rcu_key, rcu_thread_exit);
-}
-
 void views_thread_enter(void)
 {
-	if (rcu_registered)
-		return;
-	pthread_once(&rcu_key_once, rcu_key_create);
-	urcu_memb_register_thread();
-	/* A non-NULL value makes the destructor run at thread exit. */
-	pthread_setspecific(rcu_key, (void *)1);
-	rcu_registered = true;
+	rcu_thread_enter();
 }

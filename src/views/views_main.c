@@ -4,6 +4,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
+#include "cvmfs/daemon.h"
 #include "cvmfs/log.h"
 
 #include <errno.h>
@@ -254,48 +255,6 @@ static void session_stop(struct session *s)
 	s->se = NULL;
 }
 
-/* The parent of a daemonised run waits for one status byte from the child. */
-static int daemonize(int *notify_fd)
-{
-	int pfd[2];
-	pid_t pid;
-	char status = 1;
-
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		close(pfd[1]);
-		if (read(pfd[0], &status, 1) != 1)
-			status = 1;
-		_exit(status);
-	}
-	close(pfd[0]);
-	setsid();
-	*notify_fd = pfd[1];
-	return 0;
-}
-
-static void daemon_ready(int notify_fd)
-{
-	char ok = 0;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-	if (notify_fd < 0)
-		return;
-	if (write(notify_fd, &ok, 1) != 1)
-		log_warn("lost the parent before reporting readiness");
-	close(notify_fd);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		close(null);
-	}
-}
-
 static int wait_for_signal(void)
 {
 	sigset_t set;
@@ -335,7 +294,7 @@ static int views_run(const char *mnt)
 	r = recover_stale(mnt);
 	if (r < 0)
 		return r;
-	if (!V->cfg.foreground && (r = daemonize(&notify_fd)) < 0)
+	if (!V->cfg.foreground && (r = daemon_fork(&notify_fd)) < 0)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
 	block_signals();

@@ -1,0 +1,10 @@
+/* Daemon lifecycle shared by cvmfsd's subcommands. */
+#pragma once
+
+/* Fork; the parent waits for one status byte from the child and exits with
+ * it (1 if the child dies first). In the child, *notify_fd is the pipe to
+ * report on. Returns 0 in the child or a negative errno. */
+int daemon_fork(int *notify_fd);
+/* Tell the waiting parent that start-up succeeded, then detach stdio. A
+ * negative fd (foreground run) is ignored. */
+void daemon_ready(int notify_fd);

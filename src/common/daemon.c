@@ -1,0 +1,50 @@
+#include "cvmfs/daemon.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+int daemon_fork(int *notify_fd)
+{
+	int pfd[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(pfd[1]);
+		if (read(pfd[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(pfd[0]);
+	setsid();
+	*notify_fd = pfd[1];
+	return 0;
+}
+
+void daemon_ready(int notify_fd)
+{
+	char ok = 0;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (notify_fd < 0) {
+		if (null >= 0)
+			close(null);
+		return;
+	}
+	if (write(notify_fd, &ok, 1) != 1)
+		log_warn("lost the parent before reporting readiness");
+	close(notify_fd);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+}

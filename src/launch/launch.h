@@ -1,0 +1,135 @@
+/* cvm-launch: cgroup + namespaces + pivot_root into a workspace disk.
+ *
+ * The launcher is a list of typed setup steps (run.c) executed in order by
+ * the parent; each has an undo run in reverse order on failure and at exit.
+ * The last step clones the inner child (child.c), which builds the CVM's
+ * root and execs CMD as PID 1 of the new PID namespace. */
+#pragma once
+
+#include "cvmfs/cgroup.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Exit status for a failure of the launcher itself (not CMD's), like
+ * `docker run`; 126/127 when CMD cannot be executed / is not found. */
+#define LAUNCH_EXIT_FAIL 125
+
+struct launch_opts {
+	char *config;
+	char *name;
+	char *image;
+	char *data;
+	uint64_t disk;
+	uint64_t memory; /* 0: no limit */
+	char *cpus;      /* decimal, may be fractional; NULL: no quota */
+	char *cpuset;    /* NULL: the parent's CPUs */
+	uint64_t pids;   /* 0: no limit */
+	char *hostname;
+	char *net;       /* "host" or "none" */
+	bool userns;
+	char *views;
+	char *run_dir;
+	char *mnt_dir;   /* parent of the per-workspace mountpoints */
+	bool rebuild;
+	char *cvmfsd;
+	char *cgroup_root;
+	char *caps;      /* comma-separated capability names kept in the CVM */
+	uint64_t stop_timeout; /* seconds between forwarded SIGTERM and SIGKILL */
+	bool debug;
+};
+
+struct launch;
+
+/* A cgroup backend (v1: one directory per controller; v2: one directory). */
+struct cg_backend {
+	const char *name;
+	/* Create cvmfs/NAME and write the limits. On failure leave nothing. */
+	int (*create)(struct launch *L);
+	/* In the child: move the calling process in (uses fds opened by create). */
+	int (*join)(struct launch *L);
+	/* Kill what is left (by pid, SIGKILL), wait, remove the directories. */
+	void (*destroy)(struct launch *L);
+};
+
+extern const struct cg_backend cg_backend_v1;
+extern const struct cg_backend cg_backend_v2;
+
+#define LCG_MAX_DIRS CG_NRES
+
+struct lcg_dir {
+	int parent_fd;   /* hierarchy root or unified root */
+	char ctl[16];    /* controller name, for messages ("unified" on v2) */
+	bool made_parent; /* we created cvmfs/ here */
+	bool made;       /* we created cvmfs/NAME here */
+	int procs_fd;    /* cvmfs/NAME/cgroup.procs, opened for the child's join */
+};
+
+struct launch {
+	struct launch_opts o;
+	const char *step;      /* current step, prefixes error lines */
+	char *cmd_default[2];
+	char **cmd;            /* argv of CMD */
+	char *mnt;             /* MNT_DIR/NAME */
+	uint64_t cpuset_bits[CG_MAX_CPUS / 64];
+	bool cpuset_given;
+	double cpus;
+
+	/* validate */
+	int lock_fd;
+	char *lock_path;
+	/* cgroup */
+	const struct cg_backend *cg;
+	struct cg_layout layout;
+	bool layout_open;
+	struct lcg_dir dirs[LCG_MAX_DIRS];
+	int n_dirs;
+	/* views */
+	pid_t views_pid;       /* > 0 when we started the views daemon */
+	/* disk */
+	pid_t disk_pid;        /* > 0 when we started the disk daemon */
+	/* child */
+	pid_t child_pid;
+	int exit_status;
+	double t_start;
+};
+
+/* Error line "cvm-launch: STEP: ...: strerror"; returns r. */
+#define step_error(L, r, fmt, ...)                                             \
+	log_error_errno(r, "%s: " fmt, (L)->step, ##__VA_ARGS__)
+
+/* opts.c */
+int launch_parse(struct launch *L, int argc, char **argv);
+void launch_free(struct launch *L);
+double now_s(void);
+
+/* validate.c */
+int step_validate(struct launch *L);
+void undo_validate(struct launch *L);
+
+/* cgroup.c */
+int step_cgroup(struct launch *L);
+void undo_cgroup(struct launch *L);
+int lcg_write(int dirfd, const char *file, const char *value);
+
+/* daemons.c */
+int step_views(struct launch *L);
+void undo_views(struct launch *L);
+int step_rebuild(struct launch *L);
+int step_disk(struct launch *L);
+void undo_disk(struct launch *L);
+bool is_mountpoint(const char *path);
+
+/* child.c */
+int step_child(struct launch *L);
+void undo_child(struct launch *L);
+int launch_wait(struct launch *L);
+
+/* mounts.c: the inner child's mount sequence, before pivot_root */
+int child_mounts(struct launch *L);
+int child_pivot(struct launch *L);
+
+/* caps.c */
+int caps_parse(const char *list, uint64_t *mask);
+int caps_drop(const char *list);

@@ -8,3 +8,9 @@ int daemon_fork(int *notify_fd);
 /* Tell the waiting parent that start-up succeeded, then detach stdio. A
  * negative fd (foreground run) is ignored. */
 void daemon_ready(int notify_fd);
+/* Block SIGTERM, SIGINT and SIGHUP in every thread (call before starting
+ * any) and ignore SIGPIPE; the main thread then waits for them. */
+void daemon_block_signals(void);
+/* Wait for SIGTERM or SIGINT and return it; on SIGHUP call on_hup (may be
+ * NULL) and keep waiting. */
+int daemon_wait_stop(void (*on_hup)(void));

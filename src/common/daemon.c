@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 int daemon_fork(int *notify_fd)
@@ -46,5 +48,38 @@ void daemon_ready(int notify_fd)
 		dup2(null, 1);
 		dup2(null, 2);
 		close(null);
+	}
+}
+
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+void daemon_block_signals(void)
+{
+	sigset_t set;
+
+	stop_signals(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int daemon_wait_stop(void (*on_hup)(void))
+{
+	sigset_t set;
+	int sig = 0;
+
+	stop_signals(&set);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			return -EINTR;
+		if (sig != SIGHUP)
+			return sig;
+		if (on_hup)
+			on_hup();
 	}
 }

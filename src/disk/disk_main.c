@@ -299,34 +299,6 @@ static void reload(void)
 	publish_kick();
 }
 
-static void wait_for_stop(void)
-{
-	sigset_t set;
-	int sig = 0;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	for (;;) {
-		if (sigwait(&set, &sig) != 0 || sig != SIGHUP)
-			return;
-		reload();
-	}
-}
-
-static void block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static int prepare(void)
 {
 	char dir[PATH_MAX];
@@ -362,7 +334,7 @@ static int disk_run(const char *mnt)
 	if (!D->cfg.foreground && (r = daemon_fork(&notify_fd)) < 0)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
-	block_signals();
+	daemon_block_signals();
 	if ((r = nodes_init()) < 0)
 		return log_error_errno(r, "inode table");
 	r = session_start(mnt);
@@ -373,7 +345,7 @@ static int disk_run(const char *mnt)
 	log_info("%s: serving %s (limit %llu bytes, %u image layers)", D->cfg.name, mnt,
 		 (unsigned long long)D->cfg.limit, D->nlayers - 1);
 	daemon_ready(notify_fd);
-	wait_for_stop();
+	daemon_wait_stop(reload);
 	log_info("%s: stopping", D->cfg.name);
 	clean = session_stop();
 	publish_stop();

@@ -255,34 +255,9 @@ static void session_stop(struct session *s)
 	s->se = NULL;
 }
 
-static int wait_for_signal(void)
+static void views_hup(void)
 {
-	sigset_t set;
-	int sig = 0;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			return -EINTR;
-		if (sig != SIGHUP)
-			return sig;
-		log_info("SIGHUP: the views have no run-time settings to reload");
-	}
-}
-
-static void block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	log_info("SIGHUP: the views have no run-time settings to reload");
 }
 
 static int views_run(const char *mnt)
@@ -297,7 +272,7 @@ static int views_run(const char *mnt)
 	if (!V->cfg.foreground && (r = daemon_fork(&notify_fd)) < 0)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
-	block_signals();
+	daemon_block_signals();
 	ct_tables_init();
 	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0)
 		return log_error_errno(r, "start");
@@ -310,7 +285,7 @@ static int views_run(const char *mnt)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
 	daemon_ready(notify_fd);
-	wait_for_signal();
+	daemon_wait_stop(views_hup);
 	log_info("stopping");
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 out:

@@ -19,7 +19,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	NS_READ();
 	struct dnode *n = node_get(ino);
-	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY);
+	/* The kernel's internal __FMODE_EXEC (040) arrives on opens for
+	 * execve; openat2 rejects unknown bits with EINVAL. */
+	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | 040);
 	int fd, r = 0;
 
 	if (!n)

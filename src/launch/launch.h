@@ -36,6 +36,7 @@ struct launch_opts {
 	char *cvmfsd;
 	char *cgroup_root;
 	char *caps;      /* comma-separated capability names kept in the CVM */
+	char *persist;   /* paths kept by --rebuild, ':'-separated */
 	uint64_t stop_timeout; /* seconds between forwarded SIGTERM and SIGKILL */
 	bool debug;
 };
@@ -120,6 +121,11 @@ int step_rebuild(struct launch *L);
 int step_disk(struct launch *L);
 void undo_disk(struct launch *L);
 bool is_mountpoint(const char *path);
+
+/* util.c */
+int mkdir_p(const char *path, mode_t mode);
+pid_t spawn(char *const argv[], bool quiet);
+int wait_exit(pid_t pid, bool is_child, double timeout_s);
 
 /* child.c */
 int step_child(struct launch *L);

@@ -43,6 +43,7 @@ static const struct opt_def launch_defs[] = {
 	{ "cvmfsd", 0, OPT_STR, O(cvmfsd), false },
 	{ "cgroup-root", 0, OPT_STR, O(cgroup_root), false },
 	{ "caps", 0, OPT_STR, O(caps), false },
+	{ "persist", 0, OPT_LIST, O(persist), false },
 	{ "stop-timeout", 0, OPT_UINT, O(stop_timeout), false },
 	{ "debug", 'd', OPT_BOOL, O(debug), false },
 	OPT_END,
@@ -63,13 +64,6 @@ static int str_default(char **s, const char *def)
 		return 0;
 	*s = strdup(def);
 	return *s ? 0 : -ENOMEM;
-}
-
-static int str_printf_default(char **s, const char *fmt, const char *arg)
-{
-	if (*s)
-		return 0;
-	return asprintf(s, fmt, arg) < 0 ? -ENOMEM : 0;
 }
 
 /* One pass over the file with both sections: inih reports lines in file
@@ -109,14 +103,15 @@ static int set_defaults(struct launch *L)
 	if (!L->o.cvmfsd && env_cvmfsd && *env_cvmfsd)
 		L->o.cvmfsd = strdup(env_cvmfsd);
 	if (str_default(&L->o.cvmfsd, CVMFSD_PATH) < 0 ||
-	    str_printf_default(&L->o.data, "/var/lib/cvmfs/workspaces/%s", L->o.name) < 0 ||
+	    (!L->o.data && asprintf(&L->o.data, "/var/lib/cvmfs/workspaces/%s", L->o.name) < 0) ||
 	    str_default(&L->o.mnt_dir, "/var/lib/cvmfs/mnt") < 0 ||
 	    str_default(&L->o.views, "/var/lib/cvmfs/views") < 0 ||
 	    str_default(&L->o.run_dir, "/run/cvmfs") < 0 ||
 	    str_default(&L->o.cgroup_root, "/sys/fs/cgroup") < 0 ||
 	    str_default(&L->o.hostname, L->o.name) < 0 ||
 	    str_default(&L->o.net, "host") < 0 ||
-	    str_default(&L->o.caps, DEFAULT_CAPS) < 0)
+	    str_default(&L->o.caps, DEFAULT_CAPS) < 0 ||
+	    str_default(&L->o.persist, "/home:/var/lib/docker") < 0)
 		return -ENOMEM;
 	if (!L->o.disk)
 		L->o.disk = 10ULL << 30;

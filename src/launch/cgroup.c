@@ -1,0 +1,403 @@
+/* Step "cgroup": the CVM's cgroup cvmfs/NAME, behind a two-entry backend
+ * table. v1 (and hybrid with v1 controllers): one directory per controller
+ * hierarchy. v2: one directory with the controllers enabled above it.
+ * The views daemon answers its per-container tree ct/NAME for exactly this
+ * cgroup, so the name and the parent "cvmfs" are fixed. */
+#include "launch.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
+#include "cvmfs/log.h"
+#include "cvmfs/size.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int lcg_write(int dirfd, const char *file, const char *value)
+{
+	_cleanup_close_ int fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, value, strlen(value));
+	if (n < 0)
+		return -errno;
+	return (size_t)n == strlen(value) ? 0 : -EIO;
+}
+
+static int lcg_read(int dirfd, const char *file, char *buf, size_t size)
+{
+	ssize_t n = read_at_buf(dirfd, file, buf, size);
+
+	if (n < 0)
+		return (int)n;
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* Write a file of cvmfs/NAME; errors name controller and file. */
+static int dir_set(struct launch *L, struct lcg_dir *d, const char *file,
+		   const char *value)
+{
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(path, sizeof(path), "cvmfs/%s/%s", L->o.name, file);
+	r = lcg_write(d->parent_fd, path, value);
+	if (r < 0)
+		return step_error(L, r, "%s/%s = %s", d->ctl, path, value);
+	return 0;
+}
+
+static bool dir_has(struct launch *L, struct lcg_dir *d, const char *file)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "cvmfs/%s/%s", L->o.name, file);
+	return faccessat(d->parent_fd, path, F_OK, 0) == 0;
+}
+
+/* mkdir cvmfs (remembering whether it was ours) and cvmfs/NAME. A leftover
+ * cvmfs/NAME of a crashed launcher (we hold NAME's lock) is reused if no
+ * process is in it. */
+static int dir_make(struct launch *L, struct lcg_dir *d)
+{
+	char path[128], procs[160];
+
+	if (mkdirat(d->parent_fd, "cvmfs", 0755) == 0)
+		d->made_parent = true;
+	else if (errno != EEXIST)
+		return step_error(L, -errno, "%s/cvmfs", d->ctl);
+	snprintf(path, sizeof(path), "cvmfs/%s", L->o.name);
+	if (mkdirat(d->parent_fd, path, 0755) < 0) {
+		if (errno != EEXIST)
+			return step_error(L, -errno, "%s/%s", d->ctl, path);
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", path);
+		char buf[64];
+
+		if (lcg_read(d->parent_fd, procs, buf, sizeof(buf)) < 0 || buf[0])
+			return step_error(L, -EBUSY, "%s/%s exists and is in use", d->ctl, path);
+		log_warn("cgroup: reusing empty %s/%s", d->ctl, path);
+	}
+	d->made = true;
+	return 0;
+}
+
+static int dir_open_procs(struct launch *L, struct lcg_dir *d)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "cvmfs/%s/cgroup.procs", L->o.name);
+	d->procs_fd = openat(d->parent_fd, path, O_WRONLY | O_CLOEXEC);
+	if (d->procs_fd < 0)
+		return step_error(L, -errno, "%s/%s", d->ctl, path);
+	return 0;
+}
+
+static struct lcg_dir *dir_add(struct launch *L, int parent_fd, const char *ctl)
+{
+	struct lcg_dir *d = &L->dirs[L->n_dirs++];
+
+	*d = (struct lcg_dir){ .parent_fd = parent_fd, .procs_fd = -EBADF };
+	snprintf(d->ctl, sizeof(d->ctl), "%s", ctl);
+	return d;
+}
+
+static int quota_us(struct launch *L, uint64_t period)
+{
+	double q = L->cpus * (double)period;
+
+	return q < 1000 ? 1000 : (int)llround(q);
+}
+
+/* ---- v1 ---- */
+
+static const char *const v1_names[CG_NRES] = {
+	[CG_MEMORY] = "memory", [CG_CPU] = "cpu", [CG_CPUACCT] = "cpuacct",
+	[CG_CPUSET] = "cpuset", [CG_BLKIO] = "blkio", [CG_PIDS] = "pids",
+};
+
+/* cpu and cpuacct are often co-mounted: one directory serves both. */
+static bool same_dir_seen(struct launch *L, int fd)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) < 0)
+		return false;
+	for (int i = 0; i < L->n_dirs; i++)
+		if (fstat(L->dirs[i].parent_fd, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return true;
+	return false;
+}
+
+/* A new v1 cpuset starts with empty cpus and mems, and no task can join an
+ * empty cpuset: fill cvmfs/ from the root where it is empty. */
+static int v1_cpuset_parent(struct launch *L, struct lcg_dir *d)
+{
+	static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+	char buf[4096], path[64];
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "cvmfs/%s", files[i]);
+		if (lcg_read(d->parent_fd, path, buf, sizeof(buf)) == 0 && buf[0])
+			continue;
+		int r = lcg_read(d->parent_fd, files[i], buf, sizeof(buf));
+
+		if (r < 0)
+			return step_error(L, r, "cpuset/%s", files[i]);
+		r = lcg_write(d->parent_fd, path, buf);
+		if (r < 0)
+			return step_error(L, r, "cpuset/%s = %s", path, buf);
+	}
+	return 0;
+}
+
+static int v1_limits(struct launch *L, struct lcg_dir *d, enum cg_res res)
+{
+	char buf[4096];
+	int r = 0;
+
+	switch (res) {
+	case CG_MEMORY:
+		if (!L->o.memory)
+			return 0;
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.memory);
+		r = dir_set(L, d, "memory.limit_in_bytes", buf);
+		/* memsw = limit: the CVM cannot use swap at all. */
+		if (r == 0 && dir_has(L, d, "memory.memsw.limit_in_bytes"))
+			r = dir_set(L, d, "memory.memsw.limit_in_bytes", buf);
+		return r;
+	case CG_CPU: {
+		uint64_t period = 100000;
+
+		if (!L->o.cpus)
+			return 0;
+		if (lcg_read(d->parent_fd, "cpu.cfs_period_us", buf, sizeof(buf)) == 0)
+			uint_parse(buf, &period);
+		snprintf(buf, sizeof(buf), "%d", quota_us(L, period));
+		return dir_set(L, d, "cpu.cfs_quota_us", buf);
+	}
+	case CG_CPUSET:
+		if ((r = v1_cpuset_parent(L, d)) < 0)
+			return r;
+		if (lcg_read(d->parent_fd, "cvmfs/cpuset.mems", buf, sizeof(buf)) < 0 ||
+		    (r = dir_set(L, d, "cpuset.mems", buf)) < 0)
+			return r < 0 ? r : step_error(L, -EIO, "cpuset/cvmfs/cpuset.mems");
+		if (!L->o.cpuset &&
+		    lcg_read(d->parent_fd, "cvmfs/cpuset.cpus", buf, sizeof(buf)) < 0)
+			return step_error(L, -EIO, "cpuset/cvmfs/cpuset.cpus");
+		return dir_set(L, d, "cpuset.cpus", L->o.cpuset ? L->o.cpuset : buf);
+	case CG_PIDS:
+		if (!L->o.pids)
+			return 0;
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.pids);
+		return dir_set(L, d, "pids.max", buf);
+	default:
+		return 0;
+	}
+}
+
+static int v1_create(struct launch *L)
+{
+	static const enum cg_res order[] = { CG_MEMORY, CG_CPU, CG_CPUACCT,
+					     CG_CPUSET, CG_PIDS, CG_BLKIO };
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+		enum cg_res res = order[i];
+		int fd = L->layout.hier_fd[res];
+
+		if (fd < 0 || L->layout.is_v2[res] || same_dir_seen(L, fd))
+			continue;
+		struct lcg_dir *d = dir_add(L, fd, v1_names[res]);
+
+		if ((r = dir_make(L, d)) < 0 || (r = v1_limits(L, d, res)) < 0 ||
+		    (r = dir_open_procs(L, d)) < 0)
+			return r;
+	}
+	if (L->o.memory && L->layout.hier_fd[CG_MEMORY] < 0)
+		return step_error(L, -EOPNOTSUPP, "--memory: no memory controller");
+	return 0;
+}
+
+/* ---- v2 ---- */
+
+static bool word_in(const char *list, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (const char *p = list; (p = strstr(p, w)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0' || p[n] == '\n'))
+			return true;
+	return false;
+}
+
+/* Enable in cgroup.subtree_control of dir (relative to the unified root)
+ * every controller the CVM needs that dir offers. */
+static int v2_enable(struct launch *L, int root, const char *dir)
+{
+	static const char *const ctls[] = { "memory", "cpu", "cpuset", "pids" };
+	char avail[512], path[PATH_MAX], want[16];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
+	if ((r = lcg_read(root, path, avail, sizeof(avail))) < 0)
+		return step_error(L, r, "unified/%s", path);
+	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+	for (size_t i = 0; i < ARRAY_SIZE(ctls); i++) {
+		if (!word_in(avail, ctls[i]))
+			continue;
+		snprintf(want, sizeof(want), "+%s", ctls[i]);
+		if ((r = lcg_write(root, path, want)) < 0)
+			return step_error(L, r, "unified/%s = %s", path, want);
+	}
+	return 0;
+}
+
+static int v2_limits(struct launch *L, struct lcg_dir *d)
+{
+	char buf[64];
+	int r;
+
+	if (L->o.memory) {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.memory);
+		if ((r = dir_set(L, d, "memory.max", buf)) < 0)
+			return r;
+		if (dir_has(L, d, "memory.swap.max") &&
+		    (r = dir_set(L, d, "memory.swap.max", "0")) < 0)
+			return r;
+	}
+	if (L->o.cpus) {
+		snprintf(buf, sizeof(buf), "%d 100000", quota_us(L, 100000));
+		if ((r = dir_set(L, d, "cpu.max", buf)) < 0)
+			return r;
+	}
+	if (L->o.cpuset && (r = dir_set(L, d, "cpuset.cpus", L->o.cpuset)) < 0)
+		return r;
+	if (L->o.pids) {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.pids);
+		if ((r = dir_set(L, d, "pids.max", buf)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int v2_create(struct launch *L)
+{
+	int root = L->layout.unified_fd;
+	struct lcg_dir *d = dir_add(L, root, "unified");
+	int r;
+
+	if (mkdirat(root, "cvmfs", 0755) == 0)
+		d->made_parent = true;
+	else if (errno != EEXIST)
+		return step_error(L, -errno, "unified/cvmfs");
+	if ((r = v2_enable(L, root, ".")) < 0 || (r = v2_enable(L, root, "cvmfs")) < 0 ||
+	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d)) < 0)
+		return r;
+	return dir_open_procs(L, d);
+}
+
+/* ---- shared ---- */
+
+static int join_all(struct launch *L)
+{
+	for (int i = 0; i < L->n_dirs; i++) {
+		if (write(L->dirs[i].procs_fd, "0", 1) < 0)
+			return step_error(L, -errno, "join %s/cvmfs/%s", L->dirs[i].ctl,
+					  L->o.name);
+	}
+	return 0;
+}
+
+/* SIGKILL every process listed in cgroup.procs (by pid, read fresh each
+ * round), then rmdir; the directory is busy until they are reaped. */
+static int dir_kill_rmdir(struct launch *L, struct lcg_dir *d)
+{
+	char path[128], procs[160];
+	char *buf = NULL;
+	size_t len;
+
+	snprintf(path, sizeof(path), "cvmfs/%s", L->o.name);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", path);
+	for (int tries = 0; tries < 1000; tries++) {
+		if (unlinkat(d->parent_fd, path, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		if (read_file_alloc(d->parent_fd, procs, &buf, &len) == 0) {
+			for (char *p = buf, *e; *p; p = e) {
+				long pid = strtol(p, &e, 10);
+
+				if (e == p)
+					break;
+				if (pid > 1)
+					kill((pid_t)pid, SIGKILL);
+			}
+			free(buf);
+			buf = NULL;
+		}
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	return -EBUSY;
+}
+
+static void destroy_all(struct launch *L)
+{
+	for (int i = L->n_dirs - 1; i >= 0; i--) {
+		struct lcg_dir *d = &L->dirs[i];
+		int r = 0;
+
+		if (d->procs_fd >= 0)
+			close(d->procs_fd);
+		d->procs_fd = -EBADF;
+		if (d->made && (r = dir_kill_rmdir(L, d)) < 0)
+			log_error_errno(r, "cleanup: rmdir %s/cvmfs/%s", d->ctl, L->o.name);
+		/* Only if we made it; fails harmlessly while others use it. */
+		if (d->made_parent)
+			unlinkat(d->parent_fd, "cvmfs", AT_REMOVEDIR);
+	}
+	L->n_dirs = 0;
+}
+
+const struct cg_backend cg_backend_v1 = { "v1", v1_create, join_all, destroy_all };
+const struct cg_backend cg_backend_v2 = { "v2", v2_create, join_all, destroy_all };
+
+int step_cgroup(struct launch *L)
+{
+	int r = cg_layout_open(L->o.cgroup_root, &L->layout);
+
+	if (r < 0)
+		return step_error(L, r, "--cgroup-root %s", L->o.cgroup_root);
+	L->layout_open = true;
+	/* Hybrid with v1 controllers (this machine): v1. Pure v2: v2. */
+	L->cg = L->layout.hier_fd[CG_MEMORY] >= 0 && !L->layout.is_v2[CG_MEMORY]
+			? &cg_backend_v1
+			: &cg_backend_v2;
+	if (L->cg == &cg_backend_v2 && L->layout.unified_fd < 0)
+		return step_error(L, -ENOENT, "%s: no usable hierarchy", L->o.cgroup_root);
+	log_debug("cgroup backend %s", L->cg->name);
+	r = L->cg->create(L);
+	if (r < 0)
+		L->cg->destroy(L);
+	return r;
+}
+
+void undo_cgroup(struct launch *L)
+{
+	if (L->cg)
+		L->cg->destroy(L);
+	if (L->layout_open)
+		cg_layout_close(&L->layout);
+	L->layout_open = false;
+}

@@ -1,0 +1,277 @@
+/* Step "start": clone the inner child into new mount, PID, UTS, IPC (and
+ * with --net none, network) namespaces; then the parent forwards signals and
+ * waits. The child reports a setup failure through a close-on-exec pipe:
+ * EOF without a report means CMD was exec'ed. */
+#include "launch.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct child_report {
+	int err;       /* negative errno */
+	int exit_code; /* what the launcher exits with */
+};
+
+static int err_pipe = -EBADF; /* parent: read end; child: write end */
+
+static int loopback_up(struct launch *L)
+{
+	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = { 0 };
+
+	if (s < 0)
+		return step_error(L, -errno, "socket");
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		return step_error(L, -errno, "SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		return step_error(L, -errno, "SIOCSIFFLAGS lo up");
+	return 0;
+}
+
+/* CMD's environment: nothing of the host's but TERM. */
+static int set_env(struct launch *L)
+{
+	const char *term = getenv("TERM");
+	char term_copy[64] = "";
+
+	if (term)
+		snprintf(term_copy, sizeof(term_copy), "%s", term);
+	if (clearenv() != 0 ||
+	    setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1) < 0 ||
+	    setenv("HOME", "/root", 1) < 0 || setenv("container", "cvmfs", 1) < 0 ||
+	    (term_copy[0] && setenv("TERM", term_copy, 1) < 0))
+		return step_error(L, -ENOMEM, "environment");
+	return 0;
+}
+
+static int child_setup(struct launch *L)
+{
+	sigset_t none;
+	int r;
+
+	L->step = "cgroup";
+	/* Join first: the new cgroup namespace is rooted where we stand. */
+	if ((r = L->cg->join(L)) < 0)
+		return r;
+	L->step = "namespaces";
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		return step_error(L, -errno, "unshare cgroup namespace");
+	if (!strcmp(L->o.net, "none") && (r = loopback_up(L)) < 0)
+		return r;
+	L->step = "mounts";
+	if ((r = child_mounts(L)) < 0 || (r = child_pivot(L)) < 0)
+		return r;
+	L->step = "hostname";
+	if (sethostname(L->o.hostname, strlen(L->o.hostname)) < 0)
+		return step_error(L, -errno, "%s", L->o.hostname);
+	L->step = "capabilities";
+	if ((r = caps_drop(L->o.caps)) < 0)
+		return step_error(L, r, "drop to '%s'", L->o.caps);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return step_error(L, -errno, "no_new_privs");
+	L->step = "exec";
+	if ((r = set_env(L)) < 0)
+		return r;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	return 0;
+}
+
+static _Noreturn void child_fail(int r, int code)
+{
+	struct child_report rep = { r, code };
+
+	if (write(err_pipe, &rep, sizeof(rep)) < 0)
+		_exit(code);
+	_exit(code);
+}
+
+/* Runs in: the inner child, PID 1 of the new PID namespace, in new mount,
+ * UTS, IPC (and net) namespaces, still with full root capabilities and the
+ * host's cgroup namespace and root directory. Ends in exec of CMD or in
+ * _exit after reporting on err_pipe. */
+static _Noreturn void child_main(struct launch *L)
+{
+	int r;
+
+	/* If the launcher dies, the CVM dies with it (PID 1 takes the rest). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(LAUNCH_EXIT_FAIL);
+	r = child_setup(L);
+	if (r < 0)
+		child_fail(r, LAUNCH_EXIT_FAIL);
+	execvp(L->cmd[0], L->cmd);
+	r = -errno;
+	log_error_errno(r, "exec: %s", L->cmd[0]);
+	child_fail(r, r == -ENOENT ? 127 : 126);
+}
+
+int step_child(struct launch *L)
+{
+	int fds[2];
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	pid_t pid;
+
+	if (!strcmp(L->o.net, "none"))
+		flags |= CLONE_NEWNET;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return step_error(L, -errno, "pipe");
+	fflush(NULL);
+	/* Raw clone with fork semantics: the child continues on a copy of
+	 * our stack, already in its new namespaces. */
+	pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0UL);
+	if (pid < 0) {
+		int r = -errno;
+
+		close(fds[0]);
+		close(fds[1]);
+		return step_error(L, r, "clone");
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		err_pipe = fds[1];
+		child_main(L);
+	}
+	close(fds[1]);
+	err_pipe = fds[0];
+	L->child_pid = pid;
+	return 0;
+}
+
+/* Non-blocking look at the pipe: 1 with a report, 0 at EOF (exec'ed or
+ * died), -EAGAIN while the child is still setting up. */
+static int read_report(struct child_report *rep)
+{
+	ssize_t n = read(err_pipe, rep, sizeof(*rep));
+
+	if (n == (ssize_t)sizeof(*rep))
+		return 1;
+	if (n < 0 && errno == EAGAIN)
+		return -EAGAIN;
+	return 0;
+}
+
+static int exit_code_of(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return LAUNCH_EXIT_FAIL;
+}
+
+static int open_signalfd(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+struct waiter {
+	struct launch *L;
+	bool reported; /* a setup failure was reported */
+	int report_code;
+	double kill_at; /* 0: no stop requested */
+};
+
+static void on_pipe(struct waiter *w)
+{
+	struct child_report rep;
+	int r = read_report(&rep);
+
+	if (r == -EAGAIN)
+		return;
+	if (r == 1) {
+		w->reported = true;
+		w->report_code = rep.exit_code;
+	} else {
+		log_debug("CMD exec'ed %.1f ms after start", (now_s() - w->L->t_start) * 1e3);
+	}
+	close(err_pipe);
+	err_pipe = -EBADF;
+}
+
+/* Forward to PID 1. PID 1 ignores signals it has no handler for (sleep,
+ * sh): after SIGTERM or SIGINT it gets stop-timeout seconds, then SIGKILL. */
+static void on_signal(struct waiter *w, int sig)
+{
+	kill(w->L->child_pid, sig);
+	if ((sig == SIGTERM || sig == SIGINT) && !w->kill_at)
+		w->kill_at = now_s() + (double)w->L->o.stop_timeout;
+}
+
+/* Sets L->exit_status: CMD's, or the child's setup failure code. */
+int launch_wait(struct launch *L)
+{
+	_cleanup_close_ int sfd = open_signalfd();
+	struct waiter w = { L, false, 0, 0 };
+	struct signalfd_siginfo si;
+	int status;
+
+	if (sfd < 0)
+		return step_error(L, -errno, "signalfd");
+	fcntl(err_pipe, F_SETFL, O_NONBLOCK);
+	for (;;) {
+		struct pollfd p[2] = { { sfd, POLLIN, 0 }, { err_pipe, POLLIN, 0 } };
+		int timeout = -1;
+
+		if (w.kill_at)
+			timeout = MAX(0, (int)((w.kill_at - now_s()) * 1000));
+		if (poll(p, err_pipe >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR)
+			return step_error(L, -errno, "poll");
+		if (err_pipe >= 0 && p[1].revents)
+			on_pipe(&w);
+		while (read(sfd, &si, sizeof(si)) == sizeof(si))
+			if (si.ssi_signo != SIGCHLD)
+				on_signal(&w, (int)si.ssi_signo);
+		if (waitpid(L->child_pid, &status, WNOHANG) == L->child_pid)
+			break;
+		if (w.kill_at && now_s() >= w.kill_at) {
+			log_warn("stop: %s did not exit %llu s after the signal; killing it",
+				 L->cmd[0], (unsigned long long)L->o.stop_timeout);
+			kill(L->child_pid, SIGKILL);
+			w.kill_at = 0;
+		}
+	}
+	L->child_pid = 0;
+	if (err_pipe >= 0)
+		on_pipe(&w);
+	L->exit_status = w.reported ? w.report_code : exit_code_of(status);
+	return 0;
+}
+
+void undo_child(struct launch *L)
+{
+	if (L->child_pid > 0) {
+		kill(L->child_pid, SIGKILL);
+		waitpid(L->child_pid, NULL, 0);
+	}
+	L->child_pid = 0;
+	if (err_pipe >= 0)
+		close(err_pipe);
+	err_pipe = -EBADF;
+}

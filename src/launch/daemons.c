@@ -1,0 +1,314 @@
+/* Steps "views", "rebuild" and "disk": the two cvmfsd daemons a CVM needs.
+ * A daemon already serving (views mounted at VIEWS/ct, disk NAME with a live
+ * pid file and a mounted MNT) is used as it is and left running; one we
+ * start is stopped by the undo. */
+#include "launch.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
+#include "cvmfs/log.h"
+#include "cvmfs/size.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(long ms)
+{
+	nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000 }, NULL);
+}
+
+/* SIGTERM, wait, then SIGKILL: a daemon that does not stop within the
+ * timeout must not keep the launcher from exiting. */
+static void stop_daemon(pid_t pid, bool is_child, const char *what)
+{
+	if (kill(pid, SIGTERM) < 0 && errno == ESRCH) {
+		if (is_child)
+			waitpid(pid, NULL, 0);
+		return;
+	}
+	if (wait_exit(pid, is_child, 30) == -ETIMEDOUT) {
+		log_warn("cleanup: %s (pid %d) ignored SIGTERM; killing it", what, (int)pid);
+		kill(pid, SIGKILL);
+		wait_exit(pid, is_child, 10);
+	}
+}
+
+/* ---- views ---- */
+
+static int views_start(struct launch *L, const char *ct)
+{
+	char *argv[10];
+	int n = 0, r;
+
+	if ((r = mkdir_p(L->o.views, 0755)) < 0)
+		return step_error(L, r, "--views %s", L->o.views);
+	argv[n++] = L->o.cvmfsd;
+	argv[n++] = (char *)"views";
+	argv[n++] = (char *)"-f"; /* our child: we own its pid */
+	argv[n++] = (char *)"--cgroup-root";
+	argv[n++] = L->o.cgroup_root;
+	if (L->o.config) {
+		argv[n++] = (char *)"-c";
+		argv[n++] = L->o.config;
+	}
+	argv[n++] = L->o.views;
+	argv[n] = NULL;
+	L->views_pid = spawn(argv, true);
+	if (L->views_pid < 0)
+		return step_error(L, (int)L->views_pid, "start %s views", L->o.cvmfsd);
+	for (int i = 0; i < 1000; i++) {
+		int status;
+
+		if (is_mountpoint(ct))
+			return 0;
+		if (waitpid(L->views_pid, &status, WNOHANG) == L->views_pid) {
+			L->views_pid = 0;
+			return step_error(L, -ECHILD, "cvmfsd views %s exited (status %d)",
+					  L->o.views, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		}
+		sleep_ms(10);
+	}
+	return step_error(L, -ETIMEDOUT, "cvmfsd views %s: not mounted after 10 s",
+			  L->o.views);
+}
+
+int step_views(struct launch *L)
+{
+	_cleanup_free_ char *ct = NULL, *mine = NULL;
+	int r;
+
+	if (asprintf(&ct, "%s/ct", L->o.views) < 0 ||
+	    asprintf(&mine, "%s/ct/%s/proc/meminfo", L->o.views, L->o.name) < 0)
+		return -ENOMEM;
+	if (!is_mountpoint(ct) && (r = views_start(L, ct)) < 0)
+		return r;
+	/* The per-container tree answers for cvmfs/NAME, made by step cgroup. */
+	for (int i = 0;; i++) {
+		if (access(mine, R_OK) == 0)
+			return 0;
+		if (i == 100)
+			return step_error(L, -errno, "%s", mine);
+		sleep_ms(10);
+	}
+}
+
+void undo_views(struct launch *L)
+{
+	if (L->views_pid > 0)
+		stop_daemon(L->views_pid, true, "cvmfsd views");
+	L->views_pid = 0;
+}
+
+/* ---- disk ---- */
+
+static pid_t disk_running(struct launch *L)
+{
+	_cleanup_free_ char *pidfile = NULL;
+	char buf[32];
+	uint64_t pid;
+
+	if (asprintf(&pidfile, "%s/disk/%s.pid", L->o.run_dir, L->o.name) < 0)
+		return -ENOMEM;
+	if (read_at_buf(AT_FDCWD, pidfile, buf, sizeof(buf)) < 0)
+		return 0;
+	buf[strcspn(buf, "\n")] = '\0';
+	if (uint_parse(buf, &pid) < 0 || pid < 2 || pid > INT32_MAX)
+		return 0;
+	if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		return 0;
+	return (pid_t)pid;
+}
+
+static int disk_start(struct launch *L)
+{
+	char limit[32], *argv[20];
+	int n = 0, r;
+
+	snprintf(limit, sizeof(limit), "%llu", (unsigned long long)L->o.disk);
+	if ((r = mkdir_p(L->mnt, 0755)) < 0)
+		return step_error(L, r, "%s", L->mnt);
+	if ((r = mkdir_p(L->o.data, 0755)) < 0)
+		return step_error(L, r, "--data %s", L->o.data);
+	argv[n++] = L->o.cvmfsd;
+	argv[n++] = (char *)"disk";
+	argv[n++] = (char *)"--name";
+	argv[n++] = L->o.name;
+	argv[n++] = (char *)"--data";
+	argv[n++] = L->o.data;
+	argv[n++] = (char *)"--limit";
+	argv[n++] = limit;
+	argv[n++] = (char *)"--image";
+	argv[n++] = L->o.image;
+	argv[n++] = (char *)"--run-dir";
+	argv[n++] = L->o.run_dir;
+	if (L->o.config) {
+		argv[n++] = (char *)"-c";
+		argv[n++] = L->o.config;
+	}
+	argv[n++] = L->mnt;
+	argv[n] = NULL;
+	/* Daemon mode: the first process exits once the mount is ready. */
+	pid_t pid = spawn(argv, true);
+	int status = pid < 0 ? (int)pid : wait_exit(pid, true, 600);
+
+	if (status < 0)
+		return step_error(L, status, "cvmfsd disk %s", L->o.name);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return step_error(L, -EIO, "cvmfsd disk %s failed (see above)", L->o.name);
+	L->disk_pid = disk_running(L);
+	if (L->disk_pid <= 0) {
+		L->disk_pid = 0;
+		umount2(L->mnt, MNT_DETACH);
+		return step_error(L, -ESRCH, "cvmfsd disk %s: no pid in %s/disk", L->o.name,
+				  L->o.run_dir);
+	}
+	return 0;
+}
+
+int step_disk(struct launch *L)
+{
+	if (disk_running(L) > 0 && is_mountpoint(L->mnt)) {
+		log_debug("disk %s already running; using it", L->o.name);
+		return 0;
+	}
+	return disk_start(L);
+}
+
+void undo_disk(struct launch *L)
+{
+	if (L->disk_pid > 0)
+		stop_daemon(L->disk_pid, false, "cvmfsd disk");
+	L->disk_pid = 0;
+}
+
+/* ---- rebuild ---- */
+
+static int rm_rf_at(int dfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dfd, name, 0) < 0 ? -errno : 0;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_closedir_ DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	int r;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((r = rm_rf_at(dirfd(d), de->d_name)) < 0)
+			return r;
+	}
+	return unlinkat(dfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/* Is rel ("var/lib") a persist path, or a directory above one? */
+static int persist_match(const char *persist, const char *rel)
+{
+	size_t n = strlen(rel);
+
+	for (const char *p = persist; *p;) {
+		const char *e = strchrnul(p, ':');
+		const char *s = p;
+
+		while (*s == '/' && s < e)
+			s++;
+		size_t len = (size_t)(e - s);
+
+		if (len == n && !strncmp(s, rel, n))
+			return 2;
+		if (len > n && !strncmp(s, rel, n) && s[n] == '/')
+			return 1;
+		p = *e ? e + 1 : e;
+	}
+	return 0;
+}
+
+/* Empty dfd (upper/REL) except persist paths. A directory above a persist
+ * path loses the union's opaque mark, so the new image shows through it. */
+static int prune(struct launch *L, int dfd, const char *rel)
+{
+	DIR *d = fdopendir(dup(dfd));
+	_cleanup_closedir_ DIR *dd = d;
+	struct dirent *de;
+	char sub[PATH_MAX];
+	int r;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		int m = persist_match(L->o.persist, sub);
+		struct stat st;
+
+		if (m == 2)
+			continue;
+		if (m == 1 && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode)) {
+			_cleanup_close_ int fd = openat(dfd, de->d_name,
+							O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd < 0)
+				return step_error(L, -errno, "%s/upper/%s", L->o.data, sub);
+			fremovexattr(fd, "trusted.cvmfs.opaque");
+			if ((r = prune(L, fd, sub)) < 0)
+				return r;
+			continue;
+		}
+		if ((r = rm_rf_at(dfd, de->d_name)) < 0)
+			return step_error(L, r, "remove %s/upper/%s", L->o.data, sub);
+	}
+	return 0;
+}
+
+int step_rebuild(struct launch *L)
+{
+	_cleanup_free_ char *upper = NULL, *lock = NULL, *state = NULL;
+	_cleanup_close_ int lfd = -EBADF, ufd = -EBADF;
+	int r;
+
+	if (!L->o.rebuild)
+		return 0;
+	if (disk_running(L) > 0)
+		return step_error(L, -EBUSY, "disk %s is running; stop it first", L->o.name);
+	if (asprintf(&upper, "%s/upper", L->o.data) < 0 ||
+	    asprintf(&lock, "%s/lock", L->o.data) < 0 ||
+	    asprintf(&state, "%s/state", L->o.data) < 0)
+		return -ENOMEM;
+	/* The disk daemon holds DATA/lock while it runs. */
+	lfd = open(lock, O_RDWR | O_CLOEXEC);
+	if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0)
+		return step_error(L, -EBUSY, "%s is in use", lock);
+	ufd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ufd < 0)
+		return errno == ENOENT ? 0 : step_error(L, -errno, "%s", upper);
+	if ((r = prune(L, ufd, "")) < 0)
+		return r;
+	/* Without DATA/state the disk recounts at start (src/disk: only a
+	 * state saying "clean 1" with the same image list is trusted). */
+	if (unlink(state) < 0 && errno != ENOENT)
+		return step_error(L, -errno, "%s", state);
+	return 0;
+}

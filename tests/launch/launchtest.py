@@ -1,0 +1,160 @@
+"""Helpers for the cvm-launch integration tests (Python 3 stdlib only).
+
+Builds, once per test process, an image rootfs from the host's own programs
+and their shared libraries (parsed from ldd) in a `cvmfs-test-*` temp dir,
+and runs cvm-launch with every path (data, run dir, mount dir, views) under
+a test's own temp dir. Cleanup (processes by pid, own mounts, own cgroups,
+temp dirs) is the shared one of tests/integration/cvmfstest.py, plus a
+leftover check after every launch.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'integration'))
+import cvmfstest as T  # noqa: E402
+
+LAUNCH = os.environ.get('CVM_LAUNCH') or os.path.join(T.BUILD, 'src', 'launch', 'cvm-launch')
+MiB = 1 << 20
+
+PROGRAMS = ['sh', 'bash', 'cat', 'ls', 'echo', 'sleep', 'id', 'df', 'head', 'tail', 'dd', 'cut', 'tr',
+            'hostname', 'nproc', 'mkdir', 'rm', 'true', 'false', 'seq', 'wc', 'grep',
+            'free', 'ps', 'top', 'uptime', 'getconf', 'stat', 'touch', '/usr/bin/python3.11']
+
+_image = None
+
+
+def require():
+    T.require(v1=True, fuse=True)
+    if not os.access(LAUNCH, os.X_OK):
+        T.skip('cvm-launch not found at %s (set CVM_LAUNCH)' % LAUNCH)
+
+
+def _copy(src, root):
+    """Copy src (following links) to the same path under root."""
+    dst = root + src
+    if os.path.exists(dst):
+        return
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copy2(os.path.realpath(src), dst)
+
+
+def _libs(path):
+    out = subprocess.run(['ldd', path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        for p in parts:
+            if p.startswith('/'):
+                yield p
+
+
+def image():
+    """The image rootfs (merged /usr like the host), built once."""
+    global _image
+    if _image:
+        return _image
+    root = T.tempdir('image-')
+    for d in ('usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'etc', 'root', 'home',
+              'proc', 'sys', 'dev', 'run', 'tmp', 'var/lib'):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    for link, target in (('bin', 'usr/bin'), ('sbin', 'usr/sbin'), ('lib', 'usr/lib'),
+                         ('lib64', 'usr/lib64')):
+        os.symlink(target, os.path.join(root, link))
+    for prog in PROGRAMS:
+        path = prog if prog.startswith('/') else shutil.which(prog, path='/usr/bin:/bin')
+        if not path:
+            continue
+        _copy(os.path.realpath(path), root)
+        os.symlink(os.path.realpath(path), root + '/usr/bin/' + os.path.basename(path)) \
+            if not os.path.lexists(root + '/usr/bin/' + os.path.basename(path)) else None
+        for lib in _libs(path):
+            _copy(lib, root)
+    os.symlink('python3.11', root + '/usr/bin/python3')
+    shutil.copytree('/usr/lib/python3.11', root + '/usr/lib/python3.11', symlinks=True,
+                    ignore=shutil.ignore_patterns('test', '__pycache__', 'idlelib',
+                                                  'tkinter', 'ensurepip'))
+    for lib in _libs('/usr/lib/python3.11/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so'):
+        _copy(lib, root)
+    with open(root + '/etc/passwd', 'w') as f:
+        f.write('root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n')
+    with open(root + '/etc/group', 'w') as f:
+        f.write('root:x:0:\ntty:x:5:\nnogroup:x:65534:\n')
+    _image = root
+    return root
+
+
+class Workspace:
+    """Paths of one test's CVM, all under its own temp dir."""
+
+    def __init__(self, name, tag='ws-'):
+        self.name = T.unique(name) if hasattr(T, 'unique') else name
+        self.dir = T.tempdir(tag)
+        self.data = os.path.join(self.dir, 'data')
+        self.run_dir = os.path.join(self.dir, 'run')
+        self.mnt_dir = os.path.join(self.dir, 'mnt')
+        self.views = os.path.join(self.dir, 'views')
+
+    def argv(self, *extra, cmd=None, image_dirs=None, **opts):
+        a = [LAUNCH, '--name', self.name,
+             '--image', image_dirs or image(),
+             '--data', self.data, '--run-dir', self.run_dir, '--mnt-dir', self.mnt_dir,
+             '--views', self.views]
+        for k, v in opts.items():
+            a += ['--' + k.replace('_', '-'), str(v)]
+        a += list(extra)
+        if cmd is not None:
+            a += ['--'] + list(cmd)
+        return a
+
+    def launch(self, *extra, cmd=None, timeout=120, **opts):
+        return T.run(self.argv(*extra, cmd=cmd, **opts), timeout=timeout)
+
+    def sh(self, script, *extra, timeout=120, **opts):
+        return self.launch(*extra, cmd=['/bin/sh', '-c', script], timeout=timeout, **opts)
+
+
+def leftovers(name):
+    """What a finished launch left behind: mounts, cgroups, processes."""
+    left = []
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            if name in line:
+                left.append('mount: ' + line.split()[4])
+    for ctl in os.listdir(T.CG_ROOT):
+        p = os.path.join(T.CG_ROOT, ctl, 'cvmfs', name)
+        if os.path.exists(p):
+            left.append('cgroup: ' + p)
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmd = f.read().replace(b'\0', b' ').decode('latin-1')
+        except OSError:
+            continue
+        if name in cmd and int(pid) != os.getpid():
+            left.append('process %s: %s' % (pid, cmd.strip()))
+    return left
+
+
+def check_clean(label, name):
+    left = []
+    for _ in range(50):  # a stopping daemon may need a moment to go
+        left = leftovers(name)
+        if not left:
+            break
+        time.sleep(0.1)
+    T.R.eq(label + ': nothing left behind', left, [])
+
+
+def kill_group(p, sig=signal.SIGTERM):
+    try:
+        os.kill(p.pid, sig)
+    except OSError:
+        pass

@@ -1,0 +1,33 @@
+"""--rebuild keeps the persist paths (/home, /var/lib/docker) and discards
+the rest of the upper layer; the disk recounts its usage."""
+import os
+
+import launchtest as LT
+
+T = LT.T
+R = T.R
+LT.require()
+
+w = LT.Workspace('rebuild')
+rc, out, err = w.sh('echo keep > /home/x; echo gone > /etc/y; mkdir -p /var/lib/docker; '
+                    'echo d > /var/lib/docker/z; echo v > /var/lib/other; '
+                    'dd if=/dev/zero of=/root/big bs=1M count=20 2>/dev/null; df -B1 / | tail -n 1',
+                    disk='200M')
+R.eq('write files', rc, 0, err)
+used_before = int(out.split()[2]) if rc == 0 else 0
+LT.check_clean('first run', w.name)
+
+rc, out, err = w.sh('cat /home/x /var/lib/docker/z; ls /etc/y /var/lib/other /root/big 2>&1; '
+                    'df -B1 / | tail -n 1', '--rebuild', disk='200M')
+R.eq('rebuild: exit 0', rc, 0, err)
+R.check('/home/x survives --rebuild', 'keep' in out, out)
+R.check('/var/lib/docker/z survives --rebuild', '\nd\n' in '\n' + out, out)
+R.check('/etc/y, /var/lib/other and /root/big are gone',
+        out.count('No such file') == 3, out)
+used_after = int(out.split()[-4]) if rc == 0 else 0
+R.check('usage recounted (20 MiB less)', used_before - used_after >= 20 * LT.MiB,
+        (used_before, used_after))
+R.check('image /etc/passwd still there', os.path.exists(LT.image() + '/etc/passwd'))
+LT.check_clean('rebuild', w.name)
+
+R.summary_and_exit()

@@ -1,0 +1,57 @@
+"""A CVM sees its own limits: memory, CPUs, disk, hostname, PID 1, its own
+processes, its uptime; the exit status is CMD's; --net none has only lo."""
+import launchtest as LT
+
+T = LT.T
+R = T.R
+LT.require()
+
+LIMITS = dict(memory='256M', cpus=1, cpuset=0, pids=200, disk='200M', hostname='cvm-test')
+
+
+def field(out, key):
+    for line in out.splitlines():
+        if line.startswith(key + ' '):
+            return line[len(key) + 1:].strip()
+    return None
+
+
+w = LT.Workspace('run')
+rc, out, err = w.sh(
+    'echo "free $(free -b | grep Mem:)"; echo "onln $(getconf _NPROCESSORS_ONLN)"; '
+    'echo "nproc $(nproc)"; echo "df $(df -B1 / | tail -n 1)"; echo "host $(hostname)"; '
+    'echo "cmd $(cat /proc/1/cmdline)"; '
+    'echo "pscmd $(ps -e -o comm= | grep -v -x -e sh -e ps -e grep -e wc | wc -l)"; '
+    'echo "up $(cut -d" " -f1 /proc/uptime)"; '
+    'echo "py $(python3 -c "import os; print(os.cpu_count())")"; exit 7', **LIMITS)
+R.eq('exit status is CMD\'s (exit 7)', rc, 7, err)
+free = (field(out, 'free') or '').split()
+R.eq('free -b total == --memory', free[1:2], [str(256 * LT.MiB)], out)
+R.eq('getconf _NPROCESSORS_ONLN == --cpus', field(out, 'onln'), '1', out)
+R.eq('nproc == cpuset size', field(out, 'nproc'), '1', out)
+R.eq('os.cpu_count() == --cpus', field(out, 'py'), '1', out)
+df = (field(out, 'df') or '').split()
+R.eq('df size == --disk', df[1:2], [str(200 * LT.MiB)], out)
+R.check('df used > 0 (image bytes)', len(df) > 2 and df[2].isdigit() and int(df[2]) > 0, df)
+R.eq('hostname', field(out, 'host'), 'cvm-test', out)
+R.check('PID 1 is CMD', (field(out, 'cmd') or '').startswith('/bin/sh-c'), field(out, 'cmd'))
+R.eq('ps -e shows only the CVM (sh, ps, grep, wc)', field(out, 'pscmd'), '0', out)
+up = field(out, 'up')
+R.check('uptime is the CVM\'s (< 30 s)', up is not None and float(up) < 30, up, detail=err)
+LT.check_clean('run', w.name)
+
+rc, out, err = w.launch(cmd=['/bin/sh', '-c', 'exit 0'])
+R.eq('exit 0 without limits', rc, 0, err)
+LT.check_clean('no limits', w.name)
+
+rc, out, err = w.launch('--net', 'none', cmd=['/bin/sh', '-c',
+                        'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "'])
+R.eq('--net none: only lo', (rc, out.split()), (0, ['lo']), err)
+LT.check_clean('net none', w.name)
+
+rc, out, err = w.launch(cmd=['/nonexistent'])
+R.eq('missing CMD: 127', rc, 127, err)
+R.check('missing CMD: one error line', 'exec: /nonexistent' in err, err)
+LT.check_clean('missing CMD', w.name)
+
+R.summary_and_exit()

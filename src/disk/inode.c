@@ -168,6 +168,11 @@ static void node_destroy(struct dnode *n)
 	while (n) {
 		struct dnode *parent = n->parent;
 
+		/* A node made again later starts from the blocks it then has:
+		 * settle what writeback added since its last measure first. */
+		if (n->layer == 0 && S_ISREG(n->type) && n->charged_inode && !n->unlinked)
+			charge_node(n, -1, 0, 0);
+
 		node_drop_real(n);
 		urcu_memb_read_lock();
 		cds_lfht_del(D->by_ino, &n->ino_node);

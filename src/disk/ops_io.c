@@ -109,6 +109,10 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	disk_thread_enter();
 	n = node_get(ino);
+	/* Delayed allocation may have added blocks (ext4 extent blocks) since
+	 * the last write was charged: measure once more before letting go. */
+	if (n && (fi->flags & O_ACCMODE) != O_RDONLY)
+		charge_node(n, (int)fi->fh, 0, 0);
 	close((int)fi->fh);
 	if (n)
 		charge_released(n);
@@ -125,9 +129,15 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	int fd = (int)fi->fh;
+	int r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
+	struct dnode *n;
 
-	(void)ino;
-	fuse_reply_err(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0);
+	disk_thread_enter();
+	n = r ? NULL : node_get(ino);
+	/* Writeback allocated what delayed allocation had only promised. */
+	if (n)
+		charge_node(n, fd, 0, 0);
+	fuse_reply_err(req, r);
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,

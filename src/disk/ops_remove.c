@@ -74,8 +74,11 @@ static int remove_upper(struct target *t, const char *name, bool dir)
 	if (dir)
 		whiteouts_clear(tfd, t->ar);
 	n = node_find_real(0, t->f.st.st_ino);
-	if (n)
+	if (n) {
 		pthread_mutex_lock(&n->lock); /* no open may slip in between */
+		/* Books must match the blocks the unlink will give back. */
+		charge_node(n, tfd, 0, 0);
+	}
 	if (t->whiteout && !dir)
 		r = whiteout_make(pfd, name, true, t->ar);
 	else if (unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0) < 0)

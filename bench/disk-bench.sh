@@ -1,0 +1,381 @@
+#!/bin/bash
+# disk-bench.sh: cvmfsd disk side by side with native ext4 and fuse-overlayfs.
+#
+#   bench/disk-bench.sh [BUILD_DIR]        (as root; BUILD_DIR defaults to build)
+#
+# In one run, on fresh directories of the same filesystem (under one
+# mktemp -d /tmp/cvmfs-test-diskbench-XXXX), measures four targets:
+#   native    a plain directory
+#   fuse-ovl  fuse-overlayfs -o lowerdir=L,upperdir=U,workdir=W
+#   cvmfs     cvmfsd disk --image L --limit $DISK_BENCH_LIMIT (default 8G)
+#   cvmfs-nl  cvmfsd disk --image L --limit 1000000T ("no limit": cvmfsd disk
+#             has no unlimited mode, so quota overhead is measured against the
+#             same mount with a limit it can never reach)
+# with the workloads
+#   - 1 GiB sequential write + fsync (dd bs=1M conv=fsync), MB/s
+#   - cold-cache sequential read of it (drop_caches first), MB/s
+#   - create, then delete, of 20,000 files of 4 KiB (Python os.open/write/close,
+#     os.unlink), files/s per phase, best of 3
+#   - untar of a ~100 MiB tree of many real files (built once per run from
+#     /usr/lib/python3.* and /usr/share; tarball warm in the page cache; tar's
+#     time only, no sync), MB/s and files/s, best of 3
+#   - find -printf (an lstat per entry) over the untarred tree: warm (best of
+#     3 after one warm-up pass) and cold (after drop_caches, once), entries/s
+# and prints a markdown table.  Then checks that each cvmfsd disk's live
+# used_bytes / inodes_used (RUN_DIR/disk/NAME.json) equal a fresh recount of
+# DATA/upper + the image (sum of st_blocks*512 over distinct inodes).
+#
+# Environment: DISK_BENCH_REPEAT (best-of count for the short tests, default 3),
+#              DISK_BENCH_FILES (create/delete count, default 20000),
+#              DISK_BENCH_TAR_MB (untar tree size, default 100),
+#              DISK_BENCH_LIMIT (limit of the limited mount, default 8G),
+#              DISK_BENCH_SEQ_MB (sequential file size in MiB, default 1024).
+#
+# Everything it creates lives under its temp dir; the daemons it starts
+# (fuse-overlayfs, cvmfsd disk, run in the foreground as children) are
+# remembered by pid and stopped on exit whatever happens (SIGTERM, wait, then
+# fusermount3 -u / umount -l of its own mount points), and the temp dir is
+# removed.  Nothing it did not create is touched.  drop_caches is global.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) [ -d "$BUILD" ] || BUILD=$REPO/$BUILD ;; esac
+CVMFSD=$BUILD/src/cvmfsd
+REPEAT=${DISK_BENCH_REPEAT:-3}
+NFILES=${DISK_BENCH_FILES:-20000}
+TAR_MB=${DISK_BENCH_TAR_MB:-100}
+LIMIT=${DISK_BENCH_LIMIT:-8G}
+SEQ_MB=${DISK_BENCH_SEQ_MB:-1024}
+NOLIMIT=1000000T
+
+die() { echo "disk-bench: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (drop_caches, FUSE mounts)"
+for t in fuse-overlayfs fusermount3 mountpoint findmnt python3 dd tar find \
+         umount awk; do
+	command -v "$t" >/dev/null ||
+		die "missing tool: $t$([ "$t" = fuse-overlayfs ] && echo ' (apt-get install fuse-overlayfs)')"
+done
+[ -x "$CVMFSD" ] || die "missing $CVMFSD (build it: ninja -C $BUILD)"
+[ -c /dev/fuse ] || die "missing /dev/fuse"
+[ -w /proc/sys/vm/drop_caches ] || die "cannot write /proc/sys/vm/drop_caches"
+
+# ---------------------------------------------------------------- cleanup --
+TMP=""
+PIDS=()      # daemons we started
+MNTS=()      # mount points we made
+cleanup() {
+	local rc=$? p m i
+	trap - EXIT INT TERM
+	for p in "${PIDS[@]}"; do
+		if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
+	done
+	for p in "${PIDS[@]}"; do
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "disk-bench: pid $p ignored SIGTERM for 10 s; SIGKILL" >&2
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+		wait "$p" 2>/dev/null || true
+	done
+	for m in "${MNTS[@]}"; do
+		if mountpoint -q "$m" 2>/dev/null; then
+			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ||
+				echo "disk-bench: could not unmount $m" >&2
+		fi
+	done
+	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+		if findmnt -rn -o TARGET | grep -q "^$TMP/"; then
+			echo "disk-bench: something still mounted under $TMP; left in place" >&2
+		else
+			rm -rf --one-file-system "$TMP"
+		fi
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+TMP=$(mktemp -d /tmp/cvmfs-test-diskbench-XXXX)
+TAG=cvmfs-test-diskbench-$$
+mkdir -p "$TMP/lower/dir" "$TMP/run" "$TMP/work"
+: >"$TMP/empty.conf"
+
+# --------------------------------------------------------------- helpers --
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n / (b - a) }'; }
+best() { printf '%s\n' "$@" | sort -g | tail -1; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+wait_mounted() { # MNT PID LOG
+	local i
+	for ((i = 0; i < 100; i++)); do
+		mountpoint -q "$1" && return 0
+		kill -0 "$2" 2>/dev/null || { cat "$3" >&2; die "daemon for $1 exited"; }
+		sleep 0.1
+	done
+	cat "$3" >&2
+	die "$1 not mounted after 10 s"
+}
+
+# A small lower layer: a few files, a directory, a symlink.
+for i in 1 2 3 4 5; do head -c $((i * 10000)) /dev/urandom >"$TMP/lower/file$i"; done
+echo hello >"$TMP/lower/dir/readme"
+ln -s file1 "$TMP/lower/link"
+
+# Python drivers.
+cat >"$TMP/work/cd.py" <<'EOF'
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+buf = b"x" * 4096
+os.mkdir(d)
+names = [os.path.join(d, "f%d" % i) for i in range(n)]
+t0 = time.perf_counter()
+for p in names:
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, buf)
+    os.close(fd)
+t1 = time.perf_counter()
+for p in names:
+    os.unlink(p)
+t2 = time.perf_counter()
+os.rmdir(d)
+print("%.1f %.1f" % (n / (t1 - t0), n / (t2 - t1)))
+EOF
+cat >"$TMP/work/mktar.py" <<'EOF'
+# Build a tarball of about MB MiB of real files (dirs, files, symlinks).
+import glob, os, sys, tarfile
+out, limit = sys.argv[1], int(sys.argv[2]) << 20
+roots = sorted(glob.glob("/usr/lib/python3.*")) + ["/usr/share/doc", "/usr/share"]
+total = files = 0
+seen = set()
+with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tf:
+    for root in roots:
+        for dp, dns, fns in os.walk(root):
+            dns.sort(); fns.sort()
+            if dp in seen:
+                dns[:] = []
+                continue
+            seen.add(dp)
+            tf.add(dp, arcname="tree" + dp, recursive=False)
+            for f in fns:
+                p = os.path.join(dp, f)
+                try:
+                    st = os.lstat(p)
+                except OSError:
+                    continue
+                import stat as S
+                if not (S.S_ISREG(st.st_mode) or S.S_ISLNK(st.st_mode)):
+                    continue
+                if S.S_ISREG(st.st_mode) and st.st_size > (4 << 20):
+                    continue
+                try:
+                    tf.add(p, arcname="tree" + p, recursive=False)
+                except OSError:
+                    continue
+                total += st.st_size if S.S_ISREG(st.st_mode) else 0
+                files += 1
+                if total >= limit:
+                    break
+            if total >= limit:
+                break
+        if total >= limit:
+            break
+print(total, files)
+EOF
+cat >"$TMP/work/recount.py" <<'EOF'
+# Sum st_blocks*512 and count inodes over distinct inodes of the given trees
+# (each root included), never following symlinks.
+import os, sys
+seen = set()
+nbytes = 0
+for root in sys.argv[1:]:
+    for dp, dns, fns in os.walk(root):
+        for p in [dp] + [os.path.join(dp, f) for f in fns] + \
+                 [os.path.join(dp, d) for d in dns if os.path.islink(os.path.join(dp, d))]:
+            st = os.lstat(p)
+            k = (st.st_dev, st.st_ino)
+            if k not in seen:
+                seen.add(k)
+                nbytes += st.st_blocks * 512
+print(nbytes, len(seen))
+EOF
+
+# ---------------------------------------------------------------- targets --
+TARGETS=(native fuseovl cvmfs cvmfsnl)
+declare -A LABEL=([native]="native" [fuseovl]="fuse-overlayfs"
+                  [cvmfs]="cvmfsd disk" [cvmfsnl]="cvmfsd disk (no limit)")
+declare -A DIR=() NAME=() DATA=()
+
+mkdir -p "$TMP/native/dir"
+DIR[native]=$TMP/native/dir
+
+mkdir -p "$TMP/fuseovl/upper" "$TMP/fuseovl/work" "$TMP/fuseovl/mnt"
+MNTS+=("$TMP/fuseovl/mnt")
+fuse-overlayfs -f -o "lowerdir=$TMP/lower,upperdir=$TMP/fuseovl/upper,workdir=$TMP/fuseovl/work" \
+	"$TMP/fuseovl/mnt" >"$TMP/fuseovl/log" 2>&1 &
+PIDS+=($!)
+wait_mounted "$TMP/fuseovl/mnt" $! "$TMP/fuseovl/log"
+DIR[fuseovl]=$TMP/fuseovl/mnt
+
+start_cvmfs() { # TARGET LIMIT
+	local t=$1 d=$TMP/$1
+	mkdir -p "$d/mnt"
+	NAME[$t]=$TAG-$t
+	DATA[$t]=$d/data
+	MNTS+=("$d/mnt")
+	"$CVMFSD" disk -f -c "$TMP/empty.conf" --name "${NAME[$t]}" --data "$d/data" \
+		--limit "$2" --image "$TMP/lower" --run-dir "$TMP/run" "$d/mnt" \
+		>"$d/log" 2>&1 &
+	PIDS+=($!)
+	wait_mounted "$d/mnt" $! "$d/log"
+	DIR[$t]=$d/mnt
+}
+start_cvmfs cvmfs "$LIMIT"
+start_cvmfs cvmfsnl "$NOLIMIT"
+
+for t in fuseovl cvmfs cvmfsnl; do
+	[ "$(cat "${DIR[$t]}/dir/readme")" = hello ] || die "${LABEL[$t]}: lower layer not visible"
+done
+
+declare -A R=()   # R[test,target] = rate
+TESTS=()
+add_test() { TESTS+=("$1|$2"); }   # key|label
+
+echo "disk-bench: temp dir $TMP; targets mounted; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+# ------------------------------------------------------- sequential 1 GiB --
+add_test seqw "$SEQ_MB MiB seq write + fsync (MB/s)"
+add_test seqr "$SEQ_MB MiB seq read, cold cache (MB/s)"
+for t in "${TARGETS[@]}"; do
+	f=${DIR[$t]}/big
+	drop_caches
+	a=$(now); dd if=/dev/zero of="$f" bs=1M count="$SEQ_MB" conv=fsync status=none; b=$(now)
+	R[seqw,$t]=$(rate "$(awk -v m="$SEQ_MB" 'BEGIN { print m * 1.048576 }')" "$a" "$b")
+	drop_caches
+	a=$(now); dd if="$f" of=/dev/null bs=1M status=none; b=$(now)
+	R[seqr,$t]=$(rate "$(awk -v m="$SEQ_MB" 'BEGIN { print m * 1.048576 }')" "$a" "$b")
+	rm -f "$f"
+	echo "  seq ${LABEL[$t]}: write ${R[seqw,$t]} MB/s, read ${R[seqr,$t]} MB/s" >&2
+done
+
+# ---------------------------------------------------- create/delete 20k --
+add_test create "create $NFILES × 4 KiB (files/s)"
+add_test delete "delete $NFILES × 4 KiB (files/s)"
+declare -A CR=() DE=()
+for ((i = 0; i < REPEAT; i++)); do          # round robin: load spikes hit all
+	for t in "${TARGETS[@]}"; do
+		sync
+		read -r c d < <(python3 "$TMP/work/cd.py" "${DIR[$t]}/cd$i" "$NFILES")
+		CR[$t]+=" $c"; DE[$t]+=" $d"
+	done
+done
+for t in "${TARGETS[@]}"; do
+	# shellcheck disable=SC2086
+	R[create,$t]=$(best ${CR[$t]})
+	# shellcheck disable=SC2086
+	R[delete,$t]=$(best ${DE[$t]})
+	echo "  create/delete ${LABEL[$t]}:${CR[$t]} /${DE[$t]}" >&2
+done
+
+# ------------------------------------------------------------------ untar --
+read -r TAR_BYTES _ < <(python3 "$TMP/work/mktar.py" "$TMP/work/tree.tar" "$TAR_MB")
+TAR_ENTRIES=$(tar -tf "$TMP/work/tree.tar" | wc -l)
+cat "$TMP/work/tree.tar" >/dev/null
+TAR_MIB=$(awk -v b="$TAR_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')
+add_test untarmb "untar ${TAR_MIB} MiB tree (MB/s)"
+add_test untarf "untar $TAR_ENTRIES entries (files/s)"
+TAR_MB_DEC=$(awk -v b="$TAR_BYTES" 'BEGIN { print b / 1e6 }')
+declare -A UMB=() UFS=()
+for ((i = 0; i < REPEAT; i++)); do
+	for t in "${TARGETS[@]}"; do
+		mkdir "${DIR[$t]}/untar$i"
+		sync
+		a=$(now); tar -xf "$TMP/work/tree.tar" -C "${DIR[$t]}/untar$i"; b=$(now)
+		UMB[$t]+=" $(rate "$TAR_MB_DEC" "$a" "$b")"
+		UFS[$t]+=" $(rate "$TAR_ENTRIES" "$a" "$b")"
+	done
+done
+for t in "${TARGETS[@]}"; do
+	# shellcheck disable=SC2086
+	R[untarmb,$t]=$(best ${UMB[$t]})
+	# shellcheck disable=SC2086
+	R[untarf,$t]=$(best ${UFS[$t]})
+	echo "  untar ${LABEL[$t]}:${UMB[$t]} MB/s" >&2
+done
+
+# ------------------------------------------------------------ find + stat --
+add_test findw "find+lstat, warm (entries/s)"
+add_test findc "find+lstat, cold cache (entries/s)"
+declare -A FW=() NENT=()
+for t in "${TARGETS[@]}"; do
+	for ((i = 1; i < REPEAT; i++)); do rm -rf "${DIR[$t]}/untar$i"; done
+	find "${DIR[$t]}/untar0" -printf '%i %s %y %m\n' >/dev/null   # warm-up
+done
+for ((i = 0; i < REPEAT; i++)); do
+	for t in "${TARGETS[@]}"; do
+		a=$(now); n=$(find "${DIR[$t]}/untar0" -printf '%i %s %y %m\n' | wc -l); b=$(now)
+		FW[$t]+=" $(rate "$n" "$a" "$b")"; NENT[$t]=$n
+	done
+done
+for t in "${TARGETS[@]}"; do
+	# shellcheck disable=SC2086
+	R[findw,$t]=$(best ${FW[$t]})
+	drop_caches
+	a=$(now); n=$(find "${DIR[$t]}/untar0" -printf '%i %s %y %m\n' | wc -l); b=$(now)
+	R[findc,$t]=$(rate "$n" "$a" "$b")
+	echo "  find ${LABEL[$t]}: ${NENT[$t]} entries, warm${FW[$t]}, cold ${R[findc,$t]}" >&2
+done
+
+# ------------------------------------------------------------------ table --
+echo
+echo "## cvmfsd disk benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(findmnt -n -o FSTYPE -T "$TMP") under $TMP)"
+echo
+echo "Higher is better everywhere.  \"no limit\" = the same cvmfsd disk mount with --limit $NOLIMIT"
+echo "(cvmfsd disk always enforces a limit; quota accounting still runs).  Limit overhead % ="
+echo "(no-limit rate − $LIMIT-limit rate) / no-limit rate; ratios use the $LIMIT-limited mount."
+echo "Single runs: seq write/read, cold find; best of $REPEAT: create/delete, untar, warm find."
+echo "Untar: tar's own time (tarball warm in cache), no sync; files/s counts every tar entry."
+echo
+echo "| test | native | fuse-overlayfs | cvmfsd disk | cvmfsd disk (no limit) | cvmfs ÷ native | cvmfs ÷ fuse-overlayfs | limit overhead % |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+for e in "${TESTS[@]}"; do
+	k=${e%%|*} l=${e#*|}
+	awk -v l="$l" -v n="${R[$k,native]}" -v f="${R[$k,fuseovl]}" \
+	    -v c="${R[$k,cvmfs]}" -v u="${R[$k,cvmfsnl]}" 'BEGIN {
+		printf "| %s | %s | %s | %s | %s | %.2f | %.2f | %+.1f |\n",
+		       l, n, f, c, u, c / n, c / f, (u - c) / u * 100 }'
+done
+
+# ------------------------------------------------------ accounting check --
+echo
+echo "### cvmfsd disk accounting check (live NAME.json vs. recount of DATA/upper + image)"
+echo
+echo "| mount | json used_bytes | recount bytes | json − recount | json inodes_used | recount inodes | statfs used bytes | result |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|"
+sync
+sleep 2.5      # the figures are republished at least once a second
+BAD=0
+for t in cvmfs cvmfsnl; do
+	js=$TMP/run/disk/${NAME[$t]}.json
+	read -r ju ji < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["used_bytes"], j["inodes_used"])' "$js")
+	read -r rb ri < <(python3 "$TMP/work/recount.py" "${DATA[$t]}/upper" "$TMP/lower")
+	sf=$(stat -f -c '%S %b %f' "${DIR[$t]}" | awk '{ printf "%.0f", $1 * ($2 - $3) }')
+	res=OK
+	if [ "$ju" != "$rb" ] || [ "$ji" != "$ri" ]; then res=MISMATCH; BAD=1; fi
+	echo "| ${LABEL[$t]} | $ju | $rb | $((ju - rb)) | $ji | $ri | $sf | $res |"
+done
+for t in cvmfs cvmfsnl; do
+	if grep -qiE 'error|warn|fail' "$TMP/$t/log"; then
+		echo; echo "${LABEL[$t]} log:"; sed 's/^/    /' "$TMP/$t/log"
+	fi
+done
+[ "$BAD" -eq 0 ] || {
+	echo "disk-bench: cvmfsd disk live usage differs from the recount (exit 2)" >&2
+	exit 2
+}

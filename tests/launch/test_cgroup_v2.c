@@ -1,0 +1,141 @@
+/* cvm-launch's cgroup v2 backend against a fixture unified hierarchy: this
+ * machine's real controllers are on v1, so the v2 path is checked on a tree
+ * laid out like cgroupfs (cgroup.controllers, cgroup.subtree_control and a
+ * pre-made cvmfs/NAME with the limit files) — the backend writes the same
+ * files there that it would write on a real v2 host. No privileges needed. */
+#include "launch.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+static void check_file(const char *root, const char *rel, const char *want)
+{
+	char path[4096], buf[256];
+	_cleanup_close_ int dfd = open(root, O_PATH | O_DIRECTORY);
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s", rel);
+	n = read_at_buf(dfd, path, buf, sizeof(buf));
+	if (n >= 0 && !strcmp(buf, want)) {
+		passed++;
+		return;
+	}
+	failed++;
+	fprintf(stderr, "FAIL %s: expected '%s', got '%s'\n", rel, want, n >= 0 ? buf : strerror((int)-n));
+}
+
+static void check_prefix(const char *root, const char *rel, const char *want)
+{
+	char buf[256];
+	_cleanup_close_ int dfd = open(root, O_PATH | O_DIRECTORY);
+	ssize_t n = read_at_buf(dfd, rel, buf, sizeof(buf));
+
+	if (n >= 0 && !strncmp(buf, want, strlen(want))) {
+		passed++;
+		return;
+	}
+	failed++;
+	fprintf(stderr, "FAIL %s: expected to start with '%s', got '%s'\n", rel, want,
+		n >= 0 ? buf : strerror((int)-n));
+}
+
+static void touch(const char *root, const char *rel, const char *content)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	fputs(content, f);
+	fclose(f);
+}
+
+static void make_fixture(const char *root)
+{
+	static const char *const limits[] = { "memory.max", "memory.swap.max", "cpu.max",
+					      "cpuset.cpus", "pids.max" };
+	char path[4096];
+
+	touch(root, "cgroup.controllers", "cpuset cpu io memory pids\n");
+	touch(root, "cgroup.subtree_control", "");
+	snprintf(path, sizeof(path), "%s/cvmfs/cvmfs-test-v2", root);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		snprintf(path, sizeof(path), "%s/cvmfs", root);
+		mkdir(path, 0755);
+		snprintf(path, sizeof(path), "%s/cvmfs/cvmfs-test-v2", root);
+		if (mkdir(path, 0755) < 0) {
+			perror(path);
+			exit(1);
+		}
+	}
+	touch(root, "cvmfs/cgroup.controllers", "cpuset cpu io memory pids\n");
+	touch(root, "cvmfs/cgroup.subtree_control", "");
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		snprintf(path, sizeof(path), "cvmfs/cvmfs-test-v2/%s", limits[i]);
+		touch(root, path, ""); /* cgroupfs files take each write whole */
+	}
+	/* An empty cgroup.procs: the backend reuses an unused cvmfs/NAME. */
+	touch(root, "cvmfs/cvmfs-test-v2/cgroup.procs", "");
+}
+
+int main(void)
+{
+	char root[] = "/tmp/cvmfs-test-cgv2-XXXXXX";
+	struct launch L = { .lock_fd = -EBADF };
+	char cmd[4200];
+	int r;
+
+	if (!mkdtemp(root)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	make_fixture(root);
+	L.step = "cgroup";
+	L.o.name = "cvmfs-test-v2";
+	L.o.cgroup_root = root;
+	L.o.memory = 256ULL << 20;
+	L.o.cpus = "1.5";
+	L.cpus = 1.5;
+	L.o.cpuset = "0-1";
+	L.o.pids = 100;
+	r = step_cgroup(&L);
+	if (r < 0) {
+		failed++;
+		fprintf(stderr, "FAIL step_cgroup: %s\n", strerror(-r));
+	} else {
+		passed++;
+		if (strcmp(L.cg->name, "v2")) {
+			failed++;
+			fprintf(stderr, "FAIL backend: expected v2, got %s\n", L.cg->name);
+		}
+		check_file(root, "cvmfs/cvmfs-test-v2/memory.max", "268435456");
+		check_file(root, "cvmfs/cvmfs-test-v2/memory.swap.max", "0");
+		check_file(root, "cvmfs/cvmfs-test-v2/cpu.max", "150000 100000");
+		check_file(root, "cvmfs/cvmfs-test-v2/cpuset.cpus", "0-1");
+		check_file(root, "cvmfs/cvmfs-test-v2/pids.max", "100");
+		/* A regular file keeps overlapping writes; pids is enabled last,
+		 * and only after memory, cpu and cpuset succeeded. */
+		check_prefix(root, "cvmfs/cgroup.subtree_control", "+pids");
+		check_prefix(root, "cgroup.subtree_control", "+pids");
+	}
+	undo_cgroup(&L);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: could not remove %s\n", root);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""cvm-launch benchmarks, side by side in one run (root; about 1 minute).
+
+1. Start-up: time from cvm-launch's start to the exec of CMD (its own --debug
+   line), median of 20 runs, with the workspace disk and the views already
+   running (so their start is excluded), next to the wall time of
+   `unshare --fork --pid --mount chroot IMG /bin/true`, the floor.
+2. The views' fast path inside a CVM: bench/views_bench reading /proc/meminfo
+   inside a CVM (the per-container tree bound over it) next to the host's own
+   /proc/meminfo, p50 and ops/s.
+
+Usage: bench/launch-bench.py [BUILD_DIR]   (default: build)
+Everything lives in a cvmfs-test-* temp dir and is removed at the end.
+"""
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, 'build'))
+os.environ.setdefault('CVMFSD', os.path.join(BUILD, 'src', 'cvmfsd'))
+os.environ.setdefault('CVM_LAUNCH', os.path.join(BUILD, 'src', 'launch', 'cvm-launch'))
+os.environ.setdefault('CVMFS_BUILD', BUILD)
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'launch'))
+import launchtest as LT  # noqa: E402
+T = LT.T
+
+RUNS = 20
+NAME = 'cvmfs-test-lbench-%d' % os.getpid()
+
+
+def add_program(img, path):
+    LT._copy(os.path.realpath(path), img)
+    for lib in LT._libs(path):
+        LT._copy(lib, img)
+
+
+def start_daemons(base, img):
+    views = os.path.join(base, 'views')
+    run = os.path.join(base, 'run')
+    mnt_dir = os.path.join(base, 'mnt')
+    data = os.path.join(base, 'data')
+    for d in (views, run, mnt_dir, data, os.path.join(mnt_dir, NAME)):
+        os.makedirs(d, exist_ok=True)
+    # Daemon mode returns once mounted; unmounting the views stops them.
+    T._mounts.extend([views, views + '/ct'])
+    subprocess.run([T.CVMFSD, 'views', views], check=True)
+    T._mounts.append(os.path.join(mnt_dir, NAME))
+    subprocess.run([T.CVMFSD, 'disk', '--name', NAME, '--data', data, '--limit', '2G',
+                    '--image', img, '--run-dir', run, os.path.join(mnt_dir, NAME)], check=True)
+    return ['--views', views, '--run-dir', run, '--mnt-dir', mnt_dir, '--data', data]
+
+
+def stop_daemons(base):
+    for pidfile in (os.path.join(base, 'run', 'disk', NAME + '.pid'),):
+        try:
+            pid = int(open(pidfile).read().split()[0])
+            os.kill(pid, 15)
+        except (OSError, ValueError):
+            pass
+    time.sleep(1)
+
+
+def launch(common, cmd, debug=False):
+    argv = [LT.LAUNCH, '--name', NAME, '--image', LT.image(), '--memory', '512M',
+            '--cpus', '1', '--disk', '2G'] + common + (['-d'] if debug else []) + ['--'] + cmd
+    t0 = time.monotonic()
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return p, time.monotonic() - t0
+
+
+def startup(common, img):
+    execs, walls, floors = [], [], []
+    for _ in range(RUNS):
+        p, wall = launch(common, ['/bin/true'], debug=True)
+        m = re.search(r"CMD exec'ed ([0-9.]+) ms after start", p.stderr)
+        if p.returncode != 0 or not m:
+            sys.exit('launch failed: rc %d\n%s' % (p.returncode, p.stderr[-2000:]))
+        execs.append(float(m.group(1)))
+        walls.append(wall * 1e3)
+        t0 = time.monotonic()
+        subprocess.run(['unshare', '--fork', '--pid', '--mount', 'chroot', img, '/bin/true'],
+                       check=True)
+        floors.append((time.monotonic() - t0) * 1e3)
+    return statistics.median(execs), statistics.median(walls), statistics.median(floors)
+
+
+def bench_line(out):
+    lines = [l for l in out.splitlines() if l.startswith('/proc/meminfo')]
+    if not lines:
+        return None
+    f = lines[-1].split('\t')
+    return int(f[4]), float(f[5]), float(f[6]), int(f[3])
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit('launch-bench: run as root')
+    vb = os.path.join(BUILD, 'bench', 'views_bench')
+    if not os.access(vb, os.X_OK):
+        sys.exit('launch-bench: %s missing (ninja -C %s)' % (vb, BUILD))
+    base = T.tempdir('lbench-')
+    img = LT.image()
+    add_program(img, vb)
+    shutil.copy2(vb, img + '/usr/bin/views_bench')
+    common = start_daemons(base, img)
+    try:
+        exec_ms, wall_ms, floor_ms = startup(common, img)
+        p, _ = launch(common, ['/usr/bin/views_bench', '--tsv', '-s', '2', '/proc/meminfo'])
+        inside = bench_line(p.stdout)
+        host = bench_line(subprocess.run([vb, '--tsv', '-s', '2', '/proc/meminfo'],
+                                         stdout=subprocess.PIPE, text=True).stdout)
+    finally:
+        stop_daemons(base)
+    print('## cvm-launch benchmark\n')
+    print('Start-up, median of %d runs (disk and views already running):\n' % RUNS)
+    print('| measure | ms |\n|---|---:|')
+    print('| cvm-launch: start to exec of CMD | %.1f |' % exec_ms)
+    print('| cvm-launch: whole run of `-- /bin/true` | %.1f |' % wall_ms)
+    print('| `unshare --fork --pid --mount chroot IMG /bin/true` | %.1f |' % floor_ms)
+    print('| ratio start→exec ÷ unshare floor | %.2f |' % (exec_ms / floor_ms))
+    print('\n/proc/meminfo inside a CVM (per-container views tree) vs the host, 2 s, 1 thread:\n')
+    print('| where | ops/s | p50 µs | p99 µs | fails |\n|---|---:|---:|---:|---:|')
+    for label, r in (('host /proc/meminfo (kernel)', host), ('inside the CVM (views)', inside)):
+        if r:
+            print('| %s | %d | %.1f | %.1f | %d |' % (label, r[0], r[1], r[2], r[3]))
+        else:
+            print('| %s | failed | | | |' % label)
+    if inside and host:
+        print('\np50 inside ÷ host: %.2f' % (inside[1] / host[1]))
+
+
+if __name__ == '__main__':
+    main()

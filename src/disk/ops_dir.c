@@ -1,6 +1,9 @@
-/* Directory handles: the merged listing is taken at opendir (and again
- * when a reader rewinds to offset 0), so readdir offsets stay valid for
- * the life of the handle. */
+/* Directory handles: the merged listing is taken at the first readdir (and
+ * again when a reader rewinds to offset 0), so readdir offsets stay valid
+ * for the life of the handle. The kernel may keep listings (cache_readdir):
+ * the daemon is the only writer, and every change of a directory goes
+ * through a FUSE request on it, which drops the kernel's copy. So a warm
+ * `find` costs an OPENDIR that lists nothing. */
 #include "disk.h"
 
 #include <dirent.h>
@@ -11,6 +14,7 @@
 
 struct dirh {
 	struct dlist l;
+	bool filled;
 	bool served;
 };
 
@@ -36,19 +40,14 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	NS_READ();
 	struct dnode *n = node_get(ino);
 	struct dirh *h = calloc(1, sizeof(*h));
-	int r;
 
 	if (!n || !h) {
 		free(h);
 		return (void)fuse_reply_err(req, n ? ENOMEM : ESTALE);
 	}
-	r = dirh_fill(n, h);
-	if (r < 0) {
-		free(h);
-		return (void)fuse_reply_err(req, -r);
-	}
 	fi->fh = (uintptr_t)h;
-	fi->cache_readdir = 0;
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0) {
 		dlist_free(&h->l);
 		free(h);
@@ -63,12 +62,16 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	if (off == 0 && h->served) {
+	if (!h->filled || (off == 0 && h->served)) {
 		NS_READ();
 		struct dnode *n = node_get(ino);
+		int r = n ? dirh_fill(n, h) : -ESTALE;
 
-		if (n)
-			dirh_fill(n, h);
+		if (r < 0 && !h->filled) {
+			free(buf);
+			return (void)fuse_reply_err(req, -r);
+		}
+		h->filled = true;
 	}
 	h->served = true;
 	/* Offsets: 1 ".", 2 "..", then entry i at i + 3. */

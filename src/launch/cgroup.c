@@ -103,6 +103,29 @@ static int dir_open_procs(struct launch *L, struct lcg_dir *d)
 	return 0;
 }
 
+/* With --userns: cvmfs/NAME and the files that move processes and enable
+ * controllers belong to the CVM's root, so it can delegate below itself.
+ * The limits stay root's: the CVM cannot raise them. */
+static int dir_delegate(struct launch *L, struct lcg_dir *d)
+{
+	static const char *const files[] = { "", "/cgroup.procs", "/tasks", "/cgroup.threads",
+					     "/cgroup.subtree_control" };
+	char path[PATH_MAX];
+
+	if (!L->o.userns)
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "cvmfs/%s%s", L->o.name, files[i]);
+		/* v1 has no cgroup.threads/subtree_control, v2 no tasks */
+		if (fchownat(d->parent_fd, path, (uid_t)L->o.userns_uid, (gid_t)L->o.userns_gid,
+			     AT_SYMLINK_NOFOLLOW) < 0 && (errno != ENOENT || !i))
+			return step_error(L, -errno, "chown %s/%s to %llu:%llu", d->ctl, path,
+					  (unsigned long long)L->o.userns_uid,
+					  (unsigned long long)L->o.userns_gid);
+	}
+	return 0;
+}
+
 static struct lcg_dir *dir_add(struct launch *L, int parent_fd, const char *ctl)
 {
 	struct lcg_dir *d = &L->dirs[L->n_dirs++];
@@ -222,7 +245,7 @@ static int v1_create(struct launch *L)
 		struct lcg_dir *d = dir_add(L, fd, v1_names[res]);
 
 		if ((r = dir_make(L, d)) < 0 || (r = v1_limits(L, d, res)) < 0 ||
-		    (r = dir_open_procs(L, d)) < 0)
+		    (r = dir_delegate(L, d)) < 0 || (r = dir_open_procs(L, d)) < 0)
 			return r;
 	}
 	if (L->o.memory && L->layout.hier_fd[CG_MEMORY] < 0)
@@ -303,7 +326,8 @@ static int v2_create(struct launch *L)
 	else if (errno != EEXIST)
 		return step_error(L, -errno, "unified/cvmfs");
 	if ((r = v2_enable(L, root, ".")) < 0 || (r = v2_enable(L, root, "cvmfs")) < 0 ||
-	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d)) < 0)
+	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d)) < 0 ||
+	    (r = dir_delegate(L, d)) < 0)
 		return r;
 	return dir_open_procs(L, d);
 }

@@ -1,7 +1,8 @@
 /* Step "start": clone the inner child into new mount, PID, UTS, IPC (and
- * with --net none, network) namespaces; then the parent forwards signals and
- * waits. The child reports a setup failure through a close-on-exec pipe:
- * EOF without a report means CMD was exec'ed. */
+ * with --net none, network; with --userns, user) namespaces; with --userns
+ * the parent maps its ids; then the parent forwards signals and waits. The
+ * child reports a setup failure through a close-on-exec pipe: EOF without
+ * a report means CMD was exec'ed. */
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -9,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -30,6 +32,9 @@ struct child_report {
 };
 
 static int err_pipe = -EBADF; /* parent: read end; child: write end */
+/* --userns: the parent writes one byte once the id maps are written and
+ * keeps its end open until the CVM is gone; child: read end. */
+static int sync_pipe = -EBADF;
 
 static int loopback_up(struct launch *L)
 {
@@ -96,6 +101,42 @@ static int child_setup(struct launch *L)
 	return 0;
 }
 
+/* Whether the launcher is gone: its end of the sync pipe closed. */
+static bool parent_gone(void)
+{
+	struct pollfd p = { sync_pipe, POLLIN, 0 };
+
+	return poll(&p, 1, 0) != 0 && (p.revents & (POLLHUP | POLLERR));
+}
+
+/* --userns: the child starts as the unmapped host root of a fresh user
+ * namespace. Once the parent has written the maps it becomes uid/gid 0
+ * inside (the mapped range's first id outside), without the host's
+ * supplementary groups, still with every capability of its namespace. */
+static int become_userns_root(struct launch *L)
+{
+	char go;
+
+	L->step = "userns";
+	if (read(sync_pipe, &go, 1) != 1)
+		return step_error(L, -EPIPE, "no uid/gid map from the launcher");
+	if (setresgid(0, 0, 0) < 0)
+		return step_error(L, -errno, "setresgid 0");
+	if (setgroups(0, NULL) < 0)
+		return step_error(L, -errno, "setgroups");
+	if (setresuid(0, 0, 0) < 0)
+		return step_error(L, -errno, "setresuid 0");
+	/* A change of euid clears the parent-death signal: set it again, then
+	 * make sure the launcher did not die in between. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return step_error(L, -errno, "PDEATHSIG");
+	if (parent_gone())
+		return step_error(L, -ESRCH, "the launcher is gone");
+	close(sync_pipe);
+	sync_pipe = -EBADF;
+	return 0;
+}
+
 static _Noreturn void child_fail(int r, int code)
 {
 	struct child_report rep = { r, code };
@@ -116,7 +157,9 @@ static _Noreturn void child_main(struct launch *L)
 	/* If the launcher dies, the CVM dies with it (PID 1 takes the rest). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(LAUNCH_EXIT_FAIL);
-	r = child_setup(L);
+	r = L->o.userns ? become_userns_root(L) : 0;
+	if (r == 0)
+		r = child_setup(L);
 	if (r < 0)
 		child_fail(r, LAUNCH_EXIT_FAIL);
 	execvp(L->cmd[0], L->cmd);
@@ -125,36 +168,92 @@ static _Noreturn void child_main(struct launch *L)
 	child_fail(r, r == -ENOENT ? 127 : 126);
 }
 
+/* "0 BASE COUNT" into /proc/PID/{uid,gid}_map. As root of the initial
+ * namespace (CAP_SETGID there) we may write gid_map without denying
+ * setgroups first. */
+static int write_map(struct launch *L, const char *file, uint64_t base)
+{
+	char path[64], map[64];
+	_cleanup_close_ int fd = -EBADF;
+	int len;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)L->child_pid, file);
+	len = snprintf(map, sizeof(map), "0 %llu %llu\n", (unsigned long long)base,
+		       (unsigned long long)L->o.userns_count);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return step_error(L, -errno, "open %s", path);
+	if (write(fd, map, (size_t)len) != len)
+		return step_error(L, -errno, "write '%.*s' to %s", len - 1, map, path);
+	return 0;
+}
+
+static int map_ids(struct launch *L)
+{
+	int r;
+
+	if ((r = write_map(L, "uid_map", L->o.userns_uid)) < 0 ||
+	    (r = write_map(L, "gid_map", L->o.userns_gid)) < 0)
+		return r;
+	if (write(sync_pipe, "1", 1) != 1)
+		return step_error(L, -errno, "release the child");
+	return 0;
+}
+
+static void close_pair(int fds[2])
+{
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+}
+
 int step_child(struct launch *L)
 {
-	int fds[2];
+	int fds[2], sfds[2] = { -EBADF, -EBADF }, r;
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	pid_t pid;
 
+	if ((r = mounts_prepare(L)) < 0)
+		return r;
 	if (!strcmp(L->o.net, "none"))
 		flags |= CLONE_NEWNET;
+	/* The user namespace is created first by the kernel and owns all the
+	 * others, so root inside may mount proc, tmpfs, devpts there. */
+	if (L->o.userns)
+		flags |= CLONE_NEWUSER;
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return step_error(L, -errno, "pipe");
+	if (L->o.userns && pipe2(sfds, O_CLOEXEC) < 0) {
+		r = -errno;
+		close_pair(fds);
+		return step_error(L, r, "pipe");
+	}
 	fflush(NULL);
 	/* Raw clone with fork semantics: the child continues on a copy of
 	 * our stack, already in its new namespaces. */
 	pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0UL);
 	if (pid < 0) {
-		int r = -errno;
-
-		close(fds[0]);
-		close(fds[1]);
+		r = -errno;
+		close_pair(fds);
+		close_pair(sfds);
 		return step_error(L, r, "clone");
 	}
 	if (pid == 0) {
 		close(fds[0]);
 		err_pipe = fds[1];
+		if (sfds[1] >= 0)
+			close(sfds[1]);
+		sync_pipe = sfds[0];
 		child_main(L);
 	}
 	close(fds[1]);
 	err_pipe = fds[0];
+	if (sfds[0] >= 0)
+		close(sfds[0]);
+	sync_pipe = sfds[1];
 	L->child_pid = pid;
-	return 0;
+	return L->o.userns ? map_ids(L) : 0;
 }
 
 /* Non-blocking look at the pipe: 1 with a report, 0 at EOF (exec'ed or
@@ -274,4 +373,7 @@ void undo_child(struct launch *L)
 	if (err_pipe >= 0)
 		close(err_pipe);
 	err_pipe = -EBADF;
+	if (sync_pipe >= 0)
+		close(sync_pipe);
+	sync_pipe = -EBADF;
 }

@@ -29,6 +29,9 @@ struct launch_opts {
 	char *hostname;
 	char *net;       /* "host" or "none" */
 	bool userns;
+	uint64_t userns_uid;   /* host uid that is root inside (--userns); 0: default */
+	uint64_t userns_gid;   /* host gid that is root's group inside; 0: default */
+	uint64_t userns_count; /* uids and gids mapped, from 0 inside; 0: default */
 	char *views;
 	char *run_dir;
 	char *mnt_dir;   /* parent of the per-workspace mountpoints */
@@ -135,6 +138,9 @@ int launch_wait(struct launch *L);
 /* mounts.c: the inner child's mount sequence, before pivot_root */
 int child_mounts(struct launch *L);
 int child_pivot(struct launch *L);
+
+/* mounts.c, in the parent before the clone: the top-level mountpoints */
+int mounts_prepare(struct launch *L);
 
 /* caps.c */
 int caps_parse(const char *list, uint64_t *mask);

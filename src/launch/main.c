@@ -60,7 +60,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cvm-launch [-c FILE] --name NAME --image DIR[:DIR...] [--data DATA]\n"
 		"         [--disk SIZE] [--memory SIZE] [--cpus N] [--cpuset LIST] [--pids N]\n"
-		"         [--hostname H] [--net host|none] [--views MOUNT] [--run-dir DIR]\n"
+		"         [--hostname H] [--net host|none] [--userns] [--userns-uid UID]\n"
+		"         [--userns-gid GID] [--userns-count N] [--views MOUNT] [--run-dir DIR]\n"
 		"         [--mnt-dir DIR] [--rebuild] [-- CMD [ARG...]]\n");
 }
 

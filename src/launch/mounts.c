@@ -75,6 +75,26 @@ static int bind(struct launch *L, const char *src, const char *dst, bool ro)
 	return 0;
 }
 
+/* A sysfs mount in a user namespace needs a network namespace owned by it:
+ * with --net host the CVM gets the host's /sys, bound read-only with all
+ * its submounts (nothing in it is writable to an unmapped owner anyway). */
+static bool sys_from_host(struct launch *L, const struct fs_mount *m)
+{
+	return L->o.userns && !strcmp(m->type, "sysfs") && !strcmp(L->o.net, "host");
+}
+
+static int bind_host_sys(struct launch *L, const char *path)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					       MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
+
+	if (mount("/sys", path, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return step_error(L, -errno, "bind /sys on %s", path);
+	if (mount_setattr(AT_FDCWD, path, AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		return step_error(L, -errno, "make %s read-only", path);
+	return 0;
+}
+
 static int mount_fs(struct launch *L)
 {
 	char path[PATH_MAX];
@@ -86,8 +106,31 @@ static int mount_fs(struct launch *L)
 		under(L, path, sizeof(path), m->target);
 		if ((r = ensure_dir(L, path)) < 0)
 			return r;
+		if (sys_from_host(L, m)) {
+			if ((r = bind_host_sys(L, path)) < 0)
+				return r;
+			continue;
+		}
 		if (mount(m->type, path, m->type, m->flags, m->data) < 0)
 			return step_error(L, -errno, "mount %s on %s", m->type, path);
+	}
+	return 0;
+}
+
+/* Top-level mountpoints missing in the image are made by the parent, as
+ * host root: the CVM's root in a user namespace has no say over the
+ * image's root-owned "/". The ones under /dev are on the CVM's tmpfs. */
+int mounts_prepare(struct launch *L)
+{
+	char path[PATH_MAX];
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(fs_mounts); i++) {
+		if (strchr(fs_mounts[i].target + 1, '/'))
+			continue;
+		under(L, path, sizeof(path), fs_mounts[i].target);
+		if ((r = ensure_dir(L, path)) < 0)
+			return r;
 	}
 	return 0;
 }

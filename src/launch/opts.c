@@ -36,6 +36,9 @@ static const struct opt_def launch_defs[] = {
 	{ "hostname", 0, OPT_STR, O(hostname), false },
 	{ "net", 0, OPT_STR, O(net), false },
 	{ "userns", 0, OPT_BOOL, O(userns), false },
+	{ "userns-uid", 0, OPT_UINT, O(userns_uid), false },
+	{ "userns-gid", 0, OPT_UINT, O(userns_gid), false },
+	{ "userns-count", 0, OPT_UINT, O(userns_count), false },
 	{ "views", 0, OPT_STR, O(views), false },
 	{ "run-dir", 0, OPT_STR, O(run_dir), false },
 	{ "mnt-dir", 0, OPT_STR, O(mnt_dir), false },
@@ -117,6 +120,13 @@ static int set_defaults(struct launch *L)
 		L->o.disk = 10ULL << 30;
 	if (!L->o.stop_timeout)
 		L->o.stop_timeout = 10;
+	/* The usual first subordinate range (/etc/subuid): never host root. */
+	if (!L->o.userns_uid)
+		L->o.userns_uid = 100000;
+	if (!L->o.userns_gid)
+		L->o.userns_gid = 100000;
+	if (!L->o.userns_count)
+		L->o.userns_count = 65536;
 	if (asprintf(&L->mnt, "%s/%s", L->o.mnt_dir, L->o.name) < 0)
 		return -ENOMEM;
 	return 0;

@@ -87,14 +87,31 @@ static int check_cpuset(struct launch *L)
 	return 0;
 }
 
+/* The mapped range must fit in 32-bit ids and leave out (uid_t)-1. */
+static int check_userns(struct launch *L)
+{
+	const uint64_t max = UINT32_MAX;
+
+	if (L->o.userns_count > max || L->o.userns_uid > max - L->o.userns_count ||
+	    L->o.userns_gid > max - L->o.userns_count)
+		return step_error(L, -EINVAL,
+				  "--userns-uid %llu / --userns-gid %llu + --userns-count %llu: beyond 32-bit ids",
+				  (unsigned long long)L->o.userns_uid,
+				  (unsigned long long)L->o.userns_gid,
+				  (unsigned long long)L->o.userns_count);
+	return 0;
+}
+
 static int check_simple(struct launch *L)
 {
+	int r;
+
 	if (!name_valid(L->o.name))
 		return step_error(L, -EINVAL,
 				  "--name '%s': use letters, digits, '.', '_', '-' (not first)",
 				  L->o.name);
-	if (L->o.userns)
-		return step_error(L, -EOPNOTSUPP, "--userns: not supported yet");
+	if (L->o.userns && (r = check_userns(L)) < 0)
+		return r;
 	if (strcmp(L->o.net, "host") && strcmp(L->o.net, "none"))
 		return step_error(L, -EINVAL, "--net '%s': use host or none", L->o.net);
 	if (L->o.hostname[0] == '\0' || strlen(L->o.hostname) > 64)

@@ -32,7 +32,7 @@ bad('bad cpus', w.argv(cpus='zero', cmd=['true']), '--cpus')
 bad('bad name', [LT.LAUNCH, '--name', '../x', '--image', LT.image(), '--data', w.data,
                  '--run-dir', w.run_dir, '--mnt-dir', w.mnt_dir, '--views', w.views, '--', 'true'],
     '--name')
-bad('--userns', w.argv('--userns', cmd=['true']), 'not supported yet')
+bad('--userns range', w.argv('--userns', userns_count=1 << 32, cmd=['true']), '--userns-count')
 bad('--net bogus', w.argv(net='bogus', cmd=['true']), '--net')
 
 # A name already running: the second launcher fails, the first is unharmed.

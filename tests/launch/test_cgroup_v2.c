@@ -2,7 +2,8 @@
  * machine's real controllers are on v1, so the v2 path is checked on a tree
  * laid out like cgroupfs (cgroup.controllers, cgroup.subtree_control and a
  * pre-made cvmfs/NAME with the limit files) — the backend writes the same
- * files there that it would write on a real v2 host. No privileges needed. */
+ * files there that it would write on a real v2 host. No privileges needed
+ * (as root, the --userns delegation by chown is checked too). */
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -64,6 +65,21 @@ static void touch(const char *root, const char *rel, const char *content)
 	fclose(f);
 }
 
+/* --userns (as root only: chown): the CVM's root owns its cgroup. */
+static void check_owner(const char *root, const char *rel, uid_t uid)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	if (stat(path, &st) == 0 && st.st_uid == uid && st.st_gid == uid) {
+		passed++;
+		return;
+	}
+	failed++;
+	fprintf(stderr, "FAIL %s: expected owner %u:%u\n", rel, (unsigned)uid, (unsigned)uid);
+}
+
 static void make_fixture(const char *root)
 {
 	static const char *const limits[] = { "memory.max", "memory.swap.max", "cpu.max",
@@ -112,6 +128,8 @@ int main(void)
 	L.cpus = 1.5;
 	L.o.cpuset = "0-1";
 	L.o.pids = 100;
+	L.o.userns = geteuid() == 0;
+	L.o.userns_uid = L.o.userns_gid = 100000;
 	r = step_cgroup(&L);
 	if (r < 0) {
 		failed++;
@@ -131,6 +149,11 @@ int main(void)
 		 * and only after memory, cpu and cpuset succeeded. */
 		check_prefix(root, "cvmfs/cgroup.subtree_control", "+pids");
 		check_prefix(root, "cgroup.subtree_control", "+pids");
+		if (L.o.userns) {
+			check_owner(root, "cvmfs/cvmfs-test-v2", 100000);
+			check_owner(root, "cvmfs/cvmfs-test-v2/cgroup.procs", 100000);
+			check_owner(root, "cvmfs/cvmfs-test-v2/memory.max", 0);
+		}
 	}
 	undo_cgroup(&L);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);

@@ -1,0 +1,139 @@
+"""--userns: root inside is uid 100000 outside; files it creates on the disk
+belong to 100000 on the host; its cgroup is delegated to it; even with every
+capability kept, they act on its own namespaces only: a sysctl of the host,
+loading a module and mounting a filesystem that is not namespaced all fail,
+and a tmpfs it mounts is not seen by the host."""
+import os
+import subprocess
+import time
+
+import launchtest as LT
+
+T = LT.T
+R = T.R
+LT.require()
+if subprocess.run(['unshare', '--user', 'true'], stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL).returncode != 0:
+    T.skip('unshare --user is not permitted here')
+
+BASE = 100000
+
+
+def modules_supported():
+    """finit_module(-1) as host root: EBADF with module support, ENOSYS without."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(313, -1, b'', 0)
+    return ctypes.get_errno() != 38
+
+
+MODULES = modules_supported()
+# Every capability: what stops the CVM must be the user namespace.
+ALL_CAPS = ('chown,dac_override,dac_read_search,fowner,fsetid,kill,setgid,setuid,setpcap,'
+            'linux_immutable,net_bind_service,net_broadcast,net_admin,net_raw,ipc_lock,'
+            'ipc_owner,sys_module,sys_rawio,sys_chroot,sys_ptrace,sys_pacct,sys_admin,'
+            'sys_boot,sys_nice,sys_resource,sys_time,sys_tty_config,mknod,lease,'
+            'audit_write,audit_control,setfcap')
+
+# Root inside has no capability over the image's files (host uid 0 is not
+# mapped): the test image's /home is world-writable, as documented.
+img = LT.image()
+os.chmod(img + '/home', 0o1777)
+
+PY_CHECKS = r'''
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def res(r):
+    return 'ok' if r == 0 else os.strerror(ctypes.get_errno())
+fd = os.open('/bin/true', os.O_RDONLY)
+print('finit_module', res(libc.syscall(313, fd, b'', 0)))
+os.makedirs('/home/dbg', exist_ok=True)
+print('debugfs', res(libc.mount(b'none', b'/home/dbg', b'debugfs', 0, None)))
+os.makedirs('/home/m', exist_ok=True)
+print('tmpfs', res(libc.mount(b'none', b'/home/m', b'tmpfs', 0, None)))
+open('/home/m/in-tmpfs', 'w').close()
+open('/home/ready', 'w').close()
+'''
+with open(img + '/checks.py', 'w') as f:
+    f.write(PY_CHECKS)
+
+SCRIPT = (
+    'echo "uid $(id -u) $(id -g)"; echo "map $(cat /proc/self/uid_map)"; '
+    'echo "gmap $(cat /proc/self/gid_map)"; '
+    'echo hello > /home/file; echo tmp > /tmp/file; echo "tmpuid $(stat -c %u /tmp/file)"; '
+    'if echo 1 > /proc/sys/vm/drop_caches; then echo "sysctl ok"; else echo "sysctl fail"; fi; '
+    'python3 /checks.py; sleep 2; echo "homeuid $(stat -c %u /home/file)"')
+
+w = LT.Workspace('userns')
+cvm = T.popen(w.argv('--userns', caps=ALL_CAPS, disk='200M',
+                     cmd=['/bin/sh', '-c', SCRIPT]),
+              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+upper_home = os.path.join(w.data, 'upper', 'home')
+for _ in range(400):
+    if os.path.exists(os.path.join(upper_home, 'ready')) or cvm.poll() is not None:
+        break
+    time.sleep(0.05)
+# While it runs: the host sees neither its tmpfs nor what it wrote there,
+# and the cgroup is the CVM root's.
+with open('/proc/self/mountinfo') as f:
+    host_mounts = [line.split()[4] for line in f]
+R.check('its tmpfs is not mounted on the host',
+        not any(m.endswith('/home/m') for m in host_mounts), host_mounts)
+R.check('what it wrote to its tmpfs is not on the disk',
+        not os.path.exists(os.path.join(upper_home, 'm', 'in-tmpfs')))
+cg = os.path.join(T.CG_ROOT, 'memory', 'cvmfs', w.name)
+try:
+    st = [(os.stat(p).st_uid, os.stat(p).st_gid) for p in
+          (cg, cg + '/cgroup.procs', cg + '/tasks')]
+except OSError as e:
+    st = str(e)
+R.eq('cgroup dir, cgroup.procs, tasks owned by the mapped root', st, [(BASE, BASE)] * 3)
+try:
+    lim = os.stat(cg + '/memory.limit_in_bytes').st_uid
+except OSError as e:
+    lim = str(e)
+R.eq('the limits stay host root\'s', lim, 0)
+out, err = cvm.communicate(timeout=120)
+T.forget(cvm)
+lines = dict(line.split(' ', 1) for line in out.splitlines() if ' ' in line)
+R.eq('exit 0', cvm.returncode, 0, err)
+R.eq('id -u, id -g inside: 0 0', lines.get('uid'), '0 0', out + err)
+R.eq('uid_map: 0 -> %d, 65536' % BASE, (lines.get('map') or '').split(), ['0', str(BASE), '65536'])
+R.eq('gid_map: 0 -> %d, 65536' % BASE, (lines.get('gmap') or '').split(),
+     ['0', str(BASE), '65536'])
+R.eq('a file in /tmp is root\'s inside', lines.get('tmpuid'), '0', out)
+R.eq('a file in /home is root\'s inside', lines.get('homeuid'), '0', out)
+R.eq('a host sysctl cannot be written', lines.get('sysctl'), 'fail', out + err)
+if MODULES:
+    R.eq('finit_module fails: EPERM', lines.get('finit_module'), os.strerror(1), out + err)
+else:
+    print('# finit_module: not checked, the kernel has no module support (ENOSYS on the host)')
+R.eq('debugfs (not namespaced) cannot be mounted: EPERM', lines.get('debugfs'), os.strerror(1),
+     out + err)
+R.eq('tmpfs on the disk can be mounted in its own namespace', lines.get('tmpfs'), 'ok', out + err)
+try:
+    st = os.stat(os.path.join(upper_home, 'file'))
+    owner = (st.st_uid, st.st_gid)
+except OSError as e:
+    owner = str(e)
+R.eq('DATA/upper/home/file is owned by %d:%d on the host' % (BASE, BASE), owner, (BASE, BASE))
+LT.check_clean('userns', w.name)
+
+# --net none: the CVM's own sysfs (its network namespace is the userns's).
+rc, out, err = w.launch('--userns', '--net', 'none', disk='200M', cmd=[
+    '/bin/sh', '-c', 'id -u; ls /sys/class/net; cat /sys/devices/system/cpu/online'])
+R.eq('--net none: uid 0, only lo in its sysfs', (rc, out.split()[:2]), (0, ['0', 'lo']), err)
+LT.check_clean('userns net none', w.name)
+
+# Another range from the options.
+rc, out, err = w.launch('--userns', userns_uid=200000, userns_gid=300000, userns_count=1000,
+                        disk='200M', cmd=['/bin/sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map'])
+R.eq('--userns-uid/-gid/-count', (rc, out.split()), (0, ['0', '200000', '1000', '0', '300000', '1000']),
+     err)
+LT.check_clean('userns range', w.name)
+
+rc, out, err = w.launch('--userns', disk='200M', cmd=['/nonexistent'])
+R.eq('--userns, missing CMD: 127', rc, 127, err)
+LT.check_clean('userns missing CMD', w.name)
+
+R.summary_and_exit()

@@ -9,5 +9,5 @@ apt-get "${apt_opts[@]}" update -qq
 apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \
-	procps util-linux coreutils python3 lxcfs fuse-overlayfs >/dev/null
+	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap >/dev/null
 # lxcfs's package may start its own service; the benchmark runs a private one.

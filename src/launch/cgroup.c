@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -230,6 +233,39 @@ static int v1_limits(struct launch *L, struct lcg_dir *d, enum cg_res res)
 	}
 }
 
+/* Hierarchies with no limit of ours that the CVM still sees rooted at
+ * cvmfs/NAME (its cgroup namespace): systemd's name=systemd and the
+ * hybrid's unified cgroup2, where it tracks its units; devices and
+ * freezer, which it delegates. Skipped where the host has none. */
+static int v1_extra(struct launch *L)
+{
+	static const char *const names[] = { "systemd", "unified", "devices", "freezer" };
+	char path[PATH_MAX];
+	struct statfs sf;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		snprintf(path, sizeof(path), "%s/%s", L->o.cgroup_root, names[i]);
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		if (fstatfs(fd, &sf) < 0 ||
+		    (sf.f_type != CGROUP_SUPER_MAGIC && sf.f_type != CGROUP2_SUPER_MAGIC) ||
+		    same_dir_seen(L, fd) || L->n_dirs >= LCG_MAX_DIRS) {
+			close(fd);
+			continue;
+		}
+		struct lcg_dir *d = dir_add(L, fd, names[i]);
+
+		d->own_fd = true;
+		if ((r = dir_make(L, d)) < 0 || (r = dir_delegate(L, d)) < 0 ||
+		    (r = dir_open_procs(L, d)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int v1_create(struct launch *L)
 {
 	static const enum cg_res order[] = { CG_MEMORY, CG_CPU, CG_CPUACCT,
@@ -248,6 +284,8 @@ static int v1_create(struct launch *L)
 		    (r = dir_delegate(L, d)) < 0 || (r = dir_open_procs(L, d)) < 0)
 			return r;
 	}
+	if ((r = v1_extra(L)) < 0)
+		return r;
 	if (L->o.memory && L->layout.hier_fd[CG_MEMORY] < 0)
 		return step_error(L, -EOPNOTSUPP, "--memory: no memory controller");
 	return 0;
@@ -344,36 +382,70 @@ static int join_all(struct launch *L)
 	return 0;
 }
 
-/* SIGKILL every process listed in cgroup.procs (by pid, read fresh each
- * round), then rmdir; the directory is busy until they are reaped. */
-static int dir_kill_rmdir(struct launch *L, struct lcg_dir *d)
+static void kill_listed(int dfd, const char *procs)
 {
-	char path[128], procs[160];
 	char *buf = NULL;
 	size_t len;
 
-	snprintf(path, sizeof(path), "cvmfs/%s", L->o.name);
+	if (read_file_alloc(dfd, procs, &buf, &len) < 0)
+		return;
+	for (char *p = buf, *e; *p; p = e) {
+		long pid = strtol(p, &e, 10);
+
+		if (e == p)
+			break;
+		if (pid > 1)
+			kill((pid_t)pid, SIGKILL);
+	}
+	free(buf);
+}
+
+/* SIGKILL every process listed in cgroup.procs (by pid, read fresh each
+ * round), then rmdir; the directory is busy until they are reaped. The
+ * sub-cgroups the CVM made (systemd's slices and scopes) go first, depth
+ * first. */
+static int rmdir_tree(int dfd, const char *path, int depth)
+{
+	char procs[PATH_MAX], sub[PATH_MAX];
+	int fd, r;
+
+	fd = openat(dfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && depth < 32) {
+		DIR *dir = fdopendir(fd);
+		struct dirent *de;
+
+		while (dir && (de = readdir(dir)))
+			if (de->d_type == DT_DIR && strcmp(de->d_name, ".") &&
+			    strcmp(de->d_name, "..")) {
+				snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+				if ((r = rmdir_tree(dfd, sub, depth + 1)) < 0)
+					log_error_errno(r, "cleanup: rmdir %s", sub);
+			}
+		if (dir)
+			closedir(dir);
+		else
+			close(fd);
+	} else if (fd >= 0) {
+		close(fd);
+	}
 	snprintf(procs, sizeof(procs), "%s/cgroup.procs", path);
 	for (int tries = 0; tries < 1000; tries++) {
-		if (unlinkat(d->parent_fd, path, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		if (unlinkat(dfd, path, AT_REMOVEDIR) == 0 || errno == ENOENT)
 			return 0;
 		if (errno != EBUSY)
 			return -errno;
-		if (read_file_alloc(d->parent_fd, procs, &buf, &len) == 0) {
-			for (char *p = buf, *e; *p; p = e) {
-				long pid = strtol(p, &e, 10);
-
-				if (e == p)
-					break;
-				if (pid > 1)
-					kill((pid_t)pid, SIGKILL);
-			}
-			free(buf);
-			buf = NULL;
-		}
+		kill_listed(dfd, procs);
 		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 	}
 	return -EBUSY;
+}
+
+static int dir_kill_rmdir(struct launch *L, struct lcg_dir *d)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "cvmfs/%s", L->o.name);
+	return rmdir_tree(d->parent_fd, path, 0);
 }
 
 static void destroy_all(struct launch *L)
@@ -390,6 +462,8 @@ static void destroy_all(struct launch *L)
 		/* Only if we made it; fails harmlessly while others use it. */
 		if (d->made_parent)
 			unlinkat(d->parent_fd, "cvmfs", AT_REMOVEDIR);
+		if (d->own_fd)
+			close(d->parent_fd);
 	}
 	L->n_dirs = 0;
 }

@@ -68,6 +68,27 @@ static int set_env(struct launch *L)
 	return 0;
 }
 
+/* --console pty: a session of our own whose controlling terminal is the
+ * slave (also /dev/console), on stdin/stdout/stderr. */
+static int console_attach(struct launch *L)
+{
+	int fd = L->console_slave;
+
+	if (fd < 0)
+		return 0;
+	if (setsid() < 0)
+		return step_error(L, -errno, "setsid");
+	if (ioctl(fd, TIOCSCTTY, 0) < 0)
+		return step_error(L, -errno, "TIOCSCTTY %s", L->console_path);
+	for (int i = 0; i < 3; i++)
+		if (dup2(fd, i) < 0)
+			return step_error(L, -errno, "dup2 console");
+	if (fd > 2)
+		close(fd);
+	L->console_slave = -EBADF;
+	return 0;
+}
+
 static int child_setup(struct launch *L)
 {
 	sigset_t none;
@@ -94,7 +115,7 @@ static int child_setup(struct launch *L)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return step_error(L, -errno, "no_new_privs");
 	L->step = "exec";
-	if ((r = set_env(L)) < 0)
+	if ((r = set_env(L)) < 0 || (r = console_attach(L)) < 0)
 		return r;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -208,13 +229,38 @@ static void close_pair(int fds[2])
 		close(fds[1]);
 }
 
+/* --console pty: the master stays with the launcher, which copies what
+ * CMD writes to its own stdout; opened O_NOCTTY, it never becomes the
+ * launcher's terminal. The slave goes to the child (stdio, /dev/console). */
+static int console_open(struct launch *L)
+{
+	int m;
+
+	if (strcmp(L->o.console, "pty"))
+		return 0;
+	m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return step_error(L, -errno, "posix_openpt");
+	L->console_master = m;
+	if (grantpt(m) < 0 || unlockpt(m) < 0 ||
+	    ptsname_r(m, L->console_path, sizeof(L->console_path)) != 0)
+		return step_error(L, -errno, "pty");
+	L->console_slave = open(L->console_path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (L->console_slave < 0)
+		return step_error(L, -errno, "open %s", L->console_path);
+	if (L->o.userns && fchown(L->console_slave, (uid_t)L->o.userns_uid,
+				  (gid_t)L->o.userns_gid) < 0)
+		return step_error(L, -errno, "chown %s", L->console_path);
+	return 0;
+}
+
 int step_child(struct launch *L)
 {
 	int fds[2], sfds[2] = { -EBADF, -EBADF }, r;
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	pid_t pid;
 
-	if ((r = mounts_prepare(L)) < 0)
+	if ((r = mounts_prepare(L)) < 0 || (r = console_open(L)) < 0)
 		return r;
 	if (!strcmp(L->o.net, "none"))
 		flags |= CLONE_NEWNET;
@@ -249,6 +295,10 @@ int step_child(struct launch *L)
 	}
 	close(fds[1]);
 	err_pipe = fds[0];
+	/* Only the CVM holds the slave: the master sees EIO once it is gone. */
+	if (L->console_slave >= 0)
+		close(L->console_slave);
+	L->console_slave = -EBADF;
 	if (sfds[0] >= 0)
 		close(sfds[0]);
 	sync_pipe = sfds[1];
@@ -318,9 +368,38 @@ static void on_pipe(struct waiter *w)
  * sh): after SIGTERM or SIGINT it gets stop-timeout seconds, then SIGKILL. */
 static void on_signal(struct waiter *w, int sig)
 {
-	kill(w->L->child_pid, sig);
+	/* systemd halts on SIGRTMIN+3 (SIGTERM would make it re-execute). */
+	kill(w->L->child_pid, sig == SIGTERM && w->L->systemd ? SIGRTMIN + 3 : sig);
 	if ((sig == SIGTERM || sig == SIGINT) && !w->kill_at)
 		w->kill_at = now_s() + (double)w->L->o.stop_timeout;
+}
+
+/* Master to our stdout until nothing is buffered. Returns -EIO while no
+ * slave is open (systemd closes and hangs up /dev/console as it sets it
+ * up): the master stays ours, CMD may open the console again. */
+static int console_copy(struct launch *L)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = read(L->console_master, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -EIO;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t k = write(STDOUT_FILENO, buf + off, (size_t)(n - off));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				break; /* stdout gone: the console output is lost */
+			off += k;
+		}
+	}
 }
 
 /* Sets L->exit_status: CMD's, or the child's setup failure code. */
@@ -328,22 +407,35 @@ int launch_wait(struct launch *L)
 {
 	_cleanup_close_ int sfd = open_signalfd();
 	struct waiter w = { L, false, 0, 0 };
+	double console_retry = 0; /* no slave open: look again at this time */
 	struct signalfd_siginfo si;
 	int status;
 
 	if (sfd < 0)
 		return step_error(L, -errno, "signalfd");
 	fcntl(err_pipe, F_SETFL, O_NONBLOCK);
+	if (L->console_master >= 0)
+		fcntl(L->console_master, F_SETFL, O_NONBLOCK);
 	for (;;) {
-		struct pollfd p[2] = { { sfd, POLLIN, 0 }, { err_pipe, POLLIN, 0 } };
+		struct pollfd p[3] = { { sfd, POLLIN, 0 },
+				       { console_retry ? -1 : L->console_master, POLLIN, 0 },
+				       { err_pipe, POLLIN, 0 } };
 		int timeout = -1;
 
 		if (w.kill_at)
 			timeout = MAX(0, (int)((w.kill_at - now_s()) * 1000));
-		if (poll(p, err_pipe >= 0 ? 2 : 1, timeout) < 0 && errno != EINTR)
+		if (console_retry && (timeout < 0 || timeout > 100))
+			timeout = 100;
+		/* a negative fd is skipped by poll */
+		if (poll(p, 3, timeout) < 0 && errno != EINTR)
 			return step_error(L, -errno, "poll");
-		if (err_pipe >= 0 && p[1].revents)
+		if (err_pipe >= 0 && p[2].revents)
 			on_pipe(&w);
+		if (console_retry && now_s() >= console_retry)
+			console_retry = 0;
+		if (L->console_master >= 0 && !console_retry && p[1].revents &&
+		    console_copy(L) < 0)
+			console_retry = now_s() + 0.1;
 		while (read(sfd, &si, sizeof(si)) == sizeof(si))
 			if (si.ssi_signo != SIGCHLD)
 				on_signal(&w, (int)si.ssi_signo);
@@ -357,6 +449,8 @@ int launch_wait(struct launch *L)
 		}
 	}
 	L->child_pid = 0;
+	if (L->console_master >= 0)
+		console_copy(L);
 	if (err_pipe >= 0)
 		on_pipe(&w);
 	L->exit_status = w.reported ? w.report_code : exit_code_of(status);
@@ -376,4 +470,10 @@ void undo_child(struct launch *L)
 	if (sync_pipe >= 0)
 		close(sync_pipe);
 	sync_pipe = -EBADF;
+	if (L->console_master >= 0)
+		close(L->console_master);
+	L->console_master = -EBADF;
+	if (L->console_slave >= 0)
+		close(L->console_slave);
+	L->console_slave = -EBADF;
 }

@@ -41,6 +41,7 @@ struct launch_opts {
 	char *caps;      /* comma-separated capability names kept in the CVM */
 	char *persist;   /* paths kept by --rebuild, ':'-separated */
 	uint64_t stop_timeout; /* seconds between forwarded SIGTERM and SIGKILL */
+	char *console;   /* "pty" or "inherit"; default pty when CMD is systemd */
 	bool debug;
 };
 
@@ -60,13 +61,14 @@ struct cg_backend {
 extern const struct cg_backend cg_backend_v1;
 extern const struct cg_backend cg_backend_v2;
 
-#define LCG_MAX_DIRS CG_NRES
+#define LCG_MAX_DIRS (CG_NRES + 4) /* + systemd, unified, devices, freezer */
 
 struct lcg_dir {
 	int parent_fd;   /* hierarchy root or unified root */
 	char ctl[16];    /* controller name, for messages ("unified" on v2) */
 	bool made_parent; /* we created cvmfs/ here */
 	bool made;       /* we created cvmfs/NAME here */
+	bool own_fd;     /* parent_fd is ours to close (not the layout's) */
 	int procs_fd;    /* cvmfs/NAME/cgroup.procs, opened for the child's join */
 };
 
@@ -79,6 +81,7 @@ struct launch {
 	uint64_t cpuset_bits[CG_MAX_CPUS / 64];
 	bool cpuset_given;
 	double cpus;
+	bool systemd;          /* basename of CMD is "systemd" */
 
 	/* validate */
 	int lock_fd;
@@ -95,6 +98,9 @@ struct launch {
 	pid_t disk_pid;        /* > 0 when we started the disk daemon */
 	/* child */
 	pid_t child_pid;
+	int console_master;    /* --console pty: the launcher's end, else -1 */
+	int console_slave;     /* until the clone; the child's stdio */
+	char console_path[64]; /* the slave in the host's /dev/pts */
 	int exit_status;
 	double t_start;
 };
@@ -138,6 +144,7 @@ int launch_wait(struct launch *L);
 /* mounts.c: the inner child's mount sequence, before pivot_root */
 int child_mounts(struct launch *L);
 int child_pivot(struct launch *L);
+int child_cgroupfs(struct launch *L);
 
 /* mounts.c, in the parent before the clone: the top-level mountpoints */
 int mounts_prepare(struct launch *L);

@@ -62,7 +62,7 @@ static void usage(void)
 		"         [--disk SIZE] [--memory SIZE] [--cpus N] [--cpuset LIST] [--pids N]\n"
 		"         [--hostname H] [--net host|none] [--userns] [--userns-uid UID]\n"
 		"         [--userns-gid GID] [--userns-count N] [--views MOUNT] [--run-dir DIR]\n"
-		"         [--mnt-dir DIR] [--rebuild] [-- CMD [ARG...]]\n");
+		"         [--mnt-dir DIR] [--console pty|inherit] [--rebuild] [-- CMD [ARG...]]\n");
 }
 
 /* Signals stay blocked in the parent for its whole life: they are taken
@@ -82,7 +82,8 @@ static void block_signals(void)
 
 int main(int argc, char **argv)
 {
-	struct launch L = { .lock_fd = -EBADF, .t_start = now_s() };
+	struct launch L = { .lock_fd = -EBADF, .console_master = -EBADF,
+			    .console_slave = -EBADF, .t_start = now_s() };
 	int r;
 
 	log_setup("cvm-launch", false, false);

@@ -6,7 +6,9 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -153,7 +155,126 @@ static int fill_dev(struct launch *L)
 		if (symlink(dev_links[i][1], path) < 0)
 			return step_error(L, -errno, "symlink %s", path);
 	}
+	/* --console pty: the slave is the CVM's console. */
+	if (L->console_path[0]) {
+		snprintf(path, sizeof(path), "%s/dev/console", L->mnt);
+		if ((r = ensure_file(L, path)) < 0 || (r = bind(L, L->console_path, path, false)) < 0)
+			return r;
+	}
 	return 0;
+}
+
+/* Options of a cgroup mount for the CVM's own: the host's super options
+ * minus rw/ro ("cpu,cpuacct", "xattr,name=systemd"); none for cgroup2. */
+static void cg_options(const char *fstype, char *super, char *out, size_t size)
+{
+	char *save = NULL;
+
+	out[0] = '\0';
+	if (strcmp(fstype, "cgroup"))
+		return;
+	for (char *t = strtok_r(super, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(t, "rw") || !strcmp(t, "ro"))
+			continue;
+		size_t n = strlen(out);
+
+		snprintf(out + n, size - n, "%s%s", n ? "," : "", t);
+	}
+}
+
+/* One host cgroup mount found in mountinfo: the same hierarchy mounted
+ * at the same place under MNT/sys/fs/cgroup. Mounted from inside the
+ * CVM's cgroup namespace, it shows cvmfs/NAME as its root. */
+static int cg_mount_one(struct launch *L, const char *rel, const char *fstype, char *super)
+{
+	char path[PATH_MAX], opts[256];
+
+	snprintf(path, sizeof(path), "%s/sys/fs/cgroup%s%s", L->mnt, rel[0] ? "/" : "", rel);
+	if (rel[0] && mkdir(path, 0755) < 0 && errno != EEXIST)
+		return step_error(L, -errno, "mkdir %s", path);
+	cg_options(fstype, super, opts, sizeof(opts));
+	/* Read-only unless the CVM must manage its own cgroups (systemd) or
+	 * file ownership keeps it from its limits (--userns): a CVM's root
+	 * sees the limit files of its own cgroup there. */
+	if (mount("cgroup", path, fstype,
+		  MS_NOSUID | MS_NODEV | MS_NOEXEC | (L->systemd || L->o.userns ? 0 : MS_RDONLY),
+		  opts[0] ? opts : NULL) < 0)
+		return step_error(L, -errno, "mount %s %s on %s", fstype, opts, path);
+	return 0;
+}
+
+/* The host's symlinks in CGROUP_ROOT (cpu -> cpu,cpuacct) again. */
+static int cg_links(struct launch *L)
+{
+	char path[PATH_MAX], target[PATH_MAX];
+	DIR *d = opendir(L->o.cgroup_root);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return 0;
+	while (r == 0 && (de = readdir(d))) {
+		ssize_t n;
+
+		if (de->d_type != DT_LNK)
+			continue;
+		n = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
+		if (n < 0)
+			continue;
+		target[n] = '\0';
+		snprintf(path, sizeof(path), "%s/sys/fs/cgroup/%s", L->mnt, de->d_name);
+		if (symlink(target, path) < 0 && errno != EEXIST)
+			r = step_error(L, -errno, "symlink %s", path);
+	}
+	closedir(d);
+	return r;
+}
+
+/* /sys/fs/cgroup inside, as systemd wants it: on a pure v2 host the
+ * unified hierarchy itself; on a v1 or hybrid host a tmpfs with every
+ * hierarchy the host mounts directly under --cgroup-root (name=systemd,
+ * unified, the controllers) and its symlinks. Runs after the cgroup
+ * namespace is unshared, before pivot_root: /proc/self/mountinfo is
+ * still the host's table. */
+int child_cgroupfs(struct launch *L)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0, rlen = strlen(L->o.cgroup_root);
+	char path[PATH_MAX];
+	bool tmpfs = false;
+	int r;
+
+	if (!f)
+		return step_error(L, -errno, "/proc/self/mountinfo");
+	snprintf(path, sizeof(path), "%s/sys/fs/cgroup", L->mnt);
+	if ((r = mkdir_p(path, 0755)) < 0)
+		return step_error(L, r, "mkdir %s", path);
+	while (getline(&line, &cap, f) > 0) {
+		char mp[PATH_MAX], fstype[32], super[512];
+		const char *sep = strstr(line, " - ");
+		const char *rel;
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+		    sscanf(sep, " - %31s %*s %511s", fstype, super) != 2 ||
+		    strncmp(fstype, "cgroup", 6) || strncmp(mp, L->o.cgroup_root, rlen) ||
+		    (mp[rlen] != '/' && mp[rlen] != '\0'))
+			continue;
+		rel = mp[rlen] ? mp + rlen + 1 : "";
+		if (strchr(rel, '/'))
+			continue;
+		if (!rel[0])
+			return cg_mount_one(L, "", fstype, super); /* pure v2 */
+		if (!tmpfs) {
+			if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  "mode=755,size=64k") < 0)
+				return step_error(L, -errno, "mount tmpfs on %s", path);
+			tmpfs = true;
+		}
+		if ((r = cg_mount_one(L, rel, fstype, super)) < 0)
+			return r;
+	}
+	return tmpfs ? cg_links(L) : 0;
 }
 
 /* The per-container views tree of the cgroup cvmfs/NAME. */
@@ -185,7 +306,8 @@ int child_mounts(struct launch *L)
 	 * is not shared, and the host's MNT stays untouched. */
 	if (mount(L->mnt, L->mnt, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return step_error(L, -errno, "bind %s on itself", L->mnt);
-	if ((r = mount_fs(L)) < 0 || (r = fill_dev(L)) < 0 || (r = bind_views(L)) < 0)
+	if ((r = mount_fs(L)) < 0 || (r = child_cgroupfs(L)) < 0 || (r = fill_dev(L)) < 0 ||
+	    (r = bind_views(L)) < 0)
 		return r;
 	return 0;
 }

@@ -48,6 +48,7 @@ static const struct opt_def launch_defs[] = {
 	{ "caps", 0, OPT_STR, O(caps), false },
 	{ "persist", 0, OPT_LIST, O(persist), false },
 	{ "stop-timeout", 0, OPT_UINT, O(stop_timeout), false },
+	{ "console", 0, OPT_STR, O(console), false },
 	{ "debug", 'd', OPT_BOOL, O(debug), false },
 	OPT_END,
 };
@@ -135,6 +136,7 @@ static int set_defaults(struct launch *L)
 int launch_parse(struct launch *L, int argc, char **argv)
 {
 	int first = argc, r;
+	const char *base;
 
 	r = parse_all(L, argc, argv, &first);
 	if (r < 0)
@@ -159,6 +161,11 @@ int launch_parse(struct launch *L, int argc, char **argv)
 		L->cmd_default[1] = NULL;
 		L->cmd = L->cmd_default;
 	}
+	/* systemd as PID 1: a pty console and SIGRTMIN+3 for SIGTERM. */
+	base = strrchr(L->cmd[0], '/');
+	L->systemd = !strcmp(base ? base + 1 : L->cmd[0], "systemd");
+	if (!L->o.console && !(L->o.console = strdup(L->systemd ? "pty" : "inherit")))
+		return -ENOMEM;
 	return 0;
 }
 

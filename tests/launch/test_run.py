@@ -49,6 +49,14 @@ rc, out, err = w.launch('--net', 'none', cmd=['/bin/sh', '-c',
 R.eq('--net none: only lo', (rc, out.split()), (0, ['lo']), err)
 LT.check_clean('net none', w.name)
 
+# The CVM's root sees its own cgroup's limit files; they must not be writable.
+rc, out, err = w.launch(cmd=['/bin/sh', '-c',
+                        'echo 1G > /sys/fs/cgroup/memory/memory.limit_in_bytes && echo wrote'],
+                        memory='256M')
+R.check('own memory limit not writable inside', rc != 0 and 'wrote' not in out,
+        (rc, out), detail=err)
+LT.check_clean('cgroup read-only', w.name)
+
 rc, out, err = w.launch(cmd=['/nonexistent'])
 R.eq('missing CMD: 127', rc, 127, err)
 R.check('missing CMD: one error line', 'exec: /nonexistent' in err, err)

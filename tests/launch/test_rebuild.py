@@ -30,4 +30,23 @@ R.check('usage recounted (20 MiB less)', used_before - used_after >= 20 * LT.MiB
 R.check('image /etc/passwd still there', os.path.exists(LT.image() + '/etc/passwd'))
 LT.check_clean('rebuild', w.name)
 
+# A changed image (a new layer on top): /home and /var/lib/docker stay, the
+# new layer's files appear, and its bytes are charged to the workspace.
+layer = T.tempdir('layer-')
+os.makedirs(layer + '/etc')
+with open(layer + '/etc/release-2', 'w') as f:
+    f.write('2\n')
+with open(layer + '/etc/blob', 'wb') as f:
+    f.write(os.urandom(5 * LT.MiB))
+rc, out, err = w.sh('cat /home/x /var/lib/docker/z /etc/release-2; df -B1 / | tail -n 1',
+                    disk='200M', image_dirs=layer + ':' + LT.image())
+R.eq('changed image: exit 0', rc, 0, err)
+R.check('/home/x and /var/lib/docker/z survive a changed image',
+        out.startswith('keep\nd\n'), out)
+R.check('the new layer is visible', '\n2\n' in out, out)
+used_new = int(out.split()[-4]) if rc == 0 else 0
+R.check('the new layer is charged (+5 MiB)', used_new - used_after >= 5 * LT.MiB,
+        (used_after, used_new))
+LT.check_clean('changed image', w.name)
+
 R.summary_and_exit()

@@ -101,7 +101,9 @@ def wait_running(tag, pid):
         except subprocess.TimeoutExpired:
             state = 'timeout'
             break
-        if 'Failed to connect to bus' not in state:
+        # Before PID 1 opens its private socket systemctl cannot connect:
+        # it prints "offline" (and the bus error on stderr). Ask again.
+        if 'Failed to connect to bus' not in state and state.strip() not in ('offline', ''):
             break
         time.sleep(0.5)
     R.check('%s: is-system-running is running or degraded (%.1f s)' % (tag, time.time() - t0),

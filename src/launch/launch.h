@@ -8,6 +8,7 @@
 
 #include "cvmfs/cgroup.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -134,6 +135,8 @@ bool is_mountpoint(const char *path);
 /* util.c */
 int mkdir_p(const char *path, mode_t mode);
 pid_t spawn(char *const argv[], bool quiet);
+/* The signals the launcher takes itself: SIGTERM, SIGINT, SIGHUP, SIGCHLD. */
+void launch_signals(sigset_t *set);
 int wait_exit(pid_t pid, bool is_child, double timeout_s);
 
 /* child.c */

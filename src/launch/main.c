@@ -72,11 +72,7 @@ static void block_signals(void)
 {
 	sigset_t set;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
+	launch_signals(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 

@@ -91,3 +91,12 @@ int wait_exit(pid_t pid, bool is_child, double timeout_s)
 		return -errno;
 	return status;
 }
+
+void launch_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGCHLD);
+}

@@ -2,7 +2,15 @@
  * table. v1 (and hybrid with v1 controllers): one directory per controller
  * hierarchy. v2: one directory with the controllers enabled above it.
  * The views daemon answers its per-container tree ct/NAME for exactly this
- * cgroup, so the name and the parent "cvmfs" are fixed. */
+ * cgroup, so the name and the parent "cvmfs" are fixed.
+ *
+ * The CVM's processes live one level down, in cvmfs/NAME/ns, the root of
+ * its cgroup namespace. The limits are written to both: the CVM sees its
+ * own limits at the root of its hierarchies (as the JVM and dockerd read
+ * them), may write there (systemd, dockerd and runc make sub-cgroups), yet
+ * cannot raise what binds it, because the copy in cvmfs/NAME, invisible
+ * inside, still applies hierarchically. On v2 the inner leaf is needed
+ * anyway: no process may sit in a cgroup that enables controllers. */
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -47,14 +55,24 @@ static int lcg_read(int dirfd, const char *file, char *buf, size_t size)
 	return 0;
 }
 
-/* Write a file of cvmfs/NAME; errors name controller and file. */
-static int dir_set(struct launch *L, struct lcg_dir *d, const char *file,
-		   const char *value)
+#define LCG_INNER "ns" /* the CVM's cgroup namespace root, below cvmfs/NAME */
+
+/* cvmfs/NAME, or with inner cvmfs/NAME/ns, relative to a hierarchy root. */
+static void dir_rel(struct launch *L, bool inner, char *buf, size_t size)
 {
-	char path[PATH_MAX];
+	snprintf(buf, size, "cvmfs/%s%s", L->o.name, inner ? "/" LCG_INNER : "");
+}
+
+/* Write a file of cvmfs/NAME (or of cvmfs/NAME/ns with inner); errors name
+ * controller and file. */
+static int dir_set_in(struct launch *L, struct lcg_dir *d, bool inner, const char *file,
+		      const char *value)
+{
+	char path[PATH_MAX], rel[128];
 	int r;
 
-	snprintf(path, sizeof(path), "cvmfs/%s/%s", L->o.name, file);
+	dir_rel(L, inner, rel, sizeof(rel));
+	snprintf(path, sizeof(path), "%s/%s", rel, file);
 	r = lcg_write(d->parent_fd, path, value);
 	if (r < 0)
 		return step_error(L, r, "%s/%s = %s", d->ctl, path, value);
@@ -89,36 +107,54 @@ static int dir_make(struct launch *L, struct lcg_dir *d)
 
 		if (lcg_read(d->parent_fd, procs, buf, sizeof(buf)) < 0 || buf[0])
 			return step_error(L, -EBUSY, "%s/%s exists and is in use", d->ctl, path);
+		snprintf(procs, sizeof(procs), "%s/" LCG_INNER "/cgroup.procs", path);
+		if (lcg_read(d->parent_fd, procs, buf, sizeof(buf)) == 0 && buf[0])
+			return step_error(L, -EBUSY, "%s/%s/" LCG_INNER " exists and is in use",
+					  d->ctl, path);
 		log_warn("cgroup: reusing empty %s/%s", d->ctl, path);
 	}
 	d->made = true;
 	return 0;
 }
 
+/* cvmfs/NAME/ns, after the limits of cvmfs/NAME are written (a v1 cpuset
+ * child copies nothing: its limits are written next). */
+static int dir_make_inner(struct launch *L, struct lcg_dir *d)
+{
+	char path[128];
+
+	dir_rel(L, true, path, sizeof(path));
+	if (mkdirat(d->parent_fd, path, 0755) < 0 && errno != EEXIST)
+		return step_error(L, -errno, "%s/%s", d->ctl, path);
+	return 0;
+}
+
 static int dir_open_procs(struct launch *L, struct lcg_dir *d)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], rel[128];
 
-	snprintf(path, sizeof(path), "cvmfs/%s/cgroup.procs", L->o.name);
+	dir_rel(L, true, rel, sizeof(rel));
+	snprintf(path, sizeof(path), "%s/cgroup.procs", rel);
 	d->procs_fd = openat(d->parent_fd, path, O_WRONLY | O_CLOEXEC);
 	if (d->procs_fd < 0)
 		return step_error(L, -errno, "%s/%s", d->ctl, path);
 	return 0;
 }
 
-/* With --userns: cvmfs/NAME and the files that move processes and enable
- * controllers belong to the CVM's root, so it can delegate below itself.
- * The limits stay root's: the CVM cannot raise them. */
+/* With --userns: cvmfs/NAME/ns and the files that move processes and
+ * enable controllers belong to the CVM's root, so it can delegate below
+ * itself. The limits stay root's: the CVM cannot raise them. */
 static int dir_delegate(struct launch *L, struct lcg_dir *d)
 {
 	static const char *const files[] = { "", "/cgroup.procs", "/tasks", "/cgroup.threads",
 					     "/cgroup.subtree_control" };
-	char path[PATH_MAX];
+	char path[PATH_MAX], rel[128];
 
 	if (!L->o.userns)
 		return 0;
+	dir_rel(L, true, rel, sizeof(rel));
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		snprintf(path, sizeof(path), "cvmfs/%s%s", L->o.name, files[i]);
+		snprintf(path, sizeof(path), "%s%s", rel, files[i]);
 		/* v1 has no cgroup.threads/subtree_control, v2 no tasks */
 		if (fchownat(d->parent_fd, path, (uid_t)L->o.userns_uid, (gid_t)L->o.userns_gid,
 			     AT_SYMLINK_NOFOLLOW) < 0 && (errno != ENOENT || !i))
@@ -188,7 +224,7 @@ static int v1_cpuset_parent(struct launch *L, struct lcg_dir *d)
 	return 0;
 }
 
-static int v1_limits(struct launch *L, struct lcg_dir *d, enum cg_res res)
+static int v1_limits(struct launch *L, struct lcg_dir *d, enum cg_res res, bool inner)
 {
 	char buf[4096];
 	int r = 0;
@@ -198,10 +234,10 @@ static int v1_limits(struct launch *L, struct lcg_dir *d, enum cg_res res)
 		if (!L->o.memory)
 			return 0;
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.memory);
-		r = dir_set(L, d, "memory.limit_in_bytes", buf);
+		r = dir_set_in(L, d, inner, "memory.limit_in_bytes", buf);
 		/* memsw = limit: the CVM cannot use swap at all. */
 		if (r == 0 && dir_has(L, d, "memory.memsw.limit_in_bytes"))
-			r = dir_set(L, d, "memory.memsw.limit_in_bytes", buf);
+			r = dir_set_in(L, d, inner, "memory.memsw.limit_in_bytes", buf);
 		return r;
 	case CG_CPU: {
 		uint64_t period = 100000;
@@ -211,23 +247,23 @@ static int v1_limits(struct launch *L, struct lcg_dir *d, enum cg_res res)
 		if (lcg_read(d->parent_fd, "cpu.cfs_period_us", buf, sizeof(buf)) == 0)
 			uint_parse(buf, &period);
 		snprintf(buf, sizeof(buf), "%d", quota_us(L, period));
-		return dir_set(L, d, "cpu.cfs_quota_us", buf);
+		return dir_set_in(L, d, inner, "cpu.cfs_quota_us", buf);
 	}
 	case CG_CPUSET:
 		if ((r = v1_cpuset_parent(L, d)) < 0)
 			return r;
 		if (lcg_read(d->parent_fd, "cvmfs/cpuset.mems", buf, sizeof(buf)) < 0 ||
-		    (r = dir_set(L, d, "cpuset.mems", buf)) < 0)
+		    (r = dir_set_in(L, d, inner, "cpuset.mems", buf)) < 0)
 			return r < 0 ? r : step_error(L, -EIO, "cpuset/cvmfs/cpuset.mems");
 		if (!L->o.cpuset &&
 		    lcg_read(d->parent_fd, "cvmfs/cpuset.cpus", buf, sizeof(buf)) < 0)
 			return step_error(L, -EIO, "cpuset/cvmfs/cpuset.cpus");
-		return dir_set(L, d, "cpuset.cpus", L->o.cpuset ? L->o.cpuset : buf);
+		return dir_set_in(L, d, inner, "cpuset.cpus", L->o.cpuset ? L->o.cpuset : buf);
 	case CG_PIDS:
 		if (!L->o.pids)
 			return 0;
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.pids);
-		return dir_set(L, d, "pids.max", buf);
+		return dir_set_in(L, d, inner, "pids.max", buf);
 	default:
 		return 0;
 	}
@@ -259,8 +295,8 @@ static int v1_extra(struct launch *L)
 		struct lcg_dir *d = dir_add(L, fd, names[i]);
 
 		d->own_fd = true;
-		if ((r = dir_make(L, d)) < 0 || (r = dir_delegate(L, d)) < 0 ||
-		    (r = dir_open_procs(L, d)) < 0)
+		if ((r = dir_make(L, d)) < 0 || (r = dir_make_inner(L, d)) < 0 ||
+		    (r = dir_delegate(L, d)) < 0 || (r = dir_open_procs(L, d)) < 0)
 			return r;
 	}
 	return 0;
@@ -280,7 +316,8 @@ static int v1_create(struct launch *L)
 			continue;
 		struct lcg_dir *d = dir_add(L, fd, v1_names[res]);
 
-		if ((r = dir_make(L, d)) < 0 || (r = v1_limits(L, d, res)) < 0 ||
+		if ((r = dir_make(L, d)) < 0 || (r = v1_limits(L, d, res, false)) < 0 ||
+		    (r = dir_make_inner(L, d)) < 0 || (r = v1_limits(L, d, res, true)) < 0 ||
 		    (r = dir_delegate(L, d)) < 0 || (r = dir_open_procs(L, d)) < 0)
 			return r;
 	}
@@ -325,29 +362,29 @@ static int v2_enable(struct launch *L, int root, const char *dir)
 	return 0;
 }
 
-static int v2_limits(struct launch *L, struct lcg_dir *d)
+static int v2_limits(struct launch *L, struct lcg_dir *d, bool inner)
 {
 	char buf[64];
 	int r;
 
 	if (L->o.memory) {
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.memory);
-		if ((r = dir_set(L, d, "memory.max", buf)) < 0)
+		if ((r = dir_set_in(L, d, inner, "memory.max", buf)) < 0)
 			return r;
 		if (dir_has(L, d, "memory.swap.max") &&
-		    (r = dir_set(L, d, "memory.swap.max", "0")) < 0)
+		    (r = dir_set_in(L, d, inner, "memory.swap.max", "0")) < 0)
 			return r;
 	}
 	if (L->o.cpus) {
 		snprintf(buf, sizeof(buf), "%d 100000", quota_us(L, 100000));
-		if ((r = dir_set(L, d, "cpu.max", buf)) < 0)
+		if ((r = dir_set_in(L, d, inner, "cpu.max", buf)) < 0)
 			return r;
 	}
-	if (L->o.cpuset && (r = dir_set(L, d, "cpuset.cpus", L->o.cpuset)) < 0)
+	if (L->o.cpuset && (r = dir_set_in(L, d, inner, "cpuset.cpus", L->o.cpuset)) < 0)
 		return r;
 	if (L->o.pids) {
 		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.pids);
-		if ((r = dir_set(L, d, "pids.max", buf)) < 0)
+		if ((r = dir_set_in(L, d, inner, "pids.max", buf)) < 0)
 			return r;
 	}
 	return 0;
@@ -357,15 +394,18 @@ static int v2_create(struct launch *L)
 {
 	int root = L->layout.unified_fd;
 	struct lcg_dir *d = dir_add(L, root, "unified");
+	char rel[128];
 	int r;
 
 	if (mkdirat(root, "cvmfs", 0755) == 0)
 		d->made_parent = true;
 	else if (errno != EEXIST)
 		return step_error(L, -errno, "unified/cvmfs");
+	dir_rel(L, false, rel, sizeof(rel));
 	if ((r = v2_enable(L, root, ".")) < 0 || (r = v2_enable(L, root, "cvmfs")) < 0 ||
-	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d)) < 0 ||
-	    (r = dir_delegate(L, d)) < 0)
+	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d, false)) < 0 ||
+	    (r = v2_enable(L, root, rel)) < 0 || (r = dir_make_inner(L, d)) < 0 ||
+	    (r = v2_limits(L, d, true)) < 0 || (r = dir_delegate(L, d)) < 0)
 		return r;
 	return dir_open_procs(L, d);
 }
@@ -376,8 +416,8 @@ static int join_all(struct launch *L)
 {
 	for (int i = 0; i < L->n_dirs; i++) {
 		if (write(L->dirs[i].procs_fd, "0", 1) < 0)
-			return step_error(L, -errno, "join %s/cvmfs/%s", L->dirs[i].ctl,
-					  L->o.name);
+			return step_error(L, -errno, "join %s/cvmfs/%s/" LCG_INNER,
+					  L->dirs[i].ctl, L->o.name);
 	}
 	return 0;
 }

@@ -184,7 +184,7 @@ static void cg_options(const char *fstype, char *super, char *out, size_t size)
 
 /* One host cgroup mount found in mountinfo: the same hierarchy mounted
  * at the same place under MNT/sys/fs/cgroup. Mounted from inside the
- * CVM's cgroup namespace, it shows cvmfs/NAME as its root. */
+ * CVM's cgroup namespace, it shows cvmfs/NAME/ns as its root. */
 static int cg_mount_one(struct launch *L, const char *rel, const char *fstype, char *super)
 {
 	char path[PATH_MAX], opts[256];
@@ -193,11 +193,10 @@ static int cg_mount_one(struct launch *L, const char *rel, const char *fstype, c
 	if (rel[0] && mkdir(path, 0755) < 0 && errno != EEXIST)
 		return step_error(L, -errno, "mkdir %s", path);
 	cg_options(fstype, super, opts, sizeof(opts));
-	/* Read-only unless the CVM must manage its own cgroups (systemd) or
-	 * file ownership keeps it from its limits (--userns): a CVM's root
-	 * sees the limit files of its own cgroup there. */
-	if (mount("cgroup", path, fstype,
-		  MS_NOSUID | MS_NODEV | MS_NOEXEC | (L->systemd || L->o.userns ? 0 : MS_RDONLY),
+	/* Writable: systemd, dockerd and runc make sub-cgroups. The root seen
+	 * here is cvmfs/NAME/ns, whose limits bind nothing the CVM could not
+	 * already do: the copy in cvmfs/NAME, out of its sight, still holds. */
+	if (mount("cgroup", path, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  opts[0] ? opts : NULL) < 0)
 		return step_error(L, -errno, "mount %s %s on %s", fstype, opts, path);
 	return 0;

@@ -1,7 +1,7 @@
 /* cvm-launch's cgroup v2 backend against a fixture unified hierarchy: this
  * machine's real controllers are on v1, so the v2 path is checked on a tree
  * laid out like cgroupfs (cgroup.controllers, cgroup.subtree_control and a
- * pre-made cvmfs/NAME with the limit files) — the backend writes the same
+ * pre-made cvmfs/NAME and cvmfs/NAME/ns with the limit files) — the backend writes the same
  * files there that it would write on a real v2 host. No privileges needed
  * (as root, the --userns delegation by chown is checked too). */
 #include "launch.h"
@@ -98,14 +98,24 @@ static void make_fixture(const char *root)
 			exit(1);
 		}
 	}
+	snprintf(path, sizeof(path), "%s/cvmfs/cvmfs-test-v2/ns", root);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		perror(path);
+		exit(1);
+	}
 	touch(root, "cvmfs/cgroup.controllers", "cpuset cpu io memory pids\n");
 	touch(root, "cvmfs/cgroup.subtree_control", "");
+	touch(root, "cvmfs/cvmfs-test-v2/cgroup.controllers", "cpuset cpu io memory pids\n");
+	touch(root, "cvmfs/cvmfs-test-v2/cgroup.subtree_control", "");
 	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
 		snprintf(path, sizeof(path), "cvmfs/cvmfs-test-v2/%s", limits[i]);
 		touch(root, path, ""); /* cgroupfs files take each write whole */
+		snprintf(path, sizeof(path), "cvmfs/cvmfs-test-v2/ns/%s", limits[i]);
+		touch(root, path, "");
 	}
-	/* An empty cgroup.procs: the backend reuses an unused cvmfs/NAME. */
+	/* Empty cgroup.procs: the backend reuses an unused cvmfs/NAME. */
 	touch(root, "cvmfs/cvmfs-test-v2/cgroup.procs", "");
+	touch(root, "cvmfs/cvmfs-test-v2/ns/cgroup.procs", "");
 }
 
 int main(void)
@@ -147,12 +157,19 @@ int main(void)
 		check_file(root, "cvmfs/cvmfs-test-v2/pids.max", "100");
 		/* A regular file keeps overlapping writes; pids is enabled last,
 		 * and only after memory, cpu and cpuset succeeded. */
+		/* The namespace root below carries the same limits. */
+		check_file(root, "cvmfs/cvmfs-test-v2/ns/memory.max", "268435456");
+		check_file(root, "cvmfs/cvmfs-test-v2/ns/cpu.max", "150000 100000");
+		check_file(root, "cvmfs/cvmfs-test-v2/ns/cpuset.cpus", "0-1");
+		check_file(root, "cvmfs/cvmfs-test-v2/ns/pids.max", "100");
+		check_prefix(root, "cvmfs/cvmfs-test-v2/cgroup.subtree_control", "+pids");
 		check_prefix(root, "cvmfs/cgroup.subtree_control", "+pids");
 		check_prefix(root, "cgroup.subtree_control", "+pids");
 		if (L.o.userns) {
-			check_owner(root, "cvmfs/cvmfs-test-v2", 100000);
-			check_owner(root, "cvmfs/cvmfs-test-v2/cgroup.procs", 100000);
-			check_owner(root, "cvmfs/cvmfs-test-v2/memory.max", 0);
+			check_owner(root, "cvmfs/cvmfs-test-v2/ns", 100000);
+			check_owner(root, "cvmfs/cvmfs-test-v2/ns/cgroup.procs", 100000);
+			check_owner(root, "cvmfs/cvmfs-test-v2/ns/memory.max", 0);
+			check_owner(root, "cvmfs/cvmfs-test-v2", 0);
 		}
 	}
 	undo_cgroup(&L);

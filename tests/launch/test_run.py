@@ -49,13 +49,24 @@ rc, out, err = w.launch('--net', 'none', cmd=['/bin/sh', '-c',
 R.eq('--net none: only lo', (rc, out.split()), (0, ['lo']), err)
 LT.check_clean('net none', w.name)
 
-# The CVM's root sees its own cgroup's limit files; they must not be writable.
+# The CVM's root sees its limits at the root of its cgroup hierarchies
+# (cvmfs/NAME/ns on the host) and may write there, but raising them frees
+# nothing: the same limits on cvmfs/NAME, out of its sight, still hold.
 rc, out, err = w.launch(cmd=['/bin/sh', '-c',
-                        'echo 1G > /sys/fs/cgroup/memory/memory.limit_in_bytes && echo wrote'],
+                        'cat /sys/fs/cgroup/memory/memory.limit_in_bytes; '
+                        'cd /sys/fs/cgroup/memory && echo 1G > memory.memsw.limit_in_bytes && '
+                        'echo 1G > memory.limit_in_bytes && echo wrote; '
+                        'python3 -c "b = bytearray(400 << 20); b[::4096] = bytes(len(b[::4096]))"; '
+                        'echo rc=$?; free -b | grep Mem:'],
                         memory='256M')
-R.check('own memory limit not writable inside', rc != 0 and 'wrote' not in out,
-        (rc, out), detail=err)
-LT.check_clean('cgroup read-only', w.name)
+lines = out.split('\n')
+R.eq('own memory limit seen at the cgroup root inside', lines[:1], [str(256 * LT.MiB)], err)
+R.check('cgroup root writable inside', 'wrote' in out, out, detail=err)
+R.check('raising it inside does not lift the limit (OOM kill at 256M)', 'rc=137' in out, out,
+        detail=err)
+R.check('free still shows the limit', ('Mem: %d ' % (256 * LT.MiB)) in ' '.join(out.split()) + ' ',
+        out)
+LT.check_clean('cgroup raise', w.name)
 
 rc, out, err = w.launch(cmd=['/nonexistent'])
 R.eq('missing CMD: 127', rc, 127, err)

@@ -141,12 +141,12 @@ if pid:
             if unit.endswith(('.service', '.mount', '.socket', '.timer')):
                 print(inside(pid, 'systemctl', 'status', '--no-pager', '-n', '5', unit)[1],
                       flush=True)
-    # The CVM's cgroups are rooted at cvmfs/NAME: systemd's units below it.
+    # The CVM's cgroups are rooted at cvmfs/NAME/ns: systemd's units below it.
     _, cg = inside(pid, 'cat', '/proc/1/cgroup')
     R.check('PID 1 sees itself in /init.scope of name=systemd', ':name=systemd:/init.scope' in cg,
             cg)
-    R.check('init.scope made under cvmfs/NAME on the host',
-            os.path.isdir('/sys/fs/cgroup/systemd/cvmfs/%s/init.scope' % w.name))
+    R.check('init.scope made under cvmfs/NAME/ns on the host',
+            os.path.isdir('/sys/fs/cgroup/systemd/cvmfs/%s/ns/init.scope' % w.name))
     rc, mem = inside(pid, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes')
     R.eq('memory limit seen at the root of the memory hierarchy inside', mem, str(1 << 30))
     inside(pid, 'systemctl', 'poweroff')

@@ -81,7 +81,7 @@ R.check('its tmpfs is not mounted on the host',
         not any(m.endswith('/home/m') for m in host_mounts), host_mounts)
 R.check('what it wrote to its tmpfs is not on the disk',
         not os.path.exists(os.path.join(upper_home, 'm', 'in-tmpfs')))
-cg = os.path.join(T.CG_ROOT, 'memory', 'cvmfs', w.name)
+cg = os.path.join(T.CG_ROOT, 'memory', 'cvmfs', w.name, 'ns')
 try:
     st = [(os.stat(p).st_uid, os.stat(p).st_gid) for p in
           (cg, cg + '/cgroup.procs', cg + '/tasks')]

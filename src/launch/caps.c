@@ -13,6 +13,17 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 
+/* Every capability the launcher's bounding set still has: "all". */
+static uint64_t caps_bounding(void)
+{
+	uint64_t m = 0;
+
+	for (int c = 0; c <= (int)cap_max_bits() && c < 64; c++)
+		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1)
+			m |= 1ULL << c;
+	return m;
+}
+
 int caps_parse(const char *list, uint64_t *mask)
 {
 	_cleanup_free_ char *copy = strdup(list);
@@ -24,6 +35,10 @@ int caps_parse(const char *list, uint64_t *mask)
 	for (char *w = strtok_r(copy, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
 		cap_value_t v;
 
+		if (!strcasecmp(w, "all")) {
+			m |= caps_bounding();
+			continue;
+		}
 		snprintf(name, sizeof(name), "%s%s", strncasecmp(w, "cap_", 4) ? "cap_" : "", w);
 		if (cap_from_name(name, &v) < 0 || v < 0 || v >= 64)
 			return -EINVAL;
@@ -38,6 +53,30 @@ static void cap_freep(cap_t *c)
 {
 	if (*c)
 		cap_free(*c);
+}
+
+static void cap_free_namep(char **p)
+{
+	if (*p)
+		cap_free(*p);
+}
+
+/* 0, or -EPERM with the name of the first capability of list the launcher
+ * itself lacks (it could not pass it on: cap_set_proc would fail late). */
+int caps_check(const char *list, char *missing, size_t size)
+{
+	uint64_t mask, lacking;
+	int r = caps_parse(list, &mask);
+
+	if (r < 0)
+		return r;
+	lacking = mask & ~caps_bounding();
+	if (!lacking)
+		return 0;
+	_cleanup_(cap_free_namep) char *name = cap_to_name(__builtin_ctzll(lacking));
+
+	snprintf(missing, size, "%s", name ? name : "?");
+	return -EPERM;
 }
 
 int caps_drop(const char *list)

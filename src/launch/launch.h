@@ -153,5 +153,7 @@ int child_cgroupfs(struct launch *L);
 int mounts_prepare(struct launch *L);
 
 /* caps.c */
+/* "all": every capability in the launcher's bounding set. */
 int caps_parse(const char *list, uint64_t *mask);
+int caps_check(const char *list, char *missing, size_t size);
 int caps_drop(const char *list);

@@ -97,6 +97,36 @@ static int bind_host_sys(struct launch *L, const char *path)
 	return 0;
 }
 
+/* /proc's kernel knobs read-only, as container runtimes make them: a
+ * sysctl written inside must not change the host. /proc/sys/net stays
+ * writable when the CVM has its own network namespace, whose settings it
+ * is (dockerd turns on ip_forward there). With --net host dockerd's write
+ * fails with EROFS and it says so in its log. */
+static int protect_proc(struct launch *L, const char *proc)
+{
+	static const char *const ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
+	char path[PATH_MAX + 32];
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ro); i++) {
+		snprintf(path, sizeof(path), "%s/%s", proc, ro[i]);
+		if (access(path, F_OK) < 0)
+			continue;
+		if (!strcmp(ro[i], "sys") && strcmp(L->o.net, "host")) {
+			snprintf(path, sizeof(path), "%s/sys/net", proc);
+			if ((r = bind(L, path, path, false)) < 0)
+				return r;
+			snprintf(path, sizeof(path), "%s/sys", proc);
+		}
+		if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+			return step_error(L, -errno, "bind %s on itself", path);
+		if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID |
+					    MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return step_error(L, -errno, "remount %s read-only", path);
+	}
+	return 0;
+}
+
 static int mount_fs(struct launch *L)
 {
 	char path[PATH_MAX];
@@ -115,6 +145,8 @@ static int mount_fs(struct launch *L)
 		}
 		if (mount(m->type, path, m->type, m->flags, m->data) < 0)
 			return step_error(L, -errno, "mount %s on %s", m->type, path);
+		if (!strcmp(m->type, "proc") && (r = protect_proc(L, path)) < 0)
+			return r;
 	}
 	return 0;
 }

@@ -102,6 +102,21 @@ static int check_userns(struct launch *L)
 	return 0;
 }
 
+/* Every capability asked for must be one the launcher can pass on. A new
+ * user namespace grants the full set within it, bounding set or not. */
+static int check_caps(struct launch *L)
+{
+	char missing[64];
+	int r = caps_check(L->o.caps, missing, sizeof(missing));
+
+	if (r == -EPERM && !L->o.userns)
+		return step_error(L, r, "--caps: %s is not in this process's bounding set",
+				  missing);
+	if (r < 0 && r != -EPERM)
+		return step_error(L, -EINVAL, "--caps '%s'", L->o.caps);
+	return 0;
+}
+
 static int check_simple(struct launch *L)
 {
 	int r;
@@ -120,9 +135,7 @@ static int check_simple(struct launch *L)
 		return step_error(L, -EINVAL, "--hostname '%s'", L->o.hostname);
 	if (access(L->o.cvmfsd, X_OK) < 0)
 		return step_error(L, -errno, "cvmfsd binary %s", L->o.cvmfsd);
-	if (caps_parse(L->o.caps, NULL) < 0)
-		return step_error(L, -EINVAL, "--caps '%s'", L->o.caps);
-	return 0;
+	return check_caps(L);
 }
 
 /* RUN_DIR/launch/NAME.lock, flock'ed for the launcher's lifetime and holding

@@ -68,6 +68,28 @@ R.check('free still shows the limit', ('Mem: %d ' % (256 * LT.MiB)) in ' '.join(
         out)
 LT.check_clean('cgroup raise', w.name)
 
+# Kernel knobs: /proc/sys is read-only inside, except /proc/sys/net in the
+# CVM's own network namespace (--net none); nothing reaches the host's.
+def host_sysctl(path):
+    with open('/proc/sys/' + path) as f:
+        return f.read().strip()
+
+
+before = (host_sysctl('net/ipv4/ip_forward'), host_sysctl('vm/overcommit_memory'))
+knobs = ('echo 1 > /proc/sys/net/ipv4/ip_forward && echo fwd-ok; cat /proc/sys/net/ipv4/ip_forward; '
+         'echo 1 > /proc/sys/vm/overcommit_memory && echo vm-ok; true')
+rc, out, err = w.launch('--net', 'none', '--caps', 'all', cmd=['/bin/sh', '-c', knobs])
+R.check('--net none: ip_forward is the CVM\'s to set', out.split()[:2] == ['fwd-ok', '1'],
+        out, detail=err)
+R.check('--net none: vm sysctl refused (read-only)', 'vm-ok' not in out and
+        'Read-only file system' in err, (out, err))
+rc, out, err = w.launch('--net', 'host', '--caps', 'all', cmd=['/bin/sh', '-c', knobs])
+R.check('--net host: ip_forward refused (read-only)', 'fwd-ok' not in out and
+        'Read-only file system' in err, (out, err))
+R.eq('host sysctls unchanged', (host_sysctl('net/ipv4/ip_forward'),
+                                host_sysctl('vm/overcommit_memory')), before)
+LT.check_clean('sysctls', w.name)
+
 rc, out, err = w.launch(cmd=['/nonexistent'])
 R.eq('missing CMD: 127', rc, 127, err)
 R.check('missing CMD: one error line', 'exec: /nonexistent' in err, err)

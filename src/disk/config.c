@@ -30,6 +30,7 @@ static const struct opt_def disk_opts[] = {
 	{ "run-dir", 0, OPT_STR, O(run_dir), false },
 	{ "options", 'o', OPT_LIST, O(fuse_opts), false },
 	{ "stat-group", 0, OPT_STR, O(stat_group), false },
+	{ "image-idmap", 0, OPT_STR, O(image_idmap), false },
 	OPT_END,
 };
 
@@ -79,6 +80,7 @@ static void merge(struct disk_config *c, struct disk_config *ws, struct disk_con
 	take_str(&c->run_dir, &ws->run_dir, &def->run_dir);
 	take_str(&c->fuse_opts, &ws->fuse_opts, &def->fuse_opts);
 	take_str(&c->stat_group, &ws->stat_group, &def->stat_group);
+	take_str(&c->image_idmap, &ws->image_idmap, &def->image_idmap);
 	take_u64(&c->limit, ws->limit, def->limit);
 	take_u64(&c->inodes, ws->inodes, def->inodes);
 	c->foreground |= ws->foreground || def->foreground;

@@ -164,6 +164,7 @@ int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum are
 		return sfd;
 	if (fstat(sfd, &st) < 0 || fstat(upfd, &pst) < 0)
 		return -errno;
+	image_owner(&st);
 	res = (blocks_bytes(&st) + (int64_t)D->blksize - 1) / (int64_t)D->blksize *
 		      (int64_t)D->blksize + 2 * (int64_t)D->blksize;
 	r = charge_reserve(res, 1);

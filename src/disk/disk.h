@@ -44,6 +44,7 @@ struct disk_config {
 	char *run_dir;
 	char *fuse_opts;
 	char *stat_group;
+	char *image_idmap; /* "UID:GID:COUNT": image ids 0..COUNT-1 appear shifted */
 	uint64_t limit;
 	uint64_t inodes;
 	bool foreground;
@@ -92,6 +93,7 @@ struct disk {
 	int data_fd, work_fd, lock_fd; /* DATA (read-only dir fd), DATA/work (O_PATH), DATA/lock */
 	int handle_fd;     /* DATA/upper opened for reading: open_by_handle_at wants no O_PATH fd */
 	uint64_t blksize; /* upper filesystem block size, for reservations */
+	uint32_t idmap_uid, idmap_gid, idmap_count; /* --image-idmap; count 0: none */
 	struct cds_lfht *by_ino, *by_real;
 	struct dnode *root;
 	pthread_rwlock_t ns_lock;
@@ -143,6 +145,9 @@ uint64_t ino_for(unsigned layer, uint64_t real_ino);
 int node_path(struct dnode *n, char *buf, size_t size);
 int path_join(char *buf, size_t size, const char *dir, const char *name);
 int layer_open(unsigned layer, const char *rel, int flags);
+/* --image-idmap: the owner an image file shows (and keeps when copied up). */
+void image_owner(struct stat *st);
+int image_idmap_parse(const char *s);
 /* The node's current object (upper by handle or path, else its layer). */
 int node_open(struct dnode *n, int flags);
 int node_stat(struct dnode *n, struct stat *st);

@@ -312,6 +312,11 @@ static int prepare(void)
 			D->cfg.stat_group);
 		return -EINVAL;
 	}
+	if (D->cfg.image_idmap && image_idmap_parse(D->cfg.image_idmap) < 0) {
+		fprintf(stderr, "cvmfsd disk: bad value for --image-idmap: '%s': use UID:GID:COUNT\n",
+			D->cfg.image_idmap);
+		return -EINVAL;
+	}
 	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
 	r = mkdir_p(dir, 0755);
 	if (r < 0) {

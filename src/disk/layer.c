@@ -217,3 +217,32 @@ int whiteouts_clear(int dirfd, enum area ar)
 	}
 	return 0;
 }
+
+/* --image-idmap UID:GID:COUNT: a user-namespaced CVM maps its root to UID
+ * on the host, so image files owned by host root would show as nobody and
+ * be read-only to it. Ids below COUNT in the image layers are shown shifted
+ * (0 -> UID), and a copy-up keeps the shifted owner, as an id-mapped mount
+ * would; DATA/upper holds host ids. */
+int image_idmap_parse(const char *s)
+{
+	unsigned long long uid, gid, count;
+	int end = 0;
+
+	if (sscanf(s, "%llu:%llu:%llu%n", &uid, &gid, &count, &end) != 3 || s[end] ||
+	    !count || uid + count > UINT32_MAX || gid + count > UINT32_MAX)
+		return -EINVAL;
+	D->idmap_uid = (uint32_t)uid;
+	D->idmap_gid = (uint32_t)gid;
+	D->idmap_count = (uint32_t)count;
+	return 0;
+}
+
+void image_owner(struct stat *st)
+{
+	if (!D->idmap_count)
+		return;
+	if (st->st_uid < D->idmap_count)
+		st->st_uid += D->idmap_uid;
+	if (st->st_gid < D->idmap_count)
+		st->st_gid += D->idmap_gid;
+}

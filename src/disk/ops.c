@@ -27,6 +27,8 @@ void fill_attr(struct dnode *n, struct stat *st)
 	pthread_mutex_lock(&n->lock);
 	if (n->type == S_IFDIR && n->lmask && (n->layer == 0 || (n->lmask & (n->lmask - 1))))
 		st->st_nlink = 1;
+	if (n->layer != 0)
+		image_owner(st);
 	pthread_mutex_unlock(&n->lock);
 }
 

@@ -133,7 +133,7 @@ static pid_t disk_running(struct launch *L)
 
 static int disk_start(struct launch *L)
 {
-	char limit[32], *argv[20];
+	char limit[32], idmap[80], *argv[22];
 	int n = 0, r;
 
 	snprintf(limit, sizeof(limit), "%llu", (unsigned long long)L->o.disk);
@@ -153,6 +153,13 @@ static int disk_start(struct launch *L)
 	argv[n++] = L->o.image;
 	argv[n++] = (char *)"--run-dir";
 	argv[n++] = L->o.run_dir;
+	if (L->o.userns) { /* image files are root's inside, as they are without */
+		snprintf(idmap, sizeof(idmap), "%llu:%llu:%llu",
+			 (unsigned long long)L->o.userns_uid, (unsigned long long)L->o.userns_gid,
+			 (unsigned long long)L->o.userns_count);
+		argv[n++] = (char *)"--image-idmap";
+		argv[n++] = idmap;
+	}
 	if (L->o.config) {
 		argv[n++] = (char *)"-c";
 		argv[n++] = L->o.config;

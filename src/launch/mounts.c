@@ -14,12 +14,17 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 static const char *const view_files[] = { "meminfo", "cpuinfo", "stat", "uptime",
 					  "loadavg", "swaps", "diskstats" };
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+/* Given when the host has them: FUSE mounts are what a user-namespaced CVM
+ * may make (fuse-overlayfs for its dockerd, sshfs); the kernel confines
+ * them to the CVM's mount namespace. */
+static const char *const dev_optional[] = { "fuse", "net/tun" };
 static const char *const dev_links[][2] = {
 	{ "ptmx", "pts/ptmx" },	      { "fd", "/proc/self/fd" },
 	{ "stdin", "/proc/self/fd/0" }, { "stdout", "/proc/self/fd/1" },
@@ -154,6 +159,52 @@ static int mount_fs(struct launch *L)
 /* Top-level mountpoints missing in the image are made by the parent, as
  * host root: the CVM's root in a user namespace has no say over the
  * image's root-owned "/". The ones under /dev are on the CVM's tmpfs. */
+/* Where the CVM's optional node NAME is bound from: the host's /dev, or
+ * with --userns DATA/dev, where mounts_prepare made a copy owned by the
+ * mapped root (the host's is root's, 0600 on some hosts: unusable to an
+ * unmapped owner, even with CAP_DAC_OVERRIDE in the namespace). */
+static void optional_source(struct launch *L, const char *name, char *buf, size_t size)
+{
+	char flat[32];
+
+	snprintf(flat, sizeof(flat), "%s", name);
+	for (char *c = flat; *c; c++)
+		if (*c == '/')
+			*c = '-';
+	if (L->o.userns)
+		snprintf(buf, size, "%s/dev/%s", L->o.data, flat);
+	else
+		snprintf(buf, size, "/dev/%s", name);
+}
+
+/* --userns: DATA/dev/NODE, same device as the host's, owned by the mapped
+ * root. A DATA on a nodev mount makes them useless: skipped, said once. */
+static int prepare_userns_nodes(struct launch *L)
+{
+	char dir[PATH_MAX], path[PATH_MAX], host[64];
+	struct statvfs sv;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/dev", L->o.data);
+	if (mkdir_p(dir, 0755) < 0 || statvfs(dir, &sv) < 0)
+		return step_error(L, -errno, "mkdir %s", dir);
+	if (sv.f_flag & ST_NODEV) {
+		log_warn("%s is on a nodev mount: no /dev/fuse or /dev/net/tun in the CVM", dir);
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(dev_optional); i++) {
+		snprintf(host, sizeof(host), "/dev/%s", dev_optional[i]);
+		optional_source(L, dev_optional[i], path, sizeof(path));
+		if (stat(host, &st) < 0 || !S_ISCHR(st.st_mode))
+			continue;
+		unlink(path);
+		if (mknod(path, S_IFCHR | 0600, st.st_rdev) < 0 ||
+		    chown(path, (uid_t)L->o.userns_uid, (gid_t)L->o.userns_gid) < 0)
+			return step_error(L, -errno, "mknod %s", path);
+	}
+	return 0;
+}
+
 int mounts_prepare(struct launch *L)
 {
 	char path[PATH_MAX];
@@ -166,7 +217,7 @@ int mounts_prepare(struct launch *L)
 		if ((r = ensure_dir(L, path)) < 0)
 			return r;
 	}
-	return 0;
+	return L->o.userns ? prepare_userns_nodes(L) : 0;
 }
 
 /* Host device nodes bound onto empty files: works for any major/minor the
@@ -180,6 +231,24 @@ static int fill_dev(struct launch *L)
 		snprintf(src, sizeof(src), "/dev/%s", dev_nodes[i]);
 		snprintf(path, sizeof(path), "%s/dev/%s", L->mnt, dev_nodes[i]);
 		if ((r = ensure_file(L, path)) < 0 || (r = bind(L, src, path, false)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(dev_optional); i++) {
+		char osrc[PATH_MAX];
+
+		optional_source(L, dev_optional[i], osrc, sizeof(osrc));
+		snprintf(path, sizeof(path), "%s/dev/%s", L->mnt, dev_optional[i]);
+		if (access(osrc, F_OK) < 0)
+			continue;
+		if (strchr(dev_optional[i], '/')) {
+			char dir[PATH_MAX];
+
+			snprintf(dir, sizeof(dir), "%s", path);
+			*strrchr(dir, '/') = '\0';
+			if ((r = ensure_dir(L, dir)) < 0)
+				return r;
+		}
+		if ((r = ensure_file(L, path)) < 0 || (r = bind(L, osrc, path, false)) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dev_links); i++) {

@@ -8,10 +8,8 @@ The rootfs is built once into CVMFS_TEST_CACHE (default
 --variant=minbase --include=systemd,systemd-sysv,dbus bookworm` took 55 s
 on the development machine (241 MB). Without debootstrap or without the
 Debian mirror the test exits 77."""
-import fcntl
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -22,41 +20,11 @@ T = LT.T
 R = T.R
 LT.require()
 
-CACHE = os.environ.get('CVMFS_TEST_CACHE') or '/var/tmp/cvmfs-test-cache'
-ROOTFS = os.path.join(CACHE, 'bookworm-systemd')
-MIRROR = os.environ.get('CVMFS_TEST_MIRROR') or 'http://deb.debian.org/debian'
 # Docker's default set plus sys_admin: systemd mounts its API file systems
 # (/run/lock, /dev/mqueue, ...) and sets up service namespaces.
 CAPS = ('chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,'
         'net_raw,sys_chroot,mknod,audit_write,setfcap,sys_admin')
-
-
-def rootfs():
-    """The cached rootfs; built (under a lock) if missing. Complete once the
-    rename from ROOTFS.tmp is done."""
-    if os.path.isfile(os.path.join(ROOTFS, 'lib/systemd/systemd')):
-        return ROOTFS
-    if not shutil.which('debootstrap'):
-        T.skip('debootstrap is not installed (apt-get install debootstrap)')
-    os.makedirs(CACHE, exist_ok=True)
-    with open(ROOTFS + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.isfile(os.path.join(ROOTFS, 'lib/systemd/systemd')):
-            return ROOTFS
-        tmp = ROOTFS + '.tmp'
-        shutil.rmtree(tmp, ignore_errors=True)
-        t0 = time.time()
-        p = subprocess.run(['debootstrap', '--variant=minbase',
-                            '--include=systemd,systemd-sysv,dbus', 'bookworm', tmp, MIRROR],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=1200)
-        if p.returncode != 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            T.skip('debootstrap bookworm failed (no network to %s?): %s'
-                   % (MIRROR, p.stdout.strip().splitlines()[-1:] or ''))
-        os.rename(tmp, ROOTFS)
-        print('built %s in %.0f s' % (ROOTFS, time.time() - t0), flush=True)
-    return ROOTFS
+rootfs = LT.systemd_rootfs
 
 
 def init_pid(launcher):

@@ -1,0 +1,80 @@
+"""dockerd started directly (under docker-init) in a CVM: /var/lib/docker on
+the workspace disk, overlay2, and the workloads a VM user runs: `docker
+import`, `docker run`, a two-step `docker build`, `docker-compose up -d`
+with two services reaching each other by name and `down`, memory and pids
+limits of inner containers. dockerd's sysctls land in the CVM's network
+namespace, not the host's."""
+import dockertest as DT
+
+T = DT.T
+R = DT.R
+DT.require()
+
+layers = DT.image_layers(DT.test_layer())
+w = DT.LT.Workspace('dk-run')
+
+
+def host_sysctl(path):
+    with open('/proc/sys/' + path) as f:
+        return f.read().strip()
+
+
+fwd_before = host_sysctl('net/ipv4/ip_forward')
+cvm = DT.CVM(w, layers, memory='2G', cpus='2', disk='4G', tag='run')
+ok, secs = cvm.wait_docker()
+print('dockerd ready in %.1f s' % secs, flush=True)
+if ok:
+    rc, out = cvm.sh("docker info --format '{{.Driver}} {{.DockerRootDir}}'")
+    R.eq('storage driver overlay2 on /var/lib/docker', out, 'overlay2 /var/lib/docker')
+    rc, out = cvm.sh('stat -f -c %T /var/lib/docker; stat -f -c %T /')
+    fs = out.split()
+    R.check('/var/lib/docker is on the workspace disk (the root, a FUSE mount)',
+            len(fs) == 2 and fs[0] == fs[1] and fs[0].startswith('fuse'), out)
+    rc, out = cvm.sh("awk '$5 == \"/\" { for (i = 6; i < NF; i++) if ($i == \"-\") "
+                     "print $(i + 1) }' /proc/self/mountinfo")
+    R.eq('the root is cvmfsd disk', out, 'fuse.cvmfs-disk')
+
+    rc, out = cvm.sh('docker import /root/cvmfs-test/img.tar %s' % DT.IMG)
+    R.eq('docker import of a rootfs tarball', rc, 0, out)
+    rc, out = cvm.sh('docker run --rm %s echo hi' % DT.IMG)
+    R.eq('docker run --rm IMG echo hi', (rc, out), (0, 'hi'))
+
+    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker build -q -t cvmfs-test-built . '
+                     '&& docker run --rm cvmfs-test-built')
+    R.eq('two-step docker build, then run', (rc, out.splitlines()[-1:]),
+         (0, ['built in two steps']), out)
+    rc, out = cvm.sh('docker history -q cvmfs-test-built | wc -l')
+    R.check('the built image has the two RUN layers over the import', out.isdigit() and
+            int(out) >= 4, out)
+
+    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose up -d 2>&1 && '
+                     'for i in $(seq 100); do docker-compose logs client 2>/dev/null | '
+                     'grep -q "status 200" && break; sleep 0.2; done; '
+                     'docker-compose logs client; docker-compose ps -q | wc -l')
+    R.check('compose: client reaches web by service name (HTTP 200)', 'status 200' in out, out)
+    R.check('compose: two services up', out.splitlines()[-1:] == ['2'], out)
+    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose down 2>&1; '
+                     'docker ps -aq | wc -l; docker network ls -q -f name=app_default | wc -l')
+    R.eq('compose down removes containers and network', (rc, out.splitlines()[-2:]),
+         (0, ['0', '0']), out)
+
+    rc, out = cvm.sh('docker run --rm -m 64m --memory-swap 64m %s python3 -c '
+                     '"b = bytearray(200 << 20); b[::4096] = bytes(len(b[::4096]))"; echo rc=$?'
+                     % DT.IMG)
+    R.check('docker run -m 64m: 200 MiB is OOM-killed (137)', out.endswith('rc=137'), out)
+    rc, out = cvm.sh('docker run --rm -m 64m %s python3 -c '
+                     '"b = bytearray(20 << 20); print(len(b))"' % DT.IMG)
+    R.eq('docker run -m 64m: 20 MiB fits', out, str(20 << 20))
+    rc, out = cvm.sh('docker run --rm --pids-limit 20 %s sh -c '
+                     '"for i in \\$(seq 40); do sleep 3 & done; wait"; echo rc=$?;'
+                     'docker run --rm --pids-limit 20 %s cat /sys/fs/cgroup/pids/pids.max'
+                     % (DT.IMG, DT.IMG))
+    R.check('docker run --pids-limit 20: fork fails past 20', 'rc=0' not in out and
+            ('Cannot fork' in out or 'Resource temporarily unavailable' in out), out)
+    R.check('pids.max of the inner container is 20', out.splitlines()[-1:] == ['20'], out)
+
+    rc, out = cvm.sh('cat /proc/sys/net/ipv4/ip_forward')
+    R.eq('dockerd turned on ip_forward in the CVM\'s network namespace', out, '1')
+R.eq('the host\'s ip_forward is unchanged', host_sysctl('net/ipv4/ip_forward'), fwd_before)
+cvm.stop()
+R.summary_and_exit()

@@ -319,10 +319,15 @@ static int read_report(struct child_report *rep)
 	return 0;
 }
 
+/* PID 1 of a PID namespace ignores signals it has no handler for, even
+ * ours; it dies of SIGINT only when it calls reboot(2) to power off or
+ * halt (systemd does with CAP_SYS_BOOT): a clean shutdown, exit 0. */
 static int exit_code_of(int status)
 {
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGINT)
+		return 0;
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return LAUNCH_EXIT_FAIL;

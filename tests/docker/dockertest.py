@@ -179,10 +179,10 @@ CAPS = 'all'
 class CVM:
     """One running CVM with dockerd, driven from the host."""
 
-    def __init__(self, w, layers, *extra, systemd=False, tag='cvm', **opts):
+    def __init__(self, w, layers, *extra, systemd=False, tag='cvm', cmd=None, **opts):
         self.w, self.tag, self.systemd = w, tag, systemd
         self.log = os.path.join(w.dir, 'console-%s.log' % tag)
-        cmd = ['/lib/systemd/systemd'] if systemd else DOCKERD
+        cmd = cmd or (['/lib/systemd/systemd'] if systemd else DOCKERD)
         opts.setdefault('caps', CAPS)
         opts.setdefault('net', 'none')
         opts.setdefault('console', 'pty' if systemd else 'inherit')

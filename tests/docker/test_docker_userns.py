@@ -1,0 +1,105 @@
+"""Docker in a user-namespaced CVM: root inside (and dockerd) is uid 100000
+on the host; import, run, a two-step build and compose work; what Docker
+stores is on the quota disk and charged; dockerd's sysctls are the CVM's
+own (its network namespace) or refused, never applied to the host.
+
+Storage driver: the kernel refuses overlay2 here. overlayfs keeps its
+metadata in trusted.* xattrs, which only CAP_SYS_ADMIN of the initial user
+namespace may set, and it demands them on an upper layer that is a remote
+(FUSE) file system; the userxattr mode would do, but Docker's probe mounts
+without it. Docker then takes fuse-overlayfs (the CVM has /dev/fuse, a
+FUSE mount is allowed in a user namespace), whose layers are also on the
+workspace disk and charged."""
+import os
+import time
+
+import dockertest as DT
+
+T = DT.T
+R = DT.R
+DT.require()
+BASE = 100000
+
+layers = DT.image_layers(DT.test_layer())
+w = DT.LT.Workspace('dk-userns')
+
+
+def host_sysctl(path):
+    with open('/proc/sys/' + path) as f:
+        return f.read().strip()
+
+
+def host_uid(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('Uid:'):
+                return int(line.split()[1])
+    return None
+
+
+before = (host_sysctl('net/ipv4/ip_forward'), host_sysctl('vm/overcommit_memory'))
+cvm = DT.CVM(w, layers, '--userns', memory='2G', cpus='2', disk='4G', tag='userns')
+if cvm.wait_docker()[0]:
+    rc, out = cvm.sh('cat /proc/self/uid_map; id -u')
+    R.eq('root inside is host uid %d' % BASE, out.split(), ['0', str(BASE), '65536', '0'])
+    R.eq('the CVM\'s init runs as uid %d on the host' % BASE, host_uid(cvm.pid), BASE)
+    rc, out = cvm.sh("docker info --format '{{.Driver}} {{.DockerRootDir}}'")
+    R.eq('storage driver fuse-overlayfs on /var/lib/docker (overlay2 refused, see above)', out,
+         'fuse-overlayfs /var/lib/docker')
+    f0 = DT.figures(w) or {}
+    rc, out = cvm.sh('docker import /root/cvmfs-test/img.tar %s >/dev/null && '
+                     'docker run --rm %s echo hi' % (DT.IMG, DT.IMG))
+    R.eq('import and docker run in a user namespace', (rc, out), (0, 'hi'))
+    time.sleep(1.5)
+    f1 = DT.figures(w) or {}
+    grown = f1.get('docker_bytes', 0) - f0.get('docker_bytes', 0)
+    R.check('the imported image is charged to DOCKER', grown >= DT.allocated(DT.LT.image()) * 0.99,
+            grown)
+    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker build -q -t cvmfs-test-built . '
+                     '>/dev/null && docker run --rm cvmfs-test-built')
+    R.eq('two-step docker build in a user namespace', (rc, out), (0, 'built in two steps'))
+    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose up -d >/dev/null 2>&1; '
+                     'for i in $(seq 100); do docker-compose logs client 2>/dev/null | '
+                     'grep -q "status 200" && break; sleep 0.2; done; '
+                     'docker-compose logs client | grep -c "status 200"; '
+                     'docker-compose down >/dev/null 2>&1; docker ps -aq | wc -l')
+    R.eq('compose in a user namespace: by name, then down', out.split()[-2:], ['1', '0'], out)
+    rc, out = cvm.sh('docker volume create cvmfs-test-vol >/dev/null && docker run --rm '
+                     '-v cvmfs-test-vol:/v %s touch /v/f && echo ok' % DT.IMG)
+    f = os.path.join(w.data, 'upper', 'var', 'lib', 'docker', 'volumes', 'cvmfs-test-vol',
+                     '_data', 'f')
+    try:
+        owner = os.stat(f).st_uid
+    except OSError as e:
+        owner = str(e)
+    R.eq('a file an inner container writes belongs to uid %d on the host' % BASE, owner, BASE)
+    rc, out = cvm.sh('cat /proc/sys/net/ipv4/ip_forward; '
+                     'echo 1 > /proc/sys/vm/overcommit_memory && echo wrote')
+    R.check('ip_forward on in the CVM\'s netns; a host-wide sysctl refused',
+            out.splitlines()[:1] == ['1'] and 'wrote' not in out, out)
+cvm.stop()
+
+# --net host: the host's network namespace is not the CVM's to configure.
+# dockerd's iptables calls are refused by the kernel (the namespace is not
+# owned by the CVM's user namespace); without them (--iptables=false) its
+# ip_forward write is refused (read-only /proc/sys); dockerd says so.
+cvm = DT.CVM(w, layers, '--userns', net='host', memory='1G', disk='4G', tag='net-host',
+             cmd=DT.DOCKERD + ['--iptables=false'])
+for _ in range(100):
+    if 'ip_forward' in cvm.console(200) or cvm.p.poll() is not None:
+        break
+    time.sleep(0.2)
+log = cvm.console(200)
+refused = [line for line in log.splitlines() if 'ip_forward' in line]
+print('\n'.join(refused), flush=True)
+R.check('--net host: dockerd logs the refused ip_forward write',
+        any('read-only file system' in x or 'permission denied' in x for x in refused),
+        log[-1500:])
+try:
+    cvm.p.wait(timeout=60)
+except Exception:
+    pass
+cvm.stop(want=1)  # dockerd gives up: its status, through docker-init
+R.eq('host sysctls unchanged', (host_sysctl('net/ipv4/ip_forward'),
+                                host_sysctl('vm/overcommit_memory')), before)
+R.summary_and_exit()

@@ -1,84 +1,94 @@
 #!/usr/bin/env bash
 # The main job with built-in defaults, as root on Debian 12: build cvmfs,
-# start `cvmfsd views`, put a shell in a limited demo cgroup (512 MiB, one
-# CPU) in its own mount and PID namespace with the views bound over /proc and
-# /sys, and show free, nproc, uptime and top inside next to the host's.
+# make (once, cached) a Debian bookworm workspace image with systemd and
+# Docker, launch a demo CVM from it (1 GiB, 1 CPU, 3 GiB disk) with systemd
+# as init and dockerd inside, show free, nproc, df and uptime inside next to
+# the host's, run a container inside, and show cvmfs-stat from the host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root" >&2; exit 1; }
 bash scripts/deps.sh
 bash scripts/build.sh
 
-tmp=$(mktemp -d /tmp/cvmfs-demo-XXXX)
-name=cvmfs-demo-$$
-views=$tmp/views
-mkdir -p "$views"
-daemon=
-cgdirs=()
+# The image: bookworm + systemd (debootstrap) and Debian's docker.io and
+# docker-compose on top (apt in a chroot), cached in /var/tmp/cvmfs-test-cache
+# and shared with the tests; about 2 minutes the first time.
+echo "== workspace image (cached after the first run)"
+layers=$(python3 -c 'import sys; sys.path.insert(0, "tests/docker"); import dockertest as DT
+print(DT.docker_layer() + ":" + DT.LT.systemd_rootfs())')
 
+tmp=$(mktemp -d /var/tmp/cvmfs-demo-XXXX)
+name=cvmfs-demo-$$
+launcher=
+# --cpus sets the CPU time (quota), which free/top/getconf/Python follow;
+# coreutils nproc counts the CPUs the process may run on, so the demo also
+# gives one CPU as its cpuset.
+first_cpu=$(cut -d, -f1 /sys/devices/system/cpu/online | cut -d- -f1)
 cleanup() {
-	[ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-	for m in "$views/ct" "$views"; do
-		grep -q " $m " /proc/mounts && umount -l "$m" 2>/dev/null
-	done
-	for d in "${cgdirs[@]}"; do rmdir "$d" 2>/dev/null || true; done
+	if [ -n "$launcher" ] && kill -0 "$launcher" 2>/dev/null; then
+		kill -TERM "$launcher"
+		wait "$launcher" || true
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-build/src/cvmfsd views -f "$views" 2>"$tmp/views.log" &
-daemon=$!
-for _ in $(seq 50); do [ -e "$views/proc/meminfo" ] && break; sleep 0.1; done
-[ -e "$views/proc/meminfo" ] || { cat "$tmp/views.log" >&2; exit 1; }
+build/src/launch/cvm-launch --name "$name" --image "$layers" --data "$tmp/data" \
+	--run-dir "$tmp/run" --mnt-dir "$tmp/mnt" --views "$tmp/views" \
+	--memory 1G --cpus 1 --cpuset "$first_cpu" --disk 3G --hostname demo --net none --caps all \
+	-- /lib/systemd/systemd >"$tmp/console.log" 2>&1 &
+launcher=$!
 
-# One cgroup with the demo limits, on whichever hierarchy this host has.
-first_cpu=$(cut -d, -f1 /sys/devices/system/cpu/online | cut -d- -f1)
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-	for c in memory cpu cpuset; do
-		grep -qw $c /sys/fs/cgroup/cgroup.subtree_control || echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control
+init=
+for _ in $(seq 200); do
+	for kid in $(cat /proc/$launcher/task/$launcher/children 2>/dev/null); do
+		[ "$(awk '/^NSpid:/ {print $NF}' /proc/$kid/status 2>/dev/null)" = 1 ] && init=$kid
 	done
-	cg=/sys/fs/cgroup/$name
-	mkdir "$cg"; cgdirs+=("$cg")
-	echo 512M >"$cg/memory.max"
-	echo "100000 100000" >"$cg/cpu.max"
-	echo "$first_cpu" >"$cg/cpuset.cpus"
-	procs=("$cg/cgroup.procs")
-else
-	procs=()
-	for c in memory cpu cpuacct cpuset pids; do
-		[ -d /sys/fs/cgroup/$c ] || continue
-		mkdir "/sys/fs/cgroup/$c/$name"; cgdirs+=("/sys/fs/cgroup/$c/$name")
-		procs+=("/sys/fs/cgroup/$c/$name/cgroup.procs")
-	done
-	echo 512M >/sys/fs/cgroup/memory/$name/memory.limit_in_bytes
-	echo 100000 >/sys/fs/cgroup/cpu/$name/cpu.cfs_quota_us
-	cat /sys/fs/cgroup/cpuset/cpuset.mems >/sys/fs/cgroup/cpuset/$name/cpuset.mems
-	echo "$first_cpu" >/sys/fs/cgroup/cpuset/$name/cpuset.cpus
-fi
-
-cat >"$tmp/show.sh" <<'SHOW'
-echo "--- free -h";    free -h
-echo "--- nproc: $(nproc)   getconf _NPROCESSORS_ONLN: $(getconf _NPROCESSORS_ONLN)   python3 os.cpu_count(): $(python3 -c 'import os; print(os.cpu_count())')"
-echo "--- uptime";     uptime
-echo "--- top -bn1 | head -5"; top -bn1 | head -5
-SHOW
-cat >"$tmp/inside.sh" <<'INSIDE'
-# Runs as PID 1 of a new PID namespace, in a private mount namespace.
-views=$1
-for f in meminfo cpuinfo stat uptime loadavg swaps diskstats; do
-	mount --bind "$views/proc/$f" "/proc/$f"
+	[ -n "$init" ] && break
+	sleep 0.05
 done
-mount --bind "$views/sys/devices/system/cpu" /sys/devices/system/cpu
-sleep 1
-bash "$(dirname "$0")/show.sh"
-INSIDE
+[ -n "$init" ] || { cat "$tmp/console.log" >&2; exit 1; }
+# A command in the CVM: first into its cgroups (cpuset, memory... as its own
+# processes; nsenter does not move cgroups), then into its namespaces.
+inside() {
+	sh -c 'for f in /sys/fs/cgroup/*/cvmfs/"$0"/ns/cgroup.procs; do echo $$ >"$f"; done
+		exec "$@"' "$name" nsenter -t "$init" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"
+}
+for _ in $(seq 120); do
+	inside docker info >/dev/null 2>&1 && break
+	sleep 0.5
+done
+inside docker info >/dev/null || { tail -20 "$tmp/console.log" >&2; exit 1; }
 
-echo "===== on the host ====="
-bash "$tmp/show.sh"
-
+show='echo "--- free -h"; free -h
+echo "--- nproc: $(nproc)   getconf _NPROCESSORS_ONLN: $(getconf _NPROCESSORS_ONLN)"
+echo "--- df -h /"; df -h /
+echo "--- uptime"; uptime'
 echo
-echo "===== inside the demo cgroup (memory 512M, 1 CPU), views bound over /proc and /sys ====="
-sh -c 'inside=$1 views=$2; shift 2
-	for f in "$@"; do echo $$ >"$f"; done
-	exec unshare --mount --pid --fork --mount-proc --propagation private bash "$inside" "$views"' \
-	sh "$tmp/inside.sh" "$views" "${procs[@]}"
+echo "===== on the host ====="
+sh -c "$show" || true
+echo
+echo "===== inside the CVM '$name' (memory 1G, 1 CPU, disk 3G, no swap; systemd is PID 1: $(inside systemctl is-system-running)) ====="
+inside sh -c "$show" || true
+echo
+echo "===== Docker inside the CVM (storage driver $(inside docker info --format '{{.Driver}}'), /var/lib/docker on the workspace disk) ====="
+# A tiny image made from the CVM's own programs: no registry needed.
+inside sh -c 'cd / && tar -chf /tmp/mini.tar usr/bin/sh usr/bin/echo usr/bin/cat usr/bin/uname \
+	lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 && docker import /tmp/mini.tar demo >/dev/null'
+echo "\$ docker run --rm demo /usr/bin/sh -c 'echo hello from a container inside the CVM; uname -n'"
+inside docker run --rm demo /usr/bin/sh -c 'echo hello from a container inside the CVM; uname -n'
+inside docker images demo
+sleep 1.2 # the disk publishes its figures within a second
+echo
+echo "===== cvmfs-stat on the host (IMAGE: the workspace image's bytes; DOCKER: /var/lib/docker) ====="
+build/src/stat/cvmfs-stat --run-dir "$tmp/run" "$name"
+echo
+echo "===== systemctl poweroff ====="
+inside systemctl poweroff || true
+status=0
+wait "$launcher" || status=$?
+launcher=
+left=$(grep -c "$name" /proc/self/mountinfo || true)
+left=$((left + $(find /sys/fs/cgroup -mindepth 3 -maxdepth 3 -path "*/cvmfs/$name" | wc -l)))
+echo "the CVM powered off: launcher exit $status; mounts and cgroups left: $left"
+[ "$status" -eq 0 ] && [ "$left" -eq 0 ]

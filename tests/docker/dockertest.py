@@ -4,7 +4,7 @@ The workspace image is three read-only layers, top first:
   1. a per-test layer with /root/cvmfs-test: img.tar (a rootfs tarball for
      `docker import`: launchtest's image of the host's own programs and
      python3, so no registry is needed), a Dockerfile and a compose file;
-  2. Debian's docker.io, docker-compose, iptables and fuse-overlayfs,
+  2. Debian's docker.io, docker-compose, iptables, fuse-overlayfs and procps,
      installed with apt in a chroot over layer 3 and kept as that
      overlayfs's upper directory (cached: CACHE/bookworm-docker);
   3. the debootstrap'ed bookworm systemd rootfs of the launcher tests
@@ -20,6 +20,7 @@ namespace of the CVM's PID 1, its root and its user namespace included.
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -36,8 +37,10 @@ T = LT.T
 R = T.R
 MiB = 1 << 20
 STAT = os.environ.get('CVMFS_STAT') or os.path.join(T.BUILD, 'src', 'stat', 'cvmfs-stat')
-DOCKER_LAYER = os.path.join(LT.CACHE, 'bookworm-docker')
-PACKAGES = ['docker.io', 'docker-compose', 'iptables', 'fuse-overlayfs']
+PACKAGES = ['docker.io', 'docker-compose', 'iptables', 'fuse-overlayfs', 'procps']
+# The cache's name carries the package list: a changed list builds anew.
+DOCKER_LAYER = os.path.join(LT.CACHE, 'bookworm-docker-%s' % hashlib.sha1(
+    ' '.join(PACKAGES).encode()).hexdigest()[:8])
 IMG = 'cvmfs-test-img'  # the imported image's name inside
 
 
@@ -99,7 +102,8 @@ def docker_layer():
             T.skip('apt-get install %s failed (no mirror?): %s'
                    % (' '.join(PACKAGES), p.stdout.strip().splitlines()[-3:]))
         os.rename(tmp, DOCKER_LAYER)
-        print('built %s in %.0f s' % (DOCKER_LAYER, time.time() - t0), flush=True)
+        print('built %s in %.0f s' % (DOCKER_LAYER, time.time() - t0), file=sys.stderr,
+              flush=True)
     return DOCKER_LAYER
 
 

@@ -194,5 +194,5 @@ def systemd_rootfs():
             T.skip('debootstrap bookworm failed (no network to %s?): %s'
                    % (MIRROR, p.stdout.strip().splitlines()[-1:] or ''))
         os.rename(tmp, ROOTFS)
-        print('built %s in %.0f s' % (ROOTFS, time.time() - t0), flush=True)
+        print('built %s in %.0f s' % (ROOTFS, time.time() - t0), file=sys.stderr, flush=True)
     return ROOTFS

@@ -9,6 +9,7 @@
 #include "cvmfs/log.h"
 
 #include <errno.h>
+#include <linux/openat2.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
@@ -254,13 +255,44 @@ static int console_open(struct launch *L)
 	return 0;
 }
 
+/* Is CMD, resolved inside the CVM's root (symlinks like /sbin/init ->
+ * /lib/systemd/systemd followed there, not on the host), systemd? Then
+ * it gets the pty console by default and SIGRTMIN+3 for SIGTERM. */
+static int detect_systemd(struct launch *L)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	char link[64], target[PATH_MAX];
+	const char *base;
+	ssize_t n;
+	int root, fd;
+
+	if (!L->systemd && strchr(L->cmd[0], '/') &&
+	    (root = open(L->mnt, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fd = (int)syscall(SYS_openat2, root, L->cmd[0], &how, sizeof(how));
+		close(root);
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = fd >= 0 ? readlink(link, target, sizeof(target) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			target[n] = '\0';
+			base = strrchr(target, '/');
+			L->systemd = !strcmp(base ? base + 1 : target, "systemd");
+		}
+	}
+	if (!L->o.console && !(L->o.console = strdup(L->systemd ? "pty" : "inherit")))
+		return -ENOMEM;
+	return 0;
+}
+
 int step_child(struct launch *L)
 {
 	int fds[2], sfds[2] = { -EBADF, -EBADF }, r;
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
 	pid_t pid;
 
-	if ((r = mounts_prepare(L)) < 0 || (r = console_open(L)) < 0)
+	if ((r = detect_systemd(L)) < 0 || (r = mounts_prepare(L)) < 0 ||
+	    (r = console_open(L)) < 0)
 		return r;
 	if (!strcmp(L->o.net, "none"))
 		flags |= CLONE_NEWNET;

@@ -161,11 +161,11 @@ int launch_parse(struct launch *L, int argc, char **argv)
 		L->cmd_default[1] = NULL;
 		L->cmd = L->cmd_default;
 	}
-	/* systemd as PID 1: a pty console and SIGRTMIN+3 for SIGTERM. */
+	/* systemd as PID 1: a pty console and SIGRTMIN+3 for SIGTERM. A
+	 * link to it (/sbin/init) is found once the disk is mounted; the
+	 * console default waits for that (step start). */
 	base = strrchr(L->cmd[0], '/');
 	L->systemd = !strcmp(base ? base + 1 : L->cmd[0], "systemd");
-	if (!L->o.console && !(L->o.console = strdup(L->systemd ? "pty" : "inherit")))
-		return -ENOMEM;
 	return 0;
 }
 

@@ -129,7 +129,7 @@ static int check_simple(struct launch *L)
 		return r;
 	if (strcmp(L->o.net, "host") && strcmp(L->o.net, "none"))
 		return step_error(L, -EINVAL, "--net '%s': use host or none", L->o.net);
-	if (strcmp(L->o.console, "pty") && strcmp(L->o.console, "inherit"))
+	if (L->o.console && strcmp(L->o.console, "pty") && strcmp(L->o.console, "inherit"))
 		return step_error(L, -EINVAL, "--console '%s': use pty or inherit", L->o.console);
 	if (L->o.hostname[0] == '\0' || strlen(L->o.hostname) > 64)
 		return step_error(L, -EINVAL, "--hostname '%s'", L->o.hostname);

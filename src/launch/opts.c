@@ -120,7 +120,7 @@ static int set_defaults(struct launch *L)
 	if (!L->o.disk)
 		L->o.disk = 10ULL << 30;
 	if (!L->o.stop_timeout)
-		L->o.stop_timeout = 10;
+		L->o.stop_timeout = 30; /* dockerd gives its containers 15 s */
 	/* The usual first subordinate range (/etc/subuid): never host root. */
 	if (!L->o.userns_uid)
 		L->o.userns_uid = 100000;

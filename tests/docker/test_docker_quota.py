@@ -5,8 +5,9 @@
   `docker system prune -a -f` gives them back; IMAGE does not move.
 - A `docker build` and a `docker run` that would overflow the workspace
   disk fail with "No space left on device"; usage never passes the limit;
-  dockerd and the CVM keep working; once space is freed (container prune)
-  the same dockerd builds again, without a restart."""
+  dockerd and the CVM keep working (info, images, exec into a running
+  container); once space is freed (container prune) the same dockerd runs
+  and builds again, without a restart."""
 import time
 
 import dockertest as DT
@@ -58,6 +59,8 @@ if ok:
 
     # Overflow: a build step and a run that each want more than is free.
     cvm.sh('docker import /root/cvmfs-test/img.tar %s' % DT.IMG)
+    rc, out = cvm.sh('docker run -d --name cvmfs-test-alive %s sleep 1000' % DT.IMG)
+    R.eq('a container runs before the overflow', rc, 0, out)
     f3 = settled()
     want = (f3.get('avail_bytes', 0) >> 20) + 64
     rc, out = cvm.sh('mkdir -p /root/big && cd /root/big && printf "FROM %s\\nRUN dd if=/dev/zero '
@@ -67,24 +70,30 @@ if ok:
             rc != 0 and 'No space left on device' in out, (rc, out[-600:]))
     f4 = settled()
     R.check('usage never passes the limit', f4.get('used_bytes', DISK + 1) <= DISK, f4)
+    # The disk is full now (the failed step's container holds its bytes):
+    # dockerd still answers and the running container still runs.
+    rc, out = cvm.sh('docker info >/dev/null && echo info-ok; docker images -q %s | wc -l; '
+                     'docker exec cvmfs-test-alive echo alive' % DT.IMG)
+    R.eq('dockerd keeps working at the limit (info, images, exec)', out.split(),
+         ['info-ok', '1', 'alive'])
+    # Space freed (the failed step's container): work continues, no restart.
+    rc, out = cvm.sh('docker container prune -f >/dev/null; docker builder prune -f >/dev/null; '
+                     'docker run --rm %s echo still here' % DT.IMG)
+    R.eq('after a prune docker run works again', (rc, out), (0, 'still here'))
+    f5 = settled()
+    want = (f5.get('avail_bytes', 0) >> 20) + 64
     rc, out = cvm.sh('docker run --rm %s sh -c "dd if=/dev/zero of=/big bs=1M count=%d '
                      'status=none"' % (DT.IMG, want))
     R.check('docker run writing past the limit fails with "No space left on device"',
             rc != 0 and 'No space left on device' in out, (rc, out[-600:]))
-    rc, out = cvm.sh('docker run --rm %s echo still here; docker info >/dev/null && echo info-ok'
-                     % DT.IMG)
-    R.check('dockerd keeps working after ENOSPC', out.split() == ['still', 'here', 'info-ok'],
-            (rc, out))
-    rc, out = cvm.sh('docker container prune -f >/dev/null; docker builder prune -f >/dev/null; '
-                     'cd /root/big && printf "FROM %s\\nRUN dd if=/dev/zero of=/small bs=1M '
+    rc, out = cvm.sh('cd /root/big && printf "FROM %s\\nRUN dd if=/dev/zero of=/small bs=1M '
                      'count=20 status=none\\n" > Dockerfile && docker build -q -t cvmfs-test-small '
                      '. >/dev/null && docker run --rm cvmfs-test-small stat -c %%s /small'
                      % DT.IMG)
-    R.eq('after freeing space the same dockerd builds and runs again', (rc, out),
-         (0, str(20 * MiB)))
+    R.eq('the same dockerd builds and runs again', (rc, out), (0, str(20 * MiB)))
+    cvm.sh('docker rm -f cvmfs-test-alive')
     rc, out = cvm.sh('echo ok > /root/after-enospc && cat /root/after-enospc')
     R.eq('the CVM writes again once space is freed', (rc, out), (0, 'ok'))
-    f5 = settled()
     R.check('space given back by the prune', f5.get('used_bytes', DISK) < f4.get('used_bytes', 0),
             (f4.get('used_bytes'), f5.get('used_bytes')))
 cvm.stop()

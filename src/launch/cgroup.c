@@ -169,7 +169,7 @@ static struct lcg_dir *dir_add(struct launch *L, int parent_fd, const char *ctl)
 {
 	struct lcg_dir *d = &L->dirs[L->n_dirs++];
 
-	*d = (struct lcg_dir){ .parent_fd = parent_fd, .procs_fd = -EBADF };
+	*d = (struct lcg_dir){ .parent_fd = parent_fd, .procs_fd = -EBADF, .leaf_fd = -EBADF };
 	snprintf(d->ctl, sizeof(d->ctl), "%s", ctl);
 	return d;
 }
@@ -390,6 +390,29 @@ static int v2_limits(struct launch *L, struct lcg_dir *d, bool inner)
 	return 0;
 }
 
+/* cvmfs/NAME/ns/init: where the CVM's first process settles (see
+ * lcg_enter_leaf); the CVM's root's with --userns. */
+static int v2_leaf(struct launch *L, struct lcg_dir *d)
+{
+	char rel[128], path[PATH_MAX];
+
+	dir_rel(L, true, rel, sizeof(rel));
+	snprintf(path, sizeof(path), "%s/init", rel);
+	if (mkdirat(d->parent_fd, path, 0755) < 0 && errno != EEXIST)
+		return step_error(L, -errno, "unified/%s", path);
+	for (int i = 0; L->o.userns && i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/init%s", rel, i ? "/cgroup.procs" : "");
+		if (fchownat(d->parent_fd, path, (uid_t)L->o.userns_uid, (gid_t)L->o.userns_gid,
+			     AT_SYMLINK_NOFOLLOW) < 0)
+			return step_error(L, -errno, "chown unified/%s", path);
+	}
+	snprintf(path, sizeof(path), "%s/init/cgroup.procs", rel);
+	d->leaf_fd = openat(d->parent_fd, path, O_WRONLY | O_CLOEXEC);
+	if (d->leaf_fd < 0)
+		return step_error(L, -errno, "unified/%s", path);
+	return 0;
+}
+
 static int v2_create(struct launch *L)
 {
 	int root = L->layout.unified_fd;
@@ -405,9 +428,10 @@ static int v2_create(struct launch *L)
 	if ((r = v2_enable(L, root, ".")) < 0 || (r = v2_enable(L, root, "cvmfs")) < 0 ||
 	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d, false)) < 0 ||
 	    (r = v2_enable(L, root, rel)) < 0 || (r = dir_make_inner(L, d)) < 0 ||
-	    (r = v2_limits(L, d, true)) < 0 || (r = dir_delegate(L, d)) < 0)
+	    (r = v2_limits(L, d, true)) < 0 || (r = dir_delegate(L, d)) < 0 ||
+	    (r = dir_open_procs(L, d)) < 0)
 		return r;
-	return dir_open_procs(L, d);
+	return v2_leaf(L, d);
 }
 
 /* ---- shared ---- */
@@ -417,6 +441,16 @@ static int join_all(struct launch *L)
 	for (int i = 0; i < L->n_dirs; i++) {
 		if (write(L->dirs[i].procs_fd, "0", 1) < 0)
 			return step_error(L, -errno, "join %s/cvmfs/%s/" LCG_INNER,
+					  L->dirs[i].ctl, L->o.name);
+	}
+	return 0;
+}
+
+int lcg_enter_leaf(struct launch *L)
+{
+	for (int i = 0; i < L->n_dirs; i++) {
+		if (L->dirs[i].leaf_fd >= 0 && write(L->dirs[i].leaf_fd, "0", 1) < 0)
+			return step_error(L, -errno, "join %s/cvmfs/%s/" LCG_INNER "/init",
 					  L->dirs[i].ctl, L->o.name);
 	}
 	return 0;
@@ -496,7 +530,9 @@ static void destroy_all(struct launch *L)
 
 		if (d->procs_fd >= 0)
 			close(d->procs_fd);
-		d->procs_fd = -EBADF;
+		if (d->leaf_fd >= 0)
+			close(d->leaf_fd);
+		d->procs_fd = d->leaf_fd = -EBADF;
 		if (d->made && (r = dir_kill_rmdir(L, d)) < 0)
 			log_error_errno(r, "cleanup: rmdir %s/cvmfs/%s", d->ctl, L->o.name);
 		/* Only if we made it; fails harmlessly while others use it. */

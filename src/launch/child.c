@@ -102,6 +102,8 @@ static int child_setup(struct launch *L)
 	L->step = "namespaces";
 	if (unshare(CLONE_NEWCGROUP) < 0)
 		return step_error(L, -errno, "unshare cgroup namespace");
+	if ((r = lcg_enter_leaf(L)) < 0)
+		return r;
 	if (!strcmp(L->o.net, "none") && (r = loopback_up(L)) < 0)
 		return r;
 	L->step = "mounts";

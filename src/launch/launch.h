@@ -70,7 +70,8 @@ struct lcg_dir {
 	bool made_parent; /* we created cvmfs/ here */
 	bool made;       /* we created cvmfs/NAME here */
 	bool own_fd;     /* parent_fd is ours to close (not the layout's) */
-	int procs_fd;    /* cvmfs/NAME/cgroup.procs, opened for the child's join */
+	int procs_fd;    /* cvmfs/NAME/ns/cgroup.procs, opened for the child's join */
+	int leaf_fd;     /* v2: cvmfs/NAME/ns/init/cgroup.procs, else -EBADF */
 };
 
 struct launch {
@@ -123,6 +124,10 @@ void undo_validate(struct launch *L);
 int step_cgroup(struct launch *L);
 void undo_cgroup(struct launch *L);
 int lcg_write(int dirfd, const char *file, const char *value);
+/* In the child, once its cgroup namespace is rooted at cvmfs/NAME/ns: on
+ * v2 move down into ns/init, so the root holds no process and the CVM may
+ * enable controllers there (v2 forbids both in one cgroup). */
+int lcg_enter_leaf(struct launch *L);
 
 /* daemons.c */
 int step_views(struct launch *L);

@@ -98,10 +98,12 @@ static void make_fixture(const char *root)
 			exit(1);
 		}
 	}
-	snprintf(path, sizeof(path), "%s/cvmfs/cvmfs-test-v2/ns", root);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-		perror(path);
-		exit(1);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/cvmfs/cvmfs-test-v2/ns%s", root, i ? "/init" : "");
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			perror(path);
+			exit(1);
+		}
 	}
 	touch(root, "cvmfs/cgroup.controllers", "cpuset cpu io memory pids\n");
 	touch(root, "cvmfs/cgroup.subtree_control", "");
@@ -116,6 +118,7 @@ static void make_fixture(const char *root)
 	/* Empty cgroup.procs: the backend reuses an unused cvmfs/NAME. */
 	touch(root, "cvmfs/cvmfs-test-v2/cgroup.procs", "");
 	touch(root, "cvmfs/cvmfs-test-v2/ns/cgroup.procs", "");
+	touch(root, "cvmfs/cvmfs-test-v2/ns/init/cgroup.procs", "");
 }
 
 int main(void)
@@ -163,6 +166,15 @@ int main(void)
 		check_file(root, "cvmfs/cvmfs-test-v2/ns/cpuset.cpus", "0-1");
 		check_file(root, "cvmfs/cvmfs-test-v2/ns/pids.max", "100");
 		check_prefix(root, "cvmfs/cvmfs-test-v2/cgroup.subtree_control", "+pids");
+		/* The first process settles in ns/init, so the namespace root
+		 * holds none and the CVM may enable controllers there. */
+		if (L.dirs[0].leaf_fd < 0 || lcg_enter_leaf(&L) < 0) {
+			failed++;
+			fprintf(stderr, "FAIL ns/init/cgroup.procs not opened or not written\n");
+		} else {
+			passed++;
+			check_file(root, "cvmfs/cvmfs-test-v2/ns/init/cgroup.procs", "0");
+		}
 		check_prefix(root, "cvmfs/cgroup.subtree_control", "+pids");
 		check_prefix(root, "cgroup.subtree_control", "+pids");
 		if (L.o.userns) {
@@ -170,6 +182,8 @@ int main(void)
 			check_owner(root, "cvmfs/cvmfs-test-v2/ns/cgroup.procs", 100000);
 			check_owner(root, "cvmfs/cvmfs-test-v2/ns/memory.max", 0);
 			check_owner(root, "cvmfs/cvmfs-test-v2", 0);
+			check_owner(root, "cvmfs/cvmfs-test-v2/ns/init", 100000);
+			check_owner(root, "cvmfs/cvmfs-test-v2/ns/init/cgroup.procs", 100000);
 		}
 	}
 	undo_cgroup(&L);

@@ -260,5 +260,21 @@ class CVM:
         LT.check_clean(self.tag, self.w.name)
 
 
+def check_compose(cvm, tag):
+    """`docker-compose up -d` of the test's two services: the client must
+    reach web by service name; `down` must leave no container or network."""
+    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose up -d 2>&1 && '
+                     'for i in $(seq 100); do docker-compose logs client 2>/dev/null | '
+                     'grep -q "status 200" && break; sleep 0.2; done; '
+                     'docker-compose logs client; docker-compose ps -q | wc -l')
+    R.check('%s: compose client reaches web by service name (HTTP 200)' % tag,
+            'status 200' in out, out)
+    R.check('%s: compose brings two services up' % tag, out.splitlines()[-1:] == ['2'], out)
+    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose down 2>&1; '
+                     'docker ps -aq | wc -l; docker network ls -q -f name=app_default | wc -l')
+    R.eq('%s: compose down removes containers and network' % tag,
+         (rc, out.splitlines()[-2:]), (0, ['0', '0']), out)
+
+
 def image_layers(test_dir):
     return [test_dir, docker_layer(), LT.systemd_rootfs()]

@@ -47,16 +47,7 @@ if ok:
     R.check('the built image has the two RUN layers over the import', out.isdigit() and
             int(out) >= 4, out)
 
-    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose up -d 2>&1 && '
-                     'for i in $(seq 100); do docker-compose logs client 2>/dev/null | '
-                     'grep -q "status 200" && break; sleep 0.2; done; '
-                     'docker-compose logs client; docker-compose ps -q | wc -l')
-    R.check('compose: client reaches web by service name (HTTP 200)', 'status 200' in out, out)
-    R.check('compose: two services up', out.splitlines()[-1:] == ['2'], out)
-    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose down 2>&1; '
-                     'docker ps -aq | wc -l; docker network ls -q -f name=app_default | wc -l')
-    R.eq('compose down removes containers and network', (rc, out.splitlines()[-2:]),
-         (0, ['0', '0']), out)
+    DT.check_compose(cvm, 'docker_run')
 
     rc, out = cvm.sh('docker run --rm -m 64m --memory-swap 64m %s python3 -c '
                      '"b = bytearray(200 << 20); b[::4096] = bytes(len(b[::4096]))"; echo rc=$?'

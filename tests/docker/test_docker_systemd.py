@@ -34,12 +34,7 @@ if cvm.wait_docker()[0]:
     rc, out = cvm.sh('docker import /root/cvmfs-test/img.tar %s >/dev/null && '
                      'docker run --rm %s echo hi from systemd' % (DT.IMG, DT.IMG))
     R.eq('docker run under systemd', (rc, out), (0, 'hi from systemd'))
-    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose up -d >/dev/null 2>&1; '
-                     'for i in $(seq 100); do docker-compose logs client 2>/dev/null | '
-                     'grep -q "status 200" && break; sleep 0.2; done; '
-                     'docker-compose logs client | grep -c "status 200"; '
-                     'docker-compose down >/dev/null 2>&1; docker ps -aq | wc -l')
-    R.eq('compose under systemd: by name, then down', out.split()[-2:], ['1', '0'], out)
+    DT.check_compose(cvm, 'under systemd')
 cvm.sh('systemctl poweroff')
 try:
     cvm.p.wait(timeout=60)

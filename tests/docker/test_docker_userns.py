@@ -58,12 +58,7 @@ if cvm.wait_docker()[0]:
     rc, out = cvm.sh('cd /root/cvmfs-test/app && docker build -q -t cvmfs-test-built . '
                      '>/dev/null && docker run --rm cvmfs-test-built')
     R.eq('two-step docker build in a user namespace', (rc, out), (0, 'built in two steps'))
-    rc, out = cvm.sh('cd /root/cvmfs-test/app && docker-compose up -d >/dev/null 2>&1; '
-                     'for i in $(seq 100); do docker-compose logs client 2>/dev/null | '
-                     'grep -q "status 200" && break; sleep 0.2; done; '
-                     'docker-compose logs client | grep -c "status 200"; '
-                     'docker-compose down >/dev/null 2>&1; docker ps -aq | wc -l')
-    R.eq('compose in a user namespace: by name, then down', out.split()[-2:], ['1', '0'], out)
+    DT.check_compose(cvm, 'userns')
     rc, out = cvm.sh('docker volume create cvmfs-test-vol >/dev/null && docker run --rm '
                      '-v cvmfs-test-vol:/v %s touch /v/f && echo ok' % DT.IMG)
     f = os.path.join(w.data, 'upper', 'var', 'lib', 'docker', 'volumes', 'cvmfs-test-vol',

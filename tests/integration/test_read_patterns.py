@@ -47,6 +47,8 @@ def tools(run_one, label, name, path, full, exact):
     rc, out, err = run_one(['head', '-c', '100', path])
     if exact:
         ok = out == full[:100]
+    elif name == 'uptime':  # both numbers move between two reads
+        ok = structure(name, out)
     else:
         ok = len(out) == min(100, len(full)) and out.split()[:1] == full.split()[:1]
     R.check('%s %s: head -c 100 consistent' % (label, name), rc == 0 and ok, (rc, out, err),

@@ -58,9 +58,9 @@ int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
 	int64_t db, di = 0;
 	int r = 0;
 
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->layer != 0) {
-		pthread_mutex_unlock(&n->lock);
+		node_unlock(n);
 		charge_unreserve(res_b, res_i);
 		return 0;
 	}
@@ -69,7 +69,7 @@ int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
 	else
 		r = node_stat(n, &st);
 	if (r < 0 || (n->unlinked && !n->open_count)) {
-		pthread_mutex_unlock(&n->lock);
+		node_unlock(n);
 		charge_unreserve(res_b, res_i);
 		return r;
 	}
@@ -78,8 +78,10 @@ int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
 		di = 1;
 	n->charged_bytes = blocks_bytes(&st);
 	n->charged_inode = true;
+	if (S_ISREG(n->type))
+		n->written = true; /* see node_settle_writeback() */
 	charge_settle(n->area, res_b, db, res_i, di);
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	return 0;
 }
 
@@ -95,22 +97,22 @@ void charge_unlinked(struct dnode *n, const struct stat *after)
 	if (after->st_nlink > 0 && !S_ISDIR(after->st_mode))
 		return; /* another hard link keeps the object */
 	node_drop_real(n);
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	n->unlinked = true;
 	if (!n->open_count)
 		uncharge_locked(n);
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 }
 
 /* Last close of an object whose last link is gone: its blocks are freed now. */
 void charge_released(struct dnode *n)
 {
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->open_count)
 		n->open_count--;
 	if (!n->open_count && n->unlinked)
 		uncharge_locked(n);
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 }
 
 void charge_gone(enum area ar, const struct stat *st)

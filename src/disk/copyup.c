@@ -197,9 +197,9 @@ int copy_up(struct dnode *n)
 	struct stat st;
 	int r;
 
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	r = n->layer == 0;
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	if (r)
 		return 0;
 	r = copy_up(n->parent); /* parents first: lock order parent -> child */
@@ -208,7 +208,7 @@ int copy_up(struct dnode *n)
 	upfd = node_open(n->parent, O_PATH | O_DIRECTORY);
 	if (upfd < 0)
 		return upfd;
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->layer != 0) {
 		r = node_path(n, path, sizeof(path));
 		if (r == 0)
@@ -217,9 +217,10 @@ int copy_up(struct dnode *n)
 			node_set_real(n, 0, st.st_ino);
 			n->charged_bytes = blocks_bytes(&st);
 			n->charged_inode = true;
+			n->written = true; /* the copy's blocks meet writeback later */
 		}
 	}
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	if (r == 0)
 		charge_node(n->parent, upfd, 0, 0);
 	return r;
@@ -302,9 +303,9 @@ static void node_resync(struct dnode *n, void *arg)
 	fd = layer_open(0, path, O_PATH | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return;
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->unlinked) {
-		pthread_mutex_unlock(&n->lock);
+		node_unlock(n);
 		return;
 	}
 	if (n->layer != 0 || n->real_ino != (uint64_t)st.st_ino)
@@ -312,7 +313,8 @@ static void node_resync(struct dnode *n, void *arg)
 	n->lmask = 0;
 	n->charged_bytes = blocks_bytes(&st);
 	n->charged_inode = true;
-	pthread_mutex_unlock(&n->lock);
+	n->written = true;
+	node_unlock(n);
 }
 
 int copy_up_tree(struct dnode *dir)
@@ -324,9 +326,9 @@ int copy_up_tree(struct dnode *dir)
 
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&dir->lock);
+	node_lock(dir);
 	lmask = dir->lmask;
-	pthread_mutex_unlock(&dir->lock);
+	node_unlock(dir);
 	if (!lmask)
 		return 0;
 	r = node_path(dir, path, sizeof(path));

@@ -80,6 +80,7 @@ struct figures {
 	uint64_t area_bytes[AREA_N];
 	uint64_t inodes_used, inodes_limit;
 	long pid;
+	uint64_t known_inodes; /* daemon's node table: inodes the kernel holds */
 };
 
 /* Snapshot of the counters as published. */

@@ -13,7 +13,7 @@
  *   D->ns_lock   read by every request, write by rename: protects every
  *                node's parent, name and area, i.e. the shape of the union
  *                namespace, and the union paths built from it;
- *   node->lock   parent before child, never two unrelated nodes at once:
+ *   node->lock   one node at a time (recursively by its holder):
  *                protects layer, lmask, fh, the charge and the open count.
  * The inode tables are liburcu lock-free hash tables (urcu-memb flavor);
  * FUSE worker threads register on first use (threads.c). */
@@ -59,32 +59,61 @@ struct layer {
 
 struct rlink;
 
+/* See nlock.c: a recursive lock in 8 bytes. */
+struct nlock {
+	uint32_t word;  /* 0 free, 1 held, 2 held with waiters (futex) */
+	uint32_t owner; /* holder's tid | depth << 22, 0 when free */
+};
+void nlock_lock(struct nlock *l);
+void nlock_unlock(struct nlock *l);
+
+/* One per object the kernel knows: kept small (doc/cvmfsd-disk.md, memory
+ * per known inode), so rarely used state hangs off pointers, the name is
+ * stored inline, and most nodes are found through by_ino alone. */
 struct dnode {
-	struct cds_lfht_node ino_node;  /* in D->by_ino */
-	struct cds_lfht_node real_node; /* in D->by_real while the object lives */
-	struct rcu_head rcu;
+	struct cds_lfht_node ino_node; /* in D->by_ino */
 	uint64_t ino;
-	uint64_t nlookup; /* the kernel's references (atomic) */
-	uint64_t refs;    /* nlookup + children + 1 while in use (atomic) */
+	uint64_t refs; /* kernel lookups + children + 1 while in use (atomic) */
 
 	/* protected by D->ns_lock */
 	struct dnode *parent;
-	char *name;
-	enum area area;
+	char *name; /* name_buf, or an allocation of its own after a rename */
 
 	/* protected by lock */
-	pthread_mutex_t lock;
-	mode_t type;      /* S_IFMT bits */
-	unsigned layer;   /* topmost presence: 0 upper, j + 1 lower layer j */
-	uint32_t lmask;   /* directories: lower layers merged in (bit j) */
 	uint64_t real_ino;
-	struct rlink *rl; /* our entry in by_real under (layer, real_ino), owned */
-	struct file_handle *fh; /* upper objects with more than one link */
 	int64_t charged_bytes;  /* upper objects: st_blocks * 512 last charged */
-	bool charged_inode;
-	unsigned open_count;
-	bool unlinked;    /* last link gone: uncharge at last close */
+	union {
+		struct {
+			struct rlink *rl; /* by_real entry when ino != ino_for(layer, real_ino) */
+			struct file_handle *fh; /* upper objects with more than one link */
+		};
+		/* Once the node is out of the tables nothing reads rl or fh
+		 * (every path to a node takes a reference first), so the grace
+		 * period's bookkeeping reuses their room. */
+		struct rcu_head rcu;
+	};
+	uint32_t lmask;         /* directories: lower layers merged in (bit j) */
+	uint32_t open_count;
+	struct nlock lock;
+	uint16_t type;     /* S_IFMT bits, immutable */
+	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */
+	uint8_t area;      /* enum area; protected by D->ns_lock */
+	bool charged_inode : 1;
+	bool unlinked : 1;    /* last link gone: uncharge at last close */
+	bool real_direct : 1; /* found by (layer, real_ino) through by_ino */
+	bool written : 1;     /* blocks may have changed since made: measure at forget */
+	char name_buf[];
 };
+
+static inline void node_lock(struct dnode *n)
+{
+	nlock_lock(&n->lock);
+}
+
+static inline void node_unlock(struct dnode *n)
+{
+	nlock_unlock(&n->lock);
+}
 
 struct disk {
 	struct disk_config cfg;
@@ -95,6 +124,8 @@ struct disk {
 	uint64_t blksize; /* upper filesystem block size, for reservations */
 	uint32_t idmap_uid, idmap_gid, idmap_count; /* --image-idmap; count 0: none */
 	struct cds_lfht *by_ino, *by_real;
+	uint64_t nodes, aliases;   /* entries of by_ino and by_real (atomic) */
+	unsigned long ino_buckets, real_buckets, trim_peak; /* nodes_maintain() */
 	struct dnode *root;
 	pthread_rwlock_t ns_lock;
 	uint64_t next_ino; /* fallback numbers when the stable one is taken */
@@ -129,6 +160,11 @@ struct dnode *node_get(fuse_ino_t ino);
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st);
 void node_forget(struct dnode *n, uint64_t nlookup);
+/* Resize the tables to their population, return freed memory to the
+ * system; called once a second and when the table outgrows its buckets. */
+void nodes_maintain(void);
+/* The node now lives at (p, name) (rename); ns_lock held for writing. */
+int node_move(struct dnode *n, struct dnode *p, const char *name);
 void node_unref(struct dnode *n);
 /* Re-key a node after its object changed (copy-up) or died (unlink). */
 void node_set_real(struct dnode *n, unsigned layer, uint64_t real_ino);

@@ -268,7 +268,8 @@ static bool session_stop(void)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 10;
 		if (pthread_timedjoin_np(loop_thread, NULL, &ts) != 0) {
-			log_warn("%s: still in use; usage will be recounted at next start", mnt_path);
+			log_warn("%s: still in use (%llu inodes known); usage will be recounted at next start",
+				 mnt_path, (unsigned long long)__atomic_load_n(&D->nodes, __ATOMIC_RELAXED));
 			return false;
 		}
 		loop_running = false;

@@ -35,11 +35,11 @@ int figures_to_json(const struct figures *f, char *buf, size_t size)
 			 ",\"image_bytes\":%" PRIu64 ",\"docker_bytes\":%" PRIu64
 			 ",\"home_bytes\":%" PRIu64 ",\"other_bytes\":%" PRIu64
 			 ",\"inodes_used\":%" PRIu64 ",\"inodes_limit\":%" PRIu64
-			 ",\"pid\":%ld}\n",
+			 ",\"pid\":%ld,\"known_inodes\":%" PRIu64 "}\n",
 			 f->name, f->state, f->limit_bytes, f->used_bytes, f->avail_bytes,
 			 f->area_bytes[AREA_IMAGE], f->area_bytes[AREA_DOCKER],
 			 f->area_bytes[AREA_HOME], f->area_bytes[AREA_OTHER], f->inodes_used,
-			 f->inodes_limit, f->pid);
+			 f->inodes_limit, f->pid, f->known_inodes);
 
 	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
@@ -59,6 +59,8 @@ static uint64_t *figure_field(struct figures *f, const char *key)
 		return &f->inodes_used;
 	if (!strcmp(key, "inodes_limit"))
 		return &f->inodes_limit;
+	if (!strcmp(key, "known_inodes"))
+		return &f->known_inodes;
 	for (int i = 0; i < AREA_N; i++)
 		if (!strcmp(key, areas[i]))
 			return &f->area_bytes[i];

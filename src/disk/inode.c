@@ -7,6 +7,17 @@
  * or (layer << 48 | real) for an image object; a number already taken (a
  * dying node, a huge real number) falls back to a counter.
  *
+ * A node whose number is ino_for(layer, real) -- nearly all of them -- is
+ * found by its object through by_ino alone (real_direct); only the others
+ * (copied up after their number was given out, fallback numbers) have an
+ * entry in by_real. That saves an allocation and a hash bucket per node.
+ *
+ * Both tables are resized by nodes_maintain(), not by liburcu's lazy
+ * auto-resize: in liburcu 0.13 the resize worker can finish before the
+ * launcher marks the resize as initiated, and from then on no resize is ever
+ * launched again (seen here: 2,048 buckets under 330,000 nodes, every lookup
+ * walking chains of ~160).
+ *
  * Lifetime: refs = kernel lookups + child nodes + 1 for the root; a node is
  * unlinked from both tables and freed after a grace period at refs == 0.
  * The kernel keeps a node referenced while any request for it is in flight,
@@ -16,6 +27,8 @@
 #include "cvmfs/log.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,52 +112,87 @@ static void node_free(struct rcu_head *h)
 {
 	struct dnode *n = caa_container_of(h, struct dnode, rcu);
 
-	pthread_mutex_destroy(&n->lock);
-	free(n->name);
-	free(n->fh);
+	if (n->name != n->name_buf)
+		free(n->name);
 	free(n);
+	/* Counted when the memory is gone, so that nodes_maintain() trims
+	 * after the frees. */
+	__atomic_sub_fetch(&D->nodes, 1, __ATOMIC_RELAXED);
+}
+
+static void alias_del(struct rlink *l)
+{
+	urcu_memb_read_lock();
+	if (cds_lfht_del(D->by_real, &l->hnode) == 0)
+		__atomic_sub_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+	urcu_memb_read_unlock();
 }
 
 void node_drop_real(struct dnode *n)
 {
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
+	n->real_direct = false;
 	if (n->rl) {
 		/* Fails harmlessly if a newer object with the same key already
 		 * took the entry out (node_set_real); we still own the memory. */
-		urcu_memb_read_lock();
-		cds_lfht_del(D->by_real, &n->rl->hnode);
-		urcu_memb_read_unlock();
+		alias_del(n->rl);
 		urcu_memb_call_rcu(&n->rl->rcu, rlink_free);
 		n->rl = NULL;
 	}
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
+}
+
+/* An entry with this key belongs to an object that died without us
+ * noticing (its number was reused): the newest object wins. */
+static void alias_add(struct dnode *n, struct rlink *l)
+{
+	struct rkey k = { l->layer, l->ino };
+	struct cds_lfht_node *got;
+
+	urcu_memb_read_lock();
+	while ((got = cds_lfht_add_unique(D->by_real, real_hash(k.layer, k.ino), match_real, &k,
+					  &l->hnode)) != &l->hnode) {
+		if (cds_lfht_del(D->by_real, got) == 0)
+			__atomic_sub_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+	}
+	urcu_memb_read_unlock();
+	__atomic_add_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+	n->rl = l;
+}
+
+static void alias_del_key(unsigned layer, uint64_t real_ino)
+{
+	struct rkey k = { layer, real_ino };
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(D->by_real, real_hash(layer, real_ino), match_real, &k, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	if (hn && cds_lfht_del(D->by_real, hn) == 0)
+		__atomic_sub_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+	urcu_memb_read_unlock();
 }
 
 void node_set_real(struct dnode *n, unsigned layer, uint64_t real_ino)
 {
-	struct rlink *l = calloc(1, sizeof(*l));
-	struct rkey k = { layer, real_ino };
-	struct cds_lfht_node *got;
+	struct rlink *l = NULL;
 
 	node_drop_real(n);
-	pthread_mutex_lock(&n->lock);
-	n->layer = layer;
+	node_lock(n);
+	n->layer = (uint8_t)layer;
 	n->real_ino = real_ino;
-	if (l) {
+	if (n->ino && n->ino == ino_for(layer, real_ino)) {
+		alias_del_key(layer, real_ino); /* the newest object wins */
+		n->real_direct = true;
+	} else if ((l = calloc(1, sizeof(*l)))) {
 		*l = (struct rlink){ .layer = layer, .ino = real_ino, .n = n };
-		urcu_memb_read_lock();
-		/* An entry with this key belongs to an object that died without
-		 * us noticing (its number was reused): the newest object wins. */
-		while ((got = cds_lfht_add_unique(D->by_real, real_hash(layer, real_ino), match_real,
-						  &k, &l->hnode)) != &l->hnode)
-			cds_lfht_del(D->by_real, got);
-		urcu_memb_read_unlock();
-		n->rl = l;
+		alias_add(n, l);
 	}
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 }
 
-struct dnode *node_find_real(unsigned layer, uint64_t real_ino)
+static struct dnode *alias_find(unsigned layer, uint64_t real_ino)
 {
 	struct rkey k = { layer, real_ino };
 	struct cds_lfht_iter it;
@@ -160,7 +208,78 @@ struct dnode *node_find_real(unsigned layer, uint64_t real_ino)
 			n = NULL;
 	}
 	urcu_memb_read_unlock();
-	return n; /* with a reference the caller drops with node_unref */
+	return n;
+}
+
+/* The node numbered ino_for(layer, real_ino), if it still stands for that
+ * object (it may have been unlinked or copied up since). */
+static struct dnode *direct_find(unsigned layer, uint64_t real_ino)
+{
+	uint64_t key = ino_for(layer, real_ino);
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	struct dnode *n = NULL;
+	bool same;
+
+	if (!key)
+		return NULL;
+	urcu_memb_read_lock();
+	cds_lfht_lookup(D->by_ino, mix64(key), match_ino, &key, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	if (hn) {
+		n = caa_container_of(hn, struct dnode, ino_node);
+		if (!ref_not_zero(n))
+			n = NULL;
+	}
+	urcu_memb_read_unlock();
+	if (!n)
+		return NULL;
+	node_lock(n);
+	same = n->real_direct && n->layer == layer && n->real_ino == real_ino;
+	node_unlock(n);
+	if (same)
+		return n;
+	node_unref(n);
+	return NULL;
+}
+
+struct dnode *node_find_real(unsigned layer, uint64_t real_ino)
+{
+	struct dnode *n = alias_find(layer, real_ino);
+
+	/* with a reference the caller drops with node_unref */
+	return n ? n : direct_find(layer, real_ino);
+}
+
+/* Upper files written through this node may have gained blocks since their
+ * last measure (ext4 allocates extent blocks at writeback). A node made
+ * again later starts from the blocks it then has, so settle them now. Nodes
+ * that were only looked up skip the stat: forgetting a million of them (an
+ * unmount, drop_caches) is then pure bookkeeping. */
+static void node_settle_writeback(struct dnode *n)
+{
+	bool measure;
+
+	node_lock(n);
+	measure = n->layer == 0 && S_ISREG(n->type) && n->charged_inode && !n->unlinked &&
+		  n->written;
+	node_unlock(n);
+	if (measure)
+		charge_node(n, -1, 0, 0);
+}
+
+/* Out of both tables; freed after a grace period. */
+static void node_retire(struct dnode *n)
+{
+	node_drop_real(n);
+	node_lock(n);
+	free(n->fh);
+	n->fh = NULL;
+	node_unlock(n);
+	urcu_memb_read_lock();
+	cds_lfht_del(D->by_ino, &n->ino_node);
+	urcu_memb_read_unlock();
+	urcu_memb_call_rcu(&n->rcu, node_free); /* overwrites rl and fh */
 }
 
 static void node_destroy(struct dnode *n)
@@ -168,16 +287,8 @@ static void node_destroy(struct dnode *n)
 	while (n) {
 		struct dnode *parent = n->parent;
 
-		/* A node made again later starts from the blocks it then has:
-		 * settle what writeback added since its last measure first. */
-		if (n->layer == 0 && S_ISREG(n->type) && n->charged_inode && !n->unlinked)
-			charge_node(n, -1, 0, 0);
-
-		node_drop_real(n);
-		urcu_memb_read_lock();
-		cds_lfht_del(D->by_ino, &n->ino_node);
-		urcu_memb_read_unlock();
-		urcu_memb_call_rcu(&n->rcu, node_free);
+		node_settle_writeback(n);
+		node_retire(n);
 		n = parent && __atomic_sub_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL) == 0 ? parent
 											: NULL;
 	}
@@ -191,7 +302,6 @@ void node_unref(struct dnode *n)
 
 void node_forget(struct dnode *n, uint64_t nlookup)
 {
-	__atomic_sub_fetch(&n->nlookup, nlookup, __ATOMIC_RELAXED);
 	if (__atomic_sub_fetch(&n->refs, nlookup, __ATOMIC_ACQ_REL) == 0)
 		node_destroy(n);
 }
@@ -215,27 +325,38 @@ static void node_publish_ino(struct dnode *n, uint64_t want)
 	urcu_memb_read_unlock();
 }
 
+/* A node with its name stored inline, counted in D->nodes. */
+static struct dnode *node_alloc(const char *name)
+{
+	size_t len = strlen(name) + 1;
+	struct dnode *n = calloc(1, offsetof(struct dnode, name_buf) + len);
+	uint64_t count;
+
+	if (!n)
+		return NULL;
+	memcpy(n->name_buf, name, len);
+	n->name = n->name_buf;
+	count = __atomic_add_fetch(&D->nodes, 1, __ATOMIC_RELAXED);
+	/* Far more nodes than buckets: resize now rather than at the next tick. */
+	if (count == 4 * (uint64_t)__atomic_load_n(&D->ino_buckets, __ATOMIC_RELAXED))
+		publish_kick();
+	return n;
+}
+
 static struct dnode *node_new(struct dnode *parent, const char *name, unsigned layer,
 			      uint32_t lmask, const struct stat *st)
 {
-	pthread_mutexattr_t ma;
-	struct dnode *n = calloc(1, sizeof(*n));
+	struct dnode *n = node_alloc(name);
 	char path[PATH_MAX];
 
-	if (!n || !(n->name = strdup(name))) {
-		free(n);
+	if (!n)
 		return NULL;
-	}
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&n->lock, &ma);
-	pthread_mutexattr_destroy(&ma);
 	n->parent = parent;
-	n->type = st->st_mode & S_IFMT;
-	n->layer = layer;
+	n->type = (uint16_t)(st->st_mode & S_IFMT);
+	n->layer = (uint8_t)layer;
 	n->lmask = lmask;
 	n->real_ino = st->st_ino;
-	n->refs = n->nlookup = 1;
+	n->refs = 1;
 	n->area = node_path(parent, path, sizeof(path)) < 0 ? AREA_OTHER : parent->area;
 	if (parent == D->root || parent->area == AREA_OTHER) {
 		if (path_join(path, sizeof(path), path, name) == 0)
@@ -248,14 +369,14 @@ static struct dnode *node_new(struct dnode *parent, const char *name, unsigned l
 	return n;
 }
 
-/* Adopt an existing node for a repeated lookup: one more kernel reference. */
+/* Adopt an existing node for a repeated lookup: the reference taken by
+ * node_find_real becomes the kernel's. */
 static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 {
-	__atomic_add_fetch(&n->nlookup, 1, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->type == S_IFDIR)
 		n->lmask = lmask;
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	return n;
 }
 
@@ -278,14 +399,34 @@ struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer
 	return n;
 }
 
+int node_move(struct dnode *n, struct dnode *p, const char *name)
+{
+	char *copy = NULL;
+
+	if (n->parent == NULL)
+		return -EINVAL;
+	if (strcmp(n->name, name)) {
+		copy = strdup(name);
+		if (!copy)
+			return -ENOMEM;
+		if (n->name != n->name_buf)
+			free(n->name);
+		n->name = copy;
+	}
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
+	node_unref(n->parent);
+	n->parent = p;
+	return 0;
+}
+
 void node_keep_handle(struct dnode *n)
 {
 	struct file_handle *fh;
 	int mount_id, fd;
 
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->fh || n->layer != 0) {
-		pthread_mutex_unlock(&n->lock);
+		node_unlock(n);
 		return;
 	}
 	fd = node_open(n, O_PATH | O_NOFOLLOW);
@@ -300,7 +441,7 @@ void node_keep_handle(struct dnode *n)
 	free(fh);
 	if (fd >= 0)
 		close(fd);
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 }
 
 bool node_is_below(struct dnode *n, struct dnode *dir)
@@ -317,10 +458,53 @@ void node_for_each_below(struct dnode *dir, void (*fn)(struct dnode *, void *), 
 	struct dnode *n;
 
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(D->by_ino, &it, n, ino_node)
-		if (node_is_below(n, dir))
-			fn(n, arg);
+	cds_lfht_for_each_entry(D->by_ino, &it, n, ino_node) {
+		/* A node being forgotten right now is left alone. */
+		if (!node_is_below(n, dir) || !ref_not_zero(n))
+			continue;
+		fn(n, arg);
+		node_unref(n);
+	}
 	urcu_memb_read_unlock();
+}
+
+#define MIN_BUCKETS 1024UL
+
+/* About two nodes per bucket: 8 bytes of bucket per node or less. */
+static unsigned long buckets_for(uint64_t count)
+{
+	unsigned long b = MIN_BUCKETS;
+
+	while (b < count / 2)
+		b <<= 1;
+	return b;
+}
+
+/* Resize when the average chain passes 4 or falls under 1/4. */
+static void table_fit(struct cds_lfht *ht, unsigned long *buckets, uint64_t count)
+{
+	unsigned long want = buckets_for(count), cur = *buckets;
+
+	if (want > 2 * cur || 4 * want < cur) {
+		cds_lfht_resize(ht, want);
+		__atomic_store_n(buckets, want, __ATOMIC_RELAXED);
+	}
+}
+
+void nodes_maintain(void)
+{
+	uint64_t nodes = __atomic_load_n(&D->nodes, __ATOMIC_RELAXED);
+
+	table_fit(D->by_ino, &D->ino_buckets, nodes);
+	table_fit(D->by_real, &D->real_buckets, __atomic_load_n(&D->aliases, __ATOMIC_RELAXED));
+	/* The kernel forgot many inodes: give the freed nodes' memory back
+	 * (glibc keeps freed chunks in its arenas otherwise). */
+	if (nodes > D->trim_peak)
+		D->trim_peak = nodes;
+	if (D->trim_peak - nodes >= 16384 && nodes < D->trim_peak / 4 * 3) {
+		malloc_trim(0);
+		D->trim_peak = nodes;
+	}
 }
 
 int nodes_init(void)
@@ -328,23 +512,18 @@ int nodes_init(void)
 	struct stat st;
 	struct dnode *root;
 
-	D->by_ino = cds_lfht_new_flavor(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-					&urcu_memb_flavor, NULL);
-	D->by_real = cds_lfht_new_flavor(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-					 &urcu_memb_flavor, NULL);
+	/* No CDS_LFHT_AUTO_RESIZE: see nodes_maintain() and the top of this file. */
+	D->by_ino = cds_lfht_new_flavor(MIN_BUCKETS, MIN_BUCKETS, 0, 0, &urcu_memb_flavor, NULL);
+	D->by_real = cds_lfht_new_flavor(MIN_BUCKETS, MIN_BUCKETS, 0, 0, &urcu_memb_flavor, NULL);
 	if (!D->by_ino || !D->by_real)
 		return -ENOMEM;
+	D->ino_buckets = D->real_buckets = MIN_BUCKETS;
 	if (fstat(D->layers[0].fd, &st) < 0)
 		return -errno;
 	D->next_ino = 1ULL << 62;
-	root = calloc(1, sizeof(*root));
-	if (!root || !(root->name = strdup("")))
+	root = node_alloc("");
+	if (!root)
 		return -ENOMEM;
-	pthread_mutexattr_t ma;
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&root->lock, &ma);
-	pthread_mutexattr_destroy(&ma);
 	root->ino = FUSE_ROOT_ID;
 	root->refs = 1;
 	root->type = S_IFDIR;
@@ -373,9 +552,7 @@ void nodes_fini(void)
 	while ((hn = cds_lfht_iter_get_node(&it))) {
 		struct dnode *n = caa_container_of(hn, struct dnode, ino_node);
 
-		node_drop_real(n);
-		cds_lfht_del(D->by_ino, hn);
-		urcu_memb_call_rcu(&n->rcu, node_free);
+		node_retire(n);
 		cds_lfht_next(D->by_ino, &it);
 	}
 	urcu_memb_read_unlock();

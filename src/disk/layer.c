@@ -149,10 +149,10 @@ int node_lookup(struct dnode *parent, const char *name, struct found *f)
 	uint32_t lmask;
 	int r;
 
-	pthread_mutex_lock(&parent->lock);
+	node_lock(parent);
 	upper = parent->layer == 0;
 	lmask = parent->lmask;
-	pthread_mutex_unlock(&parent->lock);
+	node_unlock(parent);
 	r = node_path(parent, prel, sizeof(prel));
 	return r < 0 ? r : union_lookup(prel, upper, lmask, name, f);
 }

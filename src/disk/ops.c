@@ -24,12 +24,12 @@ void fill_attr(struct dnode *n, struct stat *st)
 	st->st_ino = n->ino;
 	/* A merged directory's link count means nothing; 1 tells find(1) not
 	 * to use the leaf optimisation, as overlayfs does. */
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->type == S_IFDIR && n->lmask && (n->layer == 0 || (n->lmask & (n->lmask - 1))))
 		st->st_nlink = 1;
 	if (n->layer != 0)
 		image_owner(st);
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 }
 
 void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st)

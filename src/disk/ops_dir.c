@@ -27,10 +27,10 @@ static int dirh_fill(struct dnode *n, struct dirh *h)
 
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	upper = n->layer == 0;
 	lmask = n->lmask;
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	dlist_free(&h->l);
 	return dir_list(path, upper, lmask, &h->l);
 }

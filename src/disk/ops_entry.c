@@ -121,11 +121,11 @@ static struct dnode *new_node(struct dnode *p, const char *name, const struct st
 
 	if (n) {
 		/* Not charged yet: charge_node below counts it. */
-		pthread_mutex_lock(&n->lock);
+		node_lock(n);
 		n->charged_bytes = 0;
 		n->charged_inode = false;
 		n->unlinked = false;
-		pthread_mutex_unlock(&n->lock);
+		node_unlock(n);
 	}
 	return n;
 }
@@ -216,9 +216,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	n->open_count++;
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	e.ino = n->ino;
 	fill_attr(n, &e.attr);
 	fi->fh = (uint64_t)fd;

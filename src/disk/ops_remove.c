@@ -16,9 +16,9 @@ static bool lower_has(struct dnode *p, const char *prel, const char *name)
 	struct found f;
 	uint32_t lmask;
 
-	pthread_mutex_lock(&p->lock);
+	node_lock(p);
 	lmask = p->lmask;
-	pthread_mutex_unlock(&p->lock);
+	node_unlock(p);
 	return lmask && union_lookup(prel, false, lmask, name, &f) == 0;
 }
 
@@ -75,7 +75,7 @@ static int remove_upper(struct target *t, const char *name, bool dir)
 		whiteouts_clear(tfd, t->ar);
 	n = node_find_real(0, t->f.st.st_ino);
 	if (n) {
-		pthread_mutex_lock(&n->lock); /* no open may slip in between */
+		node_lock(n); /* no open may slip in between */
 		/* Books must match the blocks the unlink will give back. */
 		charge_node(n, tfd, 0, 0);
 	}
@@ -86,7 +86,7 @@ static int remove_upper(struct target *t, const char *name, bool dir)
 	if (r == 0)
 		charge_removed(n, tfd, t->ar);
 	if (n) {
-		pthread_mutex_unlock(&n->lock);
+		node_unlock(n);
 		node_unref(n);
 	}
 	if (r == 0 && t->whiteout && dir)

@@ -48,9 +48,9 @@ static int side_init(struct side *s, fuse_ino_t parent, const char *name)
 	if (r < 0 && r != -ENOENT)
 		return r;
 	s->exists = r == 0;
-	pthread_mutex_lock(&s->p->lock);
+	node_lock(s->p);
 	s->lower_has = s->p->lmask && union_lookup(s->prel, false, s->p->lmask, name, &lf) == 0;
-	pthread_mutex_unlock(&s->p->lock);
+	node_unlock(s->p);
 	return 0;
 }
 
@@ -109,20 +109,6 @@ static int check_target(const struct side *src, const struct side *dst, unsigned
 	return r;
 }
 
-/* The node of a moved object now lives at (p, name). */
-static void node_move(struct dnode *n, struct dnode *p, const char *name)
-{
-	char *copy = strdup(name);
-
-	if (!copy || n->parent == NULL)
-		return free(copy);
-	__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
-	node_unref(n->parent);
-	n->parent = p;
-	free(n->name);
-	n->name = copy;
-}
-
 static void node_area_update(struct dnode *n, void *arg)
 {
 	char path[PATH_MAX];
@@ -139,9 +125,9 @@ static void make_opaque(int pfd, const char *name, struct dnode *n)
 
 	if (fd < 0 || fd_setxattr(fd, XATTR_OPAQUE, "y", 1, 0) < 0)
 		return;
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	n->lmask = 0;
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	charge_node(n, fd, 0, 0);
 }
 

@@ -15,9 +15,9 @@ static bool node_is_lower(struct dnode *n)
 {
 	bool lower;
 
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	lower = n->layer != 0;
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	return lower;
 }
 

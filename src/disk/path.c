@@ -82,15 +82,15 @@ int node_open(struct dnode *n, int flags)
 	char path[PATH_MAX];
 	int fd, r;
 
-	pthread_mutex_lock(&n->lock);
+	node_lock(n);
 	if (n->fh && n->layer == 0) {
 		fd = open_by_handle_at(D->handle_fd, n->fh, flags | O_CLOEXEC);
-		pthread_mutex_unlock(&n->lock);
+		node_unlock(n);
 		return fd < 0 ? -errno : fd;
 	}
 	r = node_path(n, path, sizeof(path));
 	fd = r < 0 ? r : layer_open(n->layer, path, flags);
-	pthread_mutex_unlock(&n->lock);
+	node_unlock(n);
 	return fd;
 }
 

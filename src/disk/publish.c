@@ -72,6 +72,7 @@ int publish_write(const char *state)
 	snprintf(f.name, sizeof(f.name), "%s", D->cfg.name);
 	snprintf(f.state, sizeof(f.state), "%s", state);
 	f.pid = (long)getpid();
+	f.known_inodes = __atomic_load_n(&D->nodes, __ATOMIC_RELAXED);
 	len = figures_to_json(&f, buf, sizeof(buf));
 	if (len < 0)
 		return len;
@@ -112,9 +113,11 @@ static void *publish_loop(void *arg)
 	int r;
 
 	(void)arg;
+	disk_thread_enter(); /* nodes_maintain() resizes the RCU tables */
 	pthread_mutex_lock(&D->pub_lock);
 	while (!D->pub_stop) {
 		pthread_mutex_unlock(&D->pub_lock);
+		nodes_maintain();
 		r = publish_write("running");
 		if (r < 0)
 			log_warn("%s/disk/%s.json: %s", D->cfg.run_dir, D->cfg.name, strerror(-r));

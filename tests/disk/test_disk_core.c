@@ -130,7 +130,7 @@ static void test_figures_json(void)
 	struct figures f = { .name = "ws-1", .state = "running", .limit_bytes = 1ULL << 40,
 			     .used_bytes = 123, .avail_bytes = (1ULL << 40) - 123,
 			     .area_bytes = { 1, 2, 3, 117 }, .inodes_used = 9, .inodes_limit = 0,
-			     .pid = 4242 };
+			     .pid = 4242, .known_inodes = 1000001 };
 	struct figures g;
 	char buf[1024];
 	int n = figures_to_json(&f, buf, sizeof(buf));
@@ -143,6 +143,7 @@ static void test_figures_json(void)
 	CHECK_EQ_U64(g.area_bytes[AREA_OTHER], 117);
 	CHECK_EQ_U64(g.area_bytes[AREA_DOCKER], 2);
 	CHECK_EQ_INT(g.pid, 4242);
+	CHECK_EQ_U64(g.known_inodes, 1000001);
 	CHECK_EQ_INT(figures_to_json(&f, buf, 20), -ENOSPC);
 	CHECK_EQ_INT(figures_from_json("{\"name\":\"x\"", &g), -EINVAL);
 	CHECK_EQ_INT(figures_from_json("{ \"state\": \"stopped\", \"name\": \"z\", \"x\": 5 }", &g), 0);

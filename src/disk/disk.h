@@ -226,6 +226,14 @@ bool lower_dir_opaque(int dirfd, const char *name);
 /* Put a marked whiteout at dirfd/name (replacing what is there if
  * replace) and charge it to ar. */
 int whiteout_make(int dirfd, const char *name, bool replace, enum area ar);
+/* The steps of whiteout_make, for callers that place the whiteout with an
+ * exchange: a marked whiteout at DATA/work/tmp, reserved; then settled
+ * (charged to ar) once placed, or aborted (removed, unreserved). */
+int whiteout_prepare(char *tmp, size_t size, struct stat *st);
+void whiteout_settle(enum area ar, const struct stat *st);
+void whiteout_abort(const char *tmp);
+/* Replace the empty upper directory dirfd/name by a whiteout atomically. */
+int rmdir_hiding(int dirfd, const char *name, enum area ar);
 /* Remove the union's whiteouts in an upper directory (it became opaque or
  * is about to be removed), uncharging them. */
 int whiteouts_clear(int dirfd, enum area ar);

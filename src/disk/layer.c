@@ -10,6 +10,7 @@
 #include "disk.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -164,33 +165,87 @@ int tmp_name(char *buf, size_t size)
 	return snprintf(buf, size, "t%d.%lu", (int)getpid(), seq) < (int)size ? 0 : -ENAMETOOLONG;
 }
 
-/* Made in the work directory and moved in with its marker already set, so
- * the upper layer never holds an unmarked 0/0 device of ours. */
-int whiteout_make(int dirfd, const char *name, bool replace, enum area ar)
+/* Made in the work directory with its marker already set, so the upper
+ * layer never holds an unmarked 0/0 device of ours. Reserves one inode and
+ * a directory block; whiteout_settle() or whiteout_abort() ends that. */
+int whiteout_prepare(char *tmp, size_t size, struct stat *st)
 {
-	char tmp[64], p[PATH_MAX];
-	struct stat st;
-	int r;
+	char p[PATH_MAX];
+	int r = charge_reserve(dirent_growth(), 1);
 
-	r = charge_reserve(dirent_growth(), 1);
 	if (r < 0)
 		return r;
-	tmp_name(tmp, sizeof(tmp));
-	if (mknodat(D->work_fd, tmp, S_IFCHR, makedev(0, 0)) < 0) {
+	r = tmp_name(tmp, size);
+	if (r == 0 && mknodat(D->work_fd, tmp, S_IFCHR, makedev(0, 0)) < 0)
 		r = -errno;
+	if (r < 0) {
 		charge_unreserve(dirent_growth(), 1);
 		return r;
 	}
 	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", D->work_fd, tmp);
-	if (lsetxattr(p, XATTR_WHITEOUT, "y", 1, 0) < 0 || fstatat(D->work_fd, tmp, &st,
-								   AT_SYMLINK_NOFOLLOW) < 0 ||
-	    renameat2(D->work_fd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) < 0) {
+	if (lsetxattr(p, XATTR_WHITEOUT, "y", 1, 0) < 0 ||
+	    fstatat(D->work_fd, tmp, st, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = -errno;
-		unlinkat(D->work_fd, tmp, 0);
-		charge_unreserve(dirent_growth(), 1);
+		whiteout_abort(tmp);
 		return r;
 	}
-	charge_settle(ar, dirent_growth(), blocks_bytes(&st), 1, 1);
+	return 0;
+}
+
+/* The prepared whiteout is in place (or went nowhere): charge or undo. */
+void whiteout_settle(enum area ar, const struct stat *st)
+{
+	charge_settle(ar, dirent_growth(), blocks_bytes(st), 1, 1);
+}
+
+void whiteout_abort(const char *tmp)
+{
+	unlinkat(D->work_fd, tmp, 0);
+	charge_unreserve(dirent_growth(), 1);
+}
+
+int whiteout_make(int dirfd, const char *name, bool replace, enum area ar)
+{
+	char tmp[64];
+	struct stat st;
+	int r = whiteout_prepare(tmp, sizeof(tmp), &st);
+
+	if (r < 0)
+		return r;
+	if (renameat2(D->work_fd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		whiteout_abort(tmp);
+		return r;
+	}
+	whiteout_settle(ar, &st);
+	return 0;
+}
+
+/* rmdir of an upper directory whose name an image layer also has: the
+ * whiteout takes the directory's place in one renameat2(RENAME_EXCHANGE),
+ * so the image's directory never shows through, not even for an instant or
+ * after a crash; the directory, now in DATA/work, is removed after. */
+int rmdir_hiding(int dirfd, const char *name, enum area ar)
+{
+	char tmp[64];
+	struct stat st;
+	int r = whiteout_prepare(tmp, sizeof(tmp), &st);
+
+	if (r < 0)
+		return r;
+	if (renameat2(D->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0) {
+		r = -errno;
+		whiteout_abort(tmp);
+		return r;
+	}
+	if (unlinkat(D->work_fd, tmp, AT_REMOVEDIR) < 0) {
+		r = -errno; /* not empty after all: put it back */
+		if (renameat2(D->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0)
+			log_error_errno(-errno, "rmdir %s: directory left in DATA/work/%s", name, tmp);
+		whiteout_abort(tmp);
+		return r;
+	}
+	whiteout_settle(ar, &st);
 	return 0;
 }
 

@@ -1,6 +1,6 @@
-/* unlink and rmdir. An upper object is removed (or replaced by a whiteout
- * in one rename when the image also has the name); an image object gets a
- * whiteout. Bytes come back at once, except for a file still open: it
+/* unlink and rmdir. An upper object is removed, or replaced by a whiteout
+ * in one rename when the image also has the name (a reader never sees the
+ * image's object come back); an image object gets a whiteout. Bytes come back at once, except for a file still open: it
  * stays charged until its last close, as its blocks stay allocated. */
 #include "disk.h"
 
@@ -79,7 +79,11 @@ static int remove_upper(struct target *t, const char *name, bool dir)
 		/* Books must match the blocks the unlink will give back. */
 		charge_node(n, tfd, 0, 0);
 	}
-	if (t->whiteout && !dir)
+	/* With an image object under the name, the name goes from the upper
+	 * object straight to a whiteout in one rename. */
+	if (t->whiteout && dir)
+		r = rmdir_hiding(pfd, name, t->ar);
+	else if (t->whiteout)
 		r = whiteout_make(pfd, name, true, t->ar);
 	else if (unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0) < 0)
 		r = -errno;
@@ -89,8 +93,6 @@ static int remove_upper(struct target *t, const char *name, bool dir)
 		node_unlock(n);
 		node_unref(n);
 	}
-	if (r == 0 && t->whiteout && dir)
-		r = whiteout_make(pfd, name, false, t->ar);
 	charge_node(t->p, pfd, 0, 0);
 	return r;
 }

@@ -5,16 +5,21 @@
  * directory with image content is copied up as a whole tree and made
  * opaque (no redirects: the renamed tree no longer depends on the image
  * layers, at the price of copying it once). The rename itself is one
- * renameat2 in the upper layer; a union whiteout then hides the image's
- * object at the old name. Bytes move between areas with the object (a
- * directory's subtree is walked when an area boundary is crossed). */
+ * renameat2 in the upper layer, or, when the image also has the old name,
+ * RENAME_EXCHANGEs with a whiteout made beforehand, so that the old name
+ * turns into the whiteout in the same step that moves the object (see
+ * rn_hiding). Bytes move between areas with the object (a directory's
+ * subtree is walked when an area boundary is crossed). */
 #include "disk.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 struct side {
@@ -148,6 +153,8 @@ struct rn {
 	int pfd, npfd, tfd;
 	struct dnode *tn; /* a replaced upper target's node */
 	int64_t res_i;
+	bool dst_wh;      /* a union whiteout holds the target name in upper */
+	struct stat wst;  /* ... this one */
 };
 
 static int rn_prepare(struct rn *x)
@@ -160,6 +167,9 @@ static int rn_prepare(struct rn *x)
 		r = x->pfd;
 	if (r == 0 && (x->npfd = node_upper_dir(x->dst.p)) < 0)
 		r = x->npfd;
+	if (r == 0 && !x->dst.exists &&
+	    fstatat(x->npfd, x->dst.name, &x->wst, AT_SYMLINK_NOFOLLOW) == 0)
+		x->dst_wh = is_union_whiteout(x->npfd, x->dst.name, &x->wst);
 	if (r < 0 || !x->dst.exists || (x->flags & RENAME_EXCHANGE) || x->dst.f.layer != 0)
 		return r;
 	x->tfd = layer_open(0, x->dst.rel, O_PATH | O_NOFOLLOW);
@@ -194,26 +204,116 @@ static int rn_finish(struct rn *x)
 		if (fstatat(x->pfd, x->src.name, &wst, AT_SYMLINK_NOFOLLOW) == 0)
 			charge_settle(area_of_path(x->src.rel), 0, blocks_bytes(&wst), 1, 1);
 		x->res_i--;
-	} else if (x->src.lower_has && !(x->flags & RENAME_EXCHANGE)) {
-		x->res_i--;
-		charge_unreserve(0, 1);
-		r = whiteout_make(x->pfd, x->src.name, false, area_of_path(x->src.rel));
 	}
 	if (x->src.n->parent == x->src.p && !strcmp(x->src.n->name, x->src.name))
 		node_move(x->src.n, x->dst.p, x->dst.name);
 	if ((x->flags & RENAME_EXCHANGE) && x->dst.n->parent == x->dst.p &&
 	    !strcmp(x->dst.n->name, x->dst.name))
 		node_move(x->dst.n, x->src.p, x->src.name);
-	if (S_ISDIR(x->src.f.st.st_mode) && x->dst.lower_has)
-		make_opaque(x->npfd, x->dst.name, x->src.n);
-	if ((x->flags & RENAME_EXCHANGE) && S_ISDIR(x->dst.f.st.st_mode) && x->src.lower_has)
-		make_opaque(x->pfd, x->src.name, x->dst.n);
 	move_areas(x->npfd, x->dst.name, x->src.rel, x->dst.rel, x->src.n);
 	if (x->flags & RENAME_EXCHANGE)
 		move_areas(x->pfd, x->src.name, x->dst.rel, x->src.rel, x->dst.n);
 	charge_node(x->src.p, x->pfd, 0, 0);
 	charge_node(x->dst.p, x->npfd, dirent_growth(), 0);
 	return r;
+}
+
+/* The target name is taken by one of our whiteouts (an image object
+ * deleted there). The object trades places with it (a directory cannot be
+ * renamed over a device), then the whiteout, now at the source name, stays
+ * if the image has the source name too, becomes the plain 0/0 device that
+ * RENAME_WHITEOUT asks for, or goes. Its charge follows it. */
+static int rn_over_whiteout(struct rn *x, bool hide)
+{
+	enum area from = area_of_path(x->dst.rel), to = area_of_path(x->src.rel);
+	char p[PATH_MAX];
+
+	if (renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, RENAME_EXCHANGE) < 0)
+		return -errno;
+	if (hide) {
+		if (from != to)
+			acct_move(&D->acct, from, to, blocks_bytes(&x->wst), 1);
+		return 0;
+	}
+	charge_gone(from, &x->wst); /* rn_finish charges a RENAME_WHITEOUT device anew */
+	if (x->flags & RENAME_WHITEOUT) {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", x->pfd, x->src.name);
+		if (lremovexattr(p, XATTR_WHITEOUT) < 0)
+			log_error_errno(-errno, "rename: %s left hidden", x->src.rel);
+	} else if (unlinkat(x->pfd, x->src.name, 0) < 0) {
+		log_error_errno(-errno, "rename: whiteout left at %s", x->src.rel);
+	}
+	return 0;
+}
+
+/* The second exchange failed: back to where we started. */
+static int rn_hiding_undo(struct rn *x, const char *tmp, int r)
+{
+	if (x->tfd >= 0) {
+		if (renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, RENAME_EXCHANGE) < 0)
+			log_error_errno(-errno, "rename %s: could not undo", x->src.rel);
+		whiteout_abort(tmp);
+	} else {
+		unlinkat(x->npfd, x->dst.name, 0); /* our whiteout */
+		charge_unreserve(dirent_growth(), 1);
+	}
+	return r;
+}
+
+/* The source name has an image object below it: it must go from our
+ * object straight to a whiteout, never showing the image's object, not for
+ * an instant and not after a crash. A marked whiteout is made in DATA/work
+ * and the names change by RENAME_EXCHANGE only:
+ *   target free:  whiteout -> target (still no visible object there), then
+ *                 source <-> target: the object is at the target, the
+ *                 whiteout at the source, in one step;
+ *   target taken: source <-> target (the target changes in one step), then
+ *                 whiteout <-> source; the replaced object, now in
+ *                 DATA/work, is removed. */
+static int rn_hiding(struct rn *x)
+{
+	bool taken = x->tfd >= 0;
+	char tmp[64];
+	int r = whiteout_prepare(tmp, sizeof(tmp), &x->wst);
+
+	if (r < 0)
+		return r;
+	if (taken)
+		r = renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, RENAME_EXCHANGE);
+	else
+		r = renameat2(D->work_fd, tmp, x->npfd, x->dst.name, RENAME_NOREPLACE);
+	if (r < 0) {
+		r = -errno;
+		whiteout_abort(tmp);
+		return r;
+	}
+	if (taken)
+		r = renameat2(D->work_fd, tmp, x->pfd, x->src.name, RENAME_EXCHANGE);
+	else
+		r = renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, RENAME_EXCHANGE);
+	if (r < 0)
+		return rn_hiding_undo(x, tmp, -errno);
+	if (taken && unlinkat(D->work_fd, tmp, S_ISDIR(x->dst.f.st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+		log_error_errno(-errno, "rename: replaced object left in DATA/work/%s", tmp);
+	whiteout_settle(area_of_path(x->src.rel), &x->wst);
+	return 0;
+}
+
+/* The rename in the upper layer. A directory arriving where the image has
+ * the name is made opaque first, so the image's entries never merge in. */
+static int rn_move(struct rn *x)
+{
+	bool hide = x->src.lower_has && !(x->flags & (RENAME_EXCHANGE | RENAME_WHITEOUT));
+
+	if (S_ISDIR(x->src.f.st.st_mode) && x->dst.lower_has)
+		make_opaque(x->pfd, x->src.name, x->src.n);
+	if ((x->flags & RENAME_EXCHANGE) && S_ISDIR(x->dst.f.st.st_mode) && x->src.lower_has)
+		make_opaque(x->npfd, x->dst.name, x->dst.n);
+	if (x->dst_wh)
+		return rn_over_whiteout(x, hide);
+	if (hide)
+		return rn_hiding(x);
+	return renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, x->flags) < 0 ? -errno : 0;
 }
 
 static int rn_do(struct rn *x)
@@ -226,13 +326,13 @@ static int rn_do(struct rn *x)
 	if (x->dst.exists && x->dst.f.layer == x->src.f.layer &&
 	    x->dst.f.st.st_ino == x->src.f.st.st_ino && !(x->flags & RENAME_EXCHANGE))
 		return 0; /* two links of one file: nothing to do */
-	x->res_i = (x->flags & RENAME_WHITEOUT) || x->src.lower_has ? 1 : 0;
+	x->res_i = (x->flags & RENAME_WHITEOUT) ? 1 : 0;
 	r = charge_reserve(dirent_growth(), x->res_i);
 	if (r < 0)
 		return r;
 	r = rn_prepare(x);
-	if (r == 0 && renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, x->flags) < 0)
-		r = -errno;
+	if (r == 0)
+		r = rn_move(x);
 	if (r < 0) {
 		charge_unreserve(dirent_growth(), x->res_i);
 		return r;

@@ -25,6 +25,8 @@ if not os.path.exists(HELPER):
     dt.skip('%s not built' % HELPER)
 if not os.access('/proc/sys/vm/drop_caches', os.W_OK):
     dt.skip('cannot write /proc/sys/vm/drop_caches')
+if 'libasan' in subprocess.run(['ldd', dt.CVMFSD], capture_output=True, text=True).stdout:
+    dt.skip('AddressSanitizer build: its redzones and quarantine are not the daemon\'s memory')
 res = dt.Results()
 base = dt.tmpdir()
 disk = dt.Disk(base, limit='1G')

@@ -13,6 +13,7 @@ image also has, while
     content, never the image's directory inode;
 then kill -9 at random points of the cycles, restart (recount), and the image
 objects still never reappear. Usage equals a recount throughout."""
+import ctypes
 import os
 import random
 import signal
@@ -130,6 +131,16 @@ try:
     res.eq('f whited out after the cycles', os.path.exists(os.path.join(m, 'f')), False)
     res.eq('d whited out after the cycles', os.path.exists(os.path.join(m, 'd')), False)
     dt.compare(res, 'after the cycles', disk)
+
+    # RENAME_NOREPLACE onto a name we whited out: the name is free.
+    libc = ctypes.CDLL(None, use_errno=True)
+    dt.write_file(os.path.join(m, 'g'), 'g')
+    r = libc.renameat2(-100, os.path.join(m, 'g').encode(), -100, os.path.join(m, 'f').encode(),
+                       1)  # AT_FDCWD, RENAME_NOREPLACE
+    res.eq('RENAME_NOREPLACE onto a whited-out name', (r, ctypes.get_errno() if r else 0), (0, 0))
+    res.eq('... lands there', open(os.path.join(m, 'f')).read(), 'g')
+    os.unlink(os.path.join(m, 'f'))
+    dt.compare(res, 'after RENAME_NOREPLACE', disk)
 
     # Crashes in the middle of the cycles.
     back = []

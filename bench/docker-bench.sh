@@ -1,0 +1,34 @@
+#!/bin/bash
+# docker-bench.sh: Docker inside a CVM against Docker on the host.
+#
+#   bench/docker-bench.sh [BUILD_DIR] [--runs N] [--builds N] [--no-diag] [--no-doc]
+#
+# As root.  BUILD_DIR (default build) must hold cvmfsd, cvm-launch and
+# cvmfs-stat, e.g.
+#   meson setup /work/bench-build . -Dbuildtype=release && ninja -C /work/bench-build
+#   bash bench/docker-bench.sh /work/bench-build
+#
+# Measures `docker run --rm IMG true` (median, p90 of 20) and a 200 MiB
+# `docker build --no-cache` (median of 3) with dockerd inside a CVM and with
+# a private host dockerd (Debian's docker.io, installed with apt if missing,
+# no service started), plus a breakdown; prints a markdown table and records
+# it in doc/bench-docker.md.  About 5 minutes here.  The logic, and what it
+# creates and removes, are in bench/docker_bench.py.
+#
+# Environment: DOCKER_BENCH_RUNS (20), DOCKER_BENCH_BUILDS (3),
+#              DOCKER_BENCH_FILES (20000), DOCKER_BENCH_KIB (10),
+#              DOCKER_BENCH_KEEP (runs kept in the doc, 3),
+#              CVMFS_TEST_CACHE (image cache, /var/tmp/cvmfs-test-cache).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=build
+if [[ $# -gt 0 && $1 != -* ]]; then
+	BUILD=$1
+	shift
+fi
+case $BUILD in /*) ;; *) [[ -d $BUILD ]] || BUILD=$REPO/$BUILD ;; esac
+[[ $(id -u) -eq 0 ]] || { echo "docker-bench: must run as root" >&2; exit 1; }
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=$(command -v python3)
+exec "$PY" "$REPO/bench/docker_bench.py" "$(cd "$BUILD" && pwd)" "$@"

@@ -220,11 +220,16 @@ class CVM:
             return ''
 
     def sh(self, script, timeout=300):
-        """Run script with /bin/sh inside the CVM: (rc, stdout+stderr)."""
+        """Run script with /bin/sh inside the CVM: (rc, stdout+stderr). It
+        joins the CVM's cgroups first (nsenter enters namespaces only), so
+        its limits hold for what it runs, as for the CVM's own processes."""
         if not self.pid:
             return -1, 'no CVM'
+        join = ('for f in /sys/fs/cgroup/*/cvmfs/"$0"/ns/cgroup.procs; do echo $$ >"$f"; '
+                'done; exec "$@"')
         try:
-            p = _sh(['nsenter', '-t', str(self.pid), '-a', '/bin/sh', '-c', script],
+            p = _sh(['sh', '-c', join, self.w.name, 'nsenter', '-t', str(self.pid), '-a',
+                     '/bin/sh', '-c', script],
                     timeout=timeout, env={'PATH': '/usr/sbin:/usr/bin:/sbin:/bin',
                                           'HOME': '/root'})
         except subprocess.TimeoutExpired:

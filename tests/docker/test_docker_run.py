@@ -34,6 +34,10 @@ if ok:
                      "print $(i + 1) }' /proc/self/mountinfo")
     R.eq('the root is cvmfsd disk', out, 'fuse.cvmfs-disk')
 
+    rc, out = cvm.sh('cat /proc/self/cgroup | grep -c ":/$"; python3 -c '
+                     '"b = bytearray(3 << 30); b[::4096] = bytes(len(b[::4096]))"; echo rc=$?')
+    R.check('a command run into the CVM is in its cgroups: 3 GiB is OOM-killed at 2G',
+            out.endswith('rc=137') and out.split()[0] != '0', out)
     rc, out = cvm.sh('docker import /root/cvmfs-test/img.tar %s' % DT.IMG)
     R.eq('docker import of a rootfs tarball', rc, 0, out)
     rc, out = cvm.sh('docker run --rm %s echo hi' % DT.IMG)

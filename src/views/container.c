@@ -42,10 +42,20 @@ static unsigned long hash_pid(pid_t pid)
 	return (unsigned long)pid * 0x9E3779B97F4A7C15UL;
 }
 
+/* Sized up front for a big host (chains stay short even if liburcu 0.13's
+ * lazy auto-resize fails to launch, as seen in the disk daemon's table):
+ * 8 KiB and 64 KiB of buckets. */
+#define CONTAINER_BUCKETS 1024
+#define PID_BUCKETS 8192
+
 int containers_init(void)
 {
-	V->containers = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor, NULL);
-	V->pids = cds_lfht_new_flavor(256, 256, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor, NULL);
+	V->containers = cds_lfht_new_flavor(CONTAINER_BUCKETS, CONTAINER_BUCKETS, 0,
+					    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+					    &urcu_memb_flavor, NULL);
+	V->pids = cds_lfht_new_flavor(PID_BUCKETS, PID_BUCKETS, 0,
+				      CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor,
+				      NULL);
 	return V->containers && V->pids ? 0 : -ENOMEM;
 }
 

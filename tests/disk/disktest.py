@@ -10,6 +10,7 @@ Exit status: 0 all checks passed, 1 a check failed, 77 skipped (reason printed).
 """
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -304,3 +305,18 @@ def write_file(path, data, mode=None):
         f.write(data if isinstance(data, bytes) else data.encode())
     if mode is not None:
         os.chmod(path, mode)
+
+
+@contextlib.contextmanager
+def checked(res, *daemons):
+    """A test's body: an exception in it is a failed check (with its
+    traceback), and the daemons are stopped whatever happens."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+        res.check('no exception', False, e)
+    finally:
+        for d in daemons:
+            d.stop()

@@ -21,7 +21,7 @@ os.link(os.path.join(img, 'usr/share/big'), os.path.join(img, 'usr/share/big.lin
 
 disk = dt.Disk(base, limit='256M', images=[img])
 MiB = 1 << 20
-try:
+with dt.checked(res, disk):
     disk.start()
     m = disk.mnt
     dt.compare(res, 'at start', disk)
@@ -89,10 +89,4 @@ try:
               (sv1.f_bavail - sv0.f_bavail) * sv1.f_frsize >= 3 * MiB,
               (sv0.f_bavail, sv1.f_bavail))
     dt.compare(res, 'after rm', disk)
-except Exception as e:  # noqa: BLE001
-    import traceback
-    traceback.print_exc()
-    res.check('no exception', False, e)
-finally:
-    disk.stop()
 res.done()

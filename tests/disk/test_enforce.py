@@ -28,7 +28,7 @@ def sha(path):
     return hashlib.sha256(open(path, 'rb').read()).hexdigest()
 
 
-try:
+with dt.checked(res, disk):
     disk.start()
     m = disk.mnt
     fig = disk.figures()
@@ -155,10 +155,4 @@ try:
     fig = disk.fresh_figures()
     res.eq('inodes used == limit', fig['inodes_used'], fig['inodes_limit'])
     res.eq('inodes live == recount', fig['inodes_used'], disk.recount()['inodes_used'])
-except Exception as e:  # noqa: BLE001
-    import traceback
-    traceback.print_exc()
-    res.check('no exception', False, e)
-finally:
-    disk.stop()
 res.done()

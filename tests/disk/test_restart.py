@@ -29,7 +29,7 @@ for i in range(NFILES // 1000):
         open(os.path.join(d, str(j)), 'w').close()
 
 disk = dt.Disk(base, limit='1G', images=[img])
-try:
+with dt.checked(res, disk):
     t = disk.start(timeout=240)
     m = re.search(r'recounted usage .* in ([0-9.]+) s', disk.logtext())
     res.check('first start recounts', m is not None, disk.logtext())
@@ -71,10 +71,4 @@ try:
     print('# clean restart over %d files: %.2f s' % (NFILES, t))
     res.check('clean restart in under 10 s', t < 10, t)
     dt.compare(res, 'after clean restart', disk)
-except Exception as e:  # noqa: BLE001
-    import traceback
-    traceback.print_exc()
-    res.check('no exception', False, e)
-finally:
-    disk.stop()
 res.done()

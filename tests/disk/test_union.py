@@ -46,7 +46,7 @@ os.setxattr(cp, 'trusted.t', b'tv')
 os.utime(cp, ns=(1_000_000_000_000_000_000, 1_100_000_000_123_456_789))
 
 disk = dt.Disk(base, images=[l1, l2])
-try:
+with dt.checked(res, disk):
     disk.start()
     m = disk.mnt
     res.eq('leftmost layer wins', open(os.path.join(m, 'etc/a')).read(), 'top\n')
@@ -180,10 +180,4 @@ try:
     except OSError:
         pass
     res.eq('nothing written through a planted symlink', os.listdir(outside), [])
-except Exception as e:  # noqa: BLE001
-    import traceback
-    traceback.print_exc()
-    res.check('no exception', False, e)
-finally:
-    disk.stop()
 res.done()

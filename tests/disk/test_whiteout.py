@@ -105,7 +105,7 @@ def readers(m, lower_d_ino, stop, seen):
     return ts
 
 
-try:
+with dt.checked(res, disk):
     disk.start()
     m = disk.mnt
     lower_d_ino = os.lstat(os.path.join(m, 'd')).st_ino
@@ -164,10 +164,4 @@ try:
     res.eq('image objects never back after kill -9 mid-cycle', back, [])
     dt.compare(res, 'after the crashes', disk)
     res.check('no errors logged', 'error' not in disk.logtext().lower(), disk.logtext()[-2000:])
-except Exception as ex:  # noqa: BLE001
-    import traceback
-    traceback.print_exc()
-    res.check('no exception', False, ex)
-finally:
-    disk.stop()
 res.done()

@@ -94,9 +94,7 @@ static int dir_make(struct launch *L, struct lcg_dir *d)
 {
 	char path[128], procs[160];
 
-	if (mkdirat(d->parent_fd, "cvmfs", 0755) == 0)
-		d->made_parent = true;
-	else if (errno != EEXIST)
+	if (mkdirat(d->parent_fd, "cvmfs", 0755) < 0 && errno != EEXIST)
 		return step_error(L, -errno, "%s/cvmfs", d->ctl);
 	snprintf(path, sizeof(path), "cvmfs/%s", L->o.name);
 	if (mkdirat(d->parent_fd, path, 0755) < 0) {
@@ -420,9 +418,7 @@ static int v2_create(struct launch *L)
 	char rel[128];
 	int r;
 
-	if (mkdirat(root, "cvmfs", 0755) == 0)
-		d->made_parent = true;
-	else if (errno != EEXIST)
+	if (mkdirat(root, "cvmfs", 0755) < 0 && errno != EEXIST)
 		return step_error(L, -errno, "unified/cvmfs");
 	dir_rel(L, false, rel, sizeof(rel));
 	if ((r = v2_enable(L, root, ".")) < 0 || (r = v2_enable(L, root, "cvmfs")) < 0 ||
@@ -535,9 +531,10 @@ static void destroy_all(struct launch *L)
 		d->procs_fd = d->leaf_fd = -EBADF;
 		if (d->made && (r = dir_kill_rmdir(L, d)) < 0)
 			log_error_errno(r, "cleanup: rmdir %s/cvmfs/%s", d->ctl, L->o.name);
-		/* Only if we made it; fails harmlessly while others use it. */
-		if (d->made_parent)
-			unlinkat(d->parent_fd, "cvmfs", AT_REMOVEDIR);
+		/* The launchers' shared parent goes with the last CVM, whichever
+		 * launcher made it (a flag of the maker's left it behind when the
+		 * maker stopped first); fails harmlessly while others use it. */
+		unlinkat(d->parent_fd, "cvmfs", AT_REMOVEDIR);
 		if (d->own_fd)
 			close(d->parent_fd);
 	}

@@ -67,7 +67,6 @@ extern const struct cg_backend cg_backend_v2;
 struct lcg_dir {
 	int parent_fd;   /* hierarchy root or unified root */
 	char ctl[16];    /* controller name, for messages ("unified" on v2) */
-	bool made_parent; /* we created cvmfs/ here */
 	bool made;       /* we created cvmfs/NAME here */
 	bool own_fd;     /* parent_fd is ours to close (not the layout's) */
 	int procs_fd;    /* cvmfs/NAME/ns/cgroup.procs, opened for the child's join */

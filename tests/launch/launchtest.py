@@ -128,9 +128,13 @@ def leftovers(name):
             if name in line:
                 left.append('mount: ' + line.split()[4])
     for ctl in os.listdir(T.CG_ROOT):
-        p = os.path.join(T.CG_ROOT, ctl, 'cvmfs', name)
+        parent = os.path.join(T.CG_ROOT, ctl, 'cvmfs')
+        p = os.path.join(parent, name)
         if os.path.exists(p):
             left.append('cgroup: ' + p)
+        elif os.path.isdir(parent) and not os.path.islink(os.path.join(T.CG_ROOT, ctl)) and \
+                not any(e.is_dir() for e in os.scandir(parent)):
+            left.append('cgroup parent left empty: ' + parent)
     for pid in os.listdir('/proc'):
         if not pid.isdigit():
             continue

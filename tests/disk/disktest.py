@@ -310,7 +310,8 @@ def write_file(path, data, mode=None):
 @contextlib.contextmanager
 def checked(res, *daemons):
     """A test's body: an exception in it is a failed check (with its
-    traceback), and the daemons are stopped whatever happens."""
+    traceback), and the daemons are stopped whatever happens (a list is
+    read at the end, so the body may add to it)."""
     try:
         yield
     except Exception as e:  # noqa: BLE001
@@ -319,4 +320,5 @@ def checked(res, *daemons):
         res.check('no exception', False, e)
     finally:
         for d in daemons:
-            d.stop()
+            for one in (d if isinstance(d, list) else [d]):
+                one.stop()

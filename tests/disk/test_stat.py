@@ -38,7 +38,7 @@ def bad(name, argv, needle):
 
 
 disks = []
-try:
+with dt.checked(res, disks):
     for name, limit in (('beta', '32M'), ('alpha', '64M')):
         b = os.path.join(base, name)
         os.makedirs(b)
@@ -103,11 +103,4 @@ try:
     bad('bad config key', ['--name', 'x', '--data', data, '-c', conf], 'bad.conf:5')
     bad('data in use', ['--name', 'x2', '--data', disks[1].data, '--limit', '1M', '-c',
                         '/dev/null'], 'in use')
-except Exception as e:  # noqa: BLE001
-    import traceback
-    traceback.print_exc()
-    res.check('no exception', False, e)
-finally:
-    for d in disks:
-        d.stop()
 res.done()

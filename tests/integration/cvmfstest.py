@@ -233,6 +233,24 @@ def popen(argv, **kw):
     return p
 
 
+def read_in_batches(kids, argv_of, batch):
+    """Run argv_of(i) inside cgroup kids[i] (a wrap()-able helper), `batch`
+    at a time, all of a batch at once; yields (i, rc, stdout, stderr) as
+    text. A batch is always finished before the caller sees its last item."""
+    for start in range(0, len(kids), batch):
+        procs = [(i, popen(kids[i].wrap(argv_of(i)), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE))
+                 for i in range(start, min(start + batch, len(kids)))]
+        for i, p in procs:
+            try:
+                out, err = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                _kill_proc(p)
+                out, err = b'', b'timeout'
+            forget(p)
+            yield i, p.returncode, out.decode('latin-1'), err.decode('latin-1')
+
+
 def forget(p):
     """Drop a finished process from the cleanup list (long loops)."""
     try:

@@ -98,25 +98,15 @@ def many(d):
     fds_before = fd_count(d.pid)
     wrong, failed = [], []
     t0 = time.time()
-    for start in range(0, NCGROUPS, BATCH):
-        procs = []
-        for i in range(start, min(start + BATCH, NCGROUPS)):
-            argv = kids[i].wrap(['cat', d.path('proc/meminfo'), d.path('proc/stat'),
-                                 d.path('proc/cpuinfo')])
-            procs.append((i, T.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
-        for i, p in procs:
-            try:
-                out, err = p.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                T._kill_proc(p)
-                out, err = b'', b'timeout'
-            T.forget(p)
-            if p.returncode != 0:
-                failed.append((i, p.returncode, err.decode('latin-1')[:200]))
-                continue
-            mt = T.meminfo(out.decode('latin-1')).get('MemTotal')
-            if mt != (64 + i) * 1024:
-                wrong.append((i, mt, (64 + i) * 1024))
+    argv_of = lambda i: ['cat', d.path('proc/meminfo'), d.path('proc/stat'),  # noqa: E731
+                         d.path('proc/cpuinfo')]
+    for i, rc, out, err in T.read_in_batches(kids, argv_of, BATCH):
+        if rc != 0:
+            failed.append((i, rc, err[:200]))
+            continue
+        mt = T.meminfo(out).get('MemTotal')
+        if mt != (64 + i) * 1024:
+            wrong.append((i, mt, (64 + i) * 1024))
     t_read = time.time() - t0
     print('# %d cgroups: created in %.1f s, read in %.1f s; daemon fds %d -> %d' %
           (NCGROUPS, t_create, t_read, fds_before, fd_count(d.pid)))

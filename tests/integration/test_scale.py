@@ -36,27 +36,17 @@ def main():
         kids.append(k)
     wrong, failed, first_wrong_fds = [], [], None
     t0 = time.time()
-    for start in range(0, N, BATCH):
-        procs = []
-        for i in range(start, min(start + BATCH, N)):
-            procs.append((i, T.popen(kids[i].wrap(['cat', d.path('proc/meminfo')]),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
-        for i, p in procs:
-            try:
-                out, err = p.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                T._kill_proc(p)
-                out, err = b'', b'timeout'
-            T.forget(p)
-            if p.returncode != 0:
-                failed.append((i, p.returncode, err.decode('latin-1')[:200]))
-                continue
-            mt = T.meminfo(out.decode('latin-1')).get('MemTotal')
+    for i, rc, out, err in T.read_in_batches(kids, lambda i: ['cat', d.path('proc/meminfo')],
+                                             BATCH):
+        if rc != 0:
+            failed.append((i, rc, err[:200]))
+        else:
+            mt = T.meminfo(out).get('MemTotal')
             if mt != (64 + i) * 1024:
                 if first_wrong_fds is None:
                     first_wrong_fds = fd_count(d.pid)
                 wrong.append((i, mt, (64 + i) * 1024))
-        if not d.alive():
+        if i % BATCH == BATCH - 1 and not d.alive():
             break
     fds = fd_count(d.pid)
     print('# %d cgroups read in %.1f s; daemon fds at the end: %d; first wrong view at fds=%s' %

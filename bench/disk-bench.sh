@@ -39,6 +39,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 BUILD=${1:-build}
 case $BUILD in /*) ;; *) [ -d "$BUILD" ] || BUILD=$REPO/$BUILD ;; esac
 CVMFSD=$BUILD/src/cvmfsd
@@ -83,18 +85,9 @@ cleanup() {
 		wait "$p" 2>/dev/null || true
 	done
 	for m in "${MNTS[@]}"; do
-		if mountpoint -q "$m" 2>/dev/null; then
-			fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ||
-				echo "disk-bench: could not unmount $m" >&2
-		fi
+		bench_unmount disk-bench "$m"
 	done
-	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-		if findmnt -rn -o TARGET | grep -q "^$TMP/"; then
-			echo "disk-bench: something still mounted under $TMP; left in place" >&2
-		else
-			rm -rf --one-file-system "$TMP"
-		fi
-	fi
+	bench_remove_tmp disk-bench "$TMP"
 	exit "$rc"
 }
 trap cleanup EXIT

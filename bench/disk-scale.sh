@@ -29,6 +29,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 BUILD=${1:-build}
 case $BUILD in /*) ;; *) [ -d "$BUILD" ] || BUILD=$REPO/$BUILD ;; esac
 CVMFSD=$BUILD/src/cvmfsd
@@ -57,17 +59,8 @@ cleanup() {
 		kill -0 "$PID" 2>/dev/null && kill -KILL "$PID" 2>/dev/null || true
 		wait "$PID" 2>/dev/null || true
 	fi
-	if [ -n "$TMP" ] && mountpoint -q "$TMP/mnt" 2>/dev/null; then
-		fusermount3 -u "$TMP/mnt" 2>/dev/null || umount -l "$TMP/mnt" 2>/dev/null ||
-			echo "disk-scale: could not unmount $TMP/mnt" >&2
-	fi
-	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
-		if findmnt -rn -o TARGET | grep -q "^$TMP/"; then
-			echo "disk-scale: something still mounted under $TMP; left in place" >&2
-		else
-			rm -rf --one-file-system "$TMP"
-		fi
-	fi
+	[ -n "$TMP" ] && bench_unmount disk-scale "$TMP/mnt"
+	bench_remove_tmp disk-scale "$TMP"
 	exit "$rc"
 }
 trap cleanup EXIT

@@ -139,10 +139,11 @@ static int dir_open_procs(struct launch *L, struct lcg_dir *d)
 	return 0;
 }
 
-/* With --userns: cvmfs/NAME/ns and the files that move processes and
- * enable controllers belong to the CVM's root, so it can delegate below
- * itself. The limits stay root's: the CVM cannot raise them. */
-static int dir_delegate(struct launch *L, struct lcg_dir *d)
+/* With --userns: cvmfs/NAME/ns (and on v2 its init leaf) and the files
+ * that move processes and enable controllers belong to the CVM's root, so
+ * it can delegate below itself. The limits stay root's: the CVM cannot
+ * raise them. sub: "" or "/init", below cvmfs/NAME/ns. */
+static int dir_delegate(struct launch *L, struct lcg_dir *d, const char *sub)
 {
 	static const char *const files[] = { "", "/cgroup.procs", "/tasks", "/cgroup.threads",
 					     "/cgroup.subtree_control" };
@@ -152,7 +153,7 @@ static int dir_delegate(struct launch *L, struct lcg_dir *d)
 		return 0;
 	dir_rel(L, true, rel, sizeof(rel));
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
-		snprintf(path, sizeof(path), "%s%s", rel, files[i]);
+		snprintf(path, sizeof(path), "%s%s%s", rel, sub, files[i]);
 		/* v1 has no cgroup.threads/subtree_control, v2 no tasks */
 		if (fchownat(d->parent_fd, path, (uid_t)L->o.userns_uid, (gid_t)L->o.userns_gid,
 			     AT_SYMLINK_NOFOLLOW) < 0 && (errno != ENOENT || !i))
@@ -294,7 +295,7 @@ static int v1_extra(struct launch *L)
 
 		d->own_fd = true;
 		if ((r = dir_make(L, d)) < 0 || (r = dir_make_inner(L, d)) < 0 ||
-		    (r = dir_delegate(L, d)) < 0 || (r = dir_open_procs(L, d)) < 0)
+		    (r = dir_delegate(L, d, "")) < 0 || (r = dir_open_procs(L, d)) < 0)
 			return r;
 	}
 	return 0;
@@ -316,7 +317,7 @@ static int v1_create(struct launch *L)
 
 		if ((r = dir_make(L, d)) < 0 || (r = v1_limits(L, d, res, false)) < 0 ||
 		    (r = dir_make_inner(L, d)) < 0 || (r = v1_limits(L, d, res, true)) < 0 ||
-		    (r = dir_delegate(L, d)) < 0 || (r = dir_open_procs(L, d)) < 0)
+		    (r = dir_delegate(L, d, "")) < 0 || (r = dir_open_procs(L, d)) < 0)
 			return r;
 	}
 	if ((r = v1_extra(L)) < 0)
@@ -393,17 +394,14 @@ static int v2_limits(struct launch *L, struct lcg_dir *d, bool inner)
 static int v2_leaf(struct launch *L, struct lcg_dir *d)
 {
 	char rel[128], path[PATH_MAX];
+	int r;
 
 	dir_rel(L, true, rel, sizeof(rel));
 	snprintf(path, sizeof(path), "%s/init", rel);
 	if (mkdirat(d->parent_fd, path, 0755) < 0 && errno != EEXIST)
 		return step_error(L, -errno, "unified/%s", path);
-	for (int i = 0; L->o.userns && i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/init%s", rel, i ? "/cgroup.procs" : "");
-		if (fchownat(d->parent_fd, path, (uid_t)L->o.userns_uid, (gid_t)L->o.userns_gid,
-			     AT_SYMLINK_NOFOLLOW) < 0)
-			return step_error(L, -errno, "chown unified/%s", path);
-	}
+	if ((r = dir_delegate(L, d, "/init")) < 0)
+		return r;
 	snprintf(path, sizeof(path), "%s/init/cgroup.procs", rel);
 	d->leaf_fd = openat(d->parent_fd, path, O_WRONLY | O_CLOEXEC);
 	if (d->leaf_fd < 0)
@@ -424,7 +422,7 @@ static int v2_create(struct launch *L)
 	if ((r = v2_enable(L, root, ".")) < 0 || (r = v2_enable(L, root, "cvmfs")) < 0 ||
 	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d, false)) < 0 ||
 	    (r = v2_enable(L, root, rel)) < 0 || (r = dir_make_inner(L, d)) < 0 ||
-	    (r = v2_limits(L, d, true)) < 0 || (r = dir_delegate(L, d)) < 0 ||
+	    (r = v2_limits(L, d, true)) < 0 || (r = dir_delegate(L, d, "")) < 0 ||
 	    (r = dir_open_procs(L, d)) < 0)
 		return r;
 	return v2_leaf(L, d);

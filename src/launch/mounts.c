@@ -156,9 +156,6 @@ static int mount_fs(struct launch *L)
 	return 0;
 }
 
-/* Top-level mountpoints missing in the image are made by the parent, as
- * host root: the CVM's root in a user namespace has no say over the
- * image's root-owned "/". The ones under /dev are on the CVM's tmpfs. */
 /* Where the CVM's optional node NAME is bound from: the host's /dev, or
  * with --userns DATA/dev, where mounts_prepare made a copy owned by the
  * mapped root (the host's is root's, 0600 on some hosts: unusable to an
@@ -184,10 +181,13 @@ static int prepare_userns_nodes(struct launch *L)
 	char dir[PATH_MAX], path[PATH_MAX], host[64];
 	struct statvfs sv;
 	struct stat st;
+	int r;
 
 	snprintf(dir, sizeof(dir), "%s/dev", L->o.data);
-	if (mkdir_p(dir, 0755) < 0 || statvfs(dir, &sv) < 0)
-		return step_error(L, -errno, "mkdir %s", dir);
+	if ((r = mkdir_p(dir, 0755)) < 0)
+		return step_error(L, r, "mkdir %s", dir);
+	if (statvfs(dir, &sv) < 0)
+		return step_error(L, -errno, "statvfs %s", dir);
 	if (sv.f_flag & ST_NODEV) {
 		log_warn("%s is on a nodev mount: no /dev/fuse or /dev/net/tun in the CVM", dir);
 		return 0;
@@ -205,6 +205,9 @@ static int prepare_userns_nodes(struct launch *L)
 	return 0;
 }
 
+/* Top-level mountpoints missing in the image are made by the parent, as
+ * host root: the CVM's root in a user namespace has no say over the
+ * image's root-owned "/". The ones under /dev are on the CVM's tmpfs. */
 int mounts_prepare(struct launch *L)
 {
 	char path[PATH_MAX];
@@ -220,6 +223,24 @@ int mounts_prepare(struct launch *L)
 	return L->o.userns ? prepare_userns_nodes(L) : 0;
 }
 
+/* src bound onto an empty file MNT/dev/NAME (NAME may have a directory). */
+static int bind_dev_node(struct launch *L, const char *src, const char *name)
+{
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/dev/%s", L->mnt, name);
+	if (strchr(name, '/')) {
+		*strrchr(path, '/') = '\0';
+		if ((r = ensure_dir(L, path)) < 0)
+			return r;
+		snprintf(path, sizeof(path), "%s/dev/%s", L->mnt, name);
+	}
+	if ((r = ensure_file(L, path)) < 0)
+		return r;
+	return bind(L, src, path, false);
+}
+
 /* Host device nodes bound onto empty files: works for any major/minor the
  * host has, and keeps working once CVMs run in a user namespace (no mknod). */
 static int fill_dev(struct launch *L)
@@ -229,26 +250,12 @@ static int fill_dev(struct launch *L)
 
 	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
 		snprintf(src, sizeof(src), "/dev/%s", dev_nodes[i]);
-		snprintf(path, sizeof(path), "%s/dev/%s", L->mnt, dev_nodes[i]);
-		if ((r = ensure_file(L, path)) < 0 || (r = bind(L, src, path, false)) < 0)
+		if ((r = bind_dev_node(L, src, dev_nodes[i])) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dev_optional); i++) {
-		char osrc[PATH_MAX];
-
-		optional_source(L, dev_optional[i], osrc, sizeof(osrc));
-		snprintf(path, sizeof(path), "%s/dev/%s", L->mnt, dev_optional[i]);
-		if (access(osrc, F_OK) < 0)
-			continue;
-		if (strchr(dev_optional[i], '/')) {
-			char dir[PATH_MAX];
-
-			snprintf(dir, sizeof(dir), "%s", path);
-			*strrchr(dir, '/') = '\0';
-			if ((r = ensure_dir(L, dir)) < 0)
-				return r;
-		}
-		if ((r = ensure_file(L, path)) < 0 || (r = bind(L, osrc, path, false)) < 0)
+		optional_source(L, dev_optional[i], path, sizeof(path));
+		if (access(path, F_OK) == 0 && (r = bind_dev_node(L, path, dev_optional[i])) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dev_links); i++) {
@@ -257,11 +264,8 @@ static int fill_dev(struct launch *L)
 			return step_error(L, -errno, "symlink %s", path);
 	}
 	/* --console pty: the slave is the CVM's console. */
-	if (L->console_path[0]) {
-		snprintf(path, sizeof(path), "%s/dev/console", L->mnt);
-		if ((r = ensure_file(L, path)) < 0 || (r = bind(L, L->console_path, path, false)) < 0)
-			return r;
-	}
+	if (L->console_path[0] && (r = bind_dev_node(L, L->console_path, "console")) < 0)
+		return r;
 	return 0;
 }
 

@@ -102,6 +102,7 @@ struct dnode {
 	bool unlinked : 1;    /* last link gone: uncharge at last close */
 	bool real_direct : 1; /* found by (layer, real_ino) through by_ino */
 	bool written : 1;     /* blocks may have changed since made: measure at forget */
+	bool page_cached : 1; /* opened through the kernel's page cache at least once */
 	char name_buf[];
 };
 
@@ -127,6 +128,7 @@ struct disk {
 	uint64_t nodes, aliases;   /* entries of by_ino and by_real (atomic) */
 	unsigned long ino_buckets, real_buckets, trim_peak; /* nodes_maintain() */
 	struct dnode *root;
+	struct fuse_session *se; /* for cache invalidations */
 	pthread_rwlock_t ns_lock;
 	uint64_t next_ino; /* fallback numbers when the stable one is taken */
 	uint64_t tmp_seq;
@@ -301,7 +303,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
 		  struct fuse_file_info *fi);
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		  struct fuse_file_info *fi);
@@ -312,6 +313,10 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+/* Direct I/O (no page cache) for write-only opens; see ops_io.c. Sets
+ * fi's caching fields and records a cached open in n. */
+void open_cache_mode(struct dnode *n, struct fuse_file_info *fi);
 
 /* Reply helpers shared by the op files (ops_meta.c). */
 void fill_attr(struct dnode *n, struct stat *st);

@@ -233,6 +233,7 @@ static int session_start(const char *mnt)
 	snprintf(mnt_path, sizeof(mnt_path), "%s", mnt);
 	recover_stale(mnt);
 	se = fuse_session_new(&args, &disk_ops, sizeof(disk_ops), NULL);
+	D->se = se;
 	fuse_opt_free_args(&args);
 	if (!se) {
 		log_error("-o %s: cannot start a FUSE session", opts);
@@ -241,7 +242,7 @@ static int session_start(const char *mnt)
 	if (fuse_session_mount(se, mnt) != 0) {
 		log_error("%s: cannot mount", mnt);
 		fuse_session_destroy(se);
-		se = NULL;
+		se = D->se = NULL;
 		return -EIO;
 	}
 	r = pthread_create(&loop_thread, NULL, session_loop, NULL);
@@ -275,7 +276,7 @@ static bool session_stop(void)
 		loop_running = false;
 	}
 	fuse_session_destroy(se);
-	se = NULL;
+	se = D->se = NULL;
 	return true;
 }
 

@@ -191,7 +191,6 @@ const struct fuse_lowlevel_ops disk_ops = {
 	.create = op_create,
 	.read = op_read,
 	.write_buf = op_write_buf,
-	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
 	.fallocate = op_fallocate,

@@ -222,7 +222,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	e.ino = n->ino;
 	fill_attr(n, &e.attr);
 	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 1;
+	open_cache_mode(n, fi);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		close(fd);
 		charge_released(n);

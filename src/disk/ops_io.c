@@ -5,7 +5,15 @@
  * buffer); writes go through fuse_buf_copy. No writeback cache: every write
  * reaches write_buf, where it is admitted against the limit before a byte
  * lands. An overwrite of blocks already allocated needs no reservation, so
- * a full disk still lets files be rewritten in place. */
+ * a full disk still lets files be rewritten in place.
+ *
+ * Write-only opens use direct I/O: a write-only fd can neither read nor
+ * mmap, so the page cache gains it nothing, and without it each write(2)
+ * is one WRITE request (the cached path splits a write at every partly
+ * written page and first asks for security.capability), and the data is
+ * copied once less. Pages other opens cached are invalidated after such a
+ * write. No FLUSH handler: nothing is done at close that release does not
+ * do, and without one the kernel stops sending FLUSH. */
 #include "disk.h"
 
 #include "cvmfs/cleanup.h"
@@ -14,6 +22,23 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+static bool open_direct(int flags)
+{
+	return (flags & O_ACCMODE) == O_WRONLY || (flags & O_DIRECT);
+}
+
+void open_cache_mode(struct dnode *n, struct fuse_file_info *fi)
+{
+	if (open_direct(fi->flags)) {
+		fi->direct_io = 1;
+		return;
+	}
+	fi->keep_cache = 1;
+	node_lock(n);
+	n->page_cached = true;
+	node_unlock(n);
+}
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -40,9 +65,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (flags & O_TRUNC)
 		charge_node(n, fd, 0, 0);
 	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 1;
-	if (flags & O_DIRECT)
-		fi->direct_io = 1;
+	open_cache_mode(n, fi);
 	if (fuse_reply_open(req, fi) != 0) {
 		close(fd);
 		charge_released(n);
@@ -60,14 +83,33 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* The kernel clears set-user-ID and executable set-group-ID bits before a
+ * cached write, but leaves it to us for direct writes (write-only opens).
+ * Our own writes run as root, which keeps them, so clear them here for
+ * every caller but root (the kernel's test is CAP_FSETID, which in
+ * practice only uid 0 has). security.capability goes by itself: the upper
+ * filesystem drops it on any write or truncate. */
+static void kill_suid(fuse_req_t req, int fd, const struct stat *st)
+{
+	mode_t m = st->st_mode;
+
+	if (!S_ISREG(m) || fuse_req_ctx(req)->uid == 0)
+		return;
+	if ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		(void)fchmod(fd, m & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
+}
+
 /* Worst-case growth of a write: nothing if it only rewrites allocated
  * blocks inside the file, else the block-rounded range plus headroom. */
-static int64_t write_growth(int fd, off_t off, size_t len)
+static int64_t write_growth(fuse_req_t req, int fd, off_t off, size_t len)
 {
 	struct stat st;
 	off_t hole;
 
-	if (fstat(fd, &st) == 0 && off + (off_t)len <= st.st_size) {
+	if (fstat(fd, &st) < 0)
+		return write_worst_case((uint64_t)off, len, D->blksize);
+	kill_suid(req, fd, &st);
+	if (off + (off_t)len <= st.st_size) {
 		hole = lseek(fd, off, SEEK_HOLE);
 		if (hole >= off + (off_t)len)
 			return 0;
@@ -75,8 +117,10 @@ static int64_t write_growth(int fd, off_t off, size_t len)
 	return write_worst_case((uint64_t)off, len, D->blksize);
 }
 
-void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
-		  struct fuse_file_info *fi)
+/* Returns bytes written or -errno; *stale: pages cached by other opens
+ * now differ from the file. */
+static ssize_t write_admitted(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+			      struct fuse_file_info *fi, bool *stale)
 {
 	NS_READ();
 	struct dnode *n = node_get(ino);
@@ -88,18 +132,37 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_
 	int r;
 
 	if (!n)
-		return (void)fuse_reply_err(req, ESTALE);
-	res = write_growth(fd, off, len);
+		return -ESTALE;
+	res = write_growth(req, fd, off, len);
 	r = charge_reserve(res, 0);
 	if (r < 0)
-		return (void)fuse_reply_err(req, -r);
+		return r;
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fd;
 	out.buf[0].pos = off;
 	w = fuse_buf_copy(&out, bufv, 0);
 	charge_node(n, fd, res, 0);
+	if (w > 0 && open_direct(fi->flags)) {
+		node_lock(n);
+		*stale = n->page_cached;
+		node_unlock(n);
+	}
+	return w;
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
+		  struct fuse_file_info *fi)
+{
+	bool stale = false;
+	ssize_t w = write_admitted(req, ino, bufv, off, fi, &stale);
+
 	if (w < 0)
 		return (void)fuse_reply_err(req, (int)-w);
+	/* Kernels since 6.x drop those pages themselves; older ones do not.
+	 * Outside the namespace lock: the kernel may wait for a read that
+	 * another worker serves. */
+	if (stale)
+		fuse_lowlevel_notify_inval_inode(D->se, ino, off, w);
 	fuse_reply_write(req, (size_t)w);
 }
 
@@ -116,13 +179,6 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	close((int)fi->fh);
 	if (n)
 		charge_released(n);
-	fuse_reply_err(req, 0);
-}
-
-void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
 	fuse_reply_err(req, 0);
 }
 
@@ -186,14 +242,17 @@ static int set_times(const char *p, const struct stat *attr, int to_set)
 	return utimensat(AT_FDCWD, p, ts, 0) < 0 ? -errno : 0;
 }
 
-static int set_size(struct dnode *n, int fd, off_t size)
+static int set_size(fuse_req_t req, struct dnode *n, int fd, off_t size)
 {
 	char p[64];
 	int64_t res = (int64_t)D->blksize; /* a hole costs nothing; metadata may */
 	int r = charge_reserve(res, 0);
+	struct stat st;
 
 	if (r < 0)
 		return r;
+	if (fstat(fd, &st) == 0)
+		kill_suid(req, fd, &st);
 	if (ftruncate(fd, size) < 0) {
 		/* fd is O_PATH: truncate through its magic link. */
 		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
@@ -203,7 +262,7 @@ static int set_size(struct dnode *n, int fd, off_t size)
 	return r;
 }
 
-static int apply_attr(struct dnode *n, int fd, struct stat *attr, int to_set)
+static int apply_attr(fuse_req_t req, struct dnode *n, int fd, struct stat *attr, int to_set)
 {
 	char p[64];
 	int r = 0;
@@ -218,7 +277,7 @@ static int apply_attr(struct dnode *n, int fd, struct stat *attr, int to_set)
 		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
 	}
-	if (to_set & FUSE_SET_ATTR_SIZE && (r = set_size(n, fd, attr->st_size)) < 0)
+	if (to_set & FUSE_SET_ATTR_SIZE && (r = set_size(req, n, fd, attr->st_size)) < 0)
 		return r;
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 		      FUSE_SET_ATTR_MTIME_NOW))
@@ -248,7 +307,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			return (void)fuse_reply_err(req, -own);
 		fd = own;
 	}
-	r = apply_attr(n, fd, attr, to_set);
+	r = apply_attr(req, n, fd, attr, to_set);
 	if (r == 0 && fstat(fd, &st) < 0)
 		r = -errno;
 	if (r < 0)

@@ -4,6 +4,7 @@ OCI and overlayfs whiteouts and opaque directories hidden, readdir without
 duplicates and with the right d_type, copy-up keeps mode/owner/times/xattrs,
 a user's own char 0/0 device and .wh.x stay what they are, renaming an image
 directory, hard links, non-root permissions, symlink escapes stay inside."""
+import mmap
 import os
 import stat
 import subprocess
@@ -160,6 +161,37 @@ with dt.checked(res, disk):
     res.check('nobody cannot create in root-owned 0755 dir', r.returncode != 0)
     r = dt.run_as_nobody(['cat', os.path.join(m, 'etc/cp')])
     res.check('nobody cannot read 0640 file of another user', r.returncode != 0)
+
+    # Write-only opens bypass the page cache (direct I/O): the daemon, not
+    # the kernel, clears set-ID bits then, and other opens' cached pages
+    # and mappings must still see the new bytes.
+    suid = os.path.join(m, 'pub/suid')
+    dt.write_file(suid, 'x\n')
+    os.chown(suid, 65534, 65534)
+    os.chmod(suid, 0o6755)
+    r = dt.run_as_nobody(['sh', '-c', 'echo more >> %s' % suid])
+    res.eq('nobody appends to own set-ID file', r.returncode, 0)
+    res.eq('a non-root write clears set-uid and set-gid',
+           oct(os.lstat(suid).st_mode & 0o7777), oct(0o755))
+    os.chmod(suid, 0o4755)
+    with open(suid, 'a') as f:
+        f.write('root\n')
+    res.eq('a root write keeps set-uid', oct(os.lstat(suid).st_mode & 0o7777), oct(0o4755))
+    res.eq('set-ID file bytes', open(suid).read(), 'x\nmore\nroot\n')
+    coh = os.path.join(m, 'coherent')
+    dt.write_file(coh, b'a' * 8192)
+    rfd = os.open(coh, os.O_RDONLY)
+    try:
+        mp = mmap.mmap(rfd, 8192, prot=mmap.PROT_READ)
+        res.eq('cached before', (os.pread(rfd, 4, 0), mp[:4]), (b'aaaa', b'aaaa'))
+        wfd = os.open(coh, os.O_WRONLY)
+        os.pwrite(wfd, b'bbbb', 0)
+        os.close(wfd)
+        res.eq('a write-only write reaches cached readers and mappings',
+               (os.pread(rfd, 4, 0), mp[:4]), (b'bbbb', b'bbbb'))
+        mp.close()
+    finally:
+        os.close(rfd)
 
     dt.compare(res, 'after union ops', disk)
 

@@ -29,7 +29,13 @@
 #              DISK_BENCH_FILES (create/delete count, default 20000),
 #              DISK_BENCH_TAR_MB (untar tree size, default 100),
 #              DISK_BENCH_LIMIT (limit of the limited mount, default 8G),
-#              DISK_BENCH_SEQ_MB (sequential file size in MiB, default 1024).
+#              DISK_BENCH_SEQ_MB (sequential file size in MiB, default 1024),
+#              DISK_BENCH_FS (loop, the default: every target on one fresh
+#                ext4 made in a sparse file under the temp dir and mounted
+#                with -o loop, so that the figures do not depend on the
+#                history of the host's filesystem (ext4 without a journal
+#                searches recently deleted inodes on every create); host:
+#                the temp dir's own filesystem).
 #
 # Everything it creates lives under its temp dir; the daemons it starts
 # (fuse-overlayfs, cvmfsd disk, run in the foreground as children) are
@@ -65,6 +71,7 @@ done
 
 # ---------------------------------------------------------------- cleanup --
 TMP=""
+LOOPFS=""    # our loop-mounted ext4, unmounted after the FUSE mounts on it
 PIDS=()      # daemons we started
 MNTS=()      # mount points we made
 cleanup() {
@@ -87,6 +94,10 @@ cleanup() {
 	for m in "${MNTS[@]}"; do
 		bench_unmount disk-bench "$m"
 	done
+	if [ -n "$LOOPFS" ] && mountpoint -q "$LOOPFS"; then
+		umount "$LOOPFS" 2>/dev/null || umount -l "$LOOPFS" ||
+			echo "disk-bench: could not unmount $LOOPFS" >&2
+	fi
 	bench_remove_tmp disk-bench "$TMP"
 	exit "$rc"
 }
@@ -96,8 +107,20 @@ trap 'exit 143' TERM
 
 TMP=$(mktemp -d /tmp/cvmfs-test-diskbench-XXXX)
 TAG=cvmfs-test-diskbench-$$
-mkdir -p "$TMP/lower/dir" "$TMP/run" "$TMP/work"
+mkdir -p "$TMP/run" "$TMP/work"
 : >"$TMP/empty.conf"
+ROOT=$TMP    # where every target's files live
+if [ "${DISK_BENCH_FS:-loop}" = loop ]; then
+	command -v mkfs.ext4 >/dev/null || die "missing tool: mkfs.ext4 (apt-get install e2fsprogs)"
+	# Room for the sequential file, four untarred trees and the rest, x2.
+	truncate -s "$(((SEQ_MB + TAR_MB * 4 + 512) * 2))M" "$TMP/fs.img"
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$TMP/fs.img"
+	mkdir "$TMP/fs"
+	mount -o loop "$TMP/fs.img" "$TMP/fs"
+	LOOPFS=$TMP/fs
+	ROOT=$TMP/fs
+fi
+mkdir -p "$ROOT/lower/dir"
 
 # --------------------------------------------------------------- helpers --
 now() { date +%s.%N; }
@@ -117,9 +140,9 @@ wait_mounted() { # MNT PID LOG
 }
 
 # A small lower layer: a few files, a directory, a symlink.
-for i in 1 2 3 4 5; do head -c $((i * 10000)) /dev/urandom >"$TMP/lower/file$i"; done
-echo hello >"$TMP/lower/dir/readme"
-ln -s file1 "$TMP/lower/link"
+for i in 1 2 3 4 5; do head -c $((i * 10000)) /dev/urandom >"$ROOT/lower/file$i"; done
+echo hello >"$ROOT/lower/dir/readme"
+ln -s file1 "$ROOT/lower/link"
 
 # Python drivers.
 cat >"$TMP/work/cd.py" <<'EOF'
@@ -205,25 +228,25 @@ declare -A LABEL=([native]="native" [fuseovl]="fuse-overlayfs"
                   [cvmfs]="cvmfsd disk" [cvmfsnl]="cvmfsd disk (no limit)")
 declare -A DIR=() NAME=() DATA=()
 
-mkdir -p "$TMP/native/dir"
-DIR[native]=$TMP/native/dir
+mkdir -p "$ROOT/native/dir"
+DIR[native]=$ROOT/native/dir
 
-mkdir -p "$TMP/fuseovl/upper" "$TMP/fuseovl/work" "$TMP/fuseovl/mnt"
-MNTS+=("$TMP/fuseovl/mnt")
-fuse-overlayfs -f -o "lowerdir=$TMP/lower,upperdir=$TMP/fuseovl/upper,workdir=$TMP/fuseovl/work" \
-	"$TMP/fuseovl/mnt" >"$TMP/fuseovl/log" 2>&1 &
+mkdir -p "$ROOT/fuseovl/upper" "$ROOT/fuseovl/work" "$ROOT/fuseovl/mnt"
+MNTS+=("$ROOT/fuseovl/mnt")
+fuse-overlayfs -f -o "lowerdir=$ROOT/lower,upperdir=$ROOT/fuseovl/upper,workdir=$ROOT/fuseovl/work" \
+	"$ROOT/fuseovl/mnt" >"$ROOT/fuseovl/log" 2>&1 &
 PIDS+=($!)
-wait_mounted "$TMP/fuseovl/mnt" $! "$TMP/fuseovl/log"
-DIR[fuseovl]=$TMP/fuseovl/mnt
+wait_mounted "$ROOT/fuseovl/mnt" $! "$ROOT/fuseovl/log"
+DIR[fuseovl]=$ROOT/fuseovl/mnt
 
 start_cvmfs() { # TARGET LIMIT
-	local t=$1 d=$TMP/$1
+	local t=$1 d=$ROOT/$1
 	mkdir -p "$d/mnt"
 	NAME[$t]=$TAG-$t
 	DATA[$t]=$d/data
 	MNTS+=("$d/mnt")
 	"$CVMFSD" disk -f -c "$TMP/empty.conf" --name "${NAME[$t]}" --data "$d/data" \
-		--limit "$2" --image "$TMP/lower" --run-dir "$TMP/run" "$d/mnt" \
+		--limit "$2" --image "$ROOT/lower" --run-dir "$TMP/run" "$d/mnt" \
 		>"$d/log" 2>&1 &
 	PIDS+=($!)
 	wait_mounted "$d/mnt" $! "$d/log"
@@ -327,7 +350,7 @@ done
 
 # ------------------------------------------------------------------ table --
 echo
-echo "## cvmfsd disk benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(findmnt -n -o FSTYPE -T "$TMP") under $TMP)"
+echo "## cvmfsd disk benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(findmnt -n -o FSTYPE -T "$ROOT") under $ROOT)"
 echo
 echo "Higher is better everywhere.  \"no limit\" = the same cvmfsd disk mount with --limit $NOLIMIT"
 echo "(cvmfsd disk always enforces a limit; quota accounting still runs).  Limit overhead % ="
@@ -357,15 +380,15 @@ BAD=0
 for t in cvmfs cvmfsnl; do
 	js=$TMP/run/disk/${NAME[$t]}.json
 	read -r ju ji < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["used_bytes"], j["inodes_used"])' "$js")
-	read -r rb ri < <(python3 "$TMP/work/recount.py" "${DATA[$t]}/upper" "$TMP/lower")
+	read -r rb ri < <(python3 "$TMP/work/recount.py" "${DATA[$t]}/upper" "$ROOT/lower")
 	sf=$(stat -f -c '%S %b %f' "${DIR[$t]}" | awk '{ printf "%.0f", $1 * ($2 - $3) }')
 	res=OK
 	if [ "$ju" != "$rb" ] || [ "$ji" != "$ri" ]; then res=MISMATCH; BAD=1; fi
 	echo "| ${LABEL[$t]} | $ju | $rb | $((ju - rb)) | $ji | $ri | $sf | $res |"
 done
 for t in cvmfs cvmfsnl; do
-	if grep -qiE 'error|warn|fail' "$TMP/$t/log"; then
-		echo; echo "${LABEL[$t]} log:"; sed 's/^/    /' "$TMP/$t/log"
+	if grep -qiE 'error|warn|fail' "$ROOT/$t/log"; then
+		echo; echo "${LABEL[$t]} log:"; sed 's/^/    /' "$ROOT/$t/log"
 	fi
 done
 [ "$BAD" -eq 0 ] || {

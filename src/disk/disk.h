@@ -103,6 +103,7 @@ struct dnode {
 	bool real_direct : 1; /* found by (layer, real_ino) through by_ino */
 	bool written : 1;     /* blocks may have changed since made: measure at forget */
 	bool page_cached : 1; /* opened through the kernel's page cache at least once */
+	bool no_caps : 1;     /* known to have no security.capability (ops_xattr.c) */
 	char name_buf[];
 };
 
@@ -222,6 +223,17 @@ struct found {
  * Returns 0 and fills f, -ENOENT, or another -errno. */
 int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
 		 struct found *f);
+/* The same directory of every layer, opened on first use: for many
+ * lookups in one directory (readdirplus). */
+#define LAYER_DIR_UNOPENED (-1000000)
+struct layer_dirs {
+	const char *prel;
+	int fd[MAX_LOWER + 1];
+};
+void layer_dirs_init(struct layer_dirs *ld, const char *prel);
+void layer_dirs_close(struct layer_dirs *ld);
+int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const char *name,
+		    struct found *f);
 int node_lookup(struct dnode *parent, const char *name, struct found *f);
 bool is_union_whiteout(int dirfd, const char *name, const struct stat *st);
 bool lower_dir_opaque(int dirfd, const char *name);
@@ -311,6 +323,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi);
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 

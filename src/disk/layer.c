@@ -61,11 +61,33 @@ bool lower_dir_opaque(int dirfd, const char *name)
 	return r > 0 && v[0] == 'y';
 }
 
+void layer_dirs_init(struct layer_dirs *ld, const char *prel)
+{
+	ld->prel = prel;
+	for (unsigned i = 0; i <= MAX_LOWER; i++)
+		ld->fd[i] = LAYER_DIR_UNOPENED;
+}
+
+void layer_dirs_close(struct layer_dirs *ld)
+{
+	for (unsigned i = 0; i <= MAX_LOWER; i++)
+		if (ld->fd[i] >= 0)
+			close(ld->fd[i]);
+}
+
+/* The directory prel in layer i: an O_PATH fd, or -errno. */
+static int layer_dir(struct layer_dirs *ld, unsigned i)
+{
+	if (ld->fd[i] == LAYER_DIR_UNOPENED)
+		ld->fd[i] = layer_open(i, ld->prel, O_PATH | O_DIRECTORY);
+	return ld->fd[i];
+}
+
 /* In lower layer j: 1 found (f->st), 0 absent, -ENOENT whited out. */
-static int lower_probe(unsigned j, const char *prel, const char *name, struct stat *st,
+static int lower_probe(struct layer_dirs *ld, unsigned j, const char *name, struct stat *st,
 		       bool *opaque)
 {
-	_cleanup_close_ int dfd = layer_open(j + 1, prel, O_PATH | O_DIRECTORY);
+	int dfd = layer_dir(ld, j + 1);
 	char wh[NAME_MAX + 8];
 
 	if (dfd < 0)
@@ -82,10 +104,13 @@ static int lower_probe(unsigned j, const char *prel, const char *name, struct st
 	return 0;
 }
 
-/* Upper layer: 1 found, 0 absent, -ENOENT whited out. */
-static int upper_probe(const char *prel, const char *name, struct stat *st, bool *opaque)
+/* Upper layer: 1 found, 0 absent, -ENOENT whited out. Whether a
+ * directory is opaque matters only if an image layer has the parent
+ * (lmask): elsewhere (home, Docker's tree) the xattr is not even read. */
+static int upper_probe(struct layer_dirs *ld, uint32_t lmask, const char *name, struct stat *st,
+		       bool *opaque)
 {
-	_cleanup_close_ int dfd = layer_open(0, prel, O_PATH | O_DIRECTORY);
+	int dfd = layer_dir(ld, 0);
 
 	if (dfd < 0)
 		return dfd == -ENOENT || dfd == -ENOTDIR ? 0 : dfd;
@@ -93,12 +118,12 @@ static int upper_probe(const char *prel, const char *name, struct stat *st, bool
 		return errno == ENOENT ? 0 : -errno;
 	if (is_union_whiteout(dfd, name, st))
 		return -ENOENT;
-	*opaque = S_ISDIR(st->st_mode) && upper_dir_opaque(dfd, name);
+	*opaque = S_ISDIR(st->st_mode) && lmask && upper_dir_opaque(dfd, name);
 	return 1;
 }
 
-int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
-		 struct found *f)
+int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const char *name,
+		    struct found *f)
 {
 	bool found = false, opaque = false;
 	struct stat st;
@@ -106,7 +131,7 @@ int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
 
 	f->lmask = 0;
 	if (upper) {
-		r = upper_probe(prel, name, &f->st, &opaque);
+		r = upper_probe(ld, lmask, name, &f->st, &opaque);
 		if (r < 0)
 			return r;
 		if (r > 0) {
@@ -122,7 +147,7 @@ int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
 	for (unsigned j = 0; j < D->nlayers - 1 && lmask >> j; j++) {
 		if (!(lmask & (1u << j)))
 			continue;
-		r = lower_probe(j, prel, name, &st, &opaque);
+		r = lower_probe(ld, j, name, &st, &opaque);
 		if (r < 0)
 			break;
 		if (r == 0)
@@ -141,6 +166,18 @@ int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
 			break;
 	}
 	return found ? 0 : -ENOENT;
+}
+
+int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
+		 struct found *f)
+{
+	struct layer_dirs ld;
+	int r;
+
+	layer_dirs_init(&ld, prel);
+	r = union_lookup_in(&ld, upper, lmask, name, f);
+	layer_dirs_close(&ld);
+	return r;
 }
 
 int node_lookup(struct dnode *parent, const char *name, struct found *f)

@@ -2,7 +2,12 @@
  * stores trusted.overlay.* in the upper layer when it uses this disk).
  * The union's own trusted.cvmfs.* markers are invisible and cannot be set;
  * an image layer's trusted.overlay.* markers are metadata, invisible too.
- * A change copies the object up and may grow it by a block. */
+ * A change copies the object up and may grow it by a block.
+ *
+ * The kernel asks for security.capability before every chown and every
+ * cached write. Almost no file has one, and only a setxattr through us can
+ * add one, so a node remembers its absence (made by us, or asked once) and
+ * the answer costs no system call. */
 #include "disk.h"
 
 #include "cvmfs/cleanup.h"
@@ -21,14 +26,41 @@ static bool node_is_lower(struct dnode *n)
 	return lower;
 }
 
+#define XATTR_CAPS "security.capability"
+
+/* Read or update n's no_caps for an access to xattr name. */
+static bool caps_known_absent(struct dnode *n, const char *name)
+{
+	bool absent;
+
+	if (strcmp(name, XATTR_CAPS))
+		return false;
+	node_lock(n);
+	absent = n->no_caps;
+	node_unlock(n);
+	return absent;
+}
+
+static void caps_note(struct dnode *n, const char *name, bool absent)
+{
+	if (strcmp(name, XATTR_CAPS))
+		return;
+	node_lock(n);
+	n->no_caps = absent;
+	node_unlock(n);
+}
+
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	NS_READ();
 	struct dnode *n = node_get(ino);
-	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
+	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *buf = NULL;
 	int r;
 
+	if (n && caps_known_absent(n, name))
+		return (void)fuse_reply_err(req, ENODATA);
+	fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	if (xattr_hidden(name, node_is_lower(n)))
@@ -36,6 +68,8 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	if (size && !(buf = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
 	r = fd_getxattr(fd, name, buf, size);
+	if (r == -ENODATA)
+		caps_note(n, name, true);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	if (!size)
@@ -80,6 +114,7 @@ static int xattr_change(struct dnode *n, const char *name, const char *value, si
 
 	if (xattr_hidden(name, false))
 		return -EPERM;
+	caps_note(n, name, false);
 	r = charge_reserve(res, 0);
 	if (r < 0)
 		return r;

@@ -52,7 +52,8 @@ void charge_settle(enum area ar, int64_t res_b, int64_t delta_b, int64_t res_i, 
 		check_level();
 }
 
-int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
+int charge_node_stat(struct dnode *n, const struct stat *now, int fd, int64_t res_b,
+		     int64_t res_i)
 {
 	struct stat st;
 	int64_t db, di = 0;
@@ -64,7 +65,9 @@ int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
 		charge_unreserve(res_b, res_i);
 		return 0;
 	}
-	if (fd >= 0)
+	if (now)
+		st = *now;
+	else if (fd >= 0)
 		r = fstat(fd, &st) < 0 ? -errno : 0;
 	else
 		r = node_stat(n, &st);
@@ -83,6 +86,11 @@ int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
 	charge_settle(n->area, res_b, db, res_i, di);
 	node_unlock(n);
 	return 0;
+}
+
+int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
+{
+	return charge_node_stat(n, NULL, fd, res_b, res_i);
 }
 
 static void uncharge_locked(struct dnode *n)

@@ -192,6 +192,8 @@ int node_open(struct dnode *n, int flags);
 int node_stat(struct dnode *n, struct stat *st);
 /* Open the node's upper directory, copying it up first. */
 int node_upper_dir(struct dnode *n);
+int fd_chmod(int fd, mode_t mode);
+int fd_utimens(int fd, const struct timespec ts[2]);
 int fd_getxattr(int fd, const char *name, void *buf, size_t size);
 int fd_setxattr(int fd, const char *name, const void *val, size_t size, int flags);
 int fd_listxattr(int fd, char *buf, size_t size);
@@ -204,6 +206,9 @@ void charge_unreserve(int64_t bytes, int64_t inodes);
 void charge_settle(enum area ar, int64_t res_b, int64_t delta_b, int64_t res_i, int64_t delta_i);
 /* Re-measure n's upper object (through fd if >= 0) and charge the change. */
 int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i);
+/* The same with the object's stat taken after the operation. */
+int charge_node_stat(struct dnode *n, const struct stat *now, int fd, int64_t res_b,
+		     int64_t res_i);
 /* n's object lost a link: uncharge now or at its last close. */
 void charge_unlinked(struct dnode *n, const struct stat *after);
 /* An object without a node left the upper layer. */

@@ -167,7 +167,7 @@ static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct m
 		charge_unreserve(res, 1);
 		return -ENOMEM;
 	}
-	charge_node(*out, -1, res - dirent_growth(), 1);
+	charge_node_stat(*out, st, -1, res - dirent_growth(), 1);
 	charge_node(p, pfd, dirent_growth(), 0);
 	return fd;
 }

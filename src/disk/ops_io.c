@@ -100,20 +100,18 @@ static void kill_suid(fuse_req_t req, int fd, const struct stat *st)
 }
 
 /* Worst-case growth of a write: nothing if it only rewrites allocated
- * blocks inside the file, else the block-rounded range plus headroom. */
+ * blocks inside the file (no hole from off to its end; SEEK_HOLE finds
+ * the one at end of file), else the block-rounded range plus headroom. */
 static int64_t write_growth(fuse_req_t req, int fd, off_t off, size_t len)
 {
 	struct stat st;
 	off_t hole;
 
-	if (fstat(fd, &st) < 0)
-		return write_worst_case((uint64_t)off, len, D->blksize);
-	kill_suid(req, fd, &st);
-	if (off + (off_t)len <= st.st_size) {
-		hole = lseek(fd, off, SEEK_HOLE);
-		if (hole >= off + (off_t)len)
-			return 0;
-	}
+	if (fuse_req_ctx(req)->uid != 0 && fstat(fd, &st) == 0)
+		kill_suid(req, fd, &st);
+	hole = lseek(fd, off, SEEK_HOLE);
+	if (hole >= off + (off_t)len)
+		return 0;
 	return write_worst_case((uint64_t)off, len, D->blksize);
 }
 
@@ -227,7 +225,7 @@ void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse
 	fuse_reply_lseek(req, r);
 }
 
-static int set_times(const char *p, const struct stat *attr, int to_set)
+static int set_times(int fd, const struct stat *attr, int to_set)
 {
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
 
@@ -239,7 +237,7 @@ static int set_times(const char *p, const struct stat *attr, int to_set)
 		ts[1].tv_nsec = UTIME_NOW;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		ts[1] = attr->st_mtim;
-	return utimensat(AT_FDCWD, p, ts, 0) < 0 ? -errno : 0;
+	return fd_utimens(fd, ts);
 }
 
 static int set_size(fuse_req_t req, struct dnode *n, int fd, off_t size)
@@ -264,12 +262,10 @@ static int set_size(fuse_req_t req, struct dnode *n, int fd, off_t size)
 
 static int apply_attr(fuse_req_t req, struct dnode *n, int fd, struct stat *attr, int to_set)
 {
-	char p[64];
 	int r = 0;
 
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-	if (to_set & FUSE_SET_ATTR_MODE && chmod(p, attr->st_mode & 07777) < 0)
-		return -errno;
+	if (to_set & FUSE_SET_ATTR_MODE && (r = fd_chmod(fd, attr->st_mode & 07777)) < 0)
+		return r;
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
@@ -281,7 +277,7 @@ static int apply_attr(fuse_req_t req, struct dnode *n, int fd, struct stat *attr
 		return r;
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
 		      FUSE_SET_ATTR_MTIME_NOW))
-		r = set_times(p, attr, to_set);
+		r = set_times(fd, attr, to_set);
 	return r;
 }
 
@@ -312,7 +308,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		r = -errno;
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	charge_node(n, fd, 0, 0);
+	charge_node_stat(n, &st, fd, 0, 0);
 	fill_attr(n, &st);
 	fuse_reply_attr(req, &st, entry_timeout());
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -112,6 +113,38 @@ int node_upper_dir(struct dnode *n)
 	int r = copy_up(n);
 
 	return r < 0 ? r : node_open(n, O_PATH | O_DIRECTORY);
+}
+
+/* chmod and utimes of what an fd (O_PATH included) refers to: straight
+ * through the fd where the kernel allows it (fchmodat2 with AT_EMPTY_PATH
+ * since Linux 6.6, utimensat with AT_EMPTY_PATH), else through the fd's
+ * magic link in /proc, a path walk that costs more. */
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452 /* the same number on every architecture */
+#endif
+
+int fd_chmod(int fd, mode_t mode)
+{
+	char p[64];
+
+	if (syscall(SYS_fchmodat2, fd, "", mode, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -errno;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	return chmod(p, mode) < 0 ? -errno : 0;
+}
+
+int fd_utimens(int fd, const struct timespec ts[2])
+{
+	char p[64];
+
+	if (utimensat(fd, "", ts, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOENT)
+		return -errno;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	return utimensat(AT_FDCWD, p, ts, 0) < 0 ? -errno : 0;
 }
 
 /* xattr calls on O_PATH fds go through the fd's magic link, which lands on

@@ -59,7 +59,9 @@ static int mk_at(int dirfd, const char *name, const struct mkreq *m)
 	}
 	if (r < 0)
 		return -errno;
-	if (fchownat(dirfd, name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	/* A new file is owned through its fd: no second lookup of name. */
+	if ((m->kind == MK_FILE ? fchown(fd, m->uid, m->gid)
+				: fchownat(dirfd, name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW)) < 0 ||
 	    (m->kind != MK_SYMLINK && (m->mode & (S_ISUID | S_ISGID)) &&
 	     fchmodat(dirfd, name, m->mode & 07777, 0) < 0)) {
 		r = -errno;

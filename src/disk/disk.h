@@ -298,6 +298,11 @@ int publish_write(const char *state);
 int state_load(struct disk_state *s);
 int state_save(bool clean);
 
+/* session_io.c: the session's reads and writes, and INIT flags that
+ * libfuse 3.14 would not pass on (op_init says which the kernel offers). */
+void session_io_init_flags(bool killpriv, bool parallel_dirops);
+int session_io_attach(struct fuse_session *se);
+
 /* ops */
 extern const struct fuse_lowlevel_ops disk_ops;
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,

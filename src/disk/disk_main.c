@@ -245,6 +245,7 @@ static int session_start(const char *mnt)
 		se = D->se = NULL;
 		return -EIO;
 	}
+	session_io_attach(se); /* optional: without it, only slower */
 	r = pthread_create(&loop_thread, NULL, session_loop, NULL);
 	if (r) {
 		fuse_session_unmount(se);

@@ -58,6 +58,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	/* We clear set-ID bits on write, truncate and O_TRUNC opens (ops_io.c)
+	 * and the upper filesystem does on chown: the kernel can spare the
+	 * GETATTR it sends before every chown otherwise. Lookups in one
+	 * directory may run in parallel. (session_io.c says why these go
+	 * this way.) */
+	session_io_init_flags(conn->capable & FUSE_CAP_HANDLE_KILLPRIV,
+			      conn->capable & FUSE_CAP_PARALLEL_DIROPS);
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
 	conn->max_background = 64;

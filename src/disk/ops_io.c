@@ -23,6 +23,23 @@
 #include <string.h>
 #include <unistd.h>
 
+/* With FUSE_HANDLE_KILLPRIV (session_io.c), and for direct writes in any
+ * case, the kernel leaves it to us to clear set-user-ID and executable
+ * set-group-ID bits on write and truncate. Our own writes run as root,
+ * which keeps them, so clear them here for every caller but root (the
+ * kernel's test is CAP_FSETID, which in practice only uid 0 has).
+ * security.capability goes by itself: the upper filesystem drops it on
+ * any write or truncate, and on chown. */
+static void kill_suid(fuse_req_t req, int fd, const struct stat *st)
+{
+	mode_t m = st->st_mode;
+
+	if (!S_ISREG(m) || fuse_req_ctx(req)->uid == 0)
+		return;
+	if ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		(void)fchmod(fd, m & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
+}
+
 static bool open_direct(int flags)
 {
 	return (flags & O_ACCMODE) == O_WRONLY || (flags & O_DIRECT);
@@ -62,8 +79,13 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	node_unlock(n);
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
-	if (flags & O_TRUNC)
+	if (flags & O_TRUNC) {
+		struct stat st;
+
+		if (fstat(fd, &st) == 0)
+			kill_suid(req, fd, &st);
 		charge_node(n, fd, 0, 0);
+	}
 	fi->fh = (uint64_t)fd;
 	open_cache_mode(n, fi);
 	if (fuse_reply_open(req, fi) != 0) {
@@ -81,22 +103,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	buf.buf[0].fd = (int)fi->fh;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-}
-
-/* The kernel clears set-user-ID and executable set-group-ID bits before a
- * cached write, but leaves it to us for direct writes (write-only opens).
- * Our own writes run as root, which keeps them, so clear them here for
- * every caller but root (the kernel's test is CAP_FSETID, which in
- * practice only uid 0 has). security.capability goes by itself: the upper
- * filesystem drops it on any write or truncate. */
-static void kill_suid(fuse_req_t req, int fd, const struct stat *st)
-{
-	mode_t m = st->st_mode;
-
-	if (!S_ISREG(m) || fuse_req_ctx(req)->uid == 0)
-		return;
-	if ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		(void)fchmod(fd, m & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
 }
 
 /* Worst-case growth of a write: nothing if it only rewrites allocated

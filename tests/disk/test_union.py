@@ -178,6 +178,28 @@ with dt.checked(res, disk):
         f.write('root\n')
     res.eq('a root write keeps set-uid', oct(os.lstat(suid).st_mode & 0o7777), oct(0o4755))
     res.eq('set-ID file bytes', open(suid).read(), 'x\nmore\nroot\n')
+    # The kernel leaves set-ID clearing to the daemon (FUSE_HANDLE_KILLPRIV):
+    # every other way a non-root owner changes the file, and chown.
+    ways = {
+        'a cached (read-write) write': 'import os; fd = os.open(P, os.O_RDWR); '
+                                       'os.pwrite(fd, b"y", 0)',
+        'a truncate': 'import os; os.truncate(P, 1)',
+        'an O_TRUNC open': 'import os; os.close(os.open(P, os.O_WRONLY | os.O_TRUNC))',
+    }
+    for what, code in ways.items():
+        os.chmod(suid, 0o6755)
+        r = dt.run_as_nobody(['python3', '-c', code.replace('P', repr(suid))])
+        res.eq('nobody: %s works' % what, r.returncode, 0)
+        res.eq('nobody: %s clears set-ID bits' % what,
+               oct(os.lstat(suid).st_mode & 0o7777), oct(0o755))
+    os.chmod(suid, 0o6755)
+    os.chown(suid, 0, 0)
+    res.eq('chown clears set-ID bits', oct(os.lstat(suid).st_mode & 0o7777), oct(0o755))
+    os.chown(suid, 65534, 65534)
+    os.chmod(suid, 0o2745)
+    r = dt.run_as_nobody(['sh', '-c', 'echo z >> %s' % suid])
+    res.eq('set-group-ID without group execute stays (no group to gain)',
+           oct(os.lstat(suid).st_mode & 0o7777), oct(0o2745))
     coh = os.path.join(m, 'coherent')
     dt.write_file(coh, b'a' * 8192)
     rfd = os.open(coh, os.O_RDONLY)

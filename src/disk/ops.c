@@ -58,6 +58,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	/* Every listing page with attributes, not only the first: find, du,
+	 * ls -l and tar read a whole directory and then stat each entry,
+	 * which after a plain page is a LOOKUP per entry. */
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	/* We clear set-ID bits on write, truncate and O_TRUNC opens (ops_io.c)
 	 * and the upper filesystem does on chown: the kernel can spare the
 	 * GETATTR it sends before every chown otherwise. Lookups in one

@@ -103,7 +103,7 @@ struct dnode {
 	bool real_direct : 1; /* found by (layer, real_ino) through by_ino */
 	bool written : 1;     /* blocks may have changed since made: measure at forget */
 	bool page_cached : 1; /* opened through the kernel's page cache at least once */
-	bool no_caps : 1;     /* known to have no security.capability (ops_xattr.c) */
+	bool no_probed_xattrs : 1; /* none of the names the kernel probes (ops_xattr.c) */
 	char name_buf[];
 };
 

@@ -127,7 +127,7 @@ static struct dnode *new_node(struct dnode *p, const char *name, const struct st
 		n->charged_bytes = 0;
 		n->charged_inode = false;
 		n->unlinked = false;
-		n->no_caps = true;
+		n->no_probed_xattrs = true;
 		node_unlock(n);
 	}
 	return n;

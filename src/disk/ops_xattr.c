@@ -4,10 +4,10 @@
  * an image layer's trusted.overlay.* markers are metadata, invisible too.
  * A change copies the object up and may grow it by a block.
  *
- * The kernel asks for security.capability before every chown and every
- * cached write. Almost no file has one, and only a setxattr through us can
- * add one, so a node remembers its absence (made by us, or asked once) and
- * the answer costs no system call. */
+ * The kernel itself keeps asking for a few names (see is_probed). Almost
+ * no file has them, and only a setxattr through us can add one, so a node
+ * remembers their absence (made by us, or listed once) and the answer
+ * costs no system call. */
 #include "disk.h"
 
 #include "cvmfs/cleanup.h"
@@ -28,25 +28,53 @@ static bool node_is_lower(struct dnode *n)
 
 #define XATTR_CAPS "security.capability"
 
-/* Read or update n's no_caps for an access to xattr name. */
-static bool caps_known_absent(struct dnode *n, const char *name)
+/* The names the kernel probes on its own: security.capability before
+ * every chown and cached write, and overlayfs's trusted.overlay.* at every
+ * lookup through an overlayfs that has a layer here (Docker's). */
+static bool is_probed(const char *name)
+{
+	return !strcmp(name, XATTR_CAPS) ||
+	       !strncmp(name, XATTR_OVL_PREFIX, strlen(XATTR_OVL_PREFIX));
+}
+
+static bool probed_known_absent(struct dnode *n, const char *name)
 {
 	bool absent;
 
-	if (strcmp(name, XATTR_CAPS))
+	if (!is_probed(name))
 		return false;
 	node_lock(n);
-	absent = n->no_caps;
+	absent = n->no_probed_xattrs;
 	node_unlock(n);
 	return absent;
 }
 
-static void caps_note(struct dnode *n, const char *name, bool absent)
+static void probed_note(struct dnode *n, bool absent)
 {
-	if (strcmp(name, XATTR_CAPS))
-		return;
 	node_lock(n);
-	n->no_caps = absent;
+	n->no_probed_xattrs = absent;
+	node_unlock(n);
+}
+
+/* A probed name was missing: list the object's names once, and if no
+ * probed one is visible, answer the next probes without a system call. */
+static void probed_learn(struct dnode *n, int fd, const char *name)
+{
+	char list[4096];
+	bool lower = node_is_lower(n);
+	int len;
+
+	if (!is_probed(name))
+		return;
+	/* Listed and noted under the node's lock; a setxattr clears the note
+	 * under it after its change, so a note never outlives a new name. */
+	node_lock(n);
+	len = fd_listxattr(fd, list, sizeof(list));
+	for (int i = 0; i < len; i += (int)strlen(list + i) + 1)
+		if (is_probed(list + i) && !xattr_hidden(list + i, lower))
+			len = -1;
+	if (len >= 0)
+		n->no_probed_xattrs = true;
 	node_unlock(n);
 }
 
@@ -58,7 +86,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 	_cleanup_free_ char *buf = NULL;
 	int r;
 
-	if (n && caps_known_absent(n, name))
+	if (n && probed_known_absent(n, name))
 		return (void)fuse_reply_err(req, ENODATA);
 	fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
 	if (fd < 0)
@@ -69,7 +97,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 		return (void)fuse_reply_err(req, ENOMEM);
 	r = fd_getxattr(fd, name, buf, size);
 	if (r == -ENODATA)
-		caps_note(n, name, true);
+		probed_learn(n, fd, name);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	if (!size)
@@ -114,7 +142,6 @@ static int xattr_change(struct dnode *n, const char *name, const char *value, si
 
 	if (xattr_hidden(name, false))
 		return -EPERM;
-	caps_note(n, name, false);
 	r = charge_reserve(res, 0);
 	if (r < 0)
 		return r;
@@ -123,6 +150,8 @@ static int xattr_change(struct dnode *n, const char *name, const char *value, si
 		r = fd;
 	if (r == 0)
 		r = remove ? fd_removexattr(fd, name) : fd_setxattr(fd, name, value, size, flags);
+	if (is_probed(name))
+		probed_note(n, false); /* after the change: see probed_learn */
 	if (fd >= 0)
 		charge_node(n, fd, res, 0);
 	else

@@ -4,9 +4,11 @@ OCI and overlayfs whiteouts and opaque directories hidden, readdir without
 duplicates and with the right d_type, copy-up keeps mode/owner/times/xattrs,
 a user's own char 0/0 device and .wh.x stay what they are, renaming an image
 directory, hard links, non-root permissions, symlink escapes stay inside."""
+import errno
 import mmap
 import os
 import stat
+import struct
 import subprocess
 import sys
 
@@ -200,6 +202,21 @@ with dt.checked(res, disk):
     r = dt.run_as_nobody(['sh', '-c', 'echo z >> %s' % suid])
     res.eq('set-group-ID without group execute stays (no group to gain)',
            oct(os.lstat(suid).st_mode & 0o7777), oct(0o2745))
+    # The daemon answers the kernel's own xattr probes from memory once it
+    # knows a file has none; a name set later must still be seen.
+    probed = os.path.join(m, 'probed')
+    dt.write_file(probed, 'p')
+    caps = struct.pack('<IIIII', 0x02000001, 1 << 13, 0, 0, 0)  # cap_net_raw+ep
+    for name, value in (('trusted.overlay.opaque', b'y'), ('security.capability', caps)):
+        for _ in range(2):
+            try:
+                os.getxattr(probed, name)
+                res.check('%s absent at first' % name, False)
+            except OSError as e:
+                res.eq('%s absent at first' % name, e.errno, errno.ENODATA)
+        os.setxattr(probed, name, value)
+        res.eq('%s seen once set' % name, os.getxattr(probed, name), value)
+        os.removexattr(probed, name)
     coh = os.path.join(m, 'coherent')
     dt.write_file(coh, b'a' * 8192)
     rfd = os.open(coh, os.O_RDONLY)

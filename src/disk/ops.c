@@ -62,6 +62,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * ls -l and tar read a whole directory and then stat each entry,
 	 * which after a plain page is a LOOKUP per entry. */
 	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+	dir_listings_init(conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT);
 	/* We clear set-ID bits on write, truncate and O_TRUNC opens (ops_io.c)
 	 * and the upper filesystem does on chown: the kernel can spare the
 	 * GETATTR it sends before every chown otherwise. Lookups in one

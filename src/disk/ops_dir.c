@@ -1,9 +1,16 @@
-/* Directory handles: the merged listing is taken at the first readdir (and
- * again when a reader rewinds to offset 0), so readdir offsets stay valid
- * for the life of the handle. The kernel may keep listings (cache_readdir):
- * the daemon is the only writer, and every change of a directory goes
- * through a FUSE request on it, which drops the kernel's copy. So a warm
- * `find` costs an OPENDIR that lists nothing. */
+/* Directory listings. The merged listing of a directory is taken when a
+ * reader starts at offset 0, and readdir offsets index it. No OPENDIR or
+ * RELEASEDIR: where the kernel allows it (FUSE_CAP_NO_OPENDIR_SUPPORT)
+ * opendir answers ENOSYS once, and from then on the kernel opens and
+ * closes directories without asking and keeps each listing it has read
+ * whole (as with FOPEN_CACHE_DIR). The daemon is the only writer, and
+ * every change of a directory goes through a FUSE request on it, which
+ * drops the kernel's copy; so a warm `find` sends nothing at all.
+ *
+ * Without a handle, a listing being read lives in a small table keyed by
+ * directory between the requests of one reader, and is dropped when the
+ * reader reaches its end (or, evicted, is taken again: the order of an
+ * unchanged directory is the same). */
 #include "disk.h"
 
 #include "cvmfs/cleanup.h"
@@ -14,13 +21,25 @@
 #include <string.h>
 #include <unistd.h>
 
-struct dirh {
+#define LISTINGS 64
+
+struct listing {
+	fuse_ino_t ino; /* 0: free slot */
+	uint64_t stamp; /* last use, for eviction */
 	struct dlist l;
-	bool filled;
-	bool served;
 };
 
-static int dirh_fill(struct dnode *n, struct dirh *h)
+static struct listing listings[LISTINGS];
+static uint64_t listing_clock;
+static pthread_mutex_t listing_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool opendir_silent; /* the kernel takes ENOSYS from opendir */
+
+void dir_listings_init(bool kernel_skips_opendir)
+{
+	opendir_silent = kernel_skips_opendir;
+}
+
+static int listing_fill(struct dnode *n, struct dlist *l)
 {
 	char path[PATH_MAX];
 	bool upper;
@@ -33,74 +52,102 @@ static int dirh_fill(struct dnode *n, struct dirh *h)
 	upper = n->layer == 0;
 	lmask = n->lmask;
 	node_unlock(n);
-	dlist_free(&h->l);
-	return dir_list(path, upper, lmask, &h->l);
+	return dir_list(path, upper, lmask, l);
+}
+
+/* The listing of ino for a read at off: the one in progress, moved out of
+ * the table (a concurrent reader of the same directory takes its own),
+ * or a new one. ns_lock held. */
+static int listing_take(fuse_ino_t ino, off_t off, struct dlist *out)
+{
+	struct dnode *n;
+
+	memset(out, 0, sizeof(*out));
+	if (off > 0) {
+		LOCK_GUARD(&listing_lock);
+		for (unsigned i = 0; i < LISTINGS; i++) {
+			if (listings[i].ino == ino) {
+				*out = listings[i].l;
+				listings[i].ino = 0;
+				return 0;
+			}
+		}
+	}
+	n = node_get(ino);
+	return n ? listing_fill(n, out) : -ESTALE;
+}
+
+/* Keep l for the reader's next request, or free it at the end. */
+static void listing_put(fuse_ino_t ino, struct dlist *l, bool ended)
+{
+	struct listing *slot = NULL;
+
+	if (!ended) {
+		LOCK_GUARD(&listing_lock);
+		for (unsigned i = 0; i < LISTINGS; i++) {
+			struct listing *c = &listings[i];
+
+			if (c->ino == ino || !c->ino) {
+				slot = c;
+				break;
+			}
+			if (!slot || c->stamp < slot->stamp)
+				slot = c;
+		}
+		/* An older copy or the least recently used gives way. */
+		if (slot->ino)
+			dlist_free(&slot->l);
+		slot->ino = ino;
+		slot->stamp = ++listing_clock;
+		slot->l = *l;
+		return;
+	}
+	dlist_free(l);
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	NS_READ();
-	struct dnode *n = node_get(ino);
-	struct dirh *h = calloc(1, sizeof(*h));
-
-	if (!n || !h) {
-		free(h);
-		return (void)fuse_reply_err(req, n ? ENOMEM : ESTALE);
-	}
-	fi->fh = (uintptr_t)h;
+	(void)ino;
+	if (opendir_silent)
+		return (void)fuse_reply_err(req, ENOSYS);
+	fi->fh = 0;
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		dlist_free(&h->l);
-		free(h);
-	}
-}
-
-/* Take the listing on the first read and on a rewind. ns_lock held. */
-static int dirh_prepare(struct dirh *h, fuse_ino_t ino, off_t off)
-{
-	if (!h->filled || (off == 0 && h->served)) {
-		struct dnode *n = node_get(ino);
-		int r = n ? dirh_fill(n, h) : -ESTALE;
-
-		if (r < 0 && !h->filled)
-			return r;
-		h->filled = true;
-	}
-	h->served = true;
-	return 0;
+	fuse_reply_open(req, fi);
 }
 
 /* Offsets: 1 ".", 2 "..", then entry i at i + 3. */
-static const char *dirh_name(const struct dirh *h, size_t i, fuse_ino_t ino, struct stat *st)
+static const char *dirh_name(const struct dlist *l, size_t i, fuse_ino_t ino, struct stat *st)
 {
-	st->st_ino = i < 2 ? ino : h->l.ents[i - 2].ino;
-	st->st_mode = (mode_t)(i < 2 ? DT_DIR : h->l.ents[i - 2].type) << 12;
-	return i == 0 ? "." : i == 1 ? ".." : h->l.ents[i - 2].name;
+	st->st_ino = i < 2 ? ino : l->ents[i - 2].ino;
+	st->st_mode = (mode_t)(i < 2 ? DT_DIR : l->ents[i - 2].type) << 12;
+	return i == 0 ? "." : i == 1 ? ".." : l->ents[i - 2].name;
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
 	_cleanup_free_ char *buf = malloc(size);
-	size_t used = 0;
+	struct dlist l;
+	size_t used = 0, i;
 	int r;
 
+	(void)fi;
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	r = dirh_prepare(h, ino, off);
+	r = listing_take(ino, off, &l);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	for (size_t i = (size_t)off; i < h->l.n + 2; i++) {
+	for (i = (size_t)off; i < l.n + 2; i++) {
 		struct stat st = { 0 };
-		const char *name = dirh_name(h, i, ino, &st);
+		const char *name = dirh_name(&l, i, ino, &st);
 		size_t len = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
 
 		if (len > size - used)
 			break;
 		used += len;
 	}
+	listing_put(ino, &l, (size_t)off >= l.n + 2);
 	fuse_reply_buf(req, buf, used);
 }
 
@@ -164,14 +211,14 @@ static void plus_finish(struct plus *c, bool delivered)
 	free(c->got);
 }
 
-static size_t plus_fill(fuse_req_t req, struct plus *c, struct dirh *h, fuse_ino_t ino,
+static size_t plus_fill(fuse_req_t req, struct plus *c, const struct dlist *l, fuse_ino_t ino,
 			char *buf, size_t size, off_t off)
 {
 	size_t used = 0;
 
-	for (size_t i = (size_t)off; i < h->l.n + 2; i++) {
+	for (size_t i = (size_t)off; i < l->n + 2; i++) {
 		struct fuse_entry_param e = { 0 };
-		const char *name = dirh_name(h, i, ino, &e.attr);
+		const char *name = dirh_name(l, i, ino, &e.attr);
 		/* "." and ".." carry no lookup: the kernel does not count one. */
 		struct dnode *n = i < 2 ? NULL : plus_lookup(c, name, &e);
 		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
@@ -193,31 +240,33 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
 	struct dnode *dir = node_get(ino);
 	_cleanup_free_ char *buf = malloc(size);
+	struct dlist l;
 	struct plus c;
 	size_t used;
 	int r;
 
+	(void)fi;
 	if (!buf || !dir)
 		return (void)fuse_reply_err(req, dir ? ENOMEM : ESTALE);
-	r = dirh_prepare(h, ino, off);
-	if (r == 0)
-		r = plus_start(&c, dir, size);
+	r = listing_take(ino, off, &l);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	used = plus_fill(req, &c, h, ino, buf, size, off);
+	r = plus_start(&c, dir, size);
+	if (r < 0) {
+		dlist_free(&l);
+		return (void)fuse_reply_err(req, -r);
+	}
+	used = plus_fill(req, &c, &l, ino, buf, size, off);
+	listing_put(ino, &l, (size_t)off >= l.n + 2);
 	plus_finish(&c, fuse_reply_buf(req, buf, used) == 0);
 }
 
 void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct dirh *h = (struct dirh *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	dlist_free(&h->l);
-	free(h);
+	(void)fi;
 	fuse_reply_err(req, 0);
 }
 

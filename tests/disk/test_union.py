@@ -217,6 +217,32 @@ with dt.checked(res, disk):
         os.setxattr(probed, name, value)
         res.eq('%s seen once set' % name, os.getxattr(probed, name), value)
         os.removexattr(probed, name)
+    # Listings span many reply pages and are read without directory handles:
+    # 100 readers in flight at once (more than the daemon keeps between
+    # requests), each must see its whole directory exactly once.
+    big = os.path.join(m, 'listings')
+    os.mkdir(big)
+    want = {}
+    for d in range(100):
+        p = os.path.join(big, 'd%03d' % d)
+        os.mkdir(p)
+        want[p] = sorted('entry-with-a-longish-name-%04d' % i for i in range(d + 60))
+        for name in want[p]:
+            os.close(os.open(os.path.join(p, name), os.O_CREAT | os.O_WRONLY, 0o644))
+    subprocess.run(['sh', '-c', 'echo 2 > /proc/sys/vm/drop_caches'], check=True)
+    its = {p: os.scandir(p) for p in want}
+    got = {p: [next(it).name] for p, it in its.items()}
+    for p, it in its.items():
+        got[p] += [e.name for e in it]
+        it.close()
+    res.eq('100 interleaved listings, each whole and once',
+           [p for p in want if sorted(got[p]) != want[p]], [])
+    again = os.path.join(big, 'd050')
+    with os.scandir(again) as it:
+        first = [e.name for e in it]
+    res.eq('a listing read again', sorted(first), want[again])
+    os.unlink(os.path.join(again, want[again][0]))
+    res.eq('a change shows in the next listing', sorted(os.listdir(again)), want[again][1:])
     coh = os.path.join(m, 'coherent')
     dt.write_file(coh, b'a' * 8192)
     rfd = os.open(coh, os.O_RDONLY)

@@ -84,17 +84,18 @@ static void listing_put(fuse_ino_t ino, struct dlist *l, bool ended)
 
 	if (!ended) {
 		LOCK_GUARD(&listing_lock);
+		/* Replace an older copy for ino, else fill a free slot, else
+		 * evict the least recently used. */
 		for (unsigned i = 0; i < LISTINGS; i++) {
 			struct listing *c = &listings[i];
 
-			if (c->ino == ino || !c->ino) {
+			if (c->ino == ino) {
 				slot = c;
 				break;
 			}
-			if (!slot || c->stamp < slot->stamp)
+			if (!slot || (slot->ino && (!c->ino || c->stamp < slot->stamp)))
 				slot = c;
 		}
-		/* An older copy or the least recently used gives way. */
 		if (slot->ino)
 			dlist_free(&slot->l);
 		slot->ino = ino;

@@ -30,14 +30,16 @@
  * kernel's test is CAP_FSETID, which in practice only uid 0 has).
  * security.capability goes by itself: the upper filesystem drops it on
  * any write or truncate, and on chown. */
-static void kill_suid(fuse_req_t req, int fd, const struct stat *st)
+static void kill_suid(fuse_req_t req, int fd)
 {
-	mode_t m = st->st_mode;
+	struct stat st;
+	mode_t m;
 
-	if (!S_ISREG(m) || fuse_req_ctx(req)->uid == 0)
+	if (fuse_req_ctx(req)->uid == 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
+	m = st.st_mode;
 	if ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		(void)fchmod(fd, m & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
+		(void)fd_chmod(fd, m & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
 }
 
 static bool open_direct(int flags)
@@ -80,10 +82,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	if (flags & O_TRUNC) {
-		struct stat st;
-
-		if (fstat(fd, &st) == 0)
-			kill_suid(req, fd, &st);
+		kill_suid(req, fd);
 		charge_node(n, fd, 0, 0);
 	}
 	fi->fh = (uint64_t)fd;
@@ -110,11 +109,9 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
  * the one at end of file), else the block-rounded range plus headroom. */
 static int64_t write_growth(fuse_req_t req, int fd, off_t off, size_t len)
 {
-	struct stat st;
 	off_t hole;
 
-	if (fuse_req_ctx(req)->uid != 0 && fstat(fd, &st) == 0)
-		kill_suid(req, fd, &st);
+	kill_suid(req, fd);
 	hole = lseek(fd, off, SEEK_HOLE);
 	if (hole >= off + (off_t)len)
 		return 0;
@@ -251,12 +248,10 @@ static int set_size(fuse_req_t req, struct dnode *n, int fd, off_t size)
 	char p[64];
 	int64_t res = (int64_t)D->blksize; /* a hole costs nothing; metadata may */
 	int r = charge_reserve(res, 0);
-	struct stat st;
 
 	if (r < 0)
 		return r;
-	if (fstat(fd, &st) == 0)
-		kill_suid(req, fd, &st);
+	kill_suid(req, fd);
 	if (ftruncate(fd, size) < 0) {
 		/* fd is O_PATH: truncate through its magic link. */
 		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);

@@ -182,6 +182,14 @@ uint64_t ino_for(unsigned layer, uint64_t real_ino);
 
 /* path.c: resolution beneath layer roots */
 int node_path(struct dnode *n, char *buf, size_t size);
+/* Where a directory's entries are looked for: its union path, whether the
+ * upper layer has it, and the image layers merged in. ns_lock held. */
+struct dir_where {
+	bool upper;
+	uint32_t lmask;
+	char path[PATH_MAX];
+};
+int node_dir_where(struct dnode *dir, struct dir_where *w);
 int path_join(char *buf, size_t size, const char *dir, const char *name);
 int layer_open(unsigned layer, const char *rel, int flags);
 /* --image-idmap: the owner an image file shows (and keeps when copied up). */
@@ -337,7 +345,6 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
-void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
 /* Direct I/O (no page cache) for write-only opens; see ops_io.c. Sets

@@ -182,17 +182,10 @@ int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
 
 int node_lookup(struct dnode *parent, const char *name, struct found *f)
 {
-	char prel[PATH_MAX];
-	bool upper;
-	uint32_t lmask;
-	int r;
+	struct dir_where w;
+	int r = node_dir_where(parent, &w);
 
-	node_lock(parent);
-	upper = parent->layer == 0;
-	lmask = parent->lmask;
-	node_unlock(parent);
-	r = node_path(parent, prel, sizeof(prel));
-	return r < 0 ? r : union_lookup(prel, upper, lmask, name, f);
+	return r < 0 ? r : union_lookup(w.path, w.upper, w.lmask, name, f);
 }
 
 int tmp_name(char *buf, size_t size)

@@ -41,18 +41,10 @@ void dir_listings_init(bool kernel_skips_opendir)
 
 static int listing_fill(struct dnode *n, struct dlist *l)
 {
-	char path[PATH_MAX];
-	bool upper;
-	uint32_t lmask;
-	int r = node_path(n, path, sizeof(path));
+	struct dir_where w;
+	int r = node_dir_where(n, &w);
 
-	if (r < 0)
-		return r;
-	node_lock(n);
-	upper = n->layer == 0;
-	lmask = n->lmask;
-	node_unlock(n);
-	return dir_list(path, upper, lmask, l);
+	return r < 0 ? r : dir_list(w.path, w.upper, w.lmask, l);
 }
 
 /* The listing of ino for a read at off: the one in progress, moved out of
@@ -118,7 +110,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* Offsets: 1 ".", 2 "..", then entry i at i + 3. */
-static const char *dirh_name(const struct dlist *l, size_t i, fuse_ino_t ino, struct stat *st)
+static const char *listing_entry(const struct dlist *l, size_t i, fuse_ino_t ino, struct stat *st)
 {
 	st->st_ino = i < 2 ? ino : l->ents[i - 2].ino;
 	st->st_mode = (mode_t)(i < 2 ? DT_DIR : l->ents[i - 2].type) << 12;
@@ -141,7 +133,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		return (void)fuse_reply_err(req, -r);
 	for (i = (size_t)off; i < l.n + 2; i++) {
 		struct stat st = { 0 };
-		const char *name = dirh_name(&l, i, ino, &st);
+		const char *name = listing_entry(&l, i, ino, &st);
 		size_t len = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
 
 		if (len > size - used)
@@ -158,29 +150,23 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
  * every layer. */
 struct plus {
 	struct dnode *dir;
+	struct dir_where w;
 	struct layer_dirs ld;
-	bool upper;
-	uint32_t lmask;
 	struct dnode **got; /* nodes given a lookup reference, for undo */
 	size_t ngot;
-	char prel[PATH_MAX];
 };
 
 static int plus_start(struct plus *c, struct dnode *dir, size_t size)
 {
-	int r = node_path(dir, c->prel, sizeof(c->prel));
+	int r = node_dir_where(dir, &c->w);
 
 	if (r < 0)
 		return r;
 	c->dir = dir;
-	node_lock(dir);
-	c->upper = dir->layer == 0;
-	c->lmask = dir->lmask;
-	node_unlock(dir);
 	/* An entry takes more than 128 bytes of the reply. */
 	c->got = calloc(size / 128 + 1, sizeof(*c->got));
 	c->ngot = 0;
-	layer_dirs_init(&c->ld, c->prel);
+	layer_dirs_init(&c->ld, c->w.path);
 	return c->got ? 0 : -ENOMEM;
 }
 
@@ -191,7 +177,7 @@ static struct dnode *plus_lookup(struct plus *c, const char *name, struct fuse_e
 	struct dnode *n;
 	struct found f;
 
-	if (union_lookup_in(&c->ld, c->upper, c->lmask, name, &f) < 0)
+	if (union_lookup_in(&c->ld, c->w.upper, c->w.lmask, name, &f) < 0)
 		return NULL;
 	n = node_obtain(c->dir, name, f.layer, f.lmask, &f.st);
 	if (!n)
@@ -219,7 +205,7 @@ static size_t plus_fill(fuse_req_t req, struct plus *c, const struct dlist *l, f
 
 	for (size_t i = (size_t)off; i < l->n + 2; i++) {
 		struct fuse_entry_param e = { 0 };
-		const char *name = dirh_name(l, i, ino, &e.attr);
+		const char *name = listing_entry(l, i, ino, &e.attr);
 		/* "." and ".." carry no lookup: the kernel does not count one. */
 		struct dnode *n = i < 2 ? NULL : plus_lookup(c, name, &e);
 		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, name, &e,
@@ -262,13 +248,6 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	used = plus_fill(req, &c, &l, ino, buf, size, off);
 	listing_put(ino, &l, (size_t)off >= l.n + 2);
 	plus_finish(&c, fuse_reply_buf(req, buf, used) == 0);
-}
-
-void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
 }
 
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

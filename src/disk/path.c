@@ -66,6 +66,15 @@ int node_path(struct dnode *n, char *buf, size_t size)
 	return 0;
 }
 
+int node_dir_where(struct dnode *dir, struct dir_where *w)
+{
+	node_lock(dir);
+	w->upper = dir->layer == 0;
+	w->lmask = dir->lmask;
+	node_unlock(dir);
+	return node_path(dir, w->path, sizeof(w->path));
+}
+
 int layer_open(unsigned layer, const char *rel, int flags)
 {
 	struct open_how how = {

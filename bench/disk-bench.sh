@@ -49,8 +49,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
-BUILD=${1:-build}
-case $BUILD in /*) ;; *) [ -d "$BUILD" ] || BUILD=$REPO/$BUILD ;; esac
+BUILD=$(bench_build_dir "$REPO" "${1:-}")
 CVMFSD=$BUILD/src/cvmfsd
 REPEAT=${DISK_BENCH_REPEAT:-3}
 NFILES=${DISK_BENCH_FILES:-20000}

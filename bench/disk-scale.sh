@@ -31,8 +31,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
-BUILD=${1:-build}
-case $BUILD in /*) ;; *) [ -d "$BUILD" ] || BUILD=$REPO/$BUILD ;; esac
+BUILD=$(bench_build_dir "$REPO" "${1:-}")
 CVMFSD=$BUILD/src/cvmfsd
 HELPER=$BUILD/bench/disk_scale
 NFILES=${DISK_SCALE_FILES:-1000000}

@@ -22,12 +22,14 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 BUILD=build
 if [[ $# -gt 0 && $1 != -* ]]; then
 	BUILD=$1
 	shift
 fi
-case $BUILD in /*) ;; *) [[ -d $BUILD ]] || BUILD=$REPO/$BUILD ;; esac
+BUILD=$(bench_build_dir "$REPO" "$BUILD")
 [[ $(id -u) -eq 0 ]] || { echo "docker-bench: must run as root" >&2; exit 1; }
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=$(command -v python3)

@@ -1,4 +1,4 @@
-# Shared by the bench/*.sh scripts' cleanup traps (sourced, not run).
+# Shared by the bench/*.sh scripts: cleanup and arguments (sourced, not run).
 
 # bench_unmount WHO MOUNTPOINT: unmount a FUSE mount of ours if it is one.
 bench_unmount() {
@@ -16,4 +16,12 @@ bench_remove_tmp() {
 	else
 		rm -rf --one-file-system "$2"
 	fi
+}
+
+# bench_build_dir REPO [DIR]: the build directory to use: DIR (default
+# build) as given when it exists from here or is absolute, else under REPO.
+bench_build_dir() {
+	local b=${2:-build}
+	case $b in /*) ;; *) [ -d "$b" ] || b=$1/$b ;; esac
+	printf '%s\n' "$b"
 }

@@ -24,11 +24,21 @@ def same(name, a, b, exact):
     return a == b if exact else structure(name, a) == structure(name, b)
 
 
+def same_slice(got, want, exact):
+    """A live file (uptime, stat through the shared tree) is rendered
+    afresh at each read at offset 0 and its numbers move every 10 ms: a
+    slice must match in everything but its digits."""
+    if exact:
+        return got == want
+    return re.sub(r'\d', '0', got) == re.sub(r'\d', '0', want)
+
+
 def check_patterns(label, name, res, exact):
     full = res['full']
     R.check('%s %s: full read non-empty and newline-terminated' % (label, name),
             len(full) > 0 and full.endswith('\n'), full[-80:], 'text ending in \\n')
-    bad = [(off, size, got) for off, size, got in res['preads'] if got != full[off:off + size]]
+    bad = [(off, size, got) for off, size, got in res['preads']
+           if not same_slice(got, full[off:off + size], exact)]
     R.check('%s %s: %d preads on one fd at offsets 0,1,7,333,end-3,end,end+10 sizes 1..50 '
             'match the full read' % (label, name, len(res['preads'])), not bad, bad[:5], 'slices')
     for bs in (1, 7):

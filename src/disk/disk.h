@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #define _LGPL_SOURCE
 #include <urcu/urcu-memb.h>
@@ -94,6 +95,9 @@ struct dnode {
 	};
 	uint32_t lmask;         /* directories: lower layers merged in (bit j) */
 	uint32_t open_count;
+	/* Open files by the kernel's I/O mode for them (ops_io.c): through
+	 * its page cache, or passing through to backing_id. */
+	uint32_t cached_opens, passthrough_opens, backing_id;
 	struct nlock lock;
 	uint16_t type;     /* S_IFMT bits, immutable */
 	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */
@@ -311,6 +315,16 @@ int state_save(bool clean);
 void session_io_init_flags(bool killpriv, bool parallel_dirops);
 int session_io_attach(struct fuse_session *se);
 
+/* passthrough.c: reads of upper files straight from DATA/upper. */
+void passthrough_note_init_request(const void *buf, size_t len);
+void passthrough_patch_init_reply(void *init_out, size_t len);
+void passthrough_patch_reply(struct iovec *iov, int count);
+bool passthrough_enabled(void);
+int passthrough_backing_open(int fd);
+void passthrough_backing_close(uint32_t id);
+void passthrough_reply_arm(uint32_t backing_id);
+void passthrough_reply_disarm(void);
+
 /* ops */
 extern const struct fuse_lowlevel_ops disk_ops;
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -347,9 +361,16 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
-/* Direct I/O (no page cache) for write-only opens; see ops_io.c. Sets
- * fi's caching fields and records a cached open in n. */
-void open_cache_mode(struct dnode *n, struct fuse_file_info *fi);
+/* open_io.c: the kernel's I/O mode for each open file (page cache,
+ * direct, passthrough), kept with the fd in fh. */
+bool open_is_direct(int flags);
+bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info *fi,
+		  const struct fuse_entry_param *e);
+void open_released(struct dnode *n, struct fuse_file_info *fi);
+static inline int fh_fd(const struct fuse_file_info *fi)
+{
+	return (int)(uint32_t)fi->fh;
+}
 
 /* Reply helpers shared by the op files (ops_meta.c). */
 void fill_attr(struct dnode *n, struct stat *st);

@@ -135,7 +135,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return (void)fuse_reply_err(req, ESTALE);
 	r = node_stat(n, &st);
 	/* An unlinked open file has no path any more; its fd still works. */
-	if (r < 0 && fi && fstat((int)fi->fh, &st) == 0)
+	if (r < 0 && fi && fstat(fh_fd(fi), &st) == 0)
 		r = 0;
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);

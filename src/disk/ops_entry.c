@@ -224,13 +224,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	node_unlock(n);
 	e.ino = n->ino;
 	fill_attr(n, &e.attr);
-	fi->fh = (uint64_t)fd;
-	open_cache_mode(n, fi);
-	if (fuse_reply_create(req, &e, fi) != 0) {
-		close(fd);
-		charge_released(n);
+	if (!reply_opened(req, n, fd, fi, &e))
 		node_forget(n, 1);
-	}
 }
 
 /* Hard links live in the upper layer: an image file is copied up first. */

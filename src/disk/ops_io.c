@@ -7,12 +7,9 @@
  * lands. An overwrite of blocks already allocated needs no reservation, so
  * a full disk still lets files be rewritten in place.
  *
- * Write-only opens use direct I/O: a write-only fd can neither read nor
- * mmap, so the page cache gains it nothing, and without it each write(2)
- * is one WRITE request (the cached path splits a write at every partly
- * written page and first asks for security.capability), and the data is
- * copied once less. Pages other opens cached are invalidated after such a
- * write. No FLUSH handler: nothing is done at close that release does not
+ * Which opens use the page cache, direct I/O or passthrough is open_io.c's
+ * choice; pages other opens cached are invalidated after a direct write.
+ * No FLUSH handler: nothing is done at close that release does not
  * do, and without one the kernel stops sending FLUSH. */
 #include "disk.h"
 
@@ -42,23 +39,6 @@ static void kill_suid(fuse_req_t req, int fd)
 		(void)fd_chmod(fd, m & 07777 & ~(mode_t)(S_ISUID | S_ISGID));
 }
 
-static bool open_direct(int flags)
-{
-	return (flags & O_ACCMODE) == O_WRONLY || (flags & O_DIRECT);
-}
-
-void open_cache_mode(struct dnode *n, struct fuse_file_info *fi)
-{
-	if (open_direct(fi->flags)) {
-		fi->direct_io = 1;
-		return;
-	}
-	fi->keep_cache = 1;
-	node_lock(n);
-	n->page_cached = true;
-	node_unlock(n);
-}
-
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	NS_READ();
@@ -85,12 +65,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		kill_suid(req, fd);
 		charge_node(n, fd, 0, 0);
 	}
-	fi->fh = (uint64_t)fd;
-	open_cache_mode(n, fi);
-	if (fuse_reply_open(req, fi) != 0) {
-		close(fd);
-		charge_released(n);
-	}
+	reply_opened(req, n, fd, fi, NULL);
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -99,7 +74,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 
 	(void)ino;
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = fh_fd(fi);
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -127,7 +102,7 @@ static ssize_t write_admitted(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec
 	struct dnode *n = node_get(ino);
 	size_t len = fuse_buf_size(bufv);
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
-	int fd = (int)fi->fh;
+	int fd = fh_fd(fi);
 	int64_t res;
 	ssize_t w;
 	int r;
@@ -143,7 +118,7 @@ static ssize_t write_admitted(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec
 	out.buf[0].pos = off;
 	w = fuse_buf_copy(&out, bufv, 0);
 	charge_node(n, fd, res, 0);
-	if (w > 0 && open_direct(fi->flags)) {
+	if (w > 0 && open_is_direct(fi->flags)) {
 		node_lock(n);
 		*stale = n->page_cached;
 		node_unlock(n);
@@ -176,16 +151,14 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Delayed allocation may have added blocks (ext4 extent blocks) since
 	 * the last write was charged: measure once more before letting go. */
 	if (n && (fi->flags & O_ACCMODE) != O_RDONLY)
-		charge_node(n, (int)fi->fh, 0, 0);
-	close((int)fi->fh);
-	if (n)
-		charge_released(n);
+		charge_node(n, fh_fd(fi), 0, 0);
+	open_released(n, fi);
 	fuse_reply_err(req, 0);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = (int)fi->fh;
+	int fd = fh_fd(fi);
 	int r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;
 	struct dnode *n;
 
@@ -202,7 +175,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 {
 	NS_READ();
 	struct dnode *n = node_get(ino);
-	int fd = (int)fi->fh;
+	int fd = fh_fd(fi);
 	int64_t res = 0;
 	int r;
 
@@ -220,7 +193,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 
 void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	off_t r = lseek((int)fi->fh, off, whence);
+	off_t r = lseek(fh_fd(fi), off, whence);
 
 	(void)ino;
 	if (r < 0)
@@ -297,7 +270,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	if (fi && (fi->flags & O_ACCMODE) != O_RDONLY) {
-		fd = (int)fi->fh;
+		fd = fh_fd(fi);
 	} else {
 		own = node_open(n, (to_set & FUSE_SET_ATTR_SIZE) ? O_WRONLY : O_PATH | O_NOFOLLOW);
 		if (own < 0)

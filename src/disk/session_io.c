@@ -10,7 +10,8 @@
  * So the session reads, writes and splices through these hooks, which do
  * exactly what libfuse does itself, except that the INIT reply (the first
  * message the daemon writes: the kernel sends nothing else before it is
- * answered) gets the flags op_init found offered. The daemon does what
+ * answered) gets the flags op_init found offered, and passthrough.c may
+ * fill in the INIT and open replies for FUSE passthrough. The daemon does what
  * FUSE_HANDLE_KILLPRIV asks of it: ops_io.c clears set-ID bits on write,
  * truncate and O_TRUNC opens, the upper filesystem on chown. */
 #include "disk.h"
@@ -25,7 +26,7 @@
 #include <unistd.h>
 
 static uint32_t init_extra; /* kernel INIT flags to add to the reply */
-static bool init_answered;
+static bool init_answered, init_read;
 
 void session_io_init_flags(bool killpriv, bool parallel_dirops)
 {
@@ -43,20 +44,31 @@ static void patch_init_reply(struct iovec *iov, int count)
 		return;
 	out = iov[1].iov_base;
 	out->flags |= init_extra;
+	passthrough_patch_init_reply(out, iov[1].iov_len);
 }
 
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
-	if (!__atomic_exchange_n(&init_answered, true, __ATOMIC_ACQ_REL))
+	if (!__atomic_load_n(&init_answered, __ATOMIC_ACQUIRE) &&
+	    !__atomic_exchange_n(&init_answered, true, __ATOMIC_ACQ_REL))
 		patch_init_reply(iov, count);
+	else
+		passthrough_patch_reply(iov, count);
 	return writev(fd, iov, count);
 }
 
+/* The first message read is the kernel's INIT: what it offers beyond what
+ * libfuse 3.14 reads. */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
+	ssize_t n = read(fd, buf, len);
+
 	(void)userdata;
-	return read(fd, buf, len);
+	if (n > 0 && !__atomic_load_n(&init_read, __ATOMIC_ACQUIRE) &&
+	    !__atomic_exchange_n(&init_read, true, __ATOMIC_ACQ_REL))
+		passthrough_note_init_request(buf, (size_t)n);
+	return n;
 }
 
 static ssize_t io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,

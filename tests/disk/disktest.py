@@ -322,3 +322,26 @@ def checked(res, *daemons):
         for d in daemons:
             for one in (d if isinstance(d, list) else [d]):
                 one.stop()
+
+
+def fuse_requests(mnt, action):
+    """The FUSE requests action() makes on mnt's connection, from a trace
+    instance of our own (None when tracefs is not there)."""
+    top = '/sys/kernel/tracing'
+    if not os.path.isdir(os.path.join(top, 'events/fuse/fuse_request_send')):
+        return None
+    inst = os.path.join(top, 'instances', 'cvmfs-test-%d' % os.getpid())
+    os.mkdir(inst)
+    try:
+        ev = os.path.join(inst, 'events/fuse/fuse_request_send')
+        with open(os.path.join(ev, 'filter'), 'w') as f:
+            f.write('connection == %d' % os.minor(os.stat(mnt).st_dev))
+        with open(os.path.join(ev, 'enable'), 'w') as f:
+            f.write('1')
+        action()
+        with open(os.path.join(ev, 'enable'), 'w') as f:
+            f.write('0')
+        with open(os.path.join(inst, 'trace')) as f:
+            return [w.strip('()') for w in f.read().split() if w.startswith('(FUSE_')]
+    finally:
+        os.rmdir(inst)

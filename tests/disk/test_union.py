@@ -49,29 +49,6 @@ os.setxattr(cp, 'trusted.t', b'tv')
 os.utime(cp, ns=(1_000_000_000_000_000_000, 1_100_000_000_123_456_789))
 
 
-def fuse_requests(mnt, action):
-    """The FUSE requests action() makes on mnt's connection, from a trace
-    instance of our own (None when tracefs is not there)."""
-    top = '/sys/kernel/tracing'
-    if not os.path.isdir(os.path.join(top, 'events/fuse/fuse_request_send')):
-        return None
-    inst = os.path.join(top, 'instances', 'cvmfs-test-%d' % os.getpid())
-    os.mkdir(inst)
-    try:
-        ev = os.path.join(inst, 'events/fuse/fuse_request_send')
-        with open(os.path.join(ev, 'filter'), 'w') as f:
-            f.write('connection == %d' % os.minor(os.stat(mnt).st_dev))
-        with open(os.path.join(ev, 'enable'), 'w') as f:
-            f.write('1')
-        action()
-        with open(os.path.join(ev, 'enable'), 'w') as f:
-            f.write('0')
-        with open(os.path.join(inst, 'trace')) as f:
-            return [w.strip('()') for w in f.read().split() if w.startswith('(FUSE_')]
-    finally:
-        os.rmdir(inst)
-
-
 def check_no_getattr_on_chown(res, m):
     """The INIT reply carries FUSE_HANDLE_KILLPRIV (src/disk/session_io.c):
     the kernel then leaves set-ID clearing on chown to us and sends no
@@ -80,7 +57,7 @@ def check_no_getattr_on_chown(res, m):
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         os.write(fd, b'x')
-        ops = fuse_requests(m, lambda: os.fchown(fd, 7, 7))
+        ops = dt.fuse_requests(m, lambda: os.fchown(fd, 7, 7))
     finally:
         os.close(fd)
     if ops is None:

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""FUSE passthrough on a real mount (src/disk/open_io.c, passthrough.c):
+read-only opens of upper files read DATA/upper directly (no READ request),
+mmap and execve work through them, writers opened beside them still go
+through the daemon (the limit holds, readers and mappings see every write),
+no mix of page-cache, direct and passthrough opens of one file ever fails
+(the kernel answers a wrong mix with EIO), image files stay on the daemon's
+path, and the charge equals a recount afterwards."""
+import errno
+import mmap
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import disktest as dt  # noqa: E402
+
+dt.require_root_fuse()
+res = dt.Results()
+base = dt.tmpdir()
+img = os.path.join(base, 'img')
+os.makedirs(img)
+dt.write_file(os.path.join(img, 'lower'), b'L' * 65536)
+
+
+def requests_of(m, action):
+    ops = dt.fuse_requests(m, action)
+    return [] if ops is None else ops
+
+
+def check_reads_pass_through(m, on):
+    """A read-only open of an upper file: data right, no READ request
+    while reading or mapping it (when the kernel took passthrough)."""
+    data = os.urandom(4 << 20)
+    path = os.path.join(m, 'up')
+    dt.write_file(path, data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = []
+        ops = requests_of(m, lambda: got.append(os.pread(fd, len(data), 0)))
+        res.check('read of an upper file is right', got[0] == data)
+        mp = mmap.mmap(fd, len(data), prot=mmap.PROT_READ)
+        res.check('mapping of a read-only open is right', mp[:] == data)
+        mp.close()
+        if on and dt.fuse_requests(m, lambda: None) is not None:
+            res.check('no READ request for a passthrough read (%d requests)' % len(ops),
+                      'FUSE_READ' not in ops)
+    finally:
+        os.close(fd)
+    exe = os.path.join(m, 'true')
+    shutil.copy2('/bin/true', exe)
+    res.eq('execve of an upper binary', subprocess.run([exe]).returncode, 0)
+
+
+def check_writer_beside_readers(m, disk):
+    """Readers first (passthrough), then a read-write open: its writes
+    reach the readers' reads and mappings, its own mapping is coherent,
+    and it still stops at the limit with ENOSPC."""
+    path = os.path.join(m, 'shared')
+    dt.write_file(path, b'a' * 8192)
+    r1 = os.open(path, os.O_RDONLY)
+    mp = mmap.mmap(r1, 8192, prot=mmap.PROT_READ)
+    w = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(w, b'bbbb', 0)
+        res.eq('a writer beside readers: reader and mapping see its write',
+               (os.pread(r1, 4, 0), mp[:4]), (b'bbbb', b'bbbb'))
+        wm = mmap.mmap(w, 8192)
+        wm[4:8] = b'cccc'
+        wm.flush()
+        res.eq("the writer's shared mapping reaches readers", os.pread(r1, 8, 0), b'bbbbcccc')
+        wm.close()
+        r2 = os.open(path, os.O_RDONLY)
+        res.eq('a new reader sees it', os.pread(r2, 8, 0), b'bbbbcccc')
+        os.close(r2)
+        err = None
+        chunk = b'z' * (1 << 20)
+        try:
+            for i in range(200):
+                os.pwrite(w, chunk, 8192 + i * len(chunk))
+        except OSError as e:
+            err = e.errno
+        res.eq('the limit holds for a writer beside passthrough readers', err, errno.ENOSPC)
+        fig = disk.fresh_figures()
+        res.check('usage never over the limit (%d <= %d)' % (fig['used_bytes'], fig['limit_bytes']),
+                  fig['used_bytes'] <= fig['limit_bytes'])
+        os.ftruncate(w, 8192)
+    finally:
+        mp.close()
+        os.close(w)
+        os.close(r1)
+
+
+MODES = (os.O_RDONLY, os.O_RDONLY, os.O_RDWR, os.O_WRONLY, os.O_RDONLY | os.O_DIRECT)
+
+
+def mixed_opens(path, seed, failures, rounds=300):
+    """Open the file in random modes while others do the same, each open
+    kept for a random number of further opens; every open and I/O works."""
+    rnd = random.Random(seed)
+    held = []
+    try:
+        for _ in range(rounds):
+            mode = rnd.choice(MODES)
+            try:
+                fd = os.open(path, mode)
+                if mode & os.O_DIRECT:
+                    buf = mmap.mmap(-1, 4096)
+                    os.preadv(fd, [buf], 0)
+                elif (mode & os.O_ACCMODE) == os.O_RDONLY:
+                    os.pread(fd, 4096, 0)
+                else:
+                    os.pwrite(fd, b'm' * 4096, 4096 * rnd.randrange(4))
+                held.append(fd)
+            except OSError as e:
+                failures.append((mode, e.errno))
+            while held and (len(held) > 4 or rnd.random() < 0.4):
+                os.close(held.pop(rnd.randrange(len(held))))
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def check_mixed_modes(m):
+    path = os.path.join(m, 'mixed')
+    dt.write_file(path, b'x' * 16384)
+    failures = []
+    threads = [threading.Thread(target=mixed_opens, args=(path, s, failures)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res.eq('1,200 opens in random modes from 4 threads: none fails', failures[:5], [])
+    cached = os.open(path, os.O_RDWR)
+    reader = os.open(path, os.O_RDONLY)
+    res.eq('a reader beside a page-cache writer', os.pread(reader, 1, 0), b'm')
+    os.close(cached)
+    os.close(reader)
+
+
+def check_image_file(m):
+    """An image file is read through the daemon; a copy-up while it is
+    open for reading works, and new opens see the copy."""
+    path = os.path.join(m, 'lower')
+    r = os.open(path, os.O_RDONLY)
+    try:
+        res.eq('image file read', os.pread(r, 4, 0), b'LLLL')
+        with open(path, 'r+b') as f:
+            f.write(b'U')
+        with open(path, 'rb') as f:
+            res.eq('copy-up while the image file is open for reading', f.read(2), b'UL')
+    finally:
+        os.close(r)
+    res.eq('the image file itself is unchanged', open(os.path.join(img, 'lower'), 'rb').read(2),
+           b'LL')
+
+
+disk = dt.Disk(base, limit='48M', images=[img])
+with dt.checked(res, disk):
+    disk.start()
+    m = disk.mnt
+    on = 'FUSE passthrough' in disk.logtext()
+    if not on:
+        print('# the kernel offers no FUSE passthrough: checking the daemon path only')
+    check_reads_pass_through(m, on)
+    check_writer_beside_readers(m, disk)
+    check_mixed_modes(m)
+    check_image_file(m)
+    res.check('no passthrough refusal logged', 'refused a passthrough' not in disk.logtext())
+    dt.compare(res, 'after passthrough work', disk)
+res.done()

@@ -131,6 +131,15 @@ static pid_t disk_running(struct launch *L)
 	return (pid_t)pid;
 }
 
+/* The --image-idmap value this launch gives a disk it starts ("" none). */
+static void disk_idmap(struct launch *L, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (L->o.userns)
+		snprintf(buf, size, "%llu:%llu:%llu", (unsigned long long)L->o.userns_uid,
+			 (unsigned long long)L->o.userns_gid, (unsigned long long)L->o.userns_count);
+}
+
 static int disk_start(struct launch *L)
 {
 	char limit[32], idmap[80], *argv[22];
@@ -153,10 +162,8 @@ static int disk_start(struct launch *L)
 	argv[n++] = L->o.image;
 	argv[n++] = (char *)"--run-dir";
 	argv[n++] = L->o.run_dir;
-	if (L->o.userns) { /* image files are root's inside, as they are without */
-		snprintf(idmap, sizeof(idmap), "%llu:%llu:%llu",
-			 (unsigned long long)L->o.userns_uid, (unsigned long long)L->o.userns_gid,
-			 (unsigned long long)L->o.userns_count);
+	disk_idmap(L, idmap, sizeof(idmap));
+	if (idmap[0]) { /* image files are root's inside, as they are without */
 		argv[n++] = (char *)"--image-idmap";
 		argv[n++] = idmap;
 	}
@@ -184,11 +191,74 @@ static int disk_start(struct launch *L)
 	return 0;
 }
 
+/* The value after opt in a NUL-separated command line, NULL if absent. */
+static const char *cmdline_value(const char *args, size_t len, const char *opt)
+{
+	for (size_t i = 0; i < len; i += strlen(args + i) + 1)
+		if (!strcmp(args + i, opt))
+			return i + strlen(opt) + 1 < len ? args + i + strlen(opt) + 1 : "";
+	return NULL;
+}
+
+/* Do two colon-separated path lists name the same directories? ("/a/"
+ * and "/a" do; so does a symlink and its target.) */
+static bool same_dirs(const char *a, const char *b)
+{
+	while (*a && *b) {
+		size_t la = strcspn(a, ":"), lb = strcspn(b, ":");
+		_cleanup_free_ char *sa = strndup(a, la), *sb = strndup(b, lb);
+		_cleanup_free_ char *ra = sa ? realpath(sa, NULL) : NULL;
+		_cleanup_free_ char *rb = sb ? realpath(sb, NULL) : NULL;
+
+		if (!(ra && rb ? !strcmp(ra, rb) : la == lb && !strncmp(a, b, la)))
+			return false;
+		a += la + (a[la] == ':');
+		b += lb + (b[lb] == ':');
+	}
+	return !*a && !*b;
+}
+
+/* A running disk serves this CVM only if it unions the same data and
+ * image, and shows the image with the same id shift: otherwise the CVM
+ * would boot another image, or a --userns CVM would find its image owned
+ * by nobody. What its command line leaves out came from its config file
+ * (-c), which is not second-guessed; without -c there is no id shift. */
+static int disk_check_running(struct launch *L, pid_t pid)
+{
+	_cleanup_free_ char *args = NULL, *path = NULL;
+	const char *opts[] = { "--data", "--image", "--image-idmap" };
+	char idmap[80];
+	const char *want[3] = { L->o.data, L->o.image, idmap };
+	size_t len;
+	int r;
+
+	disk_idmap(L, idmap, sizeof(idmap));
+	if (asprintf(&path, "/proc/%d/cmdline", (int)pid) < 0)
+		return step_error(L, -ENOMEM, "disk %s", L->o.name);
+	if ((r = read_file_alloc(AT_FDCWD, path, &args, &len)) < 0)
+		return step_error(L, r, "disk %s: %s", L->o.name, path);
+	for (unsigned i = 0; i < 3; i++) {
+		const char *have = cmdline_value(args, len, opts[i]);
+
+		if (!have && i == 2 && !cmdline_value(args, len, "-c"))
+			have = "";
+		if (have && (i == 2 ? strcmp(have, want[i]) != 0 : !same_dirs(have, want[i])))
+			return step_error(L, -EBUSY,
+					  "disk %s already runs (pid %d) with %s '%s', this launch "
+					  "needs '%s'; stop the CVM using it first",
+					  L->o.name, (int)pid, opts[i], *have ? have : "(none)",
+					  *want[i] ? want[i] : "(none)");
+	}
+	return 0;
+}
+
 int step_disk(struct launch *L)
 {
-	if (disk_running(L) > 0 && is_mountpoint(L->mnt)) {
+	pid_t pid = disk_running(L);
+
+	if (pid > 0 && is_mountpoint(L->mnt)) {
 		log_debug("disk %s already running; using it", L->o.name);
-		return 0;
+		return disk_check_running(L, pid);
 	}
 	return disk_start(L);
 }

@@ -1,6 +1,7 @@
 """--rebuild keeps the persist paths (/home, /var/lib/docker) and discards
 the rest of the upper layer; the disk recounts its usage."""
 import os
+import time
 
 import launchtest as LT
 
@@ -48,5 +49,41 @@ used_new = int(out.split()[-4]) if rc == 0 else 0
 R.check('the new layer is charged (+5 MiB)', used_new - used_after >= 5 * LT.MiB,
         (used_after, used_new))
 LT.check_clean('changed image', w.name)
+
+
+
+def launcher_lines(err):
+    return sum(1 for line in err.splitlines() if line.startswith('cvm-launch:'))
+
+
+# A disk already running for the name (an admin's, or one a killed launcher
+# left) is used when it unions the same data and image, and refused with
+# one line otherwise: another image, or no id shift for a --userns CVM.
+w2 = LT.Workspace('reuse')
+mnt = os.path.join(w2.mnt_dir, w2.name)
+os.makedirs(mnt)
+disk = T.popen([T.CVMFSD, 'disk', '-f', '--name', w2.name, '--data', w2.data, '--limit', '200M',
+                '--image', LT.image() + '/', '--run-dir', w2.run_dir, mnt])
+T._mounts.append(mnt)
+pidfile = os.path.join(w2.run_dir, 'disk', w2.name + '.pid')
+for _ in range(500):
+    if os.path.exists(pidfile) and os.path.ismount(mnt):
+        break
+    time.sleep(0.02)
+rc, out, err = w2.sh('echo reused > /root/r; cat /root/r', disk='200M')
+R.eq('the running disk is used (same data, the same image spelt otherwise)',
+     (rc, out.strip()), (0, 'reused'), err)
+R.check('and left running', disk.poll() is None and os.path.ismount(mnt))
+rc, out, err = w2.sh('true', '--userns', disk='200M')
+R.check('--userns on a disk without an id shift: refused in one line',
+        rc == 125 and launcher_lines(err) == 1 and "--image-idmap '(none)'" in err, (rc, err))
+rc, out, err = w2.sh('true', disk='200M', image_dirs=layer + ':' + LT.image())
+R.check('another image: refused in one line naming --image',
+        rc == 125 and launcher_lines(err) == 1 and "--image '" in err, (rc, err))
+R.check('the disk still serves', disk.poll() is None and
+        open(os.path.join(mnt, 'root/r')).read() == 'reused\n')
+disk.terminate()
+disk.wait(30)
+LT.check_clean('reused disk', w2.name)
 
 R.summary_and_exit()

@@ -13,7 +13,7 @@
 #             same mount with a limit it can never reach)
 # with the workloads
 #   - 1 GiB sequential write + fsync (dd bs=1M conv=fsync), MB/s, best of
-#     DISK_BENCH_REPEAT
+#     DISK_BENCH_SEQ_REPEAT
 #   - cold-cache sequential read of it (drop_caches first), MB/s, likewise
 #   - create, then delete, of 20,000 files of 4 KiB (Python os.open/write/close,
 #     os.unlink), files/s per phase, best of 3
@@ -28,6 +28,9 @@
 # DATA/upper + the image (sum of st_blocks*512 over distinct inodes).
 #
 # Environment: DISK_BENCH_REPEAT (best-of count for the short tests, default 3),
+#              DISK_BENCH_SEQ_REPEAT (best-of count for the sequential tests,
+#                default 5: the host disk behind the loop file varies by 2x
+#                between runs of the same 1 GiB write),
 #              DISK_BENCH_FILES (create/delete count, default 20000),
 #              DISK_BENCH_TAR_MB (untar tree size, default 100),
 #              DISK_BENCH_LIMIT (limit of the limited mount, default 8G),
@@ -52,6 +55,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(bench_build_dir "$REPO" "${1:-}")
 CVMFSD=$BUILD/src/cvmfsd
 REPEAT=${DISK_BENCH_REPEAT:-3}
+SEQ_REPEAT=${DISK_BENCH_SEQ_REPEAT:-5}
 NFILES=${DISK_BENCH_FILES:-20000}
 TAR_MB=${DISK_BENCH_TAR_MB:-100}
 LIMIT=${DISK_BENCH_LIMIT:-8G}
@@ -273,7 +277,7 @@ add_test seqr "$SEQ_MB MiB seq read, cold cache (MB/s)"
 # slow spell of the host's disk does not land on one target only.
 declare -A SW=() SR=()
 SEQ_MB_DEC=$(awk -v m="$SEQ_MB" 'BEGIN { print m * 1.048576 }')
-for ((i = 0; i < REPEAT; i++)); do
+for ((i = 0; i < SEQ_REPEAT; i++)); do
 	for t in "${TARGETS[@]}"; do
 		f=${DIR[$t]}/big
 		drop_caches
@@ -283,6 +287,7 @@ for ((i = 0; i < REPEAT; i++)); do
 		a=$(now); dd if="$f" of=/dev/null bs=1M status=none; b=$(now)
 		SR[$t]+=" $(rate "$SEQ_MB_DEC" "$a" "$b")"
 		rm -f "$f"
+		sync # the freed blocks reach the disk before the next target writes
 	done
 done
 for t in "${TARGETS[@]}"; do
@@ -375,7 +380,7 @@ echo
 echo "Higher is better everywhere.  \"no limit\" = the same cvmfsd disk mount with --limit $NOLIMIT"
 echo "(cvmfsd disk always enforces a limit; quota accounting still runs).  Limit overhead % ="
 echo "(no-limit rate − $LIMIT-limit rate) / no-limit rate; ratios use the $LIMIT-limited mount."
-echo "Every figure is the best of $REPEAT runs, the targets taking turns in each round."
+echo "Every figure is the best of $REPEAT runs ($SEQ_REPEAT for the sequential ones), the targets taking turns in each round."
 echo "Untar: tar's own time (tarball warm in cache), no sync; files/s counts every tar entry."
 echo
 echo "| test | native | fuse-overlayfs | cvmfsd disk | cvmfsd disk (no limit) | cvmfs ÷ native | cvmfs ÷ fuse-overlayfs | limit overhead % |"

@@ -69,7 +69,8 @@ void passthrough_patch_init_reply(void *out, size_t len)
 	o->flags2 |= PT_INIT_FLAG2;
 	memcpy((char *)out + PT_INIT_DEPTH_OFFSET, &depth, sizeof(depth));
 	enabled = true;
-	log_info("disk: reads of upper files pass through to DATA (FUSE passthrough)");
+	log_info("%s: reads of upper files pass through to DATA/upper (FUSE passthrough)",
+		 D->cfg.name);
 }
 
 bool passthrough_enabled(void)
@@ -90,15 +91,15 @@ int passthrough_backing_open(int fd)
 	id = -errno;
 	if (id != -ENOMEM && id != -EMFILE && id != -ENFILE &&
 	    __atomic_exchange_n(&enabled, false, __ATOMIC_RELAXED))
-		log_warn("disk: the kernel refused a passthrough file (%s): every read goes "
-			 "through the daemon from now on", strerror(-id));
+		log_warn("%s: the kernel refused a passthrough file (%s): every read goes "
+			 "through the daemon from now on", D->cfg.name, strerror(-id));
 	return id;
 }
 
 void passthrough_backing_close(uint32_t id)
 {
 	if (ioctl(fuse_session_fd(D->se), PT_IOC_BACKING_CLOSE, &id) < 0)
-		log_warn("disk: closing passthrough backing %u: %s", id, strerror(errno));
+		log_warn("%s: closing passthrough backing %u: %s", D->cfg.name, id, strerror(errno));
 }
 
 void passthrough_reply_arm(uint32_t backing_id)

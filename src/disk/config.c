@@ -31,6 +31,7 @@ static const struct opt_def disk_opts[] = {
 	{ "options", 'o', OPT_LIST, O(fuse_opts), false },
 	{ "stat-group", 0, OPT_STR, O(stat_group), false },
 	{ "image-idmap", 0, OPT_STR, O(image_idmap), false },
+	{ "no-passthrough", 0, OPT_BOOL, O(no_passthrough), false },
 	OPT_END,
 };
 
@@ -85,6 +86,7 @@ static void merge(struct disk_config *c, struct disk_config *ws, struct disk_con
 	take_u64(&c->inodes, ws->inodes, def->inodes);
 	c->foreground |= ws->foreground || def->foreground;
 	c->debug |= ws->debug || def->debug;
+	c->no_passthrough |= ws->no_passthrough || def->no_passthrough;
 }
 
 /* Names become file names under RUN_DIR: keep them plain. */

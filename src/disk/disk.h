@@ -50,6 +50,7 @@ struct disk_config {
 	uint64_t inodes;
 	bool foreground;
 	bool debug;
+	bool no_passthrough; /* every read through the daemon (passthrough.c) */
 };
 
 struct layer {

@@ -52,7 +52,8 @@ void passthrough_note_init_request(const void *buf, size_t len)
 	const struct fuse_in_header *h = buf;
 	const struct fuse_init_in *in = (const void *)(h + 1);
 
-	if (len < sizeof(*h) + offsetof(struct fuse_init_in, flags2) + sizeof(in->flags2) ||
+	if (D->cfg.no_passthrough ||
+	    len < sizeof(*h) + offsetof(struct fuse_init_in, flags2) + sizeof(in->flags2) ||
 	    h->opcode != FUSE_INIT)
 		return;
 	offered = (in->flags & FUSE_INIT_EXT) && (in->flags2 & PT_INIT_FLAG2);

@@ -171,4 +171,20 @@ with dt.checked(res, disk):
     check_image_file(m)
     res.check('no passthrough refusal logged', 'refused a passthrough' not in disk.logtext())
     dt.compare(res, 'after passthrough work', disk)
+
+# --no-passthrough: every read comes to the daemon.
+base2 = dt.tmpdir()
+off = dt.Disk(base2, limit='16M', extra=['--no-passthrough'])
+with dt.checked(res, off):
+    off.start()
+    path = os.path.join(off.mnt, 'f')
+    dt.write_file(path, os.urandom(1 << 20))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        ops = dt.fuse_requests(off.mnt, lambda: os.pread(fd, 1 << 20, 0))
+    finally:
+        os.close(fd)
+    res.check('--no-passthrough: no passthrough logged', 'FUSE passthrough' not in off.logtext())
+    if ops is not None:
+        res.check('--no-passthrough: reads come to the daemon', 'FUSE_READ' in ops)
 res.done()

@@ -90,8 +90,14 @@ int passthrough_backing_open(int fd)
 	if (id >= 0)
 		return id;
 	id = -errno;
-	if (id != -ENOMEM && id != -EMFILE && id != -ENFILE &&
-	    __atomic_exchange_n(&enabled, false, __ATOMIC_RELAXED))
+	if (id == -ENOMEM || id == -EMFILE || id == -ENFILE ||
+	    !__atomic_exchange_n(&enabled, false, __ATOMIC_RELAXED))
+		return id;
+	if (id == -ELOOP)
+		log_warn("%s: the kernel refused a passthrough file: DATA is on a stacked "
+			 "file system (overlayfs?); every read goes through the daemon",
+			 D->cfg.name);
+	else
 		log_warn("%s: the kernel refused a passthrough file (%s): every read goes "
 			 "through the daemon from now on", D->cfg.name, strerror(-id));
 	return id;

@@ -187,4 +187,26 @@ with dt.checked(res, off):
     res.check('--no-passthrough: no passthrough logged', 'FUSE passthrough' not in off.logtext())
     if ops is not None:
         res.check('--no-passthrough: reads come to the daemon', 'FUSE_READ' in ops)
+
+# DATA on overlayfs: the kernel refuses the backing file (too deep a
+# stack); one line says so, and reads go on through the daemon.
+base3 = dt.tmpdir()
+ovl = {k: os.path.join(base3, k) for k in ('lower', 'upper', 'work', 'merged')}
+for d in ovl.values():
+    os.makedirs(d)
+r = dt.overlay_mount(ovl['lower'], ovl['upper'], ovl['work'], ovl['merged'])
+if r.returncode != 0:
+    print('# no overlayfs here (%s): the refusal path is not checked' % r.stderr.strip())
+else:
+    stacked = dt.Disk(base3, limit='16M')
+    stacked.data = os.path.join(ovl['merged'], 'data')
+    with dt.checked(res, stacked):
+        stacked.start()
+        data = os.urandom(1 << 20)
+        path = os.path.join(stacked.mnt, 'f')
+        dt.write_file(path, data)
+        res.check('DATA on overlayfs: reads are right', open(path, 'rb').read() == data)
+        res.check('DATA on overlayfs: again', open(path, 'rb').read() == data)
+        res.eq('DATA on overlayfs: one line says why passthrough is off',
+               stacked.logtext().count('stacked file system'), 1)
 res.done()

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """FUSE passthrough on a real mount (src/disk/open_io.c, passthrough.c):
-read-only opens of upper files read DATA/upper directly (no READ request),
+read-only opens of upper files of 128 KiB or more read DATA/upper directly
+(no READ request; smaller ones stay in the page cache),
 mmap and execve work through them, writers opened beside them still go
 through the daemon (the limit holds, readers and mappings see every write),
 no mix of page-cache, direct and passthrough opens of one file ever fails
@@ -50,9 +51,28 @@ def check_reads_pass_through(m, on):
                       'FUSE_READ' not in ops)
     finally:
         os.close(fd)
-    exe = os.path.join(m, 'true')
-    shutil.copy2('/bin/true', exe)
-    res.eq('execve of an upper binary', subprocess.run([exe]).returncode, 0)
+    exe = os.path.join(m, 'bash')
+    shutil.copy2('/bin/bash', exe)
+    res.eq('execve of an upper binary (passed through)',
+           subprocess.run([exe, '-c', 'exit 3']).returncode, 3)
+
+
+def check_small_files_cached(m, on):
+    """Under 128 KiB a read-only open stays in the page cache: one READ
+    the first time, none after (a passthrough open would cost more)."""
+    path = os.path.join(m, 'small')
+    dt.write_file(path, b's' * 4096)
+
+    def read_once():
+        with open(path, 'rb') as f:
+            f.read()
+    first = requests_of(m, read_once)
+    again = requests_of(m, read_once)
+    if on and dt.fuse_requests(m, lambda: None) is not None:
+        res.check('a small file: one READ the first time (%s)' % ' '.join(first),
+                  first.count('FUSE_READ') == 1)
+        res.check('a small file read again: no READ (%s)' % ' '.join(again),
+                  'FUSE_READ' not in again)
 
 
 def check_writer_beside_readers(m, disk):
@@ -60,15 +80,16 @@ def check_writer_beside_readers(m, disk):
     reach the readers' reads and mappings, its own mapping is coherent,
     and it still stops at the limit with ENOSPC."""
     path = os.path.join(m, 'shared')
-    dt.write_file(path, b'a' * 8192)
+    size = 256 << 10
+    dt.write_file(path, b'a' * size)
     r1 = os.open(path, os.O_RDONLY)
-    mp = mmap.mmap(r1, 8192, prot=mmap.PROT_READ)
+    mp = mmap.mmap(r1, size, prot=mmap.PROT_READ)
     w = os.open(path, os.O_RDWR)
     try:
         os.pwrite(w, b'bbbb', 0)
         res.eq('a writer beside readers: reader and mapping see its write',
                (os.pread(r1, 4, 0), mp[:4]), (b'bbbb', b'bbbb'))
-        wm = mmap.mmap(w, 8192)
+        wm = mmap.mmap(w, size)
         wm[4:8] = b'cccc'
         wm.flush()
         res.eq("the writer's shared mapping reaches readers", os.pread(r1, 8, 0), b'bbbbcccc')
@@ -80,14 +101,14 @@ def check_writer_beside_readers(m, disk):
         chunk = b'z' * (1 << 20)
         try:
             for i in range(200):
-                os.pwrite(w, chunk, 8192 + i * len(chunk))
+                os.pwrite(w, chunk, size + i * len(chunk))
         except OSError as e:
             err = e.errno
         res.eq('the limit holds for a writer beside passthrough readers', err, errno.ENOSPC)
         fig = disk.fresh_figures()
         res.check('usage never over the limit (%d <= %d)' % (fig['used_bytes'], fig['limit_bytes']),
                   fig['used_bytes'] <= fig['limit_bytes'])
-        os.ftruncate(w, 8192)
+        os.ftruncate(w, size)
     finally:
         mp.close()
         os.close(w)
@@ -126,7 +147,7 @@ def mixed_opens(path, seed, failures, rounds=300):
 
 def check_mixed_modes(m):
     path = os.path.join(m, 'mixed')
-    dt.write_file(path, b'x' * 16384)
+    dt.write_file(path, b'x' * (256 << 10))
     failures = []
     threads = [threading.Thread(target=mixed_opens, args=(path, s, failures)) for s in range(4)]
     for t in threads:
@@ -166,6 +187,7 @@ with dt.checked(res, disk):
     if not on:
         print('# the kernel offers no FUSE passthrough: checking the daemon path only')
     check_reads_pass_through(m, on)
+    check_small_files_cached(m, on)
     check_writer_beside_readers(m, disk)
     check_mixed_modes(m)
     check_image_file(m)

@@ -18,6 +18,8 @@
 # Environment: DOCKER_BENCH_RUNS (20), DOCKER_BENCH_BUILDS (3),
 #              DOCKER_BENCH_FILES (20000), DOCKER_BENCH_KIB (10),
 #              DOCKER_BENCH_KEEP (runs kept in the doc, 3),
+#              DOCKER_BENCH_FS (loop: both sides' data on one fresh
+#                loop-mounted ext4, the default; host: on /var/tmp and /tmp),
 #              CVMFS_TEST_CACHE (image cache, /var/tmp/cvmfs-test-cache).
 set -euo pipefail
 

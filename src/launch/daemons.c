@@ -191,12 +191,18 @@ static int disk_start(struct launch *L)
 	return 0;
 }
 
-/* The value after opt in a NUL-separated command line, NULL if absent. */
+/* The value of opt ("opt VALUE" or "opt=VALUE") in a NUL-separated
+ * command line, NULL if absent. */
 static const char *cmdline_value(const char *args, size_t len, const char *opt)
 {
-	for (size_t i = 0; i < len; i += strlen(args + i) + 1)
+	size_t n = strlen(opt);
+
+	for (size_t i = 0; i < len; i += strlen(args + i) + 1) {
+		if (!strncmp(args + i, opt, n) && args[i + n] == '=')
+			return args + i + n + 1;
 		if (!strcmp(args + i, opt))
-			return i + strlen(opt) + 1 < len ? args + i + strlen(opt) + 1 : "";
+			return i + n + 1 < len ? args + i + n + 1 : "";
+	}
 	return NULL;
 }
 
@@ -240,7 +246,8 @@ static int disk_check_running(struct launch *L, pid_t pid)
 	for (unsigned i = 0; i < 3; i++) {
 		const char *have = cmdline_value(args, len, opts[i]);
 
-		if (!have && i == 2 && !cmdline_value(args, len, "-c"))
+		if (!have && i == 2 && !cmdline_value(args, len, "-c") &&
+		    !cmdline_value(args, len, "--config"))
 			have = "";
 		if (have && (i == 2 ? strcmp(have, want[i]) != 0 : !same_dirs(have, want[i])))
 			return step_error(L, -EBUSY,

@@ -63,7 +63,7 @@ w2 = LT.Workspace('reuse')
 mnt = os.path.join(w2.mnt_dir, w2.name)
 os.makedirs(mnt)
 disk = T.popen([T.CVMFSD, 'disk', '-f', '--name', w2.name, '--data', w2.data, '--limit', '200M',
-                '--image', LT.image() + '/', '--run-dir', w2.run_dir, mnt])
+                '--image=' + LT.image() + '/', '--run-dir', w2.run_dir, mnt])
 T._mounts.append(mnt)
 pidfile = os.path.join(w2.run_dir, 'disk', w2.name + '.pid')
 for _ in range(500):
@@ -71,7 +71,7 @@ for _ in range(500):
         break
     time.sleep(0.02)
 rc, out, err = w2.sh('echo reused > /root/r; cat /root/r', disk='200M')
-R.eq('the running disk is used (same data, the same image spelt otherwise)',
+R.eq('the running disk is used (same data, the same image spelt otherwise, --image=)',
      (rc, out.strip()), (0, 'reused'), err)
 R.check('and left running', disk.poll() is None and os.path.ismount(mnt))
 rc, out, err = w2.sh('true', '--userns', disk='200M')

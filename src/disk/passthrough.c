@@ -69,7 +69,7 @@ void passthrough_patch_init_reply(void *out, size_t len)
 	o->flags |= FUSE_INIT_EXT;
 	o->flags2 |= PT_INIT_FLAG2;
 	memcpy((char *)out + PT_INIT_DEPTH_OFFSET, &depth, sizeof(depth));
-	enabled = true;
+	__atomic_store_n(&enabled, true, __ATOMIC_RELAXED);
 	log_info("%s: reads of upper files pass through to DATA/upper (FUSE passthrough)",
 		 D->cfg.name);
 }

@@ -28,6 +28,13 @@
 static uint32_t init_extra; /* kernel INIT flags to add to the reply */
 static bool init_answered, init_read;
 
+/* True for the one caller that finds *flag still false (any thread). */
+static bool first_time(bool *flag)
+{
+	return !__atomic_load_n(flag, __ATOMIC_ACQUIRE) &&
+	       !__atomic_exchange_n(flag, true, __ATOMIC_ACQ_REL);
+}
+
 void session_io_init_flags(bool killpriv, bool parallel_dirops)
 {
 	init_extra = (killpriv ? FUSE_HANDLE_KILLPRIV : 0) |
@@ -50,8 +57,7 @@ static void patch_init_reply(struct iovec *iov, int count)
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
-	if (!__atomic_load_n(&init_answered, __ATOMIC_ACQUIRE) &&
-	    !__atomic_exchange_n(&init_answered, true, __ATOMIC_ACQ_REL))
+	if (first_time(&init_answered))
 		patch_init_reply(iov, count);
 	else
 		passthrough_patch_reply(iov, count);
@@ -65,8 +71,7 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	ssize_t n = read(fd, buf, len);
 
 	(void)userdata;
-	if (n > 0 && !__atomic_load_n(&init_read, __ATOMIC_ACQUIRE) &&
-	    !__atomic_exchange_n(&init_read, true, __ATOMIC_ACQ_REL))
+	if (n > 0 && first_time(&init_read))
 		passthrough_note_init_request(buf, (size_t)n);
 	return n;
 }

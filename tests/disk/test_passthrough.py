@@ -27,26 +27,22 @@ os.makedirs(img)
 dt.write_file(os.path.join(img, 'lower'), b'L' * 65536)
 
 
-def requests_of(m, action):
-    ops = dt.fuse_requests(m, action)
-    return [] if ops is None else ops
-
-
-def check_reads_pass_through(m, on):
+def check_reads_pass_through(m, counted):
     """A read-only open of an upper file: data right, no READ request
-    while reading or mapping it (when the kernel took passthrough)."""
+    while reading or mapping it (counted: the kernel took passthrough and
+    tracefs counts requests)."""
     data = os.urandom(4 << 20)
     path = os.path.join(m, 'up')
     dt.write_file(path, data)
     fd = os.open(path, os.O_RDONLY)
     try:
         got = []
-        ops = requests_of(m, lambda: got.append(os.pread(fd, len(data), 0)))
+        ops = dt.fuse_requests(m, lambda: got.append(os.pread(fd, len(data), 0)))
         res.check('read of an upper file is right', got[0] == data)
         mp = mmap.mmap(fd, len(data), prot=mmap.PROT_READ)
         res.check('mapping of a read-only open is right', mp[:] == data)
         mp.close()
-        if on and dt.fuse_requests(m, lambda: None) is not None:
+        if counted:
             res.check('no READ request for a passthrough read (%d requests)' % len(ops),
                       'FUSE_READ' not in ops)
     finally:
@@ -57,7 +53,7 @@ def check_reads_pass_through(m, on):
            subprocess.run([exe, '-c', 'exit 3']).returncode, 3)
 
 
-def check_small_files_cached(m, on):
+def check_small_files_cached(m, counted):
     """Under 128 KiB a read-only open stays in the page cache: one READ
     the first time, none after (a passthrough open would cost more)."""
     path = os.path.join(m, 'small')
@@ -66,9 +62,9 @@ def check_small_files_cached(m, on):
     def read_once():
         with open(path, 'rb') as f:
             f.read()
-    first = requests_of(m, read_once)
-    again = requests_of(m, read_once)
-    if on and dt.fuse_requests(m, lambda: None) is not None:
+    first = dt.fuse_requests(m, read_once)
+    again = dt.fuse_requests(m, read_once)
+    if counted:
         res.check('a small file: one READ the first time (%s)' % ' '.join(first),
                   first.count('FUSE_READ') == 1)
         res.check('a small file read again: no READ (%s)' % ' '.join(again),
@@ -186,8 +182,9 @@ with dt.checked(res, disk):
     on = 'FUSE passthrough' in disk.logtext()
     if not on:
         print('# the kernel offers no FUSE passthrough: checking the daemon path only')
-    check_reads_pass_through(m, on)
-    check_small_files_cached(m, on)
+    counted = on and dt.fuse_requests(m, lambda: None) is not None
+    check_reads_pass_through(m, counted)
+    check_small_files_cached(m, counted)
     check_writer_beside_readers(m, disk)
     check_mixed_modes(m)
     check_image_file(m)

@@ -232,9 +232,15 @@ static bool same_dirs(const char *a, const char *b)
 static int disk_check_running(struct launch *L, pid_t pid)
 {
 	_cleanup_free_ char *args = NULL, *path = NULL;
-	const char *opts[] = { "--data", "--image", "--image-idmap" };
 	char idmap[80];
-	const char *want[3] = { L->o.data, L->o.image, idmap };
+	struct {
+		const char *opt, *want;
+		bool dirs; /* compared as directory lists, else as text */
+	} checks[] = {
+		{ "--data", L->o.data, true },
+		{ "--image", L->o.image, true },
+		{ "--image-idmap", idmap, false },
+	};
 	size_t len;
 	int r;
 
@@ -243,18 +249,20 @@ static int disk_check_running(struct launch *L, pid_t pid)
 		return step_error(L, -ENOMEM, "disk %s", L->o.name);
 	if ((r = read_file_alloc(AT_FDCWD, path, &args, &len)) < 0)
 		return step_error(L, r, "disk %s: %s", L->o.name, path);
-	for (unsigned i = 0; i < 3; i++) {
-		const char *have = cmdline_value(args, len, opts[i]);
+	bool has_config = cmdline_value(args, len, "-c") || cmdline_value(args, len, "--config");
 
-		if (!have && i == 2 && !cmdline_value(args, len, "-c") &&
-		    !cmdline_value(args, len, "--config"))
-			have = "";
-		if (have && (i == 2 ? strcmp(have, want[i]) != 0 : !same_dirs(have, want[i])))
+	for (unsigned i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		const char *have = cmdline_value(args, len, checks[i].opt);
+
+		if (!have && !checks[i].dirs && !has_config)
+			have = ""; /* left out, and no config file to set it */
+		if (have && !(checks[i].dirs ? same_dirs(have, checks[i].want)
+					     : !strcmp(have, checks[i].want)))
 			return step_error(L, -EBUSY,
 					  "disk %s already runs (pid %d) with %s '%s', this launch "
 					  "needs '%s'; stop the CVM using it first",
-					  L->o.name, (int)pid, opts[i], *have ? have : "(none)",
-					  *want[i] ? want[i] : "(none)");
+					  L->o.name, (int)pid, checks[i].opt, *have ? have : "(none)",
+					  *checks[i].want ? checks[i].want : "(none)");
 	}
 	return 0;
 }

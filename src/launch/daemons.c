@@ -235,11 +235,12 @@ static int disk_check_running(struct launch *L, pid_t pid)
 	char idmap[80];
 	struct {
 		const char *opt, *want;
-		bool dirs; /* compared as directory lists, else as text */
+		bool dirs;         /* compared as directory lists, else as text */
+		bool absent_none;  /* left out without a config file: none */
 	} checks[] = {
-		{ "--data", L->o.data, true },
-		{ "--image", L->o.image, true },
-		{ "--image-idmap", idmap, false },
+		{ "--data", L->o.data, true, false },
+		{ "--image", L->o.image, true, false },
+		{ "--image-idmap", idmap, false, true },
 	};
 	size_t len;
 	int r;
@@ -251,11 +252,11 @@ static int disk_check_running(struct launch *L, pid_t pid)
 		return step_error(L, r, "disk %s: %s", L->o.name, path);
 	bool has_config = cmdline_value(args, len, "-c") || cmdline_value(args, len, "--config");
 
-	for (unsigned i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+	for (unsigned i = 0; i < ARRAY_SIZE(checks); i++) {
 		const char *have = cmdline_value(args, len, checks[i].opt);
 
-		if (!have && !checks[i].dirs && !has_config)
-			have = ""; /* left out, and no config file to set it */
+		if (!have && checks[i].absent_none && !has_config)
+			have = "";
 		if (have && !(checks[i].dirs ? same_dirs(have, checks[i].want)
 					     : !strcmp(have, checks[i].want)))
 			return step_error(L, -EBUSY,

@@ -86,3 +86,6 @@ bool cpu_entry_visible(const struct view_caller *who, const char *name);
 /* fs_ops.c */
 extern const struct fuse_lowlevel_ops shared_ops;
 extern const struct fuse_lowlevel_ops ct_ops;
+/* Frees the handles the kernel never released (their readers still held
+ * them at stop). Only once no session thread runs. */
+void fs_handles_free_all(void);

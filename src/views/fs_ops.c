@@ -17,7 +17,51 @@
 
 /* What an open file of the shared tree holds: the bytes rendered for its
  * opener, or an fd of a real sysfs file. */
+/* Every open file and directory handle is on one list: a handle the kernel
+ * still holds when the daemon stops (a reader kept its fd open) never gets
+ * its RELEASE, and is freed from here once no session thread can use it. */
+struct open_handle {
+	struct open_handle *prev, *next;
+	void (*free_fn)(struct open_handle *);
+};
+
+static struct open_handle open_handles = { &open_handles, &open_handles, NULL };
+static pthread_mutex_t open_handles_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void handle_track(struct open_handle *h, void (*free_fn)(struct open_handle *))
+{
+	h->free_fn = free_fn;
+	pthread_mutex_lock(&open_handles_lock);
+	h->next = &open_handles;
+	h->prev = open_handles.prev;
+	open_handles.prev->next = h;
+	open_handles.prev = h;
+	pthread_mutex_unlock(&open_handles_lock);
+}
+
+static void handle_untrack(struct open_handle *h)
+{
+	pthread_mutex_lock(&open_handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&open_handles_lock);
+}
+
+void fs_handles_free_all(void)
+{
+	pthread_mutex_lock(&open_handles_lock);
+	while (open_handles.next != &open_handles) {
+		struct open_handle *h = open_handles.next;
+
+		h->prev->next = h->next;
+		h->next->prev = h->prev;
+		h->free_fn(h);
+	}
+	pthread_mutex_unlock(&open_handles_lock);
+}
+
 struct fhandle {
+	struct open_handle link; /* first: the list's free_fn casts back */
 	int fd;
 	int t;
 	pthread_mutex_t lock; /* protects data, len, served */
@@ -36,9 +80,26 @@ static void fhandle_free(struct fhandle *h)
 }
 
 struct dirbuf {
+	struct open_handle link; /* first, as in fhandle */
 	char *p;
 	size_t size;
 };
+
+static void dirbuf_free(struct dirbuf *b)
+{
+	free(b->p);
+	free(b);
+}
+
+static void fhandle_free_tracked(struct open_handle *h)
+{
+	fhandle_free((struct fhandle *)h);
+}
+
+static void dirbuf_free_tracked(struct open_handle *h)
+{
+	dirbuf_free((struct dirbuf *)h);
+}
 
 static unsigned ino_view(fuse_ino_t ino)
 {
@@ -475,8 +536,11 @@ static void shared_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fi->direct_io = 1; /* every open renders for its own caller */
 	fi->noflush = 1;
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: the kernel forgot it */
+	handle_track(&h->link, fhandle_free_tracked);
+	if (fuse_reply_open(req, fi) == -ENOENT) { /* interrupted: the kernel forgot it */
+		handle_untrack(&h->link);
 		fhandle_free(h);
+	}
 }
 
 /* Reply with a private copy: once the kernel has the bytes, the reader may
@@ -565,8 +629,11 @@ static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void shared_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	fhandle_free((struct fhandle *)(uintptr_t)fi->fh);
+	handle_untrack(&h->link);
+	fhandle_free(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -732,9 +799,10 @@ static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	build_dir(req, ino, b, ct_session);
 	fi->fh = (uint64_t)(uintptr_t)b;
+	handle_track(&b->link, dirbuf_free_tracked);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		free(b->p);
-		free(b);
+		handle_untrack(&b->link);
+		dirbuf_free(b);
 	}
 }
 
@@ -781,8 +849,8 @@ static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	free(b->p);
-	free(b);
+	handle_untrack(&b->link);
+	dirbuf_free(b);
 	fuse_reply_err(req, 0);
 }
 

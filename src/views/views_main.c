@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -227,32 +228,44 @@ static int session_start(struct session *s, const struct fuse_lowlevel_ops *ops,
 	return 0;
 }
 
-static void session_stop(struct session *s)
+/* True while a reader still holds a file of the connection open: the
+ * detached mount lives on and /dev/fuse shows no error until it closes. */
+static bool connection_alive(struct fuse_session *se)
+{
+	struct pollfd p = { .fd = fuse_session_fd(se), .events = 0 };
+
+	return poll(&p, 1, 0) == 0 || !(p.revents & POLLERR);
+}
+
+/* Returns true once the session is gone; false when it is left for the
+ * process exit to close (a reader holds a file open, so no RELEASE comes
+ * and a loop thread may still be blocked reading /dev/fuse). */
+static bool session_stop(struct session *s)
 {
 	struct timespec ts;
 
-	if (!s->se || !s->running)
-		return;
+	if (!s->se)
+		return true;
+	if (!s->running)
+		return false;
 	fuse_session_exit(s->se);
 	/* Detach: CVMs may still hold binds of our files. */
 	if (umount2(s->mountpoint, MNT_DETACH) < 0 && errno != EINVAL)
 		log_warn("%s: umount: %s", s->mountpoint, strerror(errno));
-	if (s->running) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 2;
-		if (pthread_timedjoin_np(s->thread, NULL, &ts) != 0) {
-			/* Open files or binds keep the connection alive; exiting
-			 * closes it. The session stays reachable from here. */
-			s->running = false;
-			return;
-		}
-		s->running = false;
-	}
-	/* Already detached and the connection is gone, so libfuse only frees
-	 * its copy of the path here. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	/* Open files or binds keep the connection alive; a loop thread then
+	 * returns only if a request happens to wake it. Either way the
+	 * session stays reachable from here and exiting closes it. */
+	s->running = false;
+	if (pthread_timedjoin_np(s->thread, NULL, &ts) != 0 || connection_alive(s->se))
+		return false;
+	/* Detached and the connection is gone: libfuse sees the error on
+	 * /dev/fuse, skips its own unmount and frees its copy of the path. */
 	fuse_session_unmount(s->se);
 	fuse_session_destroy(s->se);
 	s->se = NULL;
+	return true;
 }
 
 static void views_hup(void)
@@ -264,6 +277,7 @@ static int views_run(const char *mnt)
 {
 	char ctmnt[PATH_MAX];
 	int notify_fd = -1, r;
+	bool gone;
 
 	/* Before daemonising, so that errors reach the terminal. */
 	r = recover_stale(mnt);
@@ -290,8 +304,11 @@ static int views_run(const char *mnt)
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 out:
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
-	session_stop(&sessions[1]);
-	session_stop(&sessions[0]);
+	/* ct first: it is mounted inside the shared tree. Both are tried. */
+	gone = session_stop(&sessions[1]);
+	gone = session_stop(&sessions[0]) && gone;
+	if (gone)
+		fs_handles_free_all();
 	sampler_stop();
 	return r;
 }

@@ -258,6 +258,46 @@ def sigterm_with_open_file():
     d.stop()
 
 
+def sigterm_while_reading_held_dirs():
+    """SIGTERM while readers keep reading directories they hold open, in
+    both trees: their requests wake the session threads after the stop
+    began, so a thread may end while the kernel still holds a handle (no
+    RELEASE ever comes). The daemon must exit 0, print no unmount error
+    and (under LeakSanitizer) free every handle."""
+    import threading
+    d = T.start_daemon()
+    fds = [os.open(d.path(p), os.O_RDONLY | os.O_DIRECTORY) for p in ('ct', 'proc', 'sys')]
+    stop = threading.Event()
+
+    def hammer(fd):
+        while not stop.is_set():
+            try:
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.listdir(fd)
+            except OSError:
+                time.sleep(0.001)
+    threads = [threading.Thread(target=hammer, args=(fd,), daemon=True) for fd in fds]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    d.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = d.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        rc = 'still running after 10 s'
+    stop.set()
+    for t in threads:
+        t.join()
+    log = d.log_text()
+    R.eq('SIGTERM (held directories being read): exit status 0', rc, 0, detail=log[-1500:])
+    R.check('SIGTERM (held directories being read): no unmount error logged',
+            'failed to unmount' not in log, log[-1500:], 'no "failed to unmount"')
+    R.eq('SIGTERM (held directories being read): both mounts gone', T.mounts_under(d.mnt), [])
+    for fd in fds:
+        os.close(fd)
+    d.stop()
+
+
 def find_daemon_pid(mnt):
     for e in os.listdir('/proc'):
         if not e.isdigit():
@@ -342,6 +382,8 @@ def main():
     R.eq('main daemon: both mounts gone after SIGTERM', d.mounts_after_exit, [])
     garbage()
     sigterm_with_open_file()
+    for _ in range(3):
+        sigterm_while_reading_held_dirs()
     daemonize()
     stale()
     R.summary_and_exit()

@@ -1,4 +1,5 @@
-/* Options shared by the command line and the config file (inih).
+/* Options shared by the command line and the config file (inih's format,
+ * parsed in config.c: lines of any length, regular files only).
  * Every option has a config key of the same name; the command line wins. */
 #pragma once
 

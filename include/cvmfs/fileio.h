@@ -14,6 +14,22 @@ ssize_t read_fd_buf(int fd, char *buf, size_t size);
 ssize_t read_at_buf(int dirfd, const char *name, char *buf, size_t size);
 /* Read a whole file of any size into malloc'ed memory. */
 int read_file_alloc(int dirfd, const char *path, char **out, size_t *len);
+/* Open PATH (relative to DIRFD) for reading only if it is a regular file.
+ * O_NONBLOCK|O_NOCTTY so that a FIFO cannot block the open and a tty cannot
+ * become our terminal; then fstat decides. Returns the fd, -EISDIR for a
+ * directory, -EINVAL for any other special file (FIFO, device, socket), or
+ * -errno. For config, state, status and pid files: anything that names
+ * them may be a FIFO or /dev/zero by mistake or on purpose. */
+int open_regular(int dirfd, const char *path);
+/* open_regular + read_fd_buf: -EFBIG when the file does not fit in buf. */
+ssize_t read_regular_buf(int dirfd, const char *path, char *buf, size_t size);
+/* open_regular + read at most MAX bytes into malloc'ed memory
+ * (NUL-terminated); -EFBIG when the file holds more. */
+int read_regular_alloc(int dirfd, const char *path, size_t max, char **out,
+		       size_t *len);
+/* Text for an error of open_regular and the readers above ("not a regular
+ * file" for -EINVAL), else strerror. */
+const char *file_strerror(int r);
 /* Parse one unsigned integer value, or "max" as UINT64_MAX, from file text. */
 int parse_u64_or_max(const char *text, uint64_t *v);
 /* In "key value\n" text, find key and parse its unsigned value.

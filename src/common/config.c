@@ -1,10 +1,14 @@
 #include "cvmfs/config.h"
 #include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
 #include "cvmfs/size.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,14 +75,40 @@ static const struct opt_def *opt_find(const struct opt_def *defs, const char *na
 	return NULL;
 }
 
+/* The config file is read whole (bounded, regular files only) and handed
+ * to inih one whole line per reader call, so that a line is never cut: a
+ * cut line would make a long comment ending in "limit = 1T" a setting and
+ * put every later line number off. Debian's inih lets its line buffer grow
+ * at run time (HAVE_INI_RUNTIME_SWITCHES): lines of any length then parse.
+ * An inih built without the switches has a fixed buffer: a comment too long
+ * for it is passed on as an empty comment, any other long line is refused
+ * with its number. Leading blanks are dropped before inih sees a line, so
+ * an indented line is never taken as the continuation of the previous
+ * value (inih's multi-line values would turn "  limit = 1T" into a value
+ * of the key above). */
+#define CONFIG_MAX_BYTES (1U << 20)
+
+#ifdef HAVE_INI_RUNTIME_SWITCHES
+#define INI_LINE_GROWS 1
+#else
+#define INI_LINE_GROWS 0
+#endif
+/* inih keeps a section name in 50 bytes, cutting "[launch NAME]" for a long
+ * NAME: the reader hands it "[N]" instead, N indexing the names kept here. */
+#define MAX_SECTIONS 4096
+
 struct ini_ctx {
-	FILE *f;
-	int lineno; /* counted by ini_line_reader; inih calls the handler per line */
 	const struct opt_spec *spec;
 	void *opts;
 	const char *path;
-	int error;
 	const bool *on_cli; /* indexed like spec->defs; NULL for none */
+	const char *next;   /* the reader's position in the text */
+	int lineno;         /* of the line inih is parsing */
+	bool mid_line;      /* the reader is continuing a line inih grew for */
+	int error;          /* set by the reader or the handler; stops the parse */
+	char **sections;    /* section names, by the index the reader gave inih */
+	size_t n_sections;
+	char alias[24];     /* "[N]\n" for the header being read */
 };
 
 static bool section_wanted(const struct opt_spec *spec, const char *section)
@@ -89,70 +119,209 @@ static bool section_wanted(const struct opt_spec *spec, const char *section)
 	return false;
 }
 
-static char *ini_line_reader(char *str, int num, void *stream)
+/* One line naming FILE:LINE; returns -EINVAL. */
+static int __attribute__((format(printf, 2, 3)))
+config_error(struct ini_ctx *ctx, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s:%d: %s\n", ctx->spec->prog, ctx->path, ctx->lineno, msg);
+	ctx->error = -EINVAL;
+	return -EINVAL;
+}
+
+/* "[name]": records name (blanks trimmed) and sets ctx->alias to what inih
+ * gets instead. Text after the header, which inih would drop without a
+ * word, is refused. */
+static int section_header(struct ini_ctx *ctx, const char *line, size_t len)
+{
+	const char *close = memchr(line, ']', len), *b = line + 1, *e, *p;
+	char **grown;
+
+	if (!close)
+		return 0; /* inih reports the syntax error itself */
+	for (p = close + 1; p < line + len && isspace((unsigned char)*p); p++)
+		;
+	if (p < line + len && *p != ';' && *p != '#')
+		return config_error(ctx, "syntax error: text after [%.*s]",
+				    (int)MIN(close - line - 1, 40), line + 1);
+	for (e = close; e > b && isspace((unsigned char)e[-1]); e--)
+		;
+	while (b < e && isspace((unsigned char)*b))
+		b++;
+	if (ctx->n_sections == MAX_SECTIONS)
+		return config_error(ctx, "more than %d sections", MAX_SECTIONS);
+	grown = realloc(ctx->sections, (ctx->n_sections + 1) * sizeof(*grown));
+	if (!grown || !(grown[ctx->n_sections] = strndup(b, (size_t)(e - b)))) {
+		if (grown)
+			ctx->sections = grown;
+		return config_error(ctx, "out of memory");
+	}
+	ctx->sections = grown;
+	snprintf(ctx->alias, sizeof(ctx->alias), "[%zu]\n", ctx->n_sections++);
+	return 1;
+}
+
+/* Skips the rest of the current line, newline included. */
+static void line_skip(struct ini_ctx *ctx)
+{
+	ctx->next = strchrnul(ctx->next, '\n');
+	ctx->next += *ctx->next == '\n';
+}
+
+/* Starts the next line: skips its leading blanks and counts it. Returns
+ * what inih gets in its place when that is not the line itself (a section
+ * alias; an empty comment for a comment too long for a fixed buffer), ""
+ * for the line itself, or NULL after an error. */
+static const char *line_start(struct ini_ctx *ctx, size_t room)
+{
+	const char *nl;
+	size_t len;
+	int r;
+
+	while (*ctx->next == ' ' || *ctx->next == '\t')
+		ctx->next++;
+	ctx->lineno++;
+	nl = strchr(ctx->next, '\n');
+	len = nl ? (size_t)(nl - ctx->next) : strlen(ctx->next);
+	if (*ctx->next == '[' && (r = section_header(ctx, ctx->next, len)) != 0)
+		return r < 0 ? NULL : ctx->alias;
+	if (!INI_LINE_GROWS && len + 1 >= room) {
+		if (*ctx->next == ';' || *ctx->next == '#')
+			return "#\n";
+		config_error(ctx, "line longer than %zu bytes", room - 2);
+		return NULL;
+	}
+	return "";
+}
+
+/* inih's reader (fgets-like): one line per call, or the rest of the line
+ * inih has just grown its buffer for. */
+static char *ini_text_reader(char *buf, int size, void *stream)
 {
 	struct ini_ctx *ctx = stream;
-	char *r = fgets(str, num, ctx->f);
+	size_t room = (size_t)size, n;
 
-	if (r)
-		ctx->lineno++;
-	return r;
+	if (ctx->error || (!*ctx->next && !ctx->mid_line))
+		return NULL;
+	if (!ctx->mid_line) {
+		const char *instead = line_start(ctx, room);
+
+		if (!instead)
+			return NULL;
+		if (*instead) {
+			line_skip(ctx);
+			snprintf(buf, room, "%s", instead);
+			return buf;
+		}
+	}
+	n = strcspn(ctx->next, "\n") + (strchr(ctx->next, '\n') ? 1 : 0);
+	n = MIN(n, room - 1);
+	memcpy(buf, ctx->next, n);
+	buf[n] = '\0';
+	ctx->next += n;
+	ctx->mid_line = n && buf[n - 1] != '\n' && *ctx->next;
+	return buf;
 }
 
 static int on_ini_value(void *user, const char *section, const char *name,
 			const char *value)
 {
 	struct ini_ctx *ctx = user;
-	int lineno = ctx->lineno;
 	const struct opt_def *d;
-	int r;
+	char *end;
+	unsigned long i = strtoul(section, &end, 10);
 
+	/* Before any header inih passes "", else the reader's "N". */
+	section = *section && !*end && i < ctx->n_sections ? ctx->sections[i] : "";
+	if (!*name) {
+		config_error(ctx, "syntax error: no name before '='");
+		return 0;
+	}
 	if (!section_wanted(ctx->spec, section))
 		return 1; /* other programs' sections */
 	d = opt_find(ctx->spec->defs, name);
 	if (!d || d->cli_only) {
-		fprintf(stderr, "%s: %s:%d: unknown key '%s' in [%s]\n",
-			ctx->spec->prog, ctx->path, lineno, name, section);
-		ctx->error = -EINVAL;
+		config_error(ctx, "unknown key '%.64s' in [%.64s]", name, section);
 		return 0;
 	}
 	if (ctx->on_cli && ctx->on_cli[d - ctx->spec->defs])
 		return 1;
-	r = opt_apply(d, ctx->opts, value);
-	if (r < 0) {
-		fprintf(stderr, "%s: %s:%d: bad value for '%s': '%s'\n",
-			ctx->spec->prog, ctx->path, lineno, name, value);
-		ctx->error = -EINVAL;
+	if (opt_apply(d, ctx->opts, value) < 0) {
+		config_error(ctx, "bad value for '%.64s': '%.100s'", name, value);
 		return 0;
 	}
 	return 1;
 }
 
+static void ini_setup(void)
+{
+#if INI_LINE_GROWS
+	/* The file is bounded: a line never outgrows CONFIG_MAX_BYTES. */
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = (int)CONFIG_MAX_BYTES + 2;
+	ini_allow_multiline = false;
+#endif
+}
+
+/* Parses text (len bytes, NUL-terminated) with inih. */
+static int parse_text(struct ini_ctx *ctx, const char *text, size_t len)
+{
+	int r;
+
+	if (strlen(text) != len) {
+		ctx->lineno = 1;
+		for (const char *q = text; *q; q++)
+			ctx->lineno += *q == '\n';
+		return config_error(ctx, "binary data (a NUL byte)");
+	}
+	/* A UTF-8 BOM: skipped here, so that line 1 is read like the others. */
+	ctx->next = text + (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0);
+	ini_setup();
+	r = ini_parse_stream(ini_text_reader, ctx, on_ini_value, ctx);
+	for (size_t i = 0; i < ctx->n_sections; i++)
+		free(ctx->sections[i]);
+	free(ctx->sections);
+	if (ctx->error)
+		return ctx->error;
+	if (r > 0) {
+		ctx->lineno = r;
+		return config_error(ctx, "syntax error");
+	}
+	if (r < 0)
+		return config_error(ctx, "cannot parse (out of memory)");
+	return 0;
+}
+
 static int load_file(const struct opt_spec *spec, void *opts, const char *path,
 		     bool must_exist, const bool *on_cli)
 {
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	struct ini_ctx ctx = { f, 0, spec, opts, path, 0, on_cli };
+	_cleanup_free_ char *text = NULL;
+	struct ini_ctx ctx = { .spec = spec, .opts = opts, .path = path, .on_cli = on_cli };
+	size_t len;
 	int r;
 
-	if (!f) {
-		if (errno == ENOENT && !must_exist)
-			return 0;
-		fprintf(stderr, "%s: %s: %s\n", spec->prog, path, strerror(errno));
-		return -errno;
-	}
-	r = ini_parse_stream(ini_line_reader, &ctx, on_ini_value, &ctx);
-	if (ctx.error)
-		return ctx.error;
-	if (r > 0) {
-		fprintf(stderr, "%s: %s:%d: syntax error\n", spec->prog, path, r);
-		return -EINVAL;
+	/* The one device allowed: "-c /dev/null" is the usual "no config". */
+	if (!strcmp(path, "/dev/null"))
+		return 0;
+	r = read_regular_alloc(AT_FDCWD, path, CONFIG_MAX_BYTES, &text, &len);
+	if (r == -ENOENT && !must_exist)
+		return 0;
+	if (r == -EFBIG) {
+		fprintf(stderr, "%s: %s: larger than %u KiB: not a config file\n", spec->prog,
+			path, CONFIG_MAX_BYTES >> 10);
+		return -EFBIG;
 	}
 	if (r < 0) {
-		fprintf(stderr, "%s: %s: cannot parse\n", spec->prog, path);
-		return -EINVAL;
+		fprintf(stderr, "%s: %s: %s\n", spec->prog, path, file_strerror(r));
+		return r;
 	}
-	return 0;
+	return parse_text(&ctx, text, len);
 }
 
 int opts_load_file(const struct opt_spec *spec, void *opts, const char *path,

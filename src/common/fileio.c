@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 ssize_t read_fd_buf(int fd, char *buf, size_t size)
@@ -81,6 +82,63 @@ int read_file_alloc(int dirfd, const char *path, char **out, size_t *len)
 	if (len)
 		*len = got;
 	return 0;
+}
+
+int open_regular(int dirfd, const char *path)
+{
+	_cleanup_close_ int fd = openat(dirfd, path,
+					O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	return TAKE_FD(fd);
+}
+
+ssize_t read_regular_buf(int dirfd, const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = open_regular(dirfd, path);
+
+	if (fd < 0)
+		return fd;
+	return read_fd_buf(fd, buf, size);
+}
+
+int read_regular_alloc(int dirfd, const char *path, size_t max, char **out,
+		       size_t *len)
+{
+	_cleanup_close_ int fd = open_regular(dirfd, path);
+	_cleanup_free_ char *buf = NULL;
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	/* One byte more than allowed tells "exactly max" from "more". */
+	buf = malloc(max + 2);
+	if (!buf)
+		return -ENOMEM;
+	n = read_fd_buf(fd, buf, max + 2);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n > max)
+		return -EFBIG;
+	*out = TAKE_PTR(buf);
+	if (len)
+		*len = (size_t)n;
+	return 0;
+}
+
+const char *file_strerror(int r)
+{
+	if (r == -EINVAL)
+		return "not a regular file";
+	return strerror(-r);
 }
 
 int parse_u64_or_max(const char *text, uint64_t *v)

@@ -38,12 +38,17 @@ struct table {
 	size_t n, cap;
 };
 
-static int load_one(int dfd, const char *file, struct table *t)
+/* A FIFO, device or directory named *.json would hang or fool the reader:
+ * skipped with one line, like a file too big to be a status file. */
+static int load_one(int dfd, const char *dir, const char *file, struct table *t)
 {
 	char buf[4096];
 	struct figures f;
-	ssize_t n = read_at_buf(dfd, file, buf, sizeof(buf));
+	ssize_t n = read_regular_buf(dfd, file, buf, sizeof(buf));
 
+	if (n == -EINVAL || n == -EISDIR || n == -EFBIG)
+		fprintf(stderr, "cvmfs-stat: %s/%s: %s, skipped\n", dir, file,
+			file_strerror((int)n));
 	if (n < 0 || figures_from_json(buf, &f) < 0)
 		return 0; /* being replaced, or not ours: skip */
 	if (!strcmp(f.state, "running") && f.pid > 0 && kill((pid_t)f.pid, 0) < 0 && errno == ESRCH)
@@ -77,7 +82,7 @@ static int load_all(const char *run_dir, struct table *t)
 
 		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json"))
 			continue;
-		r = load_one(dirfd(d), de->d_name, t);
+		r = load_one(dirfd(d), path, de->d_name, t);
 	}
 	return r;
 }
@@ -212,8 +217,9 @@ int main(int argc, char **argv)
 	struct table t = { 0 };
 	int pos, r;
 
+	/* One line naming the bad option or config line is the whole error. */
 	if (opts_parse(&spec, &o, argc, argv, &pos, NULL) < 0) {
-		usage(stderr);
+		opts_free(stat_opts_defs, &o);
 		return 2;
 	}
 	if (o.help) {

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct topts {
 	char *config;
@@ -244,6 +246,147 @@ static void test_file_errors(void)
 	CONF_ERROR("[test]\nlimit = 16777216T\n", 2, "limit");
 }
 
+/* A line of n copies of c (malloc'ed), for lines longer than any buffer. */
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Lines of any length parse as one line: a fixed line buffer used to cut a
+ * long comment so that its tail "limit = 1T" became a setting. */
+static void test_long_lines(void)
+{
+	char *pad = repeat('x', 5000), *text, *err;
+	char *argv[] = { "tprog", "-c", NULL, NULL };
+	struct topts o;
+	int pos;
+
+	CHECK(asprintf(&text, "[test]\n# %s limit = 1T\n; %s limit = 1T\n"
+			      "   # %s limit = 1T\ncount = 3\n", pad, pad, pad) > 0);
+	argv[2] = (char *)conf("long.conf", text);
+	CHECK_EQ_INT(parse(&o, argv, &pos, NULL, &err), 0);
+	CHECK_STR(err, "");
+	CHECK_EQ_U64(o.limit, 0); /* the comments' tails set nothing */
+	CHECK_EQ_U64(o.count, 3);
+	free(err);
+	opts_free(defs, &o);
+	free(text);
+
+	/* A long value (a many-layer image list) arrives whole. */
+	CHECK(asprintf(&text, "[test]\noptions = /a%s:/b%s\nname = n%s ; comment\n", pad,
+		       pad, pad) > 0);
+	argv[2] = (char *)conf("long.conf", text);
+	CHECK_EQ_INT(parse(&o, argv, &pos, NULL, &err), 0);
+	CHECK_STR(err, "");
+	CHECK(o.list && strlen(o.list) == 2 * 5002 + 1 && !strncmp(o.list, "/a", 2) &&
+	      !strncmp(o.list + 5002, ":/b", 3));
+	CHECK(o.name && strlen(o.name) == 5001 && o.name[5000] == 'x');
+	free(err);
+	opts_free(defs, &o);
+	free(text);
+
+	/* Line numbers after a long line are right. */
+	CHECK(asprintf(&text, "[test]\n# %s\nname = %s\n\nbogus = 1\n", pad, pad) > 0);
+	CONF_ERROR(text, 5, "unknown key 'bogus'");
+	free(text);
+	free(pad);
+}
+
+static void test_syntax(void)
+{
+	struct topts o;
+	char *err;
+	int pos;
+	const char *p = conf("syn.conf", "\xef\xbb\xbf[ test ]\r\n  name:  spaced  \r\n"
+					  "limit = 1K ; a comment\n[test] ; ok\n");
+	char *argv[] = { "tprog", "-c", (char *)p, NULL };
+
+	CHECK_EQ_INT(parse(&o, argv, &pos, NULL, &err), 0);
+	CHECK_STR(err, "");
+	CHECK_STR(o.name, "spaced");
+	CHECK_EQ_U64(o.limit, 1024);
+	free(err);
+	opts_free(defs, &o);
+	/* ';' without a blank before it is part of the value. */
+	CONF_ERROR("[test]\ncount=4;x\n", 2, "count");
+	CONF_ERROR("[test\nname = a\n", 1, "syntax error");
+	/* Text after a section header used to be dropped silently. */
+	CONF_ERROR("[test] limit = 1T\n", 1, "text after [test]");
+	CONF_ERROR("[test]\n = 5\n", 2, "no name");
+	/* A NUL byte would hide the rest of its line from a C-string parser. */
+	static const char nul[] = "[test]\nname = a\n\0limit = 1T\n";
+	char path[600], want[700];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/nul.conf", dir);
+	f = fopen(path, "w");
+	CHECK(f && fwrite(nul, 1, sizeof(nul) - 1, f) == sizeof(nul) - 1);
+	if (f)
+		fclose(f);
+	char *argv2[] = { "tprog", "-c", path, NULL };
+
+	CHECK_EQ_INT(parse(&o, argv2, &pos, NULL, &err), -EINVAL);
+	snprintf(want, sizeof(want), "tprog: %s:3: binary data", path);
+	CHECK(contains(err, want));
+	free(err);
+	opts_free(defs, &o);
+	fx_unlink(dir, "nul.conf");
+}
+
+/* A config path that names a special file or a huge file: one line naming
+ * it, an error, and never a hang (a FIFO with no writer blocks a plain
+ * open; /dev/zero never ends). alarm() turns a hang into a failure. */
+static void expect_refused(const char *path, bool must_exist, const char *what)
+{
+	struct opt_spec s = spec();
+	struct topts o = { 0 };
+	char want[700];
+	char *err;
+	int r;
+
+	alarm(20);
+	fx_stderr_begin();
+	r = opts_load_file(&s, &o, path, must_exist);
+	err = fx_stderr_end();
+	alarm(0);
+	CHECK(r < 0);
+	snprintf(want, sizeof(want), "tprog: %s: %s\n", path, what);
+	if (!CHECK(contains(err, want)))
+		fprintf(stderr, "  wanted \"%s\" in \"%s\"\n", want, err);
+	CHECK(err && strchr(err, '\n') == err + strlen(err) - 1); /* one line */
+	free(err);
+	opts_free(defs, &o);
+}
+
+static void test_special_files(void)
+{
+	char fifo[600], big[600];
+	char *pad = repeat('#', (1U << 20) + 1);
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo.conf", dir);
+	CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+	expect_refused("/dev/zero", true, "not a regular file");
+	expect_refused("/dev/full", true, "not a regular file");
+	/* The one device allowed: /dev/null, the usual "no config file". */
+	struct opt_spec s = spec();
+	struct topts o = { 0 };
+
+	CHECK_EQ_INT(opts_load_file(&s, &o, "/dev/null", true), 0);
+	expect_refused(fifo, true, "not a regular file");
+	expect_refused(fifo, false, "not a regular file"); /* even as the default */
+	expect_refused(dir, true, "Is a directory");
+	fx_write(dir, "big.conf", pad);
+	snprintf(big, sizeof(big), "%s/big.conf", dir);
+	expect_refused(big, true, "larger than 1024 KiB: not a config file");
+	fx_unlink(dir, "big.conf");
+	fx_unlink(dir, "fifo.conf");
+	free(pad);
+}
+
 static void test_cli_errors(void)
 {
 	struct topts o;
@@ -381,6 +524,9 @@ int main(void)
 	test_cli_beats_file();
 	test_default_config();
 	test_file_errors();
+	test_long_lines();
+	test_syntax();
+	test_special_files();
 	test_cli_errors();
 	test_parse_twice();
 	test_load_file();

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_parse_u64_or_max(void)
@@ -126,10 +127,54 @@ static void test_read(void)
 	free(dir);
 }
 
+/* open_regular and its readers: a FIFO without a writer must not block
+ * (alarm() turns a hang into a failure), devices and directories are
+ * refused, sizes are bounded. */
+static void test_regular_only(void)
+{
+	char *dir = fx_tmpdir("regular"), *all = NULL, buf[16];
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	size_t len = 0;
+	int fd;
+
+	fx_write(dir, "ten", "0123456789");
+	CHECK_EQ_INT(mkfifoat(dfd, "fifo", 0600), 0);
+	CHECK_EQ_INT(mkdirat(dfd, "sub", 0700), 0);
+	alarm(20);
+	fd = open_regular(dfd, "ten");
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ_INT(open_regular(dfd, "fifo"), -EINVAL);
+	CHECK_EQ_INT(open_regular(dfd, "sub"), -EISDIR);
+	CHECK_EQ_INT(open_regular(AT_FDCWD, "/dev/zero"), -EINVAL);
+	CHECK_EQ_INT(open_regular(AT_FDCWD, "/dev/null"), -EINVAL);
+	CHECK_EQ_INT(open_regular(dfd, "missing"), -ENOENT);
+	CHECK_EQ_INT(read_regular_buf(dfd, "fifo", buf, sizeof(buf)), -EINVAL);
+	CHECK_EQ_INT(read_regular_buf(dfd, "ten", buf, sizeof(buf)), 10);
+	CHECK_STR(buf, "0123456789");
+	CHECK_EQ_INT(read_regular_buf(dfd, "ten", buf, 10), -EFBIG);
+	CHECK_EQ_INT(read_regular_alloc(dfd, "ten", 10, &all, &len), 0);
+	CHECK_EQ_U64(len, 10);
+	CHECK_STR(all, "0123456789");
+	free(all);
+	all = NULL;
+	CHECK_EQ_INT(read_regular_alloc(dfd, "ten", 9, &all, &len), -EFBIG);
+	CHECK(!all);
+	CHECK_EQ_INT(read_regular_alloc(AT_FDCWD, "/dev/zero", 9, &all, &len), -EINVAL);
+	CHECK_EQ_INT(read_regular_alloc(dfd, "fifo", 9, &all, &len), -EINVAL);
+	alarm(0);
+	CHECK_STR(file_strerror(-EINVAL), "not a regular file");
+	CHECK_STR(file_strerror(-EISDIR), "Is a directory");
+	close(dfd);
+	fx_rm_tree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	test_parse_u64_or_max();
 	test_kv();
 	test_read();
+	test_regular_only();
 	return check_done();
 }

@@ -3,7 +3,9 @@
 
 1. Start-up: time from cvm-launch's start to the exec of CMD (its own --debug
    line), median of 20 runs, with the workspace disk and the views already
-   running (so their start is excluded), next to the wall time of
+   running (so their start is excluded), in the default mode (user
+   namespace, id range from the record) and with --no-userns, interleaved
+   in the same run, next to the wall time of
    `unshare --fork --pid --mount chroot IMG /bin/true`, the floor.
 2. The views' fast path inside a CVM: bench/views_bench reading /proc/meminfo
    inside a CVM (the per-container tree bound over it) next to the host's own
@@ -31,6 +33,8 @@ T = LT.T
 
 RUNS = 20
 NAME = 'cvmfs-test-lbench-%d' % os.getpid()
+NAME_U = NAME + '-u'  # the user-namespaced CVM's workspace
+IDS = 100000000  # its range, given so that its disk can be started with the same shift
 
 
 def add_program(img, path):
@@ -39,24 +43,38 @@ def add_program(img, path):
         LT._copy(lib, img)
 
 
+def start_disk(base, img, name, extra):
+    run, mnt = os.path.join(base, 'run'), os.path.join(base, 'mnt', name)
+    data = os.path.join(base, 'data-' + name)
+    for d in (data, mnt):
+        os.makedirs(d, exist_ok=True)
+    T._mounts.append(mnt)
+    subprocess.run([T.CVMFSD, 'disk', '--name', name, '--data', data, '--limit', '2G',
+                    '--image', img, '--run-dir', run] + extra + [mnt], check=True)
+    return ['--data', data]
+
+
 def start_daemons(base, img):
+    """The views and two disks (without and with the id shift); returns the
+    options of the two modes: {mode: (name, options)}."""
     views = os.path.join(base, 'views')
     run = os.path.join(base, 'run')
     mnt_dir = os.path.join(base, 'mnt')
-    data = os.path.join(base, 'data')
-    for d in (views, run, mnt_dir, data, os.path.join(mnt_dir, NAME)):
+    for d in (views, run, mnt_dir):
         os.makedirs(d, exist_ok=True)
     # Daemon mode returns once mounted; unmounting the views stops them.
     T._mounts.extend([views, views + '/ct'])
     subprocess.run([T.CVMFSD, 'views', views], check=True)
-    T._mounts.append(os.path.join(mnt_dir, NAME))
-    subprocess.run([T.CVMFSD, 'disk', '--name', NAME, '--data', data, '--limit', '2G',
-                    '--image', img, '--run-dir', run, os.path.join(mnt_dir, NAME)], check=True)
-    return ['--views', views, '--run-dir', run, '--mnt-dir', mnt_dir, '--data', data]
+    common = ['--views', views, '--run-dir', run, '--mnt-dir', mnt_dir]
+    off = start_disk(base, img, NAME, [])
+    on = start_disk(base, img, NAME_U, ['--image-idmap', '%d:%d:65536' % (IDS, IDS)])
+    return {'no-userns': (NAME, common + off + ['--no-userns']),
+            'userns': (NAME_U, common + on + ['--idmap-dir', os.path.join(base, 'idmap'),
+                                              '--userns-uid', str(IDS)])}
 
 
 def stop_daemons(base):
-    for pidfile in (os.path.join(base, 'run', 'disk', NAME + '.pid'),):
+    for pidfile in (os.path.join(base, 'run', 'disk', n + '.pid') for n in (NAME, NAME_U)):
         try:
             pid = int(open(pidfile).read().split()[0])
             os.kill(pid, 15)
@@ -65,28 +83,35 @@ def stop_daemons(base):
     time.sleep(1)
 
 
-def launch(common, cmd, debug=False):
-    argv = [LT.LAUNCH, '--name', NAME, '--image', LT.image(), '--memory', '512M',
-            '--cpus', '1', '--disk', '2G'] + common + (['-d'] if debug else []) + ['--'] + cmd
+def launch(mode, cmd, debug=False):
+    name, opts = mode
+    argv = [LT.LAUNCH, '--name', name, '--image', LT.image(), '--memory', '512M',
+            '--cpus', '1', '--disk', '2G'] + opts + (['-d'] if debug else []) + ['--'] + cmd
     t0 = time.monotonic()
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return p, time.monotonic() - t0
 
 
-def startup(common, img):
-    execs, walls, floors = [], [], []
+def startup(modes, img):
+    """Median start->exec and wall ms per mode, interleaved; and the floor."""
+    execs = {m: [] for m in modes}
+    walls = {m: [] for m in modes}
+    floors = []
     for _ in range(RUNS):
-        p, wall = launch(common, ['/bin/true'], debug=True)
-        m = re.search(r"CMD exec'ed ([0-9.]+) ms after start", p.stderr)
-        if p.returncode != 0 or not m:
-            sys.exit('launch failed: rc %d\n%s' % (p.returncode, p.stderr[-2000:]))
-        execs.append(float(m.group(1)))
-        walls.append(wall * 1e3)
+        for m, mode in modes.items():
+            p, wall = launch(mode, ['/bin/true'], debug=True)
+            r = re.search(r"CMD exec'ed ([0-9.]+) ms after start", p.stderr)
+            if p.returncode != 0 or not r:
+                sys.exit('launch (%s) failed: rc %d\n%s' % (m, p.returncode, p.stderr[-2000:]))
+            execs[m].append(float(r.group(1)))
+            walls[m].append(wall * 1e3)
         t0 = time.monotonic()
         subprocess.run(['unshare', '--fork', '--pid', '--mount', 'chroot', img, '/bin/true'],
                        check=True)
         floors.append((time.monotonic() - t0) * 1e3)
-    return statistics.median(execs), statistics.median(walls), statistics.median(floors)
+    med = statistics.median
+    return ({m: med(v) for m, v in execs.items()}, {m: med(v) for m, v in walls.items()},
+            med(floors))
 
 
 def bench_line(out):
@@ -107,10 +132,11 @@ def main():
     img = LT.image()
     add_program(img, vb)
     shutil.copy2(vb, img + '/usr/bin/views_bench')
-    common = start_daemons(base, img)
+    modes = start_daemons(base, img)
     try:
-        exec_ms, wall_ms, floor_ms = startup(common, img)
-        p, _ = launch(common, ['/usr/bin/views_bench', '--tsv', '-s', '2', '/proc/meminfo'])
+        exec_ms, wall_ms, floor_ms = startup(modes, img)
+        p, _ = launch(modes['userns'], ['/usr/bin/views_bench', '--tsv', '-s', '2',
+                                        '/proc/meminfo'])
         inside = bench_line(p.stdout)
         host = bench_line(subprocess.run([vb, '--tsv', '-s', '2', '/proc/meminfo'],
                                          stdout=subprocess.PIPE, text=True).stdout)
@@ -118,11 +144,16 @@ def main():
         stop_daemons(base)
     print('## cvm-launch benchmark\n')
     print('Start-up, median of %d runs (disk and views already running):\n' % RUNS)
-    print('| measure | ms |\n|---|---:|')
-    print('| cvm-launch: start to exec of CMD | %.1f |' % exec_ms)
-    print('| cvm-launch: whole run of `-- /bin/true` | %.1f |' % wall_ms)
-    print('| `unshare --fork --pid --mount chroot IMG /bin/true` | %.1f |' % floor_ms)
-    print('| ratio start→exec ÷ unshare floor | %.2f |' % (exec_ms / floor_ms))
+    on, off = 'userns', 'no-userns'
+    print('| measure | user namespace (default) ms | --no-userns ms | ratio on ÷ off |')
+    print('|---|---:|---:|---:|')
+    print('| cvm-launch: start to exec of CMD | %.1f | %.1f | %.2f |'
+          % (exec_ms[on], exec_ms[off], exec_ms[on] / exec_ms[off]))
+    print('| cvm-launch: whole run of `-- /bin/true` | %.1f | %.1f | %.2f |'
+          % (wall_ms[on], wall_ms[off], wall_ms[on] / wall_ms[off]))
+    print('| ratio start→exec ÷ unshare floor | %.2f | %.2f | |'
+          % (exec_ms[on] / floor_ms, exec_ms[off] / floor_ms))
+    print('\n`unshare --fork --pid --mount chroot IMG /bin/true` (the floor): %.1f ms' % floor_ms)
     print('\n/proc/meminfo inside a CVM (per-container views tree) vs the host, 2 s, 1 thread:\n')
     print('| where | ops/s | p50 µs | p99 µs | fails |\n|---|---:|---:|---:|---:|')
     for label, r in (('host /proc/meminfo (kernel)', host), ('inside the CVM (views)', inside)):

@@ -4,6 +4,9 @@
 # Docker, launch a demo CVM from it (1 GiB, 1 CPU, 3 GiB disk) with systemd
 # as init and dockerd inside, show free, nproc, df and uptime inside next to
 # the host's, run a container inside, and show cvmfs-stat from the host.
+# The CVM runs in the launcher's secure default mode (no flags): its root
+# is an id range of its own on the host, with capabilities over its own
+# namespaces only, and it has its own network (doc/security.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root" >&2; exit 1; }
@@ -34,8 +37,8 @@ cleanup() {
 trap cleanup EXIT
 
 build/src/launch/cvm-launch --name "$name" --image "$layers" --data "$tmp/data" \
-	--run-dir "$tmp/run" --mnt-dir "$tmp/mnt" --views "$tmp/views" \
-	--memory 1G --cpus 1 --cpuset "$first_cpu" --disk 3G --hostname demo --net none --caps all \
+	--run-dir "$tmp/run" --mnt-dir "$tmp/mnt" --views "$tmp/views" --idmap-dir "$tmp/idmap" \
+	--memory 1G --cpus 1 --cpuset "$first_cpu" --disk 3G --hostname demo \
 	-- /lib/systemd/systemd >"$tmp/console.log" 2>&1 &
 launcher=$!
 
@@ -70,6 +73,7 @@ sh -c "$show" || true
 echo
 echo "===== inside the CVM '$name' (memory 1G, 1 CPU, disk 3G, no swap; systemd is PID 1: $(inside systemctl is-system-running)) ====="
 inside sh -c "$show" || true
+echo "--- root inside is host uid $(awk '/^Uid:/ {print $2}' /proc/$init/status) (the workspace's range: $(cat "$tmp/idmap/$name"))"
 echo
 echo "===== Docker inside the CVM (storage driver $(inside docker info --format '{{.Driver}}'), /var/lib/docker on the workspace disk) ====="
 # A tiny image made from the CVM's own programs: no registry needed.

@@ -6,6 +6,8 @@
 
 #include "cvmfs/cleanup.h"
 
+#include "cvmfs/log.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,17 +34,20 @@ int caps_parse(const char *list, uint64_t *mask)
 
 	if (!copy)
 		return -ENOMEM;
+	/* In order: "all,-sys_rawio" is every capability but one. */
 	for (char *w = strtok_r(copy, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+		bool drop = w[0] == '-';
 		cap_value_t v;
 
+		w += drop;
 		if (!strcasecmp(w, "all")) {
-			m |= caps_bounding();
+			m = drop ? 0 : m | caps_bounding();
 			continue;
 		}
 		snprintf(name, sizeof(name), "%s%s", strncasecmp(w, "cap_", 4) ? "cap_" : "", w);
 		if (cap_from_name(name, &v) < 0 || v < 0 || v >= 64)
 			return -EINVAL;
-		m |= 1ULL << v;
+		m = drop ? m & ~(1ULL << v) : m | 1ULL << v;
 	}
 	if (mask)
 		*mask = m;
@@ -110,4 +115,52 @@ int caps_drop(const char *list)
 	if (cap_set_proc(caps) < 0)
 		return -errno;
 	return 0;
+}
+
+/* Without a user namespace (--no-userns) the CVM's root is host root:
+ * Docker's default set, and net_raw only in its own network namespace
+ * (with --net host an AF_PACKET socket would see the host's traffic). With
+ * one, the capabilities of the namespace (CAPS_USERNS): the kernel checks
+ * what affects the host against the initial user namespace, where the CVM
+ * has none (doc/security.md). */
+#define CAPS_HOST_ROOT_SAFE                                                   \
+	"chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,"        \
+	"net_bind_service,sys_chroot,mknod,audit_write,setfcap"
+#define CAPS_HOST_ROOT_OWN_NET CAPS_HOST_ROOT_SAFE ",net_raw"
+
+/* In a user namespace: every capability but those the kernel only ever
+ * checks in the initial one (modules, raw I/O, the clock): useless there,
+ * and held they make systemd try its debugfs/tracefs mounts and
+ * timesyncd in vain (their units' ConditionCapability=). */
+#define CAPS_USERNS "all,-sys_module,-sys_rawio,-sys_time"
+
+const char *caps_default(bool userns, bool host_net)
+{
+	if (userns)
+		return CAPS_USERNS;
+	return host_net ? CAPS_HOST_ROOT_SAFE : CAPS_HOST_ROOT_OWN_NET;
+}
+
+/* --no-userns: anything beyond the default set (sys_admin remounts
+ * /proc/sys read-write, net_raw on the host's network sniffs it...) is
+ * host root's power over the host; only --unsafe-host-root-caps allows it. */
+int caps_policy(struct launch *L)
+{
+	bool host_net = !strcmp(L->o.net, "host");
+	uint64_t want, allowed, extra;
+
+	if (L->o.userns || L->o.unsafe_host_root_caps)
+		return 0;
+	if (caps_parse(L->o.caps, &want) < 0 ||
+	    caps_parse(caps_default(false, host_net), &allowed) < 0)
+		return step_error(L, -EINVAL, "--caps '%s'", L->o.caps);
+	extra = want & ~allowed;
+	if (!extra)
+		return 0;
+	_cleanup_(cap_free_namep) char *name = cap_to_name(__builtin_ctzll(extra));
+
+	return step_error(L, -EPERM,
+			  "--caps %s with --no-userns%s: %s would be host root's; "
+			  "use the default user namespace, or --unsafe-host-root-caps",
+			  L->o.caps, host_net ? " --net host" : "", name ? name : "?");
 }

@@ -294,7 +294,9 @@ static int v1_extra(struct launch *L)
 		struct lcg_dir *d = dir_add(L, fd, names[i]);
 
 		d->own_fd = true;
-		if ((r = dir_make(L, d)) < 0 || (r = dir_make_inner(L, d)) < 0 ||
+		/* devices_apply: the allow-list, before ns exists (devices.c) */
+		if ((r = dir_make(L, d)) < 0 || (r = devices_apply(L, d)) < 0 ||
+		    (r = dir_make_inner(L, d)) < 0 ||
 		    (r = dir_delegate(L, d, "")) < 0 || (r = dir_open_procs(L, d)) < 0)
 			return r;
 	}
@@ -420,7 +422,8 @@ static int v2_create(struct launch *L)
 		return step_error(L, -errno, "unified/cvmfs");
 	dir_rel(L, false, rel, sizeof(rel));
 	if ((r = v2_enable(L, root, ".")) < 0 || (r = v2_enable(L, root, "cvmfs")) < 0 ||
-	    (r = dir_make(L, d)) < 0 || (r = v2_limits(L, d, false)) < 0 ||
+	    (r = dir_make(L, d)) < 0 || (r = devices_apply(L, d)) < 0 || /* devices.c */
+	    (r = v2_limits(L, d, false)) < 0 ||
 	    (r = v2_enable(L, root, rel)) < 0 || (r = dir_make_inner(L, d)) < 0 ||
 	    (r = v2_limits(L, d, true)) < 0 || (r = dir_delegate(L, d, "")) < 0 ||
 	    (r = dir_open_procs(L, d)) < 0)
@@ -557,6 +560,9 @@ int step_cgroup(struct launch *L)
 		return step_error(L, -ENOENT, "%s: no usable hierarchy", L->o.cgroup_root);
 	log_debug("cgroup backend %s", L->cg->name);
 	r = L->cg->create(L);
+	/* No CVM without its device allow-list (devices.c). */
+	if (r == 0)
+		r = devices_enforced(L);
 	if (r < 0)
 		L->cg->destroy(L);
 	return r;

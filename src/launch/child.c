@@ -122,6 +122,10 @@ static int child_setup(struct launch *L)
 		return r;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Last before exec: the seccomp filter (seccomp.c). */
+	L->step = "seccomp";
+	if ((r = seccomp_install(L)) < 0)
+		return r;
 	return 0;
 }
 

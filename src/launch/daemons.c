@@ -118,10 +118,14 @@ static pid_t disk_running(struct launch *L)
 	_cleanup_free_ char *pidfile = NULL;
 	char buf[32];
 	uint64_t pid;
+	ssize_t n;
 
 	if (asprintf(&pidfile, "%s/disk/%s.pid", L->o.run_dir, L->o.name) < 0)
 		return -ENOMEM;
-	if (read_at_buf(AT_FDCWD, pidfile, buf, sizeof(buf)) < 0)
+	n = read_regular_buf(AT_FDCWD, pidfile, buf, sizeof(buf));
+	if (n == -EINVAL || n == -EISDIR)
+		log_warn("%s: %s, ignored", pidfile, file_strerror((int)n));
+	if (n < 0)
 		return 0;
 	buf[strcspn(buf, "\n")] = '\0';
 	if (uint_parse(buf, &pid) < 0 || pid < 2 || pid > INT32_MAX)

@@ -29,10 +29,14 @@ struct launch_opts {
 	uint64_t pids;   /* 0: no limit */
 	char *hostname;
 	char *net;       /* "host" or "none" */
-	bool userns;
-	uint64_t userns_uid;   /* host uid that is root inside (--userns); 0: default */
-	uint64_t userns_gid;   /* host gid that is root's group inside; 0: default */
+	bool userns;           /* default true; --no-userns / "userns = false" */
+	bool no_userns;
+	bool unsafe_host_root_caps; /* allow host-affecting caps without userns */
+	uint64_t userns_uid;   /* host uid that is root inside; 0: assigned (idrange.c) */
+	uint64_t userns_gid;   /* host gid that is root's group inside; 0: assigned */
 	uint64_t userns_count; /* uids and gids mapped, from 0 inside; 0: default */
+	uint64_t userns_base;  /* first id of assigned ranges */
+	char *idmap_dir;       /* the record of assigned ranges, one file per NAME */
 	char *views;
 	char *run_dir;
 	char *mnt_dir;   /* parent of the per-workspace mountpoints */
@@ -43,6 +47,8 @@ struct launch_opts {
 	char *persist;   /* paths kept by --rebuild, ':'-separated */
 	uint64_t stop_timeout; /* seconds between forwarded SIGTERM and SIGKILL */
 	char *console;   /* "pty" or "inherit"; default pty when CMD is systemd */
+	char *device;    /* --device entries joined by ':' (devices.c) */
+	char *seccomp;   /* "default" (NULL) or "unconfined" (seccomp.c) */
 	bool debug;
 };
 
@@ -156,7 +162,42 @@ int child_cgroupfs(struct launch *L);
 /* mounts.c, in the parent before the clone: the top-level mountpoints */
 int mounts_prepare(struct launch *L);
 
+/* idrange.c: the CVM's id range, recorded per workspace in IDMAP_DIR.
+ * Assigned ranges start at --userns-base, in blocks of USERNS_BLOCK ids. */
+#define USERNS_BASE_DEFAULT 100000000ULL
+#define USERNS_BLOCK 65536ULL
+int idrange_assign(struct launch *L);
+
+/* devices.c, devices_bpf.c: the device allow-list (doc/cvm-launch.md,
+ * Devices). A rule as devices.allow writes it; path: the host node that
+ * --device /dev/PATH also binds into the CVM's /dev, else "". */
+#define DEV_R 1U
+#define DEV_W 2U
+#define DEV_M 4U
+#define DEV_RWM (DEV_R | DEV_W | DEV_M)
+struct dev_rule {
+	char type;            /* 'a' (any), 'b', 'c' */
+	int64_t major, minor; /* -1: any */
+	unsigned access;      /* DEV_R | DEV_W | DEV_M */
+	char path[64];
+};
+int devices_parse(struct launch *L);            /* step validate */
+const struct dev_rule *devices_rules(size_t *n);
+int devices_apply(struct launch *L, struct lcg_dir *d); /* step cgroup, per hierarchy */
+int devices_enforced(struct launch *L);         /* step cgroup, after create */
+int devices_bind(struct launch *L);             /* inner child, before pivot_root */
+int devices_bpf_attach(int cgroup_fd, const struct dev_rule *rules, size_t n);
+
+/* seccomp.c: the default filter (doc/cvm-launch.md, Seccomp) */
+int seccomp_parse(struct launch *L);   /* step validate */
+int seccomp_install(struct launch *L); /* inner child, right before exec */
+
 /* caps.c */
+/* Without a user namespace only Docker's set (no net_raw with --net host)
+ * unless --unsafe-host-root-caps: one line and -EPERM otherwise. */
+int caps_policy(struct launch *L);
+/* The default of --caps for this mode (see caps.c). */
+const char *caps_default(bool userns, bool host_net);
 /* "all": every capability in the launcher's bounding set. */
 int caps_parse(const char *list, uint64_t *mask);
 int caps_check(const char *list, char *missing, size_t size);

@@ -20,8 +20,22 @@ struct step {
 	void (*undo)(struct launch *L);
 };
 
+/* validate.c's checks and lock, then the security policy: the caps a
+ * CVM without a user namespace may keep, and the CVM's id range. */
+static int validate_and_secure(struct launch *L)
+{
+	int r = step_validate(L);
+
+	if (r < 0 || (r = caps_policy(L)) < 0 || (r = idrange_assign(L)) < 0)
+		return r;
+	if (!L->o.userns)
+		log_warn("warning: --no-userns: root in CVM %s is host root (uid 0 outside)",
+			 L->o.name);
+	return 0;
+}
+
 static const struct step steps[] = {
-	{ "validate", step_validate, undo_validate },
+	{ "validate", validate_and_secure, undo_validate },
 	{ "cgroup", step_cgroup, undo_cgroup },
 	{ "views", step_views, undo_views },
 	{ "rebuild", step_rebuild, NULL },
@@ -60,8 +74,9 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cvm-launch [-c FILE] --name NAME --image DIR[:DIR...] [--data DATA]\n"
 		"         [--disk SIZE] [--memory SIZE] [--cpus N] [--cpuset LIST] [--pids N]\n"
-		"         [--hostname H] [--net host|none] [--userns] [--userns-uid UID]\n"
-		"         [--userns-gid GID] [--userns-count N] [--views MOUNT] [--run-dir DIR]\n"
+		"         [--hostname H] [--net none|host] [--no-userns] [--userns-uid UID]\n"
+		"         [--userns-gid GID] [--userns-count N] [--userns-base ID] [--idmap-dir DIR]\n"
+		"         [--caps LIST] [--unsafe-host-root-caps] [--views MOUNT] [--run-dir DIR]\n"
 		"         [--mnt-dir DIR] [--console pty|inherit] [--rebuild] [-- CMD [ARG...]]\n");
 }
 

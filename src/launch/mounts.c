@@ -411,6 +411,7 @@ int child_mounts(struct launch *L)
 	if (mount(L->mnt, L->mnt, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return step_error(L, -errno, "bind %s on itself", L->mnt);
 	if ((r = mount_fs(L)) < 0 || (r = child_cgroupfs(L)) < 0 || (r = fill_dev(L)) < 0 ||
+	    (r = devices_bind(L)) < 0 || /* --device /dev/PATH, devices.c */
 	    (r = bind_views(L)) < 0)
 		return r;
 	return 0;

@@ -18,10 +18,6 @@
 #define CVMFSD_PATH "cvmfsd"
 #endif
 
-#define DEFAULT_CAPS                                                          \
-	"chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,"        \
-	"net_bind_service,net_raw,sys_chroot,mknod,audit_write,setfcap"
-
 #define O(f) offsetof(struct launch_opts, f)
 static const struct opt_def launch_defs[] = {
 	{ "config", 'c', OPT_STR, O(config), true },
@@ -36,6 +32,10 @@ static const struct opt_def launch_defs[] = {
 	{ "hostname", 0, OPT_STR, O(hostname), false },
 	{ "net", 0, OPT_STR, O(net), false },
 	{ "userns", 0, OPT_BOOL, O(userns), false },
+	{ "no-userns", 0, OPT_BOOL, O(no_userns), true },
+	{ "unsafe-host-root-caps", 0, OPT_BOOL, O(unsafe_host_root_caps), false },
+	{ "idmap-dir", 0, OPT_STR, O(idmap_dir), false },
+	{ "userns-base", 0, OPT_UINT, O(userns_base), false },
 	{ "userns-uid", 0, OPT_UINT, O(userns_uid), false },
 	{ "userns-gid", 0, OPT_UINT, O(userns_gid), false },
 	{ "userns-count", 0, OPT_UINT, O(userns_count), false },
@@ -49,6 +49,8 @@ static const struct opt_def launch_defs[] = {
 	{ "persist", 0, OPT_LIST, O(persist), false },
 	{ "stop-timeout", 0, OPT_UINT, O(stop_timeout), false },
 	{ "console", 0, OPT_STR, O(console), false },
+	{ "device", 0, OPT_LIST, O(device), false },
+	{ "seccomp", 0, OPT_STR, O(seccomp), false },
 	{ "debug", 'd', OPT_BOOL, O(debug), false },
 	OPT_END,
 };
@@ -106,6 +108,9 @@ static int set_defaults(struct launch *L)
 
 	if (!L->o.cvmfsd && env_cvmfsd && *env_cvmfsd)
 		L->o.cvmfsd = strdup(env_cvmfsd);
+	/* Never the host's network by default: its own namespace, lo up. */
+	if (str_default(&L->o.net, "none") < 0)
+		return -ENOMEM;
 	if (str_default(&L->o.cvmfsd, CVMFSD_PATH) < 0 ||
 	    (!L->o.data && asprintf(&L->o.data, "/var/lib/cvmfs/workspaces/%s", L->o.name) < 0) ||
 	    str_default(&L->o.mnt_dir, "/var/lib/cvmfs/mnt") < 0 ||
@@ -113,23 +118,56 @@ static int set_defaults(struct launch *L)
 	    str_default(&L->o.run_dir, "/run/cvmfs") < 0 ||
 	    str_default(&L->o.cgroup_root, "/sys/fs/cgroup") < 0 ||
 	    str_default(&L->o.hostname, L->o.name) < 0 ||
-	    str_default(&L->o.net, "host") < 0 ||
-	    str_default(&L->o.caps, DEFAULT_CAPS) < 0 ||
+	    str_default(&L->o.idmap_dir, "/var/lib/cvmfs/idmap") < 0 ||
+	    str_default(&L->o.caps, caps_default(L->o.userns, !strcmp(L->o.net, "host"))) < 0 ||
 	    str_default(&L->o.persist, "/home:/var/lib/docker") < 0)
 		return -ENOMEM;
 	if (!L->o.disk)
 		L->o.disk = 10ULL << 30;
 	if (!L->o.stop_timeout)
 		L->o.stop_timeout = 30; /* dockerd gives its containers 15 s */
-	/* The usual first subordinate range (/etc/subuid): never host root. */
-	if (!L->o.userns_uid)
-		L->o.userns_uid = 100000;
-	if (!L->o.userns_gid)
-		L->o.userns_gid = 100000;
+	/* userns_uid/gid stay 0 unless given: idrange.c assigns the range. */
 	if (!L->o.userns_count)
 		L->o.userns_count = 65536;
+	if (!L->o.userns_base)
+		L->o.userns_base = USERNS_BASE_DEFAULT;
 	if (asprintf(&L->mnt, "%s/%s", L->o.mnt_dir, L->o.name) < 0)
 		return -ENOMEM;
+	return 0;
+}
+
+static bool userns_on_cli(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--userns"))
+			return true;
+	return false;
+}
+
+/* Before the parse: a limit left out stays LIMIT_UNSET, so that a given 0
+ * can be told from it. */
+#define LIMIT_UNSET UINT64_MAX
+
+/* 0 is not a limit: refused, never silently "no limit" (memory, pids) or
+ * "the default" (disk). Left out, they become 0 for set_defaults: no
+ * limit, or the default disk size. */
+static int check_limits(struct launch *L)
+{
+	struct { const char *opt; uint64_t *v; const char *unset; } lim[] = {
+		{ "disk", &L->o.disk, "for 10G" },
+		{ "memory", &L->o.memory, "for no limit" },
+		{ "pids", &L->o.pids, "for no limit" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
+		if (*lim[i].v == 0) {
+			log_error("--%s 0: not a limit (leave --%s out %s)", lim[i].opt,
+				  lim[i].opt, lim[i].unset);
+			return -EINVAL;
+		}
+		if (*lim[i].v == LIMIT_UNSET)
+			*lim[i].v = 0;
+	}
 	return 0;
 }
 
@@ -138,9 +176,20 @@ int launch_parse(struct launch *L, int argc, char **argv)
 	int first = argc, r;
 	const char *base;
 
+	/* Secure by default: --no-userns or "userns = false" opts out. */
+	L->o.userns = true;
+	L->o.disk = L->o.memory = L->o.pids = LIMIT_UNSET;
 	r = parse_all(L, argc, argv, &first);
 	if (r < 0)
 		return r;
+	if ((r = check_limits(L)) < 0)
+		return r;
+	if (L->o.no_userns && userns_on_cli(argc, argv)) {
+		log_error("--userns and --no-userns: choose one");
+		return -EINVAL;
+	}
+	if (L->o.no_userns)
+		L->o.userns = false;
 	if (!L->o.name) {
 		log_error("missing --name");
 		return -EINVAL;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,22 +31,125 @@ static bool name_valid(const char *n)
 	return true;
 }
 
+/* Every layer must be an existing directory; an empty element ("", "a::b",
+ * a trailing ':') is a mistake, never "no layer". */
 static int check_images(struct launch *L)
 {
-	_cleanup_free_ char *list = strdup(L->o.image);
-	char *save = NULL;
+	const char *p = L->o.image;
 	struct stat st;
 
-	if (!list)
-		return -ENOMEM;
-	for (char *d = strtok_r(list, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+	for (;;) {
+		size_t len = strcspn(p, ":");
+		_cleanup_free_ char *d = strndup(p, len);
+
+		if (!d)
+			return -ENOMEM;
+		if (!len)
+			return step_error(L, -EINVAL, "--image '%s': an empty layer path",
+					  L->o.image);
 		if (stat(d, &st) < 0)
 			return step_error(L, -errno, "--image %s", d);
 		if (!S_ISDIR(st.st_mode))
 			return step_error(L, -ENOTDIR, "--image %s", d);
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
+/* Append the components of TAIL to the absolute path in buf, "." and ".."
+ * taken lexically (they follow no symlink: TAIL does not exist yet). */
+static int append_lexically(char *buf, size_t size, char *tail)
+{
+	char *save = NULL;
+
+	for (char *c = strtok_r(tail, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		size_t n = strlen(buf);
+
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			char *slash = strrchr(buf, '/');
+
+			slash[slash == buf] = '\0'; /* "/a" -> "/", "/" stays */
+			continue;
+		}
+		if (snprintf(buf + n, size - n, "%s%s", buf[n - 1] == '/' ? "" : "/", c) >=
+		    (int)(size - n))
+			return -ENAMETOOLONG;
 	}
 	return 0;
 }
+
+/* PATH absolute and free of symlinks, "." and "..", also when its end does
+ * not exist yet (DATA is made later): the realpath of its nearest existing
+ * ancestor, then the rest. */
+static int resolve_path(const char *path, char *out, size_t size)
+{
+	_cleanup_free_ char *abs = NULL, *head = NULL, *real = NULL;
+	char cwd[PATH_MAX];
+
+	if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		return -errno;
+	if (asprintf(&abs, "%s/%s", path[0] == '/' ? "" : cwd, path) < 0 ||
+	    !(head = strdup(abs)))
+		return -ENOMEM;
+	while (!(real = realpath(head, NULL))) {
+		char *slash = strrchr(head, '/');
+
+		if (errno != ENOENT && errno != ENOTDIR)
+			return -errno;
+		slash[slash == head] = '\0'; /* "/" always resolves */
+	}
+	if (snprintf(out, size, "%s", real) >= (int)size)
+		return -ENAMETOOLONG;
+	return append_lexically(out, size, abs + strlen(head));
+}
+
+/* a is b or below it. */
+static bool path_within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	if (!strcmp(b, "/"))
+		return true;
+	return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
+}
+
+/* DATA holds the writable layer: inside (or over) a read-only image layer
+ * the CVM would write into the image; inside RUN_DIR or MNT_DIR it would
+ * live on a tmpfs or under the disk's own mountpoints. */
+static int check_data(struct launch *L)
+{
+	const char *const dirs[][2] = { { "--run-dir", L->o.run_dir },
+					{ "--mnt-dir", L->o.mnt_dir } };
+	_cleanup_free_ char *list = strdup(L->o.image);
+	char data[PATH_MAX], other[PATH_MAX], *save = NULL;
+	int r = resolve_path(L->o.data, data, sizeof(data));
+
+	if (r < 0)
+		return step_error(L, r, "--data %s", L->o.data);
+	if (!list)
+		return -ENOMEM;
+	for (char *d = strtok_r(list, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		if ((r = resolve_path(d, other, sizeof(other))) < 0)
+			return step_error(L, r, "--image %s", d);
+		if (path_within(data, other) || path_within(other, data))
+			return step_error(L, -EINVAL,
+					  "--data %s %s --image layer %s: the CVM would write into its read-only image",
+					  L->o.data, path_within(data, other) ? "is inside" : "contains", d);
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(dirs); i++) {
+		if ((r = resolve_path(dirs[i][1], other, sizeof(other))) < 0)
+			return step_error(L, r, "%s %s", dirs[i][0], dirs[i][1]);
+		if (path_within(data, other))
+			return step_error(L, -EINVAL, "--data %s is inside %s %s", L->o.data,
+					  dirs[i][0], dirs[i][1]);
+	}
+	return 0;
+}
+
+#define CPUS_MIN 0.01
 
 static int check_cpus(struct launch *L)
 {
@@ -58,6 +162,11 @@ static int check_cpus(struct launch *L)
 	if (errno || end == L->o.cpus || *end || !isfinite(L->cpus) || L->cpus <= 0 ||
 	    L->cpus > CG_MAX_CPUS)
 		return step_error(L, -EINVAL, "--cpus '%s'", L->o.cpus);
+	/* The kernel's smallest quota is 1 ms, of the 100 ms period we use:
+	 * below that the quota would silently be more than asked for. */
+	if (L->cpus < CPUS_MIN)
+		return step_error(L, -EINVAL, "--cpus '%s': below the smallest quota, %g CPU",
+				  L->o.cpus, CPUS_MIN);
 	return 0;
 }
 
@@ -145,6 +254,7 @@ static int take_lock(struct launch *L)
 {
 	_cleanup_free_ char *dir = NULL;
 	_cleanup_close_ int fd = -EBADF;
+	struct stat st;
 	char pid[32];
 	int r, n;
 
@@ -154,9 +264,18 @@ static int take_lock(struct launch *L)
 	r = mkdir_p(dir, 0755);
 	if (r < 0)
 		return step_error(L, r, "%s", dir);
-	fd = open(L->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(L->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		  0644);
 	if (fd < 0)
-		return step_error(L, -errno, "%s", L->lock_path);
+		r = -errno;
+	else
+		r = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+	if (r < 0) {
+		step_error(L, r, "%s%s", L->lock_path, r == -EINVAL ? ": not a regular file" : "");
+		free(L->lock_path);
+		L->lock_path = NULL; /* not ours: never unlink it */
+		return r;
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		free(L->lock_path);
@@ -175,7 +294,10 @@ int step_validate(struct launch *L)
 	int r;
 
 	if ((r = check_simple(L)) < 0 || (r = check_images(L)) < 0 ||
-	    (r = check_cpus(L)) < 0 || (r = check_cpuset(L)) < 0)
+	    (r = check_data(L)) < 0 || (r = check_cpus(L)) < 0 || (r = check_cpuset(L)) < 0)
+		return r;
+	/* The device allow-list and the seccomp mode (devices.c, seccomp.c). */
+	if ((r = devices_parse(L)) < 0 || (r = seccomp_parse(L)) < 0)
 		return r;
 	return take_lock(L);
 }

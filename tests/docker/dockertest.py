@@ -177,7 +177,9 @@ def _nspid(pid):
 
 
 DOCKERD = ['/usr/bin/docker-init', '--', '/usr/sbin/dockerd', '--log-level', 'warn']
-CAPS = 'all'
+# The CVMs run in cvm-launch's default mode unless a test says otherwise:
+# a user namespace with the workspace's own id range, the capabilities of
+# that namespace, their own network namespace. No --caps, no --userns.
 
 
 class CVM:
@@ -187,8 +189,6 @@ class CVM:
         self.w, self.tag, self.systemd = w, tag, systemd
         self.log = os.path.join(w.dir, 'console-%s.log' % tag)
         cmd = cmd or (['/lib/systemd/systemd'] if systemd else DOCKERD)
-        opts.setdefault('caps', CAPS)
-        opts.setdefault('net', 'none')
         opts.setdefault('console', 'pty' if systemd else 'inherit')
         with open(self.log, 'wb') as out:
             self.p = T.popen(w.argv(*extra, cmd=cmd, image_dirs=':'.join(layers), **opts),

@@ -1,5 +1,6 @@
-"""dockerd started directly (under docker-init) in a CVM: /var/lib/docker on
-the workspace disk, overlay2, and the workloads a VM user runs: `docker
+"""dockerd started directly (under docker-init) in a CVM of the default mode
+(no flags: user namespace, own network): /var/lib/docker on the workspace
+disk, fuse-overlayfs (see test_docker_userns.py for why not overlay2), and the workloads a VM user runs: `docker
 import`, `docker run`, a two-step `docker build`, `docker-compose up -d`
 with two services reaching each other by name and `down`, memory and pids
 limits of inner containers. dockerd's sysctls land in the CVM's network
@@ -25,7 +26,8 @@ ok, secs = cvm.wait_docker()
 print('dockerd ready in %.1f s' % secs, flush=True)
 if ok:
     rc, out = cvm.sh("docker info --format '{{.Driver}} {{.DockerRootDir}}'")
-    R.eq('storage driver overlay2 on /var/lib/docker', out, 'overlay2 /var/lib/docker')
+    R.eq('storage driver fuse-overlayfs on /var/lib/docker', out,
+         'fuse-overlayfs /var/lib/docker')
     rc, out = cvm.sh('stat -f -c %T /var/lib/docker; stat -f -c %T /')
     fs = out.split()
     R.check('/var/lib/docker is on the workspace disk (the root, a FUSE mount)',

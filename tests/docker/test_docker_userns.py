@@ -1,5 +1,7 @@
-"""Docker in a user-namespaced CVM: root inside (and dockerd) is uid 100000
-on the host; import, run, a two-step build and compose work; what Docker
+"""Docker in a user-namespaced CVM, the default mode (no --userns flag
+needed): root inside (and dockerd) is the first id of the workspace's
+assigned range on the host (100000000 in the test's fresh --idmap-dir);
+import, run, a two-step build and compose work; what Docker
 stores is on the quota disk and charged; dockerd's sysctls are the CVM's
 own (its network namespace) or refused, never applied to the host.
 
@@ -9,7 +11,11 @@ namespace may set, and it demands them on an upper layer that is a remote
 (FUSE) file system; the userxattr mode would do, but Docker's probe mounts
 without it. Docker then takes fuse-overlayfs (the CVM has /dev/fuse, a
 FUSE mount is allowed in a user namespace), whose layers are also on the
-workspace disk and charged."""
+workspace disk and charged.
+
+Without a user namespace (--no-userns) Docker needs capabilities that are
+host root's (sys_admin, net_admin...): refused in one line unless the admin
+adds --unsafe-host-root-caps; with it dockerd runs on overlay2."""
 import os
 import time
 
@@ -18,7 +24,7 @@ import dockertest as DT
 T = DT.T
 R = DT.R
 DT.require()
-BASE = 100000
+BASE = 100000000  # the first assigned range in the test's own --idmap-dir
 
 layers = DT.image_layers(DT.test_layer())
 w = DT.LT.Workspace('dk-userns')
@@ -38,7 +44,7 @@ def host_uid(pid):
 
 
 before = (host_sysctl('net/ipv4/ip_forward'), host_sysctl('vm/overcommit_memory'))
-cvm = DT.CVM(w, layers, '--userns', memory='2G', cpus='2', disk='4G', tag='userns')
+cvm = DT.CVM(w, layers, memory='2G', cpus='2', disk='4G', tag='userns')
 if cvm.wait_docker()[0]:
     rc, out = cvm.sh('cat /proc/self/uid_map; id -u')
     R.eq('root inside is host uid %d' % BASE, out.split(), ['0', str(BASE), '65536', '0'])
@@ -78,7 +84,7 @@ cvm.stop()
 # dockerd's iptables calls are refused by the kernel (the namespace is not
 # owned by the CVM's user namespace); without them (--iptables=false) its
 # ip_forward write is refused (read-only /proc/sys); dockerd says so.
-cvm = DT.CVM(w, layers, '--userns', net='host', memory='1G', disk='4G', tag='net-host',
+cvm = DT.CVM(w, layers, net='host', memory='1G', disk='4G', tag='net-host',
              cmd=DT.DOCKERD + ['--iptables=false'])
 for _ in range(100):
     if 'ip_forward' in cvm.console(200) or cvm.p.poll() is not None:
@@ -97,4 +103,24 @@ except Exception:
 cvm.stop(want=1)  # dockerd gives up: its status, through docker-init
 R.eq('host sysctls unchanged', (host_sysctl('net/ipv4/ip_forward'),
                                 host_sysctl('vm/overcommit_memory')), before)
+
+# --no-userns: Docker's capabilities are host root's. Refused in one line
+# (125) without the unsafe flag; with it, dockerd runs, on overlay2.
+w2 = DT.LT.Workspace('dk-nouserns')
+rc, out, err = w2.launch('--no-userns', caps='all', cmd=['/bin/true'],
+                         image_dirs=':'.join(layers))
+R.check('--no-userns --caps all: refused in one line, 125',
+        rc == 125 and sum(1 for x in err.splitlines() if 'cvm-launch:' in x and
+                          'warning' not in x) == 1 and '--unsafe-host-root-caps' in err,
+        (rc, err))
+cvm = DT.CVM(w2, layers, '--no-userns', '--unsafe-host-root-caps', caps='all', memory='2G',
+             cpus='2', disk='4G', tag='no-userns')
+if cvm.wait_docker()[0]:
+    rc, out = cvm.sh("docker info --format '{{.Driver}}'; id -u; "
+                     "docker import /root/cvmfs-test/img.tar %s >/dev/null && "
+                     "docker run --rm %s echo hi" % (DT.IMG, DT.IMG))
+    R.eq('--no-userns --unsafe-host-root-caps: overlay2, root is host root, docker run',
+         out.split(), ['overlay2', '0', 'hi'])
+    R.eq('the CVM\'s init runs as host root', host_uid(cvm.pid), 0)
+cvm.stop()
 R.summary_and_exit()

@@ -100,12 +100,17 @@ class Workspace:
         self.run_dir = os.path.join(self.dir, 'run')
         self.mnt_dir = os.path.join(self.dir, 'mnt')
         self.views = os.path.join(self.dir, 'views')
+        # The record of id ranges (cvm-launch --idmap-dir): the test's own,
+        # never the host's /var/lib/cvmfs/idmap. Workspaces that must get
+        # disjoint ranges share one: pass idmap_dir=other.idmap.
+        self.idmap = os.path.join(self.dir, 'idmap')
 
     def argv(self, *extra, cmd=None, image_dirs=None, **opts):
         a = [LAUNCH, '--name', self.name,
              '--image', image_dirs or image(),
              '--data', self.data, '--run-dir', self.run_dir, '--mnt-dir', self.mnt_dir,
              '--views', self.views]
+        opts.setdefault('idmap_dir', self.idmap)
         for k, v in opts.items():
             a += ['--' + k.replace('_', '-'), str(v)]
         a += list(extra)

@@ -70,7 +70,7 @@ for _ in range(500):
     if os.path.exists(pidfile) and os.path.ismount(mnt):
         break
     time.sleep(0.02)
-rc, out, err = w2.sh('echo reused > /root/r; cat /root/r', disk='200M')
+rc, out, err = w2.sh('echo reused > /root/r; cat /root/r', '--no-userns', disk='200M')
 R.eq('the running disk is used (same data, the same image spelt otherwise, --image=)',
      (rc, out.strip()), (0, 'reused'), err)
 R.check('and left running', disk.poll() is None and os.path.ismount(mnt))

@@ -20,10 +20,9 @@ T = LT.T
 R = T.R
 LT.require()
 
-# Docker's default set plus sys_admin: systemd mounts its API file systems
-# (/run/lock, /dev/mqueue, ...) and sets up service namespaces.
-CAPS = ('chown,dac_override,fowner,fsetid,kill,setgid,setuid,setpcap,net_bind_service,'
-        'net_raw,sys_chroot,mknod,audit_write,setfcap,sys_admin')
+# The default mode, no flags: a user namespace with its own range, every
+# capability of that namespace (systemd mounts its API file systems and
+# service namespaces there), its own network namespace.
 rootfs = LT.systemd_rootfs
 
 
@@ -46,7 +45,7 @@ def boot(w, tag, cmd=('/lib/systemd/systemd',)):
     console = os.path.join(w.dir, 'console-%s.log' % tag)
     with open(console, 'wb') as out, open(console + '.err', 'wb') as err:
         p = T.popen(w.argv(cmd=list(cmd) if cmd else None, image_dirs=rootfs(), memory='1G',
-                           cpus='2', disk='2G', caps=CAPS),
+                           cpus='2', disk='2G'),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err)
     pid = None
     for _ in range(200):
@@ -75,8 +74,8 @@ def wait_running(tag, pid):
         if 'Failed to connect to bus' not in state and state.strip() not in ('offline', ''):
             break
         time.sleep(0.5)
-    R.check('%s: is-system-running is running or degraded (%.1f s)' % (tag, time.time() - t0),
-            state in ('running', 'degraded'), state)
+    R.check('%s: is-system-running is running (%.1f s)' % (tag, time.time() - t0),
+            state == 'running', state)
     return state
 
 
@@ -122,7 +121,10 @@ if pid:
     ended('poweroff', p, console)
     text = re.sub(r'\x1b\[[0-9;]*m', '', open(console, 'rb').read().decode('latin-1'))
     R.check('console output reaches the launcher stdout', 'Welcome to Debian' in text, text[-2000:])
-    R.check('systemd exits as a container', 'Exiting container' in text, text[-2000:])
+    # With CAP_SYS_BOOT of its user namespace systemd ends by reboot(2),
+    # which ends PID 1 of the namespace; without it, "Exiting container".
+    R.check('systemd shuts down cleanly', 'Exiting container' in text or
+            'Unmount All Filesystems' in text, text[-2000:])
 LT.check_clean('poweroff', w.name)
 
 # SIGTERM to the launcher: forwarded as SIGRTMIN+3 (halt), systemd exits.

@@ -1,5 +1,7 @@
-"""--userns: root inside is uid 100000 outside; files it creates on the disk
-belong to 100000 on the host; its cgroup is delegated to it; even with every
+"""The user namespace (the default; --userns says so explicitly): root inside
+is the first id of the range the launcher assigned to the workspace
+(--userns-base, 100000000 in a fresh --idmap-dir) and recorded in
+IDMAP_DIR/NAME; files it creates on the disk belong to it on the host; its cgroup is delegated to it; even with every
 capability kept, they act on its own namespaces only: a sysctl of the host,
 loading a module and mounting a filesystem that is not namespaced all fail,
 and a tmpfs it mounts is not seen by the host."""
@@ -16,7 +18,7 @@ if subprocess.run(['unshare', '--user', 'true'], stdout=subprocess.DEVNULL,
                   stderr=subprocess.DEVNULL).returncode != 0:
     T.skip('unshare --user is not permitted here')
 
-BASE = 100000
+BASE = 100000000  # the first assigned range in the test's own --idmap-dir
 
 
 def modules_supported():
@@ -117,7 +119,20 @@ try:
 except OSError as e:
     owner = str(e)
 R.eq('DATA/upper/home/file is owned by %d:%d on the host' % (BASE, BASE), owner, (BASE, BASE))
+try:
+    rec = open(os.path.join(w.idmap, w.name)).read().split()
+except OSError as e:
+    rec = str(e)
+R.eq('the range is recorded in IDMAP_DIR/NAME', rec, [str(BASE), str(BASE), '65536'])
 LT.check_clean('userns', w.name)
+
+# The same workspace gets the same range on its next launch (its files
+# on the disk are owned by it), with --userns left out: it is the default.
+rc, out, err = w.launch(disk='200M', cmd=['/bin/sh', '-c',
+                                          'cat /proc/self/uid_map; stat -c %u /home/file'])
+R.eq('default mode, next launch: same range, /home/file still root\'s',
+     (rc, out.split()), (0, ['0', str(BASE), '65536', '0']), err)
+LT.check_clean('userns again', w.name)
 
 # --net none: the CVM's own sysfs (its network namespace is the userns's).
 rc, out, err = w.launch('--userns', '--net', 'none', disk='200M', cmd=[
@@ -125,12 +140,21 @@ rc, out, err = w.launch('--userns', '--net', 'none', disk='200M', cmd=[
 R.eq('--net none: uid 0, only lo in its sysfs', (rc, out.split()[:2]), (0, ['0', 'lo']), err)
 LT.check_clean('userns net none', w.name)
 
-# Another range from the options.
+# Another range from the options (recorded for the workspace from now on).
 rc, out, err = w.launch('--userns', userns_uid=200000, userns_gid=300000, userns_count=1000,
                         disk='200M', cmd=['/bin/sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map'])
 R.eq('--userns-uid/-gid/-count', (rc, out.split()), (0, ['0', '200000', '1000', '0', '300000', '1000']),
      err)
 LT.check_clean('userns range', w.name)
+
+# A workspace made with the old fixed range (100000, before ranges were
+# assigned) keeps it: its DATA/upper is owned by it.
+old = LT.Workspace('legacy')
+os.makedirs(os.path.join(old.data, 'upper', 'root'))
+os.chown(os.path.join(old.data, 'upper', 'root'), 100000, 100000)
+rc, out, err = old.launch(disk='200M', cmd=['/bin/cat', '/proc/self/uid_map'])
+R.eq('a legacy workspace keeps 100000', (rc, out.split()), (0, ['0', '100000', '65536']), err)
+LT.check_clean('userns legacy', old.name)
 
 rc, out, err = w.launch('--userns', disk='200M', cmd=['/nonexistent'])
 R.eq('--userns, missing CMD: 127', rc, 127, err)

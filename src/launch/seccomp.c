@@ -1,0 +1,207 @@
+/* The CVM's default seccomp filter: a short deny-list in the spirit of
+ * Docker's default profile, written as classic BPF and installed by the
+ * inner child right before exec, after no_new_privs (which is what lets an
+ * unprivileged task install one). It is inherited by everything in the
+ * CVM and cannot be removed; filters the CVM installs itself (systemd's,
+ * runc's for Docker's containers) stack on top and can only refuse more.
+ *
+ * Denied, EPERM (the caller is not allowed; programs handle it as such):
+ *   kexec_load kexec_file_load reboot into another kernel
+ *   init_module finit_module delete_module   kernel modules
+ *   open_by_handle_at               opens any inode of a file system by its
+ *                                   handle, escaping bind mounts ("shocker")
+ *   perf_event_open                 kernel profiling; leaks and a long CVE
+ *                                   history
+ *   bpf (without user namespace)    loading kernel programs; inside a user
+ *                                   namespace the kernel itself refuses all
+ *                                   but unprivileged programs, so it is left
+ *                                   to it
+ *   userfaultfd                     widens kernel race windows (exploits)
+ *   acct swapon swapoff             host-wide accounting file, swap
+ *   settimeofday clock_settime clock_adjtime adjtimex   the host's clock
+ *                                   (adjtimex cannot be told apart from its
+ *                                   read-only form)
+ *   iopl ioperm                     raw port I/O
+ *   quotactl quotactl_fd            host file system quotas
+ *   syslog                          the host kernel's log buffer
+ *   personality with flags other than PER_LINUX32, UNAME26 and
+ *   ADDR_NO_RANDOMIZE (READ_IMPLIES_EXEC, MMAP_PAGE_ZERO...)
+ * Denied, ENOSYS (absent: programs fall back as on a kernel without them):
+ *   add_key request_key keyctl      keyrings are not namespaced: the keys
+ *                                   of the host's uid (root's without a
+ *                                   user namespace) would be the CVM's.
+ *                                   ENOSYS, as a kernel without keys says:
+ *                                   runc joins a new session keyring for
+ *                                   every container and goes on without one
+ *                                   on ENOSYS only (EPERM fails the start)
+ *   every system call of another ABI: the 32-bit x86 one (int $0x80 or a
+ *   32-bit program) and x32, whose numbers differ and would bypass the list
+ *   above; lookup_dcookie and nfsservctl, gone from current kernels.
+ * Allowed on purpose: reboot (in the CVM's PID namespace it only ends the
+ * CVM's init: systemd's poweroff), ptrace (safe since Linux 4.8),
+ * unshare/clone with CLONE_NEWUSER (rootless tools, Docker, systemd's
+ * PrivateUsers=), mount and the new mount API (systemd, dockerd),
+ * name_to_handle_at (systemd uses it to find mount points; without
+ * open_by_handle_at a handle opens nothing). */
+#include "launch.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#if defined(__x86_64__)
+#define NATIVE_ARCH AUDIT_ARCH_X86_64
+#define X32_SYSCALL_BIT 0x40000000U
+#elif defined(__aarch64__)
+#define NATIVE_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "seccomp.c: add this architecture's AUDIT_ARCH"
+#endif
+
+/* personality(2) flags that only change what uname and the address
+ * layout of the caller itself look like. */
+#define PERSONALITY_SAFE (0x0008U /* PER_LINUX32 */ | 0x0020000U /* UNAME26 */ |          \
+			  0x0040000U /* ADDR_NO_RANDOMIZE */)
+#define PERSONALITY_QUERY 0xffffffffU
+
+struct denied {
+	int nr;
+	int err;
+};
+
+static const struct denied deny_list[] = {
+	{ SYS_add_key, ENOSYS },      { SYS_request_key, ENOSYS },
+	{ SYS_keyctl, ENOSYS },	      { SYS_kexec_load, EPERM },
+#ifdef SYS_kexec_file_load
+	{ SYS_kexec_file_load, EPERM },
+#endif
+	{ SYS_init_module, EPERM },   { SYS_finit_module, EPERM },
+	{ SYS_delete_module, EPERM }, { SYS_open_by_handle_at, EPERM },
+	{ SYS_perf_event_open, EPERM }, { SYS_userfaultfd, EPERM },
+	{ SYS_acct, EPERM },	      { SYS_swapon, EPERM },
+	{ SYS_swapoff, EPERM },	      { SYS_settimeofday, EPERM },
+	{ SYS_clock_settime, EPERM }, { SYS_clock_adjtime, EPERM },
+	{ SYS_adjtimex, EPERM },      { SYS_syslog, EPERM },
+	{ SYS_quotactl, EPERM },
+#ifdef SYS_quotactl_fd
+	{ SYS_quotactl_fd, EPERM },
+#endif
+#ifdef SYS_iopl
+	{ SYS_iopl, EPERM },	      { SYS_ioperm, EPERM },
+#endif
+#ifdef SYS_lookup_dcookie
+	{ SYS_lookup_dcookie, ENOSYS },
+#endif
+#ifdef SYS_nfsservctl
+	{ SYS_nfsservctl, ENOSYS },
+#endif
+};
+
+/* Jump targets, resolved once the program is laid out. */
+enum label { L_NEXT, L_ALLOW, L_EPERM, L_ENOSYS, L_N };
+
+#define FILTER_MAX 96
+
+struct filter {
+	struct sock_filter f[FILTER_MAX];
+	uint8_t jt[FILTER_MAX], jf[FILTER_MAX]; /* enum label of each jump */
+	unsigned pos[L_N];
+	unsigned n;
+};
+
+static void op(struct filter *b, uint16_t code, uint32_t k)
+{
+	b->f[b->n] = (struct sock_filter)BPF_STMT(code, k);
+	b->jt[b->n] = b->jf[b->n] = L_NEXT;
+	b->n++;
+}
+
+static void jump(struct filter *b, uint16_t code, uint32_t k, enum label t, enum label f)
+{
+	b->f[b->n] = (struct sock_filter)BPF_JUMP(code, k, 0, 0);
+	b->jt[b->n] = (uint8_t)t;
+	b->jf[b->n] = (uint8_t)f;
+	b->n++;
+}
+
+static void place(struct filter *b, enum label l, uint32_t ret)
+{
+	b->pos[l] = b->n;
+	op(b, BPF_RET | BPF_K, ret);
+}
+
+#define ARG0_LOW                                                               \
+	(offsetof(struct seccomp_data, args[0]) +                              \
+	 (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 4 : 0))
+
+/* Only forward jumps exist in classic BPF: the returns come last. */
+static void build(struct filter *b, bool deny_bpf)
+{
+	b->n = 0;
+	op(b, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	jump(b, BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, L_NEXT, L_ENOSYS);
+	op(b, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#ifdef X32_SYSCALL_BIT
+	jump(b, BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, L_ENOSYS, L_NEXT);
+#endif
+	for (size_t i = 0; i < ARRAY_SIZE(deny_list); i++)
+		jump(b, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)deny_list[i].nr,
+		     deny_list[i].err == EPERM ? L_EPERM : L_ENOSYS, L_NEXT);
+	if (deny_bpf)
+		jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_bpf, L_EPERM, L_NEXT);
+	/* Every other call but personality(2) leaves here, its verdict
+	 * depending on the number alone: the kernel caches such verdicts
+	 * and skips the filter for them. */
+	jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_personality, L_NEXT, L_ALLOW);
+	op(b, BPF_LD | BPF_W | BPF_ABS, ARG0_LOW);
+	jump(b, BPF_JMP | BPF_JEQ | BPF_K, PERSONALITY_QUERY, L_ALLOW, L_NEXT);
+	op(b, BPF_ALU | BPF_AND | BPF_K, ~PERSONALITY_SAFE);
+	jump(b, BPF_JMP | BPF_JEQ | BPF_K, 0, L_ALLOW, L_EPERM);
+	place(b, L_ALLOW, SECCOMP_RET_ALLOW);
+	place(b, L_EPERM, SECCOMP_RET_ERRNO | EPERM);
+	place(b, L_ENOSYS, SECCOMP_RET_ERRNO | ENOSYS);
+	for (unsigned i = 0; i < b->n; i++) {
+		if (b->jt[i] != L_NEXT)
+			b->f[i].jt = (uint8_t)(b->pos[b->jt[i]] - i - 1);
+		if (b->jf[i] != L_NEXT)
+			b->f[i].jf = (uint8_t)(b->pos[b->jf[i]] - i - 1);
+	}
+}
+
+/* Step "validate": --seccomp default|unconfined (default when absent). */
+int seccomp_parse(struct launch *L)
+{
+	if (!L->o.seccomp || !strcmp(L->o.seccomp, "default"))
+		return 0;
+	if (strcmp(L->o.seccomp, "unconfined"))
+		return step_error(L, -EINVAL, "--seccomp '%s': default or unconfined expected",
+				  L->o.seccomp);
+	log_warn("--seccomp unconfined: CVM %s runs without a seccomp filter: keyrings, "
+		 "kernel modules, kexec, perf and the 32-bit system call ABI are reachable",
+		 L->o.name);
+	return 0;
+}
+
+/* The inner child, after no_new_privs, right before exec. */
+int seccomp_install(struct launch *L)
+{
+	static struct filter b;
+	struct sock_fprog prog;
+
+	if (L->o.seccomp && !strcmp(L->o.seccomp, "unconfined"))
+		return 0;
+	build(&b, !L->o.userns);
+	prog = (struct sock_fprog){ .len = (unsigned short)b.n, .filter = b.f };
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+		return step_error(L, -errno, "install the seccomp filter (--seccomp unconfined "
+				  "runs without)");
+	return 0;
+}

@@ -121,11 +121,15 @@ def many(d):
         k.remove()
     parent.remove()
     print('# removed %d cgroups in %.1f s' % (NCGROUPS, time.time() - t0))
-    # removed cgroups are expired by the sampler (every second)
-    deadline = time.time() + 5
+    # removed cgroups are expired by the sampler (every second, after its
+    # sampling pass over every cgroup it knows: seconds under ASan on a
+    # busy machine). A bound on liveness, not on speed.
+    t0 = time.time()
+    deadline = t0 + 30
     while time.time() < deadline and fd_count(d.pid) > fds_before + 50:
         time.sleep(0.2)
-    R.check('after removing the %d cgroups the daemon releases their fds (5 s)' % NCGROUPS,
+    print('# fds released in %.1f s' % (time.time() - t0))
+    R.check('after removing the %d cgroups the daemon releases their fds (30 s)' % NCGROUPS,
             fd_count(d.pid) <= fds_before + 50, '%d (was %d before, %d loaded)' %
             (fd_count(d.pid), fds_before, fds_loaded), '<= %d' % (fds_before + 50))
     responsive('after removing the cgroups', d)

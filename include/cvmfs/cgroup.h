@@ -66,6 +66,15 @@ struct cg_handle {
 	bool present[CG_NRES];   /* the hierarchy exists and holds this cgroup */
 	int file_fd[16];         /* hot files kept open, see cgroup_read.c */
 	char path[CG_NRES][256]; /* relative to each hierarchy root, no leading '/' */
+	/* Which cgroup this is, never by path alone: a cgroup removed and
+	 * re-created under the same path is another cgroup. The directory of
+	 * the first present hierarchy by device and inode (on v2 the inode
+	 * number is the kernel's cgroup id); id_ino 0 when the path asked for
+	 * did not exist at open and an ancestor serves it. */
+	int id_res;              /* -1: no hierarchy */
+	uint64_t id_dev, id_ino;
+	char id_want[256];       /* the path asked for in hierarchy id_res */
+	bool stale;              /* atomic: a kept-open file said its cgroup is gone */
 };
 
 int cg_layout_open(const char *root, struct cg_layout *l);
@@ -81,7 +90,9 @@ int cg_paths_key(const struct cg_paths *p, char *key, size_t size);
 
 int cg_handle_open(const struct cg_layout *l, const struct cg_paths *p, struct cg_handle *h);
 void cg_handle_close(struct cg_handle *h);
-/* False once the cgroup directory has been removed. */
+/* False once the cgroup directory has been removed or replaced by another
+ * directory of the same path (or, for a handle that fell back to an
+ * ancestor, once the path asked for exists). One fstatat. */
 bool cg_handle_alive(const struct cg_handle *h);
 int cg_read(struct cg_handle *h, struct cg_values *v);
 /* Call fn for every thread id in the cgroup and its descendants. */

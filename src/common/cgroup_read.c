@@ -53,35 +53,55 @@ static const char *rel(const char *path)
 	return *path ? path : ".";
 }
 
+/* Find the cgroup's directory in hierarchy r, or its nearest ancestor there
+ * when the hierarchy lacks it. Returns 1 if the path itself exists, 0 if an
+ * ancestor serves it, or -errno; *st is the directory found. */
+static int resolve_in_hierarchy(struct cg_handle *h, enum cg_res r, struct stat *st)
+{
+	int fd = h->layout->hier_fd[r];
+	int exact = 1;
+
+	while (fstatat(fd, h->path[r], st, 0) < 0) {
+		char *slash = strrchr(h->path[r], '/');
+
+		if (errno != ENOENT || !strcmp(h->path[r], "."))
+			return -errno;
+		if (slash)
+			*slash = '\0';
+		else
+			strcpy(h->path[r], ".");
+		exact = 0;
+	}
+	return S_ISDIR(st->st_mode) ? exact : -ENOTDIR;
+}
+
 /* No fd per directory: thousands of containers times six hierarchies would
  * exhaust the fd limit. Files are opened relative to the hierarchy root. */
 int cg_handle_open(const struct cg_layout *l, const struct cg_paths *p, struct cg_handle *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->layout = l;
+	h->id_res = -1;
 	for (int i = 0; i < 16; i++)
 		h->file_fd[i] = -EBADF;
 	for (int r = 0; r < CG_NRES; r++) {
 		struct stat st;
+		int exact;
 
 		snprintf(h->path[r], sizeof(h->path[r]), "%s", rel(p->path[r]));
 		if (l->hier_fd[r] < 0)
 			continue;
-		/* A hierarchy lacking the cgroup: use its nearest ancestor. */
-		while (fstatat(l->hier_fd[r], h->path[r], &st, 0) < 0 && errno == ENOENT &&
-		       strcmp(h->path[r], ".")) {
-			char *slash = strrchr(h->path[r], '/');
-
-			if (slash)
-				*slash = '\0';
-			else
-				strcpy(h->path[r], ".");
-		}
-		if (fstatat(l->hier_fd[r], h->path[r], &st, 0) < 0)
-			return -errno;
-		if (!S_ISDIR(st.st_mode))
-			return -ENOTDIR;
+		if (h->id_res < 0)
+			memcpy(h->id_want, h->path[r], sizeof(h->id_want));
+		exact = resolve_in_hierarchy(h, r, &st);
+		if (exact < 0)
+			return exact;
 		h->present[r] = true;
+		if (h->id_res < 0) {
+			h->id_res = r;
+			h->id_dev = exact ? (uint64_t)st.st_dev : 0;
+			h->id_ino = exact ? (uint64_t)st.st_ino : 0;
+		}
 	}
 	return 0;
 }
@@ -106,19 +126,22 @@ static int cg_file_path(const struct cg_handle *h, enum cg_res r, const char *na
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Called at every snapshot refresh and by the expiry pass, so it must stay
+ * one syscall: it replaced a faccessat of cgroup.procs by path, which took
+ * a cgroup re-created under the same path for the old one. Kept-open files
+ * of a removed cgroup fail with ENODEV (kernfs), which hot_read records for
+ * free; the inode compare covers the hierarchies without such a file. */
 bool cg_handle_alive(const struct cg_handle *h)
 {
-	char file[300];
+	struct stat st;
 
-	for (int r = 0; r < CG_NRES; r++) {
-		if (!h->present[r])
-			continue;
-		/* A removed cgroup directory loses its files at once. */
-		if (cg_file_path(h, r, "cgroup.procs", file, sizeof(file)) < 0)
-			return false;
-		return faccessat(h->layout->hier_fd[r], file, F_OK, 0) == 0;
-	}
-	return true;
+	if (__atomic_load_n(&h->stale, __ATOMIC_RELAXED))
+		return false;
+	if (h->id_res < 0)
+		return true;
+	if (fstatat(h->layout->hier_fd[h->id_res], h->id_want, &st, 0) < 0)
+		return errno == ENOENT && !h->id_ino; /* an ancestor still serves it */
+	return h->id_ino && (uint64_t)st.st_ino == h->id_ino && (uint64_t)st.st_dev == h->id_dev;
 }
 
 /* Read a hot file into buf. Returns length, -ENOENT if the file is absent. */
@@ -132,8 +155,12 @@ static ssize_t hot_read(struct cg_handle *h, enum hot_file f, char *buf, size_t 
 
 	if (!name || !h->present[d->res])
 		return -ENOENT;
-	if (h->file_fd[f] >= 0)
-		return read_fd_buf(h->file_fd[f], buf, size);
+	if (h->file_fd[f] >= 0) {
+		n = read_fd_buf(h->file_fd[f], buf, size);
+		if (n == -ENODEV) /* the cgroup of this fd was removed */
+			__atomic_store_n(&h->stale, true, __ATOMIC_RELAXED);
+		return n;
+	}
 	if (cg_file_path(h, d->res, name, file, sizeof(file)) < 0)
 		return -ENAMETOOLONG;
 	fd = openat(h->layout->hier_fd[d->res], file, O_RDONLY | O_CLOEXEC);

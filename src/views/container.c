@@ -109,9 +109,15 @@ void containers_fini(void)
 	V->pids = V->containers = NULL;
 }
 
+/* The key is the cgroup's paths, but a path is not an identity: a dead
+ * container (its cgroup removed, perhaps re-created under the same path)
+ * never matches, so that a lookup makes a new one next to it and the
+ * sampler thread frees the old one. */
 static int match_key(struct cds_lfht_node *n, const void *key)
 {
-	return !strcmp(caa_container_of(n, struct container, node)->key, key);
+	struct container *c = caa_container_of(n, struct container, node);
+
+	return !CMM_LOAD_SHARED(c->dead) && !strcmp(c->key, key);
 }
 
 static struct container *container_new(const char *key, const struct cg_paths *paths)
@@ -156,12 +162,8 @@ struct container *container_of_paths(const struct cg_paths *paths)
 		return NULL;
 	cds_lfht_lookup(V->containers, hash_str(key), match_key, key, &it);
 	n = cds_lfht_iter_get_node(&it);
-	if (n) {
-		c = caa_container_of(n, struct container, node);
-		if (!CMM_LOAD_SHARED(c->dead))
-			return c;
-		return NULL;
-	}
+	if (n)
+		return caa_container_of(n, struct container, node);
 	c = container_new(key, paths);
 	if (!c)
 		return NULL;
@@ -245,8 +247,13 @@ static struct snapshot *snapshot_take(struct container *c)
 
 	if (!s)
 		return NULL;
-	if (cg_read(&c->cg, &s->v) < 0)
+	if (cg_read(&c->cg, &s->v) < 0) {
+		/* Removed, or replaced by a cgroup of the same path: these
+		 * values may mix the two. Readers move on (container_current). */
 		CMM_STORE_SHARED(c->dead, true);
+		free(s);
+		return NULL;
+	}
 	s->taken_ns = now_ns();
 	return s;
 }
@@ -279,6 +286,24 @@ const struct snapshot *container_snapshot(struct container *c)
 	if (s && !CMM_LOAD_SHARED(c->sampled))
 		sampler_sample_now(c);
 	return s;
+}
+
+/* The identity check rides on the snapshot refresh (at most every
+ * cache-ms, cg_read's one fstatat) and on the sampler's pass every second:
+ * the read path itself adds no syscall. A container found dead here is
+ * replaced by whatever now lives at its paths. */
+const struct snapshot *container_current(struct container **cp)
+{
+	const struct snapshot *s = container_snapshot(*cp);
+	struct container *now;
+
+	if (!CMM_LOAD_SHARED((*cp)->dead))
+		return s;
+	now = container_of_paths(&(*cp)->paths);
+	if (!now || now == *cp)
+		return s;
+	*cp = now;
+	return container_snapshot(now);
 }
 
 size_t container_memory(const struct container *c)

@@ -146,7 +146,7 @@ static void caller_for(fuse_req_t req, unsigned view, struct view_caller *who)
 		}
 	}
 	if (who->c)
-		who->snap = container_snapshot(who->c);
+		who->snap = container_current(&who->c); /* may move to a re-created cgroup */
 	if (!who->snap)
 		who->c = NULL;
 }

@@ -167,8 +167,14 @@ bool pid_in_cgroup(pid_t pid, const struct container *c)
 
 		if (!c->cg.present[r])
 			continue;
-		return !strncmp(mine->cg.path[r], c->cg.path[r], n) &&
-		       (mine->cg.path[r][n] == '/' || mine->cg.path[r][n] == '\0');
+		if (strncmp(mine->cg.path[r], c->cg.path[r], n))
+			return false;
+		if (mine->cg.path[r][n] == '/')
+			return true; /* a descendant: paths are all we have, no syscall */
+		/* The same path in two containers: one of them is of a removed
+		 * cgroup that a new one replaced; only the identity tells. */
+		return mine->cg.path[r][n] == '\0' && mine->cg.id_res == c->cg.id_res &&
+		       mine->cg.id_ino == c->cg.id_ino && mine->cg.id_dev == c->cg.id_dev;
 	}
 	return false;
 }

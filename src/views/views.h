@@ -138,6 +138,10 @@ struct container *container_of_pid(pid_t pid, uint64_t *pidns_start);
 struct container *container_of_path(const char *path);
 struct container *container_of_paths(const struct cg_paths *paths);
 const struct snapshot *container_snapshot(struct container *c);
+/* container_snapshot, but when it finds *cp's cgroup gone (removed, or
+ * re-created under the same path), *cp becomes the container now at its
+ * paths and the snapshot is that one's. */
+const struct snapshot *container_current(struct container **cp);
 size_t container_memory(const struct container *c);
 unsigned long containers_count(void);
 /* Sampler thread; returns how many containers it let go. */

@@ -561,11 +561,19 @@ static void test_read_v2_live(void)
 	CHECK_EQ_U64(v->cpu_user_ns, 2000000);
 	CHECK_EQ_U64(v->mem_limit, 50 * M);
 	CHECK(cg_handle_alive(&h));
-	fx_unlink(root, "cvmfs/live/cgroup.procs");
+	/* Removed (moved aside, so that its inode stays taken), then
+	 * re-created under the same path: another cgroup, never alive. */
+	char *live = subdir("cgroup2/cvmfs/live"), *aside = subdir("cgroup2/cvmfs/live.old");
+
+	CHECK_EQ_INT(rename(live, aside), 0);
+	CHECK(!cg_handle_alive(&h));
+	fx_write(root, "cvmfs/live/cgroup.procs", "");
 	CHECK(!cg_handle_alive(&h));
 	CHECK_EQ_INT(cg_read(&h, v), -ENOENT);
 	cg_handle_close(&h);
 	cg_layout_close(&l);
+	free(live);
+	free(aside);
 	free(v);
 	free(root);
 }

@@ -3,6 +3,9 @@
 #
 #   bench/disk-bench.sh [BUILD_DIR]        (as root; BUILD_DIR defaults to build)
 #
+# From a clean clone: installs the dependencies (scripts/deps.sh) if a tool
+# is missing and builds BUILD_DIR (scripts/build.sh) first.
+#
 # In one run, on fresh directories of the same filesystem (under one
 # mktemp -d /tmp/cvmfs-test-diskbench-XXXX), measures four targets:
 #   native    a plain directory
@@ -65,12 +68,12 @@ NOLIMIT=1000000T
 die() { echo "disk-bench: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (drop_caches, FUSE mounts)"
-for t in fuse-overlayfs fusermount3 mountpoint findmnt python3 dd tar find \
-         umount awk; do
-	command -v "$t" >/dev/null ||
-		die "missing tool: $t$([ "$t" = fuse-overlayfs ] && echo ' (apt-get install fuse-overlayfs)')"
+TOOLS=(fuse-overlayfs fusermount3 mountpoint findmnt python3 dd tar find umount awk mkfs.ext4)
+bench_prepare disk-bench "$REPO" "$BUILD" "${TOOLS[@]}" || exit 1
+for t in "${TOOLS[@]}"; do
+	command -v "$t" >/dev/null || die "missing tool: $t (not installed by scripts/deps.sh)"
 done
-[ -x "$CVMFSD" ] || die "missing $CVMFSD (build it: ninja -C $BUILD)"
+[ -x "$CVMFSD" ] || die "missing $CVMFSD after building $BUILD"
 [ -c /dev/fuse ] || die "missing /dev/fuse"
 [ -w /proc/sys/vm/drop_caches ] || die "cannot write /proc/sys/vm/drop_caches"
 
@@ -116,7 +119,6 @@ mkdir -p "$TMP/run" "$TMP/work"
 : >"$TMP/empty.conf"
 ROOT=$TMP    # where every target's files live
 if [ "${DISK_BENCH_FS:-loop}" = loop ]; then
-	command -v mkfs.ext4 >/dev/null || die "missing tool: mkfs.ext4 (apt-get install e2fsprogs)"
 	# Room for the sequential file, four untarred trees and the rest, x2.
 	truncate -s "$(((SEQ_MB + TAR_MB * 4 + 512) * 2))M" "$TMP/fs.img"
 	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$TMP/fs.img"

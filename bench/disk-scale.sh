@@ -4,6 +4,9 @@
 #
 #   bench/disk-scale.sh [BUILD_DIR]        (as root; BUILD_DIR defaults to build)
 #
+# From a clean clone: installs the dependencies (scripts/deps.sh) if a tool
+# is missing and builds BUILD_DIR (scripts/build.sh) first.
+#
 # Builds DISK_SCALE_FILES (default 1,000,000) empty files, 1,000 per
 # directory, directly in DATA/upper (bench/disk_scale mktree, on the host
 # filesystem, no FUSE), then with one cvmfsd disk:
@@ -40,10 +43,12 @@ NAME=cvmfs-test-scale
 die() { echo "disk-scale: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (drop_caches, FUSE mounts)"
-for t in fusermount3 mountpoint findmnt awk; do
-	command -v "$t" >/dev/null || die "missing tool: $t"
+TOOLS=(fusermount3 mountpoint findmnt awk)
+bench_prepare disk-scale "$REPO" "$BUILD" "${TOOLS[@]}" || exit 1
+for t in "${TOOLS[@]}"; do
+	command -v "$t" >/dev/null || die "missing tool: $t (not installed by scripts/deps.sh)"
 done
-[ -x "$CVMFSD" ] && [ -x "$HELPER" ] || die "missing $CVMFSD or $HELPER (ninja -C $BUILD)"
+[ -x "$CVMFSD" ] && [ -x "$HELPER" ] || die "missing $CVMFSD or $HELPER after building $BUILD"
 [ -c /dev/fuse ] || die "missing /dev/fuse"
 [ -w /proc/sys/vm/drop_caches ] || die "cannot write /proc/sys/vm/drop_caches"
 

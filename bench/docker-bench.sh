@@ -3,9 +3,14 @@
 #
 #   bench/docker-bench.sh [BUILD_DIR] [--runs N] [--builds N] [--no-diag] [--no-doc]
 #
-# As root.  BUILD_DIR (default build) must hold cvmfsd, cvm-launch and
-# cvmfs-stat, e.g.
-#   meson setup /work/bench-build . -Dbuildtype=release && ninja -C /work/bench-build
+# As root, from a clean clone on a fresh Debian 12: installs the
+# dependencies (scripts/deps.sh) if a tool is missing, configures (once) and
+# builds BUILD_DIR (default build; scripts/build.sh), installs Debian's
+# docker.io on the host if missing (no service started), and makes the
+# workspace image (debootstrap + apt, cached in CVMFS_TEST_CACHE, about 2
+# minutes the first time).  For release figures configure the build dir
+# yourself first, e.g.
+#   meson setup /work/bench-build . -Dbuildtype=release -Dwerror=true
 #   bash bench/docker-bench.sh /work/bench-build
 #
 # Measures `docker run --rm IMG true` (median, p90 of 20) and a 200 MiB
@@ -33,6 +38,10 @@ if [[ $# -gt 0 && $1 != -* ]]; then
 fi
 BUILD=$(bench_build_dir "$REPO" "$BUILD")
 [[ $(id -u) -eq 0 ]] || { echo "docker-bench: must run as root" >&2; exit 1; }
+# What docker_bench.py runs on the host besides the reference docker.io,
+# which it installs itself (apt-get, no service started).
+bench_prepare docker-bench "$REPO" "$BUILD" python3 unshare nsenter chroot ip mount umount \
+	mkfs.ext4 debootstrap apt-get fusermount3 || exit 1
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=$(command -v python3)
-exec "$PY" "$REPO/bench/docker_bench.py" "$(cd "$BUILD" && pwd)" "$@"
+exec "$PY" "$REPO/bench/docker_bench.py" "$BUILD" "$@"

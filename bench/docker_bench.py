@@ -211,6 +211,14 @@ def mounts_under(d):
 HOST_BINARIES = ('/usr/bin/docker', '/usr/sbin/dockerd', '/usr/bin/containerd', '/usr/sbin/runc')
 
 
+def apt_lists_present():
+    try:
+        return any(n.endswith('_Packages') or '_Packages.' in n
+                   for n in os.listdir('/var/lib/apt/lists'))
+    except OSError:
+        return False
+
+
 def ensure_host_docker():
     """Debian's docker.io on the host, no service started (policy-rc.d)."""
     if all(os.access(b, os.X_OK) for b in HOST_BINARIES):
@@ -224,11 +232,16 @@ def ensure_host_docker():
         os.chmod(policy, 0o755)
         created = True
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    lock = ['-o', 'DPkg::Lock::Timeout=300']   # wait for a concurrent apt, as deps.sh
     try:
-        cmd = ['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'docker.io']
+        cmd = ['apt-get'] + lock + ['install', '-y', '-q', '--no-install-recommends', 'docker.io']
+        # A fresh machine may have no package lists yet; stale ones fail
+        # the install once, then an update and a second try.
+        if not apt_lists_present():
+            sh_out(['apt-get'] + lock + ['update', '-q'], env=env)
         p = sh_out(cmd, env=env)
         if p.returncode != 0:
-            sh_out(['apt-get', 'update', '-q'], env=env)
+            sh_out(['apt-get'] + lock + ['update', '-q'], env=env)
             p = sh_out(cmd, env=env)
         if p.returncode != 0:
             die('apt-get install docker.io failed:\n' + p.stdout[-2000:])
@@ -732,8 +745,11 @@ def facts(hd, cvm_side):
     f['date'] = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
     f['nproc'] = sh_out(['nproc']).stdout.strip()
     f['kernel'] = platform.release()
-    g = sh_out(['git', '-C', ROOT, 'log', '-1', '--format=%h %cs'])
-    f['commit'] = g.stdout.strip() if g.returncode == 0 else '?'
+    try:  # a tree from a tarball, or no git on the machine: no commit to name
+        g = sh_out(['git', '-C', ROOT, 'log', '-1', '--format=%h %cs'])
+        f['commit'] = g.stdout.strip() if g.returncode == 0 else '?'
+    except OSError:
+        f['commit'] = '?'
     cpu = ''
     try:
         with open('/proc/cpuinfo') as fh:

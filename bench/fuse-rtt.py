@@ -5,6 +5,9 @@ in one run.
 
     python3 bench/fuse-rtt.py [BUILD_DIR]        (as root; default build)
 
+From a clean clone: installs the dependencies (scripts/deps.sh) if a tool
+is missing and builds BUILD_DIR (scripts/build.sh) first.
+
 Every metadata-heavy figure of the disk (untar, cold find, Docker builds)
 is a request count times this cost, so it is worth measuring alone:
 
@@ -35,9 +38,12 @@ import sys
 import tempfile
 import time
 
+import benchprep
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = int(os.environ.get('FUSE_RTT_N', 5000))
 ROUNDS = 5
+TOOLS = ('fuse-overlayfs', 'fusermount3', 'umount')
 
 
 def die(msg):
@@ -92,13 +98,13 @@ def workloads(path, big):
 def main():
     if os.geteuid() != 0:
         die('must run as root')
-    build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, 'build')
+    build = benchprep.prepare('fuse-rtt', sys.argv[1:2], TOOLS)
     cvmfsd = os.path.join(build, 'src', 'cvmfsd')
     if not os.access(cvmfsd, os.X_OK):
-        die('%s missing (meson setup %s && ninja -C %s)' % (cvmfsd, build, build))
-    if not shutil.which('fuse-overlayfs'):
-        subprocess.run(['apt-get', 'install', '-y', '-q', 'fuse-overlayfs'], check=True,
-                       stdout=subprocess.DEVNULL)
+        die('%s missing after building %s' % (cvmfsd, build))
+    for tool in TOOLS:
+        if not shutil.which(tool):
+            die('missing tool: %s (not installed by scripts/deps.sh)' % tool)
     tmp = tempfile.mkdtemp(prefix='cvmfs-test-rtt-')
     procs, mounts = [], []
     try:

@@ -3,6 +3,9 @@
 #
 #   bench/views-bench.sh [BUILD_DIR]        (as root; BUILD_DIR defaults to build)
 #
+# From a clean clone: installs the dependencies (scripts/deps.sh) if a tool
+# is missing and builds BUILD_DIR (scripts/build.sh) first.
+#
 # Reads every view file in a loop from inside a limited v1 cgroup, through
 # native /proc, LXCFS, the cvmfsd shared tree and the cvmfsd per-container
 # tree, and prints a markdown table.  Then measures cvmfsd's memory per
@@ -20,7 +23,9 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${1:-build}
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+BUILD=$(bench_build_dir "$REPO" "${1:-}")
 BENCH_SECONDS=${VIEWS_BENCH_SECONDS:-2}
 MEM_CGROUPS=${VIEWS_BENCH_MEM_CGROUPS:-1000}
 CGROOT=/sys/fs/cgroup
@@ -51,29 +56,26 @@ log() { echo "views-bench: $*" >&2; }
 
 check_prereqs() {
 	[[ $(id -u) -eq 0 ]] || die "must run as root (cgroups, FUSE mounts)"
-	command -v lxcfs >/dev/null || die "lxcfs not found in PATH (apt-get install lxcfs)"
-	command -v fusermount3 >/dev/null || die "fusermount3 not found (apt-get install fuse3)"
-	# A relative build dir is taken from the cwd, else from the repo.
-	if [[ $BUILD != /* && ! -d $BUILD && -d $REPO/$BUILD ]]; then
-		BUILD=$REPO/$BUILD
-	fi
-	CVMFSD=$BUILD/src/cvmfsd
-	BENCH=$BUILD/bench/views_bench
-	[[ -x $CVMFSD ]] || die "no cvmfsd binary at $CVMFSD (ninja -C $BUILD)"
-	[[ -x $BENCH ]] || die "no views_bench binary at $BENCH (ninja -C $BUILD)"
-	[[ -c /dev/fuse ]] || die "/dev/fuse missing"
-	local t
+	local t c tools=(lxcfs fusermount3 sha256sum)
 	for t in "${TARGETS[@]}"; do
 		[[ $t =~ ^(native|lxcfs|shared|ct)$ ]] ||
 			die "VIEWS_BENCH_TARGETS: unknown target '$t' (native lxcfs shared ct)"
 	done
 	[[ $MEM_CGROUPS =~ ^[0-9]+$ ]] || die "VIEWS_BENCH_MEM_CGROUPS: not a number"
-	local c
+	[[ -c /dev/fuse ]] || die "/dev/fuse missing"
 	for c in "${CONTROLLERS[@]}"; do
 		grep -qw "$c" /proc/self/cgroup ||
 			die "cgroup v1 controller '$c' not mounted under $CGROOT (this bench needs v1)"
 		[[ -e $CGROOT/$c/cgroup.procs ]] || die "$CGROOT/$c: not a cgroup hierarchy"
 	done
+	bench_prepare views-bench "$REPO" "$BUILD" "${tools[@]}" || exit 1
+	for t in "${tools[@]}"; do
+		command -v "$t" >/dev/null || die "missing tool: $t (not installed by scripts/deps.sh)"
+	done
+	CVMFSD=$BUILD/src/cvmfsd
+	BENCH=$BUILD/bench/views_bench
+	[[ -x $CVMFSD ]] || die "no cvmfsd binary at $CVMFSD after building $BUILD"
+	[[ -x $BENCH ]] || die "no views_bench binary at $BENCH after building $BUILD"
 }
 
 # Controllers co-mounted (cpu,cpuacct) share a directory: create each once.

@@ -112,7 +112,9 @@ void charge_unlinked(struct dnode *n, const struct stat *after)
 	node_unlock(n);
 }
 
-/* Last close of an object whose last link is gone: its blocks are freed now. */
+/* Last close of an object whose last link is gone: its blocks are freed
+ * now. (A mapping keeps its open file: the kernel releases a mapped file,
+ * passthrough or not, only at munmap.) */
 void charge_released(struct dnode *n)
 {
 	node_lock(n);

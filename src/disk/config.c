@@ -5,7 +5,8 @@
  * the command line is parsed first with no config section wanted, then
  * each section is read into its own copy and the copies are merged field by
  * field. SIGHUP re-reads both sections; their limit and inodes replace the
- * running values (the file is what admins and the launcher edit). */
+ * running values (the file is what admins and the launcher edit). Without
+ * an inodes value anywhere, the inode limit follows the byte limit. */
 #include "disk.h"
 
 #include "cvmfs/config.h"
@@ -100,6 +101,19 @@ static bool name_ok(const char *name)
 	return true;
 }
 
+/* Like ext4's default: one inode per 16 KiB of limit, unless set (0: no
+ * inode limit). An empty file costs a few bytes of the byte limit only,
+ * so without it a small workspace could make hundreds of millions of
+ * inodes on the host's file system. */
+#define BYTES_PER_INODE (16u << 10)
+
+uint64_t disk_inode_limit(uint64_t limit, uint64_t inodes)
+{
+	if (inodes != UNSET)
+		return inodes;
+	return limit / BYTES_PER_INODE ? limit / BYTES_PER_INODE : 1;
+}
+
 static int validate(struct disk_config *c)
 {
 	if (!c->name)
@@ -111,8 +125,7 @@ static int validate(struct disk_config *c)
 		return fprintf(stderr, PROG ": missing --data\n"), -EINVAL;
 	if (c->limit == UNSET || c->limit == 0)
 		return fprintf(stderr, PROG ": missing --limit (a positive SIZE)\n"), -EINVAL;
-	if (c->inodes == UNSET)
-		c->inodes = 0;
+	c->inodes = disk_inode_limit(c->limit, c->inodes);
 	if (!c->run_dir && !(c->run_dir = strdup("/run/cvmfs")))
 		return -ENOMEM;
 	return 0;
@@ -135,6 +148,7 @@ int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountp
 
 	cfg_init(c);
 	r = opts_parse(&spec, c, argc, argv, &pos, &path);
+	c->inodes_cli = c->inodes;
 	if (r == 0 && pos != argc - 1) {
 		fprintf(stderr, PROG ": %s\n", pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
 		r = -EINVAL;
@@ -176,8 +190,11 @@ int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes)
 		return r;
 	if (ws.limit != UNSET || def.limit != UNSET)
 		*limit = ws.limit != UNSET ? ws.limit : def.limit;
-	if (ws.inodes != UNSET || def.inodes != UNSET)
-		*inodes = ws.inodes != UNSET ? ws.inodes : def.inodes;
+	/* The file's inodes, else the command line's, else the default for
+	 * the (new) limit. */
+	*inodes = disk_inode_limit(*limit, ws.inodes != UNSET    ? ws.inodes
+					   : def.inodes != UNSET ? def.inodes
+								 : c->inodes_cli);
 	opts_free(disk_opts, &ws);
 	opts_free(disk_opts, &def);
 	return *limit ? 0 : -EINVAL;

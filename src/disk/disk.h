@@ -47,7 +47,8 @@ struct disk_config {
 	char *stat_group;
 	char *image_idmap; /* "UID:GID:COUNT": image ids 0..COUNT-1 appear shifted */
 	uint64_t limit;
-	uint64_t inodes;
+	uint64_t inodes;     /* effective: set, or the default for the limit */
+	uint64_t inodes_cli; /* --inodes on the command line, UNSET if none */
 	bool foreground;
 	bool debug;
 	bool no_passthrough; /* every read through the daemon (passthrough.c) */
@@ -109,6 +110,10 @@ struct dnode {
 	bool written : 1;     /* blocks may have changed since made: measure at forget */
 	bool page_cached : 1; /* opened through the kernel's page cache at least once */
 	bool no_probed_xattrs : 1; /* none of the names the kernel probes (ops_xattr.c) */
+	/* Given a passthrough open that can write once: a shared writable
+	 * mapping may write the upper file behind our back, so [0, size)
+	 * is kept allocated from then on (mmap_guard.c). */
+	bool mapped_writable : 1;
 	char name_buf[];
 };
 
@@ -155,6 +160,8 @@ int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountp
 /* Re-read the config file: new limit and inodes, if it sets them. */
 int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes);
 void disk_config_free(struct disk_config *c);
+/* The inode limit: inodes if set (0: none), else one per 16 KiB of limit. */
+uint64_t disk_inode_limit(uint64_t limit, uint64_t inodes);
 
 /* threads.c */
 void disk_thread_enter(void);
@@ -325,6 +332,19 @@ int passthrough_backing_open(int fd);
 void passthrough_backing_close(uint32_t id);
 void passthrough_reply_arm(uint32_t backing_id);
 void passthrough_reply_disarm(void);
+
+/* mmap_guard.c: no hole inside a file that a passthrough open can map
+ * for writing (its mapping writes DATA/upper without asking us). */
+/* Before the first such open (n locked): allocate all of [0, size). */
+int mmap_guard_open(struct dnode *n, int fd);
+/* n locked: the gap [*end, off) an operation reaching off would leave
+ * past the end of a guarded file, as worst-case growth (0: none). */
+int64_t mmap_guard_gap(struct dnode *n, int fd, off_t off, off_t *end);
+/* Allocate [from, to) without changing the size. */
+int mmap_guard_alloc(int fd, off_t from, off_t to);
+/* n locked: a hole punched in a guarded file becomes a zeroed range that
+ * stays allocated (*mode changed); its worst-case growth. */
+int64_t mmap_guard_punch(struct dnode *n, int fd, int *mode, off_t off, off_t len);
 
 /* ops */
 extern const struct fuse_lowlevel_ops disk_ops;

@@ -15,6 +15,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,16 +210,83 @@ static void *session_loop(void *arg)
 	return NULL;
 }
 
-/* A daemon killed with SIGKILL leaves "Transport endpoint is not connected". */
-static void recover_stale(const char *path)
+/* Mountpoint fields of /proc/self/mountinfo escape ' ', '\t', '\n' and
+ * '\\' as \ooo; decoded in place. */
+static void mountinfo_unescape(char *s)
 {
-	struct stat st;
+	char *out = s;
 
-	if (stat(path, &st) == 0 || errno != ENOTCONN)
-		return;
-	log_warn("%s: stale mount from a previous run, detaching it", path);
-	if (umount2(path, MNT_DETACH) < 0)
-		log_warn("%s: umount: %s", path, strerror(errno));
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/* The FUSE file system type mounted on PATH (canonical), or false. */
+static bool fuse_mounted_at(const char *path, char *fstype, size_t size)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	while (f && getline(&line, &cap, f) > 0) {
+		char *save = NULL, *mnt = NULL, *sep = strstr(line, " - "), *type;
+
+		for (int i = 0; i < 5; i++)
+			mnt = strtok_r(i ? NULL : line, " ", &save);
+		if (!mnt || !sep || !(type = strtok_r(sep + 3, " ", &save)))
+			continue;
+		mountinfo_unescape(mnt);
+		if (!strcmp(mnt, path) && !strncmp(type, "fuse", 4)) {
+			snprintf(fstype, size, "%s", type); /* the last one mounted wins */
+			found = true;
+		}
+	}
+	return found;
+}
+
+/* Before anything is touched. A daemon killed with SIGKILL leaves its
+ * mount behind ("Transport endpoint is not connected"): detached, so that
+ * the new mount is not stacked on the dead one. stat() may still succeed
+ * from cached attributes there; opening the directory does not. A live
+ * FUSE mount at MNT is another daemon's: refused. */
+static int check_mountpoint(const char *path)
+{
+	char real[PATH_MAX], fstype[256];
+
+	for (int tries = 0; tries < 8; tries++) {
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			close(fd);
+			if (realpath(path, real) && fuse_mounted_at(real, fstype, sizeof(fstype))) {
+				fprintf(stderr, "cvmfsd disk: %s: already mounted (%s) by a running daemon: %s\n",
+					path, fstype, strerror(EBUSY));
+				return -EBUSY;
+			}
+			return 0;
+		}
+		if (errno != ENOTCONN)
+			return 0; /* the mount itself says what is wrong */
+		log_warn("%s: stale mount from a previous run, detaching it", path);
+		if (umount2(path, MNT_DETACH) < 0) {
+			int r = -errno;
+
+			fprintf(stderr, "cvmfsd disk: %s: detaching the stale mount: %s\n", path,
+				strerror(-r));
+			return r;
+		}
+	}
+	fprintf(stderr, "cvmfsd disk: %s: still a stale mount after 8 detaches: %s\n", path,
+		strerror(EBUSY));
+	return -EBUSY;
 }
 
 static int session_start(const char *mnt)
@@ -231,7 +300,6 @@ static int session_start(const char *mnt)
 		 "allow_other,default_permissions,fsname=cvmfs-disk-%s,subtype=cvmfs-disk%s%s",
 		 D->cfg.name, D->cfg.fuse_opts ? "," : "", D->cfg.fuse_opts ? D->cfg.fuse_opts : "");
 	snprintf(mnt_path, sizeof(mnt_path), "%s", mnt);
-	recover_stale(mnt);
 	se = fuse_session_new(&args, &disk_ops, sizeof(disk_ops), NULL);
 	D->se = se;
 	fuse_opt_free_args(&args);
@@ -399,6 +467,8 @@ int cvmfsd_disk_main(int argc, char **argv)
 	pthread_mutex_init(&d.pub_lock, NULL);
 	log_setup("cvmfsd disk", false, false);
 	r = disk_config_load(&d.cfg, argc, argv, &mnt);
+	if (r == 0)
+		r = check_mountpoint(mnt);
 	if (r == 0)
 		r = prepare();
 	if (r == 0)

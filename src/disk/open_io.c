@@ -19,7 +19,9 @@
  * exists and fails such an open with EIO, so while one exists every open
  * of the file is a passthrough open: a writer's gets FOPEN_DIRECT_IO with
  * it, which sends its reads and writes to us (the limit still holds at
- * write(2)) while an mmap maps the upper file itself. The mode is kept in
+ * write(2)) while an mmap maps the upper file itself: mmap_guard.c keeps
+ * such a file free of holes, so that its page faults allocate nothing
+ * uncharged. The mode is kept in
  * the upper half of fh; the counts per node say which modes are in use. */
 #include "disk.h"
 
@@ -95,24 +97,40 @@ static void open_io_end(struct dnode *n, enum open_io io)
 		passthrough_backing_close(unused);
 }
 
+/* Under n's lock: a passthrough open that can read and write may map the
+ * upper file shared and writable (mmap_guard.c). A write-only open cannot
+ * map at all, a read-only one only for reading. */
+static int open_passthrough_guard(struct dnode *n, int fd, int flags)
+{
+	if ((flags & O_ACCMODE) != O_RDWR)
+		return 0;
+	return mmap_guard_open(n, fd);
+}
+
 /* Answers an OPEN (e NULL) or CREATE of n, already counted in its
- * open_count, on fd. On failure (the opener was interrupted) the open is
- * undone and false returned. */
+ * open_count, on fd. On failure (the opener was interrupted, or no room
+ * to make a writable passthrough file whole) the open is undone and false
+ * returned. */
 bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info *fi,
 		  const struct fuse_entry_param *e)
 {
 	enum open_io io;
-	int r;
+	int r = 0;
 
 	node_lock(n);
 	io = open_io_choose(n, fd, fi->flags);
 	if (io == IO_PASSTHROUGH)
+		r = open_passthrough_guard(n, fd, fi->flags);
+	if (io == IO_PASSTHROUGH && r == 0)
 		passthrough_reply_arm(n->backing_id);
 	node_unlock(n);
 	fi->fh = (uint64_t)(uint32_t)fd | (uint64_t)io << 32;
 	fi->direct_io = io == IO_DIRECT || (io == IO_PASSTHROUGH && !open_is_reader(fi->flags));
 	fi->keep_cache = io == IO_CACHED;
-	r = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		r = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
 	passthrough_reply_disarm();
 	if (r == 0)
 		return true;

@@ -211,7 +211,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct mkreq m = { .kind = MK_FILE, .mode = mode, .flags = fi->flags };
+	/* O_DIRECT: see op_open. */
+	struct mkreq m = { .kind = MK_FILE, .mode = mode, .flags = fi->flags & ~O_DIRECT };
 	struct fuse_entry_param e = { .attr_timeout = entry_timeout(),
 				      .entry_timeout = entry_timeout() };
 	struct dnode *n;

@@ -44,8 +44,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	NS_READ();
 	struct dnode *n = node_get(ino);
 	/* The kernel's internal __FMODE_EXEC (040) arrives on opens for
-	 * execve; openat2 rejects unknown bits with EINVAL. */
-	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | 040);
+	 * execve; openat2 rejects unknown bits with EINVAL. O_DIRECT stays
+	 * with the kernel (it makes the open FOPEN_DIRECT_IO, open_io.c):
+	 * our request buffers are not aligned as an O_DIRECT upper fd
+	 * wants, and every such write failed with EINVAL. */
+	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | 040);
 	int fd, r = 0;
 
 	if (!n)
@@ -93,6 +96,34 @@ static int64_t write_growth(fuse_req_t req, int fd, off_t off, size_t len)
 	return write_worst_case((uint64_t)off, len, D->blksize);
 }
 
+/* Under n's lock (mmap_guard.c: a guarded file gets no gap before off). */
+static ssize_t write_locked(fuse_req_t req, struct dnode *n, struct fuse_bufvec *bufv, off_t off,
+			    int fd)
+{
+	size_t len = fuse_buf_size(bufv);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+	int64_t res = write_growth(req, fd, off, len);
+	off_t end;
+	int64_t gap = mmap_guard_gap(n, fd, off, &end);
+	ssize_t w;
+	int r;
+
+	if (gap < 0)
+		return gap;
+	r = charge_reserve(res + gap, 0);
+	if (r < 0)
+		return r;
+	w = mmap_guard_alloc(fd, end, off);
+	if (w == 0) {
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = fd;
+		out.buf[0].pos = off;
+		w = fuse_buf_copy(&out, bufv, 0);
+	}
+	charge_node(n, fd, res + gap, 0);
+	return w;
+}
+
 /* Returns bytes written or -errno; *stale: pages cached by other opens
  * now differ from the file. */
 static ssize_t write_admitted(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_t off,
@@ -100,29 +131,14 @@ static ssize_t write_admitted(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec
 {
 	NS_READ();
 	struct dnode *n = node_get(ino);
-	size_t len = fuse_buf_size(bufv);
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
-	int fd = fh_fd(fi);
-	int64_t res;
 	ssize_t w;
-	int r;
 
 	if (!n)
 		return -ESTALE;
-	res = write_growth(req, fd, off, len);
-	r = charge_reserve(res, 0);
-	if (r < 0)
-		return r;
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = fd;
-	out.buf[0].pos = off;
-	w = fuse_buf_copy(&out, bufv, 0);
-	charge_node(n, fd, res, 0);
-	if (w > 0 && open_is_direct(fi->flags)) {
-		node_lock(n);
-		*stale = n->page_cached;
-		node_unlock(n);
-	}
+	node_lock(n);
+	w = write_locked(req, n, bufv, off, fh_fd(fi));
+	*stale = w > 0 && open_is_direct(fi->flags) && n->page_cached;
+	node_unlock(n);
 	return w;
 }
 
@@ -170,24 +186,49 @@ void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 	fuse_reply_err(req, r);
 }
 
+/* The modes the kernel passes on; any other (insert range, write zeroes)
+ * could grow the file in ways not reserved here. */
+#define FALLOC_MODES (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)
+
+/* Under n's lock (mmap_guard.c). */
+static int fallocate_locked(struct dnode *n, int fd, int mode, off_t off, off_t len)
+{
+	int64_t res = 0, gap = 0;
+	off_t end = off;
+	int r;
+
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		res = mmap_guard_punch(n, fd, &mode, off, len);
+	else
+		res = write_worst_case((uint64_t)off, (uint64_t)len, D->blksize);
+	if (!(mode & FALLOC_FL_KEEP_SIZE))
+		gap = mmap_guard_gap(n, fd, off, &end);
+	if (res < 0 || gap < 0)
+		return (int)(res < 0 ? res : gap);
+	r = charge_reserve(res + gap, 0);
+	if (r < 0)
+		return r;
+	r = mmap_guard_alloc(fd, end, off);
+	if (r == 0)
+		r = fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+	charge_node(n, fd, res + gap, 0);
+	return r;
+}
+
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		  struct fuse_file_info *fi)
 {
 	NS_READ();
 	struct dnode *n = node_get(ino);
-	int fd = fh_fd(fi);
-	int64_t res = 0;
 	int r;
 
 	if (!n)
 		return (void)fuse_reply_err(req, ESTALE);
-	if (!(mode & FALLOC_FL_PUNCH_HOLE))
-		res = write_worst_case((uint64_t)off, (uint64_t)len, D->blksize);
-	r = charge_reserve(res, 0);
-	if (r < 0)
-		return (void)fuse_reply_err(req, -r);
-	r = fallocate(fd, mode, off, len) < 0 ? -errno : 0;
-	charge_node(n, fd, res, 0);
+	if (mode & ~FALLOC_MODES)
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	node_lock(n);
+	r = fallocate_locked(n, fh_fd(fi), mode, off, len);
+	node_unlock(n);
 	fuse_reply_err(req, -r);
 }
 
@@ -216,21 +257,39 @@ static int set_times(int fd, const struct stat *attr, int to_set)
 	return fd_utimens(fd, ts);
 }
 
-static int set_size(fuse_req_t req, struct dnode *n, int fd, off_t size)
+/* Under n's lock (mmap_guard.c: growing a guarded file allocates the
+ * new range before the size exposes it). */
+static int set_size_locked(fuse_req_t req, struct dnode *n, int fd, off_t size)
 {
 	char p[64];
 	int64_t res = (int64_t)D->blksize; /* a hole costs nothing; metadata may */
-	int r = charge_reserve(res, 0);
+	off_t end;
+	int64_t gap = mmap_guard_gap(n, fd, size, &end);
+	int r;
 
+	if (gap < 0)
+		return (int)gap;
+	r = charge_reserve(res + gap, 0);
 	if (r < 0)
 		return r;
 	kill_suid(req, fd);
-	if (ftruncate(fd, size) < 0) {
+	r = mmap_guard_alloc(fd, end, size);
+	if (r == 0 && ftruncate(fd, size) < 0) {
 		/* fd is O_PATH: truncate through its magic link. */
 		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 		r = truncate(p, size) < 0 ? -errno : 0;
 	}
-	charge_node(n, fd, res, 0);
+	charge_node(n, fd, res + gap, 0);
+	return r;
+}
+
+static int set_size(fuse_req_t req, struct dnode *n, int fd, off_t size)
+{
+	int r;
+
+	node_lock(n);
+	r = set_size_locked(req, n, fd, size);
+	node_unlock(n);
 	return r;
 }
 

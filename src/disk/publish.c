@@ -45,7 +45,10 @@ static int write_atomic(const char *dir, const char *name, const char *data, siz
 	if (snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp) ||
 	    snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	/* A leftover temporary of any type goes first: opening a FIFO left
+	 * there would block; O_EXCL makes sure a fresh regular file is written. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return -errno;
 	if (gid != (gid_t)-1 && fchown(fd, 0, gid) < 0)
@@ -164,8 +167,10 @@ void publish_stop(void)
 int state_load(struct disk_state *s)
 {
 	char buf[8192];
-	ssize_t n = read_at_buf(D->data_fd, "state", buf, sizeof(buf));
+	ssize_t n = read_regular_buf(D->data_fd, "state", buf, sizeof(buf));
 
+	if (n == -EINVAL || n == -EISDIR)
+		log_warn("%s/state: %s: usage is recounted", D->cfg.data, file_strerror((int)n));
 	if (n < 0)
 		return (int)n;
 	return state_parse(buf, s);

@@ -66,7 +66,8 @@ def check_no_getattr_on_chown(res, m):
     res.check('a chown costs no GETATTR (%s)' % ' '.join(ops), 'FUSE_SETATTR' in ops and
               'FUSE_GETATTR' not in ops)
 
-disk = dt.Disk(base, images=[l1, l2])
+# Thousands of small files: no inode limit here (test_inodes.py has it).
+disk = dt.Disk(base, images=[l1, l2], inodes=0)
 with dt.checked(res, disk):
     disk.start()
     m = disk.mnt

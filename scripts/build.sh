@@ -6,4 +6,6 @@ dir=${BUILD_DIR:-build}
 if [ ! -f "$dir/build.ninja" ]; then
 	meson setup "$dir" -Dwerror=true "$@"
 fi
-ninja -C "$dir" >/dev/null
+# --quiet: no progress lines, but a compiler's errors and warnings (which
+# ninja prints on stdout) are shown.
+ninja -C "$dir" --quiet

@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 BUILD_DIR=build bash scripts/build.sh
+# The launch and docker tests' image (debootstrap + apt, 1-3 minutes the
+# first time, cached in /var/tmp/cvmfs-test-cache): built here rather than
+# inside the first test's timeout. Where it cannot be built (no mirror),
+# the tests that need it skip with the reason, as this says.
+python3 tests/docker/image_cache.py ||
+	echo "test.sh: no image cache (reason above): the tests that need it will skip"
 meson test -C build --print-errorlogs --num-processes 1 | tee build/test-summary.txt
 BUILD_DIR=build-asan bash scripts/build.sh -Db_sanitize=address,undefined -Db_lundef=false
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

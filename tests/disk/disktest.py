@@ -6,7 +6,9 @@ daemons it started are killed by pid (never by name), kernel overlay mounts
 are unmounted before the FUSE mounts (`fusermount3 -u`, then `umount -l`),
 temporary directories are removed.
 
-Exit status: 0 all checks passed, 1 a check failed, 77 skipped (reason printed).
+Exit status: 0 all checks passed, 1 a check failed, 77 skipped (reason printed):
+the machine lacks something, or what the test exists to check could not be
+collected here (Results.not_checked).
 """
 
 import atexit
@@ -26,6 +28,8 @@ SRC = os.environ.get('CVMFS_SRC') or os.path.dirname(os.path.dirname(
 BUILD = os.environ.get('CVMFS_BUILD') or os.path.join(SRC, 'build')
 CVMFSD = os.environ.get('CVMFSD') or os.path.join(BUILD, 'src', 'cvmfsd')
 CVMFS_STAT = os.path.join(BUILD, 'src', 'stat', 'cvmfs-stat')
+sys.path.insert(0, os.path.join(SRC, 'tests', 'integration'))
+import outcome  # noqa: E402  (the exit status from the checks)
 
 _daemons = []      # Popen objects we started
 _mounts = []       # (path, kind) in mount order; kind 'overlay' or 'fuse'
@@ -48,9 +52,17 @@ def require_root_fuse():
 
 
 class Results:
+    """Checks and what could not be checked. not_checked(reason) records
+    data a check needs that this machine cannot give (no tracepoints, no
+    kernel feature): where it is the test's point (the default), the test
+    ends with 77 and the reasons unless a check failed; a side check
+    (point=False) is noted and the test passes on the rest."""
+
     def __init__(self):
         self.passed = 0
         self.failed = []
+        self.unchecked = []   # the test's point: skip unless something failed
+        self.noted = []       # side checks left out: noted, the test passes
 
     def check(self, name, ok, detail=None):
         if ok:
@@ -66,14 +78,13 @@ class Results:
         return self.check(name, actual == expected,
                           'expected: %r\n       actual:   %r' % (expected, actual))
 
+    def not_checked(self, reason, point=True):
+        outcome.not_checked(self.unchecked, self.noted, reason, point)
+
     def done(self):
-        total = self.passed + len(self.failed)
-        print('# %d checks, %d passed, %d failed' % (total, self.passed, len(self.failed)),
-              flush=True)
-        for f in self.failed:
-            print('#   failed: %s' % f, flush=True)
+        status = outcome.exit_status(self.passed, self.failed, self.unchecked, self.noted)
         cleanup_all()
-        sys.exit(1 if self.failed else 0)
+        sys.exit(status)
 
 
 def tmpdir():
@@ -296,8 +307,11 @@ signal.signal(signal.SIGINT, _on_signal)
 
 
 def run_as_nobody(cmd, **kw):
+    """cmd as uid/gid 65534, with the system's PATH: the test's own may
+    lead through root's 0700 home (pyenv shims), where nobody gets 126."""
+    env = dict(kw.pop('env', os.environ), PATH='/usr/sbin:/usr/bin:/sbin:/bin')
     return subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] + cmd,
-                          capture_output=True, text=True, **kw)
+                          capture_output=True, text=True, env=env, **kw)
 
 
 def write_file(path, data, mode=None):

@@ -61,7 +61,8 @@ def check_no_getattr_on_chown(res, m):
     finally:
         os.close(fd)
     if ops is None:
-        print('# no tracefs fuse events here: the chown request count is not checked')
+        # A side check of the union's test: noted, the rest still passes.
+        res.not_checked('no FUSE trace events here: the chown request count', point=False)
         return
     res.check('a chown costs no GETATTR (%s)' % ' '.join(ops), 'FUSE_SETATTR' in ops and
               'FUSE_GETATTR' not in ops)

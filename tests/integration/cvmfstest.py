@@ -10,7 +10,9 @@ failure, an exception, SIGTERM (meson's timeout) or SIGINT:
     created them; parents such as `cvmfs` only if they were absent;
   - temporary directories are removed.
 
-Exit status: 0 all checks passed, 1 some check failed, 77 skipped.
+Exit status: 0 all checks passed, 1 some check failed, 77 skipped (the
+machine lacks something, or what the test exists to check could not be
+collected here: Results.not_checked).
 """
 
 import atexit
@@ -26,6 +28,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import outcome  # noqa: E402  (the exit status from the checks)
 SRC = os.environ.get('CVMFS_SRC') or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get('CVMFS_BUILD') or os.path.join(SRC, 'build')
 CVMFSD = os.environ.get('CVMFSD') or os.path.join(BUILD, 'src', 'cvmfsd')
@@ -43,9 +47,16 @@ TAG = 'cvmfs-test-'
 # ---------------------------------------------------------------- results
 
 class Results:
+    """Checks and what could not be checked (outcome.py): not_checked(reason)
+    where the machine cannot give what a check asserts on; the test then
+    skips (77) unless a check failed, or, for a side check (point=False),
+    notes it and passes on the rest."""
+
     def __init__(self):
         self.passed = 0
         self.failed = []
+        self.unchecked = []   # the test's point: skip unless something failed
+        self.noted = []       # side checks left out: noted, the test passes
 
     def check(self, name, ok, actual=None, expected=None, detail=None):
         if ok:
@@ -65,13 +76,11 @@ class Results:
     def eq(self, name, actual, expected, detail=None):
         return self.check(name, actual == expected, actual, expected, detail)
 
+    def not_checked(self, reason, point=True):
+        outcome.not_checked(self.unchecked, self.noted, reason, point)
+
     def summary_and_exit(self):
-        total = self.passed + len(self.failed)
-        print('# %d checks, %d passed, %d failed' % (total, self.passed, len(self.failed)),
-              flush=True)
-        for f in self.failed:
-            print('#   failed: %s' % f, flush=True)
-        code = 1 if self.failed else 0
+        code = outcome.exit_status(self.passed, self.failed, self.unchecked, self.noted)
         cleanup_all()
         sys.exit(code)
 

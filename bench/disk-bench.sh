@@ -14,6 +14,13 @@
 #   cvmfs-nl  cvmfsd disk --image L --limit 1000000T ("no limit": cvmfsd disk
 #             has no unlimited mode, so quota overhead is measured against the
 #             same mount with a limit it can never reach)
+#   cvmfs-vol cvmfsd disk --volume loop --limit $DISK_BENCH_LIMIT: the root
+#             union, its upper on the volume (an ext4 on a loop device over a
+#             sparse file of the same filesystem)
+#   cvmfs-lane the same workspace's /home lane: the volume's ext4 directly,
+#             as a CVM sees /home (no FUSE on the path)
+#   (the last two unless DISK_BENCH_VOLUME=0 or the machine has no
+#   /dev/loop-control)
 # with the workloads
 #   - 1 GiB sequential write + fsync (dd bs=1M conv=fsync), MB/s, best of
 #     DISK_BENCH_SEQ_REPEAT
@@ -119,8 +126,9 @@ mkdir -p "$TMP/run" "$TMP/work"
 : >"$TMP/empty.conf"
 ROOT=$TMP    # where every target's files live
 if [ "${DISK_BENCH_FS:-loop}" = loop ]; then
-	# Room for the sequential file, four untarred trees and the rest, x2.
-	truncate -s "$(((SEQ_MB + TAR_MB * 4 + 512) * 2))M" "$TMP/fs.img"
+	# Room for the sequential file, four untarred trees and the rest, x4
+	# (x2 for the targets on the volume, which is a file on it).
+	truncate -s "$(((SEQ_MB + TAR_MB * 4 + 512) * 4))M" "$TMP/fs.img"
 	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$TMP/fs.img"
 	mkdir "$TMP/fs"
 	mount -o loop "$TMP/fs.img" "$TMP/fs"
@@ -231,8 +239,12 @@ EOF
 
 # ---------------------------------------------------------------- targets --
 TARGETS=(native fuseovl cvmfs cvmfsnl)
+VOLUME=${DISK_BENCH_VOLUME:-1}
+[ -c /dev/loop-control ] || VOLUME=0
+[ "$VOLUME" = 1 ] && TARGETS+=(cvmfsvol cvmfslane)
 declare -A LABEL=([native]="native" [fuseovl]="fuse-overlayfs"
-                  [cvmfs]="cvmfsd disk" [cvmfsnl]="cvmfsd disk (no limit)")
+                  [cvmfs]="cvmfsd disk" [cvmfsnl]="cvmfsd disk (no limit)"
+                  [cvmfsvol]="cvmfsd disk, volume: root union" [cvmfslane]="volume: /home lane")
 declare -A DIR=() NAME=() DATA=()
 
 mkdir -p "$ROOT/native/dir"
@@ -246,14 +258,15 @@ PIDS+=($!)
 wait_mounted "$ROOT/fuseovl/mnt" $! "$ROOT/fuseovl/log"
 DIR[fuseovl]=$ROOT/fuseovl/mnt
 
-start_cvmfs() { # TARGET LIMIT
-	local t=$1 d=$ROOT/$1
+start_cvmfs() { # TARGET LIMIT [cvmfsd disk options]
+	local t=$1 d=$ROOT/$1 lim=$2
+	shift 2
 	mkdir -p "$d/mnt"
 	NAME[$t]=$TAG-$t
 	DATA[$t]=$d/data
 	MNTS+=("$d/mnt")
 	"$CVMFSD" disk -f -c "$TMP/empty.conf" --name "${NAME[$t]}" --data "$d/data" \
-		--limit "$2" --image "$ROOT/lower" --run-dir "$TMP/run" "$d/mnt" \
+		--limit "$lim" --image "$ROOT/lower" --run-dir "$TMP/run" "$@" "$d/mnt" \
 		>"$d/log" 2>&1 &
 	PIDS+=($!)
 	wait_mounted "$d/mnt" $! "$d/log"
@@ -261,6 +274,15 @@ start_cvmfs() { # TARGET LIMIT
 }
 start_cvmfs cvmfs "$LIMIT"
 start_cvmfs cvmfsnl "$NOLIMIT"
+if [ "$VOLUME" = 1 ]; then
+	# The daemon unmounts its volume (lazily) at SIGTERM; the loop device
+	# goes with the last user (autoclear).
+	start_cvmfs cvmfsvol "$LIMIT" --volume loop --volume-dir "$ROOT/volumes"
+	for ((i = 0; i < 100; i++)); do [ -f "$TMP/run/disk/${NAME[cvmfsvol]}.json" ] && break; sleep 0.1; done
+	DIR[cvmfslane]=${DATA[cvmfsvol]}/lanes/home
+	mkdir -p "${DIR[cvmfslane]}/dir"
+	cp "$ROOT/lower/dir/readme" "${DIR[cvmfslane]}/dir/readme"
+fi
 
 for t in fuseovl cvmfs cvmfsnl; do
 	[ "$(cat "${DIR[$t]}/dir/readme")" = hello ] || die "${LABEL[$t]}: lower layer not visible"
@@ -394,6 +416,19 @@ for e in "${TESTS[@]}"; do
 		printf "| %s | %s | %s | %s | %s | %.2f | %.2f | %+.1f |\n",
 		       l, n, f, c, u, c / n, c / f, (u - c) / u * 100 }'
 done
+if [ "$VOLUME" = 1 ]; then
+	echo
+	echo "### With a volume (--volume loop, same limit): /home lane and root union"
+	echo
+	echo "| test | native | /home lane | lane ÷ native | root union, volume | root union, no volume | volume ÷ no volume |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for e in "${TESTS[@]}"; do
+		k=${e%%|*} l=${e#*|}
+		awk -v l="$l" -v n="${R[$k,native]}" -v a="${R[$k,cvmfslane]}" \
+		    -v v="${R[$k,cvmfsvol]}" -v c="${R[$k,cvmfs]}" 'BEGIN {
+			printf "| %s | %s | %s | %.2f | %s | %s | %.2f |\n", l, n, a, a / n, v, c, v / c }'
+	done
+fi
 
 # ------------------------------------------------------ accounting check --
 echo
@@ -413,6 +448,14 @@ for t in cvmfs cvmfsnl; do
 	if [ "$ju" != "$rb" ] || [ "$ji" != "$ri" ]; then res=MISMATCH; BAD=1; fi
 	echo "| ${LABEL[$t]} | $ju | $rb | $((ju - rb)) | $ji | $ri | $sf | $res |"
 done
+if [ "$VOLUME" = 1 ]; then # used is the volume's statfs: the same number
+	js=$TMP/run/disk/${NAME[cvmfsvol]}.json
+	ju=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["used_bytes"])' "$js")
+	sf=$(stat -f -c '%S %b %f' "${DATA[cvmfsvol]}" | awk '{ printf "%.0f", $1 * ($2 - $3) }')
+	res=OK
+	[ "$ju" = "$sf" ] || { res=MISMATCH; BAD=1; }
+	echo "| ${LABEL[cvmfsvol]} | $ju | (volume statfs) | | | | $sf | $res |"
+fi
 for t in cvmfs cvmfsnl; do
 	if grep -qiE 'error|warn|fail' "$ROOT/$t/log"; then
 		echo; echo "${LABEL[$t]} log:"; sed 's/^/    /' "$ROOT/$t/log"

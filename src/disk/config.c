@@ -33,6 +33,13 @@ static const struct opt_def disk_opts[] = {
 	{ "stat-group", 0, OPT_STR, O(stat_group), false },
 	{ "image-idmap", 0, OPT_STR, O(image_idmap), false },
 	{ "no-passthrough", 0, OPT_BOOL, O(no_passthrough), false },
+	{ "volume", 0, OPT_STR, O(volume), false },
+	{ "volume-dir", 0, OPT_STR, O(volume_dir), false },
+	{ "volume-alloc", 0, OPT_STR, O(volume_alloc), false },
+	{ "lanes", 0, OPT_STR, O(lanes), false },
+	{ "persist", 0, OPT_LIST, O(persist), false },
+	/* once, for a rebuild: a config key would discard at every start */
+	{ "discard-upper", 0, OPT_BOOL, O(discard_upper), true },
 	OPT_END,
 };
 
@@ -83,6 +90,11 @@ static void merge(struct disk_config *c, struct disk_config *ws, struct disk_con
 	take_str(&c->fuse_opts, &ws->fuse_opts, &def->fuse_opts);
 	take_str(&c->stat_group, &ws->stat_group, &def->stat_group);
 	take_str(&c->image_idmap, &ws->image_idmap, &def->image_idmap);
+	take_str(&c->volume, &ws->volume, &def->volume);
+	take_str(&c->volume_dir, &ws->volume_dir, &def->volume_dir);
+	take_str(&c->volume_alloc, &ws->volume_alloc, &def->volume_alloc);
+	take_str(&c->lanes, &ws->lanes, &def->lanes);
+	take_str(&c->persist, &ws->persist, &def->persist);
 	take_u64(&c->limit, ws->limit, def->limit);
 	take_u64(&c->inodes, ws->inodes, def->inodes);
 	c->foreground |= ws->foreground || def->foreground;

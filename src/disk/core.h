@@ -81,6 +81,11 @@ struct figures {
 	uint64_t inodes_used, inodes_limit;
 	long pid;
 	uint64_t known_inodes; /* daemon's node table: inodes the kernel holds */
+	/* "loop:FILE", "block:DEV" or "none" ("" in files of older daemons) */
+	char volume[1024];
+	/* Written only: JSON members (",\"k\":v...") put before the closing
+	 * brace (the volume's mountpoint and lanes). */
+	const char *extra_json;
 };
 
 /* Snapshot of the counters as published. */

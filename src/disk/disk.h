@@ -46,12 +46,18 @@ struct disk_config {
 	char *fuse_opts;
 	char *stat_group;
 	char *image_idmap; /* "UID:GID:COUNT": image ids 0..COUNT-1 appear shifted */
+	char *volume;       /* loop, block:PATH, none (volume.h) */
+	char *volume_dir;
+	char *volume_alloc; /* sparse, full */
+	char *lanes;        /* ':'-separated union paths bound from the volume */
+	char *persist;      /* --discard-upper keeps these (and the lanes) */
 	uint64_t limit;
 	uint64_t inodes;     /* effective: set, or the default for the limit */
 	uint64_t inodes_cli; /* --inodes on the command line, UNSET if none */
 	bool foreground;
 	bool debug;
 	bool no_passthrough; /* every read through the daemon (passthrough.c) */
+	bool discard_upper;  /* empty DATA/upper before serving (--rebuild) */
 };
 
 struct layer {

@@ -8,6 +8,7 @@
  * for the last request, persist a clean DATA/state, publish "stopped". */
 #include "disk.h"
 #include "disk_main.h"
+#include "volume.h"
 #include "cvmfs/daemon.h"
 
 #include "cvmfs/cleanup.h"
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -262,10 +264,12 @@ static int check_mountpoint(const char *path)
 	char real[PATH_MAX], fstype[256];
 
 	for (int tries = 0; tries < 8; tries++) {
-		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct statfs sf;
 
-		if (fd >= 0) {
-			close(fd);
+		/* statfs, not open: once a daemon has answered OPENDIR with
+		 * ENOSYS the kernel opens its directories without asking, so a
+		 * dead mount opens fine; STATFS always asks (ENOTCONN). */
+		if (statfs(path, &sf) == 0) {
 			if (realpath(path, real) && fuse_mounted_at(real, fstype, sizeof(fstype))) {
 				fprintf(stderr, "cvmfsd disk: %s: already mounted (%s) by a running daemon: %s\n",
 					path, fstype, strerror(EBUSY));
@@ -362,12 +366,46 @@ static void reload(void)
 			  (unsigned long long)D->acct.limit_inodes);
 		return;
 	}
+	if (volume_on()) { /* the kernel holds the limit: the volume's size */
+		D->cfg.limit = limit;
+		volume_resize(limit);
+		publish_kick();
+		return;
+	}
 	__atomic_store_n(&D->acct.limit_bytes, limit, __ATOMIC_RELAXED);
 	__atomic_store_n(&D->acct.limit_inodes, inodes, __ATOMIC_RELAXED);
 	log_info("SIGHUP: limit %llu bytes, %llu inodes (0 = unlimited)",
 		 (unsigned long long)limit, (unsigned long long)inodes);
 	charge_settle(AREA_OTHER, 0, 0, 0, 0);
 	publish_kick();
+}
+
+/* --rebuild with a volume: DATA is mounted only while we run, so the
+ * daemon empties DATA/upper itself; the figures are then recounted. */
+static int discard_upper(void)
+{
+	int r = volume_discard_upper(D->handle_fd, D->cfg.persist);
+
+	if (r < 0)
+		return r;
+	if (unlinkat(D->data_fd, "state", 0) < 0 && errno != ENOENT)
+		return log_error_errno(-errno, "%s/state", D->cfg.data);
+	return 0;
+}
+
+/* With a volume the kernel refuses what does not fit, at write(2), on
+ * every path: the union's own admission would refuse writes the volume
+ * can take (it reserves worst cases, and cannot see the lanes), so it is
+ * off; the union still charges what it writes, for the areas. */
+static int volume_admission(void)
+{
+	int r = volume_reserve(D->data_fd, (uint64_t)D->acct.area_bytes[AREA_IMAGE]);
+
+	if (r == 0)
+		r = volume_lanes_prepare(D->data_fd);
+	D->acct.limit_bytes = 0;
+	D->acct.limit_inodes = 0;
+	return r;
 }
 
 static int prepare(void)
@@ -394,9 +432,17 @@ static int prepare(void)
 		fprintf(stderr, "cvmfsd disk: --run-dir %s: %s\n", dir, strerror(-r));
 		return r;
 	}
-	if ((r = open_data()) < 0 || (r = open_images()) < 0)
+	r = volume_configure(D->cfg.volume, D->cfg.volume_dir, D->cfg.lanes, D->cfg.volume_alloc,
+			     D->cfg.data, D->cfg.name);
+	if (r == 0 && volume_on())
+		r = volume_start(D->cfg.data, D->cfg.limit, D->cfg.inodes_cli);
+	if (r < 0 || (r = open_data()) < 0 || (r = open_images()) < 0)
+		return r;
+	if (D->cfg.discard_upper && (r = discard_upper()) < 0)
 		return r;
 	if ((r = load_usage()) < 0)
+		return r;
+	if (volume_on() && (r = volume_admission()) < 0)
 		return r;
 	r = state_save(false);
 	return r < 0 ? log_error_errno(r, "%s/state", D->cfg.data) : 0;
@@ -416,6 +462,14 @@ static int disk_run(const char *mnt)
 	r = session_start(mnt);
 	if (r < 0)
 		return r;
+	if (volume_on() && ((r = volume_lanes_fill(mnt)) < 0 ||
+			    (r = volume_scanner_start(D->data_fd, &D->acct)) < 0)) {
+		session_stop();
+		return r;
+	}
+	/* The status (with a volume's lanes) exists before the pid file,
+	 * which is what a launcher waits for. */
+	publish_write("running");
 	publish_pidfile(true);
 	publish_start();
 	log_info("%s: serving %s (limit %llu bytes, %u image layers)", D->cfg.name, mnt,
@@ -424,6 +478,7 @@ static int disk_run(const char *mnt)
 	daemon_wait_stop(reload);
 	log_info("%s: stopping", D->cfg.name);
 	clean = session_stop();
+	volume_scanner_stop();
 	publish_stop();
 	r = state_save(clean);
 	if (r < 0)
@@ -474,6 +529,8 @@ int cvmfsd_disk_main(int argc, char **argv)
 	if (r == 0)
 		r = disk_run(mnt);
 	disk_close();
+	if (volume_on())
+		volume_stop(d.cfg.data);
 	disk_config_free(&d.cfg);
 	return r < 0 ? 1 : 0;
 }

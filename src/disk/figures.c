@@ -35,11 +35,12 @@ int figures_to_json(const struct figures *f, char *buf, size_t size)
 			 ",\"image_bytes\":%" PRIu64 ",\"docker_bytes\":%" PRIu64
 			 ",\"home_bytes\":%" PRIu64 ",\"other_bytes\":%" PRIu64
 			 ",\"inodes_used\":%" PRIu64 ",\"inodes_limit\":%" PRIu64
-			 ",\"pid\":%ld,\"known_inodes\":%" PRIu64 "}\n",
+			 ",\"pid\":%ld,\"known_inodes\":%" PRIu64 "%s}\n",
 			 f->name, f->state, f->limit_bytes, f->used_bytes, f->avail_bytes,
 			 f->area_bytes[AREA_IMAGE], f->area_bytes[AREA_DOCKER],
 			 f->area_bytes[AREA_HOME], f->area_bytes[AREA_OTHER], f->inodes_used,
-			 f->inodes_limit, f->pid, f->known_inodes);
+			 f->inodes_limit, f->pid, f->known_inodes,
+			 f->extra_json ? f->extra_json : "");
 
 	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
@@ -91,22 +92,55 @@ static const char *json_skip_ws(const char *p)
 	return p;
 }
 
+/* Past a string, or an array or object of strings, numbers and more of
+ * them (the lanes): members this reader does not keep. */
+static const char *json_skip(const char *p)
+{
+	int depth = 0;
+
+	do {
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\')
+					return NULL;
+			if (!*p)
+				return NULL;
+		} else if (*p == '[' || *p == '{') {
+			depth++;
+		} else if (*p == ']' || *p == '}') {
+			depth--;
+		} else if (!*p) {
+			return NULL;
+		}
+		p++;
+	} while (depth > 0);
+	return depth ? NULL : p;
+}
+
 static int json_value(struct figures *f, const char *key, const char **pp)
 {
 	const char *p = *pp;
-	char sval[256];
-	size_t cap = !strcmp(key, "state") ? sizeof(f->state) : sizeof(sval);
+	char *dst = !strcmp(key, "name")    ? f->name
+		    : !strcmp(key, "state")  ? f->state
+		    : !strcmp(key, "volume") ? f->volume
+					     : NULL;
+	size_t cap = !strcmp(key, "name")    ? sizeof(f->name)
+		     : !strcmp(key, "state") ? sizeof(f->state)
+					     : sizeof(f->volume);
 	uint64_t *field;
 	char *end;
 
-	if (*p == '"') {
-		p = json_string(p, sval, cap);
+	if (*p == '"' && dst) {
+		p = json_string(p, dst, cap);
 		if (!p)
 			return -EINVAL;
-		if (!strcmp(key, "name"))
-			memcpy(f->name, sval, strlen(sval) + 1);
-		else if (!strcmp(key, "state"))
-			memcpy(f->state, sval, strlen(sval) + 1);
+		*pp = p;
+		return 0;
+	}
+	if (*p == '"' || *p == '[' || *p == '{') {
+		p = json_skip(p);
+		if (!p)
+			return -EINVAL;
 		*pp = p;
 		return 0;
 	}

@@ -1,6 +1,7 @@
 /* The FUSE operation table, session setup (init) and the simple
  * operations: lookup, forget, getattr, readlink, statfs. */
 #include "disk.h"
+#include "volume.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
@@ -169,6 +170,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	int64_t iused = __atomic_load_n(&D->acct.used_inodes, __ATOMIC_RELAXED);
 
 	(void)ino;
+	if (volume_on()) { /* the same numbers as df on the lanes */
+		int r = volume_statfs(&sv);
+
+		return r < 0 ? (void)fuse_reply_err(req, -r) : (void)fuse_reply_statfs(req, &sv);
+	}
 	if (fstatvfs(D->layers[0].fd, &sv) < 0)
 		return (void)fuse_reply_err(req, errno);
 	sv.f_bsize = sv.f_frsize = 4096;

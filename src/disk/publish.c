@@ -8,6 +8,7 @@
  * the file. Both files are written to a temporary name, fsync'ed and
  * renamed, so a reader never sees half a file. */
 #include "disk.h"
+#include "volume.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
@@ -68,10 +69,18 @@ static int write_atomic(const char *dir, const char *name, const char *data, siz
 int publish_write(const char *state)
 {
 	struct figures f = { 0 };
-	char dir[PATH_MAX], name[300], buf[2048];
+	char dir[PATH_MAX], name[300], buf[16384], extra[12288];
 	int len;
 
 	figures_from_acct(&f, &D->acct);
+	if (volume_on()) {
+		f.limit_bytes = D->cfg.limit;
+		volume_figures(&f, &D->acct);
+	}
+	len = volume_json(extra, sizeof(extra), D->cfg.data);
+	if (len < 0)
+		return len;
+	f.extra_json = extra;
 	snprintf(f.name, sizeof(f.name), "%s", D->cfg.name);
 	snprintf(f.state, sizeof(f.state), "%s", state);
 	f.pid = (long)getpid();

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 struct stat_opts {
 	char *config;
@@ -42,7 +44,7 @@ struct table {
  * skipped with one line, like a file too big to be a status file. */
 static int load_one(int dfd, const char *dir, const char *file, struct table *t)
 {
-	char buf[4096];
+	char buf[16384]; /* a volume's lanes make the file longer */
 	struct figures f;
 	ssize_t n = read_regular_buf(dfd, file, buf, sizeof(buf));
 
@@ -157,6 +159,59 @@ static void print_table(const struct table *t)
 	}
 }
 
+/* Sparse loop volumes promise more than their files hold: per host file
+ * system, what they may still take against what it has free; a warning
+ * when the promise exceeds it (volume-alloc = full volumes promise nothing
+ * more). One line per host file system, after the table. */
+static void print_host_overcommit(const struct table *t)
+{
+	struct host {
+		dev_t dev;
+		char dir[1024];
+		uint64_t outstanding;
+		unsigned n;
+	} hosts[16];
+	unsigned nh = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const char *file = t->rows[i].volume + 5;
+		struct stat st;
+		unsigned h;
+
+		if (strncmp(t->rows[i].volume, "loop:", 5) || stat(file, &st) < 0)
+			continue;
+		for (h = 0; h < nh && hosts[h].dev != st.st_dev; h++)
+			;
+		if (h == nh && nh == ARRAY_SIZE(hosts))
+			continue;
+		if (h == nh) {
+			hosts[nh++] = (struct host){ .dev = st.st_dev };
+			snprintf(hosts[h].dir, sizeof(hosts[h].dir), "%.*s",
+				 (int)(strrchr(file, '/') - file), file);
+		}
+		hosts[h].n++;
+		if ((uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size)
+			hosts[h].outstanding += (uint64_t)st.st_size - (uint64_t)st.st_blocks * 512;
+	}
+	for (unsigned h = 0; h < nh; h++) {
+		char out[16], fr[16];
+		struct statvfs sv;
+		uint64_t avail;
+
+		if (statvfs(hosts[h].dir, &sv) < 0)
+			continue;
+		avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+		human(hosts[h].outstanding, out, sizeof(out));
+		human(avail, fr, sizeof(fr));
+		printf("%s%s: %u volume%s may still take %s, the host has %s free%s\n",
+		       hosts[h].outstanding > avail ? "WARNING: " : "", hosts[h].dir, hosts[h].n,
+		       hosts[h].n == 1 ? "" : "s", out, fr,
+		       hosts[h].outstanding > avail ? " (overcommitted: a full host file system "
+						      "makes their writes fail with EIO)"
+						    : "");
+	}
+}
+
 static void print_json(const struct table *t)
 {
 	printf("[");
@@ -238,8 +293,10 @@ int main(int argc, char **argv)
 		qsort(t.rows, t.n, sizeof(*t.rows), by_name);
 		if (o.json)
 			print_json(&t);
-		else
+		else {
 			print_table(&t);
+			print_host_overcommit(&t);
+		}
 	}
 	free(t.rows);
 	opts_free(stat_opts_defs, &o);

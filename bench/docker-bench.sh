@@ -2,6 +2,10 @@
 # docker-bench.sh: Docker inside a CVM against Docker on the host.
 #
 #   bench/docker-bench.sh [BUILD_DIR] [--runs N] [--builds N] [--no-diag] [--no-doc]
+#                         [--userns | --volume]
+#
+# --volume: the CVM in the default mode on a workspace volume (overlay2 on
+# the ext4 lane /var/lib/docker); without it --volume none (the FUSE disk).
 #
 # As root, from a clean clone on a fresh Debian 12: installs the
 # dependencies (scripts/deps.sh) if a tool is missing, configures (once) and

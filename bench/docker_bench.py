@@ -3,17 +3,26 @@
 
 Usage (root): bench/docker_bench.py [BUILD_DIR] [--runs N] [--builds N]
                  [--files N] [--kib N] [--no-diag] [--no-doc] [--fuse-trace]
+                 [--userns]
 (bench/docker-bench.sh is the entry; BUILD_DIR defaults to build.)
 
 Two dockerds of the same version (Debian bookworm's docker.io), both with
-overlay2 and a managed containerd, run the same commands through the same
+overlay2 (unless --userns, below) and a managed containerd, run the same commands through the same
 timer (bench files below, run with `nsenter -a` in the CVM and directly on
 the host):
 
-  inside  dockerd under docker-init as PID 1 of a CVM (cvm-launch --net none
-          --caps all --memory 4G --cpus 2 --disk 8G), /var/lib/docker on the
-          workspace disk (cvmfsd disk, FUSE), exactly as
-          tests/docker/dockertest.CVM starts it;
+  inside  dockerd under docker-init as PID 1 of a CVM (cvm-launch
+          --no-userns --unsafe-host-root-caps --caps all --memory 4G
+          --cpus 2 --disk 8G, its own network namespace), /var/lib/docker
+          on the workspace disk (cvmfsd disk, FUSE), as
+          tests/docker/dockertest.CVM starts it. Without a user namespace,
+          the documented insecure mode: in the default mode the kernel
+          refuses overlay2 and Docker inside runs on fuse-overlayfs, a
+          second FUSE file system over the disk, which would measure
+          fuse-overlayfs as much as the disk (doc/docker.md). --userns
+          measures that default mode all the same (cvm-launch's defaults:
+          user namespace, fuse-overlayfs); the storage line of the results
+          says which driver each side ran;
   host    the host's dockerd (installed with apt if missing, no service
           started) run privately: `unshare --net --mount --fork`, lo up, its
           --data-root, --exec-root (a tmpfs in its mount namespace),
@@ -266,6 +275,8 @@ class BenchFs:
         self.img = os.path.join(self.dir, 'fs.img')
         self.mnt = os.path.join(self.dir, 'mnt')
         os.makedirs(self.mnt)
+        # A user-namespaced CVM's root (--userns) must reach DATA/dev below.
+        os.chmod(self.dir, 0o711)
         with open(self.img, 'wb') as f:
             f.truncate(32 << 30)
         for argv in (['mkfs.ext4', '-q', '-F', self.img], ['mount', '-o', 'loop', self.img,
@@ -567,9 +578,11 @@ def measure(sides, args, log_):
         args.life_runs, warmup=1)
     # A bare overlayfs over directories of the root fs (the host's ext4, the
     # CVM's FUSE disk), 2 lower layers like a container's; the host side in
-    # a private mount namespace.
+    # a private mount namespace. Not in a user-namespaced CVM (--userns),
+    # where the kernel refuses overlayfs on the disk (why Docker is on
+    # fuse-overlayfs there).
     d = '%s/ovl'
-    for lab in ('host', 'inside'):  # one timer per side: a loop of mounts
+    for lab in () if args.userns or args.volume else ('host', 'inside'):  # one timer per side
         s = sides[lab]
         o = d % s.paths['scratch']
         log_('%s: overlay mount/umount x %d' % (lab, args.mount_runs))
@@ -645,16 +658,17 @@ def tables(res, args, ready):
         n = len(H['nonet']['run'])
         diag.append(row('`docker run --rm --network none IMG true`, median of %d' % n,
                         median(H['nonet']['run']), median(I['nonet']['run']), 'ms'))
-        n = len(H['ovl']['mount'])
-        diag.append(row('overlayfs mount, 2 lowers, on the root fs, median of %d' % n,
-                        median(H['ovl']['mount']), median(I['ovl']['mount']), 'ms'))
-        diag.append(row('overlayfs umount, median of %d' % n, median(H['ovl']['umount']),
-                        median(I['ovl']['umount']), 'ms'))
+        if 'ovl' in H:
+            n = len(H['ovl']['mount'])
+            diag.append(row('overlayfs mount, 2 lowers, on the root fs, median of %d' % n,
+                            median(H['ovl']['mount']), median(I['ovl']['mount']), 'ms'))
+            diag.append(row('overlayfs umount, median of %d' % n, median(H['ovl']['umount']),
+                            median(I['ovl']['umount']), 'ms'))
         w = '%d x %d KiB' % (args.files // 4, args.kib)
         diag.append(row('write %s on the root fs, no Docker (python3; once)' % w,
                         H['raw']['write'][0], I['raw']['write'][0]))
         diag.append(row('`rm -rf` of those files', H['raw']['rm'][0], I['raw']['rm'][0]))
-        diag.append(row('write %s in a container (`docker run`, overlay2 upper; once)' % w,
+        diag.append(row('write %s in a container (`docker run`, the driver\'s upper; once)' % w,
                         H['ctr']['run'][0], I['ctr']['run'][0]))
         diag.append(row('`docker commit` of that container (layer tar + untar; once)',
                         H['ctr']['commit'][0], I['ctr']['commit'][0]))
@@ -864,6 +878,16 @@ def main():
     ap.add_argument('--fuse-trace', action='store_true',
                     help='also count the FUSE requests per operation (strace; slow)')
     ap.add_argument('--trace-files', type=int, default=1000)
+    ap.add_argument('--userns', action='store_true',
+                    help="the CVM in cvm-launch's default mode (user namespace: Docker on "
+                    'fuse-overlayfs) instead of --no-userns --unsafe-host-root-caps (overlay2)')
+    # The workspace volume (issue 14): the CVM in cvm-launch's default mode
+    # with --volume loop, /var/lib/docker a lane of the volume's ext4 (no
+    # FUSE on its path), Docker on overlay2. Without it the CVM runs with
+    # --volume none, the FUSE-only disk measured before the volume.
+    ap.add_argument('--volume', action='store_true',
+                    help="the CVM in cvm-launch's default mode on a volume (--volume loop: "
+                    'overlay2 on the ext4 lane /var/lib/docker)')
     args = ap.parse_args()
     if args.runs < 1 or args.builds < 1 or args.files < 4:
         die('--runs and --builds must be >= 1, --files >= 4')
@@ -961,7 +985,15 @@ def main():
             w.data = os.path.join(state['fs'].mnt, 'cvm-data')
         progress('starting the CVM %s' % w.name)
         t_cvm = time.time()
-        cvm = state['cvm'] = DT.CVM(w, layers, memory='4G', cpus='2', disk='8G', tag='bench')
+        # overlay2 inside takes host root's capabilities (see the docstring).
+        mode = {} if args.userns else {'caps': 'all'}
+        flags = () if args.userns else ('--no-userns', '--unsafe-host-root-caps')
+        if args.volume:  # the default mode on a volume (see --volume)
+            mode, flags = {'volume': 'loop'}, ()
+        else:
+            mode['volume'] = 'none'
+        cvm = state['cvm'] = DT.CVM(w, layers, *flags, memory='4G', cpus='2', disk='8G',
+                                    tag='bench', **mode)
         if not cvm.pid:
             raise RuntimeError('the CVM did not start:\n' + cvm.console())
         okc, _ = cvm.wait_docker()
@@ -1026,9 +1058,11 @@ def main():
     if trace:
         print()
         print('\n'.join(trace))
-    print('\nnproc %s, kernel %s; docker host %s, inside %s; load %s before, %s after; '
-          'CVM CFS throttling: %s; %.0f s in all'
-          % (f['nproc'], f['kernel'], f['docker_host'], f['docker_inside'], f['load_before'],
+    print('\nnproc %s, kernel %s; docker host %s, inside %s; storage driver host %s, '
+          'inside %s; load %s before, %s after; CVM CFS throttling: %s; %.0f s in all'
+          % (f['nproc'], f['kernel'], f['docker_host'], f['docker_inside'],
+             f['driver_host'].split()[0] if f['driver_host'] else '?',
+             f['driver_inside'].split()[0] if f['driver_inside'] else '?', f['load_before'],
              f['load_after'], f['throttle'], f['seconds']))
     if notes:
         print('\nnotes: ' + '; '.join(notes))

@@ -12,7 +12,11 @@
    /proc/meminfo, p50 and ops/s.
 
 Usage: bench/launch-bench.py [BUILD_DIR]   (default: build)
-Everything lives in a cvmfs-test-* temp dir and is removed at the end.
+From a clean clone: installs the dependencies if a tool is missing and
+configures and builds BUILD_DIR (bench/benchprep.py). Everything lives in a
+cvmfs-test-* temp dir and is removed at the end; the launcher and the
+daemons read an empty config of their own there, never the host's
+/etc/cvmfs/cvmfs.conf.
 """
 import os
 import re
@@ -23,7 +27,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, 'build'))
+sys.path.insert(0, os.path.join(ROOT, 'bench'))
+import benchprep  # noqa: E402
+# Root, the dependencies (scripts/deps.sh if a tool is missing), the build.
+BUILD = benchprep.prepare('launch-bench', sys.argv[1:2], ('unshare', 'chroot', 'fusermount3'))
 os.environ.setdefault('CVMFSD', os.path.join(BUILD, 'src', 'cvmfsd'))
 os.environ.setdefault('CVM_LAUNCH', os.path.join(BUILD, 'src', 'launch', 'cvm-launch'))
 os.environ.setdefault('CVMFS_BUILD', BUILD)
@@ -35,6 +42,7 @@ RUNS = 20
 NAME = 'cvmfs-test-lbench-%d' % os.getpid()
 NAME_U = NAME + '-u'  # the user-namespaced CVM's workspace
 IDS = 100000000  # its range, given so that its disk can be started with the same shift
+CONFIG = []  # ['-c', an empty config in the bench's temp dir], set by main()
 
 
 def add_program(img, path):
@@ -50,7 +58,7 @@ def start_disk(base, img, name, extra):
         os.makedirs(d, exist_ok=True)
     T._mounts.append(mnt)
     subprocess.run([T.CVMFSD, 'disk', '--name', name, '--data', data, '--limit', '2G',
-                    '--image', img, '--run-dir', run] + extra + [mnt], check=True)
+                    '--image', img, '--run-dir', run] + CONFIG + extra + [mnt], check=True)
     return ['--data', data]
 
 
@@ -64,8 +72,10 @@ def start_daemons(base, img):
         os.makedirs(d, exist_ok=True)
     # Daemon mode returns once mounted; unmounting the views stops them.
     T._mounts.extend([views, views + '/ct'])
-    subprocess.run([T.CVMFSD, 'views', views], check=True)
-    common = ['--views', views, '--run-dir', run, '--mnt-dir', mnt_dir]
+    subprocess.run([T.CVMFSD, 'views'] + CONFIG + [views], check=True)
+    # The disks above run without a volume: say so, or the launcher (whose
+    # default is a loop volume) refuses them as started with another mode.
+    common = ['--views', views, '--run-dir', run, '--mnt-dir', mnt_dir, '--volume', 'none']
     off = start_disk(base, img, NAME, [])
     on = start_disk(base, img, NAME_U, ['--image-idmap', '%d:%d:65536' % (IDS, IDS)])
     return {'no-userns': (NAME, common + off + ['--no-userns']),
@@ -86,7 +96,8 @@ def stop_daemons(base):
 def launch(mode, cmd, debug=False):
     name, opts = mode
     argv = [LT.LAUNCH, '--name', name, '--image', LT.image(), '--memory', '512M',
-            '--cpus', '1', '--disk', '2G'] + opts + (['-d'] if debug else []) + ['--'] + cmd
+            '--cpus', '1', '--disk', '2G'] + CONFIG + opts + (['-d'] if debug else []) + \
+        ['--'] + cmd
     t0 = time.monotonic()
     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return p, time.monotonic() - t0
@@ -123,12 +134,11 @@ def bench_line(out):
 
 
 def main():
-    if os.geteuid() != 0:
-        sys.exit('launch-bench: run as root')
     vb = os.path.join(BUILD, 'bench', 'views_bench')
     if not os.access(vb, os.X_OK):
         sys.exit('launch-bench: %s missing (ninja -C %s)' % (vb, BUILD))
     base = T.tempdir('lbench-')
+    CONFIG[:] = ['-c', LT.empty_config(base)]
     img = LT.image()
     add_program(img, vb)
     shutil.copy2(vb, img + '/usr/bin/views_bench')

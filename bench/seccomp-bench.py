@@ -14,7 +14,10 @@ Reported: the median and the best (minimum) of each, and filter/unconfined
 for both (the minimum is the steadier figure on a busy machine).
 
 Usage: bench/seccomp-bench.py [BUILD_DIR]   (default: build)
-Everything lives in a cvmfs-test-* temp dir and is removed at the end.
+From a clean clone: installs the dependencies if a tool is missing and
+configures and builds BUILD_DIR (bench/benchprep.py). Everything lives in a
+cvmfs-test-* temp dir and is removed at the end; the CVMs read an empty
+config there (launchtest.Workspace), never the host's /etc/cvmfs/cvmfs.conf.
 """
 import os
 import shutil
@@ -24,7 +27,10 @@ import sys
 import tarfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, 'build'))
+sys.path.insert(0, os.path.join(ROOT, 'bench'))
+import benchprep  # noqa: E402
+# Root, the dependencies (scripts/deps.sh if a tool is missing), the build.
+BUILD = benchprep.prepare('seccomp-bench', sys.argv[1:2], ('gcc', 'tar', 'fusermount3'))
 os.environ.setdefault('CVMFSD', os.path.join(BUILD, 'src', 'cvmfsd'))
 os.environ.setdefault('CVM_LAUNCH', os.path.join(BUILD, 'src', 'launch', 'cvm-launch'))
 os.environ.setdefault('CVMFS_BUILD', BUILD)
@@ -94,8 +100,6 @@ def run(w, mode):
 
 
 def main():
-    if os.geteuid() != 0:
-        sys.exit('needs root')
     img = LT.image()
     files = prepare(img, T.tempdir('sbench-'))
     w = LT.Workspace('sbench')

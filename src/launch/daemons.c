@@ -5,6 +5,7 @@
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/pathlist.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 #include "cvmfs/size.h"
@@ -113,6 +114,20 @@ void undo_views(struct launch *L)
 
 /* ---- disk ---- */
 
+/* A daemon killed (kill -9) and not yet reaped by whoever inherited it
+ * still answers kill(pid, 0): it serves nothing. */
+static bool is_zombie(pid_t pid)
+{
+	char path[64], buf[512];
+	const char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_regular_buf(AT_FDCWD, path, buf, sizeof(buf)) < 0)
+		return false;
+	p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 static pid_t disk_running(struct launch *L)
 {
 	_cleanup_free_ char *pidfile = NULL;
@@ -130,7 +145,7 @@ static pid_t disk_running(struct launch *L)
 	buf[strcspn(buf, "\n")] = '\0';
 	if (uint_parse(buf, &pid) < 0 || pid < 2 || pid > INT32_MAX)
 		return 0;
-	if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+	if ((kill((pid_t)pid, 0) < 0 && errno == ESRCH) || is_zombie((pid_t)pid))
 		return 0;
 	return (pid_t)pid;
 }
@@ -144,12 +159,39 @@ static void disk_idmap(struct launch *L, char *buf, size_t size)
 			 (unsigned long long)L->o.userns_gid, (unsigned long long)L->o.userns_count);
 }
 
+/* The volume options (volume.c decides the mode; the disk owns the
+ * volume): always --volume, so a config file cannot switch it behind the
+ * launcher's back; --volume-dir and --lanes when given. Returns the count. */
+static int disk_volume_args(struct launch *L, char **argv)
+{
+	int n = 0;
+
+	argv[n++] = (char *)"--volume";
+	argv[n++] = L->o.volume;
+	if (L->o.volume_dir && volume_on(L)) {
+		argv[n++] = (char *)"--volume-dir";
+		argv[n++] = L->o.volume_dir;
+	}
+	if (L->o.lanes && volume_on(L)) {
+		argv[n++] = (char *)"--lanes";
+		argv[n++] = L->o.lanes;
+	}
+	if (L->discard_upper) {
+		argv[n++] = (char *)"--discard-upper";
+		argv[n++] = (char *)"--persist";
+		argv[n++] = L->o.persist;
+	}
+	return n;
+}
+
 static int disk_start(struct launch *L)
 {
-	char limit[32], idmap[80], *argv[22];
+	char limit[32], idmap[80], *argv[32];
 	int n = 0, r;
 
 	snprintf(limit, sizeof(limit), "%llu", (unsigned long long)L->o.disk);
+	if (L->volume_note[0]) /* why --volume was left at none (volume.c) */
+		log_info("%s", L->volume_note);
 	if ((r = mkdir_p(L->mnt, 0755)) < 0)
 		return step_error(L, r, "%s", L->mnt);
 	if ((r = mkdir_p(L->o.data, 0755)) < 0)
@@ -175,6 +217,7 @@ static int disk_start(struct launch *L)
 		argv[n++] = (char *)"-c";
 		argv[n++] = L->o.config;
 	}
+	n += disk_volume_args(L, argv + n);
 	argv[n++] = L->mnt;
 	argv[n] = NULL;
 	/* Daemon mode: the first process exits once the mount is ready. */
@@ -192,7 +235,8 @@ static int disk_start(struct launch *L)
 		return step_error(L, -ESRCH, "cvmfsd disk %s: no pid in %s/disk", L->o.name,
 				  L->o.run_dir);
 	}
-	return 0;
+	/* What it published: its volume and the lanes to bind (volume.c). */
+	return volume_status(L, L->disk_pid);
 }
 
 /* The value of opt ("opt VALUE" or "opt=VALUE") in a NUL-separated
@@ -277,8 +321,12 @@ int step_disk(struct launch *L)
 	pid_t pid = disk_running(L);
 
 	if (pid > 0 && is_mountpoint(L->mnt)) {
+		int r;
+
 		log_debug("disk %s already running; using it", L->o.name);
-		return disk_check_running(L, pid);
+		if ((r = disk_check_running(L, pid)) < 0)
+			return r;
+		return volume_status(L, pid); /* its --volume, from its status */
 	}
 	return disk_start(L);
 }
@@ -320,27 +368,6 @@ static int rm_rf_at(int dfd, const char *name)
 }
 
 /* Is rel ("var/lib") a persist path, or a directory above one? */
-static int persist_match(const char *persist, const char *rel)
-{
-	size_t n = strlen(rel);
-
-	for (const char *p = persist; *p;) {
-		const char *e = strchrnul(p, ':');
-		const char *s = p;
-
-		while (*s == '/' && s < e)
-			s++;
-		size_t len = (size_t)(e - s);
-
-		if (len == n && !strncmp(s, rel, n))
-			return 2;
-		if (len > n && !strncmp(s, rel, n) && s[n] == '/')
-			return 1;
-		p = *e ? e + 1 : e;
-	}
-	return 0;
-}
-
 /* Empty dfd (upper/REL) except persist paths. A directory above a persist
  * path loses the union's opaque mark, so the new image shows through it. */
 static int prune(struct launch *L, int dfd, const char *rel)
@@ -357,7 +384,7 @@ static int prune(struct launch *L, int dfd, const char *rel)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-		int m = persist_match(L->o.persist, sub);
+		int m = path_list_match(L->o.persist, sub);
 		struct stat st;
 
 		if (m == 2)
@@ -390,6 +417,12 @@ int step_rebuild(struct launch *L)
 		return 0;
 	if (disk_running(L) > 0)
 		return step_error(L, -EBUSY, "disk %s is running; stop it first", L->o.name);
+	/* With a volume, DATA/upper is on it and mounted only while the disk
+	 * runs: the disk empties it (--discard-upper) before serving. */
+	if (volume_on(L)) {
+		L->discard_upper = true;
+		return 0;
+	}
 	if (asprintf(&upper, "%s/upper", L->o.data) < 0 ||
 	    asprintf(&lock, "%s/lock", L->o.data) < 0 ||
 	    asprintf(&state, "%s/state", L->o.data) < 0)

@@ -49,7 +49,17 @@ struct launch_opts {
 	char *console;   /* "pty" or "inherit"; default pty when CMD is systemd */
 	char *device;    /* --device entries joined by ':' (devices.c) */
 	char *seccomp;   /* "default" (NULL) or "unconfined" (seccomp.c) */
+	char *volume;    /* "loop", "block:PATH" or "none"; default: volume.c */
+	char *volume_dir; /* passed to the disk when given, else its default */
+	char *lanes;     /* passed to the disk when given, ':'-separated */
 	bool debug;
+};
+
+/* A lane: a directory of the volume bound at path inside the CVM, as the
+ * disk daemon publishes it in RUN_DIR/disk/NAME.json (volume.c). */
+struct lane {
+	char *path; /* absolute, inside the CVM ("/home") */
+	char *dir;  /* on the host, on the volume ("DATA/lanes/home") */
 };
 
 struct launch;
@@ -103,6 +113,10 @@ struct launch {
 	pid_t views_pid;       /* > 0 when we started the views daemon */
 	/* disk */
 	pid_t disk_pid;        /* > 0 when we started the disk daemon */
+	bool discard_upper;    /* --rebuild with a volume: the disk empties upper */
+	char volume_note[512]; /* why --volume defaulted to none, said at start */
+	struct lane *lanes;    /* read from the disk's status after step disk */
+	size_t n_lanes;
 	/* child */
 	pid_t child_pid;
 	int console_master;    /* --console pty: the launcher's end, else -1 */
@@ -191,6 +205,19 @@ int devices_bpf_attach(int cgroup_fd, const struct dev_rule *rules, size_t n);
 /* seccomp.c: the default filter (doc/cvm-launch.md, Seccomp) */
 int seccomp_parse(struct launch *L);   /* step validate */
 int seccomp_install(struct launch *L); /* inner child, right before exec */
+
+/* volume.c: the workspace volume is the disk daemon's (--volume); the
+ * launcher picks the mode, passes it on and binds the lanes the daemon
+ * publishes (doc/cvm-launch.md, Volume). */
+bool volume_on(const struct launch *L);
+int volume_default(struct launch *L);     /* opts: --volume left out */
+int volume_validate(struct launch *L);    /* step validate */
+/* Step disk, once the daemon serves: its published volume must be the one
+ * this launch asks for (-EBUSY, one line, otherwise); fills L->lanes. */
+int volume_status(struct launch *L, pid_t pid);
+int lanes_prepare(struct launch *L);      /* parent, before the clone */
+int lanes_bind(struct launch *L);         /* inner child, before pivot_root */
+void lanes_free(struct launch *L);
 
 /* caps.c */
 /* Without a user namespace only Docker's set (no net_raw with --net host)

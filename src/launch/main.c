@@ -77,7 +77,9 @@ static void usage(void)
 		"         [--hostname H] [--net none|host] [--no-userns] [--userns-uid UID]\n"
 		"         [--userns-gid GID] [--userns-count N] [--userns-base ID] [--idmap-dir DIR]\n"
 		"         [--caps LIST] [--unsafe-host-root-caps] [--views MOUNT] [--run-dir DIR]\n"
-		"         [--mnt-dir DIR] [--console pty|inherit] [--rebuild] [-- CMD [ARG...]]\n");
+		"         [--mnt-dir DIR] [--console pty|inherit] [--rebuild]\n"
+		"         [--volume loop|block:PATH|none] [--volume-dir DIR] [--lanes PATHS]\n"
+		"         [-- CMD [ARG...]]\n");
 }
 
 /* Signals stay blocked in the parent for its whole life: they are taken

@@ -156,26 +156,41 @@ static int mount_fs(struct launch *L)
 	return 0;
 }
 
+/* Where --userns keeps its copies of the optional nodes: DATA/dev, or,
+ * when DATA is a nodev mount (the workspace volume is mounted nodev, like
+ * its lanes), MNT_DIR/.dev/NAME, on the host's file system and out of
+ * every CVM's sight ('.dev' is no workspace name). */
+static void nodes_dir(struct launch *L, char *buf, size_t size)
+{
+	struct statvfs sv;
+
+	if (statvfs(L->o.data, &sv) == 0 && (sv.f_flag & ST_NODEV))
+		snprintf(buf, size, "%s/.dev/%s", L->o.mnt_dir, L->o.name);
+	else
+		snprintf(buf, size, "%s/dev", L->o.data);
+}
+
 /* Where the CVM's optional node NAME is bound from: the host's /dev, or
- * with --userns DATA/dev, where mounts_prepare made a copy owned by the
+ * with --userns nodes_dir, where mounts_prepare made a copy owned by the
  * mapped root (the host's is root's, 0600 on some hosts: unusable to an
  * unmapped owner, even with CAP_DAC_OVERRIDE in the namespace). */
 static void optional_source(struct launch *L, const char *name, char *buf, size_t size)
 {
-	char flat[32];
+	char flat[32], dir[PATH_MAX];
 
 	snprintf(flat, sizeof(flat), "%s", name);
 	for (char *c = flat; *c; c++)
 		if (*c == '/')
 			*c = '-';
+	nodes_dir(L, dir, sizeof(dir));
 	if (L->o.userns)
-		snprintf(buf, size, "%s/dev/%s", L->o.data, flat);
+		snprintf(buf, size, "%.*s/%s", PATH_MAX - 40, dir, flat);
 	else
 		snprintf(buf, size, "/dev/%s", name);
 }
 
-/* --userns: DATA/dev/NODE, same device as the host's, owned by the mapped
- * root. A DATA on a nodev mount makes them useless: skipped, said once. */
+/* --userns: nodes_dir/NODE, same device as the host's, owned by the
+ * mapped root. On a nodev mount they would be useless: skipped, said once. */
 static int prepare_userns_nodes(struct launch *L)
 {
 	char dir[PATH_MAX], path[PATH_MAX], host[64];
@@ -183,7 +198,7 @@ static int prepare_userns_nodes(struct launch *L)
 	struct stat st;
 	int r;
 
-	snprintf(dir, sizeof(dir), "%s/dev", L->o.data);
+	nodes_dir(L, dir, sizeof(dir));
 	if ((r = mkdir_p(dir, 0755)) < 0)
 		return step_error(L, r, "mkdir %s", dir);
 	if (statvfs(dir, &sv) < 0)
@@ -220,6 +235,8 @@ int mounts_prepare(struct launch *L)
 		if ((r = ensure_dir(L, path)) < 0)
 			return r;
 	}
+	if ((r = lanes_prepare(L)) < 0) /* the lanes' mountpoints, volume.c */
+		return r;
 	return L->o.userns ? prepare_userns_nodes(L) : 0;
 }
 
@@ -255,7 +272,17 @@ static int fill_dev(struct launch *L)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dev_optional); i++) {
 		optional_source(L, dev_optional[i], path, sizeof(path));
-		if (access(path, F_OK) == 0 && (r = bind_dev_node(L, path, dev_optional[i])) < 0)
+		if (access(path, F_OK) < 0) {
+			/* Absent: the host has none, or its directory is nodev (warned). */
+			if (errno == ENOENT)
+				continue;
+			/* A node made for the CVM that its root cannot reach (a
+			 * directory above it closed to others): without it a
+			 * dockerd inside fails much later, at its first mount. */
+			return step_error(L, -errno, "%s, made for the CVM's root, is out of its reach "
+					  "(a directory above it closed to others?)", path);
+		}
+		if ((r = bind_dev_node(L, path, dev_optional[i])) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(dev_links); i++) {
@@ -410,7 +437,9 @@ int child_mounts(struct launch *L)
 	 * is not shared, and the host's MNT stays untouched. */
 	if (mount(L->mnt, L->mnt, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return step_error(L, -errno, "bind %s on itself", L->mnt);
-	if ((r = mount_fs(L)) < 0 || (r = child_cgroupfs(L)) < 0 || (r = fill_dev(L)) < 0 ||
+	/* The volume's lanes (/home, /var/lib/docker) over the union first:
+	 * nothing else is mounted below them. */
+	if ((r = lanes_bind(L)) < 0 || (r = mount_fs(L)) < 0 || (r = child_cgroupfs(L)) < 0 || (r = fill_dev(L)) < 0 ||
 	    (r = devices_bind(L)) < 0 || /* --device /dev/PATH, devices.c */
 	    (r = bind_views(L)) < 0)
 		return r;

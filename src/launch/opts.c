@@ -51,6 +51,9 @@ static const struct opt_def launch_defs[] = {
 	{ "console", 0, OPT_STR, O(console), false },
 	{ "device", 0, OPT_LIST, O(device), false },
 	{ "seccomp", 0, OPT_STR, O(seccomp), false },
+	{ "volume", 0, OPT_STR, O(volume), false },
+	{ "volume-dir", 0, OPT_STR, O(volume_dir), false },
+	{ "lanes", 0, OPT_LIST, O(lanes), false },
 	{ "debug", 'd', OPT_BOOL, O(debug), false },
 	OPT_END,
 };
@@ -133,7 +136,7 @@ static int set_defaults(struct launch *L)
 		L->o.userns_base = USERNS_BASE_DEFAULT;
 	if (asprintf(&L->mnt, "%s/%s", L->o.mnt_dir, L->o.name) < 0)
 		return -ENOMEM;
-	return 0;
+	return volume_default(L);
 }
 
 static bool userns_on_cli(int argc, char **argv)
@@ -223,4 +226,5 @@ void launch_free(struct launch *L)
 	opts_free(launch_defs, &L->o);
 	free(L->mnt);
 	free(L->lock_path);
+	lanes_free(L);
 }

@@ -299,6 +299,9 @@ int step_validate(struct launch *L)
 	/* The device allow-list and the seccomp mode (devices.c, seccomp.c). */
 	if ((r = devices_parse(L)) < 0 || (r = seccomp_parse(L)) < 0)
 		return r;
+	/* --volume, --volume-dir, --lanes (volume.c) */
+	if ((r = volume_validate(L)) < 0)
+		return r;
 	return take_lock(L);
 }
 

@@ -283,3 +283,13 @@ def check_compose(cvm, tag):
 
 def image_layers(test_dir):
     return [test_dir, docker_layer(), LT.systemd_rootfs()]
+
+
+# ---------------------------------------------------------------- volume
+# What Docker runs on in the mode the tests run in (launchtest.volume_mode:
+# the launcher's default, or CVMFS_TEST_VOLUME): overlay2 on the
+# /var/lib/docker lane of a volume (ext4, no FUSE on its path), else
+# fuse-overlayfs on the FUSE disk, where the kernel refuses overlayfs in a
+# user namespace (test_docker_userns.py says why).
+def driver():
+    return 'fuse-overlayfs' if LT.volume_mode() == 'none' else 'overlay2'

@@ -1,6 +1,8 @@
 """dockerd started directly (under docker-init) in a CVM of the default mode
 (no flags: user namespace, own network): /var/lib/docker on the workspace
-disk, fuse-overlayfs (see test_docker_userns.py for why not overlay2), and the workloads a VM user runs: `docker
+disk -- overlay2 on the volume's ext4 lane, or with --volume none
+fuse-overlayfs on the FUSE disk (see test_docker_userns.py for why not
+overlay2 there) -- and the workloads a VM user runs: `docker
 import`, `docker run`, a two-step `docker build`, `docker-compose up -d`
 with two services reaching each other by name and `down`, memory and pids
 limits of inner containers. dockerd's sysctls land in the CVM's network
@@ -26,12 +28,16 @@ ok, secs = cvm.wait_docker()
 print('dockerd ready in %.1f s' % secs, flush=True)
 if ok:
     rc, out = cvm.sh("docker info --format '{{.Driver}} {{.DockerRootDir}}'")
-    R.eq('storage driver fuse-overlayfs on /var/lib/docker', out,
-         'fuse-overlayfs /var/lib/docker')
+    R.eq('storage driver %s on /var/lib/docker' % DT.driver(), out,
+         '%s /var/lib/docker' % DT.driver())
     rc, out = cvm.sh('stat -f -c %T /var/lib/docker; stat -f -c %T /')
     fs = out.split()
-    R.check('/var/lib/docker is on the workspace disk (the root, a FUSE mount)',
-            len(fs) == 2 and fs[0] == fs[1] and fs[0].startswith('fuse'), out)
+    if DT.LT.volume_mode() == 'none':
+        R.check('/var/lib/docker is on the workspace disk (the root, a FUSE mount)',
+                len(fs) == 2 and fs[0] == fs[1] and fs[0].startswith('fuse'), out)
+    else:
+        R.check('/var/lib/docker is the volume\'s ext4 lane, / the FUSE union',
+                len(fs) == 2 and fs[0] == 'ext2/ext3' and fs[1].startswith('fuse'), out)
     rc, out = cvm.sh("awk '$5 == \"/\" { for (i = 6; i < NF; i++) if ($i == \"-\") "
                      "print $(i + 1) }' /proc/self/mountinfo")
     R.eq('the root is cvmfsd disk', out, 'fuse.cvmfs-disk')

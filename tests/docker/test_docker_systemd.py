@@ -31,7 +31,8 @@ rc, out = cvm.sh('systemctl is-active containerd docker')
 R.eq('containerd and docker.service are active', out.split(), ['active', 'active'])
 if cvm.wait_docker()[0]:
     rc, out = cvm.sh("docker info --format '{{.Driver}} {{.CgroupDriver}}'")
-    R.check('fuse-overlayfs under systemd (default mode)', out.startswith('fuse-overlayfs '), out)
+    R.check('%s under systemd (default mode)' % DT.driver(), out.startswith(DT.driver() + ' '),
+            out)
     rc, out = cvm.sh('docker import /root/cvmfs-test/img.tar %s >/dev/null && '
                      'docker run --rm %s echo hi from systemd' % (DT.IMG, DT.IMG))
     R.eq('docker run under systemd', (rc, out), (0, 'hi from systemd'))

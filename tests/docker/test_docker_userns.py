@@ -5,7 +5,9 @@ import, run, a two-step build and compose work; what Docker
 stores is on the quota disk and charged; dockerd's sysctls are the CVM's
 own (its network namespace) or refused, never applied to the host.
 
-Storage driver: the kernel refuses overlay2 here. overlayfs keeps its
+Storage driver: overlay2 on the /var/lib/docker lane of a volume (an ext4
+the kernel lets the CVM's user namespace mount overlayfs on). With
+--volume none the kernel refuses overlay2 on the FUSE disk: overlayfs keeps its
 metadata in trusted.* xattrs, which only CAP_SYS_ADMIN of the initial user
 namespace may set, and it demands them on an upper layer that is a remote
 (FUSE) file system; the userxattr mode would do, but Docker's probe mounts
@@ -50,8 +52,8 @@ if cvm.wait_docker()[0]:
     R.eq('root inside is host uid %d' % BASE, out.split(), ['0', str(BASE), '65536', '0'])
     R.eq('the CVM\'s init runs as uid %d on the host' % BASE, host_uid(cvm.pid), BASE)
     rc, out = cvm.sh("docker info --format '{{.Driver}} {{.DockerRootDir}}'")
-    R.eq('storage driver fuse-overlayfs on /var/lib/docker (overlay2 refused, see above)', out,
-         'fuse-overlayfs /var/lib/docker')
+    R.eq('storage driver %s on /var/lib/docker (with --volume none overlay2 is refused, see '
+         'above)' % DT.driver(), out, '%s /var/lib/docker' % DT.driver())
     f0 = DT.figures(w) or {}
     rc, out = cvm.sh('docker import /root/cvmfs-test/img.tar %s >/dev/null && '
                      'docker run --rm %s echo hi' % (DT.IMG, DT.IMG))
@@ -67,8 +69,7 @@ if cvm.wait_docker()[0]:
     DT.check_compose(cvm, 'userns')
     rc, out = cvm.sh('docker volume create cvmfs-test-vol >/dev/null && docker run --rm '
                      '-v cvmfs-test-vol:/v %s touch /v/f && echo ok' % DT.IMG)
-    f = os.path.join(w.data, 'upper', 'var', 'lib', 'docker', 'volumes', 'cvmfs-test-vol',
-                     '_data', 'f')
+    f = DT.LT.host_path(w, '/var/lib/docker/volumes/cvmfs-test-vol/_data/f')
     try:
         owner = os.stat(f).st_uid
     except OSError as e:

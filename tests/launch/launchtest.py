@@ -9,6 +9,7 @@ leftover check after every launch.
 """
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -23,9 +24,14 @@ import cvmfstest as T  # noqa: E402
 LAUNCH = os.environ.get('CVM_LAUNCH') or os.path.join(T.BUILD, 'src', 'launch', 'cvm-launch')
 MiB = 1 << 20
 
+# The host's programs the image carries (the tests run them inside), and
+# python3 below: a missing one makes the test skip, never fail later inside.
 PROGRAMS = ['sh', 'bash', 'cat', 'ls', 'echo', 'sleep', 'id', 'df', 'head', 'tail', 'dd', 'cut', 'tr',
             'hostname', 'nproc', 'mkdir', 'rm', 'true', 'false', 'seq', 'wc', 'grep',
-            'free', 'ps', 'top', 'uptime', 'getconf', 'stat', 'touch', '/usr/bin/python3.11']
+            'free', 'ps', 'top', 'uptime', 'getconf', 'stat', 'touch']
+# What the image's /usr/bin/python3 needs, asked of the interpreter itself.
+PY_PARTS = ('import json, os, sys, sysconfig, _ctypes; print(json.dumps(['
+            'os.path.realpath(sys.executable), sysconfig.get_path("stdlib"), _ctypes.__file__]))')
 
 _image = None
 
@@ -55,11 +61,52 @@ def _libs(path):
                 yield p
 
 
+def _add_program(root, path):
+    """path (following links) with its libraries, and /usr/bin/NAME."""
+    _copy(os.path.realpath(path), root)
+    link = root + '/usr/bin/' + os.path.basename(path)
+    if not os.path.lexists(link):
+        os.symlink(os.path.realpath(path), link)
+    for lib in _libs(path):
+        _copy(lib, root)
+
+
+def _add_python(root):
+    """The image's /usr/bin/python3: the host's /usr/bin/python3 (what the
+    tests run inside), else the interpreter running this test, whatever
+    its version, with its standard library and ctypes."""
+    errors = []
+    for exe in ('/usr/bin/python3', sys.executable):
+        if not exe or not os.access(exe, os.X_OK):
+            continue
+        p = subprocess.run([exe, '-c', PY_PARTS], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            errors.append('%s: %s' % (exe, (p.stderr.strip().splitlines() or ['?'])[-1]))
+            continue
+        real, stdlib, ctypes_so = json.loads(p.stdout)
+        _add_program(root, real)
+        os.symlink(real, root + '/usr/bin/python3')
+        shutil.copytree(stdlib, root + stdlib, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns('test', '__pycache__', 'idlelib',
+                                                      'tkinter', 'ensurepip'))
+        for lib in _libs(ctypes_so):
+            _copy(lib, root)
+        return
+    T.skip('the test image needs python3 with ctypes from the host: %s'
+           % ('; '.join(errors) or 'none found'))
+
+
 def image():
-    """The image rootfs (merged /usr like the host), built once."""
+    """The image rootfs (merged /usr like the host), built once; the test
+    skips (77) where the host lacks one of its programs."""
     global _image
     if _image:
         return _image
+    missing = [p for p in PROGRAMS if not shutil.which(p, path='/usr/bin:/bin')]
+    if missing:
+        T.skip('the test image is made of the host\'s programs; missing here: %s '
+               '(scripts/deps.sh installs them)' % ' '.join(missing))
     root = T.tempdir('image-')
     for d in ('usr/bin', 'usr/sbin', 'usr/lib', 'usr/lib64', 'etc', 'root', 'home',
               'proc', 'sys', 'dev', 'run', 'tmp', 'var/lib'):
@@ -68,26 +115,22 @@ def image():
                          ('lib64', 'usr/lib64')):
         os.symlink(target, os.path.join(root, link))
     for prog in PROGRAMS:
-        path = prog if prog.startswith('/') else shutil.which(prog, path='/usr/bin:/bin')
-        if not path:
-            continue
-        _copy(os.path.realpath(path), root)
-        os.symlink(os.path.realpath(path), root + '/usr/bin/' + os.path.basename(path)) \
-            if not os.path.lexists(root + '/usr/bin/' + os.path.basename(path)) else None
-        for lib in _libs(path):
-            _copy(lib, root)
-    os.symlink('python3.11', root + '/usr/bin/python3')
-    shutil.copytree('/usr/lib/python3.11', root + '/usr/lib/python3.11', symlinks=True,
-                    ignore=shutil.ignore_patterns('test', '__pycache__', 'idlelib',
-                                                  'tkinter', 'ensurepip'))
-    for lib in _libs('/usr/lib/python3.11/lib-dynload/_ctypes.cpython-311-x86_64-linux-gnu.so'):
-        _copy(lib, root)
+        _add_program(root, shutil.which(prog, path='/usr/bin:/bin'))
+    _add_python(root)
     with open(root + '/etc/passwd', 'w') as f:
         f.write('root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n')
     with open(root + '/etc/group', 'w') as f:
         f.write('root:x:0:\ntty:x:5:\nnogroup:x:65534:\n')
     _image = root
     return root
+
+
+def empty_config(directory):
+    """An empty config file in directory (cvm-launch -c, cvmfsd -c): the
+    defaults, whatever /etc/cvmfs/cvmfs.conf this host has."""
+    path = os.path.join(directory, 'none.conf')
+    open(path, 'a').close()
+    return path
 
 
 class Workspace:
@@ -110,6 +153,11 @@ class Workspace:
              '--image', image_dirs or image(),
              '--data', self.data, '--run-dir', self.run_dir, '--mnt-dir', self.mnt_dir,
              '--views', self.views]
+        # An empty config of the test's own unless the caller gives one:
+        # never the host's /etc/cvmfs/cvmfs.conf (cvm-launch passes it on
+        # to the daemons it starts).
+        if not {'-c', '--config'} & set(extra) and 'config' not in opts:
+            a += ['-c', empty_config(self.dir)]
         opts.setdefault('idmap_dir', self.idmap)
         for k, v in opts.items():
             a += ['--' + k.replace('_', '-'), str(v)]
@@ -205,3 +253,70 @@ def systemd_rootfs():
         os.rename(tmp, ROOTFS)
         print('built %s in %.0f s' % (ROOTFS, time.time() - t0), file=sys.stderr, flush=True)
     return ROOTFS
+
+
+# ---------------------------------------------------------------- volume
+# The workspace volume (issue 14, cvm-launch --volume): every Workspace
+# keeps its volume file (NAME.img, NAME = cvmfs-test-...) in its own temp
+# dir, never in /var/lib/cvmfs/volumes. CVMFS_TEST_VOLUME=loop|none runs a
+# test in that mode (meson registers some tests in both); unset, the
+# launcher's default applies.
+VOLUME = os.environ.get('CVMFS_TEST_VOLUME') or None
+_argv_plain = Workspace.argv
+
+
+def _argv_volume(self, *extra, **opts):
+    opts.setdefault('volume_dir', os.path.join(self.dir, 'volumes'))
+    if VOLUME:
+        opts.setdefault('volume', VOLUME)
+    return _argv_plain(self, *extra, **opts)
+
+
+Workspace.argv = _argv_volume
+
+
+def loop_usable():
+    """'' if loop volumes work here, else the reason (for a 77)."""
+    try:
+        fd = os.open('/dev/loop-control', os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return '/dev/loop-control: %s' % e.strerror
+    try:
+        fcntl.ioctl(fd, 0x4C82)  # LOOP_CTL_GET_FREE
+    except OSError as e:
+        return 'LOOP_CTL_GET_FREE: %s' % e.strerror
+    finally:
+        os.close(fd)
+    if not shutil.which('mkfs.ext4', path='/usr/sbin:/sbin:/usr/bin:/bin'):
+        return 'mkfs.ext4 is not installed (e2fsprogs)'
+    return ''
+
+
+def require_loop():
+    reason = loop_usable()
+    if reason:
+        T.skip('no loop volume here: ' + reason)
+
+
+# cvm-launch's default where loop devices work (src/launch/volume.c).
+LAUNCHER_DEFAULT_VOLUME = 'loop'
+
+
+def volume_mode():
+    """The mode a Workspace's launches run in: CVMFS_TEST_VOLUME, else the
+    launcher's default (none where loop devices do not work)."""
+    if VOLUME:
+        return VOLUME
+    return 'none' if loop_usable() else LAUNCHER_DEFAULT_VOLUME
+
+
+def host_path(w, path):
+    """Where the CVM's PATH (absolute) lies on the host while its disk
+    runs: in a lane's directory on the volume (DATA/lanes/home for /home
+    with a volume), else in DATA/upper."""
+    if volume_mode() != 'none':
+        for lane in ('/home', '/var/lib/docker'):
+            if path == lane or path.startswith(lane + '/'):
+                return os.path.join(w.data, 'lanes', lane[1:].replace('/', '-'),
+                                    path[len(lane) + 1:])
+    return os.path.join(w.data, 'upper', path.lstrip('/'))

@@ -230,7 +230,7 @@ def as_ids(uid, gid, dirfd):
     return text.split()
 
 
-home_a = os.path.join(a.data, 'upper', 'home')
+home_a = LT.host_path(a, '/home')  # DATA/upper/home, or the lane of a volume
 access = 'not checked'
 if len(map_b) == 3 and os.path.exists(os.path.join(home_a, 'pub')):
     fd = os.open(home_a, os.O_RDONLY | os.O_DIRECTORY)

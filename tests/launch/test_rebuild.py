@@ -62,8 +62,12 @@ def launcher_lines(err):
 w2 = LT.Workspace('reuse')
 mnt = os.path.join(w2.mnt_dir, w2.name)
 os.makedirs(mnt)
+# The volume mode the launches below ask for (the launcher's default, or
+# CVMFS_TEST_VOLUME): a disk started with another one is refused (below).
+MODE = LT.volume_mode()
 disk = T.popen([T.CVMFSD, 'disk', '-f', '--name', w2.name, '--data', w2.data, '--limit', '200M',
-                '--image=' + LT.image() + '/', '--run-dir', w2.run_dir, mnt])
+                '--image=' + LT.image() + '/', '--run-dir', w2.run_dir,
+                '--volume', MODE, '--volume-dir', os.path.join(w2.dir, 'volumes'), mnt])
 T._mounts.append(mnt)
 pidfile = os.path.join(w2.run_dir, 'disk', w2.name + '.pid')
 for _ in range(500):
@@ -80,6 +84,12 @@ R.check('--userns on a disk without an id shift: refused in one line',
 rc, out, err = w2.sh('true', disk='200M', image_dirs=layer + ':' + LT.image())
 R.check('another image: refused in one line naming --image',
         rc == 125 and launcher_lines(err) == 1 and "--image '" in err, (rc, err))
+other = 'none' if MODE != 'none' else 'loop'
+rc, out, err = w2.sh('true', '--no-userns', disk='200M', volume=other)
+R.check('another volume mode (--volume %s on a disk with %s): refused in one line naming '
+        '--volume' % (other, MODE),
+        rc == 125 and launcher_lines(err) == 2 and "--volume '%s" % MODE in err,  # + the
+        (rc, err))                                                # --no-userns warning
 R.check('the disk still serves', disk.poll() is None and
         open(os.path.join(mnt, 'root/r')).read() == 'reused\n')
 disk.terminate()

@@ -70,7 +70,7 @@ w = LT.Workspace('userns')
 cvm = T.popen(w.argv('--userns', caps=ALL_CAPS, disk='200M',
                      cmd=['/bin/sh', '-c', SCRIPT]),
               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-upper_home = os.path.join(w.data, 'upper', 'home')
+upper_home = LT.host_path(w, '/home')  # DATA/upper/home, or the lane of a volume
 for _ in range(400):
     if os.path.exists(os.path.join(upper_home, 'ready')) or cvm.poll() is not None:
         break
@@ -95,6 +95,11 @@ try:
 except OSError as e:
     lim = str(e)
 R.eq('the limits stay host root\'s', lim, 0)
+try:  # while it runs: a volume (and its lanes) is mounted only then
+    st = os.stat(os.path.join(upper_home, 'file'))
+    owner = (st.st_uid, st.st_gid)
+except OSError as e:
+    owner = str(e)
 out, err = cvm.communicate(timeout=120)
 T.forget(cvm)
 lines = dict(line.split(' ', 1) for line in out.splitlines() if ' ' in line)
@@ -115,12 +120,8 @@ else:
 R.eq('debugfs (not namespaced) cannot be mounted: EPERM', lines.get('debugfs'), os.strerror(1),
      out + err)
 R.eq('tmpfs on the disk can be mounted in its own namespace', lines.get('tmpfs'), 'ok', out + err)
-try:
-    st = os.stat(os.path.join(upper_home, 'file'))
-    owner = (st.st_uid, st.st_gid)
-except OSError as e:
-    owner = str(e)
-R.eq('DATA/upper/home/file is owned by %d:%d on the host' % (BASE, BASE), owner, (BASE, BASE))
+R.eq('/home/file is owned by %d:%d on the host (DATA/upper or the lane)' % (BASE, BASE),
+     owner, (BASE, BASE))
 try:
     rec = open(os.path.join(w.idmap, w.name)).read().split()
 except OSError as e:

@@ -131,7 +131,15 @@ _procs = []      # Popen objects
 _mounts = []     # mountpoints, unmounted in reverse order
 _cgroups = []    # (directory, is_leaf) created by us, removed in reverse order
 _dirs = []       # temp dirs
+_late = []       # callables: what a killed program of ours would have undone
 _cleaned = False
+
+
+def add_late_cleanup(fn):
+    """fn() runs at cleanup once our processes are killed and our mounts
+    gone, before the temp dirs are removed (e.g. the cgroups a launcher
+    made and could not remove because it was killed)."""
+    _late.append(fn)
 
 
 def cleanup_all():
@@ -145,6 +153,11 @@ def cleanup_all():
         unmount(m)
     for d, leaf in reversed(_cgroups):
         _rmdir_cgroup(d, leaf)
+    for fn in reversed(_late):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001  (cleanup goes on)
+            print('cleanup: %s: %s' % (getattr(fn, '__name__', fn), e), flush=True)
     for d in reversed(_dirs):
         for m in mounts_under(d):
             unmount(m)

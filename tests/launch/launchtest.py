@@ -147,6 +147,29 @@ class Workspace:
         # never the host's /var/lib/cvmfs/idmap. Workspaces that must get
         # disjoint ranges share one: pass idmap_dir=other.idmap.
         self.idmap = os.path.join(self.dir, 'idmap')
+        T.add_late_cleanup(self.sweep)
+
+    def sweep(self):
+        """What this workspace's launcher undoes itself, in case it was
+        killed (meson's timeout SIGTERMs the test, whose cleanup SIGKILLs
+        the launcher): its disk daemon, by the pid in its pid file if that
+        process names this workspace, and its cgroups cvmfs/NAME in every
+        hierarchy, deepest first (only our CVM's processes can be there)."""
+        try:
+            with open(os.path.join(self.run_dir, 'disk', self.name + '.pid')) as f:
+                pid = int(f.read())
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                if self.name.encode() in f.read().split(b'\0'):
+                    os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        for ctl in os.listdir(T.CG_ROOT):
+            top = os.path.join(T.CG_ROOT, ctl, 'cvmfs', self.name)
+            if os.path.islink(os.path.join(T.CG_ROOT, ctl)) or not os.path.isdir(top):
+                continue
+            dirs = [d for d, _, _ in os.walk(top)]
+            for d in sorted(dirs, key=lambda d: -d.count('/')):
+                T._rmdir_cgroup(d, True)
 
     def argv(self, *extra, cmd=None, image_dirs=None, **opts):
         a = [LAUNCH, '--name', self.name,

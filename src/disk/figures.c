@@ -92,11 +92,17 @@ static const char *json_skip_ws(const char *p)
 	return p;
 }
 
-/* Past a string, or an array or object of strings, numbers and more of
- * them (the lanes): members this reader does not keep. */
+/* Past a scalar (true, false, null, a number), a string, or an array or
+ * object of them (the lanes): members this reader does not keep. */
 static const char *json_skip(const char *p)
 {
 	int depth = 0;
+
+	if (*p != '"' && *p != '[' && *p != '{') {
+		const char *end = p + strcspn(p, ",}] \n\t\r");
+
+		return end > p ? end : NULL;
+	}
 
 	do {
 		if (*p == '"') {
@@ -137,7 +143,7 @@ static int json_value(struct figures *f, const char *key, const char **pp)
 		*pp = p;
 		return 0;
 	}
-	if (*p == '"' || *p == '[' || *p == '{') {
+	if (strchr("\"[{tfn", *p)) { /* kept by no field here: skipped */
 		p = json_skip(p);
 		if (!p)
 			return -EINVAL;

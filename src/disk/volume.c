@@ -198,6 +198,7 @@ int volume_json(char *buf, size_t size, const char *data)
 		w = snprintf(buf + n, size - n, "%s{\"path\":\"%s\",\"dir\":\"%s\"}", i ? "," : "",
 			     VOL.lanes[i].path, VOL.lanes[i].dir);
 	if (w >= 0 && n < size)
-		w = snprintf(buf + n, size - n, "]");
+		w = snprintf(buf + n, size - n, "],\"lanes_settled\":%s",
+			     volume_lanes_settled() ? "true" : "false");
 	return w < 0 || n + (size_t)w >= size ? -ENOSPC : (int)(n + (size_t)w);
 }

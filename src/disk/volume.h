@@ -76,6 +76,8 @@ int volume_statfs(struct statvfs *sv);
 void volume_figures(struct figures *f, const struct acct *a);
 /* The JSON fields this volume adds to the status file. */
 int volume_json(char *buf, size_t size, const char *data);
+/* No bytes on the volume outside the union since the lanes' last walk. */
+bool volume_lanes_settled(void);
 /* Start and stop the lanes' scanner thread. */
 int volume_scanner_start(int data_fd, const struct acct *a);
 void volume_scanner_stop(void);

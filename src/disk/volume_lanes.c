@@ -217,6 +217,9 @@ static double now_s(void)
 }
 
 /* Bytes on the volume that neither the union nor the last walks account for. */
+/* unaccounted() as the last walk left it, for volume_lanes_settled(). */
+static int64_t scan_seen_pub = INT64_MIN;
+
 static int64_t unaccounted(void)
 {
 	struct statvfs sv;
@@ -297,6 +300,7 @@ static void *scan_loop(void *arg)
 			last = now_s();
 			took = last - t;
 			seen = unaccounted();
+			__atomic_store_n(&scan_seen_pub, seen, __ATOMIC_RELAXED);
 			publish_kick();
 		}
 		if (volume_statfs(&sv) == 0) {
@@ -345,6 +349,14 @@ void volume_scanner_stop(void)
 	free(walk.links); /* the main thread's, from the first scan */
 	walk.links = NULL;
 	walk.n = walk.cap = 0;
+}
+
+/* True when nothing has changed on the volume outside the union since the
+ * last walk: HOME and DOCKER are then exact (published, so that a reader
+ * knows when the scanner's bound has passed). */
+bool volume_lanes_settled(void)
+{
+	return __atomic_load_n(&scan_seen_pub, __ATOMIC_RELAXED) == unaccounted();
 }
 
 /* ---- --discard-upper ---- */

@@ -156,6 +156,25 @@ def allocated(root):
     return total
 
 
+def settled_figures(w, within=60):
+    """figures() once they say what is on the disk now: after a publish
+    (every second), and with a volume once the daemon's status says its
+    lanes' last walk saw every byte there (lanes_settled; the walks' bound
+    is in doc/cvmfsd-disk.md, seconds under load)."""
+    status = os.path.join(w.run_dir, 'disk', w.name + '.json')
+    time.sleep(1.2)
+    t0 = time.time()
+    while time.time() - t0 < within:
+        try:
+            with open(status) as f:
+                if '"lanes_settled":false' not in f.read():
+                    break
+        except OSError:
+            break
+        time.sleep(0.3)
+    return figures(w)
+
+
 def figures(w):
     """cvmfs-stat --json for the workspace: {used, image, docker, home, ...}."""
     p = _sh([STAT, '--run-dir', w.run_dir, '--json', w.name])

@@ -33,3 +33,16 @@ def prepare(who, build_args, tools=()):
     if p.returncode != 0 or not p.stdout.strip():
         sys.exit('%s: could not prepare the build directory (see above)' % who)
     return p.stdout.strip()
+
+
+def launch_helpers(who, build_args, tools=()):
+    """prepare(), then what the launcher tests' helpers read (the build's
+    cvmfsd and cvm-launch): returns (BUILD, the launchtest module), for the
+    benches that start CVMs the way the tests do."""
+    build = prepare(who, build_args, tools)
+    os.environ.setdefault('CVMFSD', os.path.join(build, 'src', 'cvmfsd'))
+    os.environ.setdefault('CVM_LAUNCH', os.path.join(build, 'src', 'launch', 'cvm-launch'))
+    os.environ.setdefault('CVMFS_BUILD', build)
+    sys.path.insert(0, os.path.join(ROOT, 'tests', 'launch'))
+    import launchtest  # noqa: E402  (reads the environment above at import)
+    return build, launchtest

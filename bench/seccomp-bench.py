@@ -30,12 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import benchprep  # noqa: E402
 # Root, the dependencies (scripts/deps.sh if a tool is missing), the build.
-BUILD = benchprep.prepare('seccomp-bench', sys.argv[1:2], ('gcc', 'tar', 'fusermount3'))
-os.environ.setdefault('CVMFSD', os.path.join(BUILD, 'src', 'cvmfsd'))
-os.environ.setdefault('CVM_LAUNCH', os.path.join(BUILD, 'src', 'launch', 'cvm-launch'))
-os.environ.setdefault('CVMFS_BUILD', BUILD)
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'launch'))
-import launchtest as LT  # noqa: E402
+BUILD, LT = benchprep.launch_helpers('seccomp-bench', sys.argv[1:2], ('gcc', 'tar', 'fusermount3'))
 T = LT.T
 
 ROUNDS = 9

@@ -42,6 +42,14 @@ def require():
         T.skip('cvm-launch not found at %s (set CVM_LAUNCH)' % LAUNCH)
 
 
+def require_userns():
+    """The launcher's default mode makes a user namespace: skip where the
+    host does not allow one."""
+    if subprocess.run(['unshare', '--user', 'true'], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        T.skip('unshare --user is not permitted here')
+
+
 def _copy(src, root):
     """Copy src (following links) to the same path under root."""
     dst = root + src

@@ -30,9 +30,7 @@ import launchtest as LT
 T = LT.T
 R = T.R
 LT.require()
-if subprocess.run(['unshare', '--user', 'true'], stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL).returncode != 0:
-    T.skip('unshare --user is not permitted here')
+LT.require_userns()
 MODE = os.environ.get('CVMFS_TEST_DEFAULTS_MODE', '').split()
 img = LT.image()
 

@@ -14,9 +14,7 @@ import launchtest as LT
 T = LT.T
 R = T.R
 LT.require()
-if subprocess.run(['unshare', '--user', 'true'], stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL).returncode != 0:
-    T.skip('unshare --user is not permitted here')
+LT.require_userns()
 
 BASE = 100000000  # the first assigned range in the test's own --idmap-dir
 

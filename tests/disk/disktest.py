@@ -261,10 +261,17 @@ FIELDS = ('used_bytes', 'inodes_used', 'image_bytes', 'docker_bytes', 'home_byte
           'other_bytes')
 
 
-def compare(res, label, disk):
-    """Live figure == fresh recount, field by field."""
-    want = disk.recount()
-    got = disk.fresh_figures()
+def compare(res, label, disk, settle_s=0):
+    """Live figure == fresh recount, field by field. settle_s: for up to
+    that long, wait for them to agree first (a bound on a release the kernel
+    sends after the caller returned, such as the last munmap's)."""
+    deadline = time.time() + settle_s
+    while True:
+        want = disk.recount()
+        got = disk.fresh_figures()
+        if all(got[k] == want[k] for k in FIELDS) or time.time() >= deadline:
+            break
+        time.sleep(0.1)
     for k in FIELDS:
         res.eq('%s: %s live == recount' % (label, k), got[k], want[k])
     res.eq('%s: areas sum to used' % label,

@@ -8,6 +8,8 @@
  *    DATA/state, with their text formats. */
 #pragma once
 
+#include "cvmfs/discard.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,7 +60,7 @@ int64_t write_worst_case(uint64_t off, uint64_t len, uint64_t blksize);
 /* The union's own markers in DATA/upper; users can neither see nor set them. */
 #define XATTR_PRIV_PREFIX "trusted.cvmfs."
 #define XATTR_WHITEOUT "trusted.cvmfs.whiteout"
-#define XATTR_OPAQUE "trusted.cvmfs.opaque"
+#define XATTR_OPAQUE UPPER_OPAQUE_XATTR
 /* Lower layers' overlayfs markers: metadata of the image, hidden. */
 #define XATTR_OVL_PREFIX "trusted.overlay."
 #define XATTR_OVL_OPAQUE "trusted.overlay.opaque"

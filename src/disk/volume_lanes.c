@@ -19,7 +19,7 @@
 #include "volume.h"
 
 #include "cvmfs/cleanup.h"
-#include "cvmfs/pathlist.h"
+#include "cvmfs/discard.h"
 #include "cvmfs/log.h"
 
 #include <dirent.h>
@@ -361,83 +361,32 @@ bool volume_lanes_settled(void)
 
 /* ---- --discard-upper ---- */
 
-/* 2: rel is a kept path (a lane or persist); 1: a directory above one;
- * 0: neither (path_list_match's values). */
-static int kept(const char *persist, const char *rel)
+/* The persist paths and the lanes' (whose data is in DATA/lanes anyway). */
+static char *kept_paths(const char *persist)
 {
-	int best = path_list_match(persist, rel);
+	char *list = strdup(persist ? persist : ""), *more;
 
-	for (unsigned i = 0; i < VOL.nlanes && best != PATH_LIST_EXACT; i++) {
-		int m = path_list_match(VOL.lanes[i].path, rel);
-
-		best = m > best ? m : best;
+	for (unsigned i = 0; list && i < VOL.nlanes; i++) {
+		more = NULL;
+		if (asprintf(&more, "%s:%s", list, VOL.lanes[i].path) < 0)
+			more = NULL;
+		free(list);
+		list = more;
 	}
-	return best;
-}
-
-static int rm_tree(int dfd, const char *name)
-{
-	_cleanup_close_ int fd = -EBADF;
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
-
-	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
-		return 0;
-	if (errno != EISDIR)
-		return -errno;
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd)))
-		return -errno;
-	fd = -EBADF; /* the DIR owns it */
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			rm_tree(dirfd(d), de->d_name);
-	return unlinkat(dfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
-static int discard_at(int dfd, const char *rel, const char *persist)
-{
-	_cleanup_closedir_ DIR *d = NULL;
-	struct dirent *de;
-	int fd = dup(dfd), r;
-
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		char sub[PATH_MAX];
-		struct stat st;
-		int m;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-		m = kept(persist, sub);
-		if (m == 2)
-			continue;
-		if (m == 1 && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISDIR(st.st_mode)) {
-			_cleanup_close_ int cfd = openat(dfd, de->d_name,
-							 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (cfd < 0)
-				return -errno;
-			fremovexattr(cfd, XATTR_OPAQUE); /* the new image shows through */
-			if ((r = discard_at(cfd, sub, persist)) < 0)
-				return r;
-			continue;
-		}
-		if ((r = rm_tree(dfd, de->d_name)) < 0)
-			return log_error_errno(r, "--discard-upper: %s/upper/%s", D->cfg.data, sub);
-	}
-	return 0;
+	return list;
 }
 
 int volume_discard_upper(int upper_fd, const char *persist)
 {
-	int r = discard_at(upper_fd, "", persist);
+	_cleanup_free_ char *keep = kept_paths(persist);
+	char failed[PATH_MAX] = "";
+	int r;
+
+	if (!keep)
+		return -ENOMEM;
+	r = upper_discard(upper_fd, "", keep, failed, sizeof(failed));
+	if (r < 0)
+		return log_error_errno(r, "--discard-upper: %s/upper/%s", D->cfg.data, failed);
 
 	if (r == 0)
 		log_info("--discard-upper: %s/upper emptied but for the lanes and %s", D->cfg.data,

@@ -5,7 +5,7 @@
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
-#include "cvmfs/pathlist.h"
+#include "cvmfs/discard.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 #include "cvmfs/size.h"
@@ -340,77 +340,11 @@ void undo_disk(struct launch *L)
 
 /* ---- rebuild ---- */
 
-static int rm_rf_at(int dfd, const char *name)
-{
-	struct stat st;
-
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dfd, name, 0) < 0 ? -errno : 0;
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_closedir_ DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
-	int r;
-
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if ((r = rm_rf_at(dirfd(d), de->d_name)) < 0)
-			return r;
-	}
-	return unlinkat(dfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
-}
-
-/* Is rel ("var/lib") a persist path, or a directory above one? */
-/* Empty dfd (upper/REL) except persist paths. A directory above a persist
- * path loses the union's opaque mark, so the new image shows through it. */
-static int prune(struct launch *L, int dfd, const char *rel)
-{
-	DIR *d = fdopendir(dup(dfd));
-	_cleanup_closedir_ DIR *dd = d;
-	struct dirent *de;
-	char sub[PATH_MAX];
-	int r;
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-		int m = path_list_match(L->o.persist, sub);
-		struct stat st;
-
-		if (m == 2)
-			continue;
-		if (m == 1 && fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISDIR(st.st_mode)) {
-			_cleanup_close_ int fd = openat(dfd, de->d_name,
-							O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-			if (fd < 0)
-				return step_error(L, -errno, "%s/upper/%s", L->o.data, sub);
-			fremovexattr(fd, "trusted.cvmfs.opaque");
-			if ((r = prune(L, fd, sub)) < 0)
-				return r;
-			continue;
-		}
-		if ((r = rm_rf_at(dfd, de->d_name)) < 0)
-			return step_error(L, r, "remove %s/upper/%s", L->o.data, sub);
-	}
-	return 0;
-}
-
 int step_rebuild(struct launch *L)
 {
 	_cleanup_free_ char *upper = NULL, *lock = NULL, *state = NULL;
 	_cleanup_close_ int lfd = -EBADF, ufd = -EBADF;
+	char failed[PATH_MAX] = "";
 	int r;
 
 	if (!L->o.rebuild)
@@ -434,8 +368,9 @@ int step_rebuild(struct launch *L)
 	ufd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ufd < 0)
 		return errno == ENOENT ? 0 : step_error(L, -errno, "%s", upper);
-	if ((r = prune(L, ufd, "")) < 0)
-		return r;
+	r = upper_discard(ufd, "", L->o.persist, failed, sizeof(failed));
+	if (r < 0)
+		return step_error(L, r, "remove %s/upper/%s", L->o.data, failed);
 	/* Without DATA/state the disk recounts at start (src/disk: only a
 	 * state saying "clean 1" with the same image list is trusted). */
 	if (unlink(state) < 0 && errno != ENOENT)

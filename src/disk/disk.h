@@ -103,9 +103,9 @@ struct dnode {
 	};
 	uint32_t lmask;         /* directories: lower layers merged in (bit j) */
 	uint32_t open_count;
-	/* Open files by the kernel's I/O mode for them (ops_io.c): through
-	 * its page cache, or passing through to backing_id. */
-	uint32_t cached_opens, passthrough_opens, backing_id;
+	/* Open files by the kernel's I/O mode for them (open_io.c): through
+	 * its page cache, direct, or passing through to backing_id. */
+	uint32_t cached_opens, direct_opens, passthrough_opens, backing_id;
 	struct nlock lock;
 	uint16_t type;     /* S_IFMT bits, immutable */
 	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */

@@ -15,9 +15,14 @@
  * - Everything else: the page cache, kept across opens (the daemon is the
  *   only writer).
  *
- * The kernel allows no page-cache open of a file while a passthrough open
- * exists and fails such an open with EIO, so while one exists every open
- * of the file is a passthrough open: a writer's gets FOPEN_DIRECT_IO with
+ * The kernel allows no page-cache or direct open of a file while a
+ * passthrough open exists and fails such an open with EIO, so while one
+ * exists every open of the file is a passthrough open. It checks when it
+ * takes our reply, later than we choose: a direct open chosen just before
+ * a reader's passthrough may reach the kernel after it. So no passthrough
+ * starts while a page-cache or direct open exists (from our choice to its
+ * RELEASE, which the kernel sends after letting go), and while one exists
+ * every open of the file is a passthrough open: a writer's gets FOPEN_DIRECT_IO with
  * it, which sends its reads and writes to us (the limit still holds at
  * write(2)) while an mmap maps the upper file itself: mmap_guard.c keeps
  * such a file free of holes, so that its page faults allocate nothing
@@ -56,7 +61,8 @@ static bool open_passes_through(struct dnode *n, int fd, bool reader)
 
 	if (n->passthrough_opens)
 		return true;
-	if (!reader || n->layer != 0 || n->cached_opens || !passthrough_enabled() ||
+	if (!reader || n->layer != 0 || n->cached_opens || n->direct_opens ||
+	    !passthrough_enabled() ||
 	    fstat(fd, &st) < 0 || st.st_size < PASSTHROUGH_MIN_SIZE)
 		return false;
 	id = passthrough_backing_open(fd);
@@ -73,8 +79,10 @@ static enum open_io open_io_choose(struct dnode *n, int fd, int flags)
 		n->passthrough_opens++;
 		return IO_PASSTHROUGH;
 	}
-	if (open_is_direct(flags))
+	if (open_is_direct(flags)) {
+		n->direct_opens++;
 		return IO_DIRECT;
+	}
 	n->cached_opens++;
 	n->page_cached = true;
 	return IO_CACHED;
@@ -87,6 +95,8 @@ static void open_io_end(struct dnode *n, enum open_io io)
 	node_lock(n);
 	if (io == IO_CACHED && n->cached_opens)
 		n->cached_opens--;
+	if (io == IO_DIRECT && n->direct_opens)
+		n->direct_opens--;
 	if (io == IO_PASSTHROUGH && n->passthrough_opens && !--n->passthrough_opens) {
 		unused = n->backing_id;
 		n->backing_id = 0;

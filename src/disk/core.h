@@ -108,3 +108,10 @@ struct disk_state {
 
 int state_format(const struct disk_state *s, char *buf, size_t size);
 int state_parse(const char *text, struct disk_state *s);
+
+/* A name the union accepts for one entry (no "/", ".", ".." or empty, at
+ * most 255 bytes). */
+bool name_valid(const char *name);
+/* buf = dir "/" name (dir "." gives name alone); buf may be dir itself.
+ * -ENAMETOOLONG when it does not fit in size. */
+int path_join(char *buf, size_t size, const char *dir, const char *name);

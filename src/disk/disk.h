@@ -208,7 +208,6 @@ struct dir_where {
 	char path[PATH_MAX];
 };
 int node_dir_where(struct dnode *dir, struct dir_where *w);
-int path_join(char *buf, size_t size, const char *dir, const char *name);
 int layer_open(unsigned layer, const char *rel, int flags);
 /* --image-idmap: the owner an image file shows (and keeps when copied up). */
 void image_owner(struct stat *st);
@@ -224,7 +223,6 @@ int fd_getxattr(int fd, const char *name, void *buf, size_t size);
 int fd_setxattr(int fd, const char *name, const void *val, size_t size, int flags);
 int fd_listxattr(int fd, char *buf, size_t size);
 int fd_removexattr(int fd, const char *name);
-bool name_valid(const char *name);
 
 /* charge.c: accounting of upper objects */
 int charge_reserve(int64_t bytes, int64_t inodes);

@@ -19,25 +19,6 @@
 
 #define MAX_DEPTH 2048
 
-bool name_valid(const char *name)
-{
-	return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/') &&
-	       strlen(name) <= 255;
-}
-
-int path_join(char *buf, size_t size, const char *dir, const char *name)
-{
-	int n;
-
-	if (!strcmp(dir, "."))
-		n = snprintf(buf, size, "%s", name);
-	else if (buf == dir)
-		n = snprintf(buf + strlen(dir), size - strlen(dir), "/%s", name) + (int)strlen(dir);
-	else
-		n = snprintf(buf, size, "%s/%s", dir, name);
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
 /* "a/b/c" for a node below the root, "." for the root. ns_lock held. */
 int node_path(struct dnode *n, char *buf, size_t size)
 {

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 
 static void test_areas(void)
 {
@@ -32,6 +34,36 @@ static void test_whiteout_names(void)
 	CHECK(oci_is_meta(".wh..wh..opq"));
 	CHECK(oci_is_meta(".wh.x"));
 	CHECK(!oci_is_meta(".whx"));
+}
+
+/* In place (buf == dir) the length of dir is counted once: a join that
+ * fits exactly is accepted, one byte more is ENAMETOOLONG. */
+static void test_path_join(void)
+{
+	char buf[4096], dir[4096];
+
+	CHECK_EQ_INT(path_join(buf, sizeof(buf), ".", "a"), 0);
+	CHECK_STR(buf, "a");
+	CHECK_EQ_INT(path_join(buf, sizeof(buf), "a/b", "c"), 0);
+	CHECK_STR(buf, "a/b/c");
+	memset(dir, 'd', 4000);
+	dir[4000] = '\0';
+	snprintf(buf, sizeof(buf), "%s", dir);
+	CHECK_EQ_INT(path_join(buf, sizeof(buf), buf, "0123456789"), 0);
+	CHECK_EQ_INT((int)strlen(buf), 4011);
+	CHECK(!strcmp(buf + 4000, "/0123456789"));
+	memset(dir, 'd', 4094 - 2);
+	dir[4092] = '\0';
+	snprintf(buf, sizeof(buf), "%s", dir);
+	CHECK_EQ_INT(path_join(buf, sizeof(buf), buf, "x"), 0); /* 4094 bytes + NUL */
+	CHECK_EQ_INT((int)strlen(buf), 4094);
+	snprintf(buf, sizeof(buf), "%s", dir);
+	CHECK_EQ_INT(path_join(buf, sizeof(buf), buf, "xy"), 0);
+	snprintf(buf, sizeof(buf), "%s", dir);
+	CHECK_EQ_INT(path_join(buf, sizeof(buf), buf, "xyz"), -ENAMETOOLONG);
+	CHECK_EQ_INT(path_join(buf, sizeof(buf), dir, "xyz"), -ENAMETOOLONG);
+	CHECK(name_valid("a") && !name_valid("") && !name_valid(".") && !name_valid("..") &&
+	      !name_valid("a/b"));
 }
 
 static void test_xattr_names(void)
@@ -180,6 +212,7 @@ int main(void)
 	test_areas();
 	test_whiteout_names();
 	test_xattr_names();
+	test_path_join();
 	test_acct();
 	test_acct_race();
 	test_worst_case();

@@ -5,7 +5,12 @@
  * last charged, so the change is exact even with concurrent writers. */
 #include "disk.h"
 
+#include "cvmfs/log.h"
+
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
 
 int64_t blocks_bytes(const struct stat *st)
 {
@@ -98,9 +103,26 @@ static void uncharge_locked(struct dnode *n)
 	charge_settle(n->area, 0, -n->charged_bytes, 0, n->charged_inode ? -1 : 0);
 	n->charged_bytes = 0;
 	n->charged_inode = false;
+	if (n->orphan_fd > 0)
+		close(n->orphan_fd);
+	n->orphan_fd = 0;
 }
 
-void charge_unlinked(struct dnode *n, const struct stat *after)
+static int orphan_keep(int fd)
+{
+	int kept = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+	if (kept < 0)
+		log_warn("%s: keeping an unlinked open file: %s (fstat of it fails)", D->cfg.name,
+			 strerror(errno));
+	return kept < 0 ? 0 : kept;
+}
+
+/* The object at fd (O_PATH) lost a name. Without any left and while open,
+ * it keeps fd: fstat, fchmod, ftruncate, futimens and xattrs of the open
+ * file arrive as requests on the node, not on the file (GETATTR carries no
+ * handle), and must still find it. */
+void charge_unlinked(struct dnode *n, const struct stat *after, int fd)
 {
 	if (after->st_nlink > 0 && !S_ISDIR(after->st_mode))
 		return; /* another hard link keeps the object */
@@ -109,6 +131,8 @@ void charge_unlinked(struct dnode *n, const struct stat *after)
 	n->unlinked = true;
 	if (!n->open_count)
 		uncharge_locked(n);
+	else if (!n->orphan_fd)
+		n->orphan_fd = orphan_keep(fd);
 	node_unlock(n);
 }
 

@@ -106,6 +106,9 @@ struct dnode {
 	/* Open files by the kernel's I/O mode for them (open_io.c): through
 	 * its page cache, direct, or passing through to backing_id. */
 	uint32_t cached_opens, direct_opens, passthrough_opens, backing_id;
+	/* Unlinked while open: an O_PATH fd of the object (>= 3; 0 for none),
+	 * through which node_open() still reaches it until its last close. */
+	int orphan_fd;
 	struct nlock lock;
 	uint16_t type;     /* S_IFMT bits, immutable */
 	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */
@@ -234,7 +237,7 @@ int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i);
 int charge_node_stat(struct dnode *n, const struct stat *now, int fd, int64_t res_b,
 		     int64_t res_i);
 /* n's object lost a link: uncharge now or at its last close. */
-void charge_unlinked(struct dnode *n, const struct stat *after);
+void charge_unlinked(struct dnode *n, const struct stat *after, int fd);
 /* An object without a node left the upper layer. */
 void charge_gone(enum area ar, const struct stat *st);
 void charge_released(struct dnode *n);

@@ -275,6 +275,9 @@ static void node_retire(struct dnode *n)
 	node_lock(n);
 	free(n->fh);
 	n->fh = NULL;
+	if (n->orphan_fd > 0)
+		close(n->orphan_fd); /* forgotten before its last close: unmount */
+	n->orphan_fd = 0;
 	node_unlock(n);
 	urcu_memb_read_lock();
 	cds_lfht_del(D->by_ino, &n->ino_node);

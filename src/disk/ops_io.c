@@ -314,6 +314,30 @@ static int apply_attr(fuse_req_t req, struct dnode *n, int fd, struct stat *attr
 	return r;
 }
 
+/* ftruncate, fchmod, fchown and futimens come with the open file: use its
+ * fd (no path walk). libfuse leaves fi->flags 0 here, so ask the fd: a
+ * writable one is of the upper file (op_open copied up first); a
+ * read-only one may be of the image file, opened before a copy-up, and is
+ * used only when it is the upper file (and never to change the size). */
+static bool setattr_through_open_file(struct dnode *n, const struct fuse_file_info *fi,
+				      int to_set)
+{
+	struct stat st;
+	bool upper;
+	int fl;
+
+	if (!fi || (fl = fcntl(fh_fd(fi), F_GETFL)) < 0)
+		return false;
+	if ((fl & O_ACCMODE) != O_RDONLY)
+		return true;
+	if ((to_set & FUSE_SET_ATTR_SIZE) || fstat(fh_fd(fi), &st) < 0)
+		return false;
+	node_lock(n);
+	upper = n->layer == 0 && n->real_ino == (uint64_t)st.st_ino;
+	node_unlock(n);
+	return upper;
+}
+
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi)
 {
@@ -328,7 +352,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	r = copy_up(n);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	if (fi && (fi->flags & O_ACCMODE) != O_RDONLY) {
+	if (setattr_through_open_file(n, fi, to_set)) {
 		fd = fh_fd(fi);
 	} else {
 		own = node_open(n, (to_set & FUSE_SET_ATTR_SIZE) ? O_WRONLY : O_PATH | O_NOFOLLOW);

@@ -57,7 +57,7 @@ static void charge_removed(struct dnode *n, int tfd, enum area ar)
 	if (fstat(tfd, &after) < 0)
 		return;
 	if (n)
-		charge_unlinked(n, &after);
+		charge_unlinked(n, &after, tfd);
 	else if (after.st_nlink == 0 || S_ISDIR(after.st_mode))
 		charge_gone(ar, &after);
 }

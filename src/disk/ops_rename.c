@@ -188,7 +188,7 @@ static void rn_replaced(struct rn *x)
 	if (x->tfd < 0 || fstat(x->tfd, &after) < 0)
 		return;
 	if (x->tn)
-		charge_unlinked(x->tn, &after);
+		charge_unlinked(x->tn, &after, x->tfd);
 	else if (after.st_nlink == 0 || S_ISDIR(after.st_mode))
 		charge_gone(area_of_path(x->dst.rel), &after);
 }

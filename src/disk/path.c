@@ -9,6 +9,7 @@
 #include "disk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
@@ -68,12 +69,34 @@ int layer_open(unsigned layer, const char *rel, int flags)
 	return fd < 0 ? -errno : (int)fd;
 }
 
+/* An unlinked open object has no path: reopen it through the O_PATH fd it
+ * kept (charge.c), O_PATH opens as a copy of that fd, others through its
+ * magic link (which opens the object itself, name or not). */
+static int orphan_open(int orphan_fd, int flags)
+{
+	char p[64];
+	int fd;
+
+	if (flags & O_PATH)
+		fd = fcntl(orphan_fd, F_DUPFD_CLOEXEC, 3);
+	else {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", orphan_fd);
+		fd = open(p, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
 int node_open(struct dnode *n, int flags)
 {
 	char path[PATH_MAX];
 	int fd, r;
 
 	node_lock(n);
+	if (n->orphan_fd) {
+		fd = orphan_open(n->orphan_fd, flags);
+		node_unlock(n);
+		return fd;
+	}
 	if (n->fh && n->layer == 0) {
 		fd = open_by_handle_at(D->handle_fd, n->fh, flags | O_CLOEXEC);
 		node_unlock(n);

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""The union against the host's own filesystem, operation by operation
+(same results, same errno): files used after their last name is gone
+(unlink, rename over) through fstat, fchmod,
+fchown, ftruncate, futimens, fallocate and xattrs on the fd; Python's
+tempfile.TemporaryFile(); files of the image opened before a copy-up
+changed through their fd; charge == recount after each, and the space of
+an unlinked file given back at its last close."""
+import errno
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import disktest as dt  # noqa: E402
+
+dt.require_root_fuse()
+res = dt.Results()
+base = dt.tmpdir()
+img = os.path.join(base, 'img')
+os.makedirs(img)
+dt.write_file(os.path.join(img, 'imgfile'), b'I' * 8192, mode=0o644)
+
+
+def attempt(log, label, fn):
+    """Runs fn(); logs its result, or the errno it failed with."""
+    try:
+        out = fn()
+    except OSError as e:
+        out = 'errno %s' % errno.errorcode.get(e.errno, e.errno)
+    log.append((label, out))
+    return out
+
+
+def st_of(fd):
+    st = os.fstat(fd)
+    return (oct(st.st_mode), st.st_nlink, st.st_size, st.st_uid, st.st_gid, st.st_mtime_ns)
+
+
+def unlinked_open(d, log):
+    """A file written, unlinked, then used through its fd only."""
+    path = os.path.join(d, 'gone')
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b'd' * 100)
+        os.unlink(path)
+        attempt(log, 'fstat', lambda: st_of(fd)[:3])
+        attempt(log, 'fchmod', lambda: (os.fchmod(fd, 0o640), st_of(fd)[0]))
+        attempt(log, 'fchown', lambda: (os.fchown(fd, 1234, 4321), st_of(fd)[3:5]))
+        attempt(log, 'ftruncate down', lambda: (os.ftruncate(fd, 10), st_of(fd)[2]))
+        attempt(log, 'ftruncate up', lambda: (os.ftruncate(fd, 1 << 20), st_of(fd)[2]))
+        attempt(log, 'futimens', lambda: (os.utime(fd, ns=(10**9, 2 * 10**9)), st_of(fd)[5]))
+        attempt(log, 'fallocate', lambda: (os.posix_fallocate(fd, 0, 2 << 20), st_of(fd)[2]))
+        attempt(log, 'setxattr', lambda: os.setxattr(fd, 'user.k', b'v'))
+        attempt(log, 'getxattr', lambda: os.getxattr(fd, 'user.k'))
+        attempt(log, 'listxattr', lambda: 'user.k' in os.listxattr(fd))
+        attempt(log, 'removexattr', lambda: os.removexattr(fd, 'user.k'))
+        attempt(log, 'getxattr removed', lambda: os.getxattr(fd, 'user.k'))
+        attempt(log, 'read back', lambda: os.pread(fd, 12, 0))
+        attempt(log, 'reopen via /proc', lambda: os.close(os.open('/proc/self/fd/%d' % fd,
+                                                                  os.O_RDONLY)))
+    finally:
+        os.close(fd)
+
+
+def renamed_over(d, log):
+    """An open file replaced by a rename keeps working through its fd."""
+    a, b = os.path.join(d, 'a'), os.path.join(d, 'b')
+    dt.write_file(a, b'old')
+    dt.write_file(b, b'new')
+    fd = os.open(a, os.O_RDWR)
+    try:
+        os.rename(b, a)
+        attempt(log, 'renamed over: fstat', lambda: st_of(fd)[1:3])
+        attempt(log, 'renamed over: fchmod', lambda: (os.fchmod(fd, 0o600), st_of(fd)[0]))
+        attempt(log, 'renamed over: ftruncate', lambda: (os.ftruncate(fd, 1), st_of(fd)[2]))
+        attempt(log, 'renamed over: the name', lambda: open(a, 'rb').read())
+    finally:
+        os.close(fd)
+    os.unlink(a)
+
+
+def temporary_file(d, log):
+    with tempfile.TemporaryFile(dir=d) as f:
+        attempt(log, 'TemporaryFile write', lambda: f.write(b't' * 5000))
+        f.flush()
+        attempt(log, 'TemporaryFile fstat', lambda: os.fstat(f.fileno()).st_size)
+        f.seek(0)
+        attempt(log, 'TemporaryFile read', lambda: len(f.read()))
+        attempt(log, 'TemporaryFile truncate', lambda: f.truncate(7))
+    with tempfile.NamedTemporaryFile(dir=d) as f:
+        attempt(log, 'NamedTemporaryFile fstat', lambda: os.fstat(f.fileno()).st_nlink)
+
+
+def image_file_fd(d, log):
+    """An image file opened read-only, then copied up by another writer:
+    fchmod through the old fd changes what the union shows (the upper
+    file), never the image file."""
+    path = os.path.join(d, 'imgfile')
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with open(path, 'r+b') as f:
+            f.write(b'U')
+        attempt(log, 'image fd: fchmod', lambda: os.fchmod(fd, 0o600))
+        attempt(log, 'image fd: mode by name', lambda: oct(os.stat(path).st_mode))
+    finally:
+        os.close(fd)
+
+
+SCENARIOS = (unlinked_open, renamed_over, temporary_file)
+
+
+def run_all(d):
+    log = []
+    for fn in SCENARIOS:
+        fn(d, log)
+    return log
+
+
+host = os.path.join(base, 'host')
+os.makedirs(host)
+want = run_all(host)
+disk = dt.Disk(base, limit='64M', images=[img])
+with dt.checked(res, disk):
+    disk.start()
+    m = disk.mnt
+    got = run_all(m)
+    for (label, w), (_, g) in zip(want, got):
+        res.eq('%s: as on the host' % label, g, w)
+    dt.compare(res, 'after the unlinked-open work', disk, settle_s=10)
+
+    log = []
+    image_file_fd(m, log)
+    res.eq('image fd: fchmod of the copied-up file', log, [
+        ('image fd: fchmod', None), ('image fd: mode by name', oct(0o100600))])
+    res.eq('image fd: the image file itself is unchanged',
+           oct(os.stat(os.path.join(img, 'imgfile')).st_mode), oct(0o100644))
+
+    # An unlinked file's blocks stay charged while open, and come back
+    # at its last close.
+    before = disk.fresh_figures()['used_bytes']
+    path = os.path.join(m, 'big')
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b'b' * (8 << 20))
+    os.fsync(fd)
+    os.unlink(path)
+    os.ftruncate(fd, 16 << 20)
+    os.posix_fallocate(fd, 0, 16 << 20)
+    held = disk.fresh_figures()['used_bytes']
+    # (A recount sees names only: it cannot count this file.)
+    res.check('unlinked and open: 16 MiB stay charged (%d -> %d)' % (before, held),
+              held - before >= 16 << 20)
+    os.close(fd)
+    dt.compare(res, 'after its last close', disk, settle_s=10)
+    res.check('after its last close: back to %d' % before,
+              disk.fresh_figures()['used_bytes'] <= before + 4096)
+res.done()

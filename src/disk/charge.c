@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -136,17 +137,56 @@ void charge_unlinked(struct dnode *n, const struct stat *after, int fd)
 	node_unlock(n);
 }
 
+/* n is a new O_TMPFILE file open on fd: unlinked from the start. Its
+ * (layer, inode) entry stays, so that a link finds this node again; the
+ * last close drops it. */
+int orphan_adopt(struct dnode *n, int fd)
+{
+	char p[64];
+	int kept;
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	kept = open(p, O_PATH | O_CLOEXEC);
+	if (kept < 0)
+		return -errno;
+	node_lock(n);
+	n->unlinked = true;
+	n->orphan_fd = kept;
+	n->open_count++;
+	node_unlock(n);
+	return 0;
+}
+
+/* An unlinked object got a name again (linkat of an O_TMPFILE file): it is
+ * reached through its handle from now on, and stays charged at its close. */
+void orphan_linked(struct dnode *n)
+{
+	node_lock(n);
+	if (n->unlinked && n->fh) {
+		n->unlinked = false;
+		close(n->orphan_fd);
+		n->orphan_fd = 0;
+	}
+	node_unlock(n);
+}
+
 /* Last close of an object whose last link is gone: its blocks are freed
  * now. (A mapping keeps its open file: the kernel releases a mapped file,
  * passthrough or not, only at munmap.) */
 void charge_released(struct dnode *n)
 {
+	bool gone;
+
 	node_lock(n);
 	if (n->open_count)
 		n->open_count--;
-	if (!n->open_count && n->unlinked)
+	gone = !n->open_count && n->unlinked;
+	if (gone)
 		uncharge_locked(n);
 	node_unlock(n);
+	/* Its inode number is free for a new object now. */
+	if (gone)
+		node_drop_real(n);
 }
 
 void charge_gone(enum area ar, const struct stat *st)

@@ -238,6 +238,8 @@ int charge_node_stat(struct dnode *n, const struct stat *now, int fd, int64_t re
 		     int64_t res_i);
 /* n's object lost a link: uncharge now or at its last close. */
 void charge_unlinked(struct dnode *n, const struct stat *after, int fd);
+int orphan_adopt(struct dnode *n, int fd);
+void orphan_linked(struct dnode *n);
 /* An object without a node left the upper layer. */
 void charge_gone(enum area ar, const struct stat *st);
 void charge_released(struct dnode *n);

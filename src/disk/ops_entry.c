@@ -110,6 +110,27 @@ static int mk_over_whiteout(int pfd, const char *name, const struct mkreq *m, en
 	return fd;
 }
 
+/* The name a node of an O_TMPFILE file has until a link gives it one. No
+ * lookup ever finds a node by name; this one is only seen in logs. */
+#define TMPFILE_NAME "(tmpfile)"
+
+static int tmpfile_at(int dirfd, const struct mkreq *m)
+{
+	int flags = m->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TMPFILE | 040);
+	int fd = openat(dirfd, ".", flags | O_TMPFILE | O_CLOEXEC, m->mode & 07777);
+
+	if (fd < 0)
+		return -errno;
+	if (fchown(fd, m->uid, m->gid) < 0 ||
+	    ((m->mode & (S_ISUID | S_ISGID)) && fchmod(fd, m->mode & 07777) < 0)) {
+		int r = -errno;
+
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 static int64_t mk_reserve_bytes(const struct mkreq *m)
 {
 	bool block = m->kind == MK_DIR || (m->kind == MK_SYMLINK && strlen(m->target) > 59);
@@ -207,6 +228,49 @@ void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 	make_reply(req, parent, name, &m);
 }
 
+/* An O_TMPFILE file in parent's upper directory: no name, one inode
+ * charged, and an O_PATH fd kept like any unlinked open file (charge.c),
+ * until its last close uncharges it or op_link gives it a name. The kernel
+ * allows the link only without O_EXCL; the upper file is always linkable. */
+static int do_tmpfile(fuse_req_t req, fuse_ino_t parent, struct mkreq *m, struct dnode **out,
+		      struct stat *st)
+{
+	struct dnode *p = node_get(parent);
+	_cleanup_close_ int pfd = -EBADF;
+	struct stat pst;
+	int fd, r;
+
+	*out = NULL;
+	if (!p)
+		return -ESTALE;
+	r = charge_reserve(0, 1);
+	if (r < 0)
+		return r;
+	pfd = node_upper_dir(p);
+	if (pfd < 0 || fstat(pfd, &pst) < 0) {
+		charge_unreserve(0, 1);
+		return pfd < 0 ? pfd : -errno;
+	}
+	mk_owner(req, &pst, m);
+	fd = tmpfile_at(pfd, m);
+	if (fd >= 0 && fstat(fd, st) < 0)
+		r = -errno;
+	if (fd >= 0 && r == 0) {
+		*out = new_node(p, TMPFILE_NAME, st);
+		r = *out ? orphan_adopt(*out, fd) : -ENOMEM;
+		if (r < 0 && *out)
+			node_forget(*out, 1);
+	}
+	if (fd < 0 || r < 0) {
+		charge_unreserve(0, 1);
+		if (fd >= 0)
+			close(fd);
+		return fd < 0 ? fd : r;
+	}
+	charge_node_stat(*out, st, -1, 0, 1);
+	return fd;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
@@ -215,14 +279,19 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct mkreq m = { .kind = MK_FILE, .mode = mode, .flags = fi->flags & ~O_DIRECT };
 	struct fuse_entry_param e = { .attr_timeout = entry_timeout(),
 				      .entry_timeout = entry_timeout() };
-	struct dnode *n;
-	int fd = do_make(req, parent, name, &m, &n, &e.attr);
+	struct dnode *n = NULL;
+	/* session_io.c hands us the kernel's TMPFILE as a CREATE of "/". */
+	bool tmpfile = !strcmp(name, "/");
+	int fd = tmpfile ? do_tmpfile(req, parent, &m, &n, &e.attr)
+			 : do_make(req, parent, name, &m, &n, &e.attr);
 
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
-	node_lock(n);
-	n->open_count++;
-	node_unlock(n);
+	if (!tmpfile) { /* (a tmpfile was counted open from the start) */
+		node_lock(n);
+		n->open_count++;
+		node_unlock(n);
+	}
 	e.ino = n->ino;
 	fill_attr(n, &e.attr);
 	if (!reply_opened(req, n, fd, fi, &e))
@@ -287,6 +356,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 		return (void)fuse_reply_err(req, -r);
 	}
 	node_keep_handle(n);
+	orphan_linked(n);
 	charge_node(np, pfd, dirent_growth(), 0);
 	nn = node_obtain(np, newname, 0, 0, &st);
 	if (!nn)

@@ -11,7 +11,8 @@
  * exactly what libfuse does itself, except that the INIT reply (the first
  * message the daemon writes: the kernel sends nothing else before it is
  * answered) gets the flags op_init found offered, and passthrough.c may
- * fill in the INIT and open replies for FUSE passthrough. The daemon does what
+ * fill in the INIT and open replies for FUSE passthrough, and a TMPFILE
+ * request is handed on as a CREATE (below). The daemon does what
  * FUSE_HANDLE_KILLPRIV asks of it: ops_io.c clears set-ID bits on write,
  * truncate and O_TRUNC opens, the upper filesystem on chown. */
 #include "disk.h"
@@ -64,6 +65,18 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
+/* libfuse 3.14 answers FUSE_TMPFILE (O_TMPFILE) with ENOSYS. Its request
+ * is a CREATE's (fuse_create_in, then the name, which the kernel makes "/",
+ * never a name CREATE can carry) and its reply too, so it goes on as one:
+ * op_create makes a tmpfile for "/". */
+static void tmpfile_as_create(void *buf, size_t len)
+{
+	struct fuse_in_header *h = buf;
+
+	if (len >= sizeof(*h) + sizeof(struct fuse_create_in) + 2 && h->opcode == FUSE_TMPFILE)
+		h->opcode = FUSE_CREATE;
+}
+
 /* The first message read is the kernel's INIT: what it offers beyond what
  * libfuse 3.14 reads. */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
@@ -73,6 +86,8 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	(void)userdata;
 	if (n > 0 && first_time(&init_read))
 		passthrough_note_init_request(buf, (size_t)n);
+	else if (n > 0)
+		tmpfile_as_create(buf, (size_t)n);
 	return n;
 }
 

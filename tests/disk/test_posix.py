@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The union against the host's own filesystem, operation by operation
 (same results, same errno): files used after their last name is gone
-(unlink, rename over) through fstat, fchmod,
+(unlink, rename over, O_TMPFILE before its linkat) through fstat, fchmod,
 fchown, ftruncate, futimens, fallocate and xattrs on the fd; Python's
-tempfile.TemporaryFile(); files of the image opened before a copy-up
+tempfile.TemporaryFile(); O_TMPFILE and linkat; files of the image opened before a copy-up
 changed through their fd; charge == recount after each, and the space of
 an unlinked file given back at its last close."""
+import ctypes
 import errno
 import os
 import sys
@@ -30,6 +31,19 @@ def attempt(log, label, fn):
         out = 'errno %s' % errno.errorcode.get(e.errno, e.errno)
     log.append((label, out))
     return out
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, AT_SYMLINK_FOLLOW = -100, 0x400
+
+
+def link_fd(fd, path):
+    """linkat(2) of an open file through its /proc link, the way O_TMPFILE
+    users do (os.link calls link(2), which does not follow the link)."""
+    if LIBC.linkat(AT_FDCWD, b'/proc/self/fd/%d' % fd, AT_FDCWD, os.fsencode(path),
+                   AT_SYMLINK_FOLLOW) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
 
 
 def st_of(fd):
@@ -107,7 +121,39 @@ def image_file_fd(d, log):
         os.close(fd)
 
 
-SCENARIOS = (unlinked_open, renamed_over, temporary_file)
+def o_tmpfile(d, log):
+    """O_TMPFILE: a file without a name, used, then linked in (or, with
+    O_EXCL, never linkable)."""
+    fd = attempt(log, 'O_TMPFILE open', lambda: os.open(d, os.O_TMPFILE | os.O_RDWR, 0o640))
+    if not isinstance(fd, int):
+        return
+    try:
+        attempt(log, 'O_TMPFILE write', lambda: os.write(fd, b'tmp' * 1000))
+        attempt(log, 'O_TMPFILE fstat', lambda: st_of(fd)[:3])
+        attempt(log, 'O_TMPFILE fchmod', lambda: (os.fchmod(fd, 0o600), st_of(fd)[0]))
+        attempt(log, 'O_TMPFILE xattr', lambda: (os.setxattr(fd, 'user.t', b'1'),
+                                                 os.getxattr(fd, 'user.t')))
+        name = os.path.join(d, 'linked')
+        attempt(log, 'O_TMPFILE linkat', lambda: link_fd(fd, name))
+        attempt(log, 'O_TMPFILE linked: stat', lambda: (os.stat(name).st_nlink,
+                                                         os.stat(name).st_size))
+        attempt(log, 'O_TMPFILE linked: read', lambda: open(name, 'rb').read(6))
+        attempt(log, 'O_TMPFILE linked: fstat', lambda: st_of(fd)[1])
+        attempt(log, 'O_TMPFILE linked: write more', lambda: os.pwrite(fd, b'X', 0))
+    finally:
+        os.close(fd)
+    attempt(log, 'O_TMPFILE linked: after close', lambda: (open(name, 'rb').read(2),
+                                                            oct(os.stat(name).st_mode)))
+    excl = attempt(log, 'O_TMPFILE|O_EXCL open',
+                   lambda: os.open(d, os.O_TMPFILE | os.O_EXCL | os.O_WRONLY, 0o600))
+    if isinstance(excl, int):
+        attempt(log, 'O_TMPFILE|O_EXCL linkat',
+                lambda: link_fd(excl, os.path.join(d, 'never')))
+        os.close(excl)
+    os.unlink(name)
+
+
+SCENARIOS = (unlinked_open, renamed_over, temporary_file, o_tmpfile)
 
 
 def run_all(d):
@@ -152,6 +198,14 @@ with dt.checked(res, disk):
               held - before >= 16 << 20)
     os.close(fd)
     dt.compare(res, 'after its last close', disk, settle_s=10)
+    # The same for an O_TMPFILE file that is never linked.
+    fd = os.open(m, os.O_TMPFILE | os.O_RDWR, 0o600)
+    os.posix_fallocate(fd, 0, 8 << 20)
+    held = disk.fresh_figures()['used_bytes']
+    res.check('O_TMPFILE: 8 MiB charged while open (%d -> %d)' % (before, held),
+              held - before >= 8 << 20)
+    os.close(fd)
+    dt.compare(res, 'after the O_TMPFILE file is closed', disk, settle_s=10)
     res.check('after its last close: back to %d' % before,
               disk.fresh_figures()['used_bytes'] <= before + 4096)
 res.done()

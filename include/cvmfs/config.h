@@ -21,6 +21,8 @@ struct opt_def {
 	enum opt_type type;
 	size_t offset;     /* into the caller's options struct */
 	bool cli_only;     /* not a config key (e.g. -c itself) */
+	const char *arg;   /* --help: the value's name ("FILE"); NULL for OPT_BOOL */
+	const char *help;  /* --help: one line; the program's doc/ page says more */
 };
 
 #define OPT_END { NULL, 0, OPT_STR, 0, false }
@@ -30,11 +32,20 @@ struct opt_spec {
 	const struct opt_def *defs;  /* terminated by OPT_END */
 	const char *const *sections; /* config sections this program reads */
 	const char *default_config;  /* read if present and no -c given */
+	const char *usage;           /* --help: what follows "usage: PROG " */
+	const char *about;           /* --help: lines between usage and options */
 };
+
+/* opts_parse's answer to -h/--help, which every program takes (it is in no
+ * table, and no config key): the help is on stdout, the caller exits 0. */
+#define OPTS_HELP 1
 
 /* Parse argv (after the program/subcommand words) into opts. Positional
  * arguments are returned via *first_pos (index into argv). On a bad option
- * or config line prints one line naming it and returns -EINVAL. */
+ * or config line prints one line naming it and returns -EINVAL. At -h or
+ * --help prints the usage and every option of spec->defs on stdout and
+ * returns OPTS_HELP at once: no config file is read, and options the
+ * program requires need not be there. */
 int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
 	       int *first_pos, char **config_path);
 /* Re-read only the config file (for SIGHUP); command-line values given in

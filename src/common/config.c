@@ -339,6 +339,7 @@ static size_t count_defs(const struct opt_def *defs)
 	return n;
 }
 
+/* The table's options, then -h/--help. */
 static void build_getopt(const struct opt_def *defs, size_t n,
 			 struct option *lo, char *shorts)
 {
@@ -357,8 +358,53 @@ static void build_getopt(const struct opt_def *defs, size_t n,
 				shorts[s++] = ':';
 		}
 	}
-	lo[n] = (struct option){ 0 };
+	lo[n] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[n + 1] = (struct option){ 0 };
+	shorts[s++] = 'h';
 	shorts[s] = '\0';
+}
+
+/* Width of "-c, --config FILE" in --help: the descriptions line up after it. */
+#define HELP_LEFT 28
+
+/* "  -c, --config FILE   text": built from the table, so that no option is
+ * left out of --help. */
+static void help_line(const struct opt_def *d)
+{
+	static const char *const value_names[] = {
+		[OPT_STR] = "VALUE", [OPT_SIZE] = "SIZE", [OPT_UINT] = "N",
+		[OPT_BOOL] = NULL, [OPT_LIST] = "VALUE",
+	};
+	const char *arg = d->arg ? d->arg : value_names[d->type];
+	char left[128];
+
+	snprintf(left, sizeof(left), "%c%c%c --%s%s%s", d->short_name ? '-' : ' ',
+		 d->short_name ? d->short_name : ' ', d->short_name ? ',' : ' ', d->name,
+		 arg ? " " : "", arg ? arg : "");
+	printf("  %-*s  %s\n", HELP_LEFT, left, d->help ? d->help : "");
+}
+
+static void print_help(const struct opt_spec *spec)
+{
+	const char *sep = "";
+
+	printf("usage: %s %s\n", spec->prog, spec->usage ? spec->usage : "[OPTION...]");
+	if (spec->about)
+		printf("%s", spec->about);
+	printf("\nOptions:\n");
+	for (const struct opt_def *d = spec->defs; d->name; d++)
+		help_line(d);
+	help_line(&(struct opt_def){ "help", 'h', OPT_BOOL, 0, true, NULL,
+				     "print this help and exit" });
+	printf("\nEvery option but ");
+	for (const struct opt_def *d = spec->defs; d->name; d++) {
+		if (d->cli_only) {
+			printf("%s--%s", sep, d->name);
+			sep = ", ";
+		}
+	}
+	printf("%s--help is also a config key of the same name.\n", sep);
+	fflush(stdout);
 }
 
 static int short_to_index(const struct opt_def *defs, size_t n, int c)
@@ -373,8 +419,8 @@ int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
 	       int *first_pos, char **config_path)
 {
 	size_t n = count_defs(spec->defs);
-	_cleanup_free_ struct option *lo = calloc(n + 1, sizeof(*lo));
-	_cleanup_free_ char *shorts = calloc(2 * n + 4, 1);
+	_cleanup_free_ struct option *lo = calloc(n + 2, sizeof(*lo));
+	_cleanup_free_ char *shorts = calloc(2 * n + 5, 1);
 	_cleanup_free_ const char **vals = calloc(n, sizeof(*vals));
 	_cleanup_free_ bool *on_cli = calloc(n ? n : 1, sizeof(*on_cli));
 	const char *cfg = NULL;
@@ -388,6 +434,10 @@ int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
 	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
 		int idx = c >= 256 ? c - 256 : short_to_index(spec->defs, n, c);
 
+		if (c == 'h' && idx < 0) {
+			print_help(spec);
+			return OPTS_HELP;
+		}
 		if (c == '?' || c == ':' || idx < 0) {
 			const char *bad = argv[optind - 1];
 

@@ -5,14 +5,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The subcommands' options are in their own --help (from their option
+ * tables), so that this list never falls behind them. */
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: cvmfsd views [-f] [-d] [-c FILE] [--cgroup-root DIR] [--proc-root DIR]\n"
-		   "                    [-o FUSEOPTS] MOUNTPOINT\n"
-		   "       cvmfsd disk [-f] [-d] --name NAME --data DATA --limit SIZE [--inodes N]\n"
-		   "                   [--image DIR[:DIR...]] [--run-dir DIR] [-c FILE]\n"
-		   "                   [-o FUSEOPTS] MOUNTPOINT\n"
-		   "See cvmfsd(8) in doc/cvmfsd.md and doc/cvmfsd-disk.md.\n");
+	fprintf(f, "usage: cvmfsd COMMAND [OPTION...] MOUNTPOINT\n"
+		   "Commands:\n"
+		   "  views   per-container /proc and /sys views over FUSE, one daemon per host\n"
+		   "  disk    the quota-enforced union file system of one workspace\n"
+		   "Every option of a command: 'cvmfsd views --help', 'cvmfsd disk --help'.\n"
+		   "See doc/cvmfsd.md and doc/cvmfsd-disk.md.\n");
 }
 
 int main(int argc, char **argv)

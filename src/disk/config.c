@@ -19,27 +19,46 @@
 #include <string.h>
 
 #define O(field) offsetof(struct disk_config, field)
+/* The help texts are doc/cvmfsd-disk.md's, shortened. */
 static const struct opt_def disk_opts[] = {
-	{ "config", 'c', OPT_STR, O(config), true },
-	{ "foreground", 'f', OPT_BOOL, O(foreground), false },
-	{ "debug", 'd', OPT_BOOL, O(debug), false },
-	{ "name", 0, OPT_STR, O(name), false },
-	{ "data", 0, OPT_STR, O(data), false },
-	{ "limit", 0, OPT_SIZE, O(limit), false },
-	{ "inodes", 0, OPT_UINT, O(inodes), false },
-	{ "image", 0, OPT_LIST, O(image), false },
-	{ "run-dir", 0, OPT_STR, O(run_dir), false },
-	{ "options", 'o', OPT_LIST, O(fuse_opts), false },
-	{ "stat-group", 0, OPT_STR, O(stat_group), false },
-	{ "image-idmap", 0, OPT_STR, O(image_idmap), false },
-	{ "no-passthrough", 0, OPT_BOOL, O(no_passthrough), false },
-	{ "volume", 0, OPT_STR, O(volume), false },
-	{ "volume-dir", 0, OPT_STR, O(volume_dir), false },
-	{ "volume-alloc", 0, OPT_STR, O(volume_alloc), false },
-	{ "lanes", 0, OPT_STR, O(lanes), false },
-	{ "persist", 0, OPT_LIST, O(persist), false },
+	{ "config", 'c', OPT_STR, O(config), true, "FILE",
+	  "config file (default /etc/cvmfs/cvmfs.conf, optional)" },
+	{ "foreground", 'f', OPT_BOOL, O(foreground), false, NULL,
+	  "stay in the foreground, log to stderr (else syslog)" },
+	{ "debug", 'd', OPT_BOOL, O(debug), false, NULL, "per-request tracing" },
+	{ "name", 0, OPT_STR, O(name), false, "NAME",
+	  "workspace name: letters, digits, '.', '_', '-'; not starting with '.' (required)" },
+	{ "data", 0, OPT_STR, O(data), false, "DATA",
+	  "workspace directory: upper/, work/, state, lock (created if missing; required)" },
+	{ "limit", 0, OPT_SIZE, O(limit), false, "SIZE",
+	  "byte limit; K, M, G, T suffixes are powers of 1024 (required)" },
+	{ "inodes", 0, OPT_UINT, O(inodes), false, "N",
+	  "inode limit, image included; 0: none (default: one per 16 KiB of --limit)" },
+	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]",
+	  "image layers, top first; repeated options append" },
+	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
+	  "live figures and pid file under DIR/disk/ (default /run/cvmfs)" },
+	{ "options", 'o', OPT_LIST, O(fuse_opts), false, "FUSEOPTS",
+	  "extra FUSE mount options (allow_other,default_permissions are always set)" },
+	{ "stat-group", 0, OPT_STR, O(stat_group), false, "GROUP",
+	  "make the live figures file 0640 with this group (default 0600, root only)" },
+	{ "image-idmap", 0, OPT_STR, O(image_idmap), false, "UID:GID:COUNT",
+	  "show image files owned by uid/gid N < COUNT as owned by UID+N / GID+N" },
+	{ "no-passthrough", 0, OPT_BOOL, O(no_passthrough), false, NULL,
+	  "never hand reads to the kernel (FUSE passthrough): every read goes through the daemon" },
+	{ "volume", 0, OPT_STR, O(volume), false, "loop|block:PATH|none",
+	  "none (default): DATA is a plain directory; loop or block:PATH: an ext4 volume at DATA" },
+	{ "volume-dir", 0, OPT_STR, O(volume_dir), false, "DIR",
+	  "where loop volumes live (default /var/lib/cvmfs/volumes)" },
+	{ "volume-alloc", 0, OPT_STR, O(volume_alloc), false, "sparse|full",
+	  "a loop volume's file: allocated as the workspace writes (sparse, default) or whole" },
+	{ "lanes", 0, OPT_STR, O(lanes), false, "PATHS",
+	  "':'-separated union paths served straight from the volume (default /home:/var/lib/docker)" },
+	{ "persist", 0, OPT_LIST, O(persist), false, "PATHS",
+	  "':'-separated union paths --discard-upper keeps" },
 	/* once, for a rebuild: a config key would discard at every start */
-	{ "discard-upper", 0, OPT_BOOL, O(discard_upper), true },
+	{ "discard-upper", 0, OPT_BOOL, O(discard_upper), true, NULL,
+	  "before serving, empty DATA/upper except the lanes' and --persist paths, and recount" },
 	OPT_END,
 };
 
@@ -150,10 +169,19 @@ static char *section_name(const char *name)
 	return asprintf(&s, "disk %s", name) < 0 ? NULL : s;
 }
 
+/* 0, a negative errno after one line on stderr, or OPTS_HELP after --help
+ * (the caller exits 0). */
 int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountpoint)
 {
 	const char *const none[] = { NULL };
-	struct opt_spec spec = { PROG, disk_opts, none, DEFAULT_CONFIG };
+	struct opt_spec spec = {
+		PROG, disk_opts, none, DEFAULT_CONFIG,
+		"[OPTION...] --name NAME --data DATA --limit SIZE MOUNTPOINT",
+		"The quota-enforced union file system of a workspace: the image layers and\n"
+		"DATA/upper at MOUNTPOINT, every byte and inode charged against the limit.\n"
+		"Config file sections [disk NAME], then [disk]; the command line wins.\n"
+		"See doc/cvmfsd-disk.md.\n",
+	};
 	struct disk_config ws, def;
 	char *path = NULL, *sect = NULL;
 	int pos, r;

@@ -69,19 +69,6 @@ static int run_steps(struct launch *L)
 	return 0;
 }
 
-static void usage(void)
-{
-	fprintf(stderr,
-		"usage: cvm-launch [-c FILE] --name NAME --image DIR[:DIR...] [--data DATA]\n"
-		"         [--disk SIZE] [--memory SIZE] [--cpus N] [--cpuset LIST] [--pids N]\n"
-		"         [--hostname H] [--net none|host] [--no-userns] [--userns-uid UID]\n"
-		"         [--userns-gid GID] [--userns-count N] [--userns-base ID] [--idmap-dir DIR]\n"
-		"         [--caps LIST] [--unsafe-host-root-caps] [--views MOUNT] [--run-dir DIR]\n"
-		"         [--mnt-dir DIR] [--console pty|inherit] [--rebuild]\n"
-		"         [--volume loop|block:PATH|none] [--volume-dir DIR] [--lanes PATHS]\n"
-		"         [-- CMD [ARG...]]\n");
-}
-
 /* Signals stay blocked in the parent for its whole life: they are taken
  * from a signalfd while the CVM runs, and during setup they wait, so an
  * early SIGTERM still reaches the undo path instead of killing us midway. */
@@ -100,14 +87,10 @@ int main(int argc, char **argv)
 	int r;
 
 	log_setup("cvm-launch", false, false);
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		usage();
-		return 0;
-	}
 	r = launch_parse(&L, argc, argv);
-	if (r < 0) {
+	if (r != 0) { /* an error, or the help printed (OPTS_HELP) */
 		launch_free(&L);
-		return LAUNCH_EXIT_FAIL;
+		return r < 0 ? LAUNCH_EXIT_FAIL : 0;
 	}
 	log_setup("cvm-launch", false, L.o.debug);
 	block_signals();

@@ -19,42 +19,75 @@
 #endif
 
 #define O(f) offsetof(struct launch_opts, f)
+/* The help texts are doc/cvm-launch.md's, shortened. */
 static const struct opt_def launch_defs[] = {
-	{ "config", 'c', OPT_STR, O(config), true },
-	{ "name", 0, OPT_STR, O(name), false },
-	{ "image", 0, OPT_LIST, O(image), false },
-	{ "data", 0, OPT_STR, O(data), false },
-	{ "disk", 0, OPT_SIZE, O(disk), false },
-	{ "memory", 0, OPT_SIZE, O(memory), false },
-	{ "cpus", 0, OPT_STR, O(cpus), false },
-	{ "cpuset", 0, OPT_STR, O(cpuset), false },
-	{ "pids", 0, OPT_UINT, O(pids), false },
-	{ "hostname", 0, OPT_STR, O(hostname), false },
-	{ "net", 0, OPT_STR, O(net), false },
-	{ "userns", 0, OPT_BOOL, O(userns), false },
-	{ "no-userns", 0, OPT_BOOL, O(no_userns), true },
-	{ "unsafe-host-root-caps", 0, OPT_BOOL, O(unsafe_host_root_caps), false },
-	{ "idmap-dir", 0, OPT_STR, O(idmap_dir), false },
-	{ "userns-base", 0, OPT_UINT, O(userns_base), false },
-	{ "userns-uid", 0, OPT_UINT, O(userns_uid), false },
-	{ "userns-gid", 0, OPT_UINT, O(userns_gid), false },
-	{ "userns-count", 0, OPT_UINT, O(userns_count), false },
-	{ "views", 0, OPT_STR, O(views), false },
-	{ "run-dir", 0, OPT_STR, O(run_dir), false },
-	{ "mnt-dir", 0, OPT_STR, O(mnt_dir), false },
-	{ "rebuild", 0, OPT_BOOL, O(rebuild), true },
-	{ "cvmfsd", 0, OPT_STR, O(cvmfsd), false },
-	{ "cgroup-root", 0, OPT_STR, O(cgroup_root), false },
-	{ "caps", 0, OPT_STR, O(caps), false },
-	{ "persist", 0, OPT_LIST, O(persist), false },
-	{ "stop-timeout", 0, OPT_UINT, O(stop_timeout), false },
-	{ "console", 0, OPT_STR, O(console), false },
-	{ "device", 0, OPT_LIST, O(device), false },
-	{ "seccomp", 0, OPT_STR, O(seccomp), false },
-	{ "volume", 0, OPT_STR, O(volume), false },
-	{ "volume-dir", 0, OPT_STR, O(volume_dir), false },
-	{ "lanes", 0, OPT_LIST, O(lanes), false },
-	{ "debug", 'd', OPT_BOOL, O(debug), false },
+	{ "config", 'c', OPT_STR, O(config), true, "FILE",
+	  "config file (default /etc/cvmfs/cvmfs.conf, read if present)" },
+	{ "name", 0, OPT_STR, O(name), false, "NAME",
+	  "letters, digits, '.', '_', '-'; not starting with '.' or '-'; at most 64 (required)" },
+	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]",
+	  "image layers, top first; repeatable (required)" },
+	{ "data", 0, OPT_STR, O(data), false, "DATA",
+	  "workspace directory (default /var/lib/cvmfs/workspaces/NAME)" },
+	{ "disk", 0, OPT_SIZE, O(disk), false, "SIZE",
+	  "disk limit when the launcher starts the disk (default 10G)" },
+	{ "memory", 0, OPT_SIZE, O(memory), false, "SIZE", "memory limit (default: none)" },
+	{ "cpus", 0, OPT_STR, O(cpus), false, "N",
+	  "CPU limit, may be fractional, at least 0.01 (default: none)" },
+	{ "cpuset", 0, OPT_STR, O(cpuset), false, "LIST",
+	  "CPUs the CVM may use, a subset of the host's online CPUs (default: all)" },
+	{ "pids", 0, OPT_UINT, O(pids), false, "N", "task limit (default: none)" },
+	{ "hostname", 0, OPT_STR, O(hostname), false, "H", "host name (default NAME)" },
+	{ "net", 0, OPT_STR, O(net), false, "none|host",
+	  "none (default): own network namespace with lo up; host: the host's" },
+	{ "userns", 0, OPT_BOOL, O(userns), false, NULL,
+	  "run in a user namespace (the default; config: userns = yes)" },
+	{ "no-userns", 0, OPT_BOOL, O(no_userns), true, NULL,
+	  "no user namespace: CVM root is host root (config: userns = no)" },
+	{ "unsafe-host-root-caps", 0, OPT_BOOL, O(unsafe_host_root_caps), false, NULL,
+	  "with --no-userns, allow --caps beyond Docker's set: no security boundary" },
+	{ "idmap-dir", 0, OPT_STR, O(idmap_dir), false, "DIR",
+	  "record of the workspaces' id ranges (default /var/lib/cvmfs/idmap)" },
+	{ "userns-base", 0, OPT_UINT, O(userns_base), false, "ID",
+	  "lowest id of assigned ranges (default 100000000)" },
+	{ "userns-uid", 0, OPT_UINT, O(userns_uid), false, "UID",
+	  "host uid of root inside (default: IDMAP_DIR/NAME, else assigned)" },
+	{ "userns-gid", 0, OPT_UINT, O(userns_gid), false, "GID",
+	  "host gid of root inside (default: as --userns-uid)" },
+	{ "userns-count", 0, OPT_UINT, O(userns_count), false, "N",
+	  "ids in the range (default 65536)" },
+	{ "views", 0, OPT_STR, O(views), false, "MOUNT",
+	  "the views' mountpoint (default /var/lib/cvmfs/views)" },
+	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
+	  "locks, pid and figure files (default /run/cvmfs)" },
+	{ "mnt-dir", 0, OPT_STR, O(mnt_dir), false, "DIR",
+	  "the disk is mounted at DIR/NAME (default /var/lib/cvmfs/mnt)" },
+	{ "rebuild", 0, OPT_BOOL, O(rebuild), true, NULL,
+	  "empty DATA/upper except the --persist paths (and a volume's lanes), then start" },
+	{ "cvmfsd", 0, OPT_STR, O(cvmfsd), false, "PATH",
+	  "the daemon binary (default: the build's, or env CVMFSD)" },
+	{ "cgroup-root", 0, OPT_STR, O(cgroup_root), false, "DIR",
+	  "cgroup hierarchies (default /sys/fs/cgroup), also given to a views daemon started" },
+	{ "caps", 0, OPT_STR, O(caps), false, "LIST",
+	  "capabilities kept, comma-separated: NAME, all, -NAME (default: by mode)" },
+	{ "persist", 0, OPT_LIST, O(persist), false, "PATHS",
+	  "kept by --rebuild (default /home:/var/lib/docker)" },
+	{ "stop-timeout", 0, OPT_UINT, O(stop_timeout), false, "S",
+	  "after SIGTERM or SIGINT, PID 1 gets S seconds before SIGKILL (default 30)" },
+	{ "console", 0, OPT_STR, O(console), false, "pty|inherit",
+	  "CMD's terminal: a new pty (default for systemd) or the launcher's (else)" },
+	{ "device", 0, OPT_LIST, O(device), false, "SPEC",
+	  "grant a device: 'TYPE MAJOR:MINOR [ACCESS]' or '/dev/PATH [ACCESS]'; repeatable" },
+	{ "seccomp", 0, OPT_STR, O(seccomp), false, "default|unconfined",
+	  "the default seccomp filter (when absent), or none" },
+	{ "volume", 0, OPT_STR, O(volume), false, "loop|block:PATH|none",
+	  "the workspace volume (default loop where loop devices work, else none)" },
+	{ "volume-dir", 0, OPT_STR, O(volume_dir), false, "DIR",
+	  "where the disk keeps loop volumes (passed on only when given)" },
+	{ "lanes", 0, OPT_LIST, O(lanes), false, "PATHS",
+	  "paths bound from the volume, ':'-separated (passed on only when given)" },
+	{ "debug", 'd', OPT_BOOL, O(debug), false, NULL,
+	  "time of each step and of the exec of CMD on stderr" },
 	OPT_END,
 };
 #undef O
@@ -96,8 +129,14 @@ static int parse_all(struct launch *L, int argc, char **argv, int *first)
 	const char *name = find_name(argc, argv);
 	_cleanup_free_ char *sect = NULL;
 	const char *sections[] = { "launch", NULL, NULL };
-	struct opt_spec spec = { "cvm-launch", launch_defs, sections,
-				 "/etc/cvmfs/cvmfs.conf" };
+	struct opt_spec spec = {
+		"cvm-launch", launch_defs, sections, "/etc/cvmfs/cvmfs.conf",
+		"[OPTION...] --name NAME --image DIR[:DIR...] [--] [CMD [ARG...]]",
+		"Start a CVM running CMD (default /sbin/init): cgroup, disk, namespaces, views.\n"
+		"Config file sections [launch] and [launch NAME], read in file order; the\n"
+		"command line wins. SIZE takes K, M, G, T (powers of 1024).\n"
+		"See doc/cvm-launch.md.\n",
+	};
 
 	if (name && asprintf(&sect, "launch %s", name) < 0)
 		return -ENOMEM;
@@ -174,6 +213,8 @@ static int check_limits(struct launch *L)
 	return 0;
 }
 
+/* 0, a negative errno after one line on stderr, or OPTS_HELP after --help
+ * (the caller exits 0). */
 int launch_parse(struct launch *L, int argc, char **argv)
 {
 	int first = argc, r;
@@ -183,8 +224,8 @@ int launch_parse(struct launch *L, int argc, char **argv)
 	L->o.userns = true;
 	L->o.disk = L->o.memory = L->o.pids = LIMIT_UNSET;
 	r = parse_all(L, argc, argv, &first);
-	if (r < 0)
-		return r;
+	if (r != 0)
+		return r; /* an error, or OPTS_HELP */
 	if ((r = check_limits(L)) < 0)
 		return r;
 	if (L->o.no_userns && userns_on_cli(argc, argv)) {

@@ -22,15 +22,16 @@ struct stat_opts {
 	char *config;
 	char *run_dir;
 	bool json;
-	bool help;
 };
 
 #define O(field) offsetof(struct stat_opts, field)
 static const struct opt_def stat_opts_defs[] = {
-	{ "config", 'c', OPT_STR, O(config), true },
-	{ "run-dir", 0, OPT_STR, O(run_dir), false },
-	{ "json", 0, OPT_BOOL, O(json), true },
-	{ "help", 'h', OPT_BOOL, O(help), true },
+	{ "config", 'c', OPT_STR, O(config), true, "FILE",
+	  "config file (default /etc/cvmfs/cvmfs.conf, read if present)" },
+	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
+	  "read the figures from DIR/disk/NAME.json (default /run/cvmfs)" },
+	{ "json", 0, OPT_BOOL, O(json), true, NULL,
+	  "print a JSON array of objects with integer byte counts" },
 	OPT_END,
 };
 static const char *const stat_sections[] = { "stat", NULL };
@@ -259,38 +260,38 @@ static int select_names(struct table *t, char **names, int n)
 	return 0;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: cvmfs-stat [--json] [--run-dir DIR] [-c FILE] [NAME...]\n");
-}
-
 int main(int argc, char **argv)
 {
-	struct opt_spec spec = { "cvmfs-stat", stat_opts_defs, stat_sections,
-				 "/etc/cvmfs/cvmfs.conf" };
+	struct opt_spec spec = {
+		"cvmfs-stat", stat_opts_defs, stat_sections, "/etc/cvmfs/cvmfs.conf",
+		"[OPTION...] [NAME...]",
+		"Disk figures of every workspace (with NAMEs, of those only), read from the\n"
+		"files each cvmfsd disk publishes under RUN_DIR/disk. Config file section\n"
+		"[stat]; the command line wins. See doc/cvmfs-stat.md.\n",
+	};
 	struct stat_opts o = { 0 };
 	struct table t = { 0 };
 	int pos, r;
 
 	/* One line naming the bad option or config line is the whole error. */
-	if (opts_parse(&spec, &o, argc, argv, &pos, NULL) < 0) {
+	r = opts_parse(&spec, &o, argc, argv, &pos, NULL);
+	if (r != 0) { /* an error, or the help printed (OPTS_HELP) */
 		opts_free(stat_opts_defs, &o);
-		return 2;
-	}
-	if (o.help) {
-		usage(stdout);
-		return 0;
+		return r < 0 ? 2 : 0;
 	}
 	r = load_all(o.run_dir ? o.run_dir : "/run/cvmfs", &t);
 	if (r < 0) {
 		fprintf(stderr, "cvmfs-stat: %s/disk: %s\n", o.run_dir ? o.run_dir : "/run/cvmfs",
 			strerror(-r));
+		free(t.rows);
+		opts_free(stat_opts_defs, &o);
 		return 1;
 	}
 	if (pos < argc && select_names(&t, argv + pos, argc - pos))
 		r = 1;
 	if (r == 0) {
-		qsort(t.rows, t.n, sizeof(*t.rows), by_name);
+		if (t.n) /* rows is NULL without any: not qsort's to get */
+			qsort(t.rows, t.n, sizeof(*t.rows), by_name);
 		if (o.json)
 			print_json(&t);
 		else {

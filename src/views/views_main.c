@@ -23,20 +23,31 @@
 struct views *V;
 
 #define O(field) offsetof(struct views_config, field)
+/* The help texts are doc/cvmfsd.md's, shortened. */
 static const struct opt_def views_opts[] = {
-	{ "config", 'c', OPT_STR, O(config), true },
-	{ "foreground", 'f', OPT_BOOL, O(foreground), false },
-	{ "debug", 'd', OPT_BOOL, O(debug), false },
-	{ "cgroup-root", 0, OPT_STR, O(cgroup_root), false },
-	{ "proc-root", 0, OPT_STR, O(proc_root), false },
-	{ "sys-root", 0, OPT_STR, O(sys_root), false },
-	{ "options", 'o', OPT_LIST, O(fuse_opts), false },
-	{ "cpu-view", 0, OPT_STR, O(cpu_view), false },
-	{ "ct-parent", 0, OPT_STR, O(ct_parent), false },
-	{ "cache-ms", 0, OPT_UINT, O(cache_ms), false },
-	{ "ct-ttl-ms", 0, OPT_UINT, O(ct_ttl_ms), false },
-	{ "pid-cache-ms", 0, OPT_UINT, O(pid_cache_ms), false },
-	{ "idle-expire-s", 0, OPT_UINT, O(idle_expire_s), false },
+	{ "config", 'c', OPT_STR, O(config), true, "FILE",
+	  "config file (default /etc/cvmfs/cvmfs.conf, read if present)" },
+	{ "foreground", 'f', OPT_BOOL, O(foreground), false, NULL,
+	  "do not daemonise; log to stderr (else syslog)" },
+	{ "debug", 'd', OPT_BOOL, O(debug), false, NULL, "trace every lookup" },
+	{ "cgroup-root", 0, OPT_STR, O(cgroup_root), false, "DIR",
+	  "cgroup hierarchies (default /sys/fs/cgroup)" },
+	{ "proc-root", 0, OPT_STR, O(proc_root), false, "DIR", "host /proc (default /proc)" },
+	{ "sys-root", 0, OPT_STR, O(sys_root), false, "DIR", "host sysfs (default /sys)" },
+	{ "options", 'o', OPT_LIST, O(fuse_opts), false, "FUSEOPTS",
+	  "extra libfuse session options (e.g. debug)" },
+	{ "cpu-view", 0, OPT_STR, O(cpu_view), false, "quota|cpuset",
+	  "visible CPUs: the cpuset cut to the CPU quota (quota, default) or the whole cpuset" },
+	{ "ct-parent", 0, OPT_STR, O(ct_parent), false, "NAME",
+	  "cgroup of the per-container trees (default cvmfs)" },
+	{ "cache-ms", 0, OPT_UINT, O(cache_ms), false, "N",
+	  "lifetime of one reading of a container's cgroup files (default 100)" },
+	{ "ct-ttl-ms", 0, OPT_UINT, O(ct_ttl_ms), false, "N",
+	  "page-cache lifetime of per-container files (default 500)" },
+	{ "pid-cache-ms", 0, OPT_UINT, O(pid_cache_ms), false, "N",
+	  "how long a pid's cgroup is remembered (default 250)" },
+	{ "idle-expire-s", 0, OPT_UINT, O(idle_expire_s), false, "N",
+	  "forget a container not read for N s (default 600)" },
 	OPT_END,
 };
 static const char *const views_sections[] = { "views", NULL };
@@ -51,8 +62,13 @@ static int str_default(char **field, const char *value)
 
 static int views_config_load(int argc, char **argv, char **mountpoint)
 {
-	struct opt_spec spec = { "cvmfsd views", views_opts, views_sections,
-				 "/etc/cvmfs/cvmfs.conf" };
+	struct opt_spec spec = {
+		"cvmfsd views", views_opts, views_sections, "/etc/cvmfs/cvmfs.conf",
+		"[OPTION...] MOUNTPOINT",
+		"Per-container /proc and /sys/devices/system/cpu over FUSE: the shared tree at\n"
+		"MOUNTPOINT, per-container trees at MOUNTPOINT/ct/NAME. Config file section\n"
+		"[views]; the command line wins. See doc/cvmfsd.md.\n",
+	};
 	struct views_config *c = &V->cfg;
 	int pos, r;
 
@@ -61,8 +77,8 @@ static int views_config_load(int argc, char **argv, char **mountpoint)
 	c->pid_cache_ms = 250;
 	c->idle_expire_s = 600;
 	r = opts_parse(&spec, c, argc, argv, &pos, NULL);
-	if (r < 0)
-		return r;
+	if (r != 0)
+		return r; /* an error, or OPTS_HELP: the caller exits 0 */
 	if (pos != argc - 1) {
 		fprintf(stderr, "cvmfsd views: %s\n",
 			pos >= argc ? "missing MOUNTPOINT" : "too many arguments");

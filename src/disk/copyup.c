@@ -193,7 +193,7 @@ int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum are
 int copy_up(struct dnode *n)
 {
 	_cleanup_close_ int upfd = -EBADF;
-	char path[PATH_MAX];
+	_cleanup_free_ char *path = NULL;
 	struct stat st;
 	int r;
 
@@ -210,7 +210,7 @@ int copy_up(struct dnode *n)
 		return upfd;
 	node_lock(n);
 	if (n->layer != 0) {
-		r = node_path(n, path, sizeof(path));
+		r = node_path(n, &path);
 		if (r == 0)
 			r = copy_obj(n->layer, path, upfd, n->name, n->area, &st);
 		if (r == 0) {
@@ -245,13 +245,12 @@ static int tree_copy(const char *rel, uint32_t lmask, int dfd);
 
 static int tree_entry(const char *rel, uint32_t lmask, int dfd, const struct dent *e)
 {
-	char crel[PATH_MAX];
+	_cleanup_free_ char *crel = path_join_dup(rel, e->name);
 	struct found f;
 	struct stat st;
 	_cleanup_close_ int cfd = -EBADF;
-	int r;
+	int r = crel ? 0 : -ENOMEM;
 
-	r = path_join(crel, sizeof(crel), rel, e->name);
 	if (r == 0)
 		r = union_lookup(rel, true, lmask, e->name, &f);
 	if (r < 0)
@@ -293,12 +292,12 @@ static int tree_copy(const char *rel, uint32_t lmask, int dfd)
 /* A node below a copied tree now stands for its upper object. */
 static void node_resync(struct dnode *n, void *arg)
 {
-	char path[PATH_MAX];
+	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	struct stat st;
 
 	(void)arg;
-	if (node_path(n, path, sizeof(path)) < 0)
+	if (node_path(n, &path) < 0)
 		return;
 	fd = layer_open(0, path, O_PATH | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -320,7 +319,7 @@ static void node_resync(struct dnode *n, void *arg)
 int copy_up_tree(struct dnode *dir)
 {
 	_cleanup_close_ int dfd = -EBADF;
-	char path[PATH_MAX];
+	_cleanup_free_ char *path = NULL;
 	uint32_t lmask;
 	int r = copy_up(dir);
 
@@ -331,7 +330,7 @@ int copy_up_tree(struct dnode *dir)
 	node_unlock(dir);
 	if (!lmask)
 		return 0;
-	r = node_path(dir, path, sizeof(path));
+	r = node_path(dir, &path);
 	if (r < 0)
 		return r;
 	dfd = node_open(dir, O_PATH | O_DIRECTORY);

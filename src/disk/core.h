@@ -115,3 +115,5 @@ bool name_valid(const char *name);
 /* buf = dir "/" name (dir "." gives name alone); buf may be dir itself.
  * -ENAMETOOLONG when it does not fit in size. */
 int path_join(char *buf, size_t size, const char *dir, const char *name);
+/* The same on the heap, of any length (NULL: out of memory). */
+char *path_join_dup(const char *dir, const char *name);

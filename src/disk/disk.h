@@ -189,6 +189,8 @@ void node_forget(struct dnode *n, uint64_t nlookup);
 void nodes_maintain(void);
 /* The node now lives at (p, name) (rename); ns_lock held for writing. */
 int node_move(struct dnode *n, struct dnode *p, const char *name);
+/* The area a name below parent is in (ns_lock held). */
+enum area node_area_of(struct dnode *parent, const char *name);
 void node_unref(struct dnode *n);
 /* Re-key a node after its object changed (copy-up) or died (unlink). */
 void node_set_real(struct dnode *n, unsigned layer, uint64_t real_ino);
@@ -202,15 +204,18 @@ void node_keep_handle(struct dnode *n);
 uint64_t ino_for(unsigned layer, uint64_t real_ino);
 
 /* path.c: resolution beneath layer roots */
-int node_path(struct dnode *n, char *buf, size_t size);
+/* n's union path ("a/b/c", "." for the root) on the heap, of any length:
+ * *out is the caller's to free. ns_lock held. */
+int node_path(struct dnode *n, char **out);
 /* Where a directory's entries are looked for: its union path, whether the
  * upper layer has it, and the image layers merged in. ns_lock held. */
 struct dir_where {
 	bool upper;
 	uint32_t lmask;
-	char path[PATH_MAX];
+	char *path; /* node_path's */
 };
 int node_dir_where(struct dnode *dir, struct dir_where *w);
+void dir_where_done(struct dir_where *w);
 int layer_open(unsigned layer, const char *rel, int flags);
 /* --image-idmap: the owner an image file shows (and keeps when copied up). */
 void image_owner(struct stat *st);

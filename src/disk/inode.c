@@ -24,6 +24,8 @@
  * so a node found by number needs no extra hold. */
 #include "disk.h"
 
+#include "cvmfs/cleanup.h"
+
 #include "cvmfs/log.h"
 
 #include <errno.h>
@@ -328,6 +330,19 @@ static void node_publish_ino(struct dnode *n, uint64_t want)
 	urcu_memb_read_unlock();
 }
 
+/* The area of name below parent: the parent's, unless the parent is in
+ * no area, where the path may be an area's root (home, var/lib/docker). */
+enum area node_area_of(struct dnode *parent, const char *name)
+{
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+
+	if (parent != D->root && parent->area != AREA_OTHER)
+		return parent->area;
+	if (node_path(parent, &dir) < 0 || !(path = path_join_dup(dir, name)))
+		return AREA_OTHER;
+	return area_of_path(path);
+}
+
 /* A node with its name stored inline, counted in D->nodes. */
 static struct dnode *node_alloc(const char *name)
 {
@@ -350,7 +365,6 @@ static struct dnode *node_new(struct dnode *parent, const char *name, unsigned l
 			      uint32_t lmask, const struct stat *st)
 {
 	struct dnode *n = node_alloc(name);
-	char path[PATH_MAX];
 
 	if (!n)
 		return NULL;
@@ -360,11 +374,7 @@ static struct dnode *node_new(struct dnode *parent, const char *name, unsigned l
 	n->lmask = lmask;
 	n->real_ino = st->st_ino;
 	n->refs = 1;
-	n->area = node_path(parent, path, sizeof(path)) < 0 ? AREA_OTHER : parent->area;
-	if (parent == D->root || parent->area == AREA_OTHER) {
-		if (path_join(path, sizeof(path), path, name) == 0)
-			n->area = area_of_path(path);
-	}
+	n->area = (uint8_t)node_area_of(parent, name);
 	if (layer == 0) {
 		n->charged_bytes = blocks_bytes(st);
 		n->charged_inode = true;

@@ -185,7 +185,10 @@ int node_lookup(struct dnode *parent, const char *name, struct found *f)
 	struct dir_where w;
 	int r = node_dir_where(parent, &w);
 
-	return r < 0 ? r : union_lookup(w.path, w.upper, w.lmask, name, f);
+	if (r == 0)
+		r = union_lookup(w.path, w.upper, w.lmask, name, f);
+	dir_where_done(&w);
+	return r;
 }
 
 int tmp_name(char *buf, size_t size)

@@ -11,6 +11,15 @@ bool name_valid(const char *name)
 	       strlen(name) <= 255;
 }
 
+char *path_join_dup(const char *dir, const char *name)
+{
+	char *s;
+
+	if (!strcmp(dir, "."))
+		return strdup(name);
+	return asprintf(&s, "%s/%s", dir, name) < 0 ? NULL : s;
+}
+
 int path_join(char *buf, size_t size, const char *dir, const char *name)
 {
 	size_t dlen = strlen(dir); /* before buf (maybe dir) is appended to */

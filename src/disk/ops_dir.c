@@ -44,7 +44,10 @@ static int listing_fill(struct dnode *n, struct dlist *l)
 	struct dir_where w;
 	int r = node_dir_where(n, &w);
 
-	return r < 0 ? r : dir_list(w.path, w.upper, w.lmask, l);
+	if (r == 0)
+		r = dir_list(w.path, w.upper, w.lmask, l);
+	dir_where_done(&w);
+	return r;
 }
 
 /* The listing of ino for a read at off: the one in progress, moved out of
@@ -167,6 +170,8 @@ static int plus_start(struct plus *c, struct dnode *dir, size_t size)
 	c->got = calloc(size / 128 + 1, sizeof(*c->got));
 	c->ngot = 0;
 	layer_dirs_init(&c->ld, c->w.path);
+	if (!c->got)
+		dir_where_done(&c->w);
 	return c->got ? 0 : -ENOMEM;
 }
 
@@ -195,6 +200,7 @@ static void plus_finish(struct plus *c, bool delivered)
 		for (size_t i = 0; i < c->ngot; i++)
 			node_forget(c->got[i], 1);
 	layer_dirs_close(&c->ld);
+	dir_where_done(&c->w);
 	free(c->got);
 }
 

@@ -160,7 +160,6 @@ static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct m
 	struct dnode *p = node_get(parent);
 	_cleanup_close_ int pfd = -EBADF;
 	int64_t res = mk_reserve_bytes(m);
-	char crel[PATH_MAX];
 	struct stat pst;
 	int fd, r;
 
@@ -178,9 +177,8 @@ static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct m
 	}
 	mk_owner(req, &pst, m);
 	fd = mk_at(pfd, name, m);
-	if (fd == -EEXIST && node_path(p, crel, sizeof(crel)) == 0 &&
-	    path_join(crel, sizeof(crel), crel, name) == 0)
-		fd = mk_over_whiteout(pfd, name, m, area_of_path(crel));
+	if (fd == -EEXIST)
+		fd = mk_over_whiteout(pfd, name, m, node_area_of(p, name));
 	if (fd < 0 || fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
 		charge_unreserve(res, 1);
 		return fd < 0 ? fd : -errno;
@@ -329,7 +327,6 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	NS_READ();
 	struct dnode *n = node_get(ino), *np = node_get(newparent), *nn;
 	_cleanup_close_ int pfd = -EBADF, sfd = -EBADF;
-	char crel[PATH_MAX];
 	struct stat st;
 	int r;
 
@@ -346,9 +343,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	if (r == 0 && (sfd = node_open(n, O_PATH | O_NOFOLLOW)) < 0)
 		r = sfd;
 	if (r == 0)
-		r = node_path(np, crel, sizeof(crel));
-	if (r == 0 && (r = path_join(crel, sizeof(crel), crel, newname)) == 0)
-		r = link_at(sfd, pfd, newname, area_of_path(crel));
+		r = link_at(sfd, pfd, newname, node_area_of(np, newname));
 	if (r == 0 && fstat(sfd, &st) < 0)
 		r = -errno;
 	if (r < 0) {

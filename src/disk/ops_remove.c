@@ -7,6 +7,7 @@
 #include "cvmfs/cleanup.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,24 +25,31 @@ static bool lower_has(struct dnode *p, const char *prel, const char *name)
 
 struct target {
 	struct dnode *p;
-	char prel[PATH_MAX], crel[PATH_MAX];
+	char *prel, *crel; /* union paths of the parent and the target */
 	struct found f;
 	bool whiteout;
 	enum area ar;
 };
 
+static void target_done(struct target *t)
+{
+	free(t->prel);
+	free(t->crel);
+}
+
 static int target_find(fuse_ino_t parent, const char *name, struct target *t)
 {
 	int r;
 
+	*t = (struct target){ 0 };
 	t->p = node_get(parent);
 	if (!t->p)
 		return -ESTALE;
 	r = node_lookup(t->p, name, &t->f);
 	if (r == 0)
-		r = node_path(t->p, t->prel, sizeof(t->prel));
-	if (r == 0)
-		r = path_join(t->crel, sizeof(t->crel), t->prel, name);
+		r = node_path(t->p, &t->prel);
+	if (r == 0 && !(t->crel = path_join_dup(t->prel, name)))
+		r = -ENOMEM;
 	if (r < 0)
 		return r;
 	t->whiteout = lower_has(t->p, t->prel, name);
@@ -119,6 +127,7 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = -EISDIR;
 	if (r == 0)
 		r = t.f.layer == 0 ? remove_upper(&t, name, false) : remove_lower(&t, name);
+	target_done(&t);
 	fuse_reply_err(req, -r);
 }
 
@@ -139,5 +148,6 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (r == 0)
 		r = t.f.layer == 0 ? remove_upper(&t, name, true) : remove_lower(&t, name);
+	target_done(&t);
 	fuse_reply_err(req, -r);
 }

@@ -25,7 +25,7 @@
 struct side {
 	struct dnode *p;
 	const char *name;
-	char prel[PATH_MAX], rel[PATH_MAX];
+	char *prel, *rel; /* union paths of the parent and of the name */
 	bool exists, lower_has;
 	struct found f;
 	struct dnode *n; /* the object's node, held */
@@ -44,9 +44,9 @@ static int side_init(struct side *s, fuse_ino_t parent, const char *name)
 		return -ESTALE;
 	if (!name_valid(name))
 		return -EINVAL;
-	r = node_path(s->p, s->prel, sizeof(s->prel));
-	if (r == 0)
-		r = path_join(s->rel, sizeof(s->rel), s->prel, name);
+	r = node_path(s->p, &s->prel);
+	if (r == 0 && !(s->rel = path_join_dup(s->prel, name)))
+		r = -ENOMEM;
 	if (r < 0)
 		return r;
 	r = node_lookup(s->p, name, &s->f);
@@ -71,6 +71,9 @@ static int side_hold(struct side *s)
 
 static void side_release(struct side *s)
 {
+	free(s->prel);
+	free(s->rel);
+	s->prel = s->rel = NULL;
 	if (!s->n)
 		return;
 	if (s->temp)
@@ -116,10 +119,10 @@ static int check_target(const struct side *src, const struct side *dst, unsigned
 
 static void node_area_update(struct dnode *n, void *arg)
 {
-	char path[PATH_MAX];
+	_cleanup_free_ char *path = NULL;
 
 	(void)arg;
-	if (node_path(n, path, sizeof(path)) == 0)
+	if (node_path(n, &path) == 0)
 		n->area = area_of_path(path);
 }
 

@@ -8,43 +8,46 @@
  * O_PATH | O_NOFOLLOW and fails with ELOOP otherwise. */
 #include "disk.h"
 
+#include "cvmfs/cleanup.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define MAX_DEPTH 2048
 
-/* "a/b/c" for a node below the root, "." for the root. ns_lock held. */
-int node_path(struct dnode *n, char *buf, size_t size)
+/* Union paths have no length limit of their own (the kernel has none for a
+ * tree, only for one system call's path), so they are built on the heap:
+ * first the length, walking up, then the names from the end. */
+int node_path(struct dnode *n, char **out)
 {
-	const char *names[MAX_DEPTH];
-	unsigned depth = 0;
 	size_t len = 0;
+	char *buf;
 
-	for (; n && n->parent; n = n->parent) {
-		if (depth == MAX_DEPTH)
-			return -ENAMETOOLONG;
-		names[depth++] = n->name;
+	for (struct dnode *m = n; m && m->parent; m = m->parent)
+		len += strlen(m->name) + 1;
+	*out = buf = malloc(len ? len : 2);
+	if (!buf)
+		return -ENOMEM;
+	if (!len) {
+		strcpy(buf, ".");
+		return 0;
 	}
-	if (!depth)
-		return snprintf(buf, size, ".") < (int)size ? 0 : -ENAMETOOLONG;
-	while (depth--) {
-		size_t l = strlen(names[depth]);
+	buf[--len] = '\0';
+	for (struct dnode *m = n; m && m->parent; m = m->parent) {
+		size_t l = strlen(m->name);
 
-		if (len + l + 2 > size)
-			return -ENAMETOOLONG;
+		len -= l;
+		memcpy(buf + len, m->name, l);
 		if (len)
-			buf[len++] = '/';
-		memcpy(buf + len, names[depth], l);
-		len += l;
+			buf[--len] = '/';
 	}
-	buf[len] = '\0';
 	return 0;
 }
 
@@ -54,19 +57,57 @@ int node_dir_where(struct dnode *dir, struct dir_where *w)
 	w->upper = dir->layer == 0;
 	w->lmask = dir->lmask;
 	node_unlock(dir);
-	return node_path(dir, w->path, sizeof(w->path));
+	return node_path(dir, &w->path);
 }
 
-int layer_open(unsigned layer, const char *rel, int flags)
+void dir_where_done(struct dir_where *w)
+{
+	free(w->path);
+	w->path = NULL;
+}
+
+static int layer_openat(int dirfd, const char *rel, int flags)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
 			   RESOLVE_NO_XDEV,
 	};
-	long fd = syscall(SYS_openat2, D->layers[layer].fd, rel, &how, sizeof(how));
+	long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
 
 	return fd < 0 ? -errno : (int)fd;
+}
+
+/* A path longer than one system call takes is walked in pieces, each
+ * beneath the directory the one before opened, with the same rules. */
+int layer_open(unsigned layer, const char *rel, int flags)
+{
+	char piece[PATH_MAX];
+	int dirfd = D->layers[layer].fd, fd;
+
+	while (strlen(rel) >= sizeof(piece)) {
+		const char *cut = rel + sizeof(piece) - 1;
+
+		while (cut > rel && *cut != '/')
+			cut--;
+		if (cut == rel) /* a name longer than PATH_MAX: no file has it */
+			fd = -ENAMETOOLONG;
+		else {
+			memcpy(piece, rel, (size_t)(cut - rel));
+			piece[cut - rel] = '\0';
+			fd = layer_openat(dirfd, piece, O_PATH | O_DIRECTORY);
+		}
+		if (dirfd != D->layers[layer].fd)
+			close(dirfd);
+		if (fd < 0)
+			return fd;
+		dirfd = fd;
+		rel = cut + 1;
+	}
+	fd = layer_openat(dirfd, rel, flags);
+	if (dirfd != D->layers[layer].fd)
+		close(dirfd);
+	return fd;
 }
 
 /* An unlinked open object has no path: reopen it through the O_PATH fd it
@@ -88,7 +129,7 @@ static int orphan_open(int orphan_fd, int flags)
 
 int node_open(struct dnode *n, int flags)
 {
-	char path[PATH_MAX];
+	_cleanup_free_ char *path = NULL;
 	int fd, r;
 
 	node_lock(n);
@@ -102,7 +143,7 @@ int node_open(struct dnode *n, int flags)
 		node_unlock(n);
 		return fd < 0 ? -errno : fd;
 	}
-	r = node_path(n, path, sizeof(path));
+	r = node_path(n, &path);
 	fd = r < 0 ? r : layer_open(n->layer, path, flags);
 	node_unlock(n);
 	return fd;

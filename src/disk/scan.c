@@ -90,11 +90,14 @@ static int walk_entry(struct walk *w, int dfd, const char *name, size_t plen, en
 
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (plen + nlen + 2 >= sizeof(w->path))
-		return -ENAMETOOLONG;
-	if (plen)
-		w->path[plen++] = '/';
-	memcpy(w->path + plen, name, nlen + 1);
+	/* The path only tells the area, which its first names decide: deeper
+	 * than the buffer, it stays at the prefix it has (same area). */
+	if (plen + nlen + 2 < sizeof(w->path)) {
+		if (plen)
+			w->path[plen++] = '/';
+		memcpy(w->path + plen, name, nlen + 1);
+		plen += nlen;
+	}
 	if (ar == AREA_OTHER)
 		car = area_of_path(w->path);
 	r = count(w, &st, car);
@@ -103,7 +106,7 @@ static int walk_entry(struct walk *w, int dfd, const char *name, size_t plen, en
 	cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (cfd < 0)
 		return -errno;
-	return walk_dir(w, cfd, plen + nlen, car);
+	return walk_dir(w, cfd, plen, car);
 }
 
 /* Takes dfd. */
@@ -197,9 +200,12 @@ static void amove_entry(struct amove *m, int dfd, const char *name)
 	struct stat st;
 	int cfd;
 
-	if (path_join(m->oldp, sizeof(m->oldp), m->oldp, name) < 0 ||
-	    path_join(m->newp, sizeof(m->newp), m->newp, name) < 0 ||
-	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	/* As in walk_entry: past the buffer, the prefix tells the area. */
+	if (path_join(m->oldp, sizeof(m->oldp), m->oldp, name) < 0)
+		m->oldp[ol] = '\0';
+	if (path_join(m->newp, sizeof(m->newp), m->newp, name) < 0)
+		m->newp[nl] = '\0';
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		goto out;
 	amove_one(m, &st);
 	if (S_ISDIR(st.st_mode)) {

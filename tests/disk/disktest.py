@@ -241,19 +241,25 @@ def recount(upper, images):
         fig['inodes_used'] += 1
         fig[area + '_bytes'] += st.st_blocks * 512
 
+    # fwalk: through directory fds, so that trees deeper than a path the
+    # kernel takes (test_deep) are counted too. A missing tree counts
+    # nothing (as os.walk).
+    def fwalk(top):
+        return os.fwalk(top) if os.path.isdir(top) else ()
+
     for layer in images:
-        for root, dirs, files in os.walk(layer):
+        for root, dirs, files, dfd in fwalk(layer):
             if root == layer:
-                add(os.lstat(root), 'image')
+                add(os.fstat(dfd), 'image')
             for n in dirs + files:
-                add(os.lstat(os.path.join(root, n)), 'image')
-    for root, dirs, files in os.walk(upper):
+                add(os.lstat(n, dir_fd=dfd), 'image')
+    for root, dirs, files, dfd in fwalk(upper):
         rel = os.path.relpath(root, upper)
         if rel == '.':
-            add(os.lstat(root), 'other')
+            add(os.fstat(dfd), 'other')
             rel = ''
         for n in sorted(dirs + files):
-            add(os.lstat(os.path.join(root, n)), area_of(os.path.join(rel, n)))
+            add(os.lstat(n, dir_fd=dfd), area_of(os.path.join(rel, n)))
     return fig
 
 

@@ -4,8 +4,10 @@
  * (DATA/state if it was left by a clean stop with the same image list,
  * else a full recount) -> DATA/state marked unclean -> daemonise -> mount
  * -> pid file and live figures -> readiness byte to the parent.
- * Signals: SIGHUP re-reads the limits; SIGTERM/SIGINT stop: unmount, wait
- * for the last request, persist a clean DATA/state, publish "stopped". */
+ * Signals: SIGHUP re-reads the limits; SIGTERM/SIGINT stop: detach the
+ * mount, end the FUSE connection (also for copies of the mount in other
+ * namespaces), wait for the last request read, persist a clean DATA/state,
+ * publish "stopped". */
 #include "disk.h"
 #include "disk_main.h"
 #include "volume.h"
@@ -18,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@
 #include <sys/mount.h>
 #include <sys/vfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -192,10 +197,17 @@ static int load_usage(void)
 
 /* ---- FUSE session ---- */
 
+#define FUSECTL_DIR "/sys/fs/fuse/connections"
+#define FUSECTL_MAGIC 0x65735543 /* FUSE_CTL_SUPER_MAGIC */
+#define STOP_GRACE_S 1 /* for the connection to end by itself once detached */
+#define STOP_WAIT_S 10 /* for the last request read, in all */
+
 static struct fuse_session *se;
 static pthread_t loop_thread;
 static bool loop_running;
-static char mnt_path[PATH_MAX];
+static char mnt_path[PATH_MAX]; /* as given, for messages */
+static char mnt_real[PATH_MAX]; /* canonical, as /proc/self/mountinfo has it */
+static dev_t conn_dev; /* our mount's st_dev; its minor names the connection in fusectl */
 
 static void *session_loop(void *arg)
 {
@@ -206,7 +218,8 @@ static void *session_loop(void *arg)
 	fuse_loop_cfg_set_idle_threads(cfg, 8);
 	fuse_session_loop_mt(se, cfg);
 	fuse_loop_cfg_destroy(cfg);
-	/* Unmounted from outside (fusermount3 -u): stop the daemon. */
+	/* The connection ended without us: its last mount went (fusermount3 -u
+	 * with no copy left in another namespace) or it was aborted. Stop. */
 	if (!__atomic_load_n(&D->stopping, __ATOMIC_ACQUIRE))
 		kill(getpid(), SIGTERM);
 	return NULL;
@@ -230,8 +243,10 @@ static void mountinfo_unescape(char *s)
 	*out = '\0';
 }
 
-/* The FUSE file system type mounted on PATH (canonical), or false. */
-static bool fuse_mounted_at(const char *path, char *fstype, size_t size)
+/* The last mount at PATH (canonical) in /proc/self/mountinfo, of a FUSE
+ * type if fuse_only (the last one mounted: what a lookup of PATH reaches
+ * when !fuse_only): its type and device. False if there is none. */
+static bool mount_at(const char *path, bool fuse_only, char *fstype, size_t size, dev_t *dev)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
 	_cleanup_free_ char *line = NULL;
@@ -239,17 +254,21 @@ static bool fuse_mounted_at(const char *path, char *fstype, size_t size)
 	bool found = false;
 
 	while (f && getline(&line, &cap, f) > 0) {
-		char *save = NULL, *mnt = NULL, *sep = strstr(line, " - "), *type;
+		char *save = NULL, *fld[5] = { 0 }, *sep = strstr(line, " - "), *type;
+		unsigned maj, min;
 
 		for (int i = 0; i < 5; i++)
-			mnt = strtok_r(i ? NULL : line, " ", &save);
-		if (!mnt || !sep || !(type = strtok_r(sep + 3, " ", &save)))
+			fld[i] = strtok_r(i ? NULL : line, " ", &save);
+		if (!fld[4] || !sep || !(type = strtok_r(sep + 3, " ", &save)) ||
+		    sscanf(fld[2], "%u:%u", &maj, &min) != 2)
 			continue;
-		mountinfo_unescape(mnt);
-		if (!strcmp(mnt, path) && !strncmp(type, "fuse", 4)) {
-			snprintf(fstype, size, "%s", type); /* the last one mounted wins */
-			found = true;
-		}
+		mountinfo_unescape(fld[4]);
+		if (strcmp(fld[4], path) || (fuse_only && strncmp(type, "fuse", 4)))
+			continue;
+		snprintf(fstype, size, "%s", type);
+		if (dev)
+			*dev = makedev(maj, min);
+		found = true;
 	}
 	return found;
 }
@@ -270,7 +289,7 @@ static int check_mountpoint(const char *path)
 		 * ENOSYS the kernel opens its directories without asking, so a
 		 * dead mount opens fine; STATFS always asks (ENOTCONN). */
 		if (statfs(path, &sf) == 0) {
-			if (realpath(path, real) && fuse_mounted_at(real, fstype, sizeof(fstype))) {
+			if (realpath(path, real) && mount_at(real, true, fstype, sizeof(fstype), NULL)) {
 				fprintf(stderr, "cvmfsd disk: %s: already mounted (%s) by a running daemon: %s\n",
 					path, fstype, strerror(EBUSY));
 				return -EBUSY;
@@ -293,6 +312,22 @@ static int check_mountpoint(const char *path)
 	return -EBUSY;
 }
 
+/* Our mount and connection as the kernel names them (MNT canonical before
+ * it is mounted: no lookup into the mount before the loop answers INIT). */
+static int session_mount(const char *mnt)
+{
+	char type[256];
+
+	if (!realpath(mnt, mnt_real))
+		snprintf(mnt_real, sizeof(mnt_real), "%s", mnt);
+	if (fuse_session_mount(se, mnt) != 0)
+		return -EIO;
+	if (!mount_at(mnt_real, true, type, sizeof(type), &conn_dev))
+		log_warn("%s: not in /proc/self/mountinfo: a stop cannot end its copies elsewhere",
+			 mnt);
+	return 0;
+}
+
 static int session_start(const char *mnt)
 {
 	char opts[4096];
@@ -311,7 +346,7 @@ static int session_start(const char *mnt)
 		log_error("-o %s: cannot start a FUSE session", opts);
 		return -EINVAL;
 	}
-	if (fuse_session_mount(se, mnt) != 0) {
+	if (session_mount(mnt) < 0) {
 		log_error("%s: cannot mount", mnt);
 		fuse_session_destroy(se);
 		se = D->se = NULL;
@@ -327,27 +362,137 @@ static int session_start(const char *mnt)
 	return 0;
 }
 
-/* True when every request has been answered (safe to persist as clean). */
-static bool session_stop(void)
+/* Does a lookup of MNT reach our mount? Not once it was unmounted from
+ * outside (MNT may then hold anything) or something was mounted over it. */
+static bool mount_is_ours(void)
+{
+	char type[256];
+	dev_t dev;
+
+	return conn_dev && mount_at(mnt_real, false, type, sizeof(type), &dev) && dev == conn_dev;
+}
+
+/* False once the connection has ended: /dev/fuse polls POLLERR when the
+ * last mount of it went or it was aborted. */
+static bool conn_alive(void)
+{
+	struct pollfd p = { .fd = fuse_session_fd(se) };
+
+	return p.fd >= 0 && !(poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLNVAL)));
+}
+
+/* Writes our connection's abort file in fusectl at DIR. Opened while the
+ * connection is alive, the file is ours (its name, the minor of our
+ * st_dev, is not given to another mount before our connection ends);
+ * written after it ended, it does nothing. */
+static int conn_abort_at(const char *dir)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -EBADF;
+
+	snprintf(path, sizeof(path), "%s/%u/abort", dir, minor(conn_dev));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return conn_alive() ? -errno : 0; /* no entry: the connection has ended */
+	if (conn_alive() && write(fd, "1", 1) < 0)
+		return -errno;
+	return 0;
+}
+
+/* fusectl is not mounted on a fresh machine: this thread mounts it in a
+ * mount namespace of its own, private (nothing shows or propagates
+ * outside), which goes away with the thread. unshare(CLONE_NEWNS) takes
+ * the calling thread alone into it. */
+static void *conn_abort_private(void *arg)
+{
+	int *r = arg;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("fusectl", FUSECTL_DIR, "fusectl", 0, NULL) < 0)
+		*r = -errno;
+	else
+		*r = conn_abort_at(FUSECTL_DIR);
+	return NULL;
+}
+
+/* Ends our connection for every mount of it, in every namespace (what
+ * fusermount3 -u or our detach cannot do): requests not yet read fail,
+ * later ones get ENOTCONN, reads of /dev/fuse ENODEV, so the loop ends;
+ * requests already read complete, their replies failing harmlessly.
+ * (umount2(MNT_FORCE) aborts too, but only a mount still attached here.) */
+static int conn_abort(void)
+{
+	struct statfs sf;
+	pthread_t t;
+	int r = -ENOENT, e;
+
+	if (!conn_dev)
+		return r;
+	if (statfs(FUSECTL_DIR, &sf) == 0 && sf.f_type == FUSECTL_MAGIC)
+		return conn_abort_at(FUSECTL_DIR);
+	e = pthread_create(&t, NULL, conn_abort_private, &r);
+	if (e)
+		return -e;
+	pthread_join(t, NULL);
+	return r;
+}
+
+/* Waits up to S seconds for the loop thread (all its workers joined). */
+static bool loop_join(int s)
 {
 	struct timespec ts;
+
+	if (!loop_running)
+		return true;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += s;
+	if (pthread_timedjoin_np(loop_thread, NULL, &ts) != 0)
+		return false;
+	loop_running = false;
+	return true;
+}
+
+/* Detaches our mount (MNT_DETACH: what is open in it stays usable) with
+ * /dev/fuse still open, so that requests in flight get their replies.
+ * With no other user the connection ends at once. */
+static void session_detach(void)
+{
+	if (!mount_is_ours())
+		return; /* unmounted from outside: what is at MNT is not ours */
+	if (umount2(mnt_real, MNT_DETACH) < 0)
+		log_warn("%s: detaching: %s", mnt_path, strerror(errno));
+}
+
+/* True when every request read has been answered (safe to persist as
+ * clean). Copies of the mount in other mount namespaces (a CVM's root,
+ * dockerd's) or files open in the detached mount keep the connection
+ * alive, and the daemon cannot see their users: after a short grace the
+ * connection is aborted for all of them (they get ENOTCONN), which ends
+ * the loop once the requests it read are done. */
+static bool session_stop(void)
+{
+	int r;
 
 	if (!se)
 		return true;
 	__atomic_store_n(&D->stopping, true, __ATOMIC_RELEASE);
 	fuse_session_exit(se);
-	/* Detaches (MNT_DETACH as root); the connection ends with the last user. */
-	fuse_session_unmount(se);
-	if (loop_running) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 10;
-		if (pthread_timedjoin_np(loop_thread, NULL, &ts) != 0) {
+	session_detach();
+	if (!loop_join(STOP_GRACE_S)) {
+		if ((r = conn_abort()) < 0)
+			log_warn("%s: cannot abort the FUSE connection (fusectl): %s", mnt_path,
+				 strerror(-r));
+		if (!loop_join(STOP_WAIT_S - STOP_GRACE_S)) {
 			log_warn("%s: still in use (%llu inodes known); usage will be recounted at next start",
 				 mnt_path, (unsigned long long)__atomic_load_n(&D->nodes, __ATOMIC_RELAXED));
 			return false;
 		}
-		loop_running = false;
 	}
+	/* The loop also ends after a request answered once stopping, the
+	 * connection maybe still alive: end it before libfuse looks at MNT. */
+	if (conn_alive() && conn_abort() < 0 && !mount_is_ours())
+		return true; /* closed at exit; MNT is not ours to unmount */
+	fuse_session_unmount(se); /* closes /dev/fuse; unmounts only a live connection */
 	fuse_session_destroy(se);
 	se = D->se = NULL;
 	return true;

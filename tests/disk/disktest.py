@@ -13,6 +13,7 @@ collected here (Results.not_checked).
 
 import atexit
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -325,6 +326,17 @@ def run_as_nobody(cmd, **kw):
     env = dict(kw.pop('env', os.environ), PATH='/usr/sbin:/usr/bin:/sbin:/bin')
     return subprocess.run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] + cmd,
                           capture_output=True, text=True, env=env, **kw)
+
+
+def attempt(log, label, fn):
+    """Runs fn() and appends (label, its result or 'errno NAME') to log:
+    the same steps on the union and on the host compare step by step."""
+    try:
+        out = fn()
+    except OSError as e:
+        out = 'errno %s' % errno.errorcode.get(e.errno, e.errno)
+    log.append((label, out))
+    return out
 
 
 def write_file(path, data, mode=None):

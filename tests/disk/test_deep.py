@@ -6,7 +6,6 @@ pieces). From a directory 10 levels below the mount, paths of 4,095 bytes
 with the same results as on the host's filesystem; below them a tree goes
 on deeper through directory fds; the charge equals a recount, and a
 restart after kill -9 recounts the deep tree and still serves it."""
-import errno
 import os
 import shutil
 import sys
@@ -25,15 +24,6 @@ NAME = 'n' * 255
 DIRS = '/'.join([NAME] * 15)
 FILE = DIRS + '/' + 'f' * 255
 assert len(FILE) == 4095
-
-
-def attempt(log, label, fn):
-    try:
-        out = fn()
-    except OSError as e:
-        out = 'errno %s' % errno.errorcode.get(e.errno, e.errno)
-    log.append((label, out))
-    return out
 
 
 def write(rel, data):
@@ -61,8 +51,8 @@ def deeper(dfd, levels, log):
         fd = os.open('bottom', os.O_RDWR | os.O_CREAT, 0o600, dir_fd=dfd)
         os.write(fd, b'b' * 10000)
         os.close(fd)
-        attempt(log, 'deeper: stat', lambda: os.stat('bottom', dir_fd=dfd).st_size)
-        attempt(log, 'deeper: listdir', lambda: sorted(os.listdir(dfd)))
+        dt.attempt(log, 'deeper: stat', lambda: os.stat('bottom', dir_fd=dfd).st_size)
+        dt.attempt(log, 'deeper: listdir', lambda: sorted(os.listdir(dfd)))
     finally:
         for f in fds:
             os.close(f)
@@ -74,32 +64,32 @@ def scenario(top, log):
     os.makedirs(os.path.join(top, TEN))
     os.chdir(os.path.join(top, TEN))
     try:
-        attempt(log, 'makedirs', lambda: os.makedirs(DIRS))
-        attempt(log, 'create 4,095-byte path', lambda: write(FILE, b'x' * 5000))
-        attempt(log, 'stat', lambda: (os.stat(FILE).st_size, oct(os.stat(FILE).st_mode)))
-        attempt(log, 'read', lambda: len(read(FILE)))
-        attempt(log, 'chmod', lambda: (os.chmod(FILE, 0o600), oct(os.stat(FILE).st_mode)))
-        attempt(log, 'xattr', lambda: (os.setxattr(FILE, 'user.d', b'1'),
+        dt.attempt(log, 'makedirs', lambda: os.makedirs(DIRS))
+        dt.attempt(log, 'create 4,095-byte path', lambda: write(FILE, b'x' * 5000))
+        dt.attempt(log, 'stat', lambda: (os.stat(FILE).st_size, oct(os.stat(FILE).st_mode)))
+        dt.attempt(log, 'read', lambda: len(read(FILE)))
+        dt.attempt(log, 'chmod', lambda: (os.chmod(FILE, 0o600), oct(os.stat(FILE).st_mode)))
+        dt.attempt(log, 'xattr', lambda: (os.setxattr(FILE, 'user.d', b'1'),
                                        os.getxattr(FILE, 'user.d')))
-        attempt(log, 'truncate', lambda: (os.truncate(FILE, 7), os.stat(FILE).st_size))
+        dt.attempt(log, 'truncate', lambda: (os.truncate(FILE, 7), os.stat(FILE).st_size))
         other = DIRS + '/' + 'g' * 255
-        attempt(log, 'rename', lambda: os.rename(FILE, other))
-        attempt(log, 'old name gone', lambda: os.path.exists(FILE))
-        attempt(log, 'link', lambda: os.link(other, FILE))
-        attempt(log, 'nlink', lambda: os.stat(FILE).st_nlink)
-        attempt(log, 'unlink one', lambda: os.unlink(other))
-        attempt(log, 'symlink', lambda: os.symlink('target', other))
-        attempt(log, 'readlink', lambda: os.readlink(other))
-        attempt(log, 'listdir', lambda: sorted(os.listdir(DIRS)))
-        attempt(log, 'rename dir', lambda: os.rename(NAME, 'm' * 255))
+        dt.attempt(log, 'rename', lambda: os.rename(FILE, other))
+        dt.attempt(log, 'old name gone', lambda: os.path.exists(FILE))
+        dt.attempt(log, 'link', lambda: os.link(other, FILE))
+        dt.attempt(log, 'nlink', lambda: os.stat(FILE).st_nlink)
+        dt.attempt(log, 'unlink one', lambda: os.unlink(other))
+        dt.attempt(log, 'symlink', lambda: os.symlink('target', other))
+        dt.attempt(log, 'readlink', lambda: os.readlink(other))
+        dt.attempt(log, 'listdir', lambda: sorted(os.listdir(DIRS)))
+        dt.attempt(log, 'rename dir', lambda: os.rename(NAME, 'm' * 255))
         moved = 'm' * 255 + FILE[255:]
-        attempt(log, 'after dir rename', lambda: len(read(moved)))
+        dt.attempt(log, 'after dir rename', lambda: len(read(moved)))
         dfd = os.open(DIRS.replace(NAME, 'm' * 255, 1), os.O_RDONLY | os.O_DIRECTORY)
         try:
             deeper(dfd, 12, log)
         finally:
             os.close(dfd)
-        attempt(log, 'too long by one', lambda: write(FILE + 'x', b''))
+        dt.attempt(log, 'too long by one', lambda: write(FILE + 'x', b''))
     finally:
         os.chdir(here)
 
@@ -108,8 +98,8 @@ def remove(top, log):
     here = os.getcwd()
     os.chdir(os.path.join(top, TEN))
     try:
-        attempt(log, 'rm -rf', lambda: shutil.rmtree('m' * 255))
-        attempt(log, 'empty after', lambda: os.listdir('.'))
+        dt.attempt(log, 'rm -rf', lambda: shutil.rmtree('m' * 255))
+        dt.attempt(log, 'empty after', lambda: os.listdir('.'))
     finally:
         os.chdir(here)
 

@@ -7,7 +7,6 @@ tempfile.TemporaryFile(); O_TMPFILE and linkat; files of the image opened before
 changed through their fd; charge == recount after each, and the space of
 an unlinked file given back at its last close."""
 import ctypes
-import errno
 import os
 import sys
 import tempfile
@@ -21,16 +20,6 @@ base = dt.tmpdir()
 img = os.path.join(base, 'img')
 os.makedirs(img)
 dt.write_file(os.path.join(img, 'imgfile'), b'I' * 8192, mode=0o644)
-
-
-def attempt(log, label, fn):
-    """Runs fn(); logs its result, or the errno it failed with."""
-    try:
-        out = fn()
-    except OSError as e:
-        out = 'errno %s' % errno.errorcode.get(e.errno, e.errno)
-    log.append((label, out))
-    return out
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -58,20 +47,20 @@ def unlinked_open(d, log):
     try:
         os.write(fd, b'd' * 100)
         os.unlink(path)
-        attempt(log, 'fstat', lambda: st_of(fd)[:3])
-        attempt(log, 'fchmod', lambda: (os.fchmod(fd, 0o640), st_of(fd)[0]))
-        attempt(log, 'fchown', lambda: (os.fchown(fd, 1234, 4321), st_of(fd)[3:5]))
-        attempt(log, 'ftruncate down', lambda: (os.ftruncate(fd, 10), st_of(fd)[2]))
-        attempt(log, 'ftruncate up', lambda: (os.ftruncate(fd, 1 << 20), st_of(fd)[2]))
-        attempt(log, 'futimens', lambda: (os.utime(fd, ns=(10**9, 2 * 10**9)), st_of(fd)[5]))
-        attempt(log, 'fallocate', lambda: (os.posix_fallocate(fd, 0, 2 << 20), st_of(fd)[2]))
-        attempt(log, 'setxattr', lambda: os.setxattr(fd, 'user.k', b'v'))
-        attempt(log, 'getxattr', lambda: os.getxattr(fd, 'user.k'))
-        attempt(log, 'listxattr', lambda: 'user.k' in os.listxattr(fd))
-        attempt(log, 'removexattr', lambda: os.removexattr(fd, 'user.k'))
-        attempt(log, 'getxattr removed', lambda: os.getxattr(fd, 'user.k'))
-        attempt(log, 'read back', lambda: os.pread(fd, 12, 0))
-        attempt(log, 'reopen via /proc', lambda: os.close(os.open('/proc/self/fd/%d' % fd,
+        dt.attempt(log, 'fstat', lambda: st_of(fd)[:3])
+        dt.attempt(log, 'fchmod', lambda: (os.fchmod(fd, 0o640), st_of(fd)[0]))
+        dt.attempt(log, 'fchown', lambda: (os.fchown(fd, 1234, 4321), st_of(fd)[3:5]))
+        dt.attempt(log, 'ftruncate down', lambda: (os.ftruncate(fd, 10), st_of(fd)[2]))
+        dt.attempt(log, 'ftruncate up', lambda: (os.ftruncate(fd, 1 << 20), st_of(fd)[2]))
+        dt.attempt(log, 'futimens', lambda: (os.utime(fd, ns=(10**9, 2 * 10**9)), st_of(fd)[5]))
+        dt.attempt(log, 'fallocate', lambda: (os.posix_fallocate(fd, 0, 2 << 20), st_of(fd)[2]))
+        dt.attempt(log, 'setxattr', lambda: os.setxattr(fd, 'user.k', b'v'))
+        dt.attempt(log, 'getxattr', lambda: os.getxattr(fd, 'user.k'))
+        dt.attempt(log, 'listxattr', lambda: 'user.k' in os.listxattr(fd))
+        dt.attempt(log, 'removexattr', lambda: os.removexattr(fd, 'user.k'))
+        dt.attempt(log, 'getxattr removed', lambda: os.getxattr(fd, 'user.k'))
+        dt.attempt(log, 'read back', lambda: os.pread(fd, 12, 0))
+        dt.attempt(log, 'reopen via /proc', lambda: os.close(os.open('/proc/self/fd/%d' % fd,
                                                                   os.O_RDONLY)))
     finally:
         os.close(fd)
@@ -85,10 +74,10 @@ def renamed_over(d, log):
     fd = os.open(a, os.O_RDWR)
     try:
         os.rename(b, a)
-        attempt(log, 'renamed over: fstat', lambda: st_of(fd)[1:3])
-        attempt(log, 'renamed over: fchmod', lambda: (os.fchmod(fd, 0o600), st_of(fd)[0]))
-        attempt(log, 'renamed over: ftruncate', lambda: (os.ftruncate(fd, 1), st_of(fd)[2]))
-        attempt(log, 'renamed over: the name', lambda: open(a, 'rb').read())
+        dt.attempt(log, 'renamed over: fstat', lambda: st_of(fd)[1:3])
+        dt.attempt(log, 'renamed over: fchmod', lambda: (os.fchmod(fd, 0o600), st_of(fd)[0]))
+        dt.attempt(log, 'renamed over: ftruncate', lambda: (os.ftruncate(fd, 1), st_of(fd)[2]))
+        dt.attempt(log, 'renamed over: the name', lambda: open(a, 'rb').read())
     finally:
         os.close(fd)
     os.unlink(a)
@@ -96,14 +85,14 @@ def renamed_over(d, log):
 
 def temporary_file(d, log):
     with tempfile.TemporaryFile(dir=d) as f:
-        attempt(log, 'TemporaryFile write', lambda: f.write(b't' * 5000))
+        dt.attempt(log, 'TemporaryFile write', lambda: f.write(b't' * 5000))
         f.flush()
-        attempt(log, 'TemporaryFile fstat', lambda: os.fstat(f.fileno()).st_size)
+        dt.attempt(log, 'TemporaryFile fstat', lambda: os.fstat(f.fileno()).st_size)
         f.seek(0)
-        attempt(log, 'TemporaryFile read', lambda: len(f.read()))
-        attempt(log, 'TemporaryFile truncate', lambda: f.truncate(7))
+        dt.attempt(log, 'TemporaryFile read', lambda: len(f.read()))
+        dt.attempt(log, 'TemporaryFile truncate', lambda: f.truncate(7))
     with tempfile.NamedTemporaryFile(dir=d) as f:
-        attempt(log, 'NamedTemporaryFile fstat', lambda: os.fstat(f.fileno()).st_nlink)
+        dt.attempt(log, 'NamedTemporaryFile fstat', lambda: os.fstat(f.fileno()).st_nlink)
 
 
 def image_file_fd(d, log):
@@ -115,8 +104,8 @@ def image_file_fd(d, log):
     try:
         with open(path, 'r+b') as f:
             f.write(b'U')
-        attempt(log, 'image fd: fchmod', lambda: os.fchmod(fd, 0o600))
-        attempt(log, 'image fd: mode by name', lambda: oct(os.stat(path).st_mode))
+        dt.attempt(log, 'image fd: fchmod', lambda: os.fchmod(fd, 0o600))
+        dt.attempt(log, 'image fd: mode by name', lambda: oct(os.stat(path).st_mode))
     finally:
         os.close(fd)
 
@@ -124,30 +113,30 @@ def image_file_fd(d, log):
 def o_tmpfile(d, log):
     """O_TMPFILE: a file without a name, used, then linked in (or, with
     O_EXCL, never linkable)."""
-    fd = attempt(log, 'O_TMPFILE open', lambda: os.open(d, os.O_TMPFILE | os.O_RDWR, 0o640))
+    fd = dt.attempt(log, 'O_TMPFILE open', lambda: os.open(d, os.O_TMPFILE | os.O_RDWR, 0o640))
     if not isinstance(fd, int):
         return
     try:
-        attempt(log, 'O_TMPFILE write', lambda: os.write(fd, b'tmp' * 1000))
-        attempt(log, 'O_TMPFILE fstat', lambda: st_of(fd)[:3])
-        attempt(log, 'O_TMPFILE fchmod', lambda: (os.fchmod(fd, 0o600), st_of(fd)[0]))
-        attempt(log, 'O_TMPFILE xattr', lambda: (os.setxattr(fd, 'user.t', b'1'),
+        dt.attempt(log, 'O_TMPFILE write', lambda: os.write(fd, b'tmp' * 1000))
+        dt.attempt(log, 'O_TMPFILE fstat', lambda: st_of(fd)[:3])
+        dt.attempt(log, 'O_TMPFILE fchmod', lambda: (os.fchmod(fd, 0o600), st_of(fd)[0]))
+        dt.attempt(log, 'O_TMPFILE xattr', lambda: (os.setxattr(fd, 'user.t', b'1'),
                                                  os.getxattr(fd, 'user.t')))
         name = os.path.join(d, 'linked')
-        attempt(log, 'O_TMPFILE linkat', lambda: link_fd(fd, name))
-        attempt(log, 'O_TMPFILE linked: stat', lambda: (os.stat(name).st_nlink,
+        dt.attempt(log, 'O_TMPFILE linkat', lambda: link_fd(fd, name))
+        dt.attempt(log, 'O_TMPFILE linked: stat', lambda: (os.stat(name).st_nlink,
                                                          os.stat(name).st_size))
-        attempt(log, 'O_TMPFILE linked: read', lambda: open(name, 'rb').read(6))
-        attempt(log, 'O_TMPFILE linked: fstat', lambda: st_of(fd)[1])
-        attempt(log, 'O_TMPFILE linked: write more', lambda: os.pwrite(fd, b'X', 0))
+        dt.attempt(log, 'O_TMPFILE linked: read', lambda: open(name, 'rb').read(6))
+        dt.attempt(log, 'O_TMPFILE linked: fstat', lambda: st_of(fd)[1])
+        dt.attempt(log, 'O_TMPFILE linked: write more', lambda: os.pwrite(fd, b'X', 0))
     finally:
         os.close(fd)
-    attempt(log, 'O_TMPFILE linked: after close', lambda: (open(name, 'rb').read(2),
+    dt.attempt(log, 'O_TMPFILE linked: after close', lambda: (open(name, 'rb').read(2),
                                                             oct(os.stat(name).st_mode)))
-    excl = attempt(log, 'O_TMPFILE|O_EXCL open',
+    excl = dt.attempt(log, 'O_TMPFILE|O_EXCL open',
                    lambda: os.open(d, os.O_TMPFILE | os.O_EXCL | os.O_WRONLY, 0o600))
     if isinstance(excl, int):
-        attempt(log, 'O_TMPFILE|O_EXCL linkat',
+        dt.attempt(log, 'O_TMPFILE|O_EXCL linkat',
                 lambda: link_fd(excl, os.path.join(d, 'never')))
         os.close(excl)
     os.unlink(name)

@@ -4,6 +4,10 @@
 /* Fork; the parent waits for one status byte from the child and exits with
  * it (1 if the child dies first). In the child, *notify_fd is the pipe to
  * report on. Returns 0 in the child or a negative errno. */
+/* Soft RLIMIT_NOFILE up to the hard limit. A daemon holds an fd per file
+ * open through it (the disk) or per container (the views); services start
+ * with a soft limit of 1,024 whatever their hard limit. */
+void daemon_raise_nofile(void);
 int daemon_fork(int *notify_fd);
 /* Tell the waiting parent that start-up succeeded, then detach stdio. A
  * negative fd (foreground run) is ignored. */

@@ -1,6 +1,7 @@
 /* cvmfsd: one binary, one subcommand per daemon kind. */
 #include "../disk/disk_main.h"
 #include "../views/views_main.h"
+#include "cvmfs/daemon.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	daemon_raise_nofile();
 	if (!strcmp(argv[1], "views"))
 		return cvmfsd_views_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "disk"))

@@ -5,9 +5,12 @@
 fchown, ftruncate, futimens, fallocate and xattrs on the fd; Python's
 tempfile.TemporaryFile(); O_TMPFILE and linkat; files of the image opened before a copy-up
 changed through their fd; charge == recount after each, and the space of
-an unlinked file given back at its last close."""
+an unlinked file given back at its last close; 1,500 files open at once
+through a daemon started with a soft open-file limit of 256."""
 import ctypes
+import errno
 import os
+import resource
 import sys
 import tempfile
 
@@ -152,6 +155,37 @@ def run_all(d):
     return log
 
 
+def many_open(base):
+    """1,500 files held open at once through a daemon started with a soft
+    open-file limit of 256 (as a service gets 1,024): it raises its own to
+    the hard limit, or opens fail with EMFILE."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4000:
+        res.not_checked('hard open-file limit %d: 1,500 open files not tried' % hard,
+                        point=False)
+        return
+    os.makedirs(os.path.join(base, 'nofile'))
+    d = dt.Disk(os.path.join(base, 'nofile'), name='nofile', limit='64M')
+    fds, err = [], None
+    with dt.checked(res, d):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            d.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            for i in range(1500):
+                fds.append(os.open(os.path.join(d.mnt, 'f%d' % i), os.O_RDWR | os.O_CREAT,
+                                   0o600))
+        except OSError as e:
+            err = errno.errorcode.get(e.errno, e.errno)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        res.eq('1,500 files open at once (daemon started with a soft limit of 256)',
+               (len(fds), err), (1500, None))
+
+
 host = os.path.join(base, 'host')
 os.makedirs(host)
 want = run_all(host)
@@ -197,4 +231,5 @@ with dt.checked(res, disk):
     dt.compare(res, 'after the O_TMPFILE file is closed', disk, settle_s=10)
     res.check('after its last close: back to %d' % before,
               disk.fresh_figures()['used_bytes'] <= before + 4096)
+many_open(base)
 res.done()

@@ -99,14 +99,20 @@ int charge_node(struct dnode *n, int fd, int64_t res_b, int64_t res_i)
 	return charge_node_stat(n, NULL, fd, res_b, res_i);
 }
 
+static void orphan_drop(struct dnode *n)
+{
+	if (n->orphan_fd > 0)
+		close(n->orphan_fd);
+	n->orphan_fd = 0;
+}
+
 static void uncharge_locked(struct dnode *n)
 {
 	charge_settle(n->area, 0, -n->charged_bytes, 0, n->charged_inode ? -1 : 0);
 	n->charged_bytes = 0;
 	n->charged_inode = false;
-	if (n->orphan_fd > 0)
-		close(n->orphan_fd);
-	n->orphan_fd = 0;
+	if (n->type != S_IFDIR)
+		orphan_drop(n);
 }
 
 static int orphan_keep(int fd)
@@ -114,7 +120,7 @@ static int orphan_keep(int fd)
 	int kept = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 
 	if (kept < 0)
-		log_warn("%s: keeping an unlinked open file: %s (fstat of it fails)", D->cfg.name,
+		log_warn("%s: keeping an unlinked object: %s (fstat of it fails)", D->cfg.name,
 			 strerror(errno));
 	return kept < 0 ? 0 : kept;
 }
@@ -122,7 +128,9 @@ static int orphan_keep(int fd)
 /* The object at fd (O_PATH) lost a name. Without any left and while open,
  * it keeps fd: fstat, fchmod, ftruncate, futimens and xattrs of the open
  * file arrive as requests on the node, not on the file (GETATTR carries no
- * handle), and must still find it. */
+ * handle), and must still find it. A removed directory keeps it until the
+ * kernel forgets the node (node_retire): we do not see a directory's
+ * opens, and a process may sit in it (stat of "." works on ext4). */
 void charge_unlinked(struct dnode *n, const struct stat *after, int fd)
 {
 	if (after->st_nlink > 0 && !S_ISDIR(after->st_mode))
@@ -130,10 +138,10 @@ void charge_unlinked(struct dnode *n, const struct stat *after, int fd)
 	node_drop_real(n);
 	node_lock(n);
 	n->unlinked = true;
+	if ((n->open_count || S_ISDIR(after->st_mode)) && !n->orphan_fd)
+		n->orphan_fd = orphan_keep(fd);
 	if (!n->open_count)
 		uncharge_locked(n);
-	else if (!n->orphan_fd)
-		n->orphan_fd = orphan_keep(fd);
 	node_unlock(n);
 }
 

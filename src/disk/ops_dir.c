@@ -42,7 +42,17 @@ void dir_listings_init(bool kernel_skips_opendir)
 static int listing_fill(struct dnode *n, struct dlist *l)
 {
 	struct dir_where w;
-	int r = node_dir_where(n, &w);
+	bool removed;
+	int r;
+
+	node_lock(n);
+	removed = n->unlinked;
+	node_unlock(n);
+	if (removed) { /* read by a process still in it: empty, as on ext4 */
+		*l = (struct dlist){ 0 };
+		return 0;
+	}
+	r = node_dir_where(n, &w);
 
 	if (r == 0)
 		r = dir_list(w.path, w.upper, w.lmask, l);

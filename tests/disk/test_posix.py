@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """The union against the host's own filesystem, operation by operation
-(same results, same errno): files used after their last name is gone
-(unlink, rename over, O_TMPFILE before its linkat) through fstat, fchmod,
-fchown, ftruncate, futimens, fallocate and xattrs on the fd; Python's
-tempfile.TemporaryFile(); O_TMPFILE and linkat; files of the image opened before a copy-up
-changed through their fd; charge == recount after each, and the space of
-an unlinked file given back at its last close; 1,500 files open at once
-through a daemon started with a soft open-file limit of 256."""
+(same results, same errno): objects used after their last name is gone
+(unlink, rename over, rmdir of a directory held open, O_TMPFILE before its
+linkat) through fstat, fchmod, fchown, ftruncate, futimens, fallocate and
+xattrs on the fd; Python's tempfile.TemporaryFile(); O_TMPFILE and linkat;
+files of the image opened before a copy-up changed through their fd;
+charge == recount after each, and the space of an unlinked file given back
+at its last close; 1,500 files open at once through a daemon started with
+a soft open-file limit of 256."""
 import ctypes
 import errno
 import os
@@ -86,6 +87,22 @@ def renamed_over(d, log):
     os.unlink(a)
 
 
+def removed_dir(d, log):
+    """A directory held open (a shell sitting in it), then removed."""
+    path = os.path.join(d, 'dir')
+    os.mkdir(path)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.rmdir(path)
+        dt.attempt(log, 'rmdir: fstat', lambda: st_of(fd)[1])
+        dt.attempt(log, 'rmdir: create inside', lambda: os.open('x', os.O_CREAT | os.O_RDWR,
+                                                                dir_fd=fd))
+        dt.attempt(log, 'rmdir: listdir', lambda: os.listdir(fd))
+        dt.attempt(log, 'rmdir: stat of "."', lambda: os.stat('.', dir_fd=fd).st_nlink)
+    finally:
+        os.close(fd)
+
+
 def temporary_file(d, log):
     with tempfile.TemporaryFile(dir=d) as f:
         dt.attempt(log, 'TemporaryFile write', lambda: f.write(b't' * 5000))
@@ -145,7 +162,7 @@ def o_tmpfile(d, log):
     os.unlink(name)
 
 
-SCENARIOS = (unlinked_open, renamed_over, temporary_file, o_tmpfile)
+SCENARIOS = (unlinked_open, renamed_over, removed_dir, temporary_file, o_tmpfile)
 
 
 def run_all(d):

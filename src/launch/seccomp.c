@@ -34,6 +34,13 @@
  *                                   runc joins a new session keyring for
  *                                   every container and goes on without one
  *                                   on ENOSYS only (EPERM fails the start)
+ *   io_uring_setup io_uring_enter io_uring_register   a second way into
+ *                                   most of the kernel's I/O paths, with a
+ *                                   long record of privilege escalations
+ *                                   (Docker's and containerd's default
+ *                                   profiles and Google's production hosts
+ *                                   leave it out too); ENOSYS, on which
+ *                                   liburing users fall back to plain I/O
  *   every system call of another ABI: the 32-bit x86 one (int $0x80 or a
  *   32-bit program) and x32, whose numbers differ and would bypass the list
  *   above; lookup_dcookie and nfsservctl, gone from current kernels.
@@ -102,6 +109,10 @@ static const struct denied deny_list[] = {
 #endif
 #ifdef SYS_nfsservctl
 	{ SYS_nfsservctl, ENOSYS },
+#endif
+#ifdef SYS_io_uring_setup
+	{ SYS_io_uring_setup, ENOSYS }, { SYS_io_uring_enter, ENOSYS },
+	{ SYS_io_uring_register, ENOSYS },
 #endif
 };
 

@@ -15,6 +15,7 @@ device allow-list stand in the way:
   uffd      userfaultfd: EPERM
   bpf       bpf(BPF_MAP_CREATE): EPERM
   personality  READ_IMPLIES_EXEC: EPERM
+  io_uring  io_uring_setup: ENOSYS (as on a kernel without it)
   i386      keyctl through int $0x80 (the 32-bit ABI, other numbers): ENOSYS
 
 Each check is shown to detect the protection's absence: the same probe
@@ -76,7 +77,7 @@ if MAJ:
                                  or (_ for _ in ()).throw(OSError(errno.EIO, 'data'))))
 SC = dict(add_key=248, keyctl=250, finit_module=313, kexec_load=246,
           open_by_handle_at=304, name_to_handle_at=303, perf_event_open=298,
-          userfaultfd=323, bpf=321, personality=135, reboot=169)
+          userfaultfd=323, bpf=321, personality=135, reboot=169, io_uring_setup=425)
 out('add_key', res(libc.syscall(SC['add_key'], b'user', b'cvmfs-test', b'x', 1, -2)))
 out('keyctl', res(libc.syscall(SC['keyctl'], 0, -4, 0)))
 fd = os.open('/dev/null', os.O_RDONLY)
@@ -100,6 +101,11 @@ mattr = ctypes.create_string_buffer(128)
 for i, v in enumerate((2, 4, 4, 1)):                  # BPF_MAP_TYPE_ARRAY, 4, 4, 1 entry
     ctypes.c_uint.from_buffer(mattr, 4 * i).value = v
 out('bpf', res(libc.syscall(SC['bpf'], 0, mattr, 128)))
+uparams = ctypes.create_string_buffer(120)            # struct io_uring_params
+r = libc.syscall(SC['io_uring_setup'], 4, uparams)
+out('io_uring_setup', res(r))
+if r >= 0:
+    os.close(r)
 r = libc.syscall(SC['personality'], 0x0400000)        # READ_IMPLIES_EXEC
 out('personality', res(r))
 if r >= 0:
@@ -245,7 +251,7 @@ def probe(label, *extra, reboot=False):
 SECCOMP_CLASSES = [('add_key', ENOSYS), ('keyctl', ENOSYS), ('finit_module', EPERM),
                    ('kexec_load', EPERM), ('open_by_handle_at', EPERM),
                    ('perf_event_open', EPERM), ('userfaultfd', EPERM), ('bpf', EPERM),
-                   ('personality', EPERM)]
+                   ('personality', EPERM), ('io_uring_setup', ENOSYS)]
 
 
 def blocked(label, got, detail):

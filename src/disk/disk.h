@@ -220,6 +220,7 @@ int layer_open(unsigned layer, const char *rel, int flags);
 /* --image-idmap: the owner an image file shows (and keeps when copied up). */
 void image_owner(struct stat *st);
 int image_idmap_parse(const char *s);
+int upper_root_adopt(void);
 /* The node's current object (upper by handle or path, else its layer). */
 int node_open(struct dnode *n, int flags);
 int node_stat(struct dnode *n, struct stat *st);

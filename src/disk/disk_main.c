@@ -581,7 +581,8 @@ static int prepare(void)
 			     D->cfg.data, D->cfg.name);
 	if (r == 0 && volume_on())
 		r = volume_start(D->cfg.data, D->cfg.limit, D->cfg.inodes_cli);
-	if (r < 0 || (r = open_data()) < 0 || (r = open_images()) < 0)
+	if (r < 0 || (r = open_data()) < 0 || (r = open_images()) < 0 ||
+	    (r = upper_root_adopt()) < 0)
 		return r;
 	if (D->cfg.discard_upper && (r = discard_upper()) < 0)
 		return r;

@@ -325,6 +325,28 @@ int image_idmap_parse(const char *s)
 	return 0;
 }
 
+/* The union's root is DATA/upper itself, made by us as host root: with an
+ * id map, it takes the owner the image's root shows (root of the CVM), as
+ * a copy-up would, or root inside could not create anything in "/" (the
+ * kernel grants no capability over an inode whose owner is not mapped into
+ * the caller's user namespace). Only while it is still ours (0:0): an owner
+ * set from inside stays. */
+int upper_root_adopt(void)
+{
+	struct stat up, img;
+
+	if (!D->idmap_count || D->nlayers < 2 || fstat(D->layers[0].fd, &up) < 0 ||
+	    fstat(D->layers[1].fd, &img) < 0)
+		return 0;
+	image_owner(&img);
+	if (up.st_uid != 0 || up.st_gid != 0 || (img.st_uid == 0 && img.st_gid == 0))
+		return 0;
+	if (fchownat(D->layers[0].fd, "", img.st_uid, img.st_gid, AT_EMPTY_PATH) < 0)
+		return log_error_errno(-errno, "%s/upper: taking the image root's owner %u:%u",
+				       D->cfg.data, img.st_uid, img.st_gid);
+	return 0;
+}
+
 void image_owner(struct stat *st)
 {
 	if (!D->idmap_count)

@@ -62,7 +62,9 @@ SCRIPT = (
     'echo "gmap $(cat /proc/self/gid_map)"; '
     'echo hello > /home/file; echo tmp > /tmp/file; echo "tmpuid $(stat -c %u /tmp/file)"; '
     'if echo 1 > /proc/sys/vm/drop_caches; then echo "sysctl ok"; else echo "sysctl fail"; fi; '
-    'python3 /checks.py; sleep 2; echo "homeuid $(stat -c %u /home/file)"')
+    'python3 /checks.py; sleep 2; echo "homeuid $(stat -c %u /home/file)"; '
+    'echo "rootdir $(stat -c %U:%G /)"; '
+    'if mkdir /newdir && touch /newfile; then echo "mkroot ok"; else echo "mkroot fail"; fi')
 
 w = LT.Workspace('userns')
 cvm = T.popen(w.argv('--userns', caps=ALL_CAPS, disk='200M',
@@ -108,6 +110,9 @@ R.eq('gid_map: 0 -> %d, 65536' % BASE, (lines.get('gmap') or '').split(),
      ['0', str(BASE), '65536'])
 R.eq('a file in /tmp is root\'s inside', lines.get('tmpuid'), '0', out)
 R.eq('a file in /home is root\'s inside', lines.get('homeuid'), '0', out)
+R.eq('/ is root\'s inside (the image root\'s owner, shifted)', lines.get('rootdir'),
+     'root:root', out + err)
+R.eq('root inside can mkdir and create in /', lines.get('mkroot'), 'ok', out + err)
 R.eq('a host sysctl cannot be written', lines.get('sysctl'), 'fail', out + err)
 if MODULES:
     R.eq('finit_module fails: EPERM', lines.get('finit_module'), os.strerror(1), out + err)

@@ -49,20 +49,19 @@ build/src/launch/cvm-launch --name "$name" --image "$layers" --data "$tmp/data" 
 	-- /lib/systemd/systemd >"$tmp/console.log" 2>&1 &
 launcher=$!
 
-init=
+# The launcher records the CVM once systemd is exec'ed (doc/cvmctl.md);
+# cvmctl exec runs a command in it: its cgroups and every namespace, with
+# the CVM's own capabilities, seccomp filter and no_new_privs, no more.
+record="$tmp/run/launch/$name.json"
 for _ in $(seq 200); do
-	for kid in $(cat /proc/$launcher/task/$launcher/children 2>/dev/null); do
-		[ "$(awk '/^NSpid:/ {print $NF}' /proc/$kid/status 2>/dev/null)" = 1 ] && init=$kid
-	done
-	[ -n "$init" ] && break
+	[ -s "$record" ] && break
+	kill -0 "$launcher" 2>/dev/null || break
 	sleep 0.05
 done
-[ -n "$init" ] || { cat "$tmp/console.log" >&2; exit 1; }
-# A command in the CVM: first into its cgroups (cpuset, memory... as its own
-# processes; nsenter does not move cgroups), then into its namespaces.
+[ -s "$record" ] || { cat "$tmp/console.log" >&2; exit 1; }
+init=$(sed -n 's/.*"init_pid": \([0-9]*\).*/\1/p' "$record")
 inside() {
-	sh -c 'for f in /sys/fs/cgroup/*/cvmfs/"$0"/ns/cgroup.procs; do echo $$ >"$f"; done
-		exec "$@"' "$name" nsenter -t "$init" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"
+	build/src/ctl/cvmctl exec --run-dir "$tmp/run" "$name" -- "$@"
 }
 for _ in $(seq 120); do
 	inside docker info >/dev/null 2>&1 && break
@@ -96,8 +95,11 @@ echo
 echo "===== cvmfs-stat on the host (IMAGE: the workspace image's bytes; DOCKER: /var/lib/docker) ====="
 build/src/stat/cvmfs-stat --run-dir "$tmp/run" "$name"
 echo
-echo "===== systemctl poweroff ====="
-inside systemctl poweroff || true
+echo "===== cvmctl list ====="
+build/src/ctl/cvmctl list --run-dir "$tmp/run"
+echo
+echo "===== cvmctl stop (systemd powers off) ====="
+build/src/ctl/cvmctl stop --run-dir "$tmp/run" "$name"
 status=0
 wait "$launcher" || status=$?
 launcher=

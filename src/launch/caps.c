@@ -86,14 +86,19 @@ int caps_check(const char *list, char *missing, size_t size)
 
 int caps_drop(const char *list)
 {
-	_cleanup_(cap_freep) cap_t caps = NULL;
-	cap_value_t keep[64];
-	int n = 0, last = (int)cap_max_bits();
 	uint64_t mask;
 	int r = caps_parse(list, &mask);
 
-	if (r < 0)
-		return r;
+	return r < 0 ? r : caps_drop_mask(mask);
+}
+
+/* Also cvmctl exec's, with the CVM's bounding set read from its init. */
+int caps_drop_mask(uint64_t mask)
+{
+	_cleanup_(cap_freep) cap_t caps = NULL;
+	cap_value_t keep[64];
+	int n = 0, last = (int)cap_max_bits();
+
 	/* The bounding set first: dropping needs CAP_SETPCAP, still held. */
 	for (int c = 0; c < last; c++) {
 		if (c < 64 && mask & (1ULL << c)) {

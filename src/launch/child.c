@@ -398,6 +398,7 @@ static void on_pipe(struct waiter *w)
 		w->report_code = rep.exit_code;
 	} else {
 		log_debug("CMD exec'ed %.1f ms after start", (now_s() - w->L->t_start) * 1e3);
+		record_write(w->L); /* the CVM is up: cvmctl's record (record.c) */
 	}
 	close(err_pipe);
 	err_pipe = -EBADF;

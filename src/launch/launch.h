@@ -205,6 +205,9 @@ int devices_bpf_attach(int cgroup_fd, const struct dev_rule *rules, size_t n);
 /* seccomp.c: the default filter (doc/cvm-launch.md, Seccomp) */
 int seccomp_parse(struct launch *L);   /* step validate */
 int seccomp_install(struct launch *L); /* inner child, right before exec */
+/* The same filter for any process (cvmctl exec): deny_bpf without a user
+ * namespace. Needs no_new_privs or CAP_SYS_ADMIN. */
+int seccomp_install_filter(bool deny_bpf);
 
 /* volume.c: the workspace volume is the disk daemon's (--volume); the
  * launcher picks the mode, passes it on and binds the lanes the daemon
@@ -229,3 +232,12 @@ const char *caps_default(bool userns, bool host_net);
 int caps_parse(const char *list, uint64_t *mask);
 int caps_check(const char *list, char *missing, size_t size);
 int caps_drop(const char *list);
+/* caps_drop of a mask: the bounding set to it, then E, P, I to it. */
+int caps_drop_mask(uint64_t mask);
+
+/* record.c: RUN_DIR/launch/NAME.json for cvmctl, once CMD is exec'ed;
+ * removed at the launcher's exit. */
+void record_write(struct launch *L);
+/* Field 22 of /proc/PID/stat, start time in clock ticks after boot (0 if
+ * PID is gone): with the pid, it names one process (cvmctl checks both). */
+unsigned long long proc_start_ticks(pid_t pid);

@@ -204,15 +204,23 @@ int seccomp_parse(struct launch *L)
 /* The inner child, after no_new_privs, right before exec. */
 int seccomp_install(struct launch *L)
 {
-	static struct filter b;
-	struct sock_fprog prog;
+	int r;
 
 	if (L->o.seccomp && !strcmp(L->o.seccomp, "unconfined"))
 		return 0;
-	build(&b, !L->o.userns);
-	prog = (struct sock_fprog){ .len = (unsigned short)b.n, .filter = b.f };
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
-		return step_error(L, -errno, "install the seccomp filter (--seccomp unconfined "
+	if ((r = seccomp_install_filter(!L->o.userns)) < 0)
+		return step_error(L, r, "install the seccomp filter (--seccomp unconfined "
 				  "runs without)");
 	return 0;
+}
+
+/* Also cvmctl exec's, which gives its process the CVM's filter. */
+int seccomp_install_filter(bool deny_bpf)
+{
+	static struct filter b;
+	struct sock_fprog prog;
+
+	build(&b, deny_bpf);
+	prog = (struct sock_fprog){ .len = (unsigned short)b.n, .filter = b.f };
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0 ? -errno : 0;
 }

@@ -14,6 +14,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/sealed_exe.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -284,6 +285,11 @@ static int prepare(struct exec_ctx *x, const char *name)
 		return r;
 	if (geteuid() != 0) {
 		log_error("exec: %s: must run as root (it joins the CVM's namespaces)", name);
+		return -EPERM;
+	}
+	if (!x->own_userns && !exe_is_sealed()) {
+		log_error("exec: %s: its root is host root and cvmctl could not run from a sealed "
+			  "copy of itself (memfd): refusing (CVE-2019-5736)", name);
 		return -EPERM;
 	}
 	return 0;

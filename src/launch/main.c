@@ -7,6 +7,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/sealed_exe.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -93,6 +94,15 @@ int main(int argc, char **argv)
 		return r < 0 ? LAUNCH_EXIT_FAIL : 0;
 	}
 	log_setup("cvm-launch", false, L.o.debug);
+	/* CVM root is host root here: the process that becomes its init runs
+	 * our binary inside until it execs CMD, so from a sealed copy
+	 * (sealed_exe.c); refuse if none can be made. */
+	if (!L.o.userns && !exe_is_sealed() && (r = exe_reexec_sealed(argv)) < 0) {
+		log_error("--no-userns: cannot run from a sealed copy of cvm-launch (memfd): %s: "
+			  "refusing (CVE-2019-5736)", strerror(-r));
+		launch_free(&L);
+		return LAUNCH_EXIT_FAIL;
+	}
 	block_signals();
 	if (run_steps(&L) < 0) {
 		launch_free(&L);

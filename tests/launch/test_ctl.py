@@ -33,6 +33,8 @@ if not os.access(CTL, os.X_OK):
 if not shutil.which('readlink', path='/usr/bin:/bin'):
     T.skip('readlink is not installed here')
 LT._add_program(LT.image(), shutil.which('readlink', path='/usr/bin:/bin'))
+# cvmctl's libraries, so that the image can run it as /proc/self/exe below.
+LT._add_program(LT.image(), CTL)
 
 # PID 1 that stops on SIGTERM (sh has a handler), with a child of its own.
 INIT = ['/bin/sh', '-c', 'trap "exit 0" TERM; sleep 1000 & wait']
@@ -304,6 +306,65 @@ if p:
     R.check('stop: init deaf to SIGTERM is killed after --timeout 2 (%.1f s)' % took,
             rc == 0 and 2 <= took < 30, (rc, err))
     stopped('stop deaf init', w2, p)
+
+# ---- CVE-2019-5736 (runc): a CVM command run as /proc/self/exe starts
+# cvmctl's own binary inside; a process of the CVM reaches its file through
+# /proc/PID/exe and, as host root (--no-userns), could overwrite it once no
+# one runs it. exec runs from a sealed memfd copy: the file is never the
+# host's. Here the binary started inside is `cvmctl stop` of a record made
+# in the CVM for its own PID 1 (sleep: deaf to SIGTERM), which would wait
+# --timeout 30 s for it: long enough to be looked at.
+def inside_cvmctl(init):
+    """The host pid of `cvmctl stop ... fake` running inside, or None."""
+    for _ in range(200):
+        for d in os.listdir('/proc'):
+            try:
+                if d.isdigit() and open('/proc/%s/cmdline' % d, 'rb').read().startswith(
+                        b'/proc/self/exe\0stop\0--run-dir\0/tmp/fr'):
+                    return int(d)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return None
+
+
+p = start(w2, '--no-userns', cmd=['/bin/sleep', '1000'])
+if p:
+    init = int(json.load(open(record(w2)))['init_pid'])
+    ticks = int(open('/proc/%d/stat' % init).read().rsplit(')', 1)[1].split()[19])
+    fr = '/proc/%d/root/tmp/fr/launch' % init
+    os.makedirs(fr)
+    with open(fr + '/fake.json', 'w') as f:
+        json.dump(dict(name='fake', launcher_pid=1, launcher_start=ticks, init_pid=1,
+                       init_start=ticks, started=int(time.time()), systemd=False,
+                       userns=False, memory=0, disk=0, pids=0, cpus='', cpuset='',
+                       net='none'), f)
+    q = T.popen([CTL, 'exec', '--run-dir', w2.run_dir, w2.name, '--', '/proc/self/exe', 'stop',
+                 '--run-dir', '/tmp/fr', '--timeout', '30', 'fake'],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    inner = inside_cvmctl(init)
+    try:
+        exe, host = os.stat('/proc/%d/exe' % inner), os.stat(CTL)
+        got = ((exe.st_dev, exe.st_ino) == (host.st_dev, host.st_ino),
+               os.readlink('/proc/%d/exe' % inner))
+    except (OSError, TypeError) as e:
+        got = (None, str(e))
+    R.check('/proc/self/exe run by exec: a CVM process reaches a sealed copy, never the '
+            'host\'s cvmctl (%s)' % got[1], got[0] is False and 'memfd:' in got[1], got)
+    try:
+        launcher_exe = os.readlink('/proc/%d/exe' % p.pid)
+    except OSError as e:
+        launcher_exe = str(e)
+    R.check('--no-userns: cvm-launch (whose child becomes init) runs from a sealed copy too',
+            launcher_exe.startswith('/memfd:'), launcher_exe)
+    if inner is not None:
+        os.kill(inner, signal.SIGKILL)  # it waits on; its work here is done
+    qout, qerr = q.communicate(timeout=60)
+    T.forget(q)
+    if inner is None:
+        print('# exec of /proc/self/exe: exit %s: %s' % (q.returncode, qerr.decode()[-400:]))
+    ctl(w2, 'stop', w2.name, '--timeout', '2')
+    stopped('after the /proc/self/exe check', w2, p)
 
 # ---- a stale record: the launcher killed outright
 p = start(w2, '--no-userns')

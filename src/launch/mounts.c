@@ -18,8 +18,21 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static const char *const view_files[] = { "meminfo", "cpuinfo", "stat", "uptime",
-					  "loadavg", "swaps", "diskstats" };
+/* Files of the CVM's views tree bound over the same path in the CVM. A
+ * '*' component stands for each entry of that directory of the tree (the
+ * host's block devices, NUMA nodes). Optional ones are left out where
+ * either side lacks them (a kernel without PSI, an older views daemon). */
+static const struct view_file {
+	const char *path;
+	bool optional;
+} view_files[] = {
+	{ "proc/meminfo" }, { "proc/cpuinfo" }, { "proc/stat" }, { "proc/uptime" },
+	{ "proc/loadavg" }, { "proc/swaps" }, { "proc/diskstats" },
+	{ "proc/vmstat", true }, { "proc/pressure/cpu", true }, { "proc/pressure/memory", true },
+	{ "proc/pressure/io", true }, { "sys/block/*/stat", true },
+	{ "sys/devices/system/node/*/cpulist", true }, { "sys/devices/system/node/*/cpumap", true },
+	{ "sys/devices/system/node/*/meminfo", true },
+};
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
 /* Given when the host has them: FUSE mounts are what a user-namespaced CVM
  * may make (fuse-overlayfs for its dockerd, sshfs); the kernel confines
@@ -408,19 +421,51 @@ int child_cgroupfs(struct launch *L)
 	return tmpfs ? cg_links(L) : 0;
 }
 
+static int bind_view(struct launch *L, const char *rel, bool optional)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+
+	snprintf(src, sizeof(src), "%s/ct/%s/%s", L->o.views, L->o.name, rel);
+	snprintf(dst, sizeof(dst), "%s/%s", L->mnt, rel);
+	if (optional && (access(src, F_OK) < 0 || access(dst, F_OK) < 0))
+		return 0;
+	return bind(L, src, dst, true);
+}
+
+/* A view_files entry: its one '*' replaced by each entry of the tree's
+ * directory there. */
+static int bind_view_each(struct launch *L, const struct view_file *f)
+{
+	const char *star = strchr(f->path, '*');
+	int len = star ? (int)(star - f->path) : 0;
+	char dir[PATH_MAX], rel[PATH_MAX];
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *e;
+	int r = 0;
+
+	if (!star)
+		return bind_view(L, f->path, f->optional);
+	snprintf(dir, sizeof(dir), "%s/ct/%s/%.*s", L->o.views, L->o.name, len, f->path);
+	if (!(d = opendir(dir)))
+		return f->optional ? 0 : step_error(L, -errno, "open %s", dir);
+	while (r == 0 && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(rel, sizeof(rel), "%.*s%s%s", len, f->path, e->d_name, star + 1);
+		r = bind_view(L, rel, f->optional);
+	}
+	return r;
+}
+
 /* The per-container views tree of the cgroup cvmfs/NAME. */
 static int bind_views(struct launch *L)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(view_files); i++) {
-		snprintf(src, sizeof(src), "%s/ct/%s/proc/%s", L->o.views, L->o.name,
-			 view_files[i]);
-		snprintf(dst, sizeof(dst), "%s/proc/%s", L->mnt, view_files[i]);
-		if ((r = bind(L, src, dst, true)) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(view_files); i++)
+		if ((r = bind_view_each(L, &view_files[i])) < 0)
 			return r;
-	}
 	snprintf(src, sizeof(src), "%s/ct/%s/sys/devices/system/cpu", L->o.views, L->o.name);
 	snprintf(dst, sizeof(dst), "%s/sys/devices/system/cpu", L->mnt);
 	return bind(L, src, dst, true);

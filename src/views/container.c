@@ -67,13 +67,17 @@ static void snapshot_free_rcu(struct rcu_head *h)
 static void container_free(struct container *c)
 {
 	cg_handle_close(&c->cg);
+	cpu_live_close(c);
 	free(c->snap);
 	for (int i = 0; i < TICK_SLOTS; i++) {
 		free(c->slots[i].cpu);
 		free(c->slots[i].ticks);
 	}
+	free(c->tids);
 	pthread_mutex_destroy(&c->refresh_lock);
 	pthread_mutex_destroy(&c->stat_lock);
+	pthread_mutex_destroy(&c->walk_lock);
+	pthread_mutex_destroy(&c->live_lock);
 	free(c);
 }
 
@@ -127,6 +131,7 @@ static struct container *container_new(const char *key, const struct cg_paths *p
 
 	if (!c)
 		return NULL;
+	c->live_fd[0] = c->live_fd[1] = -EBADF; /* container_free may run early */
 	snprintf(c->key, sizeof(c->key), "%s", key);
 	c->paths = *paths;
 	c->hash = hash_str(key);
@@ -147,6 +152,9 @@ static struct container *container_new(const char *key, const struct cg_paths *p
 	}
 	pthread_mutex_init(&c->refresh_lock, NULL);
 	pthread_mutex_init(&c->stat_lock, NULL);
+	pthread_mutex_init(&c->walk_lock, NULL);
+	pthread_mutex_init(&c->live_lock, NULL);
+	c->live_fd[0] = c->live_fd[1] = -EBADF;
 	c->last_used_ns = now_ns();
 	return c;
 }
@@ -308,11 +316,23 @@ const struct snapshot *container_current(struct container **cp)
 
 size_t container_memory(const struct container *c)
 {
-	size_t n = sizeof(*c) + sizeof(struct snapshot);
+	size_t n = sizeof(*c) + sizeof(struct snapshot) + c->n_tids * sizeof(*c->tids);
 
 	for (int i = 0; i < TICK_SLOTS; i++)
 		n += c->slots[i].n * (sizeof(unsigned) + sizeof(struct cpu_ticks));
 	return n;
+}
+
+ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *name,
+			  char *buf, size_t size)
+{
+	char rel[300];
+
+	if (!c->cg.present[r])
+		return -ENOENT;
+	if (snprintf(rel, sizeof(rel), "%s/%s", c->cg.path[r], name) >= (int)sizeof(rel))
+		return -ENAMETOOLONG;
+	return read_at_buf(c->cg.layout->hier_fd[r], rel, buf, size);
 }
 
 unsigned long containers_count(void)

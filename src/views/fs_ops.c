@@ -64,6 +64,7 @@ struct fhandle {
 	struct open_handle link; /* first: the list's free_fn casts back */
 	int fd;
 	int t;
+	unsigned arg;
 	pthread_mutex_t lock; /* protects data, len, served */
 	bool served;
 	size_t len;
@@ -103,12 +104,17 @@ static void dirbuf_free_tracked(struct open_handle *h)
 
 static unsigned ino_view(fuse_ino_t ino)
 {
-	return (unsigned)((ino & ~PASS_BIT) >> 8);
+	return (unsigned)((ino >> 8) & 0xffffff);
 }
 
 static int ino_tnode(fuse_ino_t ino)
 {
 	return (int)(ino & 0xff) - 1;
+}
+
+static unsigned ino_arg(fuse_ino_t ino)
+{
+	return (unsigned)((ino & ~PASS_BIT) >> 32);
 }
 
 static void take_first(pid_t tid, void *arg)
@@ -151,14 +157,15 @@ static void caller_for(fuse_req_t req, unsigned view, struct view_caller *who)
 		who->c = NULL;
 }
 
-static int render_for(fuse_req_t req, unsigned view, enum vfile f, struct sbuf *out)
+static int render_for(fuse_req_t req, unsigned view, enum vfile f, unsigned arg,
+		      struct sbuf *out)
 {
 	struct view_caller who;
 	int r;
 
 	views_read_lock();
 	caller_for(req, view, &who);
-	r = render_file(f, &who, out);
+	r = render_file_arg(f, arg, &who, out);
 	urcu_memb_read_unlock();
 	return r;
 }
@@ -186,19 +193,51 @@ static void caller_link(fuse_req_t req, int t, char *buf, size_t size)
 
 /* ---- per-container file content, shared by getattr and read ---- */
 
-static int ct_file_refresh(fuse_req_t req, struct ct *ct, enum vfile f, bool only_if_empty)
+/* The page-cache lifetime of a per-container file (ms); 0 for live files. */
+static uint64_t ct_file_ttl_ms(enum vfile f)
 {
-	struct ct_file *cf = &ct->files[f];
-	uint64_t now = now_ns(), fresh = V->cfg.ct_ttl_ms * 1000000 / 4;
+	if (vfile_live(f))
+		return 0;
+	return vfile_counters(f) ? MIN(V->cfg.cache_ms, V->cfg.ct_ttl_ms) : V->cfg.ct_ttl_ms;
+}
+
+/* Is the render cf still good for an attribute request? Other files
+ * re-render once a quarter of their page-cache lifetime has passed. A live
+ * file's attributes never stay in the kernel (timeout 0), so every read(2)
+ * asks: it gets a new render once the last is LIVE_NS old and the file was
+ * not asked for within LIVE_NS -- a reader going on to its next read(2) of
+ * the same pass (to EOF, or `dd bs=1`) must not find the content changed
+ * under it -- and at the latest once the render is cache_ms old. */
+static bool ct_file_fresh(struct ct_file *cf, enum vfile f, uint64_t now)
+{
+	uint64_t age = now - cf->rendered_ns, quiet = now - cf->asked_ns;
+
+	if (!vfile_live(f))
+		return age < ct_file_ttl_ms(f) * 1000000 / 4;
+	cf->asked_ns = now;
+	return age < LIVE_NS || (quiet < LIVE_NS && age < V->cfg.cache_ms * 1000000);
+}
+
+static int ct_file_refresh(fuse_req_t req, struct ct *ct, enum vfile f, unsigned arg,
+			   bool only_if_empty)
+{
+	struct ct_file *cf;
+	uint64_t now = now_ns();
 	_cleanup_sbuf_ struct sbuf b;
 	struct timespec rt;
 	int r = 0;
 
 	sbuf_init(&b);
 	pthread_mutex_lock(&ct->lock);
-	if (cf->data && (only_if_empty || now - cf->rendered_ns < fresh))
+	cf = ct_file_slot(ct, f, arg);
+	if (!cf) {
+		r = -ENOMEM;
 		goto out;
-	r = render_for(req, ct->id, f, &b);
+	}
+	if (cf->data && (only_if_empty || ct_file_fresh(cf, f, now)))
+		goto out;
+	cf->asked_ns = now;
+	r = render_for(req, ct->id, f, arg, &b);
 	if (r < 0)
 		goto out;
 	free(cf->data);
@@ -211,7 +250,8 @@ out:
 	return r;
 }
 
-static int ct_file_attr(fuse_req_t req, unsigned view, enum vfile f, struct stat *st)
+static int ct_file_attr(fuse_req_t req, unsigned view, enum vfile f, unsigned arg,
+			struct stat *st)
 {
 	struct ct *ct;
 	int r = -ESTALE;
@@ -219,14 +259,17 @@ static int ct_file_attr(fuse_req_t req, unsigned view, enum vfile f, struct stat
 	views_read_lock();
 	ct = ct_get(view);
 	if (ct)
-		r = ct_file_refresh(req, ct, f, false);
+		r = ct_file_refresh(req, ct, f, arg, false);
 	else
 		log_debug("getattr: per-container tree @%u is gone", view);
 	if (r == 0) {
+		const struct ct_file *cf;
+
 		pthread_mutex_lock(&ct->lock);
-		st->st_size = (off_t)ct->files[f].len;
-		st->st_mtim.tv_sec = (time_t)(ct->files[f].mtime_ns / 1000000000ULL);
-		st->st_mtim.tv_nsec = (long)(ct->files[f].mtime_ns % 1000000000ULL);
+		cf = ct_file_slot(ct, f, arg); /* exists: refreshed above */
+		st->st_size = (off_t)cf->len;
+		st->st_mtim.tv_sec = (time_t)(cf->mtime_ns / 1000000000ULL);
+		st->st_mtim.tv_nsec = (long)(cf->mtime_ns % 1000000000ULL);
 		st->st_ctim = st->st_mtim;
 		pthread_mutex_unlock(&ct->lock);
 	}
@@ -269,7 +312,7 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st, bool ct_se
 	}
 	tnode_attr(ino, t, st);
 	if (ct_session && view && tree[t].kind == TN_FILE)
-		return ct_file_attr(req, view, tree[t].file, st);
+		return ct_file_attr(req, view, tree[t].file, ino_arg(ino), st);
 	return 0;
 }
 
@@ -278,7 +321,7 @@ static double attr_timeout(fuse_ino_t ino, bool ct_session)
 	int t = ino_tnode(ino);
 
 	if (ct_session && !(ino & PASS_BIT) && ino_view(ino) && tree[t].kind == TN_FILE)
-		return (double)V->cfg.ct_ttl_ms / 1000.0;
+		return (double)ct_file_ttl_ms(tree[t].file) / 1000.0;
 	if (!(ino & PASS_BIT) && is_proc_link(ct_session, ino_view(ino), t))
 		return 0; /* its size depends on the reader */
 	if (ino & PASS_BIT)
@@ -375,6 +418,20 @@ static void lookup_cpudir(fuse_req_t req, unsigned view, int pt, const char *nam
 	lookup_pass(req, view, "", name, ct_session);
 }
 
+/* A host block device or NUMA node: devices come and go (loop, hotplug),
+ * so neither the entry nor its absence is cached for long. */
+static void lookup_obj(fuse_req_t req, unsigned view, int pt, const char *name,
+		       bool ct_session)
+{
+	int arg = obj_lookup(pt, name);
+	int t = tree[pt].kind == TN_BLOCKDIR ? T_BLOCKDEV : T_NODEN;
+
+	if (arg < 0)
+		reply_noent(req, 1.0);
+	else
+		reply_entry(req, tnode_ino_arg(view, t, (unsigned)arg), 1.0, ct_session);
+}
+
 static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool ct_session)
 {
 	unsigned view = ino_view(parent);
@@ -416,12 +473,16 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 		lookup_cpudir(req, view, pt, name, ct_session);
 		return;
 	}
+	if (tree[pt].kind == TN_BLOCKDIR || tree[pt].kind == TN_NODEDIR) {
+		lookup_obj(req, view, pt, name, ct_session);
+		return;
+	}
 	t = tnode_child(pt, name);
 	if (t < 0 || ((t == T_CTMOUNT || t == T_GENERIC) && (ct_session || view))) {
 		reply_noent(req, LONG_TIMEOUT);
 		return;
 	}
-	reply_entry(req, tnode_ino(view, t), LONG_TIMEOUT, ct_session);
+	reply_entry(req, tnode_ino_arg(view, t, ino_arg(parent)), LONG_TIMEOUT, ct_session);
 }
 
 static void shared_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -490,7 +551,7 @@ static int render_into(fuse_req_t req, struct fhandle *h)
 	int r;
 
 	sbuf_init(&b);
-	r = render_for(req, 0, tree[h->t].file, &b);
+	r = render_for(req, 0, tree[h->t].file, h->arg, &b);
 	if (r < 0)
 		return r;
 	free(h->data);
@@ -518,6 +579,7 @@ static void shared_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	}
 	h->fd = -1;
 	h->t = t;
+	h->arg = ino_arg(ino);
 	pthread_mutex_init(&h->lock, NULL);
 	if (ino & PASS_BIT) {
 		struct pnode *p = pnode_get(ino);
@@ -671,13 +733,16 @@ static void ct_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	views_read_lock();
 	ct = ct_get(ino_view(ino));
-	r = ct ? ct_file_refresh(req, ct, tree[t].file, true) : -ESTALE;
+	r = ct ? ct_file_refresh(req, ct, tree[t].file, ino_arg(ino), true) : -ESTALE;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 	} else {
+		struct ct_file *cf;
+
 		pthread_mutex_lock(&ct->lock);
-		reply_slice(req, ct->files[tree[t].file].data, ct->files[tree[t].file].len,
-			    size, off);
+		cf = ct_file_slot(ct, tree[t].file, ino_arg(ino));
+		cf->asked_ns = now_ns();
+		reply_slice(req, cf->data, cf->len, size, off);
 		pthread_mutex_unlock(&ct->lock);
 	}
 	urcu_memb_read_unlock();
@@ -753,6 +818,20 @@ static void list_cts(fuse_req_t req, struct dirbuf *b)
 	}
 }
 
+struct obj_dir {
+	fuse_req_t req;
+	struct dirbuf *b;
+	unsigned view;
+	int t;
+};
+
+static void obj_add(const char *name, unsigned arg, void *ctx)
+{
+	struct obj_dir *od = ctx;
+
+	dir_add(od->req, od->b, name, tnode_ino_arg(od->view, od->t, arg), S_IFDIR);
+}
+
 static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_session)
 {
 	unsigned view = ino_view(ino);
@@ -771,11 +850,17 @@ static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_
 		list_cts(req, b);
 		return;
 	}
+	if (tree[pt].kind == TN_BLOCKDIR || tree[pt].kind == TN_NODEDIR) {
+		struct obj_dir od = { req, b, view, tree[pt].kind == TN_BLOCKDIR ? T_BLOCKDEV : T_NODEN };
+
+		obj_list(pt, obj_add, &od);
+		return;
+	}
 	for (int t = 1; t < T_COUNT; t++) {
-		if (tree[t].parent != pt ||
+		if (tree[t].parent != pt || !tree[t].name[0] ||
 		    ((t == T_CTMOUNT || t == T_GENERIC) && (ct_session || view)))
 			continue;
-		dir_add(req, b, tree[t].name, tnode_ino(view, t),
+		dir_add(req, b, tree[t].name, tnode_ino_arg(view, t, ino_arg(ino)),
 			is_proc_link(ct_session, view, t) ? S_IFLNK :
 			tree[t].kind == TN_FILE ? S_IFREG : S_IFDIR);
 	}

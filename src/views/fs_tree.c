@@ -8,11 +8,13 @@
 #include "cvmfs/log.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const struct tnode tree[T_COUNT] = {
@@ -51,14 +53,90 @@ const struct tnode tree[T_COUNT] = {
 	{ "online", T_GENCPU, TN_FILE, VF_CPU_ONLINE },
 	{ "possible", T_GENCPU, TN_FILE, VF_CPU_POSSIBLE },
 	{ "present", T_GENCPU, TN_FILE, VF_CPU_PRESENT },
+	/* Added later: new numbers, so that older node ids keep their meaning. */
+	{ "vmstat", T_PROC, TN_FILE, VF_VMSTAT },
+	{ "vmstat", T_GENERIC, TN_FILE, VF_VMSTAT },
+	{ "block", 13, TN_BLOCKDIR, 0 },
+	{ "", 35, TN_OBJDIR, 0 },		/* sys/block/NAME (T_BLOCKDEV) */
+	{ "stat", T_BLOCKDEV, TN_FILE, VF_BLOCK_STAT },
+	{ "node", 15, TN_NODEDIR, 0 },
+	{ "", 38, TN_OBJDIR, 0 },		/* nodeN (T_NODEN) */
+	{ "cpulist", T_NODEN, TN_FILE, VF_NODE_CPULIST },
+	{ "cpumap", T_NODEN, TN_FILE, VF_NODE_CPUMAP },
+	{ "meminfo", T_NODEN, TN_FILE, VF_NODE_MEMINFO },
 };
+
+_Static_assert(sizeof(tree) / sizeof(tree[0]) == T_COUNT, "T_COUNT");
 
 int tnode_child(int parent, const char *name)
 {
 	for (int t = 1; t < T_COUNT; t++)
-		if (tree[t].parent == parent && !strcmp(tree[t].name, name))
+		if (tree[t].parent == parent && tree[t].name[0] && !strcmp(tree[t].name, name))
 			return t;
 	return -1;
+}
+
+/* ---- per-object directories: the host's block devices and NUMA nodes ---- */
+
+static bool plain_name(const char *name)
+{
+	return name[0] && name[0] != '.' && !strchr(name, '/') && strlen(name) < 64;
+}
+
+/* "nodeN" with N in canonical decimal. */
+static int node_number(const char *name)
+{
+	char *end;
+	unsigned long n;
+
+	if (strncmp(name, "node", 4) || !isdigit((unsigned char)name[4]) ||
+	    (name[4] == '0' && name[5]))
+		return -ENOENT;
+	n = strtoul(name + 4, &end, 10);
+	return *end || n > 65535 ? -ENOENT : (int)n;
+}
+
+int obj_lookup(int dir, const char *name)
+{
+	char rel[96];
+	struct stat st;
+	int n;
+
+	if (tree[dir].kind == TN_NODEDIR) {
+		n = node_number(name);
+		return n >= 0 && host_node_exists((unsigned)n) ? n : -ENOENT;
+	}
+	if (tree[dir].kind != TN_BLOCKDIR || !plain_name(name) || host_sys_fd() < 0)
+		return -ENOENT;
+	snprintf(rel, sizeof(rel), "block/%s", name);
+	if (fstatat(host_sys_fd(), rel, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+		return -ENOENT;
+	return block_index(name);
+}
+
+void obj_list(int dir, void (*fn)(const char *name, unsigned arg, void *ctx), void *ctx)
+{
+	const char *rel = tree[dir].kind == TN_NODEDIR ? "devices/system/node" : "block";
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *e;
+	int fd;
+
+	if (host_sys_fd() < 0)
+		return;
+	fd = openat(host_sys_fd(), rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d))) {
+		int arg = tree[dir].kind == TN_NODEDIR ? node_number(e->d_name)
+						       : plain_name(e->d_name) ? block_index(e->d_name)
+									       : -ENOENT;
+
+		if (arg >= 0)
+			fn(e->d_name, (unsigned)arg, ctx);
+	}
 }
 
 void tnode_attr(fuse_ino_t ino, int t, struct stat *st)
@@ -279,12 +357,37 @@ unsigned ct_for_container(struct container *cont, uint64_t pidns_start)
 	return id;
 }
 
+struct ct_file *ct_file_slot(struct ct *c, enum vfile f, unsigned arg)
+{
+	struct ct_file *grown;
+	unsigned n;
+
+	if (!vfile_has_arg(f))
+		return &c->files[f];
+	if (arg < c->n_obj_files[f])
+		return &c->obj_files[f][arg];
+	if (arg >= 65536)
+		return NULL;
+	n = MAX(arg + 1, 2 * c->n_obj_files[f]);
+	grown = realloc(c->obj_files[f], n * sizeof(*grown));
+	if (!grown)
+		return NULL;
+	memset(grown + c->n_obj_files[f], 0, (n - c->n_obj_files[f]) * sizeof(*grown));
+	c->obj_files[f] = grown;
+	c->n_obj_files[f] = n;
+	return &grown[arg];
+}
+
 static void ct_free_rcu(struct rcu_head *h)
 {
 	struct ct *c = caa_container_of(h, struct ct, rcu);
 
-	for (int f = 0; f < VF_NFILES; f++)
+	for (int f = 0; f < VF_NFILES; f++) {
 		free(c->files[f].data);
+		for (unsigned i = 0; i < c->n_obj_files[f]; i++)
+			free(c->obj_files[f][i].data);
+		free(c->obj_files[f]);
+	}
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

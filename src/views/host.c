@@ -1,6 +1,8 @@
 /* The host's own /proc and cpu sysfs files: read through fds kept open and
  * cached for cache_ms as RCU-published text, so unlimited readers get the
- * host's bytes and renderers get host values without re-reading per open. */
+ * host's bytes and renderers get host values without re-reading per open.
+ * Also the host's sysfs root, for the per-object files (block devices,
+ * NUMA nodes), and the names of block devices the trees have shown. */
 #include "views.h"
 
 #include "cvmfs/cleanup.h"
@@ -36,8 +38,12 @@ static struct host_file files[VF_NFILES] = {
 	[VF_DISKSTATS] = { "diskstats" }, [VF_PSI_CPU] = { "pressure/cpu" },
 	[VF_PSI_MEM] = { "pressure/memory" }, [VF_PSI_IO] = { "pressure/io" },
 	[VF_CPU_ONLINE] = { "online", true }, [VF_CPU_POSSIBLE] = { "possible", true },
-	[VF_CPU_PRESENT] = { "present", true },
+	[VF_CPU_PRESENT] = { "present", true }, [VF_VMSTAT] = { "vmstat" },
+	/* per-object files have no single host file: name NULL */
 };
+
+static int sys_fd = -EBADF;
+static bool host_ready; /* host_fini runs after a failed start too */
 
 static void text_free_rcu(struct rcu_head *h)
 {
@@ -120,11 +126,18 @@ int host_init(void)
 		struct host_file *f = &files[i];
 
 		pthread_mutex_init(&f->lock, NULL);
+		f->fd = -EBADF;
+		if (!f->name)
+			continue;
 		f->fd = openat(f->in_sys ? V->sys_cpu_fd : V->proc_fd, f->name,
 			       O_RDONLY | O_CLOEXEC);
 		if (f->fd < 0 && i != VF_PSI_CPU && i != VF_PSI_MEM && i != VF_PSI_IO)
 			log_warn("host file %s: %s", f->name, strerror(errno));
 	}
+	/* The cpu directory is SYS/devices/system/cpu. */
+	sys_fd = openat(V->sys_cpu_fd, "../../..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (sys_fd < 0)
+		log_warn("host sysfs root: %s", strerror(errno));
 	if (read_at_buf(V->sys_cpu_fd, "online", buf, sizeof(buf)) < 0 ||
 	    cpulist_parse(buf, V->host_online) < 0) {
 		log_warn("cannot read the host's online cpus; assuming cpu0");
@@ -132,11 +145,15 @@ int host_init(void)
 		cpuset_set(V->host_online, 0);
 	}
 	V->host_ncpus = cpuset_count(V->host_online);
+	host_ready = true;
 	return 0;
 }
 
 void host_fini(void)
 {
+	if (!host_ready)
+		return;
+	host_ready = false;
 	for (int i = 0; i < VF_NFILES; i++) {
 		struct host_file *f = &files[i];
 
@@ -146,4 +163,67 @@ void host_fini(void)
 		free(f->text);
 		f->text = NULL;
 	}
+	if (sys_fd >= 0)
+		close(sys_fd);
+	sys_fd = -EBADF;
+}
+
+int host_sys_fd(void)
+{
+	return sys_fd;
+}
+
+ssize_t host_sys_read(const char *rel, char *buf, size_t size)
+{
+	if (sys_fd < 0)
+		return -ENOENT;
+	return read_at_buf(sys_fd, rel, buf, size);
+}
+
+bool host_node_exists(unsigned node)
+{
+	char rel[64];
+	struct stat st;
+
+	snprintf(rel, sizeof(rel), "devices/system/node/node%u", node);
+	return sys_fd >= 0 && fstatat(sys_fd, rel, &st, 0) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Block device names, append-only: an index is published (release) after
+ * its name, so block_name() needs no lock. Bounded by the names the host
+ * has had. */
+#define BLOCK_MAX 4096
+static char *block_names[BLOCK_MAX];
+static unsigned block_count;
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *block_name(unsigned idx)
+{
+	if (idx >= __atomic_load_n(&block_count, __ATOMIC_ACQUIRE))
+		return NULL;
+	return block_names[idx];
+}
+
+int block_index(const char *name)
+{
+	int r = -ENOSPC;
+
+	pthread_mutex_lock(&block_lock);
+	for (unsigned i = 0; i < block_count; i++)
+		if (!strcmp(block_names[i], name)) {
+			r = (int)i;
+			goto out;
+		}
+	if (block_count < BLOCK_MAX) {
+		block_names[block_count] = strdup(name);
+		if (!block_names[block_count]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = (int)block_count;
+		__atomic_store_n(&block_count, block_count + 1, __ATOMIC_RELEASE);
+	}
+out:
+	pthread_mutex_unlock(&block_lock);
+	return r;
 }

@@ -2,6 +2,9 @@
  * A caller whose cgroups set no memory or CPU limit gets the host's bytes. */
 #include "views.h"
 
+#include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -76,6 +79,22 @@ static int host_copy(enum vfile f, struct sbuf *out)
 	return sbuf_error(out);
 }
 
+int render_file_arg(enum vfile f, unsigned arg, const struct view_caller *who,
+		    struct sbuf *out)
+{
+	switch (f) {
+	case VF_BLOCK_STAT:
+		return render_block_stat(who, arg, out);
+	case VF_NODE_CPULIST:
+	case VF_NODE_CPUMAP:
+		return render_node_cpus(who, f, arg, out);
+	case VF_NODE_MEMINFO:
+		return render_node_meminfo(who, arg, out);
+	default:
+		return render_file(f, who, out);
+	}
+}
+
 int render_file(enum vfile f, const struct view_caller *who, struct sbuf *out)
 {
 	switch (f) {
@@ -101,16 +120,35 @@ int render_file(enum vfile f, const struct view_caller *who, struct sbuf *out)
 	case VF_CPU_POSSIBLE:
 	case VF_CPU_PRESENT:
 		return render_cpulist(who, f, out);
+	case VF_VMSTAT:
+		return render_vmstat(who, out);
+	case VF_BLOCK_STAT:
+	case VF_NODE_CPULIST:
+	case VF_NODE_CPUMAP:
+	case VF_NODE_MEMINFO:
 	case VF_NFILES:
-		break;
+		break; /* per-object files: render_file_arg */
 	}
-	(void)host_copy;
 	return -EINVAL;
 }
 
 /* Shared by renderers: the host's bytes when the caller sees the host. */
-int render_host(enum vfile f, struct sbuf *out);
 int render_host(enum vfile f, struct sbuf *out)
 {
 	return host_copy(f, out);
+}
+
+int render_host_sys(const char *rel, struct sbuf *out)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	if (host_sys_fd() < 0)
+		return -ENOENT;
+	r = read_file_alloc(host_sys_fd(), rel, &text, &len);
+	if (r < 0)
+		return r;
+	sbuf_add(out, text, len);
+	return sbuf_error(out);
 }

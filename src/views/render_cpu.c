@@ -1,7 +1,7 @@
-/* /proc/cpuinfo, /proc/stat and the cpu sysfs lists for a CPU-limited
- * container. Visible CPUs are the effective cpuset, cut to ceil(quota/period)
- * in the quota view; /proc/stat counters come from the cgroup's usage and are
- * kept monotonic per container so top and vmstat never see negative deltas. */
+/* /proc/cpuinfo, the cpu sysfs lists and the NUMA nodes' cpu files for a
+ * CPU-limited container. Visible CPUs are the effective cpuset, cut to
+ * ceil(quota/period) in the quota view (render.c); a node shows the visible
+ * CPUs it holds, so lscpu's and top's NUMA lines name the container's. */
 #include "views.h"
 
 #include "cvmfs/cleanup.h"
@@ -10,158 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int render_host(enum vfile f, struct sbuf *out);
-
-static uint64_t ns_to_ticks(uint64_t ns)
-{
-	static uint64_t hz;
-
-	if (!hz)
-		hz = (uint64_t)sysconf(_SC_CLK_TCK);
-	return ns / (1000000000ULL / hz);
-}
-
-static uint64_t elapsed_since(uint64_t start)
-{
-	uint64_t now = boottime_ns();
-
-	return now > start ? now - start : 0;
-}
-
-/* The slot of this PID namespace, or the least recently used one. */
-static struct tick_slot *slot_for(struct container *c, uint64_t pidns, bool *fresh)
-{
-	struct tick_slot *lru = &c->slots[0];
-
-	for (int i = 0; i < TICK_SLOTS; i++) {
-		struct tick_slot *s = &c->slots[i];
-
-		if (s->n && s->pidns_start == pidns) {
-			*fresh = false;
-			return s;
-		}
-		if (s->used_ns < lru->used_ns)
-			lru = s;
-	}
-	*fresh = true;
-	return lru;
-}
-
-static void ticks_clamp(struct container *c, uint64_t pidns, const unsigned *ids,
-			struct cpu_ticks *t, unsigned n)
-{
-	struct tick_slot *s;
-	bool fresh;
-
-	pthread_mutex_lock(&c->stat_lock);
-	s = slot_for(c, pidns, &fresh);
-	s->used_ns = now_ns();
-	if (fresh || s->n != n || memcmp(s->cpu, ids, n * sizeof(*ids))) {
-		/* New namespace or new CPU set: start a new monotonic series. */
-		unsigned *nid = realloc(s->cpu, n * sizeof(*nid));
-		struct cpu_ticks *nt = nid ? realloc(s->ticks, n * sizeof(*nt)) : NULL;
-
-		if (nid)
-			s->cpu = nid;
-		if (nt) {
-			s->ticks = nt;
-			memcpy(s->cpu, ids, n * sizeof(*ids));
-			memcpy(s->ticks, t, n * sizeof(*t));
-			s->n = n;
-			s->pidns_start = pidns;
-		}
-		pthread_mutex_unlock(&c->stat_lock);
-		return;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		struct cpu_ticks *last = &s->ticks[i];
-
-		t[i].user = MAX(t[i].user, last->user);
-		t[i].system = MAX(t[i].system, last->system);
-		t[i].idle = MAX(t[i].idle, last->idle);
-		*last = t[i];
-	}
-	pthread_mutex_unlock(&c->stat_lock);
-}
-
-unsigned cpu_view_ticks(const struct view_caller *who, unsigned *ids,
-			struct cpu_ticks *t, unsigned max)
-{
-	uint8_t set[CG_MAX_CPUS / 8];
-	const struct cg_values *v = &who->snap->v;
-	unsigned n = 0, want = caller_visible_cpus(who, set);
-	uint64_t user = ns_to_ticks(v->cpu_user_ns), sys = ns_to_ticks(v->cpu_system_ns);
-	uint64_t pidns = caller_pidns_start(who);
-	uint64_t elapsed = ns_to_ticks(elapsed_since(pidns));
-
-	for (unsigned c = 0; c < CG_MAX_CPUS && n < max && n < want; c++)
-		if (cpuset_has(set, c))
-			ids[n++] = c;
-	if (!n)
-		return 0;
-	for (unsigned i = 0; i < n; i++) {
-		/* v2 has no per-CPU usage: spread it evenly, remainder first. */
-		t[i].user = user / n + (i < user % n);
-		t[i].system = sys / n + (i < sys % n);
-		t[i].idle = elapsed > t[i].user + t[i].system ? elapsed - t[i].user - t[i].system : 0;
-	}
-	ticks_clamp(who->c, pidns, ids, t, n);
-	return n;
-}
-
-static void put_cpu_line(struct sbuf *out, const char *name, const struct cpu_ticks *t)
-{
-	sbuf_printf(out, "%s %llu 0 %llu %llu 0 0 0 0 0 0\n", name,
-		    (unsigned long long)t->user, (unsigned long long)t->system,
-		    (unsigned long long)t->idle);
-}
-
-int render_stat(const struct view_caller *who, struct sbuf *out)
-{
-	_cleanup_free_ unsigned *ids = malloc(CG_MAX_CPUS * sizeof(*ids));
-	_cleanup_free_ struct cpu_ticks *t = malloc(CG_MAX_CPUS * sizeof(*t));
-	struct cpu_ticks sum = { 0 };
-	unsigned n, running, blocked;
-	size_t len;
-	const char *text, *l;
-
-	if (!caller_limited(who))
-		return render_host(VF_STAT, out);
-	if (!ids || !t)
-		return -ENOMEM;
-	n = cpu_view_ticks(who, ids, t, CG_MAX_CPUS);
-	for (unsigned i = 0; i < n; i++) {
-		sum.user += t[i].user;
-		sum.system += t[i].system;
-		sum.idle += t[i].idle;
-	}
-	put_cpu_line(out, "cpu ", &sum);
-	for (unsigned i = 0; i < n; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "cpu%u", ids[i]);
-		put_cpu_line(out, name, &t[i]);
-	}
-	pthread_mutex_lock(&who->c->stat_lock);
-	running = MAX(who->c->nr_running, 1u); /* the reader itself runs */
-	blocked = who->c->nr_blocked;
-	pthread_mutex_unlock(&who->c->stat_lock);
-	text = host_text(VF_STAT, &len);
-	for (l = text; l < text + len && *l;) {
-		const char *end = strchr(l, '\n');
-		size_t linelen = end ? (size_t)(end - l) + 1 : strlen(l);
-
-		if (!strncmp(l, "procs_running ", 14))
-			sbuf_printf(out, "procs_running %u\n", running);
-		else if (!strncmp(l, "procs_blocked ", 14))
-			sbuf_printf(out, "procs_blocked %u\n", blocked);
-		else if (strncmp(l, "cpu", 3))
-			sbuf_add(out, l, linelen);
-		l += linelen;
-	}
-	return sbuf_error(out);
-}
 
 static bool block_processor(const char *block, size_t len, unsigned *cpu)
 {
@@ -227,5 +75,66 @@ int render_cpulist(const struct view_caller *who, enum vfile f, struct sbuf *out
 	caller_visible_cpus(who, set);
 	cpulist_format(set, list, sizeof(list));
 	sbuf_printf(out, "%s\n", list);
+	return sbuf_error(out);
+}
+
+/* The kernel's "%*pb" of a cpumask (bitmap_print_to_pagebuf): 32-bit hex
+ * chunks, most significant first, comma-separated; the first has only as
+ * many digits as its bits need. nbits is nr_cpu_ids. */
+static void put_cpumap(struct sbuf *out, const uint8_t *set, unsigned nbits)
+{
+	unsigned chunks = (nbits + 31) / 32;
+
+	for (unsigned ci = chunks; ci-- > 0;) {
+		unsigned bits = ci == chunks - 1 && nbits % 32 ? nbits % 32 : 32;
+		uint32_t v = 0;
+
+		for (unsigned b = 0; b < bits; b++)
+			if (cpuset_has(set, ci * 32 + b))
+				v |= 1u << b;
+		sbuf_printf(out, "%s%0*x", ci == chunks - 1 ? "" : ",", (int)((bits + 3) / 4), v);
+	}
+	sbuf_puts(out, "\n");
+}
+
+/* nr_cpu_ids: one past the highest possible CPU of the host. */
+static unsigned host_nr_cpu_ids(void)
+{
+	uint8_t set[CG_MAX_CPUS / 8];
+	size_t len;
+	const char *text = host_text(VF_CPU_POSSIBLE, &len);
+	unsigned n = 0;
+
+	if (cpulist_parse(text, set) < 0)
+		return V->host_ncpus;
+	for (unsigned c = 0; c < CG_MAX_CPUS; c++)
+		if (cpuset_has(set, c))
+			n = c + 1;
+	return n ? n : 1;
+}
+
+int render_node_cpus(const struct view_caller *who, enum vfile f, unsigned node,
+		     struct sbuf *out)
+{
+	uint8_t set[CG_MAX_CPUS / 8], on_node[CG_MAX_CPUS / 8];
+	char rel[96], buf[4096];
+	char list[4096];
+
+	snprintf(rel, sizeof(rel), "devices/system/node/node%u/%s", node,
+		 f == VF_NODE_CPULIST ? "cpulist" : "cpumap");
+	if (!caller_cpu_limited(who))
+		return render_host_sys(rel, out);
+	snprintf(rel, sizeof(rel), "devices/system/node/node%u/cpulist", node);
+	if (host_sys_read(rel, buf, sizeof(buf)) < 0 || cpulist_parse(buf, on_node) < 0)
+		return -ENOENT;
+	caller_visible_cpus(who, set);
+	for (unsigned i = 0; i < CG_MAX_CPUS / 8; i++)
+		set[i] &= on_node[i];
+	if (f == VF_NODE_CPUMAP) {
+		put_cpumap(out, set, host_nr_cpu_ids());
+	} else {
+		cpulist_format(set, list, sizeof(list));
+		sbuf_printf(out, "%s\n", list);
+	}
 	return sbuf_error(out);
 }

@@ -1,13 +1,13 @@
-/* /proc/meminfo and /proc/swaps for a memory-limited container. */
+/* /proc/meminfo, /proc/swaps, /proc/vmstat and the NUMA nodes' meminfo for
+ * a limited container. */
 #include "views.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int render_host(enum vfile f, struct sbuf *out);
 
 struct mem_field {
 	const char *key;
@@ -80,6 +80,13 @@ static const struct mem_field *field_find(const struct mem_field *f, size_t n,
 	return NULL;
 }
 
+static uint64_t field_kb(const struct mem_field *f, size_t n, const char *key)
+{
+	const struct mem_field *x = field_find(f, n, key, strlen(key));
+
+	return x ? x->kb : 0;
+}
+
 int render_meminfo(const struct view_caller *who, struct sbuf *out)
 {
 	struct mem_field fields[40];
@@ -135,4 +142,98 @@ int render_swaps(const struct view_caller *who, struct sbuf *out)
 			    (unsigned long long)used, used < 10000000 ? "\t" : "", -2);
 	}
 	return sbuf_error(out);
+}
+
+/* ---- sys/devices/system/node/nodeN/meminfo ---- */
+
+/* The host's MemTotal of node (kB), 0 if unknown. */
+static uint64_t node_total_kb(unsigned node)
+{
+	char rel[96], buf[8192], key[32];
+	const char *p;
+
+	snprintf(rel, sizeof(rel), "devices/system/node/node%u/meminfo", node);
+	snprintf(key, sizeof(key), "Node %u MemTotal:", node);
+	if (host_sys_read(rel, buf, sizeof(buf)) < 0 || !(p = strstr(buf, key)))
+		return 0;
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+/* The share of the container's memory a node shows: all of it on a host
+ * with one node; else the node's share of the host's memory (memcg does
+ * not limit per node). As num/den. */
+static void node_share(unsigned node, uint64_t *num, uint64_t *den)
+{
+	char buf[4096];
+	uint8_t nodes[CG_MAX_CPUS / 8];
+
+	*num = *den = 1;
+	if (host_sys_read("devices/system/node/online", buf, sizeof(buf)) < 0 ||
+	    cpulist_parse(buf, nodes) < 0 || cpuset_count(nodes) <= 1)
+		return;
+	*num = node_total_kb(node);
+	*den = 0;
+	for (unsigned n = 0; n < CG_MAX_CPUS; n++)
+		if (cpuset_has(nodes, n))
+			*den += node_total_kb(n);
+	if (!*den)
+		*num = *den = 1;
+}
+
+/* "Node N KEY:   value kB" lines (node_read_meminfo): the meminfo view's
+ * figures where the node file has the same key, MemUsed and FilePages
+ * from them; the host's other lines. */
+int render_node_meminfo(const struct view_caller *who, unsigned node, struct sbuf *out)
+{
+	struct mem_field fields[42];
+	_cleanup_free_ char *text = NULL;
+	uint64_t total, num, den;
+	char rel[96], prefix[32];
+	size_t n, len, plen;
+	int r;
+
+	snprintf(rel, sizeof(rel), "devices/system/node/node%u/meminfo", node);
+	if (!caller_mem_limited(who, &total))
+		return render_host_sys(rel, out);
+	if ((r = read_file_alloc(host_sys_fd(), rel, &text, &len)) < 0)
+		return r;
+	n = mem_fields(&who->snap->v, total, fields);
+	fields[n] = (struct mem_field){ "MemUsed", sub0(field_kb(fields, n, "MemTotal"),
+							field_kb(fields, n, "MemFree")) };
+	fields[n + 1] = (struct mem_field){ "FilePages", kb(who->snap->v.ms.file) };
+	n += 2;
+	node_share(node, &num, &den);
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "Node %u ", node);
+	for (const char *l = text; l < text + len && *l;) {
+		const char *end = strchr(l, '\n');
+		size_t linelen = end ? (size_t)(end - l) + 1 : strlen(l);
+		const char *key = l + plen, *colon = memchr(l, ':', linelen);
+		const struct mem_field *f = NULL;
+
+		if (linelen > plen && !strncmp(l, prefix, plen) && colon)
+			f = field_find(fields, n, key, (size_t)(colon - key));
+		if (f) {
+			char label[32];
+
+			snprintf(label, sizeof(label), "%s:", f->key);
+			sbuf_printf(out, "%s%-16s%8llu kB\n", prefix, label,
+				    (unsigned long long)((unsigned __int128)f->kb * num / den));
+		} else {
+			sbuf_add(out, l, linelen);
+		}
+		l += linelen;
+	}
+	return sbuf_error(out);
+}
+
+uint64_t view_memfree_kb(const struct view_caller *who)
+{
+	struct mem_field fields[40];
+	uint64_t total;
+	size_t n;
+
+	if (!caller_mem_limited(who, &total))
+		return host_meminfo_kb("MemFree");
+	n = mem_fields(&who->snap->v, total, fields);
+	return field_kb(fields, n, "MemFree");
 }

@@ -1,4 +1,5 @@
-/* /proc/uptime, /proc/loadavg, /proc/diskstats and /proc/pressure files. */
+/* /proc/uptime, /proc/loadavg, /proc/diskstats, sys/block/NAME/stat and
+ * /proc/pressure files. */
 #include "views.h"
 
 #include "cvmfs/cleanup.h"
@@ -7,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int render_host(enum vfile f, struct sbuf *out);
 
 #define FSHIFT 11
 #define FIXED_1 (1UL << FSHIFT)
@@ -30,14 +29,11 @@ int render_uptime(const struct view_caller *who, struct sbuf *out)
 	sscanf(host, "%lf %lf", &host_up, &host_idle);
 	up_cs = (boottime_ns() - start) / 10000000;
 	if (who->snap && caller_limited(who)) {
-		unsigned ids[CG_MAX_CPUS];
-		_cleanup_free_ struct cpu_ticks *t = malloc(CG_MAX_CPUS * sizeof(*t));
-		unsigned n = t ? cpu_view_ticks(who, ids, t, CG_MAX_CPUS) : 0;
-		uint64_t idle = 0;
+		uint64_t at = 0, idle = cpu_view_idle(who, &at);
 
-		for (unsigned i = 0; i < n; i++)
-			idle += t[i].idle;
 		idle_cs = idle * 100 / (uint64_t)sysconf(_SC_CLK_TCK);
+		if (at > start) /* the instant the idle ticks describe */
+			up_cs = (at - start) / 10000000;
 	} else {
 		/* Same share of the host's idle time as of its uptime. */
 		idle_cs = host_up > 0 ? (uint64_t)(host_idle * 100 * (double)up_cs / (host_up * 100)) : 0;
@@ -74,15 +70,31 @@ int render_loadavg(const struct view_caller *who, struct sbuf *out)
 
 static const struct cg_iodev *io_find(const struct cg_values *v, unsigned maj, unsigned min)
 {
+	static const struct cg_iodev zero;
+
 	for (unsigned i = 0; i < v->n_io; i++)
 		if (v->io[i].major == maj && v->io[i].minor == min)
 			return &v->io[i];
-	return NULL;
+	return &zero;
+}
+
+/* The kernel's 17 block counters of a device as the cgroup sees them: it
+ * knows ops and bytes of reads, writes and discards; times, merges,
+ * in-flight and flushes stay 0. */
+#define DISK_COUNTERS 17
+static void disk_counters(const struct cg_iodev *d, unsigned long long c[DISK_COUNTERS])
+{
+	memset(c, 0, DISK_COUNTERS * sizeof(*c));
+	c[0] = d->rios;
+	c[2] = d->rbytes / 512;
+	c[4] = d->wios;
+	c[6] = d->wbytes / 512;
+	c[11] = d->dios;
+	c[13] = d->dbytes / 512;
 }
 
 int render_diskstats(const struct view_caller *who, struct sbuf *out)
 {
-	static const struct cg_iodev zero;
 	size_t len;
 	const char *text, *l;
 
@@ -92,23 +104,43 @@ int render_diskstats(const struct view_caller *who, struct sbuf *out)
 	for (l = text; l < text + len && *l;) {
 		const char *end = strchr(l, '\n');
 		size_t linelen = end ? (size_t)(end - l) + 1 : strlen(l);
+		unsigned long long c[DISK_COUNTERS];
 		unsigned maj, min;
 		char name[64];
 
 		if (sscanf(l, "%u %u %63s", &maj, &min, name) == 3) {
-			const struct cg_iodev *d = io_find(&who->snap->v, maj, min);
-
-			if (!d)
-				d = &zero;
-			/* The kernel's 17 counters; the cgroup knows ops and bytes. */
-			sbuf_printf(out, "%4u %7u %s %llu 0 %llu 0 %llu 0 %llu 0 0 0 0 %llu 0 %llu 0 0 0\n",
-				    maj, min, name, (unsigned long long)d->rios,
-				    (unsigned long long)(d->rbytes / 512), (unsigned long long)d->wios,
-				    (unsigned long long)(d->wbytes / 512), (unsigned long long)d->dios,
-				    (unsigned long long)(d->dbytes / 512));
+			disk_counters(io_find(&who->snap->v, maj, min), c);
+			sbuf_printf(out, "%4u %7u %s", maj, min, name);
+			for (int i = 0; i < DISK_COUNTERS; i++)
+				sbuf_printf(out, " %llu", c[i]);
+			sbuf_puts(out, "\n");
 		}
 		l += linelen;
 	}
+	return sbuf_error(out);
+}
+
+/* sys/block/NAME/stat: the same counters as the diskstats view's line of
+ * the device, in sysfs's layout (part_stat_show: 17 fields of width 8). */
+int render_block_stat(const struct view_caller *who, unsigned idx, struct sbuf *out)
+{
+	const char *name = block_name(idx);
+	unsigned long long c[DISK_COUNTERS];
+	char rel[160], dev[32];
+	unsigned maj, min;
+
+	if (!name)
+		return -ENOENT;
+	snprintf(rel, sizeof(rel), "block/%s/stat", name);
+	if (!caller_limited(who))
+		return render_host_sys(rel, out);
+	snprintf(rel, sizeof(rel), "block/%s/dev", name);
+	if (host_sys_read(rel, dev, sizeof(dev)) < 0 || sscanf(dev, "%u:%u", &maj, &min) != 2)
+		return -ENOENT; /* the device went away */
+	disk_counters(io_find(&who->snap->v, maj, min), c);
+	for (int i = 0; i < DISK_COUNTERS; i++)
+		sbuf_printf(out, "%s%8llu", i ? " " : "", c[i]);
+	sbuf_puts(out, "\n");
 	return sbuf_error(out);
 }
 

@@ -1,17 +1,26 @@
 /* The one background thread: every second it expires pid memos and removed
  * cgroups; every 5 s it samples each container's runnable and
  * uninterruptible tasks and folds them into the load averages exactly as the
- * kernel does (fixed point, EXP_1/5/15). */
+ * kernel does (fixed point, EXP_1/5/15).
+ *
+ * The same walk of the cgroup's threads counts their context switches for
+ * /proc/stat's ctxt: each thread's switches since the previous walk (all of
+ * them for a thread not seen before) are added to a monotonic total, so a
+ * thread that exits keeps what was counted for it. Readers of /proc/stat
+ * walk again when the last walk is older than cache_ms. */
 #include "views.h"
 
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FSHIFT 11
 #define FIXED_1 (1UL << FSHIFT)
@@ -24,7 +33,57 @@ static pthread_cond_t sampler_cond = PTHREAD_COND_INITIALIZER;
 
 struct task_count {
 	unsigned running, blocked, threads;
+	struct tid_count *tids;
+	size_t n, cap;
 };
+
+/* Times the thread was switched in: the third field of schedstat (one
+ * short line), else voluntary + involuntary switches from status. */
+static bool thread_switches(pid_t tid, uint64_t *n)
+{
+	static bool no_schedstat; /* a kernel without CONFIG_SCHED_INFO */
+	char name[32], buf[2048];
+	unsigned long long run, wait, slices;
+	uint64_t vol, invol;
+
+	if (!__atomic_load_n(&no_schedstat, __ATOMIC_RELAXED)) {
+		snprintf(name, sizeof(name), "%d/schedstat", tid);
+		if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) >= 0 &&
+		    sscanf(buf, "%llu %llu %llu", &run, &wait, &slices) == 3) {
+			*n = slices;
+			return true;
+		}
+		snprintf(name, sizeof(name), "%d", tid);
+		if (faccessat(V->proc_fd, name, F_OK, 0) < 0)
+			return false; /* exited */
+		__atomic_store_n(&no_schedstat, true, __ATOMIC_RELAXED);
+	}
+	snprintf(name, sizeof(name), "%d/status", tid);
+	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0 ||
+	    kv_lookup_u64(buf, "voluntary_ctxt_switches:", &vol) < 0 ||
+	    kv_lookup_u64(buf, "nonvoluntary_ctxt_switches:", &invol) < 0)
+		return false;
+	*n = vol + invol;
+	return true;
+}
+
+static void count_switches(struct task_count *tc, pid_t tid)
+{
+	uint64_t n;
+
+	if (!thread_switches(tid, &n))
+		return;
+	if (tc->n == tc->cap) {
+		size_t cap = tc->cap ? tc->cap * 2 : 64;
+		struct tid_count *t = realloc(tc->tids, cap * sizeof(*t));
+
+		if (!t)
+			return;
+		tc->tids = t;
+		tc->cap = cap;
+	}
+	tc->tids[tc->n++] = (struct tid_count){ tid, n };
+}
 
 static void count_task(pid_t tid, void *arg)
 {
@@ -36,6 +95,7 @@ static void count_task(pid_t tid, void *arg)
 	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
 		return; /* exited meanwhile */
 	tc->threads++;
+	count_switches(tc, tid);
 	paren = strrchr(buf, ')');
 	if (!paren || !paren[1] || !paren[2])
 		return;
@@ -43,6 +103,30 @@ static void count_task(pid_t tid, void *arg)
 		tc->running++;
 	else if (paren[2] == 'D')
 		tc->blocked++;
+}
+
+static int tid_cmp(const void *a, const void *b)
+{
+	pid_t x = ((const struct tid_count *)a)->tid, y = ((const struct tid_count *)b)->tid;
+
+	return (x > y) - (x < y);
+}
+
+/* Switches since the previous walk; a tid counting less than before is a
+ * new thread that reuses a number. */
+static uint64_t new_switches(const struct tid_count *old, size_t n_old,
+			     const struct tid_count *now, size_t n)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct tid_count *o =
+			n_old ? bsearch(&now[i], old, n_old, sizeof(*old), tid_cmp) : NULL;
+
+		sum += o && o->switches <= now[i].switches ? now[i].switches - o->switches
+							    : now[i].switches;
+	}
+	return sum;
 }
 
 static unsigned long calc_load(unsigned long load, unsigned long exp, unsigned long active)
@@ -54,11 +138,16 @@ static unsigned long calc_load(unsigned long load, unsigned long exp, unsigned l
 	return newload / FIXED_1;
 }
 
-static void sample(struct container *c, bool fold)
+/* Caller holds walk_lock: a walk's switch counts are compared with the
+ * previous walk's, so two may not overlap. */
+static void sample_locked(struct container *c, bool fold)
 {
 	struct task_count tc = { 0 };
+	struct tid_count *old;
 
 	cg_for_each_task(&c->cg, count_task, &tc);
+	if (tc.n)
+		qsort(tc.tids, tc.n, sizeof(*tc.tids), tid_cmp);
 	pthread_mutex_lock(&c->stat_lock);
 	c->nr_running = tc.running;
 	c->nr_blocked = tc.blocked;
@@ -67,13 +156,38 @@ static void sample(struct container *c, bool fold)
 		for (int i = 0; i < 3; i++)
 			c->avenrun[i] = calc_load(c->avenrun[i], load_exp[i],
 						  (tc.running + tc.blocked) * FIXED_1);
+	c->ctxt += new_switches(c->tids, c->n_tids, tc.tids, tc.n);
+	old = c->tids;
+	c->tids = tc.tids;
+	c->n_tids = tc.n;
 	c->sampled = true;
+	CMM_STORE_SHARED(c->walked_ns, now_ns());
 	pthread_mutex_unlock(&c->stat_lock);
+	free(old);
+}
+
+static void sample(struct container *c, bool fold)
+{
+	pthread_mutex_lock(&c->walk_lock);
+	sample_locked(c, fold);
+	pthread_mutex_unlock(&c->walk_lock);
 }
 
 void sampler_sample_now(struct container *c)
 {
 	sample(c, false);
+}
+
+void sampler_refresh(struct container *c, uint64_t max_age_ns)
+{
+	uint64_t now = now_ns();
+
+	if (now - CMM_LOAD_SHARED(c->walked_ns) < max_age_ns ||
+	    pthread_mutex_trylock(&c->walk_lock) != 0)
+		return; /* fresh enough, or being walked: the last figures serve */
+	if (now - c->walked_ns >= max_age_ns)
+		sample_locked(c, false);
+	pthread_mutex_unlock(&c->walk_lock);
 }
 
 static void sample_all(void)

@@ -39,8 +39,38 @@ struct views_config {
 enum vfile {
 	VF_MEMINFO, VF_CPUINFO, VF_STAT, VF_UPTIME, VF_LOADAVG, VF_SWAPS,
 	VF_DISKSTATS, VF_PSI_CPU, VF_PSI_MEM, VF_PSI_IO,
-	VF_CPU_ONLINE, VF_CPU_POSSIBLE, VF_CPU_PRESENT, VF_NFILES
+	VF_CPU_ONLINE, VF_CPU_POSSIBLE, VF_CPU_PRESENT, VF_VMSTAT,
+	/* Files of one of many objects: the render's arg says which. */
+	VF_BLOCK_STAT,   /* sys/block/NAME/stat, arg: block_name() index */
+	VF_NODE_CPULIST, /* sys/devices/system/node/nodeN/..., arg: N */
+	VF_NODE_CPUMAP, VF_NODE_MEMINFO, VF_NFILES
 };
+
+static inline bool vfile_has_arg(enum vfile f)
+{
+	return f >= VF_BLOCK_STAT && f < VF_NFILES;
+}
+
+/* Files whose numbers move with every read (CPU time, uptime): rendered
+ * afresh for each read, never served from a cache older than LIVE_NS. */
+static inline bool vfile_live(enum vfile f)
+{
+	return f == VF_STAT || f == VF_UPTIME;
+}
+
+/* Counter files: tools take rates from them (vmstat, iostat, sar), so a
+ * per-container tree keeps them no longer than their data's snapshot
+ * (cache_ms) rather than for its whole ct_ttl. */
+static inline bool vfile_counters(enum vfile f)
+{
+	return f == VF_DISKSTATS || f == VF_VMSTAT || f == VF_BLOCK_STAT ||
+	       f == VF_PSI_CPU || f == VF_PSI_MEM || f == VF_PSI_IO;
+}
+
+/* The freshness of live files, and of the CPU usage they show: top reads
+ * /proc/stat for its first frame ~1-2 ms after its first read. Reading the
+ * usage costs one pread of a kept-open file (~1 us). */
+#define LIVE_NS 500000ULL
 
 struct snapshot {
 	struct cg_values v;
@@ -62,6 +92,23 @@ struct tick_slot {
 	unsigned n;
 	unsigned *cpu;
 	struct cpu_ticks *ticks;
+	/* The cgroup's usage and clock behind the last shown ticks (ns). */
+	uint64_t user_ns, sys_ns, at_ns;
+	uint64_t uptime_idle; /* the last idle /proc/uptime showed (ticks) */
+};
+
+/* The cgroup's CPU usage, read at most every LIVE_NS (live.c). */
+struct cpu_live {
+	uint64_t user_ns, sys_ns;
+	uint64_t at_ns;               /* CLOCK_BOOTTIME of the reading */
+	uint64_t hist_used_ns, hist_at_ns; /* an older reading, for the rate */
+	bool ok;
+};
+
+/* A thread's context switches at the last walk of the cgroup's tasks. */
+struct tid_count {
+	pid_t tid;
+	uint64_t switches;
 };
 
 struct container {
@@ -76,8 +123,19 @@ struct container {
 	bool dead;
 	/* loadavg, written by the sampler thread only */
 	unsigned long avenrun[3];
+	/* Task walks (sampler.c): one at a time, under walk_lock; their
+	 * results under stat_lock. */
+	pthread_mutex_t walk_lock;
+	uint64_t walked_ns;           /* CLOCK_MONOTONIC of the last walk */
 	unsigned nr_running, nr_blocked, nr_threads;
 	bool sampled;
+	uint64_t ctxt;                /* switches counted so far, monotonic */
+	struct tid_count *tids;       /* sorted by tid */
+	size_t n_tids;
+	/* CPU usage (live.c), protected by live_lock */
+	pthread_mutex_t live_lock;
+	struct cpu_live live;
+	int live_fd[2];               /* kept open: v1 usage_user/usage_sys, v2 cpu.stat */
 	/* protected by stat_lock */
 	pthread_mutex_t stat_lock;
 	struct tick_slot slots[TICK_SLOTS];
@@ -143,6 +201,9 @@ const struct snapshot *container_snapshot(struct container *c);
  * paths and the snapshot is that one's. */
 const struct snapshot *container_current(struct container **cp);
 size_t container_memory(const struct container *c);
+/* One of the cgroup's files in the hierarchy of r, read afresh. */
+ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *name,
+			  char *buf, size_t size);
 unsigned long containers_count(void);
 /* Sampler thread; returns how many containers it let go. */
 unsigned containers_expire(uint64_t now);
@@ -153,6 +214,14 @@ extern void (*container_dead_hook)(struct container *c);
 int sampler_start(void);
 void sampler_stop(void);
 void sampler_sample_now(struct container *c);
+/* Walk the container's tasks again (states, context switches) if the last
+ * walk is older than max_age_ns and no other walk runs now. */
+void sampler_refresh(struct container *c, uint64_t max_age_ns);
+
+/* live.c: the cgroup's CPU usage, at most LIVE_NS old; false if unknown
+ * (then the snapshot's figures serve). */
+bool cpu_live_read(struct container *c, struct cpu_live *out);
+void cpu_live_close(struct container *c);
 
 /* pidns.c: boottime (ns) at which the caller's PID namespace init started,
  * or 0 when the caller shares the host's PID namespace. */
@@ -165,9 +234,22 @@ void host_fini(void);
 /* Returns the host file text (valid until rcu_read_unlock). */
 const char *host_text(enum vfile f, size_t *len);
 uint64_t host_meminfo_kb(const char *key);
+/* The host's sysfs root (from the cpu directory's fd), or -1. */
+int host_sys_fd(void);
+/* Read a host sysfs file below the root into buf (NUL-terminated). */
+ssize_t host_sys_read(const char *rel, char *buf, size_t size);
+/* Block devices by name: a stable small index for each name seen (its
+ * node id in the trees), and back. Names live until the daemon exits. */
+int block_index(const char *name);
+const char *block_name(unsigned idx);
+/* Is nodeN a NUMA node of the host? */
+bool host_node_exists(unsigned node);
 
 /* render*.c */
 int render_file(enum vfile f, const struct view_caller *who, struct sbuf *out);
+/* The same for files of one of many objects (vfile_has_arg). */
+int render_file_arg(enum vfile f, unsigned arg, const struct view_caller *who,
+		    struct sbuf *out);
 bool caller_mem_limited(const struct view_caller *who, uint64_t *total_bytes);
 unsigned caller_visible_cpus(const struct view_caller *who, uint8_t *set);
 bool caller_cpu_limited(const struct view_caller *who);
@@ -181,9 +263,19 @@ int render_uptime(const struct view_caller *who, struct sbuf *out);
 int render_loadavg(const struct view_caller *who, struct sbuf *out);
 int render_diskstats(const struct view_caller *who, struct sbuf *out);
 int render_pressure(const struct view_caller *who, enum vfile f, struct sbuf *out);
-/* Per-CPU ticks for the caller, monotonic per container. Returns count. */
-unsigned cpu_view_ticks(const struct view_caller *who, unsigned *ids,
-			struct cpu_ticks *t, unsigned max);
+int render_vmstat(const struct view_caller *who, struct sbuf *out);
+/* MemFree of the caller's meminfo view (kB). */
+uint64_t view_memfree_kb(const struct view_caller *who);
+int render_block_stat(const struct view_caller *who, unsigned idx, struct sbuf *out);
+int render_node_cpus(const struct view_caller *who, enum vfile f, unsigned node,
+		     struct sbuf *out);
+int render_node_meminfo(const struct view_caller *who, unsigned node, struct sbuf *out);
+/* The idle ticks of the caller's visible CPUs as /proc/stat counts them,
+ * monotonic per PID namespace; *at_ns: the CLOCK_BOOTTIME instant. */
+uint64_t cpu_view_idle(const struct view_caller *who, uint64_t *at_ns);
+/* The host's own bytes: of file f, or of the sysfs file rel. */
+int render_host(enum vfile f, struct sbuf *out);
+int render_host_sys(const char *rel, struct sbuf *out);
 
 /* fs.c */
 int views_fs_run(void);

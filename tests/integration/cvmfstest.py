@@ -38,7 +38,7 @@ PYTHON = sys.executable or 'python3'
 
 CG_ROOT = '/sys/fs/cgroup'
 V1_CONTROLLERS = ('memory', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'pids')
-PROC_FILES = ('meminfo', 'cpuinfo', 'stat', 'uptime', 'loadavg', 'swaps', 'diskstats')
+PROC_FILES = ('meminfo', 'cpuinfo', 'stat', 'uptime', 'loadavg', 'swaps', 'diskstats', 'vmstat')
 PSI_FILES = ('cpu', 'memory', 'io')
 
 TAG = 'cvmfs-test-'
@@ -533,7 +533,7 @@ def unique(name):
 _NS_SCRIPT = r'''
 set -e
 m="$1"; shift
-for f in meminfo cpuinfo stat uptime loadavg swaps diskstats; do
+for f in meminfo cpuinfo stat uptime loadavg swaps diskstats vmstat; do
   mount --bind "$m/proc/$f" "/proc/$f"
 done
 if [ -d /proc/pressure ]; then

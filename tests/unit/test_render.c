@@ -5,6 +5,7 @@
  *   cvmfs/cpuset13  cpus 1,3
  *   cvmfs/quota     cpu.max 150000 100000 over cpus 0-3
  *   cvmfs/mem7g     7 GiB, 1 GiB used (free above the host's MemFree)
+ * and the host's sys/block (sda 8:0, dm-0 253:0, loop0) and one NUMA node,
  * plus cgroups written here (huge, half). Each render goes through the real
  * container table and snapshot path, as a FUSE request would. */
 #include "check.h"
@@ -30,7 +31,9 @@ static const char *const vnames[VF_NFILES] = {
 	[VF_DISKSTATS] = "diskstats", [VF_PSI_CPU] = "pressure/cpu",
 	[VF_PSI_MEM] = "pressure/memory", [VF_PSI_IO] = "pressure/io",
 	[VF_CPU_ONLINE] = "online", [VF_CPU_POSSIBLE] = "possible",
-	[VF_CPU_PRESENT] = "present",
+	[VF_CPU_PRESENT] = "present", [VF_VMSTAT] = "vmstat",
+	[VF_BLOCK_STAT] = "block stat", [VF_NODE_CPULIST] = "node cpulist",
+	[VF_NODE_CPUMAP] = "node cpumap", [VF_NODE_MEMINFO] = "node meminfo",
 };
 
 /* ------------------------------------------------------------------ setup */
@@ -168,6 +171,42 @@ static struct text render(const char *path, enum vfile f)
 	return render_ns(path, f, 0);
 }
 
+/* A per-object file (block device index or node number arg) for path. */
+static struct text render_arg(const char *path, enum vfile f, unsigned arg)
+{
+	struct view_caller who;
+	struct sbuf b;
+	struct text t;
+	int r;
+
+	sbuf_init(&b);
+	memset(&who, 0, sizeof(who));
+	urcu_memb_read_lock();
+	if (path) {
+		who.c = container_of_path(path);
+		who.snap = who.c ? container_snapshot(who.c) : NULL;
+		if (!who.snap)
+			who.c = NULL;
+	}
+	r = render_file_arg(f, arg, &who, &b);
+	urcu_memb_read_unlock();
+	check_i64(r, 0, vnames[f], __FILE__, __LINE__);
+	t.data = sbuf_take(&b, &t.len);
+	return t;
+}
+
+static struct text sys_file(const char *rel)
+{
+	struct text t;
+	char *p = join(sys_dir, rel);
+
+	t.data = fx_read(p, &t.len);
+	free(p);
+	if (!t.data)
+		abort();
+	return t;
+}
+
 static struct container *container(const char *path)
 {
 	struct container *c;
@@ -184,7 +223,7 @@ static struct text host(enum vfile f)
 	struct text t;
 	char *p;
 
-	if (f >= VF_CPU_ONLINE) {
+	if (f >= VF_CPU_ONLINE && f <= VF_CPU_PRESENT) {
 		char rel[64];
 
 		snprintf(rel, sizeof(rel), "devices/system/cpu/%s", vnames[f]);
@@ -407,14 +446,33 @@ static void expect_stat_cpus(const char *path, const unsigned *cpus, unsigned n,
 		check_bool(!cl[i].v[1] && !cl[i].v[4] && !cl[i].v[5] && !cl[i].v[6] &&
 			   !cl[i].v[7] && !cl[i].v[8] && !cl[i].v[9],
 			   "nice, iowait, irq... are 0", file, line);
-	/* The other lines: the host's, in order, procs_* from the cgroup. */
+	/* The other lines: the host's, in order, procs_* and ctxt from the
+	 * cgroup, intr and softirq with every column 0. */
 	check_u64(nrest, nhrest, "non-cpu lines", file, line);
 	for (size_t i = 0; i < nrest && i < nhrest; i++) {
-		if (!strncmp(hrest[i], "procs_", 6))
+		if (!strncmp(hrest[i], "procs_", 6)) {
 			check_bool(!strncmp(rest[i], hrest[i], 14), "procs_* line in place", file,
 				   line);
-		else
+		} else if (!strncmp(hrest[i], "ctxt ", 5)) {
+			check_bool(!strncmp(rest[i], "ctxt ", 5), "ctxt line in place", file, line);
+		} else if (!strncmp(hrest[i], "intr ", 5) || !strncmp(hrest[i], "softirq ", 8)) {
+			char *zeros = strdup(hrest[i]);
+
+			for (char *p = strchr(zeros, ' '); p && *p; p++)
+				if (*p != ' ')
+					*p = '0';
+			for (char *p = zeros, *q = zeros; ; p++) { /* squeeze "00" to "0" */
+				if (*p == '0' && p > zeros && p[-1] == '0')
+					continue;
+				*q++ = *p;
+				if (!*p)
+					break;
+			}
+			check_str(rest[i], zeros, "intr/softirq line, all 0", file, line);
+			free(zeros);
+		} else {
 			check_str(rest[i], hrest[i], "host stat line", file, line);
+		}
 	}
 	if (out && ncl)
 		memcpy(out, cl, ncl * sizeof(*cl));
@@ -436,16 +494,44 @@ static void expect_stat_cpus(const char *path, const unsigned *cpus, unsigned n,
 static void test_host_view(void)
 {
 	for (int f = 0; f < VF_NFILES; f++)
-		EXPECT_HOST(NULL, (enum vfile)f);
+		if (!vfile_has_arg((enum vfile)f))
+			EXPECT_HOST(NULL, (enum vfile)f);
+}
+
+static void expect_host_objs(const char *path)
+{
+	static const struct { enum vfile f; const char *rel; } objs[] = {
+		{ VF_NODE_CPULIST, "devices/system/node/node0/cpulist" },
+		{ VF_NODE_CPUMAP, "devices/system/node/node0/cpumap" },
+		{ VF_NODE_MEMINFO, "devices/system/node/node0/meminfo" },
+	};
+	struct text got, want;
+
+	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
+		got = render_arg(path, objs[i].f, 0);
+		want = sys_file(objs[i].rel);
+		CHECK_TEXT(got, want);
+		free(got.data);
+		free(want.data);
+	}
+	got = render_arg(path, VF_BLOCK_STAT, (unsigned)block_index("sda"));
+	want = sys_file("block/sda/stat");
+	CHECK_TEXT(got, want);
+	free(got.data);
+	free(want.data);
 }
 
 static void test_unlimited(void)
 {
 	for (int f = 0; f < VF_NFILES; f++)
-		EXPECT_HOST("/cvmfs/unlim", (enum vfile)f);
+		if (!vfile_has_arg((enum vfile)f))
+			EXPECT_HOST("/cvmfs/unlim", (enum vfile)f);
 	/* A limit above the host's memory is no limit. */
 	for (int f = 0; f < VF_NFILES; f++)
-		EXPECT_HOST("/cvmfs/huge", (enum vfile)f);
+		if (!vfile_has_arg((enum vfile)f))
+			EXPECT_HOST("/cvmfs/huge", (enum vfile)f);
+	expect_host_objs(NULL);
+	expect_host_objs("/cvmfs/unlim");
 }
 
 struct kb_field {
@@ -726,9 +812,120 @@ static void test_stat_counters(void)
 		CHECK(strstr(t.data, "\nprocs_running 1\n") != NULL);
 		CHECK(strstr(t.data, "\nprocs_blocked 1\n") != NULL);
 		CHECK(strstr(t.data, "\nbtime 1716800000\n") != NULL);
-		CHECK(strstr(t.data, "\nctxt 31091280\n") != NULL);
+		/* ctxt: its threads' switches (schedstat: 1200 + 34 + 6) */
+		CHECK(strstr(t.data, "\nctxt 1240\n") != NULL);
 		free(t.data);
 	}
+	/* A reader in a PID namespace started 100 s ago: btime as its uptime
+	 * says (now - 100 s), the host's in the host's namespace. */
+	{
+		struct timespec rt;
+		uint64_t start = boottime_ns() - 100ULL * 1000000000ULL;
+		struct text t = render_ns("/cvmfs/mem256", VF_STAT, start);
+		const char *bl = strstr(t.data, "\nbtime ");
+		long long btime = bl ? atoll(bl + 7) : 0;
+
+		clock_gettime(CLOCK_REALTIME, &rt);
+		CHECK(btime >= rt.tv_sec - 101 && btime <= rt.tv_sec - 99);
+		free(t.data);
+	}
+}
+
+static unsigned long long vm_value(const char *text, const char *key)
+{
+	size_t k = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, key, k) && l[k] == ' ')
+			return strtoull(l + k + 1, NULL, 10);
+	return ~0ULL;
+}
+
+static void test_vmstat(void)
+{
+	struct text t = render("/cvmfs/mem256", VF_VMSTAT), h = host(VF_VMSTAT);
+	char *tl[256], *hl[256];
+	char *tcopy = strndup(t.data, t.len), *hcopy = strndup(h.data, h.len);
+	size_t nt = split_lines(tcopy, tl, 256), nh, same = 0;
+
+	/* mem256's memory.stat in pages (4 KiB), THPs (2 MiB), kB; its events. */
+	CHECK_EQ_U64(vm_value(t.data, "nr_anon_pages"), 52428800 / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "nr_file_pages"), 41943040 / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "nr_inactive_anon"), 50331648 / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "nr_zone_inactive_anon"), 50331648 / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "nr_mapped"), 8388608 / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "nr_dirty"), 135168 / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "nr_zone_write_pending"), (135168 + 4096) / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "nr_kernel_stack"), 327680 / 1024);
+	CHECK_EQ_U64(vm_value(t.data, "nr_anon_transparent_hugepages"), 2);
+	CHECK_EQ_U64(vm_value(t.data, "nr_free_pages"), (268435456 - 104857600) / 4096);
+	CHECK_EQ_U64(vm_value(t.data, "pgfault"), 12345);
+	CHECK_EQ_U64(vm_value(t.data, "pgmajfault"), 12);
+	CHECK_EQ_U64(vm_value(t.data, "pswpin"), 256);
+	CHECK_EQ_U64(vm_value(t.data, "pswpout"), 512);
+	CHECK_EQ_U64(vm_value(t.data, "workingset_refault_file"), 47);
+	CHECK_EQ_U64(vm_value(t.data, "oom_kill"), 1);
+	/* io.stat: 8:0 and 253:0 read 1048576 + 1040384 bytes, wrote 2 x 2 MiB */
+	CHECK_EQ_U64(vm_value(t.data, "pgpgin"), (1048576 + 1040384) / 1024);
+	CHECK_EQ_U64(vm_value(t.data, "pgpgout"), 4096);
+	CHECK_EQ_U64(vm_value(t.data, "pgalloc_normal"), 0);
+	/* The host's keys in the host's order. */
+	nh = split_lines(hcopy, hl, 256);
+	CHECK_EQ_U64(nt, nh);
+	for (size_t i = 0; i < nt && i < nh; i++)
+		same += strcspn(tl[i], " ") == strcspn(hl[i], " ") &&
+			!strncmp(tl[i], hl[i], strcspn(hl[i], " "));
+	CHECK_EQ_U64(same, nh);
+	free(tcopy);
+	free(hcopy);
+	free(t.data);
+	free(h.data);
+	/* A CPU-only limit: memory gauges are the host's, events the cgroup's. */
+	t = render("/cvmfs/cpuset13", VF_VMSTAT);
+	h = host(VF_VMSTAT);
+	CHECK_EQ_U64(vm_value(t.data, "nr_free_pages"), vm_value(h.data, "nr_free_pages"));
+	CHECK(vm_value(t.data, "pgalloc_normal") == 0);
+	free(t.data);
+	free(h.data);
+}
+
+static void test_block_stat(void)
+{
+	struct text got = render_arg("/cvmfs/mem256", VF_BLOCK_STAT, (unsigned)block_index("sda"));
+
+	/* The diskstats view's sda line (8:0 of io.stat) in sysfs's layout. */
+	CHECK_STR(got.data, "     100        0     2048        0      200        0     4096        0"
+			    "        0        0        0        1        0        8        0        0"
+			    "        0\n");
+	free(got.data);
+	got = render_arg("/cvmfs/mem256", VF_BLOCK_STAT, (unsigned)block_index("loop0"));
+	CHECK_STR(got.data, "       0        0        0        0        0        0        0        0"
+			    "        0        0        0        0        0        0        0        0"
+			    "        0\n");
+	free(got.data);
+}
+
+static void test_node_files(void)
+{
+	struct text t;
+
+	t = render_arg("/cvmfs/cpuset13", VF_NODE_CPULIST, 0);
+	CHECK_STR(t.data, "1,3\n");
+	free(t.data);
+	t = render_arg("/cvmfs/cpuset13", VF_NODE_CPUMAP, 0);
+	CHECK_STR(t.data, "a\n"); /* 4 possible CPUs: one hex digit */
+	free(t.data);
+	t = render_arg("/cvmfs/quota", VF_NODE_CPULIST, 0);
+	CHECK_STR(t.data, "0-1\n");
+	free(t.data);
+	t = render_arg("/cvmfs/mem256", VF_NODE_MEMINFO, 0);
+	CHECK(strstr(t.data, "Node 0 MemTotal:         262144 kB\n") == t.data);
+	CHECK(strstr(t.data, "\nNode 0 MemFree:          159744 kB\n") != NULL);
+	CHECK(strstr(t.data, "\nNode 0 MemUsed:          102400 kB\n") != NULL);
+	CHECK(strstr(t.data, "\nNode 0 FilePages:         40960 kB\n") != NULL);
+	CHECK(strstr(t.data, "\nNode 0 AnonPages:         51200 kB\n") != NULL);
+	CHECK(strstr(t.data, "\nNode 0 HugePages_Total:     0\n") != NULL);
+	free(t.data);
 }
 
 static void test_diskstats(void)
@@ -900,6 +1097,9 @@ int main(void)
 	test_cpuset();
 	test_quota();
 	test_stat_counters();
+	test_vmstat();
+	test_block_stat();
+	test_node_files();
 	test_diskstats();
 	test_pressure();
 	test_loadavg();

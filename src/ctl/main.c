@@ -7,6 +7,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 #include "cvmfs/sealed_exe.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 #define O(f) offsetof(struct ctl_opts, f)
 #define COMMON_OPTS                                                            \
 	{ "config", 'c', OPT_STR, O(config), true, "FILE",                     \
-	  "config file, section [ctl] (default /etc/cvmfs/cvmfs.conf, read if present)" }, \
+	  "config file, section [ctl] (default " CVMFS_CONFIG_FILE ", read if present)" }, \
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",                     \
 	  "the launchers' records are in DIR/launch (default /run/cvmfs)" }
 
@@ -120,7 +121,7 @@ static int parse(const struct verb *v, struct ctl_opts *o, int argc, char **argv
 {
 	char prog[32];
 	struct opt_spec spec = { prog, v->defs, (const char *const[]){ "ctl", NULL },
-				 "/etc/cvmfs/cvmfs.conf", v->usage, v->about };
+				 CVMFS_CONFIG_FILE, v->usage, v->about };
 	int at = v->takes_name ? find_name(v->defs, argc, argv) : -1, first = argc, r;
 
 	snprintf(prog, sizeof(prog), "cvmctl %s", v->name);
@@ -143,7 +144,7 @@ static int run_verb(const struct verb *v, struct ctl_opts *o, int argc, char **a
 
 	if (r != 0)
 		return r > 0 ? 0 : CTL_EXIT_FAIL;
-	if (!o->run_dir && !(o->run_dir = strdup("/run/cvmfs")))
+	if (!o->run_dir && !(o->run_dir = strdup(CVMFS_RUN_DIR)))
 		return CTL_EXIT_FAIL;
 	argc -= v->takes_name && name; /* parse took NAME out */
 	if (v->takes_name && !name) {

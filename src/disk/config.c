@@ -11,6 +11,7 @@
 
 #include "cvmfs/config.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -22,7 +23,7 @@
 /* The help texts are doc/cvmfsd-disk.md's, shortened. */
 static const struct opt_def disk_opts[] = {
 	{ "config", 'c', OPT_STR, O(config), true, "FILE",
-	  "config file (default /etc/cvmfs/cvmfs.conf, optional)" },
+	  "config file (default " CVMFS_CONFIG_FILE ", optional)" },
 	{ "foreground", 'f', OPT_BOOL, O(foreground), false, NULL,
 	  "stay in the foreground, log to stderr (else syslog)" },
 	{ "debug", 'd', OPT_BOOL, O(debug), false, NULL, "per-request tracing" },
@@ -49,7 +50,7 @@ static const struct opt_def disk_opts[] = {
 	{ "volume", 0, OPT_STR, O(volume), false, "loop|block:PATH|none",
 	  "none (default): DATA is a plain directory; loop or block:PATH: an ext4 volume at DATA" },
 	{ "volume-dir", 0, OPT_STR, O(volume_dir), false, "DIR",
-	  "where loop volumes live (default /var/lib/cvmfs/volumes)" },
+	  "where loop volumes live (default " CVMFS_STATE_DIR "/volumes)" },
 	{ "volume-alloc", 0, OPT_STR, O(volume_alloc), false, "sparse|full",
 	  "a loop volume's file: allocated as the workspace writes (sparse, default) or whole" },
 	{ "lanes", 0, OPT_STR, O(lanes), false, "PATHS",
@@ -63,7 +64,6 @@ static const struct opt_def disk_opts[] = {
 };
 
 #define PROG "cvmfsd disk"
-#define DEFAULT_CONFIG "/etc/cvmfs/cvmfs.conf"
 
 static void cfg_init(struct disk_config *c)
 {
@@ -76,7 +76,7 @@ static int load_section(const char *path, bool must_exist, const char *section,
 			struct disk_config *c)
 {
 	const char *const sections[] = { section, NULL };
-	struct opt_spec spec = { PROG, disk_opts, sections, DEFAULT_CONFIG };
+	struct opt_spec spec = { PROG, disk_opts, sections, CVMFS_CONFIG_FILE };
 
 	cfg_init(c);
 	return opts_load_file(&spec, c, path, must_exist);
@@ -157,7 +157,7 @@ static int validate(struct disk_config *c)
 	if (c->limit == UNSET || c->limit == 0)
 		return fprintf(stderr, PROG ": missing --limit (a positive SIZE)\n"), -EINVAL;
 	c->inodes = disk_inode_limit(c->limit, c->inodes);
-	if (!c->run_dir && !(c->run_dir = strdup("/run/cvmfs")))
+	if (!c->run_dir && !(c->run_dir = strdup(CVMFS_RUN_DIR)))
 		return -ENOMEM;
 	return 0;
 }
@@ -175,7 +175,7 @@ int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountp
 {
 	const char *const none[] = { NULL };
 	struct opt_spec spec = {
-		PROG, disk_opts, none, DEFAULT_CONFIG,
+		PROG, disk_opts, none, CVMFS_CONFIG_FILE,
 		"[OPTION...] --name NAME --data DATA --limit SIZE MOUNTPOINT",
 		"The quota-enforced union file system of a workspace: the image layers and\n"
 		"DATA/upper at MOUNTPOINT, every byte and inode charged against the limit.\n"
@@ -198,7 +198,7 @@ int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountp
 	if (r == 0 && !c->config && !(c->config = strdup(path)))
 		r = -ENOMEM;
 	if (r == 0)
-		r = load_section(path, c->config && strcmp(path, DEFAULT_CONFIG), "disk", &def);
+		r = load_section(path, c->config && strcmp(path, CVMFS_CONFIG_FILE), "disk", &def);
 	if (r == 0 && c->name && name_ok(c->name) && !(sect = section_name(c->name)))
 		r = -ENOMEM;
 	if (r == 0)

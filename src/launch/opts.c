@@ -6,6 +6,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -22,13 +23,13 @@
 /* The help texts are doc/cvm-launch.md's, shortened. */
 static const struct opt_def launch_defs[] = {
 	{ "config", 'c', OPT_STR, O(config), true, "FILE",
-	  "config file (default /etc/cvmfs/cvmfs.conf, read if present)" },
+	  "config file (default " CVMFS_CONFIG_FILE ", read if present)" },
 	{ "name", 0, OPT_STR, O(name), false, "NAME",
 	  "letters, digits, '.', '_', '-'; not starting with '.' or '-'; at most 64 (required)" },
 	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]",
 	  "image layers, top first; repeatable (required)" },
 	{ "data", 0, OPT_STR, O(data), false, "DATA",
-	  "workspace directory (default /var/lib/cvmfs/workspaces/NAME)" },
+	  "workspace directory (default " CVMFS_STATE_DIR "/workspaces/NAME)" },
 	{ "disk", 0, OPT_SIZE, O(disk), false, "SIZE",
 	  "disk limit when the launcher starts the disk (default 10G)" },
 	{ "memory", 0, OPT_SIZE, O(memory), false, "SIZE", "memory limit (default: none)" },
@@ -47,7 +48,7 @@ static const struct opt_def launch_defs[] = {
 	{ "unsafe-host-root-caps", 0, OPT_BOOL, O(unsafe_host_root_caps), false, NULL,
 	  "with --no-userns, allow --caps beyond Docker's set: no security boundary" },
 	{ "idmap-dir", 0, OPT_STR, O(idmap_dir), false, "DIR",
-	  "record of the workspaces' id ranges (default /var/lib/cvmfs/idmap)" },
+	  "record of the workspaces' id ranges (default " CVMFS_STATE_DIR "/idmap)" },
 	{ "userns-base", 0, OPT_UINT, O(userns_base), false, "ID",
 	  "lowest id of assigned ranges (default 100000000)" },
 	{ "userns-uid", 0, OPT_UINT, O(userns_uid), false, "UID",
@@ -57,11 +58,11 @@ static const struct opt_def launch_defs[] = {
 	{ "userns-count", 0, OPT_UINT, O(userns_count), false, "N",
 	  "ids in the range (default 65536)" },
 	{ "views", 0, OPT_STR, O(views), false, "MOUNT",
-	  "the views' mountpoint (default /var/lib/cvmfs/views)" },
+	  "the views' mountpoint (default " CVMFS_STATE_DIR "/views)" },
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
 	  "locks, pid and figure files (default /run/cvmfs)" },
 	{ "mnt-dir", 0, OPT_STR, O(mnt_dir), false, "DIR",
-	  "the disk is mounted at DIR/NAME (default /var/lib/cvmfs/mnt)" },
+	  "the disk is mounted at DIR/NAME (default " CVMFS_STATE_DIR "/mnt)" },
 	{ "rebuild", 0, OPT_BOOL, O(rebuild), true, NULL,
 	  "empty DATA/upper except the --persist paths (and a volume's lanes), then start" },
 	{ "cvmfsd", 0, OPT_STR, O(cvmfsd), false, "PATH",
@@ -130,7 +131,7 @@ static int parse_all(struct launch *L, int argc, char **argv, int *first)
 	_cleanup_free_ char *sect = NULL;
 	const char *sections[] = { "launch", NULL, NULL };
 	struct opt_spec spec = {
-		"cvm-launch", launch_defs, sections, "/etc/cvmfs/cvmfs.conf",
+		"cvm-launch", launch_defs, sections, CVMFS_CONFIG_FILE,
 		"[OPTION...] --name NAME --image DIR[:DIR...] [--] [CMD [ARG...]]",
 		"Start a CVM running CMD (default /sbin/init): cgroup, disk, namespaces, views.\n"
 		"Config file sections [launch] and [launch NAME], read in file order; the\n"
@@ -154,13 +155,13 @@ static int set_defaults(struct launch *L)
 	if (str_default(&L->o.net, "none") < 0)
 		return -ENOMEM;
 	if (str_default(&L->o.cvmfsd, CVMFSD_PATH) < 0 ||
-	    (!L->o.data && asprintf(&L->o.data, "/var/lib/cvmfs/workspaces/%s", L->o.name) < 0) ||
-	    str_default(&L->o.mnt_dir, "/var/lib/cvmfs/mnt") < 0 ||
-	    str_default(&L->o.views, "/var/lib/cvmfs/views") < 0 ||
-	    str_default(&L->o.run_dir, "/run/cvmfs") < 0 ||
+	    (!L->o.data && asprintf(&L->o.data, CVMFS_STATE_DIR "/workspaces/%s", L->o.name) < 0) ||
+	    str_default(&L->o.mnt_dir, CVMFS_STATE_DIR "/mnt") < 0 ||
+	    str_default(&L->o.views, CVMFS_STATE_DIR "/views") < 0 ||
+	    str_default(&L->o.run_dir, CVMFS_RUN_DIR) < 0 ||
 	    str_default(&L->o.cgroup_root, "/sys/fs/cgroup") < 0 ||
 	    str_default(&L->o.hostname, L->o.name) < 0 ||
-	    str_default(&L->o.idmap_dir, "/var/lib/cvmfs/idmap") < 0 ||
+	    str_default(&L->o.idmap_dir, CVMFS_STATE_DIR "/idmap") < 0 ||
 	    str_default(&L->o.caps, caps_default(L->o.userns, !strcmp(L->o.net, "host"))) < 0 ||
 	    str_default(&L->o.persist, "/home:/var/lib/docker") < 0)
 		return -ENOMEM;

@@ -6,6 +6,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
 #include "cvmfs/fileio.h"
+#include "cvmfs/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +28,7 @@ struct stat_opts {
 #define O(field) offsetof(struct stat_opts, field)
 static const struct opt_def stat_opts_defs[] = {
 	{ "config", 'c', OPT_STR, O(config), true, "FILE",
-	  "config file (default /etc/cvmfs/cvmfs.conf, read if present)" },
+	  "config file (default " CVMFS_CONFIG_FILE ", read if present)" },
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
 	  "read the figures from DIR/disk/NAME.json (default /run/cvmfs)" },
 	{ "json", 0, OPT_BOOL, O(json), true, NULL,
@@ -263,7 +264,7 @@ static int select_names(struct table *t, char **names, int n)
 int main(int argc, char **argv)
 {
 	struct opt_spec spec = {
-		"cvmfs-stat", stat_opts_defs, stat_sections, "/etc/cvmfs/cvmfs.conf",
+		"cvmfs-stat", stat_opts_defs, stat_sections, CVMFS_CONFIG_FILE,
 		"[OPTION...] [NAME...]",
 		"Disk figures of every workspace (with NAMEs, of those only), read from the\n"
 		"files each cvmfsd disk publishes under RUN_DIR/disk. Config file section\n"
@@ -279,9 +280,9 @@ int main(int argc, char **argv)
 		opts_free(stat_opts_defs, &o);
 		return r < 0 ? 2 : 0;
 	}
-	r = load_all(o.run_dir ? o.run_dir : "/run/cvmfs", &t);
+	r = load_all(o.run_dir ? o.run_dir : CVMFS_RUN_DIR, &t);
 	if (r < 0) {
-		fprintf(stderr, "cvmfs-stat: %s/disk: %s\n", o.run_dir ? o.run_dir : "/run/cvmfs",
+		fprintf(stderr, "cvmfs-stat: %s/disk: %s\n", o.run_dir ? o.run_dir : CVMFS_RUN_DIR,
 			strerror(-r));
 		free(t.rows);
 		opts_free(stat_opts_defs, &o);

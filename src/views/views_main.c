@@ -6,6 +6,7 @@
 #include "cvmfs/config.h"
 #include "cvmfs/daemon.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,7 @@ struct views *V;
 /* The help texts are doc/cvmfsd.md's, shortened. */
 static const struct opt_def views_opts[] = {
 	{ "config", 'c', OPT_STR, O(config), true, "FILE",
-	  "config file (default /etc/cvmfs/cvmfs.conf, read if present)" },
+	  "config file (default " CVMFS_CONFIG_FILE ", read if present)" },
 	{ "foreground", 'f', OPT_BOOL, O(foreground), false, NULL,
 	  "do not daemonise; log to stderr (else syslog)" },
 	{ "debug", 'd', OPT_BOOL, O(debug), false, NULL, "trace every lookup" },
@@ -63,7 +64,7 @@ static int str_default(char **field, const char *value)
 static int views_config_load(int argc, char **argv, char **mountpoint)
 {
 	struct opt_spec spec = {
-		"cvmfsd views", views_opts, views_sections, "/etc/cvmfs/cvmfs.conf",
+		"cvmfsd views", views_opts, views_sections, CVMFS_CONFIG_FILE,
 		"[OPTION...] MOUNTPOINT",
 		"Per-container /proc and /sys/devices/system/cpu over FUSE: the shared tree at\n"
 		"MOUNTPOINT, per-container trees at MOUNTPOINT/ct/NAME. Config file section\n"

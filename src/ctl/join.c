@@ -176,16 +176,8 @@ static void resolve_user(const char *spec, struct user *u)
 /* A login's environment, then -e. */
 static void set_env(struct exec_ctx *x, const struct user *u)
 {
-	const char *term = getenv("TERM");
-	char term_copy[64] = "";
-
-	if (term)
-		snprintf(term_copy, sizeof(term_copy), "%s", term);
-	if (clearenv() != 0 ||
-	    setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1) < 0 ||
-	    setenv("HOME", u->home, 1) < 0 || setenv("USER", u->name, 1) < 0 ||
-	    setenv("LOGNAME", u->name, 1) < 0 || setenv("SHELL", u->shell, 1) < 0 ||
-	    (term_copy[0] && setenv("TERM", term_copy, 1) < 0))
+	if (env_fresh(u->home) < 0 || setenv("USER", u->name, 1) < 0 ||
+	    setenv("LOGNAME", u->name, 1) < 0 || setenv("SHELL", u->shell, 1) < 0)
 		fail("environment", ENOMEM);
 	for (char **e = x->env; e && *e; e++)
 		if (putenv(*e) != 0)

@@ -56,15 +56,7 @@ static int loopback_up(struct launch *L)
 /* CMD's environment: nothing of the host's but TERM. */
 static int set_env(struct launch *L)
 {
-	const char *term = getenv("TERM");
-	char term_copy[64] = "";
-
-	if (term)
-		snprintf(term_copy, sizeof(term_copy), "%s", term);
-	if (clearenv() != 0 ||
-	    setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1) < 0 ||
-	    setenv("HOME", "/root", 1) < 0 || setenv("container", "cvmfs", 1) < 0 ||
-	    (term_copy[0] && setenv("TERM", term_copy, 1) < 0))
+	if (env_fresh("/root") < 0 || setenv("container", "cvmfs", 1) < 0)
 		return step_error(L, -ENOMEM, "environment");
 	return 0;
 }

@@ -157,6 +157,7 @@ void undo_disk(struct launch *L);
 bool is_mountpoint(const char *path);
 
 /* util.c */
+int env_fresh(const char *home); /* clearenv but TERM; PATH, HOME */
 int mkdir_p(const char *path, mode_t mode);
 pid_t spawn(char *const argv[], bool quiet);
 /* The signals the launcher takes itself: SIGTERM, SIGINT, SIGHUP, SIGCHLD. */

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,22 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* A process's first environment inside a CVM: nothing of the host's but
+ * TERM, the usual PATH, and HOME. */
+int env_fresh(const char *home)
+{
+	const char *term = getenv("TERM");
+	char term_copy[64] = "";
+
+	if (term)
+		snprintf(term_copy, sizeof(term_copy), "%s", term);
+	if (clearenv() != 0 ||
+	    setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1) < 0 ||
+	    setenv("HOME", home, 1) < 0 || (term_copy[0] && setenv("TERM", term_copy, 1) < 0))
+		return -ENOMEM;
+	return 0;
+}
 
 int mkdir_p(const char *path, mode_t mode)
 {

@@ -10,14 +10,26 @@
 2. The views' fast path inside a CVM: bench/views_bench reading /proc/meminfo
    inside a CVM (the per-container tree bound over it) next to the host's own
    /proc/meminfo, p50 and ops/s.
+3. The workspace volume's cost: whole `cvm-launch ... -- /bin/true` runs that
+   start and stop everything themselves (views, cgroups, the disk and, with
+   --volume loop, its volume: attach, mount, unmount), of a workspace with
+   --volume loop next to one with --volume none (today's disk), interleaved:
+   the first launch of a new workspace (the volume made: sparse file,
+   mkfs.ext4), median of --firsts, and later launches, median of --launches,
+   with the median of the per-round ratios. With --baseline OTHER_BUILD the
+   same launches of that build's cvm-launch and cvmfsd run in the same
+   rounds (a before/after under the same load).
 
-Usage: bench/launch-bench.py [BUILD_DIR]   (default: build)
+Usage: bench/launch-bench.py [BUILD_DIR] [--volume-only] [--launches N]
+                             [--firsts N] [--baseline OTHER_BUILD]
+       (BUILD_DIR default: build; --volume-only runs part 3 alone)
 From a clean clone: installs the dependencies if a tool is missing and
 configures and builds BUILD_DIR (bench/benchprep.py). Everything lives in a
 cvmfs-test-* temp dir and is removed at the end; the launcher and the
 daemons read an empty config of their own there, never the host's
 /etc/cvmfs/cvmfs.conf.
 """
+import argparse
 import os
 import re
 import shutil
@@ -29,8 +41,28 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import benchprep  # noqa: E402
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description='cvm-launch benchmarks (root)')
+    ap.add_argument('build', nargs='?', default='build')
+    ap.add_argument('--volume-only', action='store_true', help='part 3 alone')
+    ap.add_argument('--launches', type=int, default=20, help='later launches per mode (20)')
+    ap.add_argument('--firsts', type=int, default=3, help='new workspaces per mode (3)')
+    ap.add_argument('--baseline', help='another build dir, measured in the same rounds')
+    args = ap.parse_args()
+    for n in ('launches', 'firsts'):
+        if getattr(args, n) < 1:
+            sys.exit('launch-bench: bad value for --%s: %d (at least 1)' % (n, getattr(args, n)))
+    if args.baseline and not os.access(os.path.join(args.baseline, 'src', 'launch', 'cvm-launch'),
+                                       os.X_OK):
+        sys.exit('launch-bench: --baseline %s: no src/launch/cvm-launch there' % args.baseline)
+    return args
+
+
+ARGS = parse_args()
 # Root, the dependencies (scripts/deps.sh if a tool is missing), the build.
-BUILD, LT = benchprep.launch_helpers('launch-bench', sys.argv[1:2], ('unshare', 'chroot', 'fusermount3'))
+BUILD, LT = benchprep.launch_helpers('launch-bench', [ARGS.build], ('unshare', 'chroot', 'fusermount3'))
 T = LT.T
 
 RUNS = 20
@@ -120,6 +152,65 @@ def startup(modes, img):
             med(floors))
 
 
+def launch_wall(build, w, mode):
+    """Seconds of one whole `cvm-launch ... -- /bin/true` of workspace w with
+    --volume mode, the binaries of build (its cvmfsd through CVMFSD)."""
+    argv = w.argv(cmd=['/bin/true'], volume=mode, disk='8G')
+    argv[0] = os.path.join(build, 'src', 'launch', 'cvm-launch')
+    env = dict(os.environ, CVMFSD=os.path.join(build, 'src', 'cvmfsd'))
+    t0 = time.monotonic()
+    p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        sys.exit('launch-bench: %s --volume %s failed: rc %d\n%s'
+                 % (argv[0], mode, p.returncode, p.stderr[-2000:]))
+    return wall
+
+
+def volume_rounds(builds):
+    """{(label, mode): ([first launches], [later launches])}: every round
+    runs each build and mode once, in turn, so all see the same load."""
+    runs = [(label, b, mode) for label, b in builds for mode in ('loop', 'none')]
+    res = {(label, mode): ([], []) for label, _, mode in runs}
+    kept = {}  # the first workspace of each, for the later launches
+    for i in range(ARGS.firsts):
+        for label, b, mode in runs:
+            w = LT.Workspace('vb-%s-%d' % (mode, i))
+            res[label, mode][0].append(launch_wall(b, w, mode))
+            kept.setdefault((label, mode), w)
+    for _ in range(ARGS.launches):
+        for label, b, mode in runs:
+            res[label, mode][1].append(launch_wall(b, kept[label, mode], mode))
+    return res
+
+
+def print_volume(res, builds):
+    med = statistics.median
+    print('\nWhole `cvm-launch ... -- /bin/true` runs (views, cgroups and disk started and stopped '
+          'by each), --disk 8G, medians; first: %d new workspaces per mode, later: %d launches '
+          'per mode, interleaved:\n' % (ARGS.firsts, ARGS.launches))
+    print('| build | launch | --volume loop | --volume none | loop ÷ none |')
+    print('|---|---|---:|---:|---:|')
+    for label, _ in builds:
+        loop, none = res[label, 'loop'], res[label, 'none']
+        print('| %s | first (loop: sparse file, mkfs.ext4) | %.3f s | %.3f s | %.2f |'
+              % (label, med(loop[0]), med(none[0]), med(loop[0]) / med(none[0])))
+        print('| %s | later | %.3f s | %.3f s | %.2f |'
+              % (label, med(loop[1]), med(none[1]), med(loop[1]) / med(none[1])))
+        print('| %s | later, median of the per-round ratios | | | %.2f |'
+              % (label, med([a / b for a, b in zip(loop[1], none[1])])))
+
+
+def volume_part():
+    reason = LT.loop_usable()
+    if reason:
+        print('\nWorkspace volume: not measured: no loop volume here: %s' % reason)
+        return
+    builds = [('this', BUILD)] + ([('baseline', os.path.abspath(ARGS.baseline))]
+                                  if ARGS.baseline else [])
+    print_volume(volume_rounds(builds), builds)
+
+
 def bench_line(out):
     lines = [l for l in out.splitlines() if l.startswith('/proc/meminfo')]
     if not lines:
@@ -129,6 +220,10 @@ def bench_line(out):
 
 
 def main():
+    if ARGS.volume_only:
+        print('## cvm-launch benchmark: the workspace volume')
+        volume_part()
+        return
     vb = os.path.join(BUILD, 'bench', 'views_bench')
     if not os.access(vb, os.X_OK):
         sys.exit('launch-bench: %s missing (ninja -C %s)' % (vb, BUILD))
@@ -168,6 +263,8 @@ def main():
             print('| %s | failed | | | |' % label)
     if inside and host:
         print('\np50 inside ÷ host: %.2f' % (inside[1] / host[1]))
+    print('\n## The workspace volume')
+    volume_part()
 
 
 if __name__ == '__main__':

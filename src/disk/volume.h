@@ -7,11 +7,12 @@
  * for the launcher to bind with no FUSE on their path. The kernel enforces
  * the limit by capacity; the daemon keeps the figures.
  *
- * Order at start: volume_start (lock, create or attach, fsck, mount at
- * DATA) -> the union's usage -> volume_reserve (the image's share) ->
- * volume_lanes_prepare -> FUSE mount -> volume_lanes_fill (first time only)
- * -> status published. At exit: volume_stop (lazy unmount; autoclear
- * detaches the loop device once the last bind lets go). */
+ * Order at start: volume_start (lock, create or attach, fsck, prefetch of
+ * the metadata a start reads, mount at DATA) -> the union's usage ->
+ * volume_reserve (the image's share) -> volume_lanes_prepare -> FUSE mount
+ * -> volume_lanes_fill (first time only) -> status published. At exit:
+ * volume_stop (lazy unmount; autoclear detaches the loop device once the
+ * last bind lets go). */
 #pragma once
 
 #include "core.h"
@@ -56,7 +57,7 @@ static inline bool volume_on(void)
 {
 	return VOL.kind != VOLUME_NONE;
 }
-/* Before DATA is opened: lock, create (or shrink), attach, fsck, mount. */
+/* Before DATA is opened: lock, create (or shrink), attach, fsck, prefetch, mount. */
 int volume_start(const char *data, uint64_t limit, uint64_t inodes);
 /* Hold the image's share: DATA/.image-reserve of image_bytes, allocated. */
 int volume_reserve(int data_fd, uint64_t image_bytes);

@@ -1,6 +1,6 @@
 /* The volume's block device: the image file, mkfs sized to the limit, the
- * loop device, fsck, the mount at DATA, online growth and the shrink at
- * start (volume.h has the order).
+ * loop device, fsck, the metadata prefetch, the mount at DATA, online growth
+ * and the shrink at start (volume.h has the order).
  *
  * Sizing: statfs on ext4 shows f_blocks = blocks_count - overhead (group
  * descriptors, bitmaps, inode tables, journal), and mke2fs writes that
@@ -115,6 +115,141 @@ static int sb_read(int fd, struct ext4_sb *sb)
 	state = (uint16_t)(b[0x3A] | b[0x3B] << 8);
 	sb->needs_fsck = !(state & 1) || (state & 2) || (le32(b + 0x60) & 0x4);
 	return 0;
+}
+
+/* ---- metadata prefetch ----
+ * Direct I/O keeps the volume out of the host's page cache, and the block
+ * device's own cache is dropped with the loop device, so every later start
+ * reads the same few dozen metadata blocks from the disk, one at a time,
+ * each a round trip through the loop device's worker: the journal's inode
+ * and superblock (mount), DATA's directories, which ext4 spreads over the
+ * flex groups (a directory block, then the inode it names, then that
+ * directory's block), the lanes, the bitmaps of the first allocation.
+ * Asked for together right after the attach (POSIX_FADV_WILLNEED on the
+ * device: ext4 reads its metadata through the device's page cache), they
+ * arrive in one parallel round before the mount needs them. A hint only:
+ * a wrong guess costs a read and changes nothing else. */
+
+#define PREFETCH_GDT_MAX (1u << 20) /* descriptors of 16384 groups (2 TiB) */
+#define PREFETCH_RANGES 64
+#define PREFETCH_ITABLE 16 /* blocks: 256 inodes of 256 bytes */
+#define PREFETCH_DIRS 64   /* blocks at the head of a flex group's directory area */
+
+struct ext4_geo {
+	uint64_t blocks, groups;
+	uint64_t itable_blocks; /* per group */
+	uint32_t blocks_per_group, inodes_per_group, inode_size, desc_size;
+	uint32_t flex;          /* groups per flex group */
+	bool is64;              /* 64-byte descriptors with high halves */
+};
+
+static uint16_t le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* A descriptor field split in a 32-bit low half and, with 64bit, a high half. */
+static uint64_t desc32(const struct ext4_geo *g, const unsigned char *d, int lo, int hi)
+{
+	return le32(d + lo) | (g->is64 ? (uint64_t)le32(d + hi) << 32 : 0);
+}
+
+static uint32_t desc16(const struct ext4_geo *g, const unsigned char *d, int lo, int hi)
+{
+	return le16(d + lo) | (g->is64 ? (uint32_t)le16(d + hi) << 16 : 0);
+}
+
+/* -EINVAL for what mkfs_once does not make: blocks other than 4 KiB, or
+ * meta_bg (descriptors scattered over the disk instead of after block 0). */
+static int geo_read(const unsigned char *sb, struct ext4_geo *g)
+{
+	uint32_t incompat = le32(sb + 0x60);
+
+	if (le32(sb + 0x18) != 2 || !le32(sb + 0x20) || !le32(sb + 0x28) || (incompat & 0x10))
+		return -EINVAL;
+	g->blocks = le32(sb + 0x4) | (uint64_t)le32(sb + 0x150) << 32;
+	g->blocks_per_group = le32(sb + 0x20);
+	g->inodes_per_group = le32(sb + 0x28);
+	g->inode_size = le16(sb + 0x58);
+	g->is64 = incompat & 0x80;
+	g->desc_size = g->is64 ? le16(sb + 0xFE) : 32;
+	g->flex = incompat & 0x200 ? 1u << MIN(sb[0x174], 16) : 1;
+	g->groups = (g->blocks + g->blocks_per_group - 1) / g->blocks_per_group;
+	g->itable_blocks = (uint64_t)g->inodes_per_group * g->inode_size / VOL_BLOCK;
+	return g->desc_size >= 32 && g->groups * g->desc_size <= PREFETCH_GDT_MAX ? 0 : -EINVAL;
+}
+
+/* Readahead of n blocks at block; a zero field (unset) or one past the end
+ * is skipped, and at most PREFETCH_RANGES are asked for in all. */
+static void fetch(int devfd, const struct ext4_geo *g, uint64_t block, uint64_t n, unsigned *ranges)
+{
+	if (!block || block >= g->blocks || !n || *ranges >= PREFETCH_RANGES)
+		return;
+	n = MIN(n, g->blocks - block);
+	posix_fadvise(devfd, (off_t)(block * VOL_BLOCK), (off_t)(n * VOL_BLOCK), POSIX_FADV_WILLNEED);
+	(*ranges)++;
+}
+
+/* The journal's superblock: its first block, from the superblock's copy of
+ * the journal inode's extent root (s_jnl_blocks, an extent header and the
+ * first extent). */
+static void fetch_journal(int devfd, const struct ext4_geo *g, const unsigned char *sb,
+			  unsigned *ranges)
+{
+	const unsigned char *root = sb + 0x10C, *ext = root + 12;
+
+	if (sb[0xFD] == 1 && le16(root) == 0xF30A && le16(root + 2) && !le16(root + 6))
+		fetch(devfd, g, le32(ext + 8) | (uint64_t)le16(ext + 6) << 32, 1, ranges);
+}
+
+/* One flex group: the used head of each group's inode table, and where
+ * ext4 puts the directories' blocks (right after the flex group's inode
+ * tables, when they lie in one run); for the first one, which holds DATA's
+ * root, also the bitmaps that the state file's allocation reads. */
+static void fetch_flex(int devfd, const struct ext4_geo *g, const unsigned char *gdt, uint64_t g0,
+		       unsigned *ranges)
+{
+	uint64_t end = MIN(g0 + g->flex, g->groups), dirs = 0;
+	const unsigned char *d0 = gdt + g0 * g->desc_size;
+	uint64_t itable0 = desc32(g, d0, 0x8, 0x28);
+
+	for (uint64_t i = g0; i < end; i++) {
+		const unsigned char *d = gdt + i * g->desc_size;
+		uint64_t used = g->inodes_per_group - MIN(desc16(g, d, 0x1C, 0x32), g->inodes_per_group);
+
+		if (used)
+			fetch(devfd, g, desc32(g, d, 0x8, 0x28),
+			      MIN((used * g->inode_size + VOL_BLOCK - 1) / VOL_BLOCK, PREFETCH_ITABLE), ranges);
+		dirs += desc16(g, d, 0x10, 0x30);
+	}
+	if (dirs && desc32(g, gdt + (end - 1) * g->desc_size, 0x8, 0x28) ==
+			    itable0 + (end - 1 - g0) * g->itable_blocks)
+		fetch(devfd, g, itable0 + (end - g0) * g->itable_blocks, MIN(dirs * 2, PREFETCH_DIRS),
+		      ranges);
+	if (g0 == 0) {
+		fetch(devfd, g, desc32(g, d0, 0x0, 0x20), end - g0, ranges);
+		fetch(devfd, g, desc32(g, d0, 0x4, 0x24), end - g0, ranges);
+	}
+}
+
+static void volume_prefetch(int devfd)
+{
+	_cleanup_free_ unsigned char *gdt = NULL;
+	unsigned char sb[1024];
+	struct ext4_geo g;
+	unsigned ranges = 0;
+	size_t len;
+
+	if (pread(devfd, sb, sizeof(sb), 1024) != (ssize_t)sizeof(sb) || geo_read(sb, &g) < 0)
+		return;
+	len = g.groups * g.desc_size;
+	gdt = malloc(len);
+	/* the descriptors follow the superblock's block; the mount reads them too */
+	if (!gdt || pread(devfd, gdt, len, VOL_BLOCK) != (ssize_t)len)
+		return;
+	fetch_journal(devfd, &g, sb, &ranges);
+	for (uint64_t g0 = 0; g0 < g.groups && ranges < PREFETCH_RANGES; g0 += g.flex)
+		fetch_flex(devfd, &g, gdt, g0, &ranges);
 }
 
 /* A loop volume's file was made sparse (or fallocated): what was never
@@ -406,6 +541,7 @@ static int attach_and_mount(const char *data, uint64_t limit)
 	}
 	if (!reused && (r = fsck_if_needed(devfd, VOL.loopdev, false)) < 0)
 		return r;
+	volume_prefetch(devfd);
 	if (mount(VOL.loopdev, data, "ext4", MOUNT_FLAGS, mount_data()) < 0) {
 		r = -errno;
 		fprintf(stderr, "cvmfsd disk: --volume %s: mount %s at %s: %s\n", VOL.file, VOL.loopdev,

@@ -1,7 +1,10 @@
 /* Steps "views", "rebuild" and "disk": the two cvmfsd daemons a CVM needs.
  * A daemon already serving (views mounted at VIEWS/ct, disk NAME with a live
  * pid file and a mounted MNT) is used as it is and left running; one we
- * start is stopped by the undo. */
+ * start is stopped by the undo. The disk is spawned right after a views
+ * daemon we start, when nothing has to happen before it (disk_start_early),
+ * so that its start overlaps the views'; step disk then waits for its
+ * readiness. */
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -46,6 +49,9 @@ static void stop_daemon(pid_t pid, bool is_child, const char *what)
 	}
 }
 
+static void disk_start_early(struct launch *L);
+static void disk_early_undo(struct launch *L);
+
 /* ---- views ---- */
 
 static int views_start(struct launch *L, const char *ct)
@@ -69,6 +75,7 @@ static int views_start(struct launch *L, const char *ct)
 	L->views_pid = spawn(argv, true);
 	if (L->views_pid < 0)
 		return step_error(L, (int)L->views_pid, "start %s views", L->o.cvmfsd);
+	disk_start_early(L); /* its start overlaps the wait below */
 	for (int i = 0; i < 1000; i++) {
 		int status;
 
@@ -107,6 +114,7 @@ int step_views(struct launch *L)
 
 void undo_views(struct launch *L)
 {
+	disk_early_undo(L);
 	if (L->views_pid > 0)
 		stop_daemon(L->views_pid, true, "cvmfsd views");
 	L->views_pid = 0;
@@ -184,18 +192,14 @@ static int disk_volume_args(struct launch *L, char **argv)
 	return n;
 }
 
-static int disk_start(struct launch *L)
+/* cvmfsd disk in daemon mode (MNT and DATA made by the caller): the pid of
+ * its first process, which exits once the mount is ready, or -errno. */
+static pid_t disk_spawn(struct launch *L)
 {
 	char limit[32], idmap[80], *argv[32];
-	int n = 0, r;
+	int n = 0;
 
 	snprintf(limit, sizeof(limit), "%llu", (unsigned long long)L->o.disk);
-	if (L->volume_note[0]) /* why --volume was left at none (volume.c) */
-		log_info("%s", L->volume_note);
-	if ((r = mkdir_p(L->mnt, 0755)) < 0)
-		return step_error(L, r, "%s", L->mnt);
-	if ((r = mkdir_p(L->o.data, 0755)) < 0)
-		return step_error(L, r, "--data %s", L->o.data);
 	argv[n++] = L->o.cvmfsd;
 	argv[n++] = (char *)"disk";
 	argv[n++] = (char *)"--name";
@@ -220,8 +224,13 @@ static int disk_start(struct launch *L)
 	n += disk_volume_args(L, argv + n);
 	argv[n++] = L->mnt;
 	argv[n] = NULL;
-	/* Daemon mode: the first process exits once the mount is ready. */
-	pid_t pid = spawn(argv, true);
+	return spawn(argv, true);
+}
+
+/* The readiness handshake: the daemon's first process (pid, or the -errno
+ * of its spawn) exits 0 once MNT is served; then its pid file and status. */
+static int disk_ready(struct launch *L, pid_t pid)
+{
 	int status = pid < 0 ? (int)pid : wait_exit(pid, true, 600);
 
 	if (status < 0)
@@ -237,6 +246,58 @@ static int disk_start(struct launch *L)
 	}
 	/* What it published: its volume and the lanes to bind (volume.c). */
 	return volume_status(L, L->disk_pid);
+}
+
+static int disk_start(struct launch *L)
+{
+	int r;
+
+	if (L->volume_note[0]) /* why --volume was left at none (volume.c) */
+		log_info("%s", L->volume_note);
+	if ((r = mkdir_p(L->mnt, 0755)) < 0)
+		return step_error(L, r, "%s", L->mnt);
+	if ((r = mkdir_p(L->o.data, 0755)) < 0)
+		return step_error(L, r, "--data %s", L->o.data);
+	return disk_ready(L, disk_spawn(L));
+}
+
+/* The disk's first process when step views started it (disk_start_early). */
+static pid_t disk_early;
+
+/* The disk's start (with a volume: attach, fsck check, mount, the lanes'
+ * first walk) does not need the views, and step disk would only wait for
+ * it: spawned once the views daemon is, it runs while the launcher waits
+ * for the views' mount, and step disk takes over its handshake. Not when
+ * --rebuild must act first (on DATA, or by --discard-upper) or a disk
+ * already serves NAME (step disk checks it), nor when MNT or DATA cannot
+ * be made (step disk says so in one line). */
+static void disk_start_early(struct launch *L)
+{
+	pid_t pid;
+
+	if (L->o.rebuild || (disk_running(L) > 0 && is_mountpoint(L->mnt)) ||
+	    mkdir_p(L->mnt, 0755) < 0 || mkdir_p(L->o.data, 0755) < 0)
+		return;
+	if (L->volume_note[0])
+		log_info("%s", L->volume_note);
+	pid = disk_spawn(L);
+	disk_early = pid > 0 ? pid : 0;
+}
+
+/* Step views failed after disk_start_early: the disk is waited for and,
+ * if it came up, stopped, as undo_disk would have. */
+static void disk_early_undo(struct launch *L)
+{
+	int status;
+
+	if (disk_early <= 0)
+		return;
+	status = wait_exit(disk_early, true, 600);
+	disk_early = 0;
+	if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return; /* it did not start (its error is above) */
+	L->disk_pid = disk_running(L);
+	undo_disk(L);
 }
 
 /* The value of opt ("opt VALUE" or "opt=VALUE") in a NUL-separated
@@ -318,8 +379,13 @@ static int disk_check_running(struct launch *L, pid_t pid)
 
 int step_disk(struct launch *L)
 {
-	pid_t pid = disk_running(L);
+	pid_t pid = disk_early;
 
+	if (pid > 0) { /* started by step views: its handshake */
+		disk_early = 0;
+		return disk_ready(L, pid);
+	}
+	pid = disk_running(L);
 	if (pid > 0 && is_mountpoint(L->mnt)) {
 		int r;
 

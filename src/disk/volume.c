@@ -14,6 +14,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,7 @@
 
 struct volume VOL = { .file_fd = -1, .reserve_fd = -1 };
 
-#define DEFAULT_VOLUME_DIR "/var/lib/cvmfs/volumes"
+#define DEFAULT_VOLUME_DIR CVMFS_STATE_DIR "/volumes"
 #define DEFAULT_LANES "/home:/var/lib/docker"
 
 /* Paths go into the JSON status file unescaped: keep them plain. */

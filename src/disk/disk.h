@@ -64,6 +64,10 @@ struct layer {
 	char *path;
 	int fd; /* O_PATH directory, the root every path is resolved beneath */
 	dev_t dev;
+	/* handles.c: the root opened for open_by_handle_at (-1: the layer's
+	 * handles are not (ino32, gen)) and the kernel's path of it. */
+	int handle_mnt_fd;
+	char *kpath;
 };
 
 struct rlink;
@@ -102,6 +106,7 @@ struct dnode {
 		struct rcu_head rcu;
 	};
 	uint32_t lmask;         /* directories: lower layers merged in (bit j) */
+	uint32_t gen;           /* the backing inode's generation (handles.c) */
 	uint32_t open_count;
 	/* Open files by the kernel's I/O mode for them (open_io.c): through
 	 * its page cache, direct, or passing through to backing_id. */
@@ -151,6 +156,9 @@ struct disk {
 	struct fuse_session *se; /* for cache invalidations */
 	pthread_rwlock_t ns_lock;
 	uint64_t next_ino; /* fallback numbers when the stable one is taken */
+	struct cds_lfht *by_ghost; /* handles.c: forgotten nodes' places */
+	uint64_t ghosts;           /* entries of by_ghost (atomic) */
+	unsigned long ghost_buckets;
 	uint64_t tmp_seq;
 	struct acct acct;
 	uint64_t image_inodes;
@@ -182,7 +190,10 @@ struct dnode *node_get(fuse_ino_t ino);
 /* Find or make the node for an object found under parent; takes one
  * kernel reference (a lookup) on the result. */
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
-			  uint32_t lmask, const struct stat *st);
+			  uint32_t lmask, const struct stat *st, uint32_t gen);
+/* One more reference on n, unless it is already dying (refs 0). */
+bool node_hold(struct dnode *n);
+uint64_t hash64(uint64_t x);
 void node_forget(struct dnode *n, uint64_t nlookup);
 /* Resize the tables to their population, return freed memory to the
  * system; called once a second and when the table outgrows its buckets. */
@@ -202,6 +213,25 @@ bool node_is_below(struct dnode *n, struct dnode *dir);
 /* Remember a file handle for n (it gained a second link). */
 void node_keep_handle(struct dnode *n);
 uint64_t ino_for(unsigned layer, uint64_t real_ino);
+
+/* handles.c: handles that outlive the kernel's caches */
+/* The generation in the backing handle of name below dirfd ("": dirfd
+ * itself); 0 where handles are not (ino32, gen). */
+uint32_t backing_gen(int dirfd, const char *name);
+/* Make l's objects findable by handle (after open_layer). */
+void layer_handles_open(struct layer *l);
+void layer_handles_close(struct layer *l);
+int ghosts_init(void);
+void ghosts_fini(void);
+/* At INIT: whether handles of non-directories may be decoded (see there). */
+void handles_init(unsigned proto_minor);
+bool handles_of_files(void);
+/* A node leaves the table: keep where it was, for a later LOOKUP(id, "."). */
+void ghost_remember(struct dnode *n);
+void ghost_drop(uint64_t ino);
+/* The node with kernel id ino, held, whether or not the kernel still has it:
+ * NULL and *err (-ESTALE: gone or never known) when not found. */
+struct dnode *node_by_id(uint64_t ino, int *err);
 
 /* path.c: resolution beneath layer roots */
 /* n's union path ("a/b/c", "." for the root) on the heap, of any length:
@@ -257,6 +287,7 @@ int64_t dirent_growth(void);
 struct found {
 	unsigned layer;
 	uint32_t lmask;
+	uint32_t gen; /* backing_gen() of the object found */
 	struct stat st;
 };
 /* Look name up below a directory given by its union path and presences.

@@ -88,6 +88,7 @@ static int open_layer(struct layer *l, const char *path, const char *what)
 		return -errno;
 	}
 	l->dev = st.st_dev;
+	layer_handles_open(l);
 	return 0;
 }
 
@@ -603,7 +604,7 @@ static int disk_run(const char *mnt)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
 	daemon_block_signals();
-	if ((r = nodes_init()) < 0)
+	if ((r = ghosts_init()) < 0 || (r = nodes_init()) < 0)
 		return log_error_errno(r, "inode table");
 	r = session_start(mnt);
 	if (r < 0)
@@ -631,8 +632,10 @@ static int disk_run(const char *mnt)
 		log_error_errno(r, "%s/state", D->cfg.data);
 	publish_write("stopped");
 	publish_pidfile(false);
-	if (clean)
+	if (clean) {
 		nodes_fini();
+		ghosts_fini();
+	}
 	return 0;
 }
 
@@ -641,6 +644,7 @@ static void disk_close(void)
 	for (unsigned i = 0; i < D->nlayers; i++) {
 		if (D->layers[i].fd >= 0)
 			close(D->layers[i].fd);
+		layer_handles_close(&D->layers[i]);
 		free(D->layers[i].path);
 	}
 	if (D->data_fd >= 0)
@@ -662,7 +666,7 @@ int cvmfsd_disk_main(int argc, char **argv)
 	D = &d;
 	d.data_fd = d.work_fd = d.lock_fd = d.handle_fd = -1;
 	for (unsigned i = 0; i <= MAX_LOWER; i++)
-		d.layers[i].fd = -1;
+		d.layers[i].fd = d.layers[i].handle_mnt_fd = -1;
 	d.nlayers = 1;
 	pthread_rwlock_init(&d.ns_lock, NULL);
 	pthread_mutex_init(&d.pub_lock, NULL);

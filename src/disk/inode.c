@@ -47,7 +47,7 @@ struct rkey {
 	uint64_t ino;
 };
 
-static uint64_t mix64(uint64_t x)
+uint64_t hash64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ULL;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -70,7 +70,7 @@ static int match_real(struct cds_lfht_node *node, const void *key)
 
 static uint64_t real_hash(unsigned layer, uint64_t ino)
 {
-	return mix64(ino ^ ((uint64_t)layer << 56));
+	return hash64(ino ^ ((uint64_t)layer << 56));
 }
 
 uint64_t ino_for(unsigned layer, uint64_t real_ino)
@@ -87,13 +87,13 @@ struct dnode *node_get(fuse_ino_t ino)
 	uint64_t key = ino;
 
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_ino, mix64(key), match_ino, &key, &it);
+	cds_lfht_lookup(D->by_ino, hash64(key), match_ino, &key, &it);
 	hn = cds_lfht_iter_get_node(&it);
 	urcu_memb_read_unlock();
 	return hn ? caa_container_of(hn, struct dnode, ino_node) : NULL;
 }
 
-static bool ref_not_zero(struct dnode *n)
+bool node_hold(struct dnode *n)
 {
 	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED);
 
@@ -206,7 +206,7 @@ static struct dnode *alias_find(unsigned layer, uint64_t real_ino)
 	hn = cds_lfht_iter_get_node(&it);
 	if (hn) {
 		n = caa_container_of(hn, struct rlink, hnode)->n;
-		if (!ref_not_zero(n))
+		if (!node_hold(n))
 			n = NULL;
 	}
 	urcu_memb_read_unlock();
@@ -226,11 +226,11 @@ static struct dnode *direct_find(unsigned layer, uint64_t real_ino)
 	if (!key)
 		return NULL;
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_ino, mix64(key), match_ino, &key, &it);
+	cds_lfht_lookup(D->by_ino, hash64(key), match_ino, &key, &it);
 	hn = cds_lfht_iter_get_node(&it);
 	if (hn) {
 		n = caa_container_of(hn, struct dnode, ino_node);
-		if (!ref_not_zero(n))
+		if (!node_hold(n))
 			n = NULL;
 	}
 	urcu_memb_read_unlock();
@@ -292,6 +292,7 @@ static void node_destroy(struct dnode *n)
 	while (n) {
 		struct dnode *parent = n->parent;
 
+		ghost_remember(n);
 		node_settle_writeback(n);
 		node_retire(n);
 		n = parent && __atomic_sub_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL) == 0 ? parent
@@ -320,7 +321,7 @@ static void node_publish_ino(struct dnode *n, uint64_t want)
 	for (;;) {
 		if (ino > FUSE_ROOT_ID) {
 			n->ino = ino;
-			got = cds_lfht_add_unique(D->by_ino, mix64(ino), match_ino, &ino,
+			got = cds_lfht_add_unique(D->by_ino, hash64(ino), match_ino, &ino,
 						  &n->ino_node);
 			if (got == &n->ino_node)
 				break;
@@ -362,7 +363,7 @@ static struct dnode *node_alloc(const char *name)
 }
 
 static struct dnode *node_new(struct dnode *parent, const char *name, unsigned layer,
-			      uint32_t lmask, const struct stat *st)
+			      uint32_t lmask, const struct stat *st, uint32_t gen)
 {
 	struct dnode *n = node_alloc(name);
 
@@ -373,6 +374,7 @@ static struct dnode *node_new(struct dnode *parent, const char *name, unsigned l
 	n->layer = (uint8_t)layer;
 	n->lmask = lmask;
 	n->real_ino = st->st_ino;
+	n->gen = gen;
 	n->refs = 1;
 	n->area = (uint8_t)node_area_of(parent, name);
 	if (layer == 0) {
@@ -394,13 +396,13 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 }
 
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
-			  uint32_t lmask, const struct stat *st)
+			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
 	struct dnode *n = node_find_real(layer, st->st_ino);
 
 	if (n)
 		return node_adopt(n, lmask);
-	n = node_new(parent, name, layer, lmask, st);
+	n = node_new(parent, name, layer, lmask, st, gen);
 	if (!n)
 		return NULL;
 	__atomic_add_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL);
@@ -473,7 +475,7 @@ void node_for_each_below(struct dnode *dir, void (*fn)(struct dnode *, void *), 
 	urcu_memb_read_lock();
 	cds_lfht_for_each_entry(D->by_ino, &it, n, ino_node) {
 		/* A node being forgotten right now is left alone. */
-		if (!node_is_below(n, dir) || !ref_not_zero(n))
+		if (!node_is_below(n, dir) || !node_hold(n))
 			continue;
 		fn(n, arg);
 		node_unref(n);
@@ -510,6 +512,7 @@ void nodes_maintain(void)
 
 	table_fit(D->by_ino, &D->ino_buckets, nodes);
 	table_fit(D->by_real, &D->real_buckets, __atomic_load_n(&D->aliases, __ATOMIC_RELAXED));
+	table_fit(D->by_ghost, &D->ghost_buckets, __atomic_load_n(&D->ghosts, __ATOMIC_RELAXED));
 	/* The kernel forgot many inodes: give the freed nodes' memory back
 	 * (glibc keeps freed chunks in its arenas otherwise). */
 	if (nodes > D->trim_peak)
@@ -547,7 +550,7 @@ int nodes_init(void)
 	root->area = AREA_OTHER;
 	D->root = root;
 	urcu_memb_read_lock();
-	cds_lfht_add(D->by_ino, mix64(FUSE_ROOT_ID), &root->ino_node);
+	cds_lfht_add(D->by_ino, hash64(FUSE_ROOT_ID), &root->ino_node);
 	urcu_memb_read_unlock();
 	return 0;
 }

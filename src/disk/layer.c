@@ -137,13 +137,18 @@ int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const cha
 		if (r > 0) {
 			found = true;
 			f->layer = 0;
-			if (!S_ISDIR(f->st.st_mode) || opaque)
+			if (!S_ISDIR(f->st.st_mode) || opaque) {
+				f->gen = backing_gen(layer_dir(ld, 0), name);
 				return 0;
+			}
 		}
 	}
 	/* OCI markers in image layers are metadata, never entries. */
-	if (oci_is_meta(name))
+	if (oci_is_meta(name)) {
+		if (found)
+			f->gen = backing_gen(layer_dir(ld, 0), name);
 		return found ? 0 : -ENOENT;
+	}
 	for (unsigned j = 0; j < D->nlayers - 1 && lmask >> j; j++) {
 		if (!(lmask & (1u << j)))
 			continue;
@@ -165,7 +170,10 @@ int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const cha
 		if (opaque)
 			break;
 	}
-	return found ? 0 : -ENOENT;
+	if (!found)
+		return -ENOENT;
+	f->gen = backing_gen(layer_dir(ld, f->layer), name);
+	return 0;
 }
 
 int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,

@@ -35,7 +35,7 @@ void fill_attr(struct dnode *n, struct stat *st)
 
 void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st)
 {
-	struct fuse_entry_param e = { .ino = n->ino, .attr = *st,
+	struct fuse_entry_param e = { .ino = n->ino, .generation = n->gen, .attr = *st,
 				      .attr_timeout = CACHE_TIMEOUT,
 				      .entry_timeout = CACHE_TIMEOUT };
 
@@ -53,6 +53,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+	handles_init(conn->proto_minor);
 	/* A symlink's target never changes (a new one is a new inode) and we
 	 * are the only writer: let the kernel keep it (a container start
 	 * read ~290 symlinks through us). */
@@ -77,13 +78,50 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->congestion_threshold = 48;
 }
 
+/* LOOKUP(id, ".") and (id, ".."): the kernel decoding a file handle, the
+ * node maybe long forgotten (handles.c). The kernel counts a lookup for
+ * each, as for any entry. */
+static void lookup_dot(fuse_req_t req, fuse_ino_t ino, bool dotdot)
+{
+	struct dnode *n, *p;
+	struct stat st;
+	int r = 0;
+
+	n = node_by_id(ino, &r);
+	if (!n)
+		return (void)fuse_reply_err(req, -r);
+	if (!dotdot && n->type != S_IFDIR && !handles_of_files()) {
+		node_unref(n);
+		return (void)fuse_reply_err(req, ESTALE);
+	}
+	if (dotdot) {
+		p = n->parent ? n->parent : n; /* the root is its own parent */
+		node_hold(p); /* alive: n holds it */
+		node_unref(n);
+		n = p;
+	}
+	r = node_stat(n, &st);
+	if (r < 0) {
+		node_unref(n);
+		return (void)fuse_reply_err(req, r == -ENOENT ? ESTALE : -r);
+	}
+	reply_entry(req, n, &st);
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	NS_READ();
-	struct dnode *p = node_get(parent), *n;
+	struct dnode *p, *n;
 	struct found f;
 	int r;
 
+	/* "/" is the name of a dentry the kernel made for a decoded handle
+	 * (d_obtain_alias): revalidating it looks "/" up in the object itself. */
+	if (!strcmp(name, ".") || !strcmp(name, "/"))
+		return lookup_dot(req, parent, false);
+	if (!strcmp(name, ".."))
+		return lookup_dot(req, parent, true);
+	p = node_get(parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
 	if (strlen(name) > 255)
@@ -96,7 +134,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	n = node_obtain(p, name, f.layer, f.lmask, &f.st);
+	n = node_obtain(p, name, f.layer, f.lmask, &f.st, f.gen);
 	if (!n)
 		return (void)fuse_reply_err(req, ENOMEM);
 	reply_entry(req, n, &f.st);

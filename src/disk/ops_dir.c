@@ -194,12 +194,13 @@ static struct dnode *plus_lookup(struct plus *c, const char *name, struct fuse_e
 
 	if (union_lookup_in(&c->ld, c->w.upper, c->w.lmask, name, &f) < 0)
 		return NULL;
-	n = node_obtain(c->dir, name, f.layer, f.lmask, &f.st);
+	n = node_obtain(c->dir, name, f.layer, f.lmask, &f.st, f.gen);
 	if (!n)
 		return NULL;
 	e->attr = f.st;
 	fill_attr(n, &e->attr);
 	e->ino = n->ino;
+	e->generation = n->gen;
 	e->attr_timeout = e->entry_timeout = entry_timeout();
 	return n;
 }

@@ -138,9 +138,10 @@ static int64_t mk_reserve_bytes(const struct mkreq *m)
 	return dirent_growth() + (block ? (int64_t)D->blksize : 0);
 }
 
-static struct dnode *new_node(struct dnode *p, const char *name, const struct stat *st)
+static struct dnode *new_node(struct dnode *p, const char *name, const struct stat *st,
+			      uint32_t gen)
 {
-	struct dnode *n = node_obtain(p, name, 0, 0, st);
+	struct dnode *n = node_obtain(p, name, 0, 0, st, gen);
 
 	if (n) {
 		/* Not charged yet: charge_node below counts it. */
@@ -183,7 +184,7 @@ static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct m
 		charge_unreserve(res, 1);
 		return fd < 0 ? fd : -errno;
 	}
-	*out = new_node(p, name, st);
+	*out = new_node(p, name, st, backing_gen(pfd, name));
 	if (!*out) {
 		charge_unreserve(res, 1);
 		return -ENOMEM;
@@ -254,7 +255,7 @@ static int do_tmpfile(fuse_req_t req, fuse_ino_t parent, struct mkreq *m, struct
 	if (fd >= 0 && fstat(fd, st) < 0)
 		r = -errno;
 	if (fd >= 0 && r == 0) {
-		*out = new_node(p, TMPFILE_NAME, st);
+		*out = new_node(p, TMPFILE_NAME, st, backing_gen(fd, ""));
 		r = *out ? orphan_adopt(*out, fd) : -ENOMEM;
 		if (r < 0 && *out)
 			node_forget(*out, 1);
@@ -291,6 +292,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		node_unlock(n);
 	}
 	e.ino = n->ino;
+	e.generation = n->gen;
 	fill_attr(n, &e.attr);
 	if (!reply_opened(req, n, fd, fi, &e))
 		node_forget(n, 1);
@@ -353,7 +355,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	node_keep_handle(n);
 	orphan_linked(n);
 	charge_node(np, pfd, dirent_growth(), 0);
-	nn = node_obtain(np, newname, 0, 0, &st);
+	nn = node_obtain(np, newname, 0, 0, &st, backing_gen(pfd, newname));
 	if (!nn)
 		return (void)fuse_reply_err(req, ENOMEM);
 	reply_entry(req, nn, &st);

@@ -64,7 +64,7 @@ static int side_hold(struct side *s)
 	s->n = node_find_real(s->f.layer, s->f.st.st_ino);
 	if (s->n)
 		return 0;
-	s->n = node_obtain(s->p, s->name, s->f.layer, s->f.lmask, &s->f.st);
+	s->n = node_obtain(s->p, s->name, s->f.layer, s->f.lmask, &s->f.st, s->f.gen);
 	s->temp = true;
 	return s->n ? 0 : -ENOMEM;
 }

@@ -1,0 +1,377 @@
+/* File handles that outlive the kernel's caches.
+ *
+ * The kernel encodes a handle to the disk as (node id, generation) and,
+ * once it has forgotten the node, asks LOOKUP(id, ".") to find it again
+ * (and LOOKUP(id, "..") for a directory's parent). Node ids are
+ * (layer << 48 | real inode) and generations the backing inode's, so a
+ * handle keeps its meaning for as long as its object lives, across cache
+ * drops and daemon restarts. To answer, the daemon walks the union down to
+ * the object again, from where it can find it:
+ *  - ghosts: for each node the kernel forgot, (parent id, name), kept in a
+ *    bounded table. Any object type, any backing filesystem.
+ *  - otherwise, for directories of layers whose handles are (ino32, gen),
+ *    like ext4's: open_by_handle_at with generation 0 (ext4 then skips the
+ *    generation check; the kernel checks ours) gives the directory and the
+ *    kernel's path of it, which survives a daemon restart.
+ * Whatever is found is what a lookup by name gives, and it must carry the
+ * asked id: a forged id reaches nothing a path walk would not. */
+#include "disk.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* FILEID_INO32_GEN (include/linux/exportfs.h): { u32 ino, u32 gen }. */
+#define FH_INO32_GEN 1
+#define FH_INO32_GEN_BYTES 8
+/* About 80 bytes each: a forgotten tree of this many entries stays
+ * reachable; beyond it, the oldest-hashed part is dropped. */
+#define GHOST_MAX (1UL << 18)
+
+struct ghost {
+	struct cds_lfht_node hnode;
+	struct rcu_head rcu;
+	uint64_t ino, parent;
+	char name[];
+};
+
+static bool files_decodable; /* handles_init() */
+
+union fh_buf {
+	struct file_handle fh;
+	char space[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+
+uint32_t backing_gen(int dirfd, const char *name)
+{
+	union fh_buf b = { .fh.handle_bytes = MAX_HANDLE_SZ };
+	uint32_t w[2];
+	int mount_id;
+
+	if (name_to_handle_at(dirfd, name, &b.fh, &mount_id, *name ? 0 : AT_EMPTY_PATH) < 0 ||
+	    b.fh.handle_type != FH_INO32_GEN || b.fh.handle_bytes != FH_INO32_GEN_BYTES)
+		return 0;
+	memcpy(w, b.fh.f_handle, sizeof(w));
+	return w[1];
+}
+
+/* ---- ghosts ---- */
+
+static int match_ghost(struct cds_lfht_node *node, const void *key)
+{
+	return caa_container_of(node, struct ghost, hnode)->ino == *(const uint64_t *)key;
+}
+
+static void ghost_free(struct rcu_head *h)
+{
+	free(caa_container_of(h, struct ghost, rcu));
+	__atomic_sub_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
+}
+
+static void ghost_del(struct cds_lfht_node *hn)
+{
+	if (cds_lfht_del(D->by_ghost, hn) == 0)
+		urcu_memb_call_rcu(&caa_container_of(hn, struct ghost, hnode)->rcu, ghost_free);
+}
+
+/* Over the bound: drop an eighth, in hash order (no order is cheaper). */
+static void ghosts_trim(void)
+{
+	static bool busy;
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	unsigned long drop = GHOST_MAX / 8;
+
+	if (__atomic_exchange_n(&busy, true, __ATOMIC_ACQUIRE))
+		return;
+	urcu_memb_read_lock();
+	cds_lfht_first(D->by_ghost, &it);
+	while (drop-- && (hn = cds_lfht_iter_get_node(&it))) {
+		cds_lfht_next(D->by_ghost, &it);
+		ghost_del(hn);
+	}
+	urcu_memb_read_unlock();
+	__atomic_store_n(&busy, false, __ATOMIC_RELEASE);
+}
+
+void ghost_drop(uint64_t ino)
+{
+	struct cds_lfht_iter it;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(D->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	if (cds_lfht_iter_get_node(&it))
+		ghost_del(cds_lfht_iter_get_node(&it));
+	urcu_memb_read_unlock();
+}
+
+void ghost_remember(struct dnode *n)
+{
+	struct cds_lfht_node *old;
+	struct ghost *g;
+	size_t len;
+
+	if (!n->parent || n->unlinked) {
+		ghost_drop(n->ino);
+		return;
+	}
+	if (n->type != S_IFDIR && !files_decodable)
+		return; /* never asked for (handles_init) */
+	len = strlen(n->name) + 1;
+	g = malloc(sizeof(*g) + len);
+	if (!g)
+		return; /* a lost hint: that handle goes stale, nothing else */
+	g->ino = n->ino;
+	g->parent = n->parent->ino;
+	memcpy(g->name, n->name, len);
+	urcu_memb_read_lock();
+	old = cds_lfht_add_replace(D->by_ghost, hash64(g->ino), match_ghost, &g->ino, &g->hnode);
+	if (old)
+		urcu_memb_call_rcu(&caa_container_of(old, struct ghost, hnode)->rcu, ghost_free);
+	urcu_memb_read_unlock();
+	if (__atomic_add_fetch(&D->ghosts, 1, __ATOMIC_RELAXED) > GHOST_MAX)
+		ghosts_trim();
+}
+
+/* The ghost of ino: its parent's id and a copy of its name. */
+static int ghost_find(uint64_t ino, uint64_t *parent, char **name)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	int r = -ESTALE;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(D->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	if (hn) {
+		struct ghost *g = caa_container_of(hn, struct ghost, hnode);
+
+		*parent = g->parent;
+		*name = strdup(g->name);
+		r = *name ? 0 : -ENOMEM;
+	}
+	urcu_memb_read_unlock();
+	return r;
+}
+
+int ghosts_init(void)
+{
+	/* Resized by nodes_maintain(), as the node tables are. */
+	D->ghost_buckets = 1024;
+	D->by_ghost = cds_lfht_new_flavor(1024, 1024, 0, 0, &urcu_memb_flavor, NULL);
+	return D->by_ghost ? 0 : -ENOMEM;
+}
+
+void ghosts_fini(void)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+
+	if (!D->by_ghost)
+		return;
+	urcu_memb_read_lock();
+	cds_lfht_first(D->by_ghost, &it);
+	while ((hn = cds_lfht_iter_get_node(&it))) {
+		cds_lfht_next(D->by_ghost, &it);
+		ghost_del(hn);
+	}
+	urcu_memb_read_unlock();
+	urcu_memb_barrier();
+	cds_lfht_destroy(D->by_ghost, NULL);
+	D->by_ghost = NULL;
+}
+
+/* ---- layers ---- */
+
+void layer_handles_open(struct layer *l)
+{
+	union fh_buf b = { .fh.handle_bytes = MAX_HANDLE_SZ };
+	char proc[64], buf[PATH_MAX];
+	ssize_t len;
+	int mount_id;
+
+	l->handle_mnt_fd = -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", l->fd);
+	len = readlink(proc, buf, sizeof(buf) - 1);
+	if (len <= 0 || name_to_handle_at(l->fd, "", &b.fh, &mount_id, AT_EMPTY_PATH) < 0 ||
+	    b.fh.handle_type != FH_INO32_GEN || b.fh.handle_bytes != FH_INO32_GEN_BYTES)
+		return; /* ghosts only */
+	buf[len] = '\0';
+	l->kpath = strdup(buf);
+	/* open_by_handle_at takes no O_PATH fd for its mount. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", l->fd);
+	if (l->kpath)
+		l->handle_mnt_fd = open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+void layer_handles_close(struct layer *l)
+{
+	if (l->handle_mnt_fd >= 0)
+		close(l->handle_mnt_fd);
+	l->handle_mnt_fd = -1;
+	free(l->kpath);
+	l->kpath = NULL;
+}
+
+/* ---- which handles ---- */
+
+/* Kernels with FUSE 7.44+ (Linux 6.16+) judge a dentry by a per-connection
+ * epoch, and the dentry they make for a decoded handle of a non-directory
+ * (d_obtain_alias) never gets one: the first revalidation calls it stale
+ * without asking us. Overlayfs keeps such a dentry as the copy-up origin of
+ * every file it copied up, and revalidates it on each access: every later
+ * access to the file would fail with ESTALE (Docker's overlay2, index=off
+ * included). There, handles of non-directories stay undecodable (ESTALE,
+ * which overlayfs takes as "no origin") and only directories are found
+ * again; directory dentries are reconnected by name and get their epoch. */
+void handles_init(unsigned proto_minor)
+{
+	files_decodable = proto_minor < 44;
+	if (!files_decodable)
+		log_info("%s: file handles: directories only (the kernel's FUSE 7.%u marks "
+			 "decoded non-directory dentries stale)",
+			 D->cfg.name, proto_minor);
+}
+
+bool handles_of_files(void)
+{
+	return files_decodable;
+}
+
+/* ---- finding a node again ---- */
+
+/* Nodes found again are what a path walk finds: ghosts of ghosts may
+ * form a cycle once stale, so the walk up is bounded. */
+#define FIND_DEPTH_MAX 8192
+
+static struct dnode *find_node(uint64_t ino, unsigned depth, int *err);
+
+/* name below dir (held), as LOOKUP finds it; the result is held. */
+static struct dnode *walk_step(struct dnode *dir, const char *name, int *err)
+{
+	struct found f;
+	struct dnode *n;
+	int r;
+
+	if (dir->type != S_IFDIR || !name_valid(name)) {
+		*err = -ESTALE;
+		return NULL;
+	}
+	r = node_lookup(dir, name, &f);
+	if (r < 0) {
+		*err = r == -ENOENT || r == -ENOTDIR ? -ESTALE : r;
+		return NULL;
+	}
+	n = node_obtain(dir, name, f.layer, f.lmask, &f.st, f.gen);
+	if (!n)
+		*err = -ENOMEM;
+	return n;
+}
+
+static struct dnode *find_by_ghost(uint64_t ino, unsigned depth, int *err)
+{
+	_cleanup_free_ char *name = NULL;
+	struct dnode *dir, *n;
+	uint64_t parent;
+
+	*err = ghost_find(ino, &parent, &name);
+	if (*err < 0)
+		return NULL;
+	dir = find_node(parent, depth + 1, err);
+	if (!dir)
+		return NULL;
+	n = walk_step(dir, name, err);
+	node_unref(dir);
+	return n;
+}
+
+/* rel ("a/b/c") walked down from the root; the result is held. */
+static struct dnode *walk_path(char *rel, int *err)
+{
+	struct dnode *cur = D->root, *next;
+	char *save = NULL;
+
+	node_hold(cur);
+	for (char *c = strtok_r(rel, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		next = walk_step(cur, c, err);
+		node_unref(cur);
+		if (!next)
+			return NULL;
+		cur = next;
+	}
+	return cur;
+}
+
+/* The kernel's path of a layer object opened by (ino32, generation 0). */
+static int handle_rel_path(const struct layer *l, uint32_t real, char **rel)
+{
+	union fh_buf b = { .fh.handle_bytes = FH_INO32_GEN_BYTES, .fh.handle_type = FH_INO32_GEN };
+	uint32_t w[2] = { real, 0 };
+	_cleanup_close_ int fd = -EBADF;
+	char proc[64], buf[PATH_MAX];
+	size_t root_len = strlen(l->kpath);
+	ssize_t len;
+
+	memcpy(b.fh.f_handle, w, sizeof(w));
+	fd = open_by_handle_at(l->handle_mnt_fd, &b.fh, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -ESTALE;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	len = readlink(proc, buf, sizeof(buf) - 1);
+	if (len <= 0)
+		return -ESTALE;
+	buf[len] = '\0';
+	/* Below the layer's root, or not ours (a disconnected file shows "/name"). */
+	if (strncmp(buf, l->kpath, root_len) || buf[root_len] != '/')
+		return -ESTALE;
+	*rel = strdup(buf + root_len + 1);
+	return *rel ? 0 : -ENOMEM;
+}
+
+static struct dnode *find_by_handle(uint64_t ino, int *err)
+{
+	_cleanup_free_ char *rel = NULL;
+	unsigned layer = (unsigned)(ino >> 48);
+	uint64_t real = ino & ((1ULL << 48) - 1);
+
+	*err = -ESTALE;
+	if (layer >= D->nlayers || real > UINT32_MAX || D->layers[layer].handle_mnt_fd < 0)
+		return NULL;
+	*err = handle_rel_path(&D->layers[layer], (uint32_t)real, &rel);
+	return *err < 0 ? NULL : walk_path(rel, err);
+}
+
+static struct dnode *find_node(uint64_t ino, unsigned depth, int *err)
+{
+	struct dnode *n = node_get(ino);
+
+	if (n && node_hold(n))
+		return n;
+	if (depth > FIND_DEPTH_MAX) {
+		*err = -ESTALE;
+		return NULL;
+	}
+	n = find_by_ghost(ino, depth, err);
+	if (!n && *err == -ESTALE)
+		n = find_by_handle(ino, err);
+	return n;
+}
+
+struct dnode *node_by_id(uint64_t ino, int *err)
+{
+	struct dnode *n = find_node(ino, 0, err);
+
+	if (n && n->ino != ino) {
+		/* The object there now is another one. */
+		node_unref(n);
+		*err = -ESTALE;
+		return NULL;
+	}
+	return n;
+}

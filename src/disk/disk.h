@@ -193,6 +193,8 @@ struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer
 			  uint32_t lmask, const struct stat *st, uint32_t gen);
 /* One more reference on n, unless it is already dying (refs 0). */
 bool node_hold(struct dnode *n);
+/* Wait (briefly) until a dying node with number ino has left the table. */
+void node_wait_gone(uint64_t ino);
 uint64_t hash64(uint64_t x);
 void node_forget(struct dnode *n, uint64_t nlookup);
 /* Resize the tables to their population, return freed memory to the
@@ -223,9 +225,11 @@ void layer_handles_open(struct layer *l);
 void layer_handles_close(struct layer *l);
 int ghosts_init(void);
 void ghosts_fini(void);
-/* At INIT: whether handles of non-directories may be decoded (see there). */
+/* At INIT, with the kernel's FUSE minor version; and where we mount. */
 void handles_init(unsigned proto_minor);
-bool handles_of_files(void);
+void handles_set_mountpoint(const char *mnt);
+/* Before answering LOOKUP(id, ".") for n: see handles.c. */
+void handles_connect(struct dnode *n);
 /* A node leaves the table: keep where it was, for a later LOOKUP(id, "."). */
 void ghost_remember(struct dnode *n);
 void ghost_drop(uint64_t ino);

@@ -340,6 +340,7 @@ static int session_start(const char *mnt)
 		 "allow_other,default_permissions,fsname=cvmfs-disk-%s,subtype=cvmfs-disk%s%s",
 		 D->cfg.name, D->cfg.fuse_opts ? "," : "", D->cfg.fuse_opts ? D->cfg.fuse_opts : "");
 	snprintf(mnt_path, sizeof(mnt_path), "%s", mnt);
+	handles_set_mountpoint(mnt);
 	se = fuse_session_new(&args, &disk_ops, sizeof(disk_ops), NULL);
 	D->se = se;
 	fuse_opt_free_args(&args);

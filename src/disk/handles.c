@@ -21,18 +21,21 @@
 #include "cvmfs/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* FILEID_INO32_GEN (include/linux/exportfs.h): { u32 ino, u32 gen }. */
 #define FH_INO32_GEN 1
 #define FH_INO32_GEN_BYTES 8
-/* About 80 bytes each: a forgotten tree of this many entries stays
- * reachable; beyond it, the oldest-hashed part is dropped. */
-#define GHOST_MAX (1UL << 18)
+/* About 80 bytes each, kept first in, first out: the handles of this many
+ * most recently forgotten objects stay decodable (2.6 MiB at most; the
+ * node table gives the rest of its memory back, see nodes_maintain). */
+#define GHOST_MAX 32768u
 
 struct ghost {
 	struct cds_lfht_node hnode;
@@ -40,8 +43,6 @@ struct ghost {
 	uint64_t ino, parent;
 	char name[];
 };
-
-static bool files_decodable; /* handles_init() */
 
 union fh_buf {
 	struct file_handle fh;
@@ -80,26 +81,6 @@ static void ghost_del(struct cds_lfht_node *hn)
 		urcu_memb_call_rcu(&caa_container_of(hn, struct ghost, hnode)->rcu, ghost_free);
 }
 
-/* Over the bound: drop an eighth, in hash order (no order is cheaper). */
-static void ghosts_trim(void)
-{
-	static bool busy;
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *hn;
-	unsigned long drop = GHOST_MAX / 8;
-
-	if (__atomic_exchange_n(&busy, true, __ATOMIC_ACQUIRE))
-		return;
-	urcu_memb_read_lock();
-	cds_lfht_first(D->by_ghost, &it);
-	while (drop-- && (hn = cds_lfht_iter_get_node(&it))) {
-		cds_lfht_next(D->by_ghost, &it);
-		ghost_del(hn);
-	}
-	urcu_memb_read_unlock();
-	__atomic_store_n(&busy, false, __ATOMIC_RELEASE);
-}
-
 void ghost_drop(uint64_t ino)
 {
 	struct cds_lfht_iter it;
@@ -109,6 +90,30 @@ void ghost_drop(uint64_t ino)
 	if (cds_lfht_iter_get_node(&it))
 		ghost_del(cds_lfht_iter_get_node(&it));
 	urcu_memb_read_unlock();
+}
+
+/* Ids in the order their ghosts came (an id made again may be in it twice:
+ * its older slot then drops the newer ghost a little early). */
+static struct {
+	pthread_mutex_t lock;
+	uint64_t ino[GHOST_MAX];
+	unsigned next;
+	bool full;
+} ring = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void ghost_queue(uint64_t ino)
+{
+	uint64_t oldest = 0;
+
+	pthread_mutex_lock(&ring.lock);
+	if (ring.full)
+		oldest = ring.ino[ring.next];
+	ring.ino[ring.next] = ino;
+	ring.next = (ring.next + 1) % GHOST_MAX;
+	ring.full |= ring.next == 0;
+	pthread_mutex_unlock(&ring.lock);
+	if (oldest)
+		ghost_drop(oldest);
 }
 
 void ghost_remember(struct dnode *n)
@@ -121,8 +126,6 @@ void ghost_remember(struct dnode *n)
 		ghost_drop(n->ino);
 		return;
 	}
-	if (n->type != S_IFDIR && !files_decodable)
-		return; /* never asked for (handles_init) */
 	len = strlen(n->name) + 1;
 	g = malloc(sizeof(*g) + len);
 	if (!g)
@@ -135,8 +138,8 @@ void ghost_remember(struct dnode *n)
 	if (old)
 		urcu_memb_call_rcu(&caa_container_of(old, struct ghost, hnode)->rcu, ghost_free);
 	urcu_memb_read_unlock();
-	if (__atomic_add_fetch(&D->ghosts, 1, __ATOMIC_RELAXED) > GHOST_MAX)
-		ghosts_trim();
+	__atomic_add_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
+	ghost_queue(n->ino);
 }
 
 /* The ghost of ino: its parent's id and a copy of its name. */
@@ -223,25 +226,104 @@ void layer_handles_close(struct layer *l)
 
 /* Kernels with FUSE 7.44+ (Linux 6.16+) judge a dentry by a per-connection
  * epoch, and the dentry they make for a decoded handle of a non-directory
- * (d_obtain_alias) never gets one: the first revalidation calls it stale
- * without asking us. Overlayfs keeps such a dentry as the copy-up origin of
- * every file it copied up, and revalidates it on each access: every later
- * access to the file would fail with ESTALE (Docker's overlay2, index=off
- * included). There, handles of non-directories stay undecodable (ESTALE,
- * which overlayfs takes as "no origin") and only directories are found
- * again; directory dentries are reconnected by name and get their epoch. */
+ * (d_obtain_alias) never gets one: its first revalidation calls it stale
+ * without asking us. Overlayfs keeps such a dentry as the copy-up origin
+ * of every file it copied up and revalidates it on each access, so every
+ * later access to the file would fail with ESTALE (Docker's overlay2,
+ * index=off included). d_obtain_alias() returns a connected dentry of the
+ * inode where one exists, so before answering we look the object up by
+ * its path through our own mount (connect_by_path): the kernel then holds
+ * the inode with a dentry that a lookup made, epoch and all. Directories
+ * need none of this: the kernel reconnects them by name itself. */
+static bool files_need_alias;
+static char *self_mnt; /* our mountpoint, absolute, as this process sees it */
+
 void handles_init(unsigned proto_minor)
 {
-	files_decodable = proto_minor < 44;
-	if (!files_decodable)
-		log_info("%s: file handles: directories only (the kernel's FUSE 7.%u marks "
-			 "decoded non-directory dentries stale)",
-			 D->cfg.name, proto_minor);
+	files_need_alias = proto_minor >= 44;
 }
 
-bool handles_of_files(void)
+void handles_set_mountpoint(const char *mnt)
 {
-	return files_decodable;
+	free(self_mnt);
+	self_mnt = realpath(mnt, NULL);
+}
+
+struct self_walk {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int refs;
+	char *path;
+};
+
+static void self_walk_put(struct self_walk *w)
+{
+	bool last;
+
+	pthread_mutex_lock(&w->lock);
+	last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (last) {
+		free(w->path);
+		free(w);
+	}
+}
+
+/* A thread of its own: our lookups are served by the other workers, and
+ * the requester gives up waiting after a while (a kernel lock held across
+ * the decode could make the walk wait on the requester itself). */
+static void *self_walk_run(void *arg)
+{
+	struct self_walk *w = arg;
+	int fd = open(w->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	self_walk_put(w);
+	return NULL;
+}
+
+static void self_walk_wait(struct self_walk *w)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void handles_connect(struct dnode *n)
+{
+	_cleanup_free_ char *rel = NULL;
+	struct self_walk *w;
+	pthread_t t;
+
+	if (!files_need_alias || n->type == S_IFDIR || !self_mnt || node_path(n, &rel) < 0)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w || asprintf(&w->path, "%s/%s", self_mnt, rel) < 0) {
+		free(w);
+		return;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->refs = 2;
+	if (pthread_create(&t, NULL, self_walk_run, w) != 0) {
+		free(w->path);
+		free(w);
+		return;
+	}
+	pthread_detach(t);
+	self_walk_wait(w);
+	self_walk_put(w);
 }
 
 /* ---- finding a node again ---- */
@@ -353,6 +435,12 @@ static struct dnode *find_node(uint64_t ino, unsigned depth, int *err)
 
 	if (n && node_hold(n))
 		return n;
+	if (n) { /* being forgotten: its ghost comes as it goes */
+		node_wait_gone(ino);
+		n = node_get(ino);
+		if (n && node_hold(n))
+			return n;
+	}
 	if (depth > FIND_DEPTH_MAX) {
 		*err = -ESTALE;
 		return NULL;

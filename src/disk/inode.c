@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,23 +313,45 @@ void node_forget(struct dnode *n, uint64_t nlookup)
 		node_destroy(n);
 }
 
-static void node_publish_ino(struct dnode *n, uint64_t want)
+/* A node the kernel just forgot leaves the table within microseconds
+ * (node_destroy); wait for that rather than give its object another number
+ * (or, for a handle, find it neither live nor as a ghost). */
+void node_wait_gone(uint64_t ino)
+{
+	for (int i = 0; i < 10000; i++) {
+		struct dnode *n = node_get(ino);
+
+		if (!n || __atomic_load_n(&n->refs, __ATOMIC_ACQUIRE))
+			return;
+		sched_yield();
+	}
+}
+
+static bool publish_at(struct dnode *n, uint64_t ino)
 {
 	struct cds_lfht_node *got;
-	uint64_t ino = want;
 
+	n->ino = ino;
 	urcu_memb_read_lock();
-	for (;;) {
-		if (ino > FUSE_ROOT_ID) {
-			n->ino = ino;
-			got = cds_lfht_add_unique(D->by_ino, hash64(ino), match_ino, &ino,
-						  &n->ino_node);
-			if (got == &n->ino_node)
-				break;
-		}
-		ino = __atomic_fetch_add(&D->next_ino, 1, __ATOMIC_RELAXED);
-	}
+	got = cds_lfht_add_unique(D->by_ino, hash64(ino), match_ino, &ino, &n->ino_node);
 	urcu_memb_read_unlock();
+	return got == &n->ino_node;
+}
+
+static void node_publish_ino(struct dnode *n, uint64_t want)
+{
+	uint64_t ino;
+
+	if (want > FUSE_ROOT_ID) {
+		if (publish_at(n, want))
+			return;
+		node_wait_gone(want); /* a dying node of the same object */
+		if (publish_at(n, want))
+			return;
+	}
+	do
+		ino = __atomic_fetch_add(&D->next_ino, 1, __ATOMIC_RELAXED);
+	while (!publish_at(n, ino));
 }
 
 /* The area of name below parent: the parent's, unless the parent is in

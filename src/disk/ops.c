@@ -90,10 +90,7 @@ static void lookup_dot(fuse_req_t req, fuse_ino_t ino, bool dotdot)
 	n = node_by_id(ino, &r);
 	if (!n)
 		return (void)fuse_reply_err(req, -r);
-	if (!dotdot && n->type != S_IFDIR && !handles_of_files()) {
-		node_unref(n);
-		return (void)fuse_reply_err(req, ESTALE);
-	}
+
 	if (dotdot) {
 		p = n->parent ? n->parent : n; /* the root is its own parent */
 		node_hold(p); /* alive: n holds it */
@@ -105,6 +102,8 @@ static void lookup_dot(fuse_req_t req, fuse_ino_t ino, bool dotdot)
 		node_unref(n);
 		return (void)fuse_reply_err(req, r == -ENOENT ? ESTALE : -r);
 	}
+	if (!dotdot)
+		handles_connect(n);
 	reply_entry(req, n, &st);
 }
 

@@ -217,24 +217,12 @@ dt.write_file(os.path.join(img, 'imgdir/imgfile'), 'imgdir/imgfile')
 disk = dt.Disk(base, limit='256M', images=[img])
 with dt.checked(res, disk):
     disk.start()
-    # Linux 6.16+ (FUSE 7.44+) calls the dentry of a decoded non-directory
-    # stale at once (src/disk/handles.c): there the daemon decodes only
-    # directories, and says so.
-    dirs_only = 'file handles: directories only' in disk.logtext()
     got, handles, known = handles_after_drop(disk.mnt, True, disk.fresh_figures)
     res.check('drop_caches made the daemon forget its nodes (%s known)' % known, known <= 4)
     for (label, w), (_, g) in zip(want, got):
-        if dirs_only and isinstance(w, tuple) and w[1] != 'dir':
-            res.eq('handle of %s after drop_caches: ESTALE (directories only on this '
-                   'kernel), never another object' % label, g, 'errno ESTALE')
-        else:
-            res.eq('handle of %s after renames and drop_caches: as on the host' % label, g, w)
+        res.eq('handle of %s after renames and drop_caches: as on the host' % label, g, w)
     got_facts = overlay_rotations(os.path.join(disk.mnt, 'ovl'))
     for (label, w), (_, g) in zip(want_facts, got_facts):
-        if dirs_only and ('inode number' in label or 'hard link' in label):
-            res.not_checked('overlay %s: needs decodable file handles, which this kernel '
-                            'cannot use' % label, point=False)
-            continue
         res.eq('overlay index=on: %s: as over the host' % label, g, w)
     res.eq('overlay: kernel log has no origin/index errors', [
         ln for ln in subprocess.run(['dmesg'], capture_output=True, text=True).stdout

@@ -116,30 +116,15 @@ static void ghost_queue(uint64_t ino)
 		ghost_drop(oldest);
 }
 
+static void ghost_add(uint64_t ino, uint64_t parent, const char *name);
+
 void ghost_remember(struct dnode *n)
 {
-	struct cds_lfht_node *old;
-	struct ghost *g;
-	size_t len;
-
 	if (!n->parent || n->unlinked) {
 		ghost_drop(n->ino);
 		return;
 	}
-	len = strlen(n->name) + 1;
-	g = malloc(sizeof(*g) + len);
-	if (!g)
-		return; /* a lost hint: that handle goes stale, nothing else */
-	g->ino = n->ino;
-	g->parent = n->parent->ino;
-	memcpy(g->name, n->name, len);
-	urcu_memb_read_lock();
-	old = cds_lfht_add_replace(D->by_ghost, hash64(g->ino), match_ghost, &g->ino, &g->hnode);
-	if (old)
-		urcu_memb_call_rcu(&caa_container_of(old, struct ghost, hnode)->rcu, ghost_free);
-	urcu_memb_read_unlock();
-	__atomic_add_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
-	ghost_queue(n->ino);
+	ghost_add(n->ino, n->parent->ino, n->name);
 }
 
 /* The ghost of ino: its parent's id and a copy of its name. */
@@ -462,4 +447,120 @@ struct dnode *node_by_id(uint64_t ino, int *err)
 		return NULL;
 	}
 	return n;
+}
+
+/* ---- across a clean restart ---- */
+
+/* DATA/handles: where the objects the kernel may still hold handles to
+ * were, written at a clean stop and read at the next start: records of
+ * (u64 id, u64 parent id, u16 name length, name), newest first. Hints
+ * only: whatever they lead to is checked as any ghost is. */
+#define HANDLES_FILE "handles"
+#define HANDLES_MAGIC "cvmfs-handles-1\n"
+
+struct ghost_rec {
+	uint64_t ino, parent;
+	uint16_t len;
+} __attribute__((packed));
+
+static bool rec_write(FILE *f, uint64_t ino, uint64_t parent, const char *name)
+{
+	struct ghost_rec r = { ino, parent, (uint16_t)strlen(name) };
+
+	return fwrite(&r, sizeof(r), 1, f) == 1 && fwrite(name, 1, r.len, f) == r.len;
+}
+
+/* Live nodes first (the kernel knew them last), then ghosts, up to the
+ * ghost table's size. Called after the session ended: no request runs. */
+static unsigned save_table(FILE *f, struct cds_lfht *t, bool nodes, unsigned left)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	unsigned n = 0;
+
+	urcu_memb_read_lock();
+	for (cds_lfht_first(t, &it); n < left && (hn = cds_lfht_iter_get_node(&it));
+	     cds_lfht_next(t, &it)) {
+		if (nodes) {
+			struct dnode *d = caa_container_of(hn, struct dnode, ino_node);
+
+			if (d->parent && !d->unlinked && rec_write(f, d->ino, d->parent->ino, d->name))
+				n++;
+		} else {
+			struct ghost *g = caa_container_of(hn, struct ghost, hnode);
+
+			if (!node_get(g->ino) && rec_write(f, g->ino, g->parent, g->name))
+				n++;
+		}
+	}
+	urcu_memb_read_unlock();
+	return n;
+}
+
+void handles_save(int data_fd)
+{
+	int fd = openat(data_fd, HANDLES_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	unsigned n;
+
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		log_warn("%s/%s: %s: file handles will not survive the restart", D->cfg.data,
+			 HANDLES_FILE, strerror(errno));
+		return;
+	}
+	fputs(HANDLES_MAGIC, f);
+	n = save_table(f, D->by_ino, true, GHOST_MAX);
+	n += save_table(f, D->by_ghost, false, GHOST_MAX - n);
+	if (fclose(f) != 0 || renameat(data_fd, HANDLES_FILE ".tmp", data_fd, HANDLES_FILE) < 0)
+		log_warn("%s/%s: %s", D->cfg.data, HANDLES_FILE, strerror(errno));
+	else
+		log_debug("%s: %u file handle places kept for the next start", D->cfg.name, n);
+}
+
+static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
+{
+	struct cds_lfht_node *old;
+	size_t len = strlen(name) + 1;
+	struct ghost *g = malloc(sizeof(*g) + len);
+
+	if (!g)
+		return;
+	g->ino = ino;
+	g->parent = parent;
+	memcpy(g->name, name, len);
+	urcu_memb_read_lock();
+	old = cds_lfht_add_replace(D->by_ghost, hash64(ino), match_ghost, &g->ino, &g->hnode);
+	if (old)
+		urcu_memb_call_rcu(&caa_container_of(old, struct ghost, hnode)->rcu, ghost_free);
+	urcu_memb_read_unlock();
+	__atomic_add_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
+	ghost_queue(ino);
+}
+
+void handles_load(int data_fd)
+{
+	int fd = openat(data_fd, HANDLES_FILE, O_RDONLY | O_CLOEXEC);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	char magic[sizeof(HANDLES_MAGIC)] = "", name[NAME_MAX + 1];
+	struct ghost_rec r;
+	unsigned n = 0;
+
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fread(magic, 1, strlen(HANDLES_MAGIC), f) == strlen(HANDLES_MAGIC) &&
+	    !strcmp(magic, HANDLES_MAGIC))
+		while (n < GHOST_MAX && fread(&r, sizeof(r), 1, f) == 1 && r.len <= NAME_MAX &&
+		       fread(name, 1, r.len, f) == r.len) {
+			name[r.len] = '\0';
+			if (name_valid(name))
+				ghost_add(r.ino, r.parent, name);
+			n++;
+		}
+	fclose(f);
 }

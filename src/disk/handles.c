@@ -463,6 +463,20 @@ struct ghost_rec {
 	uint16_t len;
 } __attribute__((packed));
 
+/* Never a FIFO to block on, a device or a symlink's target. */
+static int open_regular(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0600);
+	struct stat st;
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
 static bool rec_write(FILE *f, uint64_t ino, uint64_t parent, const char *name)
 {
 	struct ghost_rec r = { ino, parent, (uint16_t)strlen(name) };
@@ -499,8 +513,7 @@ static unsigned save_table(FILE *f, struct cds_lfht *t, bool nodes, unsigned lef
 
 void handles_save(int data_fd)
 {
-	int fd = openat(data_fd, HANDLES_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			0600);
+	int fd = open_regular(data_fd, HANDLES_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC);
 	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
 	unsigned n;
 
@@ -542,7 +555,7 @@ static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
 
 void handles_load(int data_fd)
 {
-	int fd = openat(data_fd, HANDLES_FILE, O_RDONLY | O_CLOEXEC);
+	int fd = open_regular(data_fd, HANDLES_FILE, O_RDONLY);
 	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
 	char magic[sizeof(HANDLES_MAGIC)] = "", name[NAME_MAX + 1];
 	struct ghost_rec r;

@@ -13,6 +13,7 @@ enum opt_type {
 	OPT_UINT,  /* uint64_t */
 	OPT_BOOL,  /* bool; on the command line a flag, in the file yes/no/true/false/1/0 */
 	OPT_LIST,  /* char *, repeated options join with ':' */
+	OPT_STRV,  /* char **, NULL-terminated: each occurrence adds one, as given */
 };
 
 struct opt_def {
@@ -54,5 +55,5 @@ int opts_load_file(const struct opt_spec *spec, void *opts, const char *path,
 		   bool must_exist);
 /* Parse a boolean word. */
 int bool_parse(const char *text, bool *v);
-/* Free every OPT_STR/OPT_LIST value. */
+/* Free every OPT_STR/OPT_LIST/OPT_STRV value. */
 void opts_free(const struct opt_def *defs, void *opts);

@@ -33,6 +33,25 @@ int bool_parse(const char *text, bool *v)
 	return -EINVAL;
 }
 
+/* One more value at the end of a NULL-terminated array. */
+static int strv_add(char ***v, const char *value)
+{
+	size_t n = 0;
+	char **grown, *copy = strdup(value);
+
+	while (*v && (*v)[n])
+		n++;
+	grown = copy ? realloc(*v, (n + 2) * sizeof(char *)) : NULL;
+	if (!grown) {
+		free(copy);
+		return -ENOMEM;
+	}
+	grown[n] = copy;
+	grown[n + 1] = NULL;
+	*v = grown;
+	return 0;
+}
+
 static int opt_apply(const struct opt_def *d, void *opts, const char *value)
 {
 	char *base = opts;
@@ -56,6 +75,8 @@ static int opt_apply(const struct opt_def *d, void *opts, const char *value)
 		*dst = v;
 		return 0;
 	}
+	case OPT_STRV:
+		return strv_add((char ***)(base + d->offset), value);
 	case OPT_SIZE:
 		r = size_parse(value, (uint64_t *)(base + d->offset));
 		return r;
@@ -373,7 +394,7 @@ static void help_line(const struct opt_def *d)
 {
 	static const char *const value_names[] = {
 		[OPT_STR] = "VALUE", [OPT_SIZE] = "SIZE", [OPT_UINT] = "N",
-		[OPT_BOOL] = NULL, [OPT_LIST] = "VALUE",
+		[OPT_BOOL] = NULL, [OPT_LIST] = "VALUE", [OPT_STRV] = "VALUE",
 	};
 	const char *arg = d->arg ? d->arg : value_names[d->type];
 	char left[128];
@@ -449,7 +470,7 @@ int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
 		if (!strcmp(spec->defs[idx].name, "config"))
 			cfg = optarg;
 		/* Repeated list options accumulate, so apply them now. */
-		if (spec->defs[idx].type == OPT_LIST) {
+		if (spec->defs[idx].type == OPT_LIST || spec->defs[idx].type == OPT_STRV) {
 			r = opt_apply(&spec->defs[idx], opts, optarg);
 			if (r < 0)
 				return r;
@@ -489,6 +510,13 @@ void opts_free(const struct opt_def *defs, void *opts)
 
 			free(*p);
 			*p = NULL;
+		} else if (defs->type == OPT_STRV) {
+			char ***v = (char ***)((char *)opts + defs->offset);
+
+			for (char **e = *v; e && *e; e++)
+				free(*e);
+			free(*v);
+			*v = NULL;
 		}
 	}
 }

@@ -15,7 +15,7 @@ struct ctl_opts {
 	char *run_dir;
 	char *user;    /* exec -u */
 	char *workdir; /* exec -w */
-	char *env;     /* exec -e, repeated: joined by ':' (ctl_env_next) */
+	char **env;    /* exec -e, repeated: one K=V each, as given */
 	bool tty;      /* exec -t */
 	bool json;     /* list --json */
 	uint64_t timeout; /* stop --timeout */
@@ -59,7 +59,7 @@ struct exec_ctx {
 	const struct ctl_opts *o;
 	struct cvm cvm;
 	char **cmd;
-	char **env;        /* -e K=V, split */
+	char **env;        /* -e K=V (the options'), checked */
 	int pidfd;         /* of the CVM's init */
 	uint64_t capbnd;   /* init's bounding set */
 	bool nnp;          /* init's no_new_privs */

@@ -16,7 +16,6 @@
 #include "cvmfs/log.h"
 #include "cvmfs/sealed_exe.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -97,40 +96,16 @@ static int open_init(struct exec_ctx *x)
 	return 0;
 }
 
-/* -e entries, joined by ':' by the option parser: split where ':' is
- * followed by a name and '=' (a value may hold ':', as PATH does). */
-static int split_env(struct exec_ctx *x)
+/* -e entries: each a K=V of its own (a value may hold ':' or '='). */
+static int check_env(struct exec_ctx *x)
 {
-	char *s = x->o->env;
-	size_t n = 0;
-
-	if (!s)
-		return 0;
-	x->env = calloc(strlen(s) / 2 + 2, sizeof(char *));
-	if (!x->env)
-		return -ENOMEM;
-	for (char *start = s, *c = s;; c++) {
-		bool cut = *c == '\0';
-
-		if (*c == ':') {
-			size_t k = strspn(c + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					  "0123456789_");
-			cut = k > 0 && c[1 + k] == '=' && !isdigit((unsigned char)c[1]);
-		}
-		if (!cut)
-			continue;
-		bool end = *c == '\0';
-
-		*c = '\0';
-		if (!strchr(start, '=') || start[0] == '=') {
-			log_error("exec: -e '%s': K=V expected", start);
+	for (char **e = x->o->env; e && *e; e++) {
+		if (!strchr(*e, '=') || (*e)[0] == '=') {
+			log_error("exec: -e '%s': K=V expected", *e);
 			return -EINVAL;
 		}
-		x->env[n++] = start;
-		if (end)
-			break;
-		start = c + 1;
 	}
+	x->env = x->o->env;
 	return 0;
 }
 
@@ -281,7 +256,7 @@ static int prepare(struct exec_ctx *x, const char *name)
 	int r = cvm_find(x->o->run_dir, name, &x->cvm);
 
 	if (r < 0 || (r = open_init(x)) < 0 || (r = init_status(x)) < 0 ||
-	    (r = own_userns(x)) < 0 || (r = split_env(x)) < 0)
+	    (r = own_userns(x)) < 0 || (r = check_env(x)) < 0)
 		return r;
 	if (geteuid() != 0) {
 		log_error("exec: %s: must run as root (it joins the CVM's namespaces)", name);
@@ -306,10 +281,8 @@ int ctl_exec(const struct ctl_opts *o, const char *name, char **cmd)
 	r = prepare(&x, name);
 	if (r == 0 && o->tty)
 		r = open_pty(&x, &master);
-	if (r < 0) {
-		free(x.env);
+	if (r < 0)
 		return CTL_EXIT_FAIL;
-	}
 	exec_signals(&set);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -317,7 +290,6 @@ int ctl_exec(const struct ctl_opts *o, const char *name, char **cmd)
 	if (x.slave >= 0)
 		close(x.slave); /* CMD's now: the master sees EIO once it is gone */
 	close(x.pidfd);
-	free(x.env);
 	if (child < 0)
 		return EXIT_SETUP; /* the joiner said why */
 	if (master >= 0)

@@ -29,7 +29,7 @@ static const struct opt_def exec_defs[] = {
 	  "run as USER (name or uid) of the CVM's /etc/passwd (default root)" },
 	{ "workdir", 'w', OPT_STR, O(workdir), true, "DIR",
 	  "working directory inside (default the user's HOME, else /)" },
-	{ "env", 'e', OPT_LIST, O(env), true, "K=V", "set K in CMD's environment; repeatable" },
+	{ "env", 'e', OPT_STRV, O(env), true, "K=V", "set K in CMD's environment; repeatable" },
 	{ "tty", 't', OPT_BOOL, O(tty), true, NULL,
 	  "give CMD a new pty of the CVM; cvmctl relays it and the window size" },
 	OPT_END,

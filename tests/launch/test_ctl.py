@@ -49,7 +49,7 @@ for p in self 1; do
   for n in user mnt pid uts ipc net cgroup; do echo "$p ns/$n $(readlink /proc/$p/ns/$n)"; done
   for f in uid_map gid_map cgroup; do echo "$p $f $(cat /proc/$p/$f | tr -s ' \n' '  ')"; done
 done
-for v in HOME USER PATH FOO BAR; do eval "echo env $v \$$v"; done
+for v in HOME USER PATH FOO BAR LIST NAME; do eval "echo env $v \$$v"; done
 echo "cwd x $(pwd)"
 echo "pids x $(ls /proc | grep '^[0-9]' | tr '\n' ' ')"
 """
@@ -167,7 +167,7 @@ def exec_checks(tag, w):
               d['env'].get('PATH', '').split(':')[-1]), ('0', '/root', 'root', '/root',
                                                        '/bin'))
     d = privileges(tag + ' -u nobody', w, '-u', 'nobody', '-w', '/tmp', '-e', 'FOO=a:b',
-                   '-e', 'BAR=1')
+                   '-e', 'BAR=1', '-e', 'LIST=x:NAME=y')
     if d:
         R.eq('%s: -u nobody -w /tmp -e: uid, no capabilities, cwd, environment' % tag,
              (d['self']['Uid'].split()[0], d['self']['Gid'].split()[0], d['self']['CapEff'],
@@ -175,6 +175,8 @@ def exec_checks(tag, w):
               d['env'].get('HOME')),
              ('65534', '65534', '0000000000000000', '0000000000000000', '/tmp', 'a:b', '1',
               '/'))
+        R.eq('%s: -e LIST=x:NAME=y is one variable, as given' % tag,
+             (d['env'].get('LIST'), d['env'].get('NAME')), ('x:NAME=y', ''))
         R.eq('%s: -u nobody keeps the CVM\'s bounding set' % tag, d['self']['CapBnd'],
              d['init']['CapBnd'])
     # The host side of the cgroups, from a CMD that stays a moment.

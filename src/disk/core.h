@@ -83,8 +83,6 @@ struct figures {
 	uint64_t inodes_used, inodes_limit;
 	long pid;
 	uint64_t known_inodes; /* daemon's node table: inodes the kernel holds */
-	/* "loop:FILE", "block:DEV" or "none" ("" in files of older daemons) */
-	char volume[1024];
 	/* Written only: JSON members (",\"k\":v...") put before the closing
 	 * brace (the volume's mountpoint and lanes). */
 	const char *extra_json;
@@ -94,8 +92,7 @@ struct figures {
 void figures_from_acct(struct figures *f, const struct acct *a);
 /* One JSON object, newline-terminated; returns length or -ENOSPC. */
 int figures_to_json(const struct figures *f, char *buf, size_t size);
-/* Parse what figures_to_json wrote (a flat object, any key order). */
-int figures_from_json(const char *text, struct figures *f);
+/* (Read by every other program through include/cvmfs/disk_status.h.) */
 
 /* DATA/state: "key value" lines. clean says the figures were persisted by
  * a clean stop and can be trusted without a rescan. */

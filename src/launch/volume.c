@@ -10,6 +10,7 @@
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/disk_status.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 
@@ -133,164 +134,6 @@ int volume_validate(struct launch *L)
 	return L->o.lanes ? validate_lanes(L) : 0;
 }
 
-/* ---- the disk's published status ----
- * A flat JSON object written by cvmfsd disk (src/disk/figures.c: strings
- * have no escapes, workspace names and paths carry no quotes); of it the
- * launcher reads "volume", "volume_mnt" and "lanes", an array of
- * {"path": ..., "dir": ...}. Unknown keys are skipped. */
-
-struct vstatus {
-	char *volume, *volume_mnt;
-	struct lane *lanes;
-	size_t n_lanes;
-};
-
-static const char *skip_ws(const char *p)
-{
-	while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-		p++;
-	return p;
-}
-
-/* A "string" at p into a new allocation; NULL on bad input or ENOMEM. */
-static const char *take_string(const char *p, char **out)
-{
-	const char *end;
-
-	if (*p != '"' || !(end = strpbrk(p + 1, "\"\\")) || *end != '"')
-		return NULL;
-	*out = strndup(p + 1, (size_t)(end - p - 1));
-	return *out ? end + 1 : NULL;
-}
-
-static const char *skip_string(const char *p)
-{
-	const char *end = strpbrk(p + 1, "\"\\");
-
-	return end && *end == '"' ? end + 1 : NULL;
-}
-
-/* Any scalar, string, array or object at p: past it, or NULL. */
-static const char *skip_value(const char *p)
-{
-	int depth = 0;
-
-	if (*p == '"')
-		return skip_string(p);
-	if (*p != '{' && *p != '[') {
-		const char *end = p + strcspn(p, ",}] \n\t\r");
-
-		return end > p ? end : NULL;
-	}
-	do {
-		if (*p == '"') {
-			if (!(p = skip_string(p)))
-				return NULL;
-			continue;
-		}
-		if (!*p)
-			return NULL;
-		depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
-		p++;
-	} while (depth > 0);
-	return p;
-}
-
-/* {"path": "...", "dir": "..."} at p. */
-static const char *parse_lane(const char *p, struct lane *ln)
-{
-	p = skip_ws(p);
-	if (*p++ != '{')
-		return NULL;
-	while ((p = skip_ws(p)) && *p != '}') {
-		_cleanup_free_ char *key = NULL;
-		char **dst;
-
-		if (!(p = take_string(p, &key)) || *(p = skip_ws(p)) != ':')
-			return NULL;
-		p = skip_ws(p + 1);
-		dst = !strcmp(key, "path") ? &ln->path : !strcmp(key, "dir") ? &ln->dir : NULL;
-		if (dst && (*dst || !(p = take_string(p, dst))))
-			return NULL;
-		if (!dst && !(p = skip_value(p)))
-			return NULL;
-		p = skip_ws(p);
-		if (*p == ',')
-			p++;
-		else if (*p != '}')
-			return NULL;
-	}
-	return ln->path && ln->dir ? p + 1 : NULL;
-}
-
-static const char *parse_lanes(const char *p, struct vstatus *s)
-{
-	p = skip_ws(p);
-	if (*p++ != '[')
-		return NULL;
-	while (*(p = skip_ws(p)) != ']') {
-		struct lane *more = realloc(s->lanes, (s->n_lanes + 1) * sizeof(*more));
-
-		if (!more)
-			return NULL;
-		s->lanes = more;
-		s->lanes[s->n_lanes] = (struct lane){ NULL, NULL };
-		p = parse_lane(p, &s->lanes[s->n_lanes]);
-		s->n_lanes++;
-		if (!p)
-			return NULL;
-		p = skip_ws(p);
-		if (*p == ',')
-			p++;
-		else if (*p != ']')
-			return NULL;
-	}
-	return p + 1;
-}
-
-static void vstatus_free(struct vstatus *s)
-{
-	for (size_t i = 0; i < s->n_lanes; i++) {
-		free(s->lanes[i].path);
-		free(s->lanes[i].dir);
-	}
-	free(s->lanes);
-	free(s->volume);
-	free(s->volume_mnt);
-	*s = (struct vstatus){ 0 };
-}
-
-static int vstatus_parse(const char *text, struct vstatus *s)
-{
-	const char *p = skip_ws(text);
-
-	if (*p++ != '{')
-		return -EINVAL;
-	while (*(p = skip_ws(p)) != '}') {
-		_cleanup_free_ char *key = NULL;
-
-		if (!(p = take_string(p, &key)) || *(p = skip_ws(p)) != ':')
-			return -EINVAL;
-		p = skip_ws(p + 1);
-		if (!strcmp(key, "volume") && !s->volume)
-			p = take_string(p, &s->volume);
-		else if (!strcmp(key, "volume_mnt") && !s->volume_mnt)
-			p = take_string(p, &s->volume_mnt);
-		else if (!strcmp(key, "lanes") && !s->lanes)
-			p = parse_lanes(p, s);
-		else
-			p = skip_value(p);
-		if (!p)
-			return -EINVAL;
-		p = skip_ws(p);
-		if (*p == ',')
-			p++;
-		else if (*p != '}')
-			return -EINVAL;
-	}
-	return 0;
-}
-
 /* ---- the volume this launch asks for ---- */
 
 static bool same_file(const char *a, const char *b)
@@ -326,7 +169,7 @@ static bool volume_matches(struct launch *L, const char *have)
 }
 
 /* A lane's dir must be a directory of the volume the daemon mounted. */
-static int check_lane(struct launch *L, const struct lane *ln, const char *mnt)
+static int check_lane(struct launch *L, const struct disk_status_lane *ln, const char *mnt)
 {
 	size_t n = mnt ? strlen(mnt) : 0;
 
@@ -342,7 +185,7 @@ static int check_lane(struct launch *L, const struct lane *ln, const char *mnt)
 }
 
 /* --lanes given: the disk's lanes must be those paths, in that order. */
-static bool lanes_as_asked(struct launch *L, const struct vstatus *s)
+static bool lanes_as_asked(struct launch *L, const struct disk_status *s)
 {
 	const char *p = L->o.lanes;
 
@@ -356,7 +199,7 @@ static bool lanes_as_asked(struct launch *L, const struct vstatus *s)
 	return !*p;
 }
 
-static int take_lanes(struct launch *L, struct vstatus *s, pid_t pid)
+static int take_lanes(struct launch *L, struct disk_status *s, pid_t pid)
 {
 	int r;
 
@@ -367,17 +210,21 @@ static int take_lanes(struct launch *L, struct vstatus *s, pid_t pid)
 		return step_error(L, -EBUSY, "disk %s already runs (pid %d) with other lanes "
 				  "than --lanes '%s'; stop the CVM using it first",
 				  L->o.name, (int)pid, L->o.lanes);
-	L->lanes = s->lanes;
+	L->lanes = calloc(s->n_lanes ? s->n_lanes : 1, sizeof(*L->lanes));
+	if (!L->lanes)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_lanes; i++) { /* moved: s keeps none */
+		L->lanes[i] = (struct lane){ s->lanes[i].path, s->lanes[i].dir };
+		s->lanes[i] = (struct disk_status_lane){ NULL, NULL };
+	}
 	L->n_lanes = s->n_lanes;
-	s->lanes = NULL;
-	s->n_lanes = 0;
 	return 0;
 }
 
 int volume_status(struct launch *L, pid_t pid)
 {
 	_cleanup_free_ char *path = NULL, *text = NULL;
-	struct vstatus s = { 0 };
+	struct disk_status s;
 	const char *have;
 	size_t len;
 	int r;
@@ -398,9 +245,9 @@ int volume_status(struct launch *L, pid_t pid)
 		log_error("%s: disk %s: %s: %s", L->step, L->o.name, path, file_strerror(r));
 		return r;
 	}
-	r = vstatus_parse(text, &s);
+	r = disk_status_parse(text, &s);
 	if (r < 0) {
-		vstatus_free(&s);
+		disk_status_free(&s);
 		return step_error(L, r, "disk %s: %s: not the status of cvmfsd disk", L->o.name,
 				  path);
 	}
@@ -411,7 +258,7 @@ int volume_status(struct launch *L, pid_t pid)
 			       L->o.name, (int)pid, have, L->o.volume);
 	else if (volume_on(L))
 		r = take_lanes(L, &s, pid);
-	vstatus_free(&s);
+	disk_status_free(&s);
 	return r;
 }
 

@@ -1,10 +1,9 @@
 /* cvmfs-stat: every workspace's disk figures, read from the files the
  * daemons publish under RUN_DIR/disk (no daemon round trip). A file whose
  * daemon is gone without a clean stop shows state "crashed". */
-#include "core.h"
-
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
+#include "cvmfs/disk_status.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/paths.h"
 
@@ -38,31 +37,44 @@ static const struct opt_def stat_opts_defs[] = {
 static const char *const stat_sections[] = { "stat", NULL };
 
 struct table {
-	struct figures *rows;
+	struct disk_status *rows;
 	size_t n, cap;
 };
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		disk_status_free(&t->rows[i]);
+	free(t->rows);
+}
 
 /* A FIFO, device or directory named *.json would hang or fool the reader:
  * skipped with one line, like a file too big to be a status file. */
 static int load_one(int dfd, const char *dir, const char *file, struct table *t)
 {
 	char buf[16384]; /* a volume's lanes make the file longer */
-	struct figures f;
+	struct disk_status f;
 	ssize_t n = read_regular_buf(dfd, file, buf, sizeof(buf));
 
 	if (n == -EINVAL || n == -EISDIR || n == -EFBIG)
 		fprintf(stderr, "cvmfs-stat: %s/%s: %s, skipped\n", dir, file,
 			file_strerror((int)n));
-	if (n < 0 || figures_from_json(buf, &f) < 0)
-		return 0; /* being replaced, or not ours: skip */
+	if (n < 0)
+		return 0; /* being replaced: skip */
+	if (disk_status_parse(buf, &f) < 0) {
+		disk_status_free(&f);
+		return 0; /* not ours: skip */
+	}
 	if (!strcmp(f.state, "running") && f.pid > 0 && kill((pid_t)f.pid, 0) < 0 && errno == ESRCH)
 		snprintf(f.state, sizeof(f.state), "crashed");
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
-		struct figures *rows = realloc(t->rows, cap * sizeof(*rows));
+		struct disk_status *rows = realloc(t->rows, cap * sizeof(*rows));
 
-		if (!rows)
+		if (!rows) {
+			disk_status_free(&f);
 			return -ENOMEM;
+		}
 		t->rows = rows;
 		t->cap = cap;
 	}
@@ -93,7 +105,7 @@ static int load_all(const char *run_dir, struct table *t)
 
 static int by_name(const void *a, const void *b)
 {
-	return strcmp(((const struct figures *)a)->name, ((const struct figures *)b)->name);
+	return strcmp(((const struct disk_status *)a)->name, ((const struct disk_status *)b)->name);
 }
 
 /* Like df -h: powers of 1024, rounded up, one decimal below 10. */
@@ -136,15 +148,15 @@ static void print_table(const struct table *t)
 	printf("%-16s %-8s %6s %6s %6s %4s %6s %6s %6s %6s %s\n", "NAME", "STATE", "LIMIT", "USED",
 	       "AVAIL", "USE%", "IMAGE", "DOCKER", "HOME", "OTHER", "INODES");
 	for (size_t i = 0; i < t->n; i++) {
-		const struct figures *f = &t->rows[i];
+		const struct disk_status *f = &t->rows[i];
 
 		human(f->limit_bytes, lim, sizeof(lim));
 		human(f->used_bytes, used, sizeof(used));
 		human(f->avail_bytes, avail, sizeof(avail));
-		human(f->area_bytes[AREA_IMAGE], img, sizeof(img));
-		human(f->area_bytes[AREA_DOCKER], dock, sizeof(dock));
-		human(f->area_bytes[AREA_HOME], home, sizeof(home));
-		human(f->area_bytes[AREA_OTHER], oth, sizeof(oth));
+		human(f->area_bytes[DISK_AREA_IMAGE], img, sizeof(img));
+		human(f->area_bytes[DISK_AREA_DOCKER], dock, sizeof(dock));
+		human(f->area_bytes[DISK_AREA_HOME], home, sizeof(home));
+		human(f->area_bytes[DISK_AREA_OTHER], oth, sizeof(oth));
 		if (f->limit_bytes)
 			snprintf(pct, sizeof(pct), "%llu%%",
 				 (unsigned long long)((f->used_bytes * 100 + f->limit_bytes - 1) /
@@ -176,11 +188,12 @@ static void print_host_overcommit(const struct table *t)
 	unsigned nh = 0;
 
 	for (size_t i = 0; i < t->n; i++) {
-		const char *file = t->rows[i].volume + 5;
+		const char *vol = t->rows[i].volume ? t->rows[i].volume : "none";
+		const char *file = vol + 5;
 		struct stat st;
 		unsigned h;
 
-		if (strncmp(t->rows[i].volume, "loop:", 5) || stat(file, &st) < 0)
+		if (strncmp(vol, "loop:", 5) || stat(file, &st) < 0)
 			continue;
 		for (h = 0; h < nh && hosts[h].dev != st.st_dev; h++)
 			;
@@ -218,7 +231,7 @@ static void print_json(const struct table *t)
 {
 	printf("[");
 	for (size_t i = 0; i < t->n; i++) {
-		const struct figures *f = &t->rows[i];
+		const struct disk_status *f = &t->rows[i];
 
 		printf("%s\n  {\"name\": \"%s\", \"state\": \"%s\", \"limit_bytes\": %llu, "
 		       "\"used_bytes\": %llu, \"avail_bytes\": %llu, \"image_bytes\": %llu, "
@@ -226,10 +239,10 @@ static void print_json(const struct table *t)
 		       "\"inodes_used\": %llu, \"inodes_limit\": %llu}",
 		       i ? "," : "", f->name, f->state, (unsigned long long)f->limit_bytes,
 		       (unsigned long long)f->used_bytes, (unsigned long long)f->avail_bytes,
-		       (unsigned long long)f->area_bytes[AREA_IMAGE],
-		       (unsigned long long)f->area_bytes[AREA_DOCKER],
-		       (unsigned long long)f->area_bytes[AREA_HOME],
-		       (unsigned long long)f->area_bytes[AREA_OTHER],
+		       (unsigned long long)f->area_bytes[DISK_AREA_IMAGE],
+		       (unsigned long long)f->area_bytes[DISK_AREA_DOCKER],
+		       (unsigned long long)f->area_bytes[DISK_AREA_HOME],
+		       (unsigned long long)f->area_bytes[DISK_AREA_OTHER],
 		       (unsigned long long)f->inodes_used, (unsigned long long)f->inodes_limit);
 	}
 	printf("%s]\n", t->n ? "\n" : "");
@@ -255,8 +268,10 @@ static int select_names(struct table *t, char **names, int n)
 			keep = !strcmp(t->rows[j].name, names[i]);
 		if (keep)
 			j++;
-		else
+		else {
+			disk_status_free(&t->rows[j]);
 			t->rows[j] = t->rows[--t->n];
+		}
 	}
 	return 0;
 }
@@ -284,7 +299,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "cvmfs-stat: %s/disk: %s\n", o.run_dir ? o.run_dir : CVMFS_RUN_DIR,
 			strerror(-r));
-		free(t.rows);
+		table_free(&t);
 		opts_free(stat_opts_defs, &o);
 		return 1;
 	}
@@ -300,7 +315,7 @@ int main(int argc, char **argv)
 			print_host_overcommit(&t);
 		}
 	}
-	free(t.rows);
+	table_free(&t);
 	opts_free(stat_opts_defs, &o);
 	return r;
 }

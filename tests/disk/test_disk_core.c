@@ -4,6 +4,7 @@
 #include "check.h"
 
 #include "core.h"
+#include "cvmfs/disk_status.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -157,30 +158,53 @@ static void test_worst_case(void)
 	CHECK_EQ_INT(write_worst_case(0, 1 << 20, 4096), (1 << 20) + 4096);
 }
 
+/* What the daemon writes is what every other program reads. */
 static void test_figures_json(void)
 {
 	struct figures f = { .name = "ws-1", .state = "running", .limit_bytes = 1ULL << 40,
 			     .used_bytes = 123, .avail_bytes = (1ULL << 40) - 123,
 			     .area_bytes = { 1, 2, 3, 117 }, .inodes_used = 9, .inodes_limit = 0,
-			     .pid = 4242, .known_inodes = 1000001 };
-	struct figures g;
+			     .pid = 4242, .known_inodes = 1000001,
+			     .extra_json = ",\"volume\":\"loop:/v/ws-1.img\",\"volume_mnt\":\"/m\","
+					   "\"lanes\":[{\"path\":\"/home\","
+					   "\"dir\":\"/m/lanes/home\",\"x\":[1,{}]}]" };
+	struct disk_status g;
 	char buf[1024];
 	int n = figures_to_json(&f, buf, sizeof(buf));
 
 	CHECK(n > 0);
-	CHECK_EQ_INT(figures_from_json(buf, &g), 0);
+	CHECK_EQ_INT(disk_status_parse(buf, &g), 0);
 	CHECK_STR(g.name, "ws-1");
 	CHECK_STR(g.state, "running");
 	CHECK_EQ_U64(g.limit_bytes, 1ULL << 40);
-	CHECK_EQ_U64(g.area_bytes[AREA_OTHER], 117);
-	CHECK_EQ_U64(g.area_bytes[AREA_DOCKER], 2);
+	CHECK_EQ_U64(g.area_bytes[DISK_AREA_OTHER], 117);
+	CHECK_EQ_U64(g.area_bytes[DISK_AREA_DOCKER], 2);
 	CHECK_EQ_INT(g.pid, 4242);
 	CHECK_EQ_U64(g.known_inodes, 1000001);
+	CHECK_STR(g.volume, "loop:/v/ws-1.img");
+	CHECK_STR(g.volume_mnt, "/m");
+	CHECK_EQ_INT((int)g.n_lanes, 1);
+	CHECK_STR(g.lanes[0].path, "/home");
+	CHECK_STR(g.lanes[0].dir, "/m/lanes/home");
+	disk_status_free(&g);
 	CHECK_EQ_INT(figures_to_json(&f, buf, 20), -ENOSPC);
-	CHECK_EQ_INT(figures_from_json("{\"name\":\"x\"", &g), -EINVAL);
-	CHECK_EQ_INT(figures_from_json("{ \"state\": \"stopped\", \"name\": \"z\", \"x\": 5 }", &g), 0);
+	CHECK_EQ_INT(disk_status_parse("{\"name\":\"x\"", &g), -EINVAL);
+	disk_status_free(&g);
+	CHECK_EQ_INT(disk_status_parse("{ \"state\": \"stopped\", \"name\": \"z\", \"x\": 5 }", &g), 0);
 	CHECK_STR(g.name, "z");
-	CHECK_EQ_INT(figures_from_json("[]", &g), -EINVAL);
+	disk_status_free(&g);
+	CHECK_EQ_INT(disk_status_parse("[]", &g), -EINVAL);
+	disk_status_free(&g);
+	/* A lane without its dir, a repeated volume, an escape: not the daemon's. */
+	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\",\"state\":\"running\","
+				       "\"lanes\":[{\"path\":\"/home\"}]}", &g), -EINVAL);
+	disk_status_free(&g);
+	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\",\"state\":\"running\","
+				       "\"volume\":\"none\",\"volume\":\"none\"}", &g), -EINVAL);
+	disk_status_free(&g);
+	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\\\"b\",\"state\":\"running\"}", &g),
+		     -EINVAL);
+	disk_status_free(&g);
 }
 
 static void test_state(void)

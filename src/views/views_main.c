@@ -1,5 +1,6 @@
 /* cvmfsd views: options, mounts, daemon lifecycle. */
 #include "fs.h"
+#include "supervise.h"
 #include "views_main.h"
 
 #include "cvmfs/cleanup.h"
@@ -314,6 +315,9 @@ static int views_run(const char *mnt)
 	r = session_start(&sessions[1], &ct_ops, ctmnt, "cvmfs-views-ct");
 	if (r < 0)
 		goto out;
+	/* Not fatal: without it CVMs started from now on trap nothing. */
+	if (supervise_start(mnt) < 0)
+		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
 	daemon_ready(notify_fd);
 	daemon_wait_stop(views_hup);
@@ -321,6 +325,7 @@ static int views_run(const char *mnt)
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 out:
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
+	supervise_stop();
 	/* ct first: it is mounted inside the shared tree. Both are tried. */
 	gone = session_stop(&sessions[1]);
 	gone = session_stop(&sessions[0]) && gone;

@@ -308,6 +308,10 @@ static int views_run(const char *mnt)
 	ct_tables_init();
 	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0)
 		return log_error_errno(r, "start");
+	/* Before the mounts, which a launcher waits for before it looks for
+	 * the socket. Not fatal: without it new CVMs trap nothing. */
+	if (supervise_start(mnt) < 0)
+		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
 	r = session_start(&sessions[0], &shared_ops, mnt, "cvmfs-views");
 	if (r < 0)
 		goto out;
@@ -315,9 +319,6 @@ static int views_run(const char *mnt)
 	r = session_start(&sessions[1], &ct_ops, ctmnt, "cvmfs-views-ct");
 	if (r < 0)
 		goto out;
-	/* Not fatal: without it CVMs started from now on trap nothing. */
-	if (supervise_start(mnt) < 0)
-		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
 	daemon_ready(notify_fd);
 	daemon_wait_stop(views_hup);

@@ -76,6 +76,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+
 #if defined(__x86_64__)
 #define NATIVE_ARCH AUDIT_ARCH_X86_64
 #define X32_SYSCALL_BIT 0x40000000U
@@ -238,8 +242,17 @@ static int install(bool deny_bpf, bool trap)
 
 	build(&b, deny_bpf, trap);
 	prog = (struct sock_fprog){ .len = (unsigned short)b.n, .filter = b.f };
+	if (!trap)
+		return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -errno : 0;
+	/* Once the supervisor has a call, only a fatal signal ends the wait:
+	 * else a signal would make sysinfo fail with EINTR (a handler without
+	 * SA_RESTART), which it never does natively. Linux 5.19+. */
 	r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-		    trap ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
+		    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+		    &prog);
+	if (r < 0 && errno == EINVAL)
+		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			    SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 	return r < 0 ? -errno : (int)r;
 }
 

@@ -36,6 +36,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS /* Linux 6.6 */
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
 enum end_kind { END_STOP, END_ACCEPT, END_CONN, END_LISTENER };
 
 struct end {
@@ -138,6 +143,9 @@ static int recv_listener(struct sv_conn *c)
 		close(c->listener);
 	}
 	c->listener = fd;
+	/* The caller waits while we answer: switch to us on its CPU and back,
+	 * rather than waking an idle CPU each way (Linux 6.6+; else ignored). */
+	ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
 	log_debug("CVM %s: answering its sysinfo and sched_getaffinity", c->name);
 	return ep_add(fd, &c->listener_end);
 }

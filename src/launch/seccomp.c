@@ -54,10 +54,11 @@
  * Handed to the views daemon's supervisor (SECCOMP_RET_USER_NOTIF, when
  * one answers at start: notif.c), answered for the calling container:
  *   sysinfo                         memory, uptime, loads as the views
- *   sched_getaffinity(0, ...)       the caller's mask cut to ⌈quota⌉ CPUs;
- *                                   a query naming a pid (taskset -p, ps)
- *                                   gets the real mask, which the
- *                                   scheduler keeps whole
+ *   sched_getaffinity               of the caller itself (pid 0, its own
+ *                                   pid or tid): its mask cut to ⌈quota⌉
+ *                                   CPUs; of another process (taskset -p,
+ *                                   ps): the real mask, natively, which
+ *                                   the scheduler keeps whole
  * The listener comes from SECCOMP_FILTER_FLAG_NEW_LISTENER; the kernel
  * allows one listener per filter chain, so programs in the CVM cannot add
  * their own (EBUSY): runc, dockerd and systemd do not use one. */
@@ -169,16 +170,12 @@ static void place(struct filter *b, enum label l, uint32_t ret)
 	(offsetof(struct seccomp_data, args[0]) +                              \
 	 (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 4 : 0))
 
-/* sysinfo, and sched_getaffinity of the caller itself (pid 0; the
- * kernel reads pid_t, the low half), to the supervisor. Entered with the
- * number in A, which the calls that are not trapped keep. */
+/* sysinfo and sched_getaffinity to the supervisor, by number alone (the
+ * supervisor lets a query about another process run natively). */
 static void build_trap(struct filter *b)
 {
 	jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_sysinfo, L_NOTIF, L_NEXT);
-	jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_getaffinity, L_NEXT, L_NEXT);
-	b->f[b->n - 1].jf = 2; /* past the pid test: A still holds the number */
-	op(b, BPF_LD | BPF_W | BPF_ABS, ARG0_LOW);
-	jump(b, BPF_JMP | BPF_JEQ | BPF_K, 0, L_NOTIF, L_ALLOW);
+	jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_getaffinity, L_NOTIF, L_NEXT);
 }
 
 /* Only forward jumps exist in classic BPF: the returns come last. */

@@ -12,6 +12,7 @@
 #include "views.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -142,7 +143,7 @@ static void mask_reduce(uint8_t *mask, size_t n, const uint8_t *shown, unsigned 
 /* The caller's own affinity, as the kernel gives it (the same EINVAL for
  * a len it refuses, the same length), cut to the number of CPUs its CPU
  * view shows (⌈quota⌉ of the cpuset). Returns the length or -errno. */
-static long affinity_for(pid_t tid, unsigned len, uint8_t *mask, size_t size)
+static long affinity_for(pid_t caller, pid_t tid, unsigned len, uint8_t *mask, size_t size)
 {
 	uint8_t shown[CG_MAX_CPUS / 8];
 	struct view_caller who;
@@ -153,7 +154,7 @@ static long affinity_for(pid_t tid, unsigned len, uint8_t *mask, size_t size)
 	if (n < 0)
 		return -errno;
 	views_read_lock();
-	caller_of(tid, &who);
+	caller_of(caller, &who);
 	want = caller_visible_cpus(&who, shown);
 	urcu_memb_read_unlock();
 	mask_reduce(mask, (size_t)n, shown, want);
@@ -188,32 +189,94 @@ static int reply(int listener, const struct seccomp_notif *req, int mem, const v
 	return 0;
 }
 
-int supervise_answer(int listener, const struct seccomp_notif *req,
-		     struct seccomp_notif_resp *resp)
+/* First and last number of the status line "KEY:\tHOST ... INNER". */
+static bool ns_ids(const char *status, const char *key, long *host, long *inner)
 {
-	_cleanup_close_ int mem = -EBADF;
-	const __u64 *a = req->data.args;
+	const char *l = strstr(status, key);
+	char *end;
+
+	if (!l)
+		return false;
+	l += strlen(key);
+	*host = *inner = strtol(l, &end, 10);
+	if (end == l)
+		return false;
+	for (l = end;; l = end) {
+		long v = strtol(l, &end, 10);
+
+		if (end == l)
+			return true;
+		*inner = v;
+	}
+}
+
+/* sched_getaffinity(pid) of the caller (thread tid, a host id) asking
+ * about itself: 0 or its own tid or tgid as its PID namespace numbers
+ * them. Returns the host id to ask about, 0 when pid is another process
+ * (taskset -p, ps: the native call, the real mask), or -errno. */
+static pid_t self_target(pid_t tid, long pid)
+{
+	char name[32], buf[4096];
+	long host_tgid, inner_tgid, host_tid, inner_tid;
+
+	if (pid == 0)
+		return tid;
+	snprintf(name, sizeof(name), "%d/status", (int)tid);
+	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
+		return -ESRCH;
+	if (!ns_ids(buf, "\nNStgid:", &host_tgid, &inner_tgid) ||
+	    !ns_ids(buf, "\nNSpid:", &host_tid, &inner_tid))
+		return -EPROTO;
+	if (pid == inner_tid)
+		return (pid_t)host_tid;
+	return pid == inner_tgid ? (pid_t)host_tgid : 0;
+}
+
+static int answer_sysinfo(int listener, const struct seccomp_notif *req, int mem,
+			  struct seccomp_notif_resp *resp)
+{
 	struct sysinfo si;
-	uint8_t mask[8192];
-	long n;
 	int r;
 
-	if (req->data.nr != SYS_sysinfo &&
-	    (req->data.nr != SYS_sched_getaffinity || (int)a[0] != 0))
-		return -ENOSYS; /* not ours: the native call */
-	if ((mem = open_mem((pid_t)req->pid)) < 0)
-		return id_valid(listener, req->id) ? mem : -ESRCH;
-	if (req->data.nr == SYS_sysinfo) {
-		if ((r = sysinfo_for((pid_t)req->pid, &si)) < 0)
-			return r;
-		return reply(listener, req, mem, &si, sizeof(si), a[0], 0, resp);
-	}
-	n = affinity_for((pid_t)req->pid, (unsigned)a[1], mask, sizeof(mask));
+	if ((r = sysinfo_for((pid_t)req->pid, &si)) < 0)
+		return r;
+	return reply(listener, req, mem, &si, sizeof(si), req->data.args[0], 0, resp);
+}
+
+static int answer_affinity(int listener, const struct seccomp_notif *req, int mem,
+			   pid_t target, struct seccomp_notif_resp *resp)
+{
+	uint8_t mask[8192];
+	long n = affinity_for((pid_t)req->pid, target, (unsigned)req->data.args[1], mask,
+			      sizeof(mask));
+
 	if (n < 0) { /* the kernel's own refusal (EINVAL), or the thread is gone */
 		if (!id_valid(listener, req->id))
 			return -ESRCH;
 		resp->error = (int)n;
 		return 0;
 	}
-	return reply(listener, req, mem, mask, (size_t)n, a[2], n, resp);
+	return reply(listener, req, mem, mask, (size_t)n, req->data.args[2], n, resp);
+}
+
+int supervise_answer(int listener, const struct seccomp_notif *req,
+		     struct seccomp_notif_resp *resp)
+{
+	_cleanup_close_ int mem = -EBADF;
+	pid_t target = 0;
+
+	if (req->data.nr == SYS_sched_getaffinity) {
+		target = self_target((pid_t)req->pid, (long)(int)req->data.args[0]);
+		if (target == 0)
+			return -ENOSYS; /* another process's: the native call */
+		if (target < 0)
+			return id_valid(listener, req->id) ? target : -ESRCH;
+	} else if (req->data.nr != SYS_sysinfo) {
+		return -ENOSYS; /* not ours: the native call */
+	}
+	if ((mem = open_mem((pid_t)req->pid)) < 0)
+		return id_valid(listener, req->id) ? mem : -ESRCH;
+	if (req->data.nr == SYS_sysinfo)
+		return answer_sysinfo(listener, req, mem, resp);
+	return answer_affinity(listener, req, mem, target, resp);
 }

@@ -2,8 +2,8 @@
 in CVMs with --memory 512M --cpus 1 --cpuset 0-1 and with --memory 768M
 --cpuset 1, busybox free/uptime/nproc, getconf _PHYS_PAGES,
 os.sysconf('SC_PHYS_PAGES'), nproc and os.sched_getaffinity agree with the
-limits, while the real affinity (taskset -p, Cpus_allowed_list) keeps the
-whole cpuset; the kernel's EINVAL/EFAULT cases stay; a child cgroup with a
+limits, while the real affinity (taskset -p, Cpus_allowed_list, another
+process's sched_getaffinity) keeps the whole cpuset; the kernel's EINVAL/EFAULT cases stay; a child cgroup with a
 smaller memory limit (what docker run -m makes) sees its own limit, in the
 default user namespace and without; a killed views daemon leaves the calls
 answered natively (never ENOSYS, never a hang) and a new one takes over."""
@@ -57,6 +57,7 @@ for n in (0, 4, 6, 8, 128):
 print('afffault', libc.syscall(204, 0, 8, ctypes.c_void_p(8)), ctypes.get_errno())
 print('pyaff0', ','.join(map(str, sorted(os.sched_getaffinity(0)))))
 print('pyaffpid', ','.join(map(str, sorted(os.sched_getaffinity(os.getpid())))))
+print('pyaff1', ','.join(map(str, sorted(os.sched_getaffinity(1)))))
 print('pyphys', os.sysconf('SC_PHYS_PAGES'))
 '''
 
@@ -149,7 +150,10 @@ def check_cvm(label, out, err, mem, cpus_shown, cpuset, host):
     R.eq(label + ': getconf _PHYS_PAGES == --memory', f.get('getconf'), str(mem // PAGE), out)
     R.eq(label + ': os.sysconf(SC_PHYS_PAGES) == --memory', f.get('pyphys'), str(mem // PAGE))
     real = ','.join(map(str, cpuset))
-    R.eq(label + ': os.sched_getaffinity(pid): the real mask', f.get('pyaffpid'), real)
+    R.eq(label + ': os.sched_getaffinity(own pid): the shown CPUs (dockerd asks so)',
+         f.get('pyaffpid'), shown)
+    R.eq(label + ': os.sched_getaffinity(1), another process: the real mask',
+         f.get('pyaff1'), real)
     R.eq(label + ': Cpus_allowed_list: the whole cpuset', f.get('status'),
          '%d-%d' % (cpuset[0], cpuset[-1]) if len(cpuset) > 1 else str(cpuset[0]))
     R.eq(label + ': taskset -p: the whole cpuset', f.get('taskset'),

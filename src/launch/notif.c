@@ -9,6 +9,10 @@
  * crashed), this thread answers each notification with the native call
  * (SECCOMP_USER_NOTIF_FLAG_CONTINUE, logged once per outage) and tries the
  * socket again every second, handing the listener to the next daemon.
+ * With the listener goes a shared page where the daemon keeps the id of
+ * the call it is answering: a daemon that dies in the middle leaves that
+ * id there, and this thread answers the call (the caller's wait is
+ * killable only once the daemon took it: it would wait for SIGKILL).
  *
  * Nothing is trapped when no views daemon answers at VIEWS.sock at start
  * (an older one, or none): the CVM then runs the plain filter. */
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -36,11 +41,13 @@ static struct {
 	int views;      /* connection to the views daemon, -EBADF: none */
 	int child[2];   /* [0] ours, [1] the inner child's (the listener comes on it) */
 	int stop[2];    /* pipe: notif_stop ends the thread */
+	int page_fd;    /* memfd of the in-flight page, sent with the listener */
+	uint64_t *inflight; /* its first word: the id the daemon is answering */
 	pthread_t thread;
 	bool running;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	const char *name;
-} N = { -EBADF, { -EBADF, -EBADF }, { -EBADF, -EBADF } };
+} N = { -EBADF, { -EBADF, -EBADF }, { -EBADF, -EBADF }, -EBADF, NULL };
 
 static void close_fd(int *fd)
 {
@@ -66,19 +73,25 @@ static int views_connect(void)
 	return fd;
 }
 
-int notif_send_fd(int sock, int fd, const char *name)
+/* name and n fds (SCM_RIGHTS) in one message. */
+static int send_fds(int sock, const int *fds, int n, const char *name)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
 	struct iovec iov = { (void *)name, strlen(name) };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf) };
+			    .msg_controllen = CMSG_SPACE((size_t)n * sizeof(int)) };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	cm->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, (size_t)n * sizeof(int));
 	return sendmsg(sock, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+int notif_send_fd(int sock, int fd, const char *name)
+{
+	return send_fds(sock, &fd, 1, name);
 }
 
 static int recv_fd(int sock)
@@ -119,10 +132,20 @@ int notif_prepare(struct launch *L)
 		return 0;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, N.child) < 0 ||
-	    pipe2(N.stop, O_CLOEXEC) < 0) {
+	    pipe2(N.stop, O_CLOEXEC) < 0 ||
+	    (N.page_fd = memfd_create("cvmfs-notif", MFD_CLOEXEC)) < 0 ||
+	    ftruncate(N.page_fd, sizeof(uint64_t)) < 0) {
 		r = -errno;
 		notif_stop(L);
-		return step_error(L, r, "socketpair");
+		return step_error(L, r, "socketpair, pipe, memfd");
+	}
+	N.inflight = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED,
+			  N.page_fd, 0);
+	if (N.inflight == MAP_FAILED) {
+		r = -errno;
+		N.inflight = NULL;
+		notif_stop(L);
+		return step_error(L, r, "mmap");
 	}
 	return 0;
 }
@@ -146,12 +169,25 @@ static void answer_native(int listener)
 	ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
 
+/* The call a dead daemon took and did not answer: natively. */
+static void answer_orphan(int listener)
+{
+	struct seccomp_notif_resp resp = { 0 };
+
+	resp.id = __atomic_exchange_n(N.inflight, 0, __ATOMIC_ACQ_REL);
+	resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	if (resp.id && ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
+		log_warn("CVM %s: answered natively a call the views daemon left", N.name);
+}
+
 /* Hand the listener to the views daemon (again). */
 static void views_handover(int listener, bool *warned)
 {
+	int fds[2] = { listener, N.page_fd };
+
 	if (N.views < 0 && (N.views = views_connect()) < 0)
 		return;
-	if (notif_send_fd(N.views, listener, N.name) < 0) {
+	if (send_fds(N.views, fds, 2, N.name) < 0) {
 		close_fd(&N.views);
 		return;
 	}
@@ -180,6 +216,7 @@ static void *notif_thread(void *arg)
 			break; /* stopping, or no task left under the filter */
 		if (p[1].revents) { /* the daemon stopped or died */
 			close_fd(&N.views);
+			answer_orphan(listener);
 			if (!warned)
 				log_warn("CVM %s: the views daemon's supervisor is gone; sysinfo and "
 					 "sched_getaffinity show the host's until one serves %s",
@@ -221,4 +258,8 @@ void notif_stop(struct launch *L)
 	close_fd(&N.child[1]);
 	close_fd(&N.stop[0]);
 	close_fd(&N.stop[1]);
+	close_fd(&N.page_fd);
+	if (N.inflight)
+		munmap(N.inflight, sizeof(uint64_t));
+	N.inflight = NULL;
 }

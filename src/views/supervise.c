@@ -3,7 +3,8 @@
  *
  * A launcher connects to MOUNT.sock (SOCK_SEQPACKET, root only: the peer's
  * uid is checked) and sends one message, the CVM's name with the listener
- * fd (SCM_RIGHTS); it keeps the connection, and its own copy of the
+ * fd and its in-flight page (SCM_RIGHTS, recv_listener); it keeps the
+ * connection, and its own copy of the
  * listener, open while the CVM runs. When this daemon stops or dies, the
  * launcher sees the connection close, answers natively meanwhile and hands
  * the listener to the next views daemon (src/launch/notif.c): the listener
@@ -30,6 +31,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -52,6 +54,7 @@ struct end {
 struct sv_conn {
 	int fd;
 	int listener; /* -EBADF until received, or after its filter is gone */
+	uint64_t *inflight; /* shared with the launcher: the id being answered */
 	char name[64];
 	struct end conn_end, listener_end;
 	uint64_t fallbacks; /* answered natively after an internal failure */
@@ -69,6 +72,19 @@ static struct {
 	struct sv_conn *conns;
 } S = { .epfd = -EBADF, .sock = -EBADF, .stopfd = -EBADF };
 
+/* Drop the listener and its page (a second message replaces them). */
+static void conn_forget_listener(struct sv_conn *c)
+{
+	if (c->listener >= 0) {
+		epoll_ctl(S.epfd, EPOLL_CTL_DEL, c->listener, NULL);
+		close(c->listener);
+	}
+	if (c->inflight)
+		munmap(c->inflight, sizeof(uint64_t));
+	c->listener = -EBADF;
+	c->inflight = NULL;
+}
+
 static void conn_close(struct sv_conn *c)
 {
 	if (c->prev)
@@ -77,8 +93,7 @@ static void conn_close(struct sv_conn *c)
 		S.conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->listener >= 0)
-		close(c->listener);
+	conn_forget_listener(c);
 	close(c->fd);
 	free(c);
 }
@@ -120,34 +135,42 @@ static void on_accept(void)
 		conn_close(c);
 }
 
-/* The launcher's message: its CVM's name and the listener. */
+/* The launcher's message: its CVM's name, the listener and a shared page
+ * whose first word holds the id of the call being answered (0: none), so
+ * that the launcher can answer it if this daemon dies meanwhile: the
+ * caller's wait is killable only once we have its call. */
 static int recv_listener(struct sv_conn *c)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
 	struct iovec iov = { c->name, sizeof(c->name) - 1 };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *cm;
 	ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
-	int fd;
+	int fds[2];
+	void *page;
 
 	if (n <= 0)
 		return n < 0 ? -errno : -ECONNRESET;
 	c->name[n] = '\0';
 	cm = CMSG_FIRSTHDR(&m);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(fds)))
 		return -EPROTO;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	if (c->listener >= 0) { /* a second one replaces the first */
-		epoll_ctl(S.epfd, EPOLL_CTL_DEL, c->listener, NULL);
-		close(c->listener);
+	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	page = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
+	close(fds[1]);
+	if (page == MAP_FAILED) {
+		close(fds[0]);
+		return -errno;
 	}
-	c->listener = fd;
+	conn_forget_listener(c);
+	c->listener = fds[0];
+	c->inflight = page;
 	/* The caller waits while we answer: switch to us on its CPU and back,
 	 * rather than waking an idle CPU each way (Linux 6.6+; else ignored). */
-	ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
 	log_debug("CVM %s: answering its sysinfo and sched_getaffinity", c->name);
-	return ep_add(fd, &c->listener_end);
+	return ep_add(c->listener, &c->listener_end);
 }
 
 static void on_conn(struct sv_conn *c, uint32_t events)
@@ -178,12 +201,11 @@ static void answer_one(struct sv_conn *c)
 	memset(&req, 0, sizeof(req));
 	if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
 		return; /* ENOENT: the caller was interrupted, it will ask again */
+	__atomic_store_n(c->inflight, req.n.id, __ATOMIC_RELEASE);
 	memset(&resp, 0, sizeof(resp));
 	resp.r.id = req.n.id;
 	r = supervise_answer(c->listener, &req.n, &resp.r);
-	if (r == -ESRCH)
-		return; /* the caller is gone */
-	if (r < 0) {
+	if (r < 0 && r != -ESRCH) {
 		if (r != -ENOSYS && c->fallbacks++ % 1000 == 0)
 			log_warn("CVM %s: system call %d of pid %d: %s; answered natively "
 				 "(%llu times so far)", c->name, req.n.data.nr, (int)req.n.pid,
@@ -192,18 +214,17 @@ static void answer_one(struct sv_conn *c)
 		resp.r.val = 0;
 		resp.r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 	}
-	ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	if (r != -ESRCH) /* else the caller is gone */
+		ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	__atomic_store_n(c->inflight, 0, __ATOMIC_RELEASE);
 }
 
 static void on_listener(struct sv_conn *c, uint32_t events)
 {
 	if (events & EPOLLIN)
 		answer_one(c);
-	else if (events & (EPOLLHUP | EPOLLERR)) { /* no task uses the filter now */
-		epoll_ctl(S.epfd, EPOLL_CTL_DEL, c->listener, NULL);
-		close(c->listener);
-		c->listener = -EBADF;
-	}
+	else if (events & (EPOLLHUP | EPOLLERR)) /* no task uses the filter now */
+		conn_forget_listener(c);
 }
 
 static void *supervise_loop(void *arg)

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """The cost of cvm-launch's default seccomp filter, side by side in one run
-(root; about 1 minute).
+(root; about 2 minutes).
 
 Inside one CVM image, launched alternately with the default filter and with
 --seccomp unconfined (ROUNDS times each, interleaved, both in the default
-mode), three workloads:
+mode), these workloads:
   getppid   a tight loop of getppid(2) (the cheapest system call: the
             filter's share is largest), ns per call
+  getpid    getpid(2) (raw syscall, no libc cache), ns per call
+  read      read(2) of 1 byte from /dev/zero, ns per call
+  futex     FUTEX_WAKE on a word nobody waits on, ns per call
   stat      stat(2) of /etc/passwd in a loop, ns per call
+  sysinfo   sysinfo(2): with the filter it is trapped and answered by the
+            views daemon's supervisor; unconfined, the kernel's; ns per call
+  affinity  sched_getaffinity(0, 128, ...): trapped likewise, ns per call
   untar     tar -x of a tarball of /usr/share/doc into the CVM's /tmp
             (tmpfs: thousands of open/write/close/utimensat/chmod), seconds
 Reported: the median and the best (minimum) of each, and filter/unconfined
@@ -38,7 +44,11 @@ LOOP_C = r'''
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 static double now(void) {
@@ -49,10 +59,26 @@ static double now(void) {
 int main(int argc, char **argv) {
 	long n = atol(argv[2]);
 	struct stat st;
+	struct sysinfo si;
+	static int word;
+	unsigned long mask[16];
+	char c;
+	int fd = open("/dev/zero", O_RDONLY);
+	const char *w = argv[1];
 	double t0 = now();
 	for (long i = 0; i < n; i++) {
-		if (!strcmp(argv[1], "getppid"))
+		if (!strcmp(w, "getppid"))
 			getppid();
+		else if (!strcmp(w, "getpid"))
+			syscall(SYS_getpid);
+		else if (!strcmp(w, "read"))
+			(void)!read(fd, &c, 1);
+		else if (!strcmp(w, "futex"))
+			syscall(SYS_futex, &word, FUTEX_WAKE, 1, NULL, NULL, 0);
+		else if (!strcmp(w, "sysinfo"))
+			sysinfo(&si);
+		else if (!strcmp(w, "affinity"))
+			syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
 		else
 			stat("/etc/passwd", &st);
 	}
@@ -78,7 +104,9 @@ def prepare(img, tmp):
     return sum(len(fs) for _, _, fs in os.walk('/usr/share/doc'))
 
 
-SCRIPT = ('sysloop getppid 5000000; sysloop stat 2000000; mkdir /tmp/x; '
+SCRIPT = ('sysloop getppid 5000000; sysloop getpid 5000000; sysloop read 3000000; '
+          'sysloop futex 3000000; sysloop stat 2000000; sysloop sysinfo 20000; '
+          'sysloop affinity 20000; mkdir /tmp/x; '
           'python3 -c "import subprocess, time; t = time.monotonic(); '
           'subprocess.run([\'tar\', \'-xf\', \'/doc.tar\', \'-C\', \'/tmp/x\'], check=True); '
           'print(\'untar\', time.monotonic() - t)"')
@@ -104,9 +132,12 @@ def main():
             res[mode].append(run(w, mode))
     print('seccomp filter cost, %d rounds each, interleaved; untar: %d files of /usr/share/doc'
           % (ROUNDS, files))
+    print('filter: the default filter, sysinfo and affinity answered by the supervisor; '
+          'unconfined: no filter, the kernel\'s answers')
     print('%-10s %12s %12s %7s   %12s %12s %7s' % ('workload', 'filter', 'unconfined', 'ratio',
                                                   'best filter', 'best unconf', 'ratio'))
-    for key, unit in (('getppid', 'ns'), ('stat', 'ns'), ('untar', 's')):
+    for key, unit in (('getppid', 'ns'), ('getpid', 'ns'), ('read', 'ns'), ('futex', 'ns'),
+                      ('stat', 'ns'), ('sysinfo', 'ns'), ('affinity', 'ns'), ('untar', 's')):
         a = [r[key] for r in res['default']]
         b = [r[key] for r in res['unconfined']]
         ma, mb, la, lb = statistics.median(a), statistics.median(b), min(a), min(b)
@@ -114,7 +145,7 @@ def main():
               % (key, ma, unit, mb, unit, ma / mb, la, unit, lb, unit, la / lb))
     if os.environ.get('SECCOMP_BENCH_ALL'):
         for mode, rounds in res.items():
-            print(mode, [[round(r[k], 3) for k in ('getppid', 'stat', 'untar')] for r in rounds])
+            print(mode, [[round(r[k], 3) for k in sorted(r)] for r in rounds])
     T.cleanup_all()
 
 

@@ -290,7 +290,7 @@ int step_child(struct launch *L)
 	pid_t pid;
 
 	if ((r = detect_systemd(L)) < 0 || (r = mounts_prepare(L)) < 0 ||
-	    (r = console_open(L)) < 0)
+	    (r = console_open(L)) < 0 || (r = notif_prepare(L)) < 0)
 		return r;
 	if (!strcmp(L->o.net, "none"))
 		flags |= CLONE_NEWNET;
@@ -333,6 +333,8 @@ int step_child(struct launch *L)
 		close(sfds[0]);
 	sync_pipe = sfds[1];
 	L->child_pid = pid;
+	if ((r = notif_start(L)) < 0)
+		return r;
 	return L->o.userns ? map_ids(L) : 0;
 }
 
@@ -496,6 +498,7 @@ void undo_child(struct launch *L)
 		waitpid(L->child_pid, NULL, 0);
 	}
 	L->child_pid = 0;
+	notif_stop(L);
 	if (err_pipe >= 0)
 		close(err_pipe);
 	err_pipe = -EBADF;

@@ -209,6 +209,12 @@ int seccomp_install(struct launch *L); /* inner child, right before exec */
 /* The same filter for any process (cvmctl exec): deny_bpf without a user
  * namespace. Needs no_new_privs or CAP_SYS_ADMIN. */
 int seccomp_install_filter(bool deny_bpf);
+/* notif.c: sysinfo and sched_getaffinity answered by the views daemon */
+int notif_prepare(struct launch *L); /* parent, before the clone */
+int notif_start(struct launch *L);   /* parent, after the clone */
+void notif_stop(struct launch *L);   /* undo_child, the CVM gone */
+int notif_child_fd(void);            /* the child's end; < 0: trap nothing */
+int notif_send_fd(int sock, int fd, const char *name);
 
 /* volume.c: the workspace volume is the disk daemon's (--volume); the
  * launcher picks the mode, passes it on and binds the lanes the daemon

@@ -49,7 +49,19 @@
  * unshare/clone with CLONE_NEWUSER (rootless tools, Docker, systemd's
  * PrivateUsers=), mount and the new mount API (systemd, dockerd),
  * name_to_handle_at (systemd uses it to find mount points; without
- * open_by_handle_at a handle opens nothing). */
+ * open_by_handle_at a handle opens nothing).
+ *
+ * Handed to the views daemon's supervisor (SECCOMP_RET_USER_NOTIF, when
+ * one answers at start: notif.c), answered for the calling container:
+ *   sysinfo                         memory, uptime, loads as the views
+ *   sched_getaffinity               of the caller itself (pid 0, its own
+ *                                   pid or tid): its mask cut to ⌈quota⌉
+ *                                   CPUs; of another process (taskset -p,
+ *                                   ps): the real mask, natively, which
+ *                                   the scheduler keeps whole
+ * The listener comes from SECCOMP_FILTER_FLAG_NEW_LISTENER; the kernel
+ * allows one listener per filter chain, so programs in the CVM cannot add
+ * their own (EBUSY): runc, dockerd and systemd do not use one. */
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -63,6 +75,11 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
 
 #if defined(__x86_64__)
 #define NATIVE_ARCH AUDIT_ARCH_X86_64
@@ -117,7 +134,7 @@ static const struct denied deny_list[] = {
 };
 
 /* Jump targets, resolved once the program is laid out. */
-enum label { L_NEXT, L_ALLOW, L_EPERM, L_ENOSYS, L_N };
+enum label { L_NEXT, L_ALLOW, L_EPERM, L_ENOSYS, L_NOTIF, L_N };
 
 #define FILTER_MAX 96
 
@@ -153,8 +170,16 @@ static void place(struct filter *b, enum label l, uint32_t ret)
 	(offsetof(struct seccomp_data, args[0]) +                              \
 	 (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 4 : 0))
 
+/* sysinfo and sched_getaffinity to the supervisor, by number alone (the
+ * supervisor lets a query about another process run natively). */
+static void build_trap(struct filter *b)
+{
+	jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_sysinfo, L_NOTIF, L_NEXT);
+	jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_sched_getaffinity, L_NOTIF, L_NEXT);
+}
+
 /* Only forward jumps exist in classic BPF: the returns come last. */
-static void build(struct filter *b, bool deny_bpf)
+static void build(struct filter *b, bool deny_bpf, bool trap)
 {
 	b->n = 0;
 	op(b, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -168,6 +193,8 @@ static void build(struct filter *b, bool deny_bpf)
 		     deny_list[i].err == EPERM ? L_EPERM : L_ENOSYS, L_NEXT);
 	if (deny_bpf)
 		jump(b, BPF_JMP | BPF_JEQ | BPF_K, SYS_bpf, L_EPERM, L_NEXT);
+	if (trap)
+		build_trap(b);
 	/* Every other call but personality(2) leaves here, its verdict
 	 * depending on the number alone: the kernel caches such verdicts
 	 * and skips the filter for them. */
@@ -179,6 +206,8 @@ static void build(struct filter *b, bool deny_bpf)
 	place(b, L_ALLOW, SECCOMP_RET_ALLOW);
 	place(b, L_EPERM, SECCOMP_RET_ERRNO | EPERM);
 	place(b, L_ENOSYS, SECCOMP_RET_ERRNO | ENOSYS);
+	if (trap)
+		place(b, L_NOTIF, SECCOMP_RET_USER_NOTIF);
 	for (unsigned i = 0; i < b->n; i++) {
 		if (b->jt[i] != L_NEXT)
 			b->f[i].jt = (uint8_t)(b->pos[b->jt[i]] - i - 1);
@@ -201,26 +230,71 @@ int seccomp_parse(struct launch *L)
 	return 0;
 }
 
+/* With trap, returns the listener fd (SECCOMP_FILTER_FLAG_NEW_LISTENER). */
+static int install(bool deny_bpf, bool trap)
+{
+	static struct filter b;
+	struct sock_fprog prog;
+	long r;
+
+	build(&b, deny_bpf, trap);
+	prog = (struct sock_fprog){ .len = (unsigned short)b.n, .filter = b.f };
+	if (!trap)
+		return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -errno : 0;
+	/* Once the supervisor has a call, only a fatal signal ends the wait:
+	 * else a signal would make sysinfo fail with EINTR (a handler without
+	 * SA_RESTART), which it never does natively. Linux 5.19+. */
+	r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+		    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+		    &prog);
+	if (r < 0 && errno == EINVAL)
+		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			    SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	return r < 0 ? -errno : (int)r;
+}
+
+/* With a supervisor (notif.c): the filter that traps, its listener sent to
+ * the launcher. Where the kernel refuses a listener (EBUSY: the launcher
+ * itself runs under one), the plain filter; the launcher sees no listener
+ * come and traps nothing. */
+static int install_trap(struct launch *L, int sock)
+{
+	_cleanup_close_ int listener = install(!L->o.userns, true);
+	int r;
+
+	if (listener == -EBUSY || listener == -EINVAL) {
+		log_warn("seccomp: no listener (%s): sysinfo and sched_getaffinity show the "
+			 "host's in CVM %s", strerror(-listener), L->o.name);
+		return install(!L->o.userns, false);
+	}
+	if (listener < 0)
+		return listener;
+	if ((r = notif_send_fd(sock, listener, L->o.name)) < 0)
+		return step_error(L, r, "send the seccomp listener to the launcher");
+	return 0;
+}
+
 /* The inner child, after no_new_privs, right before exec. */
 int seccomp_install(struct launch *L)
 {
-	int r;
+	int sock = notif_child_fd(), r;
 
 	if (L->o.seccomp && !strcmp(L->o.seccomp, "unconfined"))
 		return 0;
-	if ((r = seccomp_install_filter(!L->o.userns)) < 0)
+	r = sock >= 0 ? install_trap(L, sock) : install(!L->o.userns, false);
+	if (sock >= 0)
+		close(sock); /* the launcher's thread sees EOF if nothing came */
+	if (r < 0)
 		return step_error(L, r, "install the seccomp filter (--seccomp unconfined "
 				  "runs without)");
 	return 0;
 }
 
-/* Also cvmctl exec's, which gives its process the CVM's filter. */
+/* Also cvmctl exec's, which gives its process the CVM's filter (without
+ * the trap: no supervisor knows that process). */
 int seccomp_install_filter(bool deny_bpf)
 {
-	static struct filter b;
-	struct sock_fprog prog;
+	int r = install(deny_bpf, false);
 
-	build(&b, deny_bpf);
-	prog = (struct sock_fprog){ .len = (unsigned short)b.n, .filter = b.f };
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0 ? -errno : 0;
+	return r < 0 ? r : 0;
 }

@@ -1,5 +1,6 @@
 /* cvmfsd views: options, mounts, daemon lifecycle. */
 #include "fs.h"
+#include "supervise.h"
 #include "views_main.h"
 
 #include "cvmfs/cleanup.h"
@@ -307,6 +308,10 @@ static int views_run(const char *mnt)
 	ct_tables_init();
 	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0)
 		return log_error_errno(r, "start");
+	/* Before the mounts, which a launcher waits for before it looks for
+	 * the socket. Not fatal: without it new CVMs trap nothing. */
+	if (supervise_start(mnt) < 0)
+		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
 	r = session_start(&sessions[0], &shared_ops, mnt, "cvmfs-views");
 	if (r < 0)
 		goto out;
@@ -321,6 +326,7 @@ static int views_run(const char *mnt)
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 out:
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
+	supervise_stop();
 	/* ct first: it is mounted inside the shared tree. Both are tried. */
 	gone = session_stop(&sessions[1]);
 	gone = session_stop(&sessions[0]) && gone;

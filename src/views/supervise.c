@@ -1,0 +1,327 @@
+/* The system-call supervisor: one thread that answers the seccomp
+ * notifications of every CVM whose launcher handed its listener over.
+ *
+ * A launcher connects to MOUNT.sock (SOCK_SEQPACKET, root only: the peer's
+ * uid is checked) and sends one message, the CVM's name with the listener
+ * fd and its in-flight page (SCM_RIGHTS, recv_listener); it keeps the
+ * connection, and its own copy of the
+ * listener, open while the CVM runs. When this daemon stops or dies, the
+ * launcher sees the connection close, answers natively meanwhile and hands
+ * the listener to the next views daemon (src/launch/notif.c): the listener
+ * is never closed for good while the CVM runs, which would make every
+ * trapped call fail with ENOSYS.
+ *
+ * One thread, epoll over the listening socket, the connections and the
+ * listeners. An answer costs a few reads of cached snapshots (the views'
+ * own) and one open of /proc/PID/mem; nothing on the path blocks on
+ * another process. Any internal failure is answered with
+ * SECCOMP_USER_NOTIF_FLAG_CONTINUE (the host's native result) and logged,
+ * so a caller is never left waiting on a bug. */
+#include "supervise.h"
+#include "views.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <linux/seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS /* Linux 6.6 */
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+enum end_kind { END_STOP, END_ACCEPT, END_CONN, END_LISTENER };
+
+struct end {
+	enum end_kind kind;
+	struct sv_conn *conn; /* END_CONN, END_LISTENER */
+};
+
+/* One launcher: its connection and its CVM's listener. */
+struct sv_conn {
+	int fd;
+	int listener; /* -EBADF until received, or after its filter is gone */
+	uint64_t *inflight; /* shared with the launcher: the id being answered */
+	char name[64];
+	struct end conn_end, listener_end;
+	uint64_t fallbacks; /* answered natively after an internal failure */
+	struct sv_conn *prev, *next; /* S.conns, the supervisor thread's */
+};
+
+static struct {
+	int epfd, sock, stopfd;
+	struct end stop_end, accept_end;
+	pthread_t thread;
+	bool running;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	ino_t sock_ino; /* of S.path as we bound it */
+	struct seccomp_notif_sizes sizes;
+	struct sv_conn *conns;
+} S = { .epfd = -EBADF, .sock = -EBADF, .stopfd = -EBADF };
+
+/* Drop the listener and its page (a second message replaces them). */
+static void conn_forget_listener(struct sv_conn *c)
+{
+	if (c->listener >= 0) {
+		epoll_ctl(S.epfd, EPOLL_CTL_DEL, c->listener, NULL);
+		close(c->listener);
+	}
+	if (c->inflight)
+		munmap(c->inflight, sizeof(uint64_t));
+	c->listener = -EBADF;
+	c->inflight = NULL;
+}
+
+static void conn_close(struct sv_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		S.conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	conn_forget_listener(c);
+	close(c->fd);
+	free(c);
+}
+
+static int ep_add(int fd, struct end *e)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = e };
+
+	return epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static void on_accept(void)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct sv_conn *c;
+	int fd = accept4(S.sock, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != geteuid())) {
+		log_warn("%s: refused a connection of uid %d", S.path, (int)cred.uid);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	*c = (struct sv_conn){ .fd = fd, .listener = -EBADF,
+			       .conn_end = { END_CONN, c }, .listener_end = { END_LISTENER, c } };
+	c->next = S.conns;
+	if (S.conns)
+		S.conns->prev = c;
+	S.conns = c;
+	if (ep_add(fd, &c->conn_end) < 0)
+		conn_close(c);
+}
+
+/* The launcher's message: its CVM's name, the listener and a shared page
+ * whose first word holds the id of the call being answered (0: none), so
+ * that the launcher can answer it if this daemon dies meanwhile: the
+ * caller's wait is killable only once we have its call. */
+static int recv_listener(struct sv_conn *c)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	struct iovec iov = { c->name, sizeof(c->name) - 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	ssize_t n = recvmsg(c->fd, &m, MSG_CMSG_CLOEXEC);
+	int fds[2];
+	void *page;
+
+	if (n <= 0)
+		return n < 0 ? -errno : -ECONNRESET;
+	c->name[n] = '\0';
+	cm = CMSG_FIRSTHDR(&m);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(fds)))
+		return -EPROTO;
+	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	page = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
+	close(fds[1]);
+	if (page == MAP_FAILED) {
+		close(fds[0]);
+		return -errno;
+	}
+	conn_forget_listener(c);
+	c->listener = fds[0];
+	c->inflight = page;
+	/* The caller waits while we answer: switch to us on its CPU and back,
+	 * rather than waking an idle CPU each way (Linux 6.6+; else ignored). */
+	ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	log_debug("CVM %s: answering its sysinfo and sched_getaffinity", c->name);
+	return ep_add(c->listener, &c->listener_end);
+}
+
+static void on_conn(struct sv_conn *c, uint32_t events)
+{
+	int r = (events & EPOLLIN) ? recv_listener(c) : -ECONNRESET;
+
+	if (r == 0)
+		return;
+	if (r != -ECONNRESET)
+		log_warn("%s: launcher of CVM '%s': %s", S.path, c->name, strerror(-r));
+	/* The launcher is gone (its CVM with it) or broke the protocol. */
+	conn_close(c);
+}
+
+static void answer_one(struct sv_conn *c)
+{
+	/* The kernel's structures may be larger than ours: its sizes. */
+	union {
+		struct seccomp_notif n;
+		char b[512];
+	} req;
+	union {
+		struct seccomp_notif_resp r;
+		char b[512];
+	} resp;
+	int r;
+
+	memset(&req, 0, sizeof(req));
+	if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+		return; /* ENOENT: the caller was interrupted, it will ask again */
+	__atomic_store_n(c->inflight, req.n.id, __ATOMIC_RELEASE);
+	memset(&resp, 0, sizeof(resp));
+	resp.r.id = req.n.id;
+	r = supervise_answer(c->listener, &req.n, &resp.r);
+	if (r < 0 && r != -ESRCH) {
+		if (r != -ENOSYS && c->fallbacks++ % 1000 == 0)
+			log_warn("CVM %s: system call %d of pid %d: %s; answered natively "
+				 "(%llu times so far)", c->name, req.n.data.nr, (int)req.n.pid,
+				 strerror(-r), (unsigned long long)c->fallbacks);
+		resp.r.error = 0;
+		resp.r.val = 0;
+		resp.r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+	}
+	if (r != -ESRCH) /* else the caller is gone */
+		ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+	__atomic_store_n(c->inflight, 0, __ATOMIC_RELEASE);
+}
+
+static void on_listener(struct sv_conn *c, uint32_t events)
+{
+	if (events & EPOLLIN)
+		answer_one(c);
+	else if (events & (EPOLLHUP | EPOLLERR)) /* no task uses the filter now */
+		conn_forget_listener(c);
+}
+
+static void *supervise_loop(void *arg)
+{
+	struct epoll_event ev[16];
+
+	(void)arg;
+	views_thread_enter();
+	for (;;) {
+		int n = epoll_wait(S.epfd, ev, 16, -1);
+
+		for (int i = 0; i < n; i++) {
+			struct end *e = ev[i].data.ptr;
+
+			if (e->kind == END_STOP)
+				return NULL;
+			if (e->kind == END_ACCEPT)
+				on_accept();
+			else if (e->kind == END_CONN)
+				on_conn(e->conn, ev[i].events);
+			else if (e->conn->listener >= 0)
+				on_listener(e->conn, ev[i].events);
+		}
+	}
+}
+
+static int sock_bind(const char *mountpoint)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int r;
+
+	if (snprintf(S.path, sizeof(S.path), "%s%s", mountpoint, SUPERVISE_SOCK_SUFFIX) >=
+	    (int)sizeof(S.path))
+		return -ENAMETOOLONG;
+	memcpy(a.sun_path, S.path, sizeof(S.path));
+	S.sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (S.sock < 0)
+		return -errno;
+	unlink(S.path); /* a previous daemon's: we serve MOUNT now */
+	old = umask(0077);
+	r = bind(S.sock, (struct sockaddr *)&a, sizeof(a)) < 0 ? -errno : 0;
+	umask(old);
+	if (r == 0 && listen(S.sock, 64) < 0)
+		r = -errno;
+	if (r == 0 && stat(S.path, &st) == 0)
+		S.sock_ino = st.st_ino;
+	return r;
+}
+
+int supervise_start(const char *mountpoint)
+{
+	int r;
+
+	S.sizes = (struct seccomp_notif_sizes){ 0 };
+	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &S.sizes) < 0 ||
+	    S.sizes.seccomp_notif > 512 || S.sizes.seccomp_notif_resp > 512) {
+		log_warn("no seccomp user notification here: sysinfo and sched_getaffinity "
+			 "stay the host's in CVMs");
+		return 0;
+	}
+	if ((r = sock_bind(mountpoint)) < 0)
+		return log_error_errno(r, "supervisor socket %s", S.path);
+	S.epfd = epoll_create1(EPOLL_CLOEXEC);
+	S.stopfd = eventfd(0, EFD_CLOEXEC);
+	S.stop_end.kind = END_STOP;
+	S.accept_end.kind = END_ACCEPT;
+	if (S.epfd < 0 || S.stopfd < 0 || ep_add(S.stopfd, &S.stop_end) < 0 ||
+	    ep_add(S.sock, &S.accept_end) < 0)
+		return log_error_errno(-errno, "supervisor epoll");
+	if ((r = pthread_create(&S.thread, NULL, supervise_loop, NULL)) != 0)
+		return log_error_errno(-r, "supervisor thread");
+	S.running = true;
+	return 0;
+}
+
+void supervise_stop(void)
+{
+	uint64_t one = 1;
+
+	if (S.running && write(S.stopfd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(S.thread, NULL);
+	S.running = false;
+	while (S.conns) /* the launchers answer natively until the next daemon */
+		conn_close(S.conns);
+	/* Our socket file only: a later daemon may already have replaced it. */
+	if (S.sock >= 0) {
+		struct stat st;
+
+		if (stat(S.path, &st) == 0 && st.st_ino == S.sock_ino)
+			unlink(S.path);
+		close(S.sock);
+	}
+	if (S.epfd >= 0)
+		close(S.epfd);
+	if (S.stopfd >= 0)
+		close(S.stopfd);
+	S.sock = S.epfd = S.stopfd = -EBADF;
+}

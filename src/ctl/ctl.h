@@ -30,6 +30,7 @@ struct cvm {
 	bool systemd, userns;
 	unsigned long long memory, disk, pids; /* 0: no limit */
 	char cpus[32], cpuset[128], net[16];
+	char trap[108]; /* the views supervisor's socket while its launcher traps, else "" */
 	bool running; /* launcher and init are the recorded processes */
 };
 

@@ -87,6 +87,8 @@ static int parse_record(const char *t, struct cvm *c)
 	c->started = (long long)st;
 	c->systemd = json_get(t, "systemd", b, sizeof(b)) == 0 && !strcmp(b, "true");
 	c->userns = json_get(t, "userns", b, sizeof(b)) == 0 && !strcmp(b, "true");
+	if (json_get(t, "trap", c->trap, sizeof(c->trap)) < 0)
+		c->trap[0] = '\0'; /* a record of an older launcher */
 	return 0;
 }
 

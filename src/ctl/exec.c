@@ -200,6 +200,11 @@ static pid_t start(struct exec_ctx *x)
 		log_error("exec: %s", strerror(errno));
 		return -1;
 	}
+	/* CMD's sysinfo and sched_getaffinity answered as the CVM's are
+	 * (launch/notif.c), where its launcher traps them. */
+	if (x->seccomp && x->cvm.trap[0] && notif_open(x->cvm.name, x->cvm.trap) < 0)
+		log_warn("exec: %s: no system-call supervisor: sysinfo and sched_getaffinity "
+			 "show the host's to CMD", x->cvm.trap);
 	fflush(NULL);
 	joiner = fork();
 	if (joiner == 0) {
@@ -208,6 +213,9 @@ static pid_t start(struct exec_ctx *x)
 		join_and_spawn(x);
 	}
 	close(fds[1]);
+	if (joiner > 0 && notif_run() < 0)
+		log_warn("exec: no supervisor thread: sysinfo and sched_getaffinity may fail "
+			 "with ENOSYS in CMD once it runs alone");
 	if (joiner < 0 || read(fds[0], &cmd, sizeof(cmd)) != (ssize_t)sizeof(cmd))
 		cmd = -1;
 	close(fds[0]);
@@ -290,12 +298,15 @@ int ctl_exec(const struct ctl_opts *o, const char *name, char **cmd)
 	if (x.slave >= 0)
 		close(x.slave); /* CMD's now: the master sees EIO once it is gone */
 	close(x.pidfd);
-	if (child < 0)
+	if (child < 0) {
+		notif_end();
 		return EXIT_SETUP; /* the joiner said why */
+	}
 	if (master >= 0)
 		status = pty_relay(master, child, sfd);
 	else
 		status = wait_plain(child, sfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	notif_end();
 	return status < 0 ? EXIT_SETUP : exit_code(status);
 }

@@ -213,6 +213,19 @@ static void attach_pty(struct exec_ctx *x)
 			fail("dup2 pty", errno);
 }
 
+/* No fd of cvmctl's reaches CMD; keep (the listener's way out, -1: none)
+ * is close-on-exec and is closed once the filter is in. */
+static void close_all_but(int keep)
+{
+	if (keep < 3) {
+		syscall(SYS_close_range, 3U, ~0U, 0U);
+		return;
+	}
+	if (keep > 3)
+		syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
+	syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U);
+}
+
 static _Noreturn void run_cmd(struct exec_ctx *x, const struct user *u)
 {
 	const char *dir = x->o->workdir ? x->o->workdir : u->home;
@@ -228,11 +241,11 @@ static _Noreturn void run_cmd(struct exec_ctx *x, const struct user *u)
 		if (chdir("/") < 0)
 			fail("/", errno);
 	}
-	syscall(SYS_close_range, 3U, ~0U, 0U);
+	close_all_but(notif_child_fd());
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* Last before exec, as the launcher does for init. */
-	if (x->seccomp && (err = -seccomp_install_filter(!x->own_userns)) > 0)
+	if (x->seccomp && (err = -seccomp_install_filter(!x->own_userns, x->cvm.name)) > 0)
 		fail("seccomp filter", err);
 	execvp(x->cmd[0], x->cmd);
 	err = errno;

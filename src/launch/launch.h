@@ -207,14 +207,23 @@ int devices_bpf_attach(int cgroup_fd, const struct dev_rule *rules, size_t n);
 int seccomp_parse(struct launch *L);   /* step validate */
 int seccomp_install(struct launch *L); /* inner child, right before exec */
 /* The same filter for any process (cvmctl exec): deny_bpf without a user
- * namespace. Needs no_new_privs or CAP_SYS_ADMIN. */
-int seccomp_install_filter(bool deny_bpf);
+ * namespace; trapping, its listener sent on, after a notif_open() that
+ * found a supervisor. Needs no_new_privs or CAP_SYS_ADMIN. */
+int seccomp_install_filter(bool deny_bpf, const char *name);
 /* notif.c: sysinfo and sched_getaffinity answered by the views daemon */
 int notif_prepare(struct launch *L); /* parent, before the clone */
 int notif_start(struct launch *L);   /* parent, after the clone */
 void notif_stop(struct launch *L);   /* undo_child, the CVM gone */
 int notif_child_fd(void);            /* the child's end; < 0: trap nothing */
 int notif_send_fd(int sock, int fd, const char *name);
+/* The same for any process (cvmctl exec): open before the fork (1: a
+ * supervisor answers at sock_path, trap; 0: none, trap nothing), run
+ * after it, end once the process is gone. */
+int notif_open(const char *name, const char *sock_path);
+int notif_run(void);
+void notif_end(void);
+/* The supervisor's socket while trapping (the record says it), else NULL. */
+const char *notif_socket(void);
 
 /* volume.c: the workspace volume is the disk daemon's (--volume); the
  * launcher picks the mode, passes it on and binds the lanes the daemon

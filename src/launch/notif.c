@@ -15,7 +15,12 @@
  * killable only once the daemon took it: it would wait for SIGKILL).
  *
  * Nothing is trapped when no views daemon answers at VIEWS.sock at start
- * (an older one, or none): the CVM then runs the plain filter. */
+ * (an older one, or none): the CVM then runs the plain filter.
+ *
+ * cvmctl exec does the same for the process it starts in a CVM (it gets
+ * a filter of its own, with its own listener), for as long as it waits
+ * for it; then the views daemon keeps answering for what that process
+ * left running, until no task uses the filter (supervise.c). */
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -114,21 +119,20 @@ static int recv_fd(int sock)
 	return fd;
 }
 
-/* Parent, before the clone: trap only if a supervisor answers now. */
-int notif_prepare(struct launch *L)
+/* Before the fork or clone of the process to trap: 1 if a supervisor
+ * answers at sock_path now (trap), 0 if none does (trap nothing), or a
+ * negative errno. name must stay valid until notif_end(). */
+int notif_open(const char *name, const char *sock_path)
 {
 	int r;
 
-	N.name = L->o.name;
-	if (L->o.seccomp && !strcmp(L->o.seccomp, "unconfined"))
-		return 0;
-	if (snprintf(N.path, sizeof(N.path), "%s%s", L->o.views, VIEWS_SOCK_SUFFIX) >=
-	    (int)sizeof(N.path))
-		return step_error(L, -ENAMETOOLONG, "--views %s", L->o.views);
+	N.name = name;
+	if (snprintf(N.path, sizeof(N.path), "%s", sock_path) >= (int)sizeof(N.path))
+		return -ENAMETOOLONG;
 	N.views = views_connect();
 	if (N.views < 0) {
 		log_info("no system-call supervisor at %s (%s): sysinfo and sched_getaffinity "
-			 "show the host's in CVM %s", N.path, strerror(-N.views), L->o.name);
+			 "show the host's in CVM %s", N.path, strerror(-N.views), name);
 		return 0;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, N.child) < 0 ||
@@ -136,18 +140,38 @@ int notif_prepare(struct launch *L)
 	    (N.page_fd = memfd_create("cvmfs-notif", MFD_CLOEXEC)) < 0 ||
 	    ftruncate(N.page_fd, sizeof(uint64_t)) < 0) {
 		r = -errno;
-		notif_stop(L);
-		return step_error(L, r, "socketpair, pipe, memfd");
+		notif_end();
+		return r;
 	}
 	N.inflight = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED,
 			  N.page_fd, 0);
 	if (N.inflight == MAP_FAILED) {
 		r = -errno;
 		N.inflight = NULL;
-		notif_stop(L);
-		return step_error(L, r, "mmap");
+		notif_end();
+		return r;
 	}
-	return 0;
+	return 1;
+}
+
+const char *notif_socket(void)
+{
+	return N.child[0] >= 0 || N.running ? N.path : NULL;
+}
+
+/* Parent, before the clone: trap only if a supervisor answers now. */
+int notif_prepare(struct launch *L)
+{
+	char path[sizeof(N.path)];
+	int r;
+
+	if (L->o.seccomp && !strcmp(L->o.seccomp, "unconfined"))
+		return 0;
+	if (snprintf(path, sizeof(path), "%s%s", L->o.views, VIEWS_SOCK_SUFFIX) >=
+	    (int)sizeof(path))
+		return step_error(L, -ENAMETOOLONG, "--views %s", L->o.views);
+	r = notif_open(L->o.name, path);
+	return r < 0 ? step_error(L, r, "socketpair, pipe, memfd") : 0;
 }
 
 int notif_child_fd(void)
@@ -232,8 +256,8 @@ static void *notif_thread(void *arg)
 	return NULL;
 }
 
-/* Parent, after the clone. */
-int notif_start(struct launch *L)
+/* Parent, after the fork or clone: the thread that takes the listener. */
+int notif_run(void)
 {
 	int r;
 
@@ -241,15 +265,21 @@ int notif_start(struct launch *L)
 	if (N.child[0] < 0)
 		return 0;
 	if ((r = pthread_create(&N.thread, NULL, notif_thread, NULL)) != 0)
-		return step_error(L, -r, "supervisor thread");
+		return -r;
 	N.running = true;
 	return 0;
 }
 
-/* undo_child, once the CVM is gone. */
-void notif_stop(struct launch *L)
+int notif_start(struct launch *L)
 {
-	(void)L;
+	int r = notif_run();
+
+	return r < 0 ? step_error(L, r, "supervisor thread") : 0;
+}
+
+/* Once the trapped process is gone (the CVM, or cvmctl exec's CMD). */
+void notif_end(void)
+{
 	if (N.running && write(N.stop[1], "x", 1) == 1)
 		pthread_join(N.thread, NULL);
 	N.running = false;
@@ -262,4 +292,10 @@ void notif_stop(struct launch *L)
 	if (N.inflight)
 		munmap(N.inflight, sizeof(uint64_t));
 	N.inflight = NULL;
+}
+
+void notif_stop(struct launch *L)
+{
+	(void)L;
+	notif_end();
 }

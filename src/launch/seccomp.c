@@ -254,47 +254,52 @@ static int install(bool deny_bpf, bool trap)
 }
 
 /* With a supervisor (notif.c): the filter that traps, its listener sent to
- * the launcher. Where the kernel refuses a listener (EBUSY: the launcher
- * itself runs under one), the plain filter; the launcher sees no listener
- * come and traps nothing. */
-static int install_trap(struct launch *L, int sock)
+ * the launcher (or cvmctl). Where the kernel refuses a listener (EBUSY: the
+ * process already runs under one), the plain filter; the parent sees no
+ * listener come and traps nothing. */
+static int install_trap(bool deny_bpf, int sock, const char *name)
 {
-	_cleanup_close_ int listener = install(!L->o.userns, true);
-	int r;
+	_cleanup_close_ int listener = install(deny_bpf, true);
 
 	if (listener == -EBUSY || listener == -EINVAL) {
 		log_warn("seccomp: no listener (%s): sysinfo and sched_getaffinity show the "
-			 "host's in CVM %s", strerror(-listener), L->o.name);
-		return install(!L->o.userns, false);
+			 "host's in CVM %s", strerror(-listener), name);
+		return install(deny_bpf, false);
 	}
 	if (listener < 0)
 		return listener;
-	if ((r = notif_send_fd(sock, listener, L->o.name)) < 0)
-		return step_error(L, r, "send the seccomp listener to the launcher");
-	return 0;
+	return notif_send_fd(sock, listener, name);
+}
+
+/* The filter, trapping where a notif_open() found a supervisor. */
+static int install_for(bool deny_bpf, const char *name)
+{
+	int sock = notif_child_fd(), r;
+
+	r = sock >= 0 ? install_trap(deny_bpf, sock, name) : install(deny_bpf, false);
+	if (sock >= 0)
+		close(sock); /* the parent's thread sees EOF if nothing came */
+	return r;
 }
 
 /* The inner child, after no_new_privs, right before exec. */
 int seccomp_install(struct launch *L)
 {
-	int sock = notif_child_fd(), r;
+	int r;
 
 	if (L->o.seccomp && !strcmp(L->o.seccomp, "unconfined"))
 		return 0;
-	r = sock >= 0 ? install_trap(L, sock) : install(!L->o.userns, false);
-	if (sock >= 0)
-		close(sock); /* the launcher's thread sees EOF if nothing came */
+	r = install_for(!L->o.userns, L->o.name);
 	if (r < 0)
 		return step_error(L, r, "install the seccomp filter (--seccomp unconfined "
 				  "runs without)");
 	return 0;
 }
 
-/* Also cvmctl exec's, which gives its process the CVM's filter (without
- * the trap: no supervisor knows that process). */
-int seccomp_install_filter(bool deny_bpf)
+/* Also cvmctl exec's, which gives its process the CVM's filter. */
+int seccomp_install_filter(bool deny_bpf, const char *name)
 {
-	int r = install(deny_bpf, false);
+	int r = install_for(deny_bpf, name);
 
 	return r < 0 ? r : 0;
 }

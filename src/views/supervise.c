@@ -94,8 +94,23 @@ static void conn_close(struct sv_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	conn_forget_listener(c);
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
 	free(c);
+}
+
+/* The sender is gone: a launcher with its CVM, or a cvmctl exec whose CMD
+ * may have left processes running under the filter. Keep answering those
+ * until no task uses it (the listener's HUP), then forget. */
+static void conn_detach(struct sv_conn *c)
+{
+	if (c->listener < 0) {
+		conn_close(c);
+		return;
+	}
+	epoll_ctl(S.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -EBADF;
 }
 
 static int ep_add(int fd, struct end *e)
@@ -179,10 +194,12 @@ static void on_conn(struct sv_conn *c, uint32_t events)
 
 	if (r == 0)
 		return;
-	if (r != -ECONNRESET)
+	if (r != -ECONNRESET) {
 		log_warn("%s: launcher of CVM '%s': %s", S.path, c->name, strerror(-r));
-	/* The launcher is gone (its CVM with it) or broke the protocol. */
-	conn_close(c);
+		conn_close(c); /* broke the protocol */
+		return;
+	}
+	conn_detach(c);
 }
 
 static void answer_one(struct sv_conn *c)
@@ -223,8 +240,11 @@ static void on_listener(struct sv_conn *c, uint32_t events)
 {
 	if (events & EPOLLIN)
 		answer_one(c);
-	else if (events & (EPOLLHUP | EPOLLERR)) /* no task uses the filter now */
+	else if (events & (EPOLLHUP | EPOLLERR)) { /* no task uses the filter now */
 		conn_forget_listener(c);
+		if (c->fd < 0)
+			conn_close(c);
+	}
 }
 
 static void *supervise_loop(void *arg)

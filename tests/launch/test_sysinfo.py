@@ -245,6 +245,57 @@ R.check('--seccomp unconfined: sysinfo is the host\'s', (f.get('si') or ' 0').sp
 LT.check_clean('unconfined', w.name)
 
 
+# cvmctl exec: its CMD gets the CVM's answers too (a filter and listener
+# of its own, handed to the same supervisor), and so does what CMD leaves
+# running after cvmctl has returned.
+CTL = os.environ.get('CVMCTL') or os.path.join(T.BUILD, 'src', 'ctl', 'cvmctl')
+BG = r"""
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(128)
+time.sleep(1.5)  # cvmctl has returned by then
+with open('/tmp/bg.out', 'w') as out:
+    for _ in range(10):
+        r = libc.syscall(99, buf)
+        out.write('%d %d %d\n' % (r, ctypes.get_errno() if r else 0,
+                                  int.from_bytes(buf.raw[32:40], 'little')))
+        time.sleep(0.1)
+"""
+with open(LT.image() + '/bg.py', 'w') as fb:
+    fb.write(BG)
+
+
+def ctl_exec(*cmd):
+    return T.run([CTL, 'exec', '--run-dir', w.run_dir, w.name, '--'] + list(cmd), timeout=60)
+
+
+rec = os.path.join(w.run_dir, 'launch', w.name + '.json')
+# (init is `sleep`, which a SIGTERM would not end: the CVM ends by itself.)
+p = T.popen(w.argv(memory='512M', cpus=1, cpuset='0-1', cmd=['sleep', '15']),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+for _ in range(600):
+    if os.path.exists(rec) or p.poll() is not None:
+        break
+    time.sleep(0.05)
+if R.check('cvmctl exec: the CVM is up', os.path.exists(rec)):
+    rc, out, err = ctl_exec('sh', '-c', SCRIPT)
+    check_cvm('cvmctl exec', out, err, 512 * MiB, [0], [0, 1], host)
+    rc, out, err = ctl_exec('sh', '-c', 'python3 /bg.py </dev/null >/dev/null 2>&1 &')
+    R.eq('cvmctl exec of a background process: exit 0', rc, 0, err)
+    time.sleep(4)
+    rc, out, err = ctl_exec('cat', '/tmp/bg.out')
+    rows = [line.split() for line in out.splitlines()]
+    R.eq('after cvmctl returned, its CMD\'s child: sysinfo answered as the CVM\'s (0, 512M)',
+         sorted({(r[0], r[2]) for r in rows}), [('0', str(512 * MiB))], out + err)
+try:
+    p.wait(timeout=60)
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.wait()
+T.forget(p)
+LT.check_clean('cvmctl exec', w.name)
+
+
 # The views daemon killed while the CVM runs: the calls go on (native,
 # never ENOSYS, never hanging); a views daemon started again on the same
 # mountpoint is handed the listener and answers again.

@@ -114,6 +114,9 @@ struct dnode {
 	/* Unlinked while open: an O_PATH fd of the object (>= 3; 0 for none),
 	 * through which node_open() still reaches it until its last close. */
 	int orphan_fd;
+	/* Upper directories: an O_PATH fd of the directory itself (>= 3; 0 for
+	 * none), kept while the kernel knows it (path.c, node_upper_dirfd). */
+	int upper_fd;
 	struct nlock lock;
 	uint16_t type;     /* S_IFMT bits, immutable */
 	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */
@@ -158,6 +161,7 @@ struct disk {
 	uint64_t next_ino; /* fallback numbers when the stable one is taken */
 	struct cds_lfht *by_ghost; /* handles.c: forgotten nodes' places */
 	uint64_t ghosts;           /* entries of by_ghost (atomic) */
+	uint32_t upper_fds;        /* dnode.upper_fd kept (atomic), path.c */
 	unsigned long ghost_buckets;
 	uint64_t tmp_seq;
 	struct acct acct;
@@ -260,6 +264,10 @@ int image_idmap_parse(const char *s);
 int upper_root_adopt(void);
 /* The node's current object (upper by handle or path, else its layer). */
 int node_open(struct dnode *n, int flags);
+/* A new O_PATH fd of dir's upper directory through the fd kept for it, or
+ * -ENOENT (none kept: not upper, gone, or at the bound). ns_lock held, no
+ * node lock, dir held. */
+int node_upper_dirfd(struct dnode *dir);
 int node_stat(struct dnode *n, struct stat *st);
 /* Open the node's upper directory, copying it up first. */
 int node_upper_dir(struct dnode *n);
@@ -309,6 +317,9 @@ struct layer_dirs {
 	int fd[MAX_LOWER + 1];
 };
 void layer_dirs_init(struct layer_dirs *ld, const char *prel);
+/* The same for a directory node (its upper one through its kept fd). */
+struct dir_where;
+void layer_dirs_init_dir(struct layer_dirs *ld, const struct dir_where *w, struct dnode *dir);
 void layer_dirs_close(struct layer_dirs *ld);
 int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const char *name,
 		    struct found *f);

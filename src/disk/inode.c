@@ -281,6 +281,11 @@ static void node_retire(struct dnode *n)
 	if (n->orphan_fd > 0)
 		close(n->orphan_fd); /* forgotten before its last close: unmount */
 	n->orphan_fd = 0;
+	if (n->upper_fd > 0) {
+		close(n->upper_fd);
+		__atomic_sub_fetch(&D->upper_fds, 1, __ATOMIC_RELAXED);
+	}
+	n->upper_fd = 0;
 	node_unlock(n);
 	urcu_memb_read_lock();
 	cds_lfht_del(D->by_ino, &n->ino_node);

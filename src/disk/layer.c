@@ -188,13 +188,27 @@ int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
 	return r;
 }
 
+void layer_dirs_init_dir(struct layer_dirs *ld, const struct dir_where *w, struct dnode *dir)
+{
+	int fd;
+
+	layer_dirs_init(ld, w->path);
+	/* The upper directory through the fd it keeps (path.c), not its path. */
+	if (w->upper && (fd = node_upper_dirfd(dir)) >= 0)
+		ld->fd[0] = fd;
+}
+
 int node_lookup(struct dnode *parent, const char *name, struct found *f)
 {
+	struct layer_dirs ld;
 	struct dir_where w;
 	int r = node_dir_where(parent, &w);
 
-	if (r == 0)
-		r = union_lookup(w.path, w.upper, w.lmask, name, f);
+	if (r == 0) {
+		layer_dirs_init_dir(&ld, &w, parent);
+		r = union_lookup_in(&ld, w.upper, w.lmask, name, f);
+		layer_dirs_close(&ld);
+	}
 	dir_where_done(&w);
 	return r;
 }

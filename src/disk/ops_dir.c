@@ -179,7 +179,7 @@ static int plus_start(struct plus *c, struct dnode *dir, size_t size)
 	/* An entry takes more than 128 bytes of the reply. */
 	c->got = calloc(size / 128 + 1, sizeof(*c->got));
 	c->ngot = 0;
-	layer_dirs_init(&c->ld, c->w.path);
+	layer_dirs_init_dir(&c->ld, &c->w, c->dir);
 	if (!c->got)
 		dir_where_done(&c->w);
 	return c->got ? 0 : -ENOMEM;

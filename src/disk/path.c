@@ -127,11 +127,63 @@ static int orphan_open(int orphan_fd, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Upper directories keep an O_PATH fd of their own while the kernel knows
+ * them (closed when it forgets them, inode.c), at most this many at once:
+ * fds are bounded (DESIGN.md, 20,000 for everything), and open files come
+ * first. An object is then opened by its name beneath its parent's fd,
+ * one component, instead of by its whole union path from the layer root;
+ * the fd follows the directory through renames. */
+#define UPPER_DIR_FDS 1024
+
+int node_upper_dirfd(struct dnode *dir)
+{
+	_cleanup_free_ char *path = NULL;
+	int kept, fd = -ENOENT;
+
+	node_lock(dir);
+	kept = dir->upper_fd;
+	if (!kept && dir->type == S_IFDIR && dir->layer == 0 && !dir->unlinked &&
+	    !dir->orphan_fd &&
+	    __atomic_load_n(&D->upper_fds, __ATOMIC_RELAXED) < UPPER_DIR_FDS &&
+	    node_path(dir, &path) == 0) {
+		kept = layer_open(0, path, O_PATH | O_DIRECTORY);
+		if (kept > 0) {
+			dir->upper_fd = kept;
+			__atomic_add_fetch(&D->upper_fds, 1, __ATOMIC_RELAXED);
+		} else {
+			kept = 0;
+		}
+	}
+	if (kept && !dir->unlinked && (fd = fcntl(kept, F_DUPFD_CLOEXEC, 3)) < 0)
+		fd = -errno;
+	node_unlock(dir);
+	return fd;
+}
+
+/* An upper object by its parent's kept fd: -EAGAIN where there is none.
+ * No node lock held (one node at a time: disk.h). */
+static int open_beneath_parent(struct dnode *n, int flags)
+{
+	_cleanup_close_ int dfd = -EBADF;
+
+	if (n->type == S_IFDIR && (flags & O_PATH)) {
+		int fd = node_upper_dirfd(n);
+
+		if (fd >= 0)
+			return fd;
+	}
+	if (!n->parent || (dfd = node_upper_dirfd(n->parent)) < 0)
+		return -EAGAIN;
+	return layer_openat(dfd, n->name, flags);
+}
+
 int node_open(struct dnode *n, int flags)
 {
 	_cleanup_free_ char *path = NULL;
+	bool tried = false;
 	int fd, r;
 
+again:
 	node_lock(n);
 	if (n->orphan_fd) {
 		fd = orphan_open(n->orphan_fd, flags);
@@ -142,6 +194,15 @@ int node_open(struct dnode *n, int flags)
 		fd = open_by_handle_at(D->handle_fd, n->fh, flags | O_CLOEXEC);
 		node_unlock(n);
 		return fd < 0 ? -errno : fd;
+	}
+	if (n->layer == 0 && !tried) {
+		/* Once upper, an object stays upper: no lock needed past here. */
+		node_unlock(n);
+		fd = open_beneath_parent(n, flags);
+		if (fd != -EAGAIN)
+			return fd;
+		tried = true;
+		goto again;
 	}
 	r = node_path(n, &path);
 	fd = r < 0 ? r : layer_open(n->layer, path, flags);

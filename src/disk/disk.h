@@ -236,9 +236,9 @@ void handles_set_mountpoint(const char *mnt);
 void handles_connect(struct dnode *n);
 /* A node leaves the table: keep where it was, for a later LOOKUP(id, "."). */
 void ghost_remember(struct dnode *n);
-/* DATA/handles: kept at a clean stop, read at start (handles.c). */
-void handles_save(int data_fd);
-void handles_load(int data_fd);
+/* RUN_DIR/disk/NAME.handles: kept at a clean stop, read at start. */
+void handles_save(void);
+void handles_load(void);
 void ghost_drop(uint64_t ino);
 /* The node with kernel id ino, held, whether or not the kernel still has it:
  * NULL and *err (-ESTALE: gone or never known) when not found. */

@@ -607,7 +607,7 @@ static int disk_run(const char *mnt)
 	daemon_block_signals();
 	if ((r = ghosts_init()) < 0 || (r = nodes_init()) < 0)
 		return log_error_errno(r, "inode table");
-	handles_load(D->data_fd);
+	handles_load();
 	r = session_start(mnt);
 	if (r < 0)
 		return r;
@@ -635,7 +635,7 @@ static int disk_run(const char *mnt)
 	publish_write("stopped");
 	publish_pidfile(false);
 	if (clean) {
-		handles_save(D->data_fd);
+		handles_save();
 		nodes_fini();
 		ghosts_fini();
 	}

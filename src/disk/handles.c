@@ -451,11 +451,14 @@ struct dnode *node_by_id(uint64_t ino, int *err)
 
 /* ---- across a clean restart ---- */
 
-/* DATA/handles: where the objects the kernel may still hold handles to
- * were, written at a clean stop and read at the next start: records of
- * (u64 id, u64 parent id, u16 name length, name), newest first. Hints
- * only: whatever they lead to is checked as any ghost is. */
-#define HANDLES_FILE "handles"
+/* RUN_DIR/disk/NAME.handles: where the objects the kernel may still hold
+ * handles to were, written at a clean stop and read at the next start:
+ * records of (u64 id, u64 parent id, u16 name length, name), newest first.
+ * Hints only: whatever they lead to is checked as any ghost is. In the run
+ * directory, not in DATA: it must never take the workspace's space (a full
+ * volume keeps room for DATA/state only), and a reboot forgets every
+ * handle the kernel had anyway. */
+#define HANDLES_SUFFIX ".handles"
 #define HANDLES_MAGIC "cvmfs-handles-1\n"
 
 struct ghost_rec {
@@ -511,26 +514,41 @@ static unsigned save_table(FILE *f, struct cds_lfht *t, bool nodes, unsigned lef
 	return n;
 }
 
-void handles_save(int data_fd)
+static int handles_paths(char *path, char *tmp, size_t size)
 {
-	int fd = open_regular(data_fd, HANDLES_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC);
+	int n = snprintf(path, size, "%s/disk/%s" HANDLES_SUFFIX, D->cfg.run_dir, D->cfg.name);
+
+	if (n < 0 || (size_t)n >= size - 4)
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, (size_t)n);
+	memcpy(tmp + n, ".tmp", 5);
+	return 0;
+}
+
+void handles_save(void)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd = handles_paths(path, tmp, sizeof(path)) < 0
+			 ? -1
+			 : open_regular(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC);
 	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
 	unsigned n;
 
 	if (!f) {
 		if (fd >= 0)
 			close(fd);
-		log_warn("%s/%s: %s: file handles will not survive the restart", D->cfg.data,
-			 HANDLES_FILE, strerror(errno));
+		log_warn("%s: %s: file handles will not survive the restart", tmp, strerror(errno));
 		return;
 	}
 	fputs(HANDLES_MAGIC, f);
 	n = save_table(f, D->by_ino, true, GHOST_MAX);
 	n += save_table(f, D->by_ghost, false, GHOST_MAX - n);
-	if (fclose(f) != 0 || renameat(data_fd, HANDLES_FILE ".tmp", data_fd, HANDLES_FILE) < 0)
-		log_warn("%s/%s: %s", D->cfg.data, HANDLES_FILE, strerror(errno));
-	else
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		log_warn("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	} else {
 		log_debug("%s: %u file handle places kept for the next start", D->cfg.name, n);
+	}
 }
 
 static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
@@ -553,9 +571,11 @@ static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
 	ghost_queue(ino);
 }
 
-void handles_load(int data_fd)
+void handles_load(void)
 {
-	int fd = open_regular(data_fd, HANDLES_FILE, O_RDONLY);
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd = handles_paths(path, tmp, sizeof(path)) < 0 ? -1
+							    : open_regular(AT_FDCWD, path, O_RDONLY);
 	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
 	char magic[sizeof(HANDLES_MAGIC)] = "", name[NAME_MAX + 1];
 	struct ghost_rec r;

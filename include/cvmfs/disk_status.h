@@ -1,8 +1,8 @@
 /* The status a cvmfsd disk publishes at RUN_DIR/disk/NAME.json (written
  * by src/disk/figures.c), read through this one parser by every other
- * program: cvmfs-stat shows it, cvm-launch learns a running disk's volume
- * and lanes from it. A flat JSON object; its strings carry no escapes
- * (names and paths hold no quotes or backslashes); "lanes" is an array of
+ * program: cvmfs-stat shows it, cvm-launch learns what a running disk
+ * serves (data, image, id shift, limit, volume and lanes) from it. A flat
+ * JSON object; strings may carry JSON's escapes; "lanes" is an array of
  * {"path": ..., "dir": ...}; members this reader does not know are
  * skipped, so that the file of a newer daemon still reads. */
 #pragma once
@@ -27,6 +27,9 @@ struct disk_status {
 	long pid;
 	char *volume;     /* "loop:FILE", "block:DEV", "none"; NULL in older files */
 	char *volume_mnt; /* where the daemon mounted the volume; NULL if none */
+	/* What it serves (NULL in files of older daemons): its --data, --image
+	 * ("" for none) and --image-idmap ("" for none). */
+	char *data, *image, *image_idmap;
 	struct disk_status_lane *lanes;
 	size_t n_lanes;
 };
@@ -35,3 +38,7 @@ struct disk_status {
  * -ENOMEM; *s is filled either way and is disk_status_free()'s to free. */
 int disk_status_parse(const char *text, struct disk_status *s);
 void disk_status_free(struct disk_status *s);
+/* RUN_DIR/disk/NAME.json read (a regular file of at most DISK_STATUS_MAX
+ * bytes) and parsed: 0, -ENOENT, or another negative errno. */
+#define DISK_STATUS_MAX (1 << 20)
+int disk_status_load(const char *run_dir, const char *name, struct disk_status *s);

@@ -3,8 +3,11 @@
 #include "cvmfs/disk_status.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,29 +19,82 @@ static const char *skip_ws(const char *p)
 	return p;
 }
 
-/* The "string" at p: its length in *len and where it starts; past it. */
+/* The "string" at p: where its text starts and its raw length (escapes
+ * as written); past it. */
 static const char *string_at(const char *p, const char **start, size_t *len)
 {
-	const char *end;
+	const char *q;
 
-	if (*p != '"' || !(end = strpbrk(p + 1, "\"\\")) || *end != '"')
+	if (*p != '"')
+		return NULL;
+	for (q = p + 1; *q && *q != '"'; q++)
+		if (*q == '\\' && !*++q)
+			return NULL;
+	if (*q != '"')
 		return NULL;
 	*start = p + 1;
-	*len = (size_t)(end - p - 1);
-	return end + 1;
+	*len = (size_t)(q - p - 1);
+	return q + 1;
+}
+
+static int hex4(const char *s, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+			     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+			     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+						    : 16;
+
+		if (d > 15)
+			return -EINVAL;
+		*v = *v * 16 + d;
+	}
+	return 0;
+}
+
+/* The text of n raw bytes at s into out (room for n + 1): JSON's escapes
+ * decoded, \u only below 0x80 (the daemon writes no other). */
+static int unescape(const char *s, size_t n, char *out)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *e;
+		unsigned v;
+
+		if (s[i] != '\\') {
+			out[o++] = s[i];
+			continue;
+		}
+		if (++i >= n)
+			return -EINVAL;
+		if ((e = strchr(from, s[i])) && *e) {
+			out[o++] = to[e - from];
+			continue;
+		}
+		if (s[i] != 'u' || i + 4 >= n || hex4(s + i + 1, &v) < 0 || v == 0 || v >= 0x80)
+			return -EINVAL;
+		out[o++] = (char)v;
+		i += 4;
+	}
+	out[o] = '\0';
+	return 0;
 }
 
 /* Into a buffer of its own size: longer is refused, not cut. */
 static const char *string_into(const char *p, char *out, size_t size)
 {
+	_cleanup_free_ char *text = NULL;
 	const char *s;
 	size_t n;
 
 	p = string_at(p, &s, &n);
-	if (!p || n >= size)
+	if (!p || !(text = malloc(n + 1)) || unescape(s, n, text) < 0 || strlen(text) >= size)
 		return NULL;
-	memcpy(out, s, n);
-	out[n] = '\0';
+	strcpy(out, text);
 	return p;
 }
 
@@ -48,9 +104,9 @@ static const char *string_dup(const char *p, char **out)
 	const char *s;
 	size_t n;
 
-	if (*out || !(p = string_at(p, &s, &n)) || !(*out = strndup(s, n)))
+	if (*out || !(p = string_at(p, &s, &n)) || !(*out = malloc(n + 1)))
 		return NULL;
-	return p;
+	return unescape(s, n, *out) < 0 ? NULL : p;
 }
 
 /* Past any scalar, string, array or object at p. */
@@ -194,6 +250,12 @@ static const char *status_member(const char *key, size_t len, const char *p, voi
 		return string_dup(p, &s->volume);
 	if (key_is(key, len, "volume_mnt"))
 		return string_dup(p, &s->volume_mnt);
+	if (key_is(key, len, "data"))
+		return string_dup(p, &s->data);
+	if (key_is(key, len, "image"))
+		return string_dup(p, &s->image);
+	if (key_is(key, len, "image_idmap"))
+		return string_dup(p, &s->image_idmap);
 	if (key_is(key, len, "lanes"))
 		return lanes_at(p, s);
 	if (*p == '-' || (*p >= '0' && *p <= '9'))
@@ -221,5 +283,21 @@ void disk_status_free(struct disk_status *s)
 	free(s->lanes);
 	free(s->volume);
 	free(s->volume_mnt);
+	free(s->data);
+	free(s->image);
+	free(s->image_idmap);
 	*s = (struct disk_status){ 0 };
+}
+
+int disk_status_load(const char *run_dir, const char *name, struct disk_status *s)
+{
+	_cleanup_free_ char *path = NULL, *text = NULL;
+	size_t len;
+	int r;
+
+	*s = (struct disk_status){ 0 };
+	if (asprintf(&path, "%s/disk/%s.json", run_dir, name) < 0)
+		return -ENOMEM;
+	r = read_regular_alloc(AT_FDCWD, path, DISK_STATUS_MAX, &text, &len);
+	return r < 0 ? r : disk_status_parse(text, s);
 }

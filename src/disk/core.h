@@ -83,6 +83,9 @@ struct figures {
 	uint64_t inodes_used, inodes_limit;
 	long pid;
 	uint64_t known_inodes; /* daemon's node table: inodes the kernel holds */
+	/* Written only, when set: what the daemon serves, so that a launcher
+	 * can tell whether it serves its CVM (any characters, escaped). */
+	const char *data, *image, *image_idmap;
 	/* Written only: JSON members (",\"k\":v...") put before the closing
 	 * brace (the volume's mountpoint and lanes). */
 	const char *extra_json;

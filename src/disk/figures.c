@@ -27,22 +27,64 @@ void figures_from_acct(struct figures *f, const struct acct *a)
 	f->inodes_limit = __atomic_load_n(&a->limit_inodes, __ATOMIC_RELAXED);
 }
 
+/* ,"key":"value" with JSON's escapes, at buf + *at; -ENOSPC when full. */
+static int put_string(char *buf, size_t size, size_t *at, const char *key, const char *v)
+{
+	int n = snprintf(buf + *at, size - *at, ",\"%s\":\"", key);
+
+	if (n < 0 || (size_t)n >= size - *at)
+		return -ENOSPC;
+	*at += (size_t)n;
+	for (; *v; v++) {
+		unsigned char c = (unsigned char)*v;
+
+		n = c == '"' || c == '\\' ? snprintf(buf + *at, size - *at, "\\%c", c)
+		    : c < 0x20		? snprintf(buf + *at, size - *at, "\\u%04x", c)
+					: snprintf(buf + *at, size - *at, "%c", c);
+		if (n < 0 || (size_t)n >= size - *at)
+			return -ENOSPC;
+		*at += (size_t)n;
+	}
+	if (*at + 1 >= size)
+		return -ENOSPC;
+	buf[(*at)++] = '"';
+	buf[*at] = '\0';
+	return 0;
+}
+
+/* The served data, image and id shift, where known. */
+static int put_served(const struct figures *f, char *buf, size_t size, size_t *at)
+{
+	if ((f->data && put_string(buf, size, at, "data", f->data) < 0) ||
+	    (f->image && put_string(buf, size, at, "image", f->image) < 0) ||
+	    (f->image_idmap && put_string(buf, size, at, "image_idmap", f->image_idmap) < 0))
+		return -ENOSPC;
+	return 0;
+}
+
 int figures_to_json(const struct figures *f, char *buf, size_t size)
 {
+	size_t at;
 	int n = snprintf(buf, size,
 			 "{\"name\":\"%s\",\"state\":\"%s\",\"limit_bytes\":%" PRIu64
 			 ",\"used_bytes\":%" PRIu64 ",\"avail_bytes\":%" PRIu64
 			 ",\"image_bytes\":%" PRIu64 ",\"docker_bytes\":%" PRIu64
 			 ",\"home_bytes\":%" PRIu64 ",\"other_bytes\":%" PRIu64
 			 ",\"inodes_used\":%" PRIu64 ",\"inodes_limit\":%" PRIu64
-			 ",\"pid\":%ld,\"known_inodes\":%" PRIu64 "%s}\n",
+			 ",\"pid\":%ld,\"known_inodes\":%" PRIu64 "%s",
 			 f->name, f->state, f->limit_bytes, f->used_bytes, f->avail_bytes,
 			 f->area_bytes[AREA_IMAGE], f->area_bytes[AREA_DOCKER],
 			 f->area_bytes[AREA_HOME], f->area_bytes[AREA_OTHER], f->inodes_used,
 			 f->inodes_limit, f->pid, f->known_inodes,
 			 f->extra_json ? f->extra_json : "");
 
-	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
+	if (n < 0 || (size_t)n >= size)
+		return -ENOSPC;
+	at = (size_t)n;
+	if (put_served(f, buf, size, &at) < 0 || at + 3 > size)
+		return -ENOSPC;
+	memcpy(buf + at, "}\n", 3);
+	return (int)at + 2;
 }
 
 int state_format(const struct disk_state *s, char *buf, size_t size)

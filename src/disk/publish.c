@@ -84,6 +84,9 @@ int publish_write(const char *state)
 	snprintf(f.name, sizeof(f.name), "%s", D->cfg.name);
 	snprintf(f.state, sizeof(f.state), "%s", state);
 	f.pid = (long)getpid();
+	f.data = D->cfg.data;
+	f.image = D->cfg.image ? D->cfg.image : "";
+	f.image_idmap = D->cfg.image_idmap ? D->cfg.image_idmap : "";
 	f.known_inodes = __atomic_load_n(&D->nodes, __ATOMIC_RELAXED);
 	len = figures_to_json(&f, buf, sizeof(buf));
 	if (len < 0)

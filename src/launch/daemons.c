@@ -8,6 +8,7 @@
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/disk_status.h"
 #include "cvmfs/discard.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
@@ -300,21 +301,6 @@ static void disk_early_undo(struct launch *L)
 	undo_disk(L);
 }
 
-/* The value of opt ("opt VALUE" or "opt=VALUE") in a NUL-separated
- * command line, NULL if absent. */
-static const char *cmdline_value(const char *args, size_t len, const char *opt)
-{
-	size_t n = strlen(opt);
-
-	for (size_t i = 0; i < len; i += strlen(args + i) + 1) {
-		if (!strncmp(args + i, opt, n) && args[i + n] == '=')
-			return args + i + n + 1;
-		if (!strcmp(args + i, opt))
-			return i + n + 1 < len ? args + i + n + 1 : "";
-	}
-	return NULL;
-}
-
 /* Do two colon-separated path lists name the same directories? ("/a/"
  * and "/a" do; so does a symlink and its target.) */
 static bool same_dirs(const char *a, const char *b)
@@ -333,46 +319,58 @@ static bool same_dirs(const char *a, const char *b)
 	return !*a && !*b;
 }
 
+/* Published before the daemon reports ready; one just started by another
+ * launcher may still be on its way there. */
+static int disk_status_wait(struct launch *L, struct disk_status *s)
+{
+	int r = -ENOENT;
+
+	for (int i = 0; i < 200 && r == -ENOENT; i++) {
+		if (i)
+			sleep_ms(10);
+		disk_status_free(s);
+		r = disk_status_load(L->o.run_dir, L->o.name, s);
+	}
+	return r;
+}
+
 /* A running disk serves this CVM only if it unions the same data and
- * image, and shows the image with the same id shift: otherwise the CVM
- * would boot another image, or a --userns CVM would find its image owned
- * by nobody. What its command line leaves out came from its config file
- * (-c), which is not second-guessed; without -c there is no id shift. */
+ * image, shows the image with the same id shift and enforces the same
+ * limit: otherwise the CVM would boot another image, a --userns CVM would
+ * find its image owned by nobody, or the workspace would get another
+ * size than asked. All of it from the status the daemon publishes
+ * (include/cvmfs/disk_status.h); a daemon too old to say is not
+ * second-guessed. */
 static int disk_check_running(struct launch *L, pid_t pid)
 {
-	_cleanup_free_ char *args = NULL, *path = NULL;
-	char idmap[80];
+	__attribute__((cleanup(disk_status_free))) struct disk_status s = { 0 };
+	char idmap[80], want_limit[32], have_limit[32];
+	int r = disk_status_wait(L, &s);
 	struct {
-		const char *opt, *want;
-		bool dirs;         /* compared as directory lists, else as text */
-		bool absent_none;  /* left out without a config file: none */
+		const char *what, *have, *want;
+		bool dirs; /* compared as directory lists, else as text */
 	} checks[] = {
-		{ "--data", L->o.data, true, false },
-		{ "--image", L->o.image, true, false },
-		{ "--image-idmap", idmap, false, true },
+		{ "--data", s.data, L->o.data, true },
+		{ "--image", s.image, L->o.image, true },
+		{ "--image-idmap", s.image_idmap, idmap, false },
+		{ "limit (--disk)", have_limit, want_limit, false },
 	};
-	size_t len;
-	int r;
 
+	if (r < 0)
+		return step_error(L, r, "disk %s: its status in %s/disk%s", L->o.name, L->o.run_dir,
+				  r == -EINVAL ? ": not the status of cvmfsd disk" : "");
 	disk_idmap(L, idmap, sizeof(idmap));
-	if (asprintf(&path, "/proc/%d/cmdline", (int)pid) < 0)
-		return step_error(L, -ENOMEM, "disk %s", L->o.name);
-	if ((r = read_file_alloc(AT_FDCWD, path, &args, &len)) < 0)
-		return step_error(L, r, "disk %s: %s", L->o.name, path);
-	bool has_config = cmdline_value(args, len, "-c") || cmdline_value(args, len, "--config");
-
+	snprintf(want_limit, sizeof(want_limit), "%llu", (unsigned long long)L->o.disk);
+	snprintf(have_limit, sizeof(have_limit), "%llu", (unsigned long long)s.limit_bytes);
 	for (unsigned i = 0; i < ARRAY_SIZE(checks); i++) {
-		const char *have = cmdline_value(args, len, checks[i].opt);
+		const char *have = checks[i].have, *want = checks[i].want;
 
-		if (!have && checks[i].absent_none && !has_config)
-			have = "";
-		if (have && !(checks[i].dirs ? same_dirs(have, checks[i].want)
-					     : !strcmp(have, checks[i].want)))
+		if (have && !(checks[i].dirs ? same_dirs(have, want) : !strcmp(have, want)))
 			return step_error(L, -EBUSY,
 					  "disk %s already runs (pid %d) with %s '%s', this launch "
 					  "needs '%s'; stop the CVM using it first",
-					  L->o.name, (int)pid, checks[i].opt, *have ? have : "(none)",
-					  *checks[i].want ? checks[i].want : "(none)");
+					  L->o.name, (int)pid, checks[i].what, *have ? have : "(none)",
+					  *want ? want : "(none)");
 	}
 	return 0;
 }

@@ -195,15 +195,32 @@ static void test_figures_json(void)
 	disk_status_free(&g);
 	CHECK_EQ_INT(disk_status_parse("[]", &g), -EINVAL);
 	disk_status_free(&g);
-	/* A lane without its dir, a repeated volume, an escape: not the daemon's. */
+	/* What it serves, any characters: escaped and read back. */
+	f.data = "/d\"q\\b\nl\x01";
+	f.image = "";
+	f.image_idmap = "100000:100000:65536";
+	CHECK(figures_to_json(&f, buf, sizeof(buf)) > 0);
+	CHECK_EQ_INT(disk_status_parse(buf, &g), 0);
+	CHECK_STR(g.data, "/d\"q\\b\nl\x01");
+	CHECK_STR(g.image, "");
+	CHECK_STR(g.image_idmap, "100000:100000:65536");
+	CHECK_STR(g.lanes[0].dir, "/m/lanes/home");
+	disk_status_free(&g);
+	CHECK_EQ_INT(figures_to_json(&f, buf, strlen(buf) - 1), -ENOSPC);
+	/* A lane without its dir, a repeated volume, a bad escape: not the daemon's. */
 	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\",\"state\":\"running\","
 				       "\"lanes\":[{\"path\":\"/home\"}]}", &g), -EINVAL);
 	disk_status_free(&g);
 	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\",\"state\":\"running\","
 				       "\"volume\":\"none\",\"volume\":\"none\"}", &g), -EINVAL);
 	disk_status_free(&g);
-	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\\\"b\",\"state\":\"running\"}", &g),
+	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\\qb\",\"state\":\"running\"}", &g),
 		     -EINVAL);
+	disk_status_free(&g);
+	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\\u00zz\",\"state\":\"x\"}", &g), -EINVAL);
+	disk_status_free(&g);
+	CHECK_EQ_INT(disk_status_parse("{\"name\":\"a\\\"b\",\"state\":\"running\"}", &g), 0);
+	CHECK_STR(g.name, "a\"b");
 	disk_status_free(&g);
 }
 

@@ -351,3 +351,43 @@ def host_path(w, path):
                 return os.path.join(w.data, 'lanes', lane[1:].replace('/', '-'),
                                     path[len(lane) + 1:])
     return os.path.join(w.data, 'upper', path.lstrip('/'))
+
+
+# The "outside" for --net private tests, with no traffic leaving this
+# machine: a network namespace of the test's own behind a veth and a host
+# route, like any network beyond the host (a CVM's packets to it are
+# forwarded and NATed, never delivered to the host), serving TCP on
+# OUT_ADDR:8000 with "outside from PEER".
+OUTSIDE_SERVE = r'''
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+print('listening', flush=True)
+while True:
+    c, a = s.accept(); c.sendall(('%s from %s\n' % (sys.argv[3], a[0])).encode()); c.close()
+'''
+
+
+def outside():
+    """(OUT_HOST, OUT_ADDR): the host's end and the server's address,
+    198.18.N.0/24 (a benchmark range no host uses). Removed at cleanup."""
+    n = 100 + os.getpid() % 100
+    ns, veth = 'cvmfs-test-%d-out' % os.getpid(), 'cvo%d' % (os.getpid() % 100000)
+    host, addr = '198.18.%d.1' % n, '198.18.%d.2' % n
+
+    def sh(cmd):
+        p = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        if p.returncode != 0:
+            T.fatal('%s: %s' % (cmd, p.stdout.strip()))
+    T.add_late_cleanup(lambda: subprocess.run('ip netns del %s; ip link del %s' % (ns, veth),
+                                              shell=True, stderr=subprocess.DEVNULL))
+    sh('ip netns add %s' % ns)
+    sh('ip link add %s type veth peer name eth0 netns %s' % (veth, ns))
+    sh('ip addr add %s/24 dev %s && ip link set %s up' % (host, veth, veth))
+    sh('ip -n %s addr add %s/24 dev eth0 && ip -n %s link set eth0 up && ip -n %s link set lo up'
+       ' && ip -n %s route add default via %s' % (ns, addr, ns, ns, ns, host))
+    srv = T.popen(['ip', 'netns', 'exec', ns, 'python3', '-c', OUTSIDE_SERVE, '0.0.0.0', '8000',
+                   'outside'], stdout=subprocess.PIPE)
+    srv.stdout.readline()
+    return host, addr

@@ -46,9 +46,6 @@ N = 100 + PID % 100
 BR = 'cvt%d' % (PID % 100000)
 RANGE = '10.%d.0.0/24' % N
 GW = '10.%d.0.1' % N
-OUT_NS = 'cvmfs-test-%d-out' % PID
-OUT_VETH = 'cvo%d' % (PID % 100000)
-OUT_HOST, OUT_ADDR = '198.18.%d.1' % N, '198.18.%d.2' % N
 NET_DIR = '/run/cvmfs/net'
 img = LT.image()
 
@@ -67,7 +64,7 @@ names = []  # every CVM name of this test, for the cleanup of leftovers
 def cleanup():
     for n in names:
         sh('nft delete table inet cvmfs-%s; nft delete table bridge cvmfs-%s' % (n, n), False)
-    sh('ip netns del %s; ip link del %s; ip link del %s' % (OUT_NS, OUT_VETH, BR), False)
+    sh('ip link del %s' % BR, False)
     shutil.rmtree(os.path.join(NET_DIR, BR), ignore_errors=True)
     for n in names:
         for f in glob.glob('%s/%s.lock' % (NET_DIR, n)):
@@ -76,25 +73,11 @@ def cleanup():
 
 T.add_late_cleanup(cleanup)
 
-# --- the outside: a namespace behind a host route --------------------------
-sh('ip netns add %s' % OUT_NS)
-sh('ip link add %s type veth peer name eth0 netns %s' % (OUT_VETH, OUT_NS))
-sh('ip addr add %s/24 dev %s && ip link set %s up' % (OUT_HOST, OUT_VETH, OUT_VETH))
-sh('ip -n %s addr add %s/24 dev eth0 && ip -n %s link set eth0 up && ip -n %s link set lo up'
-   ' && ip -n %s route add default via %s' % (OUT_NS, OUT_ADDR, OUT_NS, OUT_NS, OUT_NS, OUT_HOST))
-SERVE = r'''
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
-print('listening', flush=True)
-while True:
-    c, a = s.accept(); c.sendall(('%s from %s\n' % (sys.argv[3], a[0])).encode()); c.close()
-'''
+# --- the outside: a namespace behind a host route (launchtest.outside) ---
+OUT_HOST, OUT_ADDR = LT.outside()
+SERVE = LT.OUTSIDE_SERVE
 with open(os.path.join(img, 'serve.py'), 'w') as f:
     f.write(SERVE)
-out_srv = T.popen(['ip', 'netns', 'exec', OUT_NS, 'python3', '-c', SERVE, '0.0.0.0', '8000',
-                   'outside'], stdout=subprocess.PIPE)
-out_srv.stdout.readline()
 
 
 # --- a host service on every address ------------------------------------

@@ -261,7 +261,7 @@ with open(os.path.join(img, 'spoof.py'), 'w') as f:
 spoofed = GW[:-1] + '250'
 dump = T.popen(['python3', '-c', r'''
 import socket, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
 s.bind((sys.argv[1], 0)); s.settimeout(15)
 print('ready', flush=True)
 try:

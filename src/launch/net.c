@@ -97,27 +97,36 @@ static void say_stderr(int err, const char *tool)
 	log_error("%s: %s", tool, last ? last + 1 : buf);
 }
 
+/* The input in a memfd rather than a pipe: no SIGPIPE (which the launcher
+ * does not block) if the tool exits unread, no size limit. */
+static int input_fd(const char *input)
+{
+	_cleanup_close_ int fd = -EBADF;
+
+	if (!input)
+		return -EBADF;
+	fd = memfd_create("stdin", MFD_CLOEXEC);
+	if (fd < 0 || write_all(fd, input, strlen(input)) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
 int net_run(const char *input, bool quiet, const char *const argv[])
 {
-	int fds[2] = { -EBADF, -EBADF }, status;
 	_cleanup_close_ int err = memfd_create("stderr", MFD_CLOEXEC);
+	_cleanup_close_ int in = input_fd(input);
 	char path[64];
+	int status;
 	pid_t pid;
 
 	if (!tool_path(argv[0], path, sizeof(path)))
 		return -ENOENT;
-	if (err < 0 || (input && pipe2(fds, O_CLOEXEC) < 0))
-		return -errno;
+	if (err < 0 || (input && in < 0))
+		return err < 0 ? -errno : in;
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0)
-		run_child(fds[0], err, path, argv);
-	if (fds[0] >= 0)
-		close(fds[0]);
-	if (pid > 0 && input && write_all(fds[1], input, strlen(input)) < 0)
-		log_debug("%s: short write of its input", argv[0]);
-	if (fds[1] >= 0)
-		close(fds[1]);
+		run_child(in, err, path, argv);
 	if (pid < 0)
 		return -errno;
 	if (waitpid(pid, &status, 0) < 0)
@@ -176,6 +185,12 @@ static int resolv_path(struct launch *L, char *buf, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* A detached bind of the file, made by the parent (host root, in the
+ * host's mount namespace) for the child, which moves it into place: in a
+ * user namespace the child may not be able to walk to RUN_DIR, and a
+ * plain bind from an fd of another mount namespace is refused. */
+static int resolv_fd = -EBADF;
+
 static int resolv_write(struct launch *L)
 {
 	char path[PATH_MAX], text[8192];
@@ -188,6 +203,9 @@ static int resolv_write(struct launch *L)
 	unlink(path);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0 || write_all(fd, text, strlen(text)) < 0)
+		return step_error(L, -errno, "%s", path);
+	resolv_fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (resolv_fd < 0)
 		return step_error(L, -errno, "%s", path);
 	return 0;
 }
@@ -244,11 +262,10 @@ int net_attach(struct launch *L)
 int net_child(struct launch *L)
 {
 	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-	char src[PATH_MAX], dst[64];
 	_cleanup_close_ int root = -EBADF, fd = -EBADF;
 	struct stat st;
 
-	if (!net_private(L) || resolv_path(L, src, sizeof(src)) < 0)
+	if (!net_private(L) || resolv_fd < 0)
 		return 0;
 	root = open(L->mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
@@ -256,9 +273,8 @@ int net_child(struct launch *L)
 	fd = (int)syscall(SYS_openat2, root, "etc/resolv.conf", &how, sizeof(how));
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return 0;
-	snprintf(dst, sizeof(dst), "/proc/self/fd/%d", fd);
-	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-		return step_error(L, -errno, "bind %s on /etc/resolv.conf", src);
+	if (move_mount(resolv_fd, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return step_error(L, -errno, "bind the host's resolv.conf on /etc/resolv.conf");
 	return 0;
 }
 
@@ -274,6 +290,9 @@ void net_undo(struct launch *L)
 	L->net_rules = false;
 	lease_drop(L);
 	name_unlock(L);
+	if (resolv_fd >= 0)
+		close(resolv_fd);
+	resolv_fd = -EBADF;
 	if (resolv_path(L, path, sizeof(path)) == 0)
 		unlink(path);
 }

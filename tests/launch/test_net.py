@@ -5,7 +5,8 @@ are forwarded and NATed to it, never delivered to the host), serving TCP
 on 198.18.N.2. Each CVM runs on a bridge and range of this test's own.
 
 As root (--no-userns, the bridge):
-  reach    the outside answers; it sees the host's address (NAT)
+  reach    the outside answers; it sees the host's address (NAT);
+           /etc/resolv.conf has the host's nameservers, not the image's
   host     a server of the test on 0.0.0.0 is not reached on the bridge's
            address, the host's other addresses, nor the outside link's;
            with --net-host it is (the control: the probe can see it)
@@ -104,6 +105,8 @@ PROBE = r'''
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('192.0.2.99', 9))
 print('addr', s.getsockname()[0], flush=True)
+ns = [l.split()[1] for l in open('/etc/resolv.conf') if l.startswith('nameserver')]
+print('resolv', ','.join(ns) or 'none', flush=True)
 for t in sys.argv[1:]:
     h, p = t.rsplit(':', 1)
     try:
@@ -115,6 +118,24 @@ for t in sys.argv[1:]:
 '''
 with open(os.path.join(img, 'probe.py'), 'w') as f:
     f.write(PROBE)
+# The image's own resolv.conf, which the CVM must not see: the host's
+# nameservers (systemd-resolved's upstream ones behind its stub) instead.
+os.makedirs(os.path.join(img, 'etc'), exist_ok=True)
+with open(os.path.join(img, 'etc', 'resolv.conf'), 'w') as f:
+    f.write('nameserver 192.0.2.254\n')
+
+
+def host_nameservers():
+    path = '/etc/resolv.conf'
+    text = open(path).read() if os.path.exists(path) else ''
+    if 'nameserver 127.' in text and os.path.exists('/run/systemd/resolve/resolv.conf'):
+        text = open('/run/systemd/resolve/resolv.conf').read()
+    ns = [x.split()[1] for x in text.splitlines() if x.startswith('nameserver') and
+          len(x.split()) > 1 and not x.split()[1].startswith('127.') and x.split()[1] != '::1']
+    return ','.join(ns) or 'none'
+
+
+RESOLV = host_nameservers()
 
 
 def probe_results(out):
@@ -123,8 +144,8 @@ def probe_results(out):
         p = line.split(' ', 2)
         if p[0] == 'to' and len(p) == 3:
             res[p[1]] = p[2]
-        elif p[0] == 'addr' and len(p) == 2:
-            res['addr'] = p[1]
+        elif p[0] in ('addr', 'resolv') and len(p) == 2:
+            res[p[0]] = p[1]
     return res
 
 
@@ -170,6 +191,7 @@ print('# root mode: %s' % res)
 R.eq('root: launch', rc, 0, err)
 R.check('root: the CVM has an address in --net-range', res.get('addr', '').startswith(GW[:-1]),
         res.get('addr'))
+R.eq('root: /etc/resolv.conf has the host\'s nameservers', res.get('resolv'), RESOLV)
 R.check('root: reaches the outside, NATed to the host\'s address',
         res.get(targets[0], '') == 'outside from %s' % OUT_HOST, res.get(targets[0]), detail=err)
 for t in targets[1:]:
@@ -418,6 +440,7 @@ else:
     print('# user mode: %s' % res)
     R.check('userns: reaches the outside', res.get(targets[0], '').startswith('outside'), res,
             detail=err)
+    R.eq('userns: /etc/resolv.conf has the host\'s nameservers', res.get('resolv'), RESOLV)
     R.check('userns: does not reach the host\'s 127.0.0.1 service',
             not reached(res.get(targets[1], '')), res)
     publish_checks('userns', ['--net', 'private'], None)

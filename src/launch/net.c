@@ -235,9 +235,10 @@ int net_prepare(struct launch *L)
 		return r;
 	rules_del(L); /* a crashed launcher's, by name: ours (name_lock) */
 	lease_reclaim_name(L);
-	if ((r = bridge_ensure(L, &range)) < 0 || (r = lease_take(L, &range)) < 0)
-		return r;
-	return 0;
+	if ((r = bridge_lock(L)) == 0 && (r = bridge_ensure(L, &range)) == 0)
+		r = lease_take(L, &range);
+	bridge_unlock();
+	return r;
 }
 
 int net_attach(struct launch *L)
@@ -288,7 +289,10 @@ void net_undo(struct launch *L)
 	if (L->net_rules)
 		rules_del(L);
 	L->net_rules = false;
-	lease_drop(L);
+	if (L->lease_fd >= 0) {
+		lease_drop(L);
+		bridge_release(L);
+	}
 	name_unlock(L);
 	if (resolv_fd >= 0)
 		close(resolv_fd);

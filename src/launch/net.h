@@ -50,6 +50,14 @@ void lease_reclaim_name(struct launch *L); /* leftovers naming NAME */
 /* net_rules.c: the bridge and the veth pair; net_nft.c: the nft tables
  * cvmfs-NAME. */
 void veth_name(struct launch *L);
+/* net_bridge.c: NET_DIR/bridge.lock serialises making the bridge and
+ * taking a lease against the last CVM's teardown; NET_DIR/NAME.made marks
+ * a bridge a launcher made, NET_DIR/ip_forward.made an ip_forward it
+ * turned on: the launcher that drops the last lease undoes them. */
+int bridge_lock(struct launch *L);
+void bridge_unlock(void);
+void bridge_mark(struct launch *L, const char *what);
+void bridge_release(struct launch *L);
 int bridge_ensure(struct launch *L, const struct net_range *r);
 int veth_attach(struct launch *L, const struct net_range *r);
 int rules_add(struct launch *L, const struct net_range *r);

@@ -4,7 +4,7 @@
  * next launch of NAME after a crash) never touches another CVM's; rules
  * that several CVMs need are repeated in each (a drop in any table is
  * final, and an equal rule in another table does no harm). The bridge is
- * shared and stays. */
+ * shared: the last CVM to leave removes it (net_bridge.c). */
 #include "net.h"
 
 #include "cvmfs/cleanup.h"
@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 /* The host's end: "cvm-NAME" when that fits in IFNAMSIZ, else "cvm" and
@@ -53,27 +52,29 @@ static int ip(struct launch *L, bool quiet, const char *const argv[])
 	return r == 0 ? 0 : -EIO;
 }
 
-/* Under NET_DIR/bridge.lock: concurrent first launches make it once.
- * ip_forward is host-wide (Docker turns it on too); route_localnet on the
- * bridge lets the host's own 127.0.0.1:PORT reach a published port. */
+/* Under NET_DIR/bridge.lock (net_bridge.c): concurrent first launches
+ * make it once. ip_forward is host-wide (Docker turns it on too);
+ * route_localnet on the bridge lets the host's own 127.0.0.1:PORT reach a
+ * published port. What this launch turned on or made is marked, so that
+ * the last CVM to leave undoes it (bridge_release). */
 int bridge_ensure(struct launch *L, const struct net_range *r)
 {
-	char lock[PATH_MAX], gw[16], cidr[24], rl[PATH_MAX];
-	_cleanup_close_ int fd = -EBADF;
+	char gw[16], cidr[24], rl[PATH_MAX], fwd[4] = "";
 	int e;
 
-	snprintf(lock, sizeof(lock), NET_DIR "/bridge.lock");
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX) < 0)
-		return step_error(L, -errno, "%s", lock);
 	net_ntoa(net_gateway(r), gw);
 	snprintf(cidr, sizeof(cidr), "%s/%u", gw, r->prefix);
-	ip(L, true, (const char *const[]){ "ip", "link", "add", L->o.bridge, "type", "bridge", NULL });
+	if (ip(L, true, (const char *const[]){ "ip", "link", "add", L->o.bridge, "type", "bridge",
+					       NULL }) == 0)
+		bridge_mark(L, L->o.bridge);
 	if ((e = ip(L, false, (const char *const[]){ "ip", "addr", "replace", cidr, "dev",
 						     L->o.bridge, NULL })) < 0 ||
 	    (e = ip(L, false, (const char *const[]){ "ip", "link", "set", L->o.bridge, "up",
 						     NULL })) < 0)
 		return e;
+	read_regular_buf(AT_FDCWD, "/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd));
+	if (fwd[0] == '0')
+		bridge_mark(L, "ip_forward");
 	snprintf(rl, sizeof(rl), "/proc/sys/net/ipv4/conf/%s/route_localnet", L->o.bridge);
 	if ((e = sysctl_set(L, "/proc/sys/net/ipv4/ip_forward", "1")) < 0 ||
 	    (e = sysctl_set(L, rl, "1")) < 0)

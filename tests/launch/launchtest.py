@@ -161,8 +161,9 @@ class Workspace:
         """What this workspace's launcher undoes itself, in case it was
         killed (meson's timeout SIGTERMs the test, whose cleanup SIGKILLs
         the launcher): its disk daemon, by the pid in its pid file if that
-        process names this workspace, and its cgroups cvmfs/NAME in every
-        hierarchy, deepest first (only our CVM's processes can be there)."""
+        process names this workspace, its cgroups cvmfs/NAME in every
+        hierarchy, deepest first (only our CVM's processes can be there),
+        and what --net private made for NAME (net_sweep)."""
         try:
             with open(os.path.join(self.run_dir, 'disk', self.name + '.pid')) as f:
                 pid = int(f.read())
@@ -171,6 +172,7 @@ class Workspace:
                     os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError):
             pass
+        net_sweep(self.name)
         for ctl in os.listdir(T.CG_ROOT):
             top = os.path.join(T.CG_ROOT, ctl, 'cvmfs', self.name)
             if os.path.islink(os.path.join(T.CG_ROOT, ctl)) or not os.path.isdir(top):
@@ -202,6 +204,32 @@ class Workspace:
 
     def sh(self, script, *extra, timeout=120, **opts):
         return self.launch(*extra, cmd=['/bin/sh', '-c', script], timeout=timeout, **opts)
+
+
+NET_DIR = '/run/cvmfs/net'  # cvm-launch's leases and locks (src/launch/net.h)
+
+
+def net_sweep(name):
+    """What a killed launcher of --net private leaves for NAME (the next
+    launch of NAME would remove it): its nft tables, its name lock, its
+    unlocked lease files."""
+    for fam in ('inet', 'bridge') if shutil.which('nft') else ():
+        subprocess.run(['nft', 'delete', 'table', fam, 'cvmfs-' + name],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    paths = [os.path.join(NET_DIR, name + '.lock')]
+    if os.path.isdir(NET_DIR):
+        paths += [os.path.join(NET_DIR, d, f) for d in os.listdir(NET_DIR)
+                  if os.path.isdir(os.path.join(NET_DIR, d))
+                  for f in os.listdir(os.path.join(NET_DIR, d))]
+    for path in paths:
+        try:
+            with open(path, 'r+') as f:
+                if not path.endswith('.lock') and f.read().strip() != name:
+                    continue
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def leftovers(name):

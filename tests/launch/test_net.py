@@ -18,6 +18,8 @@ As root (--no-userns, the bridge):
            kill -9 of the launcher they stay, and the next launch of NAME
            removes them
   leases   four concurrent launches get four distinct addresses in range
+  last     once the last CVM is gone, the bridge it made is removed and
+           the host's ip_forward is what it was
   input    bad --publish / --net-range: one line naming it, 125
 In a user namespace (the default mode, pasta): the outside answers, the
 host's 127.0.0.1 services are not reached, --publish (TCP) works from
@@ -49,6 +51,8 @@ RANGE = '10.%d.0.0/24' % N
 GW = '10.%d.0.1' % N
 NET_DIR = '/run/cvmfs/net'
 img = LT.image()
+with open('/proc/sys/net/ipv4/ip_forward') as f:
+    FWD0 = f.read().strip()
 
 
 def sh(cmd, check=True):
@@ -281,7 +285,7 @@ print('sent', flush=True)
 with open(os.path.join(img, 'spoof.py'), 'w') as f:
     f.write(SPOOF)
 spoofed = GW[:-1] + '250'
-dump = T.popen(['python3', '-c', r'''
+SNIFF = r'''
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
 s.bind((sys.argv[1], 0)); s.settimeout(15)
@@ -291,13 +295,20 @@ try:
         p = s.recv(2000)
         if p[9] == 6 and socket.inet_ntoa(p[12:16]) == sys.argv[2]:
             print('seen', flush=True); break
-except socket.timeout:
+except OSError:  # the timeout, or the bridge gone with the last CVM
     print('none', flush=True)
-''', BR, spoofed], stdout=subprocess.PIPE, text=True)
-dump.stdout.readline()
+'''
+# The CVM waits 3 s before it sends: the bridge is there once it runs (the
+# last CVM to leave removes it), and the sniffer on it starts meanwhile.
 ws_s = ws('net-s')
-rc, out, err = ws_s.launch(*root_args(), cmd=['/usr/bin/python3', '/spoof.py', spoofed, GW,
-                                              str(HOST_PORT)])
+ps = T.popen(ws_s.argv(*root_args(), cmd=['/bin/sh', '-c', 'sleep 3; exec /usr/bin/python3 '
+                                          '/spoof.py %s %s %d' % (spoofed, GW, HOST_PORT)]),
+             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+lease_of(ws_s.name)
+dump = T.popen(['python3', '-c', SNIFF, BR, spoofed], stdout=subprocess.PIPE, text=True)
+dump.stdout.readline()
+out, err = ps.communicate(timeout=120)
+T.forget(ps)
 seen = dump.stdout.readline().strip()
 R.check('spoof: the CVM sent from another address (net_raw)', 'sent' in out, (out, err))
 R.eq('spoof: no frame from the spoofed address reaches the host\'s bridge', seen, 'none')
@@ -427,6 +438,14 @@ for args, word in ((['--publish', '80'], '--publish'), (['--publish', '0:80'], '
             rc == 125 and len(lines) == 1 and word in lines[0], (rc, err))
 rc, out, err = wbad.launch('--net', 'none', '--publish', '80:80', cmd=['/bin/true'])
 R.check('bad --publish with --net none: one line', rc == 125 and '--publish' in err, (rc, err))
+
+# --- the last CVM gone: the bridge it made, the ip_forward it turned on ----
+R.check('last CVM gone: its bridge %s is removed' % BR,
+        sh('ip -br link show dev %s 2>&1' % BR, False).find('does not exist') >= 0,
+        sh('ip -br link show dev %s' % BR, False))
+R.check('last CVM gone: no lease directory', not os.path.exists(os.path.join(NET_DIR, BR)))
+with open('/proc/sys/net/ipv4/ip_forward') as f:
+    R.eq('last CVM gone: the host\'s ip_forward is back to %s' % FWD0, f.read().strip(), FWD0)
 
 # --- user namespace: pasta ------------------------------------------------
 if not shutil.which('pasta'):

@@ -1,6 +1,7 @@
 /* Step "start": clone the inner child into new mount, PID, UTS, IPC (and
- * with --net none, network; with --userns, user) namespaces; with --userns
- * the parent maps its ids; then the parent forwards signals and waits. The
+ * unless --net host, network; with --userns, user) namespaces; with --userns
+ * the parent maps its ids, with --net private it wires the network
+ * (net.c); then the parent forwards signals and waits. The
  * child reports a setup failure through a close-on-exec pipe: EOF without
  * a report means CMD was exec'ed. */
 #include "launch.h"
@@ -33,8 +34,9 @@ struct child_report {
 };
 
 static int err_pipe = -EBADF; /* parent: read end; child: write end */
-/* --userns: the parent writes one byte once the id maps are written and
- * keeps its end open until the CVM is gone; child: read end. */
+/* --userns or --net private: the parent writes one byte once the id maps
+ * are written and the network is wired, and keeps its end open until the
+ * CVM is gone; child: read end. */
 static int sync_pipe = -EBADF;
 
 static int loopback_up(struct launch *L)
@@ -96,10 +98,10 @@ static int child_setup(struct launch *L)
 		return step_error(L, -errno, "unshare cgroup namespace");
 	if ((r = lcg_enter_leaf(L)) < 0)
 		return r;
-	if (!strcmp(L->o.net, "none") && (r = loopback_up(L)) < 0)
+	if (net_own_ns(L) && (r = loopback_up(L)) < 0)
 		return r;
 	L->step = "mounts";
-	if ((r = child_mounts(L)) < 0 || (r = child_pivot(L)) < 0)
+	if ((r = child_mounts(L)) < 0 || (r = net_child(L)) < 0 || (r = child_pivot(L)) < 0)
 		return r;
 	L->step = "hostname";
 	if (sethostname(L->o.hostname, strlen(L->o.hostname)) < 0)
@@ -157,6 +159,19 @@ static int become_userns_root(struct launch *L)
 	return 0;
 }
 
+/* --net private without --userns: CMD starts once its network is wired. */
+static int wait_network(struct launch *L)
+{
+	char go;
+
+	L->step = "net";
+	if (read(sync_pipe, &go, 1) != 1)
+		return step_error(L, -EPIPE, "no network from the launcher");
+	close(sync_pipe);
+	sync_pipe = -EBADF;
+	return 0;
+}
+
 static _Noreturn void child_fail(int r, int code)
 {
 	struct child_report rep = { r, code };
@@ -177,7 +192,7 @@ static _Noreturn void child_main(struct launch *L)
 	/* If the launcher dies, the CVM dies with it (PID 1 takes the rest). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(LAUNCH_EXIT_FAIL);
-	r = L->o.userns ? become_userns_root(L) : 0;
+	r = L->o.userns ? become_userns_root(L) : sync_pipe >= 0 ? wait_network(L) : 0;
 	if (r == 0)
 		r = child_setup(L);
 	if (r < 0)
@@ -215,7 +230,21 @@ static int map_ids(struct launch *L)
 	if ((r = write_map(L, "uid_map", L->o.userns_uid)) < 0 ||
 	    (r = write_map(L, "gid_map", L->o.userns_gid)) < 0)
 		return r;
-	if (write(sync_pipe, "1", 1) != 1)
+	return 0;
+}
+
+/* Once mapped and wired, the child goes on (become_userns_root,
+ * wait_network). */
+static int release_child(struct launch *L)
+{
+	int r;
+
+	if (L->o.userns && (r = map_ids(L)) < 0)
+		return r;
+	if ((r = net_attach(L)) < 0)
+		return r;
+	L->step = "start";
+	if (sync_pipe >= 0 && write(sync_pipe, "1", 1) != 1)
 		return step_error(L, -errno, "release the child");
 	return 0;
 }
@@ -290,9 +319,10 @@ int step_child(struct launch *L)
 	pid_t pid;
 
 	if ((r = detect_systemd(L)) < 0 || (r = mounts_prepare(L)) < 0 ||
-	    (r = console_open(L)) < 0 || (r = notif_prepare(L)) < 0)
+	    (r = console_open(L)) < 0 || (r = notif_prepare(L)) < 0 ||
+	    (r = net_prepare(L)) < 0)
 		return r;
-	if (!strcmp(L->o.net, "none"))
+	if (net_own_ns(L))
 		flags |= CLONE_NEWNET;
 	/* The user namespace is created first by the kernel and owns all the
 	 * others, so root inside may mount proc, tmpfs, devpts there. */
@@ -300,7 +330,7 @@ int step_child(struct launch *L)
 		flags |= CLONE_NEWUSER;
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return step_error(L, -errno, "pipe");
-	if (L->o.userns && pipe2(sfds, O_CLOEXEC) < 0) {
+	if ((L->o.userns || net_private(L)) && pipe2(sfds, O_CLOEXEC) < 0) {
 		r = -errno;
 		close_pair(fds);
 		return step_error(L, r, "pipe");
@@ -335,7 +365,7 @@ int step_child(struct launch *L)
 	L->child_pid = pid;
 	if ((r = notif_start(L)) < 0)
 		return r;
-	return L->o.userns ? map_ids(L) : 0;
+	return release_child(L);
 }
 
 /* Non-blocking look at the pipe: 1 with a report, 0 at EOF (exec'ed or
@@ -499,6 +529,7 @@ void undo_child(struct launch *L)
 	}
 	L->child_pid = 0;
 	notif_stop(L);
+	net_undo(L); /* the CVM is gone: its network goes */
 	if (err_pipe >= 0)
 		close(err_pipe);
 	err_pipe = -EBADF;

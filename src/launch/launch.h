@@ -28,7 +28,12 @@ struct launch_opts {
 	char *cpuset;    /* NULL: the parent's CPUs */
 	uint64_t pids;   /* 0: no limit */
 	char *hostname;
-	char *net;       /* "host" or "none" */
+	char *net;       /* "private", "host" or "none"; default: net.c */
+	char *bridge;    /* --net private as root: the host bridge (cvmfs0) */
+	char *net_range; /* its IPv4 range, CIDR (10.87.0.0/16) */
+	char *publish;   /* HOSTPORT:CVMPORT[/tcp|udp] entries joined by ':' */
+	bool net_peers;  /* may reach (and be reached by) other CVMs with it */
+	bool net_host;   /* may reach the host's own addresses */
 	bool userns;           /* default true; --no-userns / "userns = false" */
 	bool no_userns;
 	bool unsafe_host_root_caps; /* allow host-affecting caps without userns */
@@ -124,6 +129,13 @@ struct launch {
 	char console_path[64]; /* the slave in the host's /dev/pts */
 	int exit_status;
 	double t_start;
+	/* net (net*.c) */
+	int lease_fd;          /* the address's lease, flock'ed while the CVM runs */
+	int net_lock_fd;       /* the name's network lock (net_lease.c) */
+	uint32_t addr;         /* the CVM's IPv4 address, host order; 0: none */
+	char veth[16];         /* the host's end of the veth pair */
+	bool net_rules;        /* our nft tables may exist */
+	pid_t pasta_pid;       /* user-mode network helper, > 0 when started */
 };
 
 /* Error line "cvm-launch: STEP: ...: strerror"; returns r. */
@@ -237,6 +249,20 @@ int volume_status(struct launch *L, pid_t pid);
 int lanes_prepare(struct launch *L);      /* parent, before the clone */
 int lanes_bind(struct launch *L);         /* inner child, before pivot_root */
 void lanes_free(struct launch *L);
+
+/* net.c, net_lease.c, net_rules.c, net_user.c: --net private
+ * (doc/cvm-launch.md, Network). As root (--no-userns) a veth pair on the
+ * host bridge, a leased address, nft rules per CVM; with a user namespace
+ * a user-mode network (pasta). */
+int net_default(struct launch *L);     /* opts: --net left out */
+int net_validate(struct launch *L);    /* step validate: one line per bad value */
+int net_prepare(struct launch *L);     /* parent, before the clone */
+int net_attach(struct launch *L);      /* parent, child cloned (and mapped) */
+int net_child(struct launch *L);       /* inner child, before pivot_root */
+void net_undo(struct launch *L);       /* parent, CVM gone */
+bool net_private(const struct launch *L);
+bool net_own_ns(const struct launch *L); /* not --net host */
+const char *net_addr_str(const struct launch *L, char buf[16]);
 
 /* caps.c */
 /* Without a user namespace only Docker's set (no net_raw with --net host)

@@ -84,7 +84,8 @@ static void block_signals(void)
 int main(int argc, char **argv)
 {
 	struct launch L = { .lock_fd = -EBADF, .console_master = -EBADF,
-			    .console_slave = -EBADF, .t_start = now_s() };
+			    .console_slave = -EBADF, .lease_fd = -EBADF,
+			    .net_lock_fd = -EBADF, .t_start = now_s() };
 	int r;
 
 	log_setup("cvm-launch", false, false);

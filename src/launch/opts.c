@@ -39,8 +39,18 @@ static const struct opt_def launch_defs[] = {
 	  "CPUs the CVM may use, a subset of the host's online CPUs (default: all)" },
 	{ "pids", 0, OPT_UINT, O(pids), false, "N", "task limit (default: none)" },
 	{ "hostname", 0, OPT_STR, O(hostname), false, "H", "host name (default NAME)" },
-	{ "net", 0, OPT_STR, O(net), false, "none|host",
-	  "none (default): own network namespace with lo up; host: the host's" },
+	{ "net", 0, OPT_STR, O(net), false, "private|none|host",
+	  "private (default where it works, else none): own namespace, NAT out; none: lo only; host: the host's" },
+	{ "publish", 'p', OPT_LIST, O(publish), false, "HOSTPORT:CVMPORT[/tcp|udp]",
+	  "with --net private, the host's port to the CVM's; repeatable" },
+	{ "bridge", 0, OPT_STR, O(bridge), false, "NAME",
+	  "--net private as root: the host bridge (default cvmfs0)" },
+	{ "net-range", 0, OPT_STR, O(net_range), false, "CIDR",
+	  "--net private as root: the CVMs' addresses (default 10.87.0.0/16)" },
+	{ "net-peers", 0, OPT_BOOL, O(net_peers), false, NULL,
+	  "--net private as root: reach, and be reached by, other CVMs with it" },
+	{ "net-host", 0, OPT_BOOL, O(net_host), false, NULL,
+	  "--net private as root: reach the host's own addresses" },
 	{ "userns", 0, OPT_BOOL, O(userns), false, NULL,
 	  "run in a user namespace (the default; config: userns = yes)" },
 	{ "no-userns", 0, OPT_BOOL, O(no_userns), true, NULL,
@@ -151,8 +161,10 @@ static int set_defaults(struct launch *L)
 
 	if (!L->o.cvmfsd && env_cvmfsd && *env_cvmfsd)
 		L->o.cvmfsd = strdup(env_cvmfsd);
-	/* Never the host's network by default: its own namespace, lo up. */
-	if (str_default(&L->o.net, "none") < 0)
+	/* Never the host's network by default: a private one where the
+	 * launcher can make it, else its own namespace with lo only. */
+	if (net_default(L) < 0 || str_default(&L->o.bridge, "cvmfs0") < 0 ||
+	    str_default(&L->o.net_range, "10.87.0.0/16") < 0)
 		return -ENOMEM;
 	if (str_default(&L->o.cvmfsd, CVMFSD_PATH) < 0 ||
 	    (!L->o.data && asprintf(&L->o.data, CVMFS_STATE_DIR "/workspaces/%s", L->o.name) < 0) ||

@@ -236,8 +236,8 @@ static int check_simple(struct launch *L)
 				  L->o.name);
 	if (L->o.userns && (r = check_userns(L)) < 0)
 		return r;
-	if (strcmp(L->o.net, "host") && strcmp(L->o.net, "none"))
-		return step_error(L, -EINVAL, "--net '%s': use host or none", L->o.net);
+	if ((r = net_validate(L)) < 0)
+		return r;
 	if (L->o.console && strcmp(L->o.console, "pty") && strcmp(L->o.console, "inherit"))
 		return step_error(L, -EINVAL, "--console '%s': use pty or inherit", L->o.console);
 	if (L->o.hostname[0] == '\0' || strlen(L->o.hostname) > 64)

@@ -5,8 +5,9 @@ fuse-overlayfs on the FUSE disk (see test_docker_userns.py for why not
 overlay2 there) -- and the workloads a VM user runs: `docker
 import`, `docker run`, a two-step `docker build`, `docker-compose up -d`
 with two services reaching each other by name and `down`, memory and pids
-limits of inner containers. dockerd's sysctls land in the CVM's network
-namespace, not the host's."""
+limits of inner containers; an inner container reaches a server outside
+the CVM (the default --net private). dockerd's sysctls land in the CVM's
+network namespace, not the host's."""
 import dockertest as DT
 
 T = DT.T
@@ -50,6 +51,19 @@ if ok:
     R.eq('docker import of a rootfs tarball', rc, 0, out)
     rc, out = cvm.sh('docker run --rm %s echo hi' % DT.IMG)
     R.eq('docker run --rm IMG echo hi', (rc, out), (0, 'hi'))
+    # The default --net private (pasta in the user namespace, where it is
+    # installed): an inner container reaches a server outside the CVM
+    # through dockerd's docker0, the CVM's eth0 and pasta; the "outside" is
+    # a network namespace of the test's own behind a host route.
+    if DT.shutil.which('pasta'):
+        _, out_addr = DT.LT.outside()
+        probe = ('import socket; c = socket.create_connection((\\"%s\\", 8000), timeout=5); '
+                 'print(c.recv(100).decode().strip())' % out_addr)
+        rc, out = cvm.sh('docker run --rm %s python3 -c "%s"' % (DT.IMG, probe))
+        R.check('an inner container reaches the outside through the CVM\'s network',
+                rc == 0 and out.startswith('outside from'), (rc, out))
+    else:
+        print('# pasta missing: the default is --net none, no outside to reach')
 
     rc, out = cvm.sh('cd /root/cvmfs-test/app && docker build -q -t cvmfs-test-built . '
                      '&& docker run --rm cvmfs-test-built')

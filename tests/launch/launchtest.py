@@ -161,8 +161,9 @@ class Workspace:
         """What this workspace's launcher undoes itself, in case it was
         killed (meson's timeout SIGTERMs the test, whose cleanup SIGKILLs
         the launcher): its disk daemon, by the pid in its pid file if that
-        process names this workspace, and its cgroups cvmfs/NAME in every
-        hierarchy, deepest first (only our CVM's processes can be there)."""
+        process names this workspace, its cgroups cvmfs/NAME in every
+        hierarchy, deepest first (only our CVM's processes can be there),
+        and what --net private made for NAME (net_sweep)."""
         try:
             with open(os.path.join(self.run_dir, 'disk', self.name + '.pid')) as f:
                 pid = int(f.read())
@@ -171,6 +172,7 @@ class Workspace:
                     os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError):
             pass
+        net_sweep(self.name)
         for ctl in os.listdir(T.CG_ROOT):
             top = os.path.join(T.CG_ROOT, ctl, 'cvmfs', self.name)
             if os.path.islink(os.path.join(T.CG_ROOT, ctl)) or not os.path.isdir(top):
@@ -202,6 +204,32 @@ class Workspace:
 
     def sh(self, script, *extra, timeout=120, **opts):
         return self.launch(*extra, cmd=['/bin/sh', '-c', script], timeout=timeout, **opts)
+
+
+NET_DIR = '/run/cvmfs/net'  # cvm-launch's leases and locks (src/launch/net.h)
+
+
+def net_sweep(name):
+    """What a killed launcher of --net private leaves for NAME (the next
+    launch of NAME would remove it): its nft tables, its name lock, its
+    unlocked lease files."""
+    for fam in ('inet', 'bridge') if shutil.which('nft') else ():
+        subprocess.run(['nft', 'delete', 'table', fam, 'cvmfs-' + name],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    paths = [os.path.join(NET_DIR, name + '.lock')]
+    if os.path.isdir(NET_DIR):
+        paths += [os.path.join(NET_DIR, d, f) for d in os.listdir(NET_DIR)
+                  if os.path.isdir(os.path.join(NET_DIR, d))
+                  for f in os.listdir(os.path.join(NET_DIR, d))]
+    for path in paths:
+        try:
+            with open(path, 'r+') as f:
+                if not path.endswith('.lock') and f.read().strip() != name:
+                    continue
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def leftovers(name):
@@ -351,3 +379,43 @@ def host_path(w, path):
                 return os.path.join(w.data, 'lanes', lane[1:].replace('/', '-'),
                                     path[len(lane) + 1:])
     return os.path.join(w.data, 'upper', path.lstrip('/'))
+
+
+# The "outside" for --net private tests, with no traffic leaving this
+# machine: a network namespace of the test's own behind a veth and a host
+# route, like any network beyond the host (a CVM's packets to it are
+# forwarded and NATed, never delivered to the host), serving TCP on
+# OUT_ADDR:8000 with "outside from PEER".
+OUTSIDE_SERVE = r'''
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+print('listening', flush=True)
+while True:
+    c, a = s.accept(); c.sendall(('%s from %s\n' % (sys.argv[3], a[0])).encode()); c.close()
+'''
+
+
+def outside():
+    """(OUT_HOST, OUT_ADDR): the host's end and the server's address,
+    198.18.N.0/24 (a benchmark range no host uses). Removed at cleanup."""
+    n = 100 + os.getpid() % 100
+    ns, veth = 'cvmfs-test-%d-out' % os.getpid(), 'cvo%d' % (os.getpid() % 100000)
+    host, addr = '198.18.%d.1' % n, '198.18.%d.2' % n
+
+    def sh(cmd):
+        p = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        if p.returncode != 0:
+            T.fatal('%s: %s' % (cmd, p.stdout.strip()))
+    T.add_late_cleanup(lambda: subprocess.run('ip netns del %s; ip link del %s' % (ns, veth),
+                                              shell=True, stderr=subprocess.DEVNULL))
+    sh('ip netns add %s' % ns)
+    sh('ip link add %s type veth peer name eth0 netns %s' % (veth, ns))
+    sh('ip addr add %s/24 dev %s && ip link set %s up' % (host, veth, veth))
+    sh('ip -n %s addr add %s/24 dev eth0 && ip -n %s link set eth0 up && ip -n %s link set lo up'
+       ' && ip -n %s route add default via %s' % (ns, addr, ns, ns, ns, host))
+    srv = T.popen(['ip', 'netns', 'exec', ns, 'python3', '-c', OUTSIDE_SERVE, '0.0.0.0', '8000',
+                   'outside'], stdout=subprocess.PIPE)
+    srv.stdout.readline()
+    return host, addr

@@ -31,6 +31,7 @@ struct cvm {
 	unsigned long long memory, disk, pids; /* 0: no limit */
 	char cpus[32], cpuset[128], net[16];
 	char trap[108]; /* the views supervisor's socket while its launcher traps, else "" */
+	char address[16]; /* --net private with a bridge: the CVM's IPv4 address, else "" */
 	bool running; /* launcher and init are the recorded processes */
 };
 

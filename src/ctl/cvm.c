@@ -89,6 +89,8 @@ static int parse_record(const char *t, struct cvm *c)
 	c->userns = json_get(t, "userns", b, sizeof(b)) == 0 && !strcmp(b, "true");
 	if (json_get(t, "trap", c->trap, sizeof(c->trap)) < 0)
 		c->trap[0] = '\0'; /* a record of an older launcher */
+	if (json_get(t, "address", c->address, sizeof(c->address)) < 0)
+		c->address[0] = '\0';
 	return 0;
 }
 

@@ -45,8 +45,8 @@ static long long uptime_of(const struct cvm *c)
 
 static void print_table(const struct cvm *cs, size_t n)
 {
-	printf("%-24s %8s %-8s %8s %6s %-8s %8s %10s\n", "NAME", "PID", "STATE", "MEMORY", "CPUS",
-	       "CPUSET", "DISK", "UPTIME");
+	printf("%-24s %8s %-8s %8s %6s %-8s %8s %10s %s\n", "NAME", "PID", "STATE", "MEMORY",
+	       "CPUS", "CPUSET", "DISK", "UPTIME", "NETWORK");
 	for (size_t i = 0; i < n; i++) {
 		const struct cvm *c = &cs[i];
 		char mem[32], disk[32], up[32];
@@ -56,9 +56,10 @@ static void print_table(const struct cvm *cs, size_t n)
 		human(c->disk, disk, sizeof(disk));
 		snprintf(up, sizeof(up), c->running ? "%lld:%02lld:%02lld" : "-", s / 3600,
 			 s / 60 % 60, s % 60);
-		printf("%-24s %8d %-8s %8s %6s %-8s %8s %10s\n", c->name, (int)c->init_pid,
+		printf("%-24s %8d %-8s %8s %6s %-8s %8s %10s %s%s%s\n", c->name, (int)c->init_pid,
 		       c->running ? "running" : "stopped", mem, *c->cpus ? c->cpus : "-",
-		       *c->cpuset ? c->cpuset : "-", disk, up);
+		       *c->cpuset ? c->cpuset : "-", disk, up, *c->net ? c->net : "-",
+		       *c->address ? " " : "", c->address);
 	}
 }
 
@@ -71,11 +72,11 @@ static void print_json(const struct cvm *cs, size_t n)
 		printf("%s\n  {\"name\": \"%s\", \"pid\": %d, \"launcher_pid\": %d, "
 		       "\"state\": \"%s\", \"systemd\": %s, \"userns\": %s, \"memory\": %llu, "
 		       "\"cpus\": \"%s\", \"cpuset\": \"%s\", \"disk\": %llu, \"pids\": %llu, "
-		       "\"uptime\": %lld}",
+		       "\"uptime\": %lld, \"net\": \"%s\", \"address\": \"%s\"}",
 		       i ? "," : "", c->name, (int)c->init_pid, (int)c->launcher_pid,
 		       c->running ? "running" : "stopped", c->systemd ? "true" : "false",
 		       c->userns ? "true" : "false", c->memory, c->cpus, c->cpuset, c->disk,
-		       c->pids, uptime_of(c));
+		       c->pids, uptime_of(c), c->net, c->address);
 	}
 	printf("%s]\n", n ? "\n" : "");
 }

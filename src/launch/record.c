@@ -44,17 +44,20 @@ unsigned long long proc_start_ticks(pid_t pid)
 
 static int record_text(struct launch *L, char *buf, size_t size)
 {
+	char addr[16];
+
 	return snprintf(buf, size,
 			"{\"name\": \"%s\", \"launcher_pid\": %d, \"launcher_start\": %llu, "
 			"\"init_pid\": %d, \"init_start\": %llu, \"started\": %lld, \"systemd\": %s, "
 			"\"userns\": %s, \"net\": \"%s\", \"memory\": %llu, \"cpus\": \"%s\", "
-			"\"cpuset\": \"%s\", \"disk\": %llu, \"pids\": %llu, \"trap\": \"%s\"}\n",
+			"\"cpuset\": \"%s\", \"disk\": %llu, \"pids\": %llu, \"trap\": \"%s\", \"address\": \"%s\"}\n",
 			L->o.name, (int)getpid(), proc_start_ticks(getpid()), (int)L->child_pid,
 			proc_start_ticks(L->child_pid), (long long)time(NULL),
 			L->systemd ? "true" : "false", L->o.userns ? "true" : "false",
 			L->o.net, (unsigned long long)L->o.memory, L->o.cpus ? L->o.cpus : "",
 			L->o.cpuset ? L->o.cpuset : "", (unsigned long long)L->o.disk,
-			(unsigned long long)L->o.pids, notif_socket() ? notif_socket() : "");
+			(unsigned long long)L->o.pids, notif_socket() ? notif_socket() : "",
+			net_addr_str(L, addr));
 }
 
 /* Once CMD is exec'ed. A failure costs only cvmctl's view: one warning. */

@@ -28,6 +28,7 @@ the host's 127.0.0.1.
 CVMFS_TEST_NET_MODE adds launcher options to every root-mode CVM (with
 "--net-host --net-peers" the host and peers checks fail)."""
 import glob
+import json
 import os
 import shutil
 import socket
@@ -247,6 +248,16 @@ for label, extra in (('isolated', ()), ('control --net-peers', ('--net-peers',))
     if not addr_b:
         T.fatal('CVM b got no lease: %s' % pb.stderr.read1(4000))
     time.sleep(1)
+    if not extra:  # cvmctl list shows the network and the address
+        ctl = os.environ.get('CVMCTL') or os.path.join(T.BUILD, 'src', 'ctl', 'cvmctl')
+        lst = subprocess.run([ctl, 'list', '--json', '--run-dir', wb.run_dir],
+                             capture_output=True, text=True)
+        try:
+            row = {c['name']: c for c in json.loads(lst.stdout)}.get(wb.name, {})
+        except ValueError:
+            row = {}
+        R.eq('cvmctl list --json: net and address of the CVM', (row.get('net'),
+             row.get('address')), ('private', addr_b), lst.stdout + lst.stderr)
     wa = ws('net-c')
     rc, out, err = wa.launch(*root_args(*extra), cmd=['/usr/bin/python3', '/probe.py',
                                                       '%s:9000' % addr_b, '%s:8000' % OUT_ADDR])

@@ -397,8 +397,13 @@ int step_disk(struct launch *L)
 
 void undo_disk(struct launch *L)
 {
-	if (L->disk_pid > 0)
+	if (L->disk_pid > 0) {
 		stop_daemon(L->disk_pid, false, "cvmfsd disk");
+		/* Its mountpoint goes with it: only if empty and unmounted (rmdir
+		 * refuses anything else), so a disk still serving keeps it. */
+		if (rmdir(L->mnt) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY)
+			log_debug("cleanup: rmdir %s: %s", L->mnt, strerror(errno));
+	}
 	L->disk_pid = 0;
 }
 

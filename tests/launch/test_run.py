@@ -1,5 +1,7 @@
 """A CVM sees its own limits: memory, CPUs, disk, hostname, PID 1, its own
 processes, its uptime; the exit status is CMD's; --net none has only lo."""
+import os
+
 import launchtest as LT
 
 T = LT.T
@@ -39,6 +41,9 @@ R.eq('ps -e shows only the CVM (sh, ps, grep, wc)', field(out, 'pscmd'), '0', ou
 up = field(out, 'up')
 R.check('uptime is the CVM\'s (< 30 s)', up is not None and float(up) < 30, up, detail=err)
 LT.check_clean('run', w.name)
+R.check('the disk\'s mountpoint directory is removed at exit',
+        not os.path.exists(os.path.join(w.mnt_dir, w.name)), os.listdir(w.mnt_dir)
+        if os.path.isdir(w.mnt_dir) else None)
 
 rc, out, err = w.launch(cmd=['/bin/sh', '-c', 'exit 0'])
 R.eq('exit 0 without limits', rc, 0, err)

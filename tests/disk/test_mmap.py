@@ -240,7 +240,13 @@ def case_cached_mapping():
                 if b == bytes([page_byte(i)]) * PAGE:
                     landed += 1
                 elif b != bytes(PAGE) and len(bad) < 4:
-                    bad.append(i)
+                    # What it holds instead, for the record: a torn page
+                    # (written and zero parts) or another page's bytes.
+                    runs = [(0, b[0])]
+                    for k in range(1, PAGE):
+                        if b[k] != b[k - 1]:
+                            runs.append((k, b[k]))
+                    bad.append((i, page_byte(i), runs[:8]))
         res.eq('%s: every page holds what was written or zeros' % label, bad, [])
         res.check('%s: written pages landed up to the limit (%d MiB)' % (label, landed * PAGE >> 20),
                   LIMIT // 2 <= landed * PAGE <= LIMIT)

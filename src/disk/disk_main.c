@@ -8,9 +8,10 @@
  * mount, end the FUSE connection (also for copies of the mount in other
  * namespaces), wait for the last request read, persist a clean DATA/state,
  * publish "stopped". */
-#include "disk.h"
+#include "fuse/ops.h"
+#include "publish.h"
 #include "disk_main.h"
-#include "volume.h"
+#include "volume/volume.h"
 #include "cvmfs/daemon.h"
 
 #include "cvmfs/cleanup.h"
@@ -34,7 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct disk *D;
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -605,7 +605,7 @@ static int disk_run(const char *mnt)
 		return log_error_errno(r, "daemonize");
 	log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
 	daemon_block_signals();
-	if ((r = ghosts_init()) < 0 || (r = nodes_init()) < 0)
+	if ((r = ghosts_init()) < 0 || (r = nodes_init(charge_settle_writeback)) < 0)
 		return log_error_errno(r, "inode table");
 	handles_load();
 	r = session_start(mnt);

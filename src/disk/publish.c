@@ -7,8 +7,9 @@
  * finds clean 0 (crash, SIGKILL) recounts the layers instead of trusting
  * the file. Both files are written to a temporary name, fsync'ed and
  * renamed, so a reader never sees half a file. */
-#include "disk.h"
-#include "volume.h"
+#include "publish.h"
+#include "nodes/nodes.h"
+#include "volume/volume.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
@@ -112,14 +113,6 @@ int publish_pidfile(bool create)
 	}
 	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	return write_atomic(dir, name, buf, (size_t)len, 0644, (gid_t)-1, false);
-}
-
-void publish_kick(void)
-{
-	pthread_mutex_lock(&D->pub_lock);
-	D->pub_kick = true;
-	pthread_cond_signal(&D->pub_cond);
-	pthread_mutex_unlock(&D->pub_lock);
 }
 
 static void *publish_loop(void *arg)

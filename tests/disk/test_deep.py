@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Deep paths: the union has no length limit of its own (src/disk/path.c
+"""Deep paths: the union has no length limit of its own (src/disk/nodes/path.c
 builds union paths on the heap and walks ones longer than PATH_MAX in
 pieces). From a directory 10 levels below the mount, paths of 4,095 bytes
 (the most one system call takes) are created, used, renamed and removed,

@@ -3,7 +3,7 @@
  * write growth, the live-figures JSON and the DATA/state format. */
 #include "check.h"
 
-#include "core.h"
+#include "core/core.h"
 #include "cvmfs/disk_status.h"
 
 #include <errno.h>

@@ -8,7 +8,7 @@ every mode, copy_file_range, sendfile, splice and O_DIRECT. Every case
 checks that the writer gets ENOSPC, SIGBUS or EIO, that the bytes in
 DATA/upper (polled while it runs) and the published and statfs figures
 never pass the limit, that a recount agrees afterwards, and that what was
-written before the limit is intact (src/disk/mmap_guard.c)."""
+written before the limit is intact (src/disk/quota/mmap_guard.c)."""
 import errno
 import os
 import signal

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""FUSE passthrough on a real mount (src/disk/open_io.c, passthrough.c):
+"""FUSE passthrough on a real mount (src/disk/fuse/open_io.c, passthrough.c):
 read-only opens of upper files of 128 KiB or more read DATA/upper directly
 (no READ request; smaller ones stay in the page cache),
 mmap and execve work through them, writers opened beside them still go

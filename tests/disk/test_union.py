@@ -50,7 +50,7 @@ os.utime(cp, ns=(1_000_000_000_000_000_000, 1_100_000_000_123_456_789))
 
 
 def check_no_getattr_on_chown(res, m):
-    """The INIT reply carries FUSE_HANDLE_KILLPRIV (src/disk/session_io.c):
+    """The INIT reply carries FUSE_HANDLE_KILLPRIV (src/disk/fuse/session_io.c):
     the kernel then leaves set-ID clearing on chown to us and sends no
     GETATTR first."""
     path = os.path.join(m, 'chowned')

@@ -1,0 +1,159 @@
+/* How the kernel does I/O on each open file: through its page cache,
+ * directly through us, or passing reads through to DATA/upper.
+ *
+ * - Write-only and O_DIRECT opens: direct I/O. A write-only fd can neither
+ *   read nor mmap, so the page cache gains it nothing, and without it each
+ *   write(2) is one WRITE request (the cached path splits a write at every
+ *   partly written page and first asks for security.capability).
+ * - Read-only opens of upper files of 128 KiB or more: passthrough
+ *   (passthrough.c), when no open of the file uses the page cache. Smaller
+ *   files stay in the page cache: registering a backing file makes each
+ *   open ~8 µs dearer (bench/fuse-rtt.py), while a small file read again
+ *   costs no request at all from the page cache, and once costs one READ.
+ *   Image files are never handed over: a later copy-up would leave the
+ *   kernel reading (or mapping, for a writer) the image file itself.
+ * - Everything else: the page cache, kept across opens (the daemon is the
+ *   only writer).
+ *
+ * The kernel allows no page-cache or direct open of a file while a
+ * passthrough open exists and fails such an open with EIO, so while one
+ * exists every open of the file is a passthrough open. It checks when it
+ * takes our reply, later than we choose: a direct open chosen just before
+ * a reader's passthrough may reach the kernel after it. So no passthrough
+ * starts while a page-cache or direct open exists (from our choice to its
+ * RELEASE, which the kernel sends after letting go), and while one exists
+ * every open of the file is a passthrough open: a writer's gets FOPEN_DIRECT_IO with
+ * it, which sends its reads and writes to us (the limit still holds at
+ * write(2)) while an mmap maps the upper file itself: mmap_guard.c keeps
+ * such a file free of holes, so that its page faults allocate nothing
+ * uncharged. The mode is kept in
+ * the upper half of fh; the counts per node say which modes are in use. */
+#include "fuse/ops.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum open_io { IO_DIRECT, IO_CACHED, IO_PASSTHROUGH };
+
+static enum open_io fh_io(const struct fuse_file_info *fi)
+{
+	return (enum open_io)(fi->fh >> 32);
+}
+
+bool open_is_direct(int flags)
+{
+	return (flags & O_ACCMODE) == O_WRONLY || (flags & O_DIRECT);
+}
+
+static bool open_is_reader(int flags)
+{
+	return (flags & O_ACCMODE) == O_RDONLY && !(flags & O_DIRECT);
+}
+
+/* One READ request's worth: the kernel reads ahead 128 KiB at a time. */
+#define PASSTHROUGH_MIN_SIZE (128 << 10)
+
+static bool open_passes_through(struct dnode *n, int fd, bool reader)
+{
+	struct stat st;
+	int id;
+
+	if (n->passthrough_opens)
+		return true;
+	if (!reader || n->layer != 0 || n->cached_opens || n->direct_opens ||
+	    !passthrough_enabled() ||
+	    fstat(fd, &st) < 0 || st.st_size < PASSTHROUGH_MIN_SIZE)
+		return false;
+	id = passthrough_backing_open(fd);
+	if (id <= 0)
+		return false;
+	n->backing_id = (uint32_t)id;
+	return true;
+}
+
+/* Under n's lock: the mode for a new open of n on fd. */
+static enum open_io open_io_choose(struct dnode *n, int fd, int flags)
+{
+	if (open_passes_through(n, fd, open_is_reader(flags))) {
+		n->passthrough_opens++;
+		return IO_PASSTHROUGH;
+	}
+	if (open_is_direct(flags)) {
+		n->direct_opens++;
+		return IO_DIRECT;
+	}
+	n->cached_opens++;
+	n->page_cached = true;
+	return IO_CACHED;
+}
+
+static void open_io_end(struct dnode *n, enum open_io io)
+{
+	uint32_t unused = 0;
+
+	node_lock(n);
+	if (io == IO_CACHED && n->cached_opens)
+		n->cached_opens--;
+	if (io == IO_DIRECT && n->direct_opens)
+		n->direct_opens--;
+	if (io == IO_PASSTHROUGH && n->passthrough_opens && !--n->passthrough_opens) {
+		unused = n->backing_id;
+		n->backing_id = 0;
+	}
+	node_unlock(n);
+	/* The kernel let go of its files before it sent the last RELEASE. */
+	if (unused)
+		passthrough_backing_close(unused);
+}
+
+/* Under n's lock: a passthrough open that can read and write may map the
+ * upper file shared and writable (mmap_guard.c). A write-only open cannot
+ * map at all, a read-only one only for reading. */
+static int open_passthrough_guard(struct dnode *n, int fd, int flags)
+{
+	if ((flags & O_ACCMODE) != O_RDWR)
+		return 0;
+	return mmap_guard_open(n, fd);
+}
+
+/* Answers an OPEN (e NULL) or CREATE of n, already counted in its
+ * open_count, on fd. On failure (the opener was interrupted, or no room
+ * to make a writable passthrough file whole) the open is undone and false
+ * returned. */
+bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info *fi,
+		  const struct fuse_entry_param *e)
+{
+	enum open_io io;
+	int r = 0;
+
+	node_lock(n);
+	io = open_io_choose(n, fd, fi->flags);
+	if (io == IO_PASSTHROUGH)
+		r = open_passthrough_guard(n, fd, fi->flags);
+	if (io == IO_PASSTHROUGH && r == 0)
+		passthrough_reply_arm(n->backing_id);
+	node_unlock(n);
+	fi->fh = (uint64_t)(uint32_t)fd | (uint64_t)io << 32;
+	fi->direct_io = io == IO_DIRECT || (io == IO_PASSTHROUGH && !open_is_reader(fi->flags));
+	fi->keep_cache = io == IO_CACHED;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		r = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
+	passthrough_reply_disarm();
+	if (r == 0)
+		return true;
+	open_released(n, fi);
+	return false;
+}
+
+/* The kernel released fi (or never got it): close and uncount. */
+void open_released(struct dnode *n, struct fuse_file_info *fi)
+{
+	close(fh_fd(fi));
+	if (!n)
+		return;
+	open_io_end(n, fh_io(fi));
+	charge_released(n);
+}

@@ -1,0 +1,306 @@
+/* Ghosts: where the nodes the kernel forgot were (parent id, name), in a
+ * bounded first-in first-out table, and the generation of a backing
+ * object. The union layer (union/reconnect.c) walks from a ghost to find a
+ * forgotten node again when the kernel decodes a file handle; a clean stop
+ * keeps the table in RUN_DIR/disk/NAME.handles and the next start reads it
+ * back. */
+#include "nodes.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* About 80 bytes each, kept first in, first out: the handles of this many
+ * most recently forgotten objects stay decodable (2.6 MiB at most; the
+ * node table gives the rest of its memory back, see nodes_maintain). */
+#define GHOST_MAX 32768u
+
+struct ghost {
+	struct cds_lfht_node hnode;
+	struct rcu_head rcu;
+	uint64_t ino, parent;
+	char name[];
+};
+
+uint32_t backing_gen(int dirfd, const char *name)
+{
+	union fh_buf b = { .fh.handle_bytes = MAX_HANDLE_SZ };
+	uint32_t w[2];
+	int mount_id;
+
+	if (name_to_handle_at(dirfd, name, &b.fh, &mount_id, *name ? 0 : AT_EMPTY_PATH) < 0 ||
+	    b.fh.handle_type != FH_INO32_GEN || b.fh.handle_bytes != FH_INO32_GEN_BYTES)
+		return 0;
+	memcpy(w, b.fh.f_handle, sizeof(w));
+	return w[1];
+}
+
+/* ---- ghosts ---- */
+
+static int match_ghost(struct cds_lfht_node *node, const void *key)
+{
+	return caa_container_of(node, struct ghost, hnode)->ino == *(const uint64_t *)key;
+}
+
+static void ghost_free(struct rcu_head *h)
+{
+	free(caa_container_of(h, struct ghost, rcu));
+	__atomic_sub_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
+}
+
+static void ghost_del(struct cds_lfht_node *hn)
+{
+	if (cds_lfht_del(D->by_ghost, hn) == 0)
+		urcu_memb_call_rcu(&caa_container_of(hn, struct ghost, hnode)->rcu, ghost_free);
+}
+
+void ghost_drop(uint64_t ino)
+{
+	struct cds_lfht_iter it;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(D->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	if (cds_lfht_iter_get_node(&it))
+		ghost_del(cds_lfht_iter_get_node(&it));
+	urcu_memb_read_unlock();
+}
+
+/* Ids in the order their ghosts came (an id made again may be in it twice:
+ * its older slot then drops the newer ghost a little early). */
+static struct {
+	pthread_mutex_t lock;
+	uint64_t ino[GHOST_MAX];
+	unsigned next;
+	bool full;
+} ring = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void ghost_queue(uint64_t ino)
+{
+	uint64_t oldest = 0;
+
+	pthread_mutex_lock(&ring.lock);
+	if (ring.full)
+		oldest = ring.ino[ring.next];
+	ring.ino[ring.next] = ino;
+	ring.next = (ring.next + 1) % GHOST_MAX;
+	ring.full |= ring.next == 0;
+	pthread_mutex_unlock(&ring.lock);
+	if (oldest)
+		ghost_drop(oldest);
+}
+
+static void ghost_add(uint64_t ino, uint64_t parent, const char *name);
+
+void ghost_remember(struct dnode *n)
+{
+	if (!n->parent || n->unlinked) {
+		ghost_drop(n->ino);
+		return;
+	}
+	ghost_add(n->ino, n->parent->ino, n->name);
+}
+
+/* The ghost of ino: its parent's id and a copy of its name. */
+int ghost_find(uint64_t ino, uint64_t *parent, char **name)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	int r = -ESTALE;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(D->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	if (hn) {
+		struct ghost *g = caa_container_of(hn, struct ghost, hnode);
+
+		*parent = g->parent;
+		*name = strdup(g->name);
+		r = *name ? 0 : -ENOMEM;
+	}
+	urcu_memb_read_unlock();
+	return r;
+}
+
+int ghosts_init(void)
+{
+	/* Resized by nodes_maintain(), as the node tables are. */
+	D->ghost_buckets = 1024;
+	D->by_ghost = cds_lfht_new_flavor(1024, 1024, 0, 0, &urcu_memb_flavor, NULL);
+	return D->by_ghost ? 0 : -ENOMEM;
+}
+
+void ghosts_fini(void)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+
+	if (!D->by_ghost)
+		return;
+	urcu_memb_read_lock();
+	cds_lfht_first(D->by_ghost, &it);
+	while ((hn = cds_lfht_iter_get_node(&it))) {
+		cds_lfht_next(D->by_ghost, &it);
+		ghost_del(hn);
+	}
+	urcu_memb_read_unlock();
+	urcu_memb_barrier();
+	cds_lfht_destroy(D->by_ghost, NULL);
+	D->by_ghost = NULL;
+}
+
+/* ---- across a clean restart ---- */
+
+/* RUN_DIR/disk/NAME.handles: where the objects the kernel may still hold
+ * handles to were, written at a clean stop and read at the next start:
+ * records of (u64 id, u64 parent id, u16 name length, name), newest first.
+ * Hints only: whatever they lead to is checked as any ghost is. In the run
+ * directory, not in DATA: it must never take the workspace's space (a full
+ * volume keeps room for DATA/state only), and a reboot forgets every
+ * handle the kernel had anyway. */
+#define HANDLES_SUFFIX ".handles"
+#define HANDLES_MAGIC "cvmfs-handles-1\n"
+
+struct ghost_rec {
+	uint64_t ino, parent;
+	uint16_t len;
+} __attribute__((packed));
+
+/* Never a FIFO to block on, a device or a symlink's target. */
+static int open_regular(int dirfd, const char *name, int flags)
+{
+	int fd = openat(dirfd, name, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0600);
+	struct stat st;
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+static bool rec_write(FILE *f, uint64_t ino, uint64_t parent, const char *name)
+{
+	struct ghost_rec r = { ino, parent, (uint16_t)strlen(name) };
+
+	return fwrite(&r, sizeof(r), 1, f) == 1 && fwrite(name, 1, r.len, f) == r.len;
+}
+
+/* Live nodes first (the kernel knew them last), then ghosts, up to the
+ * ghost table's size. Called after the session ended: no request runs. */
+static unsigned save_table(FILE *f, struct cds_lfht *t, bool nodes, unsigned left)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	unsigned n = 0;
+
+	urcu_memb_read_lock();
+	for (cds_lfht_first(t, &it); n < left && (hn = cds_lfht_iter_get_node(&it));
+	     cds_lfht_next(t, &it)) {
+		if (nodes) {
+			struct dnode *d = caa_container_of(hn, struct dnode, ino_node);
+
+			if (d->parent && !d->unlinked && rec_write(f, d->ino, d->parent->ino, d->name))
+				n++;
+		} else {
+			struct ghost *g = caa_container_of(hn, struct ghost, hnode);
+
+			if (!node_get(g->ino) && rec_write(f, g->ino, g->parent, g->name))
+				n++;
+		}
+	}
+	urcu_memb_read_unlock();
+	return n;
+}
+
+static int handles_paths(char *path, char *tmp, size_t size)
+{
+	int n = snprintf(path, size, "%s/disk/%s" HANDLES_SUFFIX, D->cfg.run_dir, D->cfg.name);
+
+	if (n < 0 || (size_t)n >= size - 4)
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, (size_t)n);
+	memcpy(tmp + n, ".tmp", 5);
+	return 0;
+}
+
+void handles_save(void)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd = handles_paths(path, tmp, sizeof(path)) < 0
+			 ? -1
+			 : open_regular(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	unsigned n;
+
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		log_warn("%s: %s: file handles will not survive the restart", tmp, strerror(errno));
+		return;
+	}
+	fputs(HANDLES_MAGIC, f);
+	n = save_table(f, D->by_ino, true, GHOST_MAX);
+	n += save_table(f, D->by_ghost, false, GHOST_MAX - n);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		log_warn("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	} else {
+		log_debug("%s: %u file handle places kept for the next start", D->cfg.name, n);
+	}
+}
+
+static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
+{
+	struct cds_lfht_node *old;
+	size_t len = strlen(name) + 1;
+	struct ghost *g = malloc(sizeof(*g) + len);
+
+	if (!g)
+		return;
+	g->ino = ino;
+	g->parent = parent;
+	memcpy(g->name, name, len);
+	urcu_memb_read_lock();
+	old = cds_lfht_add_replace(D->by_ghost, hash64(ino), match_ghost, &g->ino, &g->hnode);
+	if (old)
+		urcu_memb_call_rcu(&caa_container_of(old, struct ghost, hnode)->rcu, ghost_free);
+	urcu_memb_read_unlock();
+	__atomic_add_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
+	ghost_queue(ino);
+}
+
+void handles_load(void)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd = handles_paths(path, tmp, sizeof(path)) < 0 ? -1
+							    : open_regular(AT_FDCWD, path, O_RDONLY);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	char magic[sizeof(HANDLES_MAGIC)] = "", name[NAME_MAX + 1];
+	struct ghost_rec r;
+	unsigned n = 0;
+
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fread(magic, 1, strlen(HANDLES_MAGIC), f) == strlen(HANDLES_MAGIC) &&
+	    !strcmp(magic, HANDLES_MAGIC))
+		while (n < GHOST_MAX && fread(&r, sizeof(r), 1, f) == 1 && r.len <= NAME_MAX &&
+		       fread(name, 1, r.len, f) == r.len) {
+			name[r.len] = '\0';
+			if (name_valid(name))
+				ghost_add(r.ino, r.parent, name);
+			n++;
+		}
+	fclose(f);
+}

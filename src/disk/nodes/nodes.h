@@ -1,0 +1,177 @@
+/* cvmfsd disk, nodes layer: the objects the kernel knows (struct dnode),
+ * their table (inode.c), the ghosts of forgotten ones (ghosts.c) and their
+ * resolution to objects of the layers (path.c). */
+#pragma once
+
+#include "disk.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+struct rlink;
+
+/* See nlock.c: a recursive lock in 8 bytes. */
+struct nlock {
+	uint32_t word;  /* 0 free, 1 held, 2 held with waiters (futex) */
+	uint32_t owner; /* holder's tid | depth << 22, 0 when free */
+};
+void nlock_lock(struct nlock *l);
+void nlock_unlock(struct nlock *l);
+
+/* One per object the kernel knows: kept small (doc/cvmfsd-disk.md, memory
+ * per known inode), so rarely used state hangs off pointers, the name is
+ * stored inline, and most nodes are found through by_ino alone. */
+struct dnode {
+	struct cds_lfht_node ino_node; /* in D->by_ino */
+	uint64_t ino;
+	uint64_t refs; /* kernel lookups + children + 1 while in use (atomic) */
+
+	/* protected by D->ns_lock */
+	struct dnode *parent;
+	char *name; /* name_buf, or an allocation of its own after a rename */
+
+	/* protected by lock */
+	uint64_t real_ino;
+	int64_t charged_bytes;  /* upper objects: st_blocks * 512 last charged */
+	union {
+		struct {
+			struct rlink *rl; /* by_real entry when ino != ino_for(layer, real_ino) */
+			struct file_handle *fh; /* upper objects with more than one link */
+		};
+		/* Once the node is out of the tables nothing reads rl or fh
+		 * (every path to a node takes a reference first), so the grace
+		 * period's bookkeeping reuses their room. */
+		struct rcu_head rcu;
+	};
+	uint32_t lmask;         /* directories: lower layers merged in (bit j) */
+	uint32_t gen;           /* the backing inode's generation (ghosts.c) */
+	uint32_t open_count;
+	/* Open files by the kernel's I/O mode for them (open_io.c): through
+	 * its page cache, direct, or passing through to backing_id. */
+	uint32_t cached_opens, direct_opens, passthrough_opens, backing_id;
+	/* Unlinked while open: an O_PATH fd of the object (>= 3; 0 for none),
+	 * through which node_open() still reaches it until its last close. */
+	int orphan_fd;
+	/* Upper directories: an O_PATH fd of the directory itself (>= 3; 0 for
+	 * none), kept while the kernel knows it (path.c, node_upper_dirfd). */
+	int upper_fd;
+	struct nlock lock;
+	uint16_t type;     /* S_IFMT bits, immutable */
+	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */
+	uint8_t area;      /* enum area; protected by D->ns_lock */
+	bool charged_inode : 1;
+	bool unlinked : 1;    /* last link gone: uncharge at last close */
+	bool real_direct : 1; /* found by (layer, real_ino) through by_ino */
+	bool written : 1;     /* blocks may have changed since made: measure at forget */
+	bool page_cached : 1; /* opened through the kernel's page cache at least once */
+	bool no_probed_xattrs : 1; /* none of the names the kernel probes (ops_xattr.c) */
+	/* Given a passthrough open that can write once: a shared writable
+	 * mapping may write the upper file behind our back, so [0, size)
+	 * is kept allocated from then on (mmap_guard.c). */
+	bool mapped_writable : 1;
+	char name_buf[];
+};
+
+static inline void node_lock(struct dnode *n)
+{
+	nlock_lock(&n->lock);
+}
+
+static inline void node_unlock(struct dnode *n)
+{
+	nlock_unlock(&n->lock);
+}
+
+/* inode.c: the node table */
+/* The root's id: the kernel's (FUSE_ROOT_ID). */
+#define ROOT_ID 1
+/* What the quota layer does for a node about to die (nodes_init's
+ * argument): settle the blocks its upper file may have gained. */
+typedef void node_dying_fn(struct dnode *n);
+int nodes_init(node_dying_fn *dying);
+void nodes_fini(void);
+struct dnode *node_get(uint64_t ino);
+/* Find or make the node for an object found under parent; takes one
+ * kernel reference (a lookup) on the result. */
+struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
+			  uint32_t lmask, const struct stat *st, uint32_t gen);
+/* One more reference on n, unless it is already dying (refs 0). */
+bool node_hold(struct dnode *n);
+/* Wait (briefly) until a dying node with number ino has left the table. */
+void node_wait_gone(uint64_t ino);
+uint64_t hash64(uint64_t x);
+void node_forget(struct dnode *n, uint64_t nlookup);
+/* Resize the tables to their population, return freed memory to the
+ * system; called once a second and when the table outgrows its buckets. */
+void nodes_maintain(void);
+/* The node now lives at (p, name) (rename); ns_lock held for writing. */
+int node_move(struct dnode *n, struct dnode *p, const char *name);
+/* The area a name below parent is in (ns_lock held). */
+enum area node_area_of(struct dnode *parent, const char *name);
+void node_unref(struct dnode *n);
+/* Re-key a node after its object changed (copy-up) or died (unlink). */
+void node_set_real(struct dnode *n, unsigned layer, uint64_t real_ino);
+void node_drop_real(struct dnode *n);
+struct dnode *node_find_real(unsigned layer, uint64_t real_ino);
+/* Call fn for every node below dir (not dir itself); ns_lock held for writing. */
+void node_for_each_below(struct dnode *dir, void (*fn)(struct dnode *, void *), void *arg);
+bool node_is_below(struct dnode *n, struct dnode *dir);
+/* Remember a file handle for n (it gained a second link). */
+void node_keep_handle(struct dnode *n);
+uint64_t ino_for(unsigned layer, uint64_t real_ino);
+
+/* ghosts.c: where forgotten nodes were (file handles, union/reconnect.c) */
+/* FILEID_INO32_GEN (include/linux/exportfs.h): { u32 ino, u32 gen }. */
+#define FH_INO32_GEN 1
+#define FH_INO32_GEN_BYTES 8
+union fh_buf {
+	struct file_handle fh;
+	char space[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+/* The ghost of ino: its parent's id and its name (*name the caller's). */
+int ghost_find(uint64_t ino, uint64_t *parent, char **name);
+/* The generation in the backing handle of name below dirfd ("": dirfd
+ * itself); 0 where handles are not (ino32, gen). */
+uint32_t backing_gen(int dirfd, const char *name);
+int ghosts_init(void);
+void ghosts_fini(void);
+/* A node leaves the table: keep where it was, for a later LOOKUP(id, "."). */
+void ghost_remember(struct dnode *n);
+/* RUN_DIR/disk/NAME.handles: kept at a clean stop, read at start. */
+void handles_save(void);
+void handles_load(void);
+void ghost_drop(uint64_t ino);
+
+/* path.c: resolution beneath layer roots */
+/* n's union path ("a/b/c", "." for the root) on the heap, of any length:
+ * *out is the caller's to free. ns_lock held. */
+int node_path(struct dnode *n, char **out);
+/* Where a directory's entries are looked for: its union path, whether the
+ * upper layer has it, and the image layers merged in. ns_lock held. */
+struct dir_where {
+	bool upper;
+	uint32_t lmask;
+	char *path; /* node_path's */
+};
+int node_dir_where(struct dnode *dir, struct dir_where *w);
+void dir_where_done(struct dir_where *w);
+int layer_open(unsigned layer, const char *rel, int flags);
+/* --image-idmap: the owner an image file shows (and keeps when copied up). */
+void image_owner(struct stat *st);
+int image_idmap_parse(const char *s);
+int upper_root_adopt(void);
+/* The node's current object (upper by handle or path, else its layer). */
+int node_open(struct dnode *n, int flags);
+/* A new O_PATH fd of dir's upper directory through the fd kept for it, or
+ * -ENOENT (none kept: not upper, gone, or at the bound). ns_lock held, no
+ * node lock, dir held. */
+int node_upper_dirfd(struct dnode *dir);
+int node_stat(struct dnode *n, struct stat *st);
+int fd_chmod(int fd, mode_t mode);
+int fd_utimens(int fd, const struct timespec ts[2]);
+int fd_getxattr(int fd, const char *name, void *buf, size_t size);
+int fd_setxattr(int fd, const char *name, const void *val, size_t size, int flags);
+int fd_listxattr(int fd, char *buf, size_t size);
+int fd_removexattr(int fd, const char *name);

@@ -1,0 +1,304 @@
+/* File handles that outlive the kernel's caches.
+ *
+ * The kernel encodes a handle to the disk as (node id, generation) and,
+ * once it has forgotten the node, asks LOOKUP(id, ".") to find it again
+ * (and LOOKUP(id, "..") for a directory's parent). Node ids are
+ * (layer << 48 | real inode) and generations the backing inode's, so a
+ * handle keeps its meaning for as long as its object lives, across cache
+ * drops and daemon restarts. To answer, the daemon walks the union down to
+ * the object again, from where it can find it:
+ *  - ghosts: for each node the kernel forgot, (parent id, name), kept in a
+ *    bounded table. Any object type, any backing filesystem.
+ *  - otherwise, for directories of layers whose handles are (ino32, gen),
+ *    like ext4's: open_by_handle_at with generation 0 (ext4 then skips the
+ *    generation check; the kernel checks ours) gives the directory and the
+ *    kernel's path of it, which survives a daemon restart.
+ * Whatever is found is what a lookup by name gives, and it must carry the
+ * asked id: a forged id reaches nothing a path walk would not. */
+#include "union.h"
+
+#include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- layers ---- */
+
+void layer_handles_open(struct layer *l)
+{
+	union fh_buf b = { .fh.handle_bytes = MAX_HANDLE_SZ };
+	char proc[64], buf[PATH_MAX];
+	ssize_t len;
+	int mount_id;
+
+	l->handle_mnt_fd = -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", l->fd);
+	len = readlink(proc, buf, sizeof(buf) - 1);
+	if (len <= 0 || name_to_handle_at(l->fd, "", &b.fh, &mount_id, AT_EMPTY_PATH) < 0 ||
+	    b.fh.handle_type != FH_INO32_GEN || b.fh.handle_bytes != FH_INO32_GEN_BYTES)
+		return; /* ghosts only */
+	buf[len] = '\0';
+	l->kpath = strdup(buf);
+	/* open_by_handle_at takes no O_PATH fd for its mount. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", l->fd);
+	if (l->kpath)
+		l->handle_mnt_fd = open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+void layer_handles_close(struct layer *l)
+{
+	if (l->handle_mnt_fd >= 0)
+		close(l->handle_mnt_fd);
+	l->handle_mnt_fd = -1;
+	free(l->kpath);
+	l->kpath = NULL;
+}
+
+/* ---- which handles ---- */
+
+/* Kernels with FUSE 7.44+ (Linux 6.16+) judge a dentry by a per-connection
+ * epoch, and the dentry they make for a decoded handle of a non-directory
+ * (d_obtain_alias) never gets one: its first revalidation calls it stale
+ * without asking us. Overlayfs keeps such a dentry as the copy-up origin
+ * of every file it copied up and revalidates it on each access, so every
+ * later access to the file would fail with ESTALE (Docker's overlay2,
+ * index=off included). d_obtain_alias() returns a connected dentry of the
+ * inode where one exists, so before answering we look the object up by
+ * its path through our own mount (connect_by_path): the kernel then holds
+ * the inode with a dentry that a lookup made, epoch and all. Directories
+ * need none of this: the kernel reconnects them by name itself. */
+static bool files_need_alias;
+static char *self_mnt; /* our mountpoint, absolute, as this process sees it */
+
+void handles_init(unsigned proto_minor)
+{
+	files_need_alias = proto_minor >= 44;
+}
+
+void handles_set_mountpoint(const char *mnt)
+{
+	free(self_mnt);
+	self_mnt = realpath(mnt, NULL);
+}
+
+struct self_walk {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int refs;
+	char *path;
+};
+
+static void self_walk_put(struct self_walk *w)
+{
+	bool last;
+
+	pthread_mutex_lock(&w->lock);
+	last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (last) {
+		free(w->path);
+		free(w);
+	}
+}
+
+/* A thread of its own: our lookups are served by the other workers, and
+ * the requester gives up waiting after a while (a kernel lock held across
+ * the decode could make the walk wait on the requester itself). */
+static void *self_walk_run(void *arg)
+{
+	struct self_walk *w = arg;
+	int fd = open(w->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	self_walk_put(w);
+	return NULL;
+}
+
+static void self_walk_wait(struct self_walk *w)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void handles_connect(struct dnode *n)
+{
+	_cleanup_free_ char *rel = NULL;
+	struct self_walk *w;
+	pthread_t t;
+
+	if (!files_need_alias || n->type == S_IFDIR || !self_mnt || node_path(n, &rel) < 0)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w || asprintf(&w->path, "%s/%s", self_mnt, rel) < 0) {
+		free(w);
+		return;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->refs = 2;
+	if (pthread_create(&t, NULL, self_walk_run, w) != 0) {
+		free(w->path);
+		free(w);
+		return;
+	}
+	pthread_detach(t);
+	self_walk_wait(w);
+	self_walk_put(w);
+}
+
+/* ---- finding a node again ---- */
+
+/* Nodes found again are what a path walk finds: ghosts of ghosts may
+ * form a cycle once stale, so the walk up is bounded. */
+#define FIND_DEPTH_MAX 8192
+
+static struct dnode *find_node(uint64_t ino, unsigned depth, int *err);
+
+/* name below dir (held), as LOOKUP finds it; the result is held. */
+static struct dnode *walk_step(struct dnode *dir, const char *name, int *err)
+{
+	struct found f;
+	struct dnode *n;
+	int r;
+
+	if (dir->type != S_IFDIR || !name_valid(name)) {
+		*err = -ESTALE;
+		return NULL;
+	}
+	r = node_lookup(dir, name, &f);
+	if (r < 0) {
+		*err = r == -ENOENT || r == -ENOTDIR ? -ESTALE : r;
+		return NULL;
+	}
+	n = node_obtain(dir, name, f.layer, f.lmask, &f.st, f.gen);
+	if (!n)
+		*err = -ENOMEM;
+	return n;
+}
+
+static struct dnode *find_by_ghost(uint64_t ino, unsigned depth, int *err)
+{
+	_cleanup_free_ char *name = NULL;
+	struct dnode *dir, *n;
+	uint64_t parent;
+
+	*err = ghost_find(ino, &parent, &name);
+	if (*err < 0)
+		return NULL;
+	dir = find_node(parent, depth + 1, err);
+	if (!dir)
+		return NULL;
+	n = walk_step(dir, name, err);
+	node_unref(dir);
+	return n;
+}
+
+/* rel ("a/b/c") walked down from the root; the result is held. */
+static struct dnode *walk_path(char *rel, int *err)
+{
+	struct dnode *cur = D->root, *next;
+	char *save = NULL;
+
+	node_hold(cur);
+	for (char *c = strtok_r(rel, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		next = walk_step(cur, c, err);
+		node_unref(cur);
+		if (!next)
+			return NULL;
+		cur = next;
+	}
+	return cur;
+}
+
+/* The kernel's path of a layer object opened by (ino32, generation 0). */
+static int handle_rel_path(const struct layer *l, uint32_t real, char **rel)
+{
+	union fh_buf b = { .fh.handle_bytes = FH_INO32_GEN_BYTES, .fh.handle_type = FH_INO32_GEN };
+	uint32_t w[2] = { real, 0 };
+	_cleanup_close_ int fd = -EBADF;
+	char proc[64], buf[PATH_MAX];
+	size_t root_len = strlen(l->kpath);
+	ssize_t len;
+
+	memcpy(b.fh.f_handle, w, sizeof(w));
+	fd = open_by_handle_at(l->handle_mnt_fd, &b.fh, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -ESTALE;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	len = readlink(proc, buf, sizeof(buf) - 1);
+	if (len <= 0)
+		return -ESTALE;
+	buf[len] = '\0';
+	/* Below the layer's root, or not ours (a disconnected file shows "/name"). */
+	if (strncmp(buf, l->kpath, root_len) || buf[root_len] != '/')
+		return -ESTALE;
+	*rel = strdup(buf + root_len + 1);
+	return *rel ? 0 : -ENOMEM;
+}
+
+static struct dnode *find_by_handle(uint64_t ino, int *err)
+{
+	_cleanup_free_ char *rel = NULL;
+	unsigned layer = (unsigned)(ino >> 48);
+	uint64_t real = ino & ((1ULL << 48) - 1);
+
+	*err = -ESTALE;
+	if (layer >= D->nlayers || real > UINT32_MAX || D->layers[layer].handle_mnt_fd < 0)
+		return NULL;
+	*err = handle_rel_path(&D->layers[layer], (uint32_t)real, &rel);
+	return *err < 0 ? NULL : walk_path(rel, err);
+}
+
+static struct dnode *find_node(uint64_t ino, unsigned depth, int *err)
+{
+	struct dnode *n = node_get(ino);
+
+	if (n && node_hold(n))
+		return n;
+	if (n) { /* being forgotten: its ghost comes as it goes */
+		node_wait_gone(ino);
+		n = node_get(ino);
+		if (n && node_hold(n))
+			return n;
+	}
+	if (depth > FIND_DEPTH_MAX) {
+		*err = -ESTALE;
+		return NULL;
+	}
+	n = find_by_ghost(ino, depth, err);
+	if (!n && *err == -ESTALE)
+		n = find_by_handle(ino, err);
+	return n;
+}
+
+struct dnode *node_by_id(uint64_t ino, int *err)
+{
+	struct dnode *n = find_node(ino, 0, err);
+
+	if (n && n->ino != ino) {
+		/* The object there now is another one. */
+		node_unref(n);
+		*err = -ESTALE;
+		return NULL;
+	}
+	return n;
+}

@@ -1,0 +1,197 @@
+/* cvmfsd disk's nodes and union layers, without FUSE or privileges: the
+ * node table (ids from layer and inode, paths, areas, renames, the ghost a
+ * forgotten node leaves) and lookups and listings across three layers
+ * (an upper and two image layers with OCI whiteouts and an opaque
+ * directory), on directories made in a temporary directory. */
+#include "check.h"
+
+#include "union/union.h"
+
+#include "cvmfs/cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct disk disk;
+static char tmp[] = "/tmp/cvmfs-test-nodes-XXXXXX";
+
+static void make(const char *rel, bool dir)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", tmp, rel);
+	if (dir) {
+		CHECK(mkdir(p, 0755) == 0);
+		return;
+	}
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* upper: x, d/; image 1 (top): .wh.y, d/ (opaque, with k); image 2: y,
+ * w, d/z, home/. */
+static void make_layers(void)
+{
+	static const char *const dirs[] = { "upper", "upper/d", "l1", "l1/d", "l2", "l2/d",
+					    "l2/home" };
+	static const char *const files[] = { "upper/x", "l1/.wh.y", "l1/d/.wh..wh..opq",
+					     "l1/d/k", "l2/y", "l2/w", "l2/d/z" };
+
+	CHECK(mkdtemp(tmp) != NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		make(dirs[i], true);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		make(files[i], false);
+}
+
+static int open_layers(void)
+{
+	static const char *const names[] = { "upper", "l1", "l2" };
+	char p[PATH_MAX];
+
+	D = &disk;
+	pthread_rwlock_init(&disk.ns_lock, NULL);
+	for (unsigned i = 0; i < ARRAY_SIZE(names); i++) {
+		snprintf(p, sizeof(p), "%s/%s", tmp, names[i]);
+		disk.layers[i].fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		disk.layers[i].handle_mnt_fd = -1;
+		if (disk.layers[i].fd < 0)
+			return -errno;
+	}
+	disk.nlayers = ARRAY_SIZE(names);
+	disk_thread_enter();
+	return ghosts_init() < 0 ? -ENOMEM : nodes_init(NULL);
+}
+
+static struct dnode *obtain(struct dnode *dir, const char *name)
+{
+	struct found f;
+	int r = node_lookup(dir, name, &f);
+
+	CHECK_EQ_INT(r, 0);
+	return r == 0 ? node_obtain(dir, name, f.layer, f.lmask, &f.st, f.gen) : NULL;
+}
+
+static void check_path(struct dnode *n, const char *want)
+{
+	_cleanup_free_ char *path = NULL;
+
+	pthread_rwlock_rdlock(&D->ns_lock);
+	CHECK_EQ_INT(node_path(n, &path), 0);
+	pthread_rwlock_unlock(&D->ns_lock);
+	CHECK_STR(path ? path : "(none)", want);
+}
+
+static void test_lookups(void)
+{
+	struct found f;
+
+	CHECK_EQ_INT(node_lookup(D->root, "x", &f), 0);
+	CHECK_EQ_INT((int)f.layer, 0);
+	CHECK_EQ_INT(node_lookup(D->root, "w", &f), 0);
+	CHECK_EQ_INT((int)f.layer, 2);
+	/* Whited out in image 1, so image 2's y never shows. */
+	CHECK_EQ_INT(node_lookup(D->root, "y", &f), -ENOENT);
+	CHECK_EQ_INT(node_lookup(D->root, ".wh.y", &f), -ENOENT);
+	/* d: upper, and image 1 merged; image 1's d is opaque: not image 2. */
+	CHECK_EQ_INT(node_lookup(D->root, "d", &f), 0);
+	CHECK_EQ_INT((int)f.layer, 0);
+	CHECK_EQ_INT((int)f.lmask, 1);
+}
+
+static void test_listing(void)
+{
+	struct dlist l = { 0 };
+	bool k = false, z = false;
+
+	CHECK_EQ_INT(dir_list("d", true, 1, &l), 0);
+	for (size_t i = 0; i < l.n; i++) {
+		k |= strcmp(l.ents[i].name, "k") == 0;
+		z |= strcmp(l.ents[i].name, "z") == 0;
+		CHECK(strncmp(l.ents[i].name, ".wh.", 4) != 0);
+	}
+	CHECK(k);
+	CHECK(!z);
+	dlist_free(&l);
+}
+
+static void test_nodes(void)
+{
+	struct dnode *x = obtain(D->root, "x"), *d = obtain(D->root, "d");
+	struct dnode *home = obtain(D->root, "home"), *k = d ? obtain(d, "k") : NULL;
+	if (!x || !d || !home || !k)
+		return;
+	CHECK(node_get(x->ino) == x);
+	CHECK(x->ino == ino_for(0, x->real_ino));
+	CHECK(k->ino == ino_for(1, k->real_ino));
+	CHECK(node_get(ROOT_ID) == D->root);
+	check_path(k, "d/k");
+	CHECK_EQ_INT(home->area, AREA_HOME);
+	CHECK_EQ_INT(x->area, AREA_OTHER);
+	/* A second lookup is the same node, one more kernel reference. */
+	CHECK(obtain(D->root, "x") == x);
+	node_forget(x, 1);
+
+	pthread_rwlock_wrlock(&D->ns_lock);
+	CHECK_EQ_INT(node_move(k, home, "k2"), 0);
+	pthread_rwlock_unlock(&D->ns_lock);
+	check_path(k, "home/k2");
+	CHECK_EQ_INT(node_area_of(home, "k2"), AREA_HOME);
+}
+
+/* A forgotten node leaves the table and a ghost that says where it was. */
+static void test_ghost(void)
+{
+	struct dnode *d = obtain(D->root, "d");
+	struct dnode *k;
+	_cleanup_free_ char *name = NULL;
+	uint64_t ino, parent = 0;
+
+	if (!d)
+		return;
+	k = obtain(D->root, "w");
+	if (!k)
+		return;
+	ino = k->ino;
+	node_forget(k, 1);
+	urcu_memb_synchronize_rcu();
+	CHECK(node_get(ino) == NULL);
+	CHECK_EQ_INT(ghost_find(ino, &parent, &name), 0);
+	CHECK(parent == ROOT_ID);
+	CHECK_STR(name ? name : "(none)", "w");
+	CHECK_EQ_INT(ghost_find(ino + 12345, &parent, &name), -ESTALE);
+}
+
+int main(void)
+{
+	int r;
+
+	make_layers();
+	r = open_layers();
+	CHECK_EQ_INT(r, 0);
+	if (r == 0) {
+		test_lookups();
+		test_listing();
+		test_nodes();
+		test_ghost();
+		nodes_fini();
+		ghosts_fini();
+	}
+	for (unsigned i = 0; i < disk.nlayers; i++)
+		close(disk.layers[i].fd);
+	{
+		char cmd[PATH_MAX + 16];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+		CHECK(system(cmd) == 0);
+	}
+	return check_done();
+}

@@ -336,6 +336,9 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 		return (void)fuse_reply_err(req, ESTALE);
 	if (!name_valid(newname))
 		return (void)fuse_reply_err(req, EINVAL);
+	/* The links of one file stay in one area (area_move_splits_links). */
+	if (node_area_of(np, newname) != n->area)
+		return (void)fuse_reply_err(req, EXDEV);
 	r = charge_reserve(dirent_growth(), 0);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);

@@ -160,6 +160,18 @@ struct rn {
 	struct stat wst;  /* ... this one */
 };
 
+/* Links of one file stay in one area (area_move_splits_links). */
+static int rn_links_stay(struct rn *x)
+{
+	if (!area_paths_differ(x->src.rel, x->dst.rel))
+		return 0;
+	if (area_move_splits_links(x->pfd, x->src.name))
+		return -EXDEV;
+	if ((x->flags & RENAME_EXCHANGE) && area_move_splits_links(x->npfd, x->dst.name))
+		return -EXDEV;
+	return 0;
+}
+
 static int rn_prepare(struct rn *x)
 {
 	int r = side_upper(&x->src);
@@ -170,6 +182,8 @@ static int rn_prepare(struct rn *x)
 		r = x->pfd;
 	if (r == 0 && (x->npfd = node_upper_dir(x->dst.p)) < 0)
 		r = x->npfd;
+	if (r == 0)
+		r = rn_links_stay(x);
 	if (r == 0 && !x->dst.exists &&
 	    fstatat(x->npfd, x->dst.name, &x->wst, AT_SYMLINK_NOFOLLOW) == 0)
 		x->dst_wh = is_union_whiteout(x->npfd, x->dst.name, &x->wst);
@@ -196,6 +210,15 @@ static void rn_replaced(struct rn *x)
 		charge_gone(area_of_path(x->dst.rel), &after);
 }
 
+/* Is the renamed name the node's? The node of a file of several links
+ * carries the name it was first found by, which may since have gone; a
+ * file's only name is its name. */
+static bool side_named(const struct side *s)
+{
+	return (s->n->parent == s->p && !strcmp(s->n->name, s->name)) ||
+	       (!S_ISDIR(s->f.st.st_mode) && s->f.st.st_nlink == 1);
+}
+
 /* After the upper rename: whiteouts, nodes, opacity, areas. */
 static int rn_finish(struct rn *x)
 {
@@ -208,10 +231,9 @@ static int rn_finish(struct rn *x)
 			charge_settle(area_of_path(x->src.rel), 0, blocks_bytes(&wst), 1, 1);
 		x->res_i--;
 	}
-	if (x->src.n->parent == x->src.p && !strcmp(x->src.n->name, x->src.name))
+	if (side_named(&x->src))
 		node_move(x->src.n, x->dst.p, x->dst.name);
-	if ((x->flags & RENAME_EXCHANGE) && x->dst.n->parent == x->dst.p &&
-	    !strcmp(x->dst.n->name, x->dst.name))
+	if ((x->flags & RENAME_EXCHANGE) && side_named(&x->dst))
 		node_move(x->dst.n, x->src.p, x->src.name);
 	move_areas(x->npfd, x->dst.name, x->src.rel, x->dst.rel, x->src.n);
 	if (x->flags & RENAME_EXCHANGE)

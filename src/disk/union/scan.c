@@ -4,7 +4,8 @@
  * The rules are those of DESIGN.md §3: every distinct inode of the upper
  * layer and of the image layers (each layer's root included) counts once,
  * at st_blocks * 512; a file with several links counts once, in the area of
- * the first path the walk meets. Upper objects count in the area of their
+ * the first path the walk meets (all its links are in one area: link and
+ * rename refuse to spread them over two, see union.h). Upper objects count in the area of their
  * union path, image objects in "image". */
 #include "union/union.h"
 
@@ -183,10 +184,16 @@ bool area_paths_differ(const char *oldrel, const char *newrel)
 struct amove {
 	char oldp[PATH_MAX], newp[PATH_MAX];
 	struct inoset links; /* a file with several links moves once */
+	bool check;          /* only look for files with several links */
+	bool has_links;      /* ... and one was found: stop */
 };
 
 static void amove_one(struct amove *m, const struct stat *st)
 {
+	if (m->check) {
+		m->has_links |= !S_ISDIR(st->st_mode) && st->st_nlink > 1;
+		return;
+	}
 	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && inoset_add(&m->links, ino_key(st)) <= 0)
 		return;
 	acct_move(&D->acct, area_of_path(m->oldp), area_of_path(m->newp), blocks_bytes(st), 1);
@@ -228,29 +235,49 @@ static void amove_tree(struct amove *m, int dfd)
 		close(dfd);
 		return;
 	}
-	while ((de = readdir(d)))
+	while (!m->has_links && (de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			amove_entry(m, dirfd(d), de->d_name);
+}
+
+static void amove_run(struct amove *m, int dirfd, const char *name)
+{
+	struct stat st;
+	int fd;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	amove_one(m, &st);
+	if (S_ISDIR(st.st_mode) && !m->has_links) {
+		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			amove_tree(m, fd);
+	}
 }
 
 void area_move_object(int dirfd, const char *name, const char *oldrel, const char *newrel)
 {
 	struct amove *m = calloc(1, sizeof(*m));
-	struct stat st;
-	int fd;
 
 	if (!m)
 		return;
 	snprintf(m->oldp, sizeof(m->oldp), "%s", oldrel);
 	snprintf(m->newp, sizeof(m->newp), "%s", newrel);
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		amove_one(m, &st);
-		if (S_ISDIR(st.st_mode)) {
-			fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (fd >= 0)
-				amove_tree(m, fd);
-		}
-	}
+	amove_run(m, dirfd, name);
 	free(m->links.keys);
 	free(m);
+}
+
+bool area_move_splits_links(int dirfd, const char *name)
+{
+	struct amove *m = calloc(1, sizeof(*m));
+	bool r;
+
+	if (!m)
+		return true; /* refused rather than split unchecked */
+	m->check = true;
+	amove_run(m, dirfd, name);
+	r = m->has_links;
+	free(m);
+	return r;
 }

@@ -82,6 +82,12 @@ bool area_paths_differ(const char *oldrel, const char *newrel);
 /* Move the charges of the object at dirfd/name (a whole tree for a
  * directory) from the areas of its old paths to those of its new ones. */
 void area_move_object(int dirfd, const char *name, const char *oldrel, const char *newrel);
+/* Does the object at dirfd/name hold a file with several links (itself, or
+ * anywhere in its tree)? Such an object stays in its area: link and rename
+ * answer EXDEV, as across ext4 project quotas (and across the volume's
+ * lanes, which are mounts of their own), so that every link of a file is
+ * in the area its charge is in, whichever name the kernel looks it up by. */
+bool area_move_splits_links(int dirfd, const char *name);
 
 /* reconnect.c: file handles that outlive the kernel's caches */
 /* Make l's objects findable by handle (after open_layer). */

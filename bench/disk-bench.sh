@@ -21,6 +21,9 @@
 #             as a CVM sees /home (no FUSE on the path)
 #   (the last two unless DISK_BENCH_VOLUME=0 or the machine has no
 #   /dev/loop-control)
+#   cvmfs-base cvmfsd disk of another build (DISK_BENCH_BASELINE=BUILD_DIR,
+#             e.g. one of the commit before a change), same options as
+#             cvmfs: a before/after table of the same run
 # with the workloads
 #   - 1 GiB sequential write + fsync (dd bs=1M conv=fsync), MB/s, best of
 #     DISK_BENCH_SEQ_REPEAT
@@ -45,6 +48,8 @@
 #              DISK_BENCH_TAR_MB (untar tree size, default 100),
 #              DISK_BENCH_LIMIT (limit of the limited mount, default 8G),
 #              DISK_BENCH_SEQ_MB (sequential file size in MiB, default 1024),
+#              DISK_BENCH_BASELINE (a build dir: its cvmfsd disk as one
+#                more target, and a table of this build against it),
 #              DISK_BENCH_FS (loop, the default: every target on one fresh
 #                ext4 made in a sparse file under the temp dir and mounted
 #                with -o loop, so that the figures do not depend on the
@@ -242,7 +247,12 @@ TARGETS=(native fuseovl cvmfs cvmfsnl)
 VOLUME=${DISK_BENCH_VOLUME:-1}
 [ -c /dev/loop-control ] || VOLUME=0
 [ "$VOLUME" = 1 ] && TARGETS+=(cvmfsvol cvmfslane)
-declare -A LABEL=([native]="native" [fuseovl]="fuse-overlayfs"
+BASELINE=${DISK_BENCH_BASELINE:-}
+if [ -n "$BASELINE" ]; then
+	[ -x "$BASELINE/src/cvmfsd" ] || die "DISK_BENCH_BASELINE: no $BASELINE/src/cvmfsd"
+	TARGETS+=(cvmfsbase)
+fi
+declare -A LABEL=([cvmfsbase]="cvmfsd disk, baseline" [native]="native" [fuseovl]="fuse-overlayfs"
                   [cvmfs]="cvmfsd disk" [cvmfsnl]="cvmfsd disk (no limit)"
                   [cvmfsvol]="cvmfsd disk, volume: root union" [cvmfslane]="volume: /home lane")
 declare -A DIR=() NAME=() DATA=()
@@ -259,13 +269,14 @@ wait_mounted "$ROOT/fuseovl/mnt" $! "$ROOT/fuseovl/log"
 DIR[fuseovl]=$ROOT/fuseovl/mnt
 
 start_cvmfs() { # TARGET LIMIT [cvmfsd disk options]
-	local t=$1 d=$ROOT/$1 lim=$2
+	local t=$1 d=$ROOT/$1 lim=$2 bin=$CVMFSD
 	shift 2
+	[ "$t" = cvmfsbase ] && bin=$BASELINE/src/cvmfsd
 	mkdir -p "$d/mnt"
 	NAME[$t]=$TAG-$t
 	DATA[$t]=$d/data
 	MNTS+=("$d/mnt")
-	"$CVMFSD" disk -f -c "$TMP/empty.conf" --name "${NAME[$t]}" --data "$d/data" \
+	"$bin" disk -f -c "$TMP/empty.conf" --name "${NAME[$t]}" --data "$d/data" \
 		--limit "$lim" --image "$ROOT/lower" --run-dir "$TMP/run" "$@" "$d/mnt" \
 		>"$d/log" 2>&1 &
 	PIDS+=($!)
@@ -274,6 +285,7 @@ start_cvmfs() { # TARGET LIMIT [cvmfsd disk options]
 }
 start_cvmfs cvmfs "$LIMIT"
 start_cvmfs cvmfsnl "$NOLIMIT"
+[ -n "$BASELINE" ] && start_cvmfs cvmfsbase "$LIMIT"
 if [ "$VOLUME" = 1 ]; then
 	# The daemon unmounts its volume (lazily) at SIGTERM; the loop device
 	# goes with the last user (autoclear).
@@ -427,6 +439,19 @@ if [ "$VOLUME" = 1 ]; then
 		awk -v l="$l" -v n="${R[$k,native]}" -v a="${R[$k,cvmfslane]}" \
 		    -v v="${R[$k,cvmfsvol]}" -v c="${R[$k,cvmfs]}" 'BEGIN {
 			printf "| %s | %s | %s | %.2f | %s | %s | %.2f |\n", l, n, a, a / n, v, c, v / c }'
+	done
+fi
+
+if [ -n "$BASELINE" ]; then
+	echo
+	echo "### This build against the baseline ($BASELINE), same run, same limit"
+	echo
+	echo "| test | baseline | this build | this ÷ baseline |"
+	echo "|---|---:|---:|---:|"
+	for e in "${TESTS[@]}"; do
+		k=${e%%|*} l=${e#*|}
+		awk -v l="$l" -v b="${R[$k,cvmfsbase]}" -v c="${R[$k,cvmfs]}" 'BEGIN {
+			printf "| %s | %s | %s | %.2f |\n", l, b, c, c / b }'
 	done
 fi
 

@@ -217,6 +217,22 @@ class Disk:
         return open(self.log).read()
 
 
+def wait_for(pred, timeout=10.0):
+    """Poll pred() until it is true, for up to timeout seconds (a bound,
+    not a speed); its last value."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(0.02)
+
+
+def df_size(path):
+    sv = os.statvfs(path)
+    return sv.f_blocks * sv.f_frsize
+
+
 def area_of(rel):
     rel = rel.strip('/')
     if rel == 'var/lib/docker' or rel.startswith('var/lib/docker/'):

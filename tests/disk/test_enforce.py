@@ -121,16 +121,15 @@ with dt.checked(res, disk):
     with open(conf, 'w') as f:
         f.write('[disk]\ninodes = 100000\n[disk ws]\nlimit = 128M\n')
     disk.hup()
-    time.sleep(0.3)
-    sv = os.statvfs(m)
-    res.eq('SIGHUP grow: df size', sv.f_blocks * sv.f_frsize, 128 * MiB)
+    dt.wait_for(lambda: dt.df_size(m) == 128 * MiB)
+    res.eq('SIGHUP grow: df size', dt.df_size(m), 128 * MiB)
     dt.write_file(os.path.join(m, 'after-grow'), os.urandom(8 * MiB))
     res.check('writes work after grow', os.path.getsize(os.path.join(m, 'after-grow')) == 8 * MiB)
     # SIGHUP: shrink below usage
     with open(conf, 'w') as f:
         f.write('[disk]\ninodes = 100000\n[disk ws]\nlimit = 16M\n')
     disk.hup()
-    time.sleep(0.3)
+    dt.wait_for(lambda: dt.df_size(m) == 16 * MiB)
     sv = os.statvfs(m)
     res.eq('SIGHUP shrink: df size', sv.f_blocks * sv.f_frsize, 16 * MiB)
     res.eq('SIGHUP shrink: nothing available', sv.f_bavail, 0)
@@ -144,7 +143,7 @@ with dt.checked(res, disk):
     with open(conf, 'w') as f:
         f.write('[disk ws]\nlimit = lots\n')
     disk.hup()
-    time.sleep(0.3)
+    dt.wait_for(lambda: 'cvmfs.conf:2' in disk.logtext())
     res.eq('bad config on SIGHUP keeps limits', os.statvfs(m).f_blocks * 4096, 16 * MiB)
     res.check('bad config line reported with file:line', 'cvmfs.conf:2' in disk.logtext(),
               disk.logtext()[-500:])
@@ -154,9 +153,10 @@ with dt.checked(res, disk):
 
     # inode limit
     with open(conf, 'w') as f:
-        f.write('[disk ws]\nlimit = 64M\ninodes = %d\n' % (disk.fresh_figures()['inodes_used'] + 50))
+        inodes = disk.fresh_figures()['inodes_used'] + 50
+        f.write('[disk ws]\nlimit = 64M\ninodes = %d\n' % inodes)
     disk.hup()
-    time.sleep(0.3)
+    dt.wait_for(lambda: os.statvfs(m).f_files == inodes and dt.df_size(m) == 64 * MiB)
     made, err = 0, None
     try:
         for i in range(100):

@@ -21,6 +21,9 @@ int read_file_alloc(int dirfd, const char *path, char **out, size_t *len);
  * -errno. For config, state, status and pid files: anything that names
  * them may be a FIFO or /dev/zero by mistake or on purpose. */
 int open_regular(int dirfd, const char *path);
+/* The same with open(2) flags of the caller's (O_WRONLY | O_CREAT, ...;
+ * created files get mode 0600). */
+int open_regular_flags(int dirfd, const char *path, int flags);
 /* open_regular + read_fd_buf: -EFBIG when the file does not fit in buf. */
 ssize_t read_regular_buf(int dirfd, const char *path, char *buf, size_t size);
 /* open_regular + read at most MAX bytes into malloc'ed memory

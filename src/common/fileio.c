@@ -86,8 +86,12 @@ int read_file_alloc(int dirfd, const char *path, char **out, size_t *len)
 
 int open_regular(int dirfd, const char *path)
 {
-	_cleanup_close_ int fd = openat(dirfd, path,
-					O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	return open_regular_flags(dirfd, path, O_RDONLY);
+}
+
+int open_regular_flags(int dirfd, const char *path, int flags)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
 	struct stat st;
 
 	if (fd < 0)

@@ -4,9 +4,10 @@
  * forgotten node again when the kernel decodes a file handle; a clean stop
  * keeps the table in RUN_DIR/disk/NAME.handles and the next start reads it
  * back. */
-#include "nodes.h"
+#include "nodes/nodes.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 
 #include <errno.h>
@@ -173,20 +174,6 @@ struct ghost_rec {
 	uint16_t len;
 } __attribute__((packed));
 
-/* Never a FIFO to block on, a device or a symlink's target. */
-static int open_regular(int dirfd, const char *name, int flags)
-{
-	int fd = openat(dirfd, name, flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0600);
-	struct stat st;
-
-	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
-	return fd;
-}
-
 static bool rec_write(FILE *f, uint64_t ino, uint64_t parent, const char *name)
 {
 	struct ghost_rec r = { ino, parent, (uint16_t)strlen(name) };
@@ -235,16 +222,20 @@ static int handles_paths(char *path, char *tmp, size_t size)
 void handles_save(void)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
-	int fd = handles_paths(path, tmp, sizeof(path)) < 0
-			 ? -1
-			 : open_regular(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	int fd = handles_paths(path, tmp, sizeof(path));
+	FILE *f;
 	unsigned n;
 
+	if (fd == 0)
+		fd = open_regular_flags(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW);
+	f = fd < 0 ? NULL : fdopen(fd, "w");
 	if (!f) {
+		int r = fd < 0 ? fd : -errno;
+
 		if (fd >= 0)
 			close(fd);
-		log_warn("%s: %s: file handles will not survive the restart", tmp, strerror(errno));
+		log_warn("%s: %s: file handles will not survive the restart", tmp,
+			 file_strerror(r));
 		return;
 	}
 	fputs(HANDLES_MAGIC, f);
@@ -281,13 +272,15 @@ static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
 void handles_load(void)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
-	int fd = handles_paths(path, tmp, sizeof(path)) < 0 ? -1
-							    : open_regular(AT_FDCWD, path, O_RDONLY);
-	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	int fd = handles_paths(path, tmp, sizeof(path));
 	char magic[sizeof(HANDLES_MAGIC)] = "", name[NAME_MAX + 1];
 	struct ghost_rec r;
 	unsigned n = 0;
+	FILE *f;
 
+	if (fd == 0)
+		fd = open_regular_flags(AT_FDCWD, path, O_RDONLY | O_NOFOLLOW);
+	f = fd < 0 ? NULL : fdopen(fd, "r");
 	if (!f) {
 		if (fd >= 0)
 			close(fd);

@@ -99,7 +99,7 @@ void dlist_free(struct dlist *l)
 }
 
 /* What one entry of a layer is: 1 a listable entry, 0 a whiteout (name
- * added to hide), -1 metadata to skip. */
+ * added to hide), a negative errno for metadata or an entry gone: skip. */
 static int classify(unsigned layer, int dfd, struct dirent *de, unsigned char *type,
 		    const char **hide)
 {
@@ -109,12 +109,12 @@ static int classify(unsigned layer, int dfd, struct dirent *de, unsigned char *t
 	*hide = NULL;
 	if (layer > 0 && oci_is_meta(de->d_name)) {
 		*hide = oci_whiteout_target(de->d_name);
-		return *hide ? 0 : -1;
+		return *hide ? 0 : -ENOENT;
 	}
 	if (de->d_type != DT_CHR && de->d_type != DT_UNKNOWN)
 		return 1;
 	if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -1;
+		return -errno;
 	*type = IFTODT(st.st_mode);
 	if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(0, 0))
 		return 1;

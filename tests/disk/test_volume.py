@@ -224,11 +224,7 @@ def test_kill9():
         dt.write_file(os.path.join(home, 'second'), data)
         d.kill9()
         subprocess.run(['umount', '-l', d.data], check=False)
-        for _ in range(100):
-            if not vt.our_loops():
-                break
-            time.sleep(0.05)
-        res.eq('after the last user, autoclear detached the loop device', vt.our_loops(), [])
+        res.eq('after the last user, autoclear detached the loop device', vt.wait_no_loops(), [])
         r = subprocess.run(['e2fsck', '-fn', d.image_file()], capture_output=True, text=True)
         res.check('after kill -9 of everything: e2fsck -fn finds the volume clean',
                   r.returncode == 0, r.stdout + r.stderr)
@@ -525,7 +521,7 @@ def main():
         print('# %s' % t.__name__, flush=True)
         t()
         vt.cleanup_between()
-    res.eq('no loop device of ours left attached', vt.our_loops(), [])
+    res.eq('no loop device of ours left attached', vt.wait_no_loops(), [])
     res.eq('no sanitizer report in any daemon log', vt.sanitizer_reports(), [])
     vt.cleanup()
     res.done()

@@ -133,7 +133,10 @@ def cleanup_volume(d):
     wait_no_loops()
 
 
-def wait_no_loops(timeout=10):
+def wait_no_loops(timeout=30):
+    """Our loop devices, once autoclear has detached them (after the last
+    lazy unmount lets go: seconds on a loaded machine); a bound, not a
+    speed."""
     t0 = time.time()
     while our_loops() and time.time() - t0 < timeout:
         time.sleep(0.05)

@@ -57,11 +57,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = copy_up(n);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
-	node_lock(n);
-	fd = node_open(n, flags | O_NOFOLLOW);
-	if (fd >= 0)
-		n->open_count++;
-	node_unlock(n);
+	fd = node_open_counted(n, flags | O_NOFOLLOW);
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	if (flags & O_TRUNC) {

@@ -454,28 +454,36 @@ int node_move(struct dnode *n, struct dnode *p, const char *name)
 	return 0;
 }
 
-void node_keep_handle(struct dnode *n)
+static bool node_wants_handle(struct dnode *n)
 {
-	struct file_handle *fh;
-	int mount_id, fd;
+	bool wants;
 
 	node_lock(n);
-	if (n->fh || n->layer != 0) {
-		node_unlock(n);
+	wants = !n->fh && n->layer == 0;
+	node_unlock(n);
+	return wants;
+}
+
+/* The handle is made with no node lock held: opening n may take its
+ * parent's (one node at a time, disk.h). */
+void node_keep_handle(struct dnode *n)
+{
+	_cleanup_free_ struct file_handle *fh = NULL;
+	_cleanup_close_ int fd = -EBADF;
+	int mount_id;
+
+	if (!node_wants_handle(n))
 		return;
-	}
 	fd = node_open(n, O_PATH | O_NOFOLLOW);
 	fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
-	if (fd >= 0 && fh) {
-		fh->handle_bytes = MAX_HANDLE_SZ;
-		if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) == 0) {
-			n->fh = fh;
-			fh = NULL;
-		}
-	}
-	free(fh);
-	if (fd >= 0)
-		close(fd);
+	if (fd < 0 || !fh)
+		return;
+	fh->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", fh, &mount_id, AT_EMPTY_PATH) < 0)
+		return;
+	node_lock(n);
+	if (!n->fh && n->layer == 0)
+		n->fh = TAKE_PTR(fh);
 	node_unlock(n);
 }
 

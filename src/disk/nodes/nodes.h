@@ -162,8 +162,13 @@ int layer_open(unsigned layer, const char *rel, int flags);
 void image_owner(struct stat *st);
 int image_idmap_parse(const char *s);
 int upper_root_adopt(void);
-/* The node's current object (upper by handle or path, else its layer). */
+/* The node's current object: through the fd an unlinked one keeps, its
+ * handle (upper, several links), its name beneath its parent's kept fd, else
+ * its union path. May be called with n locked (no other node lock). */
 int node_open(struct dnode *n, int flags);
+/* node_open, and one more open file counted with it under the node's lock
+ * (an unlink then sees it: charge_unlinked). */
+int node_open_counted(struct dnode *n, int flags);
 /* A new O_PATH fd of dir's upper directory through the fd kept for it, or
  * -ENOENT (none kept: not upper, gone, or at the bound). ns_lock held, no
  * node lock, dir held. */

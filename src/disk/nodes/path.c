@@ -148,7 +148,8 @@ int node_upper_dirfd(struct dnode *dir)
 	    node_path(dir, &path) == 0) {
 		kept = layer_open(0, path, O_PATH | O_DIRECTORY);
 		if (kept > 0) {
-			dir->upper_fd = kept;
+			/* Read without the lock by upper_parent_fd(). */
+			__atomic_store_n(&dir->upper_fd, kept, __ATOMIC_RELEASE);
 			__atomic_add_fetch(&D->upper_fds, 1, __ATOMIC_RELAXED);
 		} else {
 			kept = 0;
@@ -160,52 +161,66 @@ int node_upper_dirfd(struct dnode *dir)
 	return fd;
 }
 
-/* An upper object by its parent's kept fd: -EAGAIN where there is none.
- * No node lock held (one node at a time: disk.h). */
-static int open_beneath_parent(struct dnode *n, int flags)
+/* An upper object's parent's kept fd, to open the object by its name
+ * beneath it, or -EAGAIN where none is kept (yet: node_upper_dirfd keeps
+ * it at the parent's next lookup). Borrowed, not a copy: the parent keeps
+ * it until the kernel forgets the parent (node_retire), and a node holds
+ * its parent (ns_lock held: n->parent stays). Read without any lock, so
+ * that the caller may hold n's: taking the parent's too would nest node
+ * locks (one at a time, disk.h). An object once upper stays upper: a stale
+ * read of its layer only means it is opened by its path. */
+static int upper_parent_fd(const struct dnode *n)
 {
-	_cleanup_close_ int dfd = -EBADF;
+	int fd;
 
-	if (n->type == S_IFDIR && (flags & O_PATH)) {
-		int fd = node_upper_dirfd(n);
-
-		if (fd >= 0)
-			return fd;
-	}
-	if (!n->parent || (dfd = node_upper_dirfd(n->parent)) < 0)
+	if (__atomic_load_n(&n->layer, __ATOMIC_RELAXED) != 0 || !n->parent)
 		return -EAGAIN;
-	return layer_openat(dfd, n->name, flags);
+	fd = __atomic_load_n(&n->parent->upper_fd, __ATOMIC_ACQUIRE);
+	return fd > 0 ? fd : -EAGAIN;
+}
+
+/* n locked; pfd: upper_parent_fd's. */
+static int open_locked(struct dnode *n, int flags, int pfd)
+{
+	_cleanup_free_ char *path = NULL;
+	int fd, r;
+
+	if (n->orphan_fd)
+		return orphan_open(n->orphan_fd, flags);
+	if (n->fh && n->layer == 0) {
+		fd = open_by_handle_at(D->handle_fd, n->fh, flags | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	if (n->layer == 0 && n->upper_fd > 0 && (flags & O_PATH)) {
+		fd = fcntl(n->upper_fd, F_DUPFD_CLOEXEC, 3);
+		return fd < 0 ? -errno : fd;
+	}
+	if (n->layer == 0 && pfd >= 0)
+		return layer_openat(pfd, n->name, flags);
+	r = node_path(n, &path);
+	return r < 0 ? r : layer_open(n->layer, path, flags);
 }
 
 int node_open(struct dnode *n, int flags)
 {
-	_cleanup_free_ char *path = NULL;
-	bool tried = false;
-	int fd, r;
+	int pfd = upper_parent_fd(n);
+	int fd;
 
-again:
 	node_lock(n);
-	if (n->orphan_fd) {
-		fd = orphan_open(n->orphan_fd, flags);
-		node_unlock(n);
-		return fd;
-	}
-	if (n->fh && n->layer == 0) {
-		fd = open_by_handle_at(D->handle_fd, n->fh, flags | O_CLOEXEC);
-		node_unlock(n);
-		return fd < 0 ? -errno : fd;
-	}
-	if (n->layer == 0 && !tried) {
-		/* Once upper, an object stays upper: no lock needed past here. */
-		node_unlock(n);
-		fd = open_beneath_parent(n, flags);
-		if (fd != -EAGAIN)
-			return fd;
-		tried = true;
-		goto again;
-	}
-	r = node_path(n, &path);
-	fd = r < 0 ? r : layer_open(n->layer, path, flags);
+	fd = open_locked(n, flags, pfd);
+	node_unlock(n);
+	return fd;
+}
+
+int node_open_counted(struct dnode *n, int flags)
+{
+	int pfd = upper_parent_fd(n);
+	int fd;
+
+	node_lock(n);
+	fd = open_locked(n, flags, pfd);
+	if (fd >= 0)
+		n->open_count++;
 	node_unlock(n);
 	return fd;
 }

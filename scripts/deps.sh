@@ -11,7 +11,7 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \
 	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap \
 	e2fsprogs iproute2 busybox-static nftables passt \
-	lowdown man-db python3-prometheus-client python3-yaml >/dev/null
+	lowdown man-db python3-prometheus-client python3-yaml runc >/dev/null
 # e2fsprogs: mkfs.ext4 (bench/disk-bench.sh and bench/docker-bench.sh make a
 # fresh ext4); iproute2: ip (bench/docker-bench.sh's private host dockerd
 # brings up lo in its own network namespace). Neither is in a minbase system.
@@ -22,4 +22,5 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 # lxcfs's package may start its own service; the benchmark runs a private one.
 # lowdown: the man pages (doc/md2man.py); man-db: test_install renders them.
 # python3-prometheus-client: test_prometheus parses cvmfs-stat --prometheus;
-# python3-yaml: test_k8s parses deploy/kubernetes/.
+# python3-yaml: test_k8s parses deploy/kubernetes/. runc: test_hook runs a
+# container through cvmfs-hook.

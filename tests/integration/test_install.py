@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`meson install --destdir` puts exactly the files doc/install.md lists
 where it says, keeps an existing /etc/cvmfs/cvmfs.conf, the systemd units
-pass `systemd-analyze verify` against the destdir's binaries, and `man -l`
-renders every man page without a warning. Needs no root: nothing is
+pass `systemd-analyze verify` against the destdir's binaries, `man -l`
+renders every man page without a warning, and `ninja uninstall` leaves the
+config and the workspaces' data. Needs no root: nothing is
 started, everything stays in a temporary directory."""
 import os
 import re
@@ -96,6 +97,20 @@ def check_man(destdir):
                 (rc, err, out[:300]))
 
 
+def check_uninstall(destdir):
+    """ninja uninstall removes what meson's log lists (the last install's:
+    this destdir): not the config, not the workspaces' data."""
+    data = os.path.join(destdir, 'var/lib/cvmfs/workspaces/ws/upper/home/f')
+    os.makedirs(os.path.dirname(data))
+    with open(data, 'w') as f:
+        f.write('user data\n')
+    rc, out, err = T.run(['ninja', '-C', T.BUILD, 'uninstall'], timeout=120)
+    R.eq('ninja uninstall: exit 0', rc, 0, (out[-500:], err[-500:]))
+    left = installed_files(destdir)
+    R.eq('uninstall leaves the config and the data, removes the rest', left,
+         sorted(['/etc/cvmfs/cvmfs.conf', '/var/lib/cvmfs/workspaces/ws/upper/home/f']))
+
+
 def main():
     destdir = T.tempdir('install')
     install(destdir)
@@ -104,6 +119,7 @@ def main():
     check_config_kept(destdir)
     check_units(destdir)
     check_man(destdir)
+    check_uninstall(destdir)
     R.summary_and_exit()
 
 

@@ -10,7 +10,8 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \
 	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap \
-	e2fsprogs iproute2 busybox-static nftables passt >/dev/null
+	e2fsprogs iproute2 busybox-static nftables passt \
+	lowdown man-db python3-prometheus-client python3-yaml runc >/dev/null
 # e2fsprogs: mkfs.ext4 (bench/disk-bench.sh and bench/docker-bench.sh make a
 # fresh ext4); iproute2: ip (bench/docker-bench.sh's private host dockerd
 # brings up lo in its own network namespace). Neither is in a minbase system.
@@ -19,3 +20,7 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 # nftables, passt: cvm-launch --net private (its default where they are):
 # nft for the bridge's rules as root, pasta for a CVM in a user namespace.
 # lxcfs's package may start its own service; the benchmark runs a private one.
+# lowdown: the man pages (doc/md2man.py); man-db: test_install renders them.
+# python3-prometheus-client: test_prometheus parses cvmfs-stat --prometheus;
+# python3-yaml: test_k8s parses deploy/kubernetes/. runc: test_hook runs a
+# container through cvmfs-hook.

@@ -25,6 +25,9 @@ struct disk_status {
 	uint64_t area_bytes[DISK_AREAS];
 	uint64_t inodes_used, inodes_limit, known_inodes;
 	long pid;
+	/* FUSE requests answered and errors (include/cvmfs/req_counters.h);
+	 * 0 in files of older daemons. */
+	uint64_t requests, errors;
 	char *volume;     /* "loop:FILE", "block:DEV", "none"; NULL in older files */
 	char *volume_mnt; /* where the daemon mounted the volume; NULL if none */
 	/* What it serves (NULL in files of older daemons): its --data, --image

@@ -211,6 +211,7 @@ static uint64_t *figure_of(struct disk_status *s, const char *key, size_t len)
 		{ "limit_bytes", &s->limit_bytes },   { "used_bytes", &s->used_bytes },
 		{ "avail_bytes", &s->avail_bytes },   { "inodes_used", &s->inodes_used },
 		{ "inodes_limit", &s->inodes_limit }, { "known_inodes", &s->known_inodes },
+		{ "requests", &s->requests },	      { "errors", &s->errors },
 	};
 
 	for (size_t i = 0; i < sizeof(figures) / sizeof(figures[0]); i++)

@@ -14,6 +14,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/req_counters.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -79,7 +80,7 @@ int publish_write(const char *state)
 		volume_figures(&f, &D->acct);
 	}
 	len = volume_json(extra, sizeof(extra), D->cfg.data);
-	if (len < 0)
+	if (len < 0 || (len = req_counts_json(extra + len, sizeof(extra) - (size_t)len)) < 0)
 		return len;
 	f.extra_json = extra;
 	snprintf(f.name, sizeof(f.name), "%s", D->cfg.name);

@@ -9,11 +9,13 @@
 #include "cvmfs/paths.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef CVMFSD_PATH
 #define CVMFSD_PATH "cvmfsd"
@@ -119,6 +121,23 @@ static int str_default(char **s, const char *def)
 	return *s ? 0 : -ENOMEM;
 }
 
+/* An installed cvm-launch finds the cvmfsd installed with it (the same
+ * directory); a build's finds the build's (CVMFSD_PATH). */
+static int cvmfsd_default(char **s)
+{
+	char exe[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - sizeof("/cvmfsd"));
+
+	if (*s)
+		return 0;
+	if (n > 0 && (exe[n] = '\0', slash = strrchr(exe, '/'))) {
+		strcpy(slash + 1, "cvmfsd");
+		if (access(exe, X_OK) == 0)
+			return str_default(s, exe);
+	}
+	return str_default(s, CVMFSD_PATH);
+}
+
 /* One pass over the file with both sections: inih reports lines in file
  * order, so [launch NAME] wins over [launch] when it comes later (as in the
  * shipped config); the command line wins over both. */
@@ -166,7 +185,7 @@ static int set_defaults(struct launch *L)
 	if (net_default(L) < 0 || str_default(&L->o.bridge, "cvmfs0") < 0 ||
 	    str_default(&L->o.net_range, "10.87.0.0/16") < 0)
 		return -ENOMEM;
-	if (str_default(&L->o.cvmfsd, CVMFSD_PATH) < 0 ||
+	if (cvmfsd_default(&L->o.cvmfsd) < 0 ||
 	    (!L->o.data && asprintf(&L->o.data, CVMFS_STATE_DIR "/workspaces/%s", L->o.name) < 0) ||
 	    str_default(&L->o.mnt_dir, CVMFS_STATE_DIR "/mnt") < 0 ||
 	    str_default(&L->o.views, CVMFS_STATE_DIR "/views") < 0 ||

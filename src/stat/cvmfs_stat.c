@@ -6,6 +6,7 @@
 #include "cvmfs/disk_status.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/paths.h"
+#include "prometheus.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,7 +22,8 @@
 struct stat_opts {
 	char *config;
 	char *run_dir;
-	bool json;
+	char *views;
+	bool json, prometheus;
 };
 
 #define O(field) offsetof(struct stat_opts, field)
@@ -32,6 +34,11 @@ static const struct opt_def stat_opts_defs[] = {
 	  "read the figures from DIR/disk/NAME.json (default /run/cvmfs)" },
 	{ "json", 0, OPT_BOOL, O(json), true, NULL,
 	  "print a JSON array of objects with integer byte counts" },
+	{ "prometheus", 0, OPT_BOOL, O(prometheus), true, NULL,
+	  "print Prometheus' text format (workspaces and daemons' request counts)" },
+	{ "views", 0, OPT_STR, O(views), false, "MOUNT",
+	  "with --prometheus: the views daemon's counts from MOUNT.json (default "
+	  CVMFS_STATE_DIR "/views)" },
 	OPT_END,
 };
 static const char *const stat_sections[] = { "stat", NULL };
@@ -236,14 +243,16 @@ static void print_json(const struct table *t)
 		printf("%s\n  {\"name\": \"%s\", \"state\": \"%s\", \"limit_bytes\": %llu, "
 		       "\"used_bytes\": %llu, \"avail_bytes\": %llu, \"image_bytes\": %llu, "
 		       "\"docker_bytes\": %llu, \"home_bytes\": %llu, \"other_bytes\": %llu, "
-		       "\"inodes_used\": %llu, \"inodes_limit\": %llu}",
+		       "\"inodes_used\": %llu, \"inodes_limit\": %llu, \"requests\": %llu, "
+		       "\"errors\": %llu}",
 		       i ? "," : "", f->name, f->state, (unsigned long long)f->limit_bytes,
 		       (unsigned long long)f->used_bytes, (unsigned long long)f->avail_bytes,
 		       (unsigned long long)f->area_bytes[DISK_AREA_IMAGE],
 		       (unsigned long long)f->area_bytes[DISK_AREA_DOCKER],
 		       (unsigned long long)f->area_bytes[DISK_AREA_HOME],
 		       (unsigned long long)f->area_bytes[DISK_AREA_OTHER],
-		       (unsigned long long)f->inodes_used, (unsigned long long)f->inodes_limit);
+		       (unsigned long long)f->inodes_used, (unsigned long long)f->inodes_limit,
+		       (unsigned long long)f->requests, (unsigned long long)f->errors);
 	}
 	printf("%s]\n", t->n ? "\n" : "");
 }
@@ -308,7 +317,10 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		if (t.n) /* rows is NULL without any: not qsort's to get */
 			qsort(t.rows, t.n, sizeof(*t.rows), by_name);
-		if (o.json)
+		if (o.prometheus)
+			print_prometheus(stdout, t.rows, t.n,
+					 o.views ? o.views : CVMFS_STATE_DIR "/views");
+		else if (o.json)
 			print_json(&t);
 		else {
 			print_table(&t);

@@ -1,5 +1,6 @@
 /* cvmfsd views: options, mounts, daemon lifecycle. */
 #include "fs.h"
+#include "status.h"
 #include "supervise.h"
 #include "views_main.h"
 
@@ -237,6 +238,7 @@ static int session_start(struct session *s, const struct fuse_lowlevel_ops *ops,
 		s->se = NULL;
 		return -EIO;
 	}
+	views_count_replies(s->se);
 	r = pthread_create(&s->thread, NULL, session_loop, s);
 	if (r) {
 		fuse_session_unmount(s->se);
@@ -320,6 +322,7 @@ static int views_run(const char *mnt)
 	if (r < 0)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
+	views_status_start(mnt); /* not fatal: only the counts go unpublished */
 	daemon_ready(notify_fd);
 	daemon_wait_stop(views_hup);
 	log_info("stopping");
@@ -327,6 +330,7 @@ static int views_run(const char *mnt)
 out:
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 	supervise_stop();
+	views_status_stop();
 	/* ct first: it is mounted inside the shared tree. Both are tried. */
 	gone = session_stop(&sessions[1]);
 	gone = session_stop(&sessions[0]) && gone;

@@ -66,7 +66,7 @@ with dt.checked(res, disks):
     res.eq('json keys', sorted(a), sorted(['name', 'state', 'limit_bytes', 'used_bytes',
                                            'avail_bytes', 'image_bytes', 'docker_bytes',
                                            'home_bytes', 'other_bytes', 'inodes_used',
-                                           'inodes_limit']))
+                                           'inodes_limit', 'requests', 'errors']))
     res.eq('json limit', a['limit_bytes'], 64 * MiB)
     res.eq('json used == recount', a['used_bytes'], disks[1].recount()['used_bytes'])
     res.eq('json home == recount', a['home_bytes'], disks[1].recount()['home_bytes'])

@@ -23,6 +23,7 @@ PROGRAMS = [
     ('cvmfsd disk', [T.CVMFSD, 'disk'], 'cvmfsd-disk.md', 1),
     ('cvm-launch', [LAUNCH], 'cvm-launch.md', 125),
     ('cvmfs-stat', [STAT], 'cvmfs-stat.md', 2),
+    ('cvmfs-hook', [os.path.join(T.BUILD, 'src', 'hook', 'cvmfs-hook')], 'cvmfs-hook.md', 2),
 ]
 
 # After the option under test: the parser must get to it and refuse it, so

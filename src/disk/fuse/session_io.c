@@ -18,6 +18,7 @@
 #include "fuse/ops.h"
 
 #include "cvmfs/log.h"
+#include "cvmfs/req_counters.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +59,7 @@ static void patch_init_reply(struct iovec *iov, int count)
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
+	req_count_writev(iov, count);
 	if (first_time(&init_answered))
 		patch_init_reply(iov, count);
 	else
@@ -98,11 +100,18 @@ static ssize_t io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
+static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+			      unsigned int flags, void *userdata)
+{
+	req_count_spliced();
+	return io_splice(fdin, offin, fdout, offout, len, flags, userdata);
+}
+
 static const struct fuse_custom_io session_io = {
 	.writev = io_writev,
 	.read = io_read,
 	.splice_receive = io_splice,
-	.splice_send = io_splice,
+	.splice_send = io_splice_send,
 };
 
 /* After fuse_session_mount: the same fd, through the hooks above. */

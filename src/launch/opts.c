@@ -26,8 +26,10 @@ static const struct opt_def launch_defs[] = {
 	  "config file (default " CVMFS_CONFIG_FILE ", read if present)" },
 	{ "name", 0, OPT_STR, O(name), false, "NAME",
 	  "letters, digits, '.', '_', '-'; not starting with '.' or '-'; at most 64 (required)" },
-	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]",
-	  "image layers, top first; repeatable (required)" },
+	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]|oci:DIR[:TAG]|docker-archive:FILE[:TAG]",
+	  "image layers, top first; repeatable; or an OCI layout or docker save archive (required)" },
+	{ "layer-store", 0, OPT_STR, O(layer_store), false, "DIR",
+	  "where image layers are unpacked (default " CVMFS_STATE_DIR "/layers)" },
 	{ "data", 0, OPT_STR, O(data), false, "DATA",
 	  "workspace directory (default " CVMFS_STATE_DIR "/workspaces/NAME)" },
 	{ "disk", 0, OPT_SIZE, O(disk), false, "SIZE",
@@ -174,6 +176,7 @@ static int set_defaults(struct launch *L)
 	    str_default(&L->o.cgroup_root, "/sys/fs/cgroup") < 0 ||
 	    str_default(&L->o.hostname, L->o.name) < 0 ||
 	    str_default(&L->o.idmap_dir, CVMFS_STATE_DIR "/idmap") < 0 ||
+	    str_default(&L->o.layer_store, CVMFS_STATE_DIR "/layers") < 0 ||
 	    str_default(&L->o.caps, caps_default(L->o.userns, !strcmp(L->o.net, "host"))) < 0 ||
 	    str_default(&L->o.persist, "/home:/var/lib/docker") < 0)
 		return -ENOMEM;

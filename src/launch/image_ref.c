@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *image_log_step = "";
+
 static const struct {
 	const char *prefix;
 	enum image_kind kind;

@@ -16,8 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const char *image_log_step = "";
-
 struct image_state {
 	struct store store;
 	struct image_plan plan;

@@ -11,7 +11,7 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \
 	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap \
 	e2fsprogs iproute2 busybox-static nftables passt \
-	libarchive-dev libssl-dev libjansson-dev >/dev/null
+	libarchive-dev libssl-dev libjansson-dev zstd >/dev/null
 # e2fsprogs: mkfs.ext4 (bench/disk-bench.sh and bench/docker-bench.sh make a
 # fresh ext4); iproute2: ip (bench/docker-bench.sh's private host dockerd
 # brings up lo in its own network namespace). Neither is in a minbase system.
@@ -20,5 +20,6 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 # nftables, passt: cvm-launch --net private (its default where they are):
 # nft for the bridge's rules as root, pasta for a CVM in a user namespace.
 # libarchive-dev, libssl-dev, libjansson-dev: cvm-launch --image oci:/
-# docker-archive: (tar, gzip and zstd; sha256; the manifests' JSON).
+# docker-archive: (tar, gzip and zstd; sha256; the manifests' JSON); zstd:
+# test_oci compresses an archive with it.
 # lxcfs's package may start its own service; the benchmark runs a private one.

@@ -224,6 +224,42 @@ def status(w):
         return json.load(f)
 
 
+# Docker 25's layout (blobs/sha256/HEX), zstd where the tool is, into a
+# fresh store so that every layer is unpacked from it; its third layer
+# puts a file where it first had a symlink out: replaced, never written
+# through.
+def docker25_archive(layers, path):
+    config = config_of(layers)
+    entries = [d('blobs'), d('blobs/sha256')]
+    for t in layers + [config]:
+        entries.append(info('blobs/sha256/' + sha(t), data=t))
+    entries.append(info('manifest.json', data=json.dumps(
+        [{'Config': 'blobs/sha256/' + sha(config), 'RepoTags': ['cvmfs-test:latest'],
+          'Layers': ['blobs/sha256/' + sha(t) for t in layers]}]).encode()))
+    with open(path, 'wb') as f:
+        f.write(tar_bytes(entries))
+    if shutil.which('zstd'):
+        subprocess.run(['zstd', '-q', '--rm', path, '-o', path + '.zst'], check=True)
+        return 'docker-archive:' + path + '.zst:cvmfs-test'
+    return 'docker-archive:' + path + ':cvmfs-test'
+
+
+outside = os.path.join(arch_dir, 'outside-target')
+SYMREPL = tar_bytes([info('x', tarfile.SYMTYPE, 0o777, linkname=outside),
+                     info('x', data=b'replaced\n')])
+store3 = os.path.join(T.tempdir('store3-'), 'layers')
+ref25 = docker25_archive([BASE, TOP, SYMREPL], os.path.join(arch_dir, 'docker25.tar'))
+w4 = LT.Workspace('oci4')
+rc, out, err = launch(w4, ref25, 'cat /keep.txt /new.txt /x', store=store3)
+R.eq('docker-archive, Docker 25 layout%s, TAG without :latest' %
+     (' (zstd)' if ref25.endswith('.zst:cvmfs-test') else ''), (rc, out.split()),
+     (0, ['base', 'top', 'replaced']), err)
+R.check('a file over a symlink of the layer replaces the link, nothing written outside',
+        not os.path.lexists(outside), outside)
+R.eq('... three layers in the fresh store', store_state(store3)[0],
+     sorted(DIGESTS + [sha(SYMREPL)]))
+LT.check_clean('docker 25', w4.name)
+
 s1, s2 = status(w1), status(w2)
 layer_dirs = ':'.join(os.path.join(STORE, 'sha256', h) for h in (sha(TOP), sha(BASE)))
 R.eq('both disks served the store\'s directories, top first', (s1['image'], s2['image']),

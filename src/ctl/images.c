@@ -272,7 +272,10 @@ int ctl_images(const struct ctl_opts *o)
 		return CTL_EXIT_FAIL;
 	rc = store_open(&s, o->layer_store, o->prune ? STORE_EXCL : 0);
 	if (rc == -ENOENT && !o->forget) { /* no store yet: nothing in it */
-		print_rows(NULL, 0, o->json);
+		if (o->prune)
+			printf("0 layers removed, 0 bytes freed\n");
+		else
+			print_rows(NULL, 0, o->json);
 		return 0;
 	}
 	if (rc < 0)

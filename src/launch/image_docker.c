@@ -308,8 +308,10 @@ int docker_fetch(struct store *s, const struct image_ref *r, const struct image_
 
 	for (l = p->layers; l < p->layers + p->n && store_has(s, l->diff); l++)
 		;
-	if (l == p->layers + p->n || !(a = archive_open_file(r)))
-		return a || l == p->layers + p->n ? 0 : -EINVAL;
+	if (l == p->layers + p->n)
+		return 0; /* every layer is in the store: the archive is not read again */
+	if (!(a = archive_open_file(r)))
+		return -EINVAL;
 	while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK)
 		if ((l = wanted(s, p, entry_name(e))) && (rc = fetch_entry(s, r, a, l)) < 0)
 			return rc;

@@ -186,7 +186,7 @@ static int check_parent(int dirfd, const char *path, const char **why)
 		*why = "a parent is not a directory";
 	else if (fd < 0 && fd != -ENOENT)
 		*why = strerror(-fd);
-	return fd >= 0 || fd == -ENOENT ? 0 : -EINVAL;
+	return fd >= 0 || fd == -ENOENT ? 0 : -EINVAL; /* -ENOENT: libarchive makes it */
 }
 
 /* A hard link's target: a non-directory this layer already has, reached
@@ -237,17 +237,21 @@ static int check_entry(struct unpack *u, struct archive_entry *e)
 {
 	const char *name = archive_entry_pathname(e), *why = NULL;
 	char path[PATH_MAX];
+	int r;
 
-	if (norm_path(name, path, sizeof(path)) < 0)
+	if (norm_path(name, path, sizeof(path)) < 0) {
 		why = name && name[0] == '/' ? "an absolute path" : "a '..' in the path";
-	else if (check_parent(u->dirfd, path, &why) == 0 && !why &&
-		 (archive_entry_hardlink(e) ? check_hardlink(u->dirfd, e, &why)
-					    : check_type(e, &why)) == 0)
-		archive_entry_set_pathname(e, path);
-	if (!why)
-		return 0;
-	img_error("%s: entry '%s': %s: refused", u->src->what, name ? name : "", why);
-	return -EINVAL;
+		r = -EINVAL;
+	} else if ((r = check_parent(u->dirfd, path, &why)) == 0) {
+		r = archive_entry_hardlink(e) ? check_hardlink(u->dirfd, e, &why)
+					      : check_type(e, &why);
+	}
+	if (r < 0) {
+		img_error("%s: entry '%s': %s: refused", u->src->what, name ? name : "", why);
+		return r;
+	}
+	archive_entry_set_pathname(e, path); /* what was checked is written */
+	return 0;
 }
 
 static int archive_fail(struct unpack *u, struct archive *a, const char *name)

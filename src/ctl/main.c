@@ -3,6 +3,7 @@
  * opts_parse (config section [ctl]); the verbs are in exec.c, list.c,
  * stop.c. */
 #include "ctl.h"
+#include "image.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
@@ -50,7 +51,7 @@ static const struct opt_def stop_defs[] = {
 static const struct opt_def images_defs[] = {
 	COMMON_OPTS,
 	{ "layer-store", 0, OPT_STR, O(layer_store), false, "DIR",
-	  "the layer store (default " CVMFS_STATE_DIR "/layers)" },
+	  "the layer store (default " IMAGE_STORE_DEFAULT ")" },
 	{ "json", 0, OPT_BOOL, O(json), true, NULL, "one JSON array instead of the table" },
 	{ "prune", 0, OPT_BOOL, O(prune), true, NULL,
 	  "remove the layers no workspace's ref names" },
@@ -162,7 +163,7 @@ static int run_verb(const struct verb *v, struct ctl_opts *o, int argc, char **a
 	if (r != 0)
 		return r > 0 ? 0 : CTL_EXIT_FAIL;
 	if ((!o->run_dir && !(o->run_dir = strdup(CVMFS_RUN_DIR))) ||
-	    (!o->layer_store && !(o->layer_store = strdup(CVMFS_STATE_DIR "/layers"))))
+	    (!o->layer_store && !(o->layer_store = strdup(IMAGE_STORE_DEFAULT))))
 		return CTL_EXIT_FAIL;
 	argc -= v->takes_name && name; /* parse took NAME out */
 	if (v->takes_name && !name) {

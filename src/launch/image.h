@@ -18,6 +18,7 @@
  * image_unpack.c unpacks one layer, image_store.c owns the store. */
 #pragma once
 
+#include "cvmfs/log.h"
 #include "cvmfs/paths.h"
 
 #include <stdbool.h>

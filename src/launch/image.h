@@ -15,7 +15,9 @@
  *                       writing its ref, exclusive while pruning
  *
  * image_ref.c parses, image_oci.c / image_docker.c read the manifests,
- * image_unpack.c unpacks one layer, image_store.c owns the store. */
+ * image_unpack.c unpacks one layer, image_store.c owns the store and
+ * image_refs.c its refs; image_resolve.c is the launcher's side (steps
+ * validate and image), src/ctl/images.c the admin's (list, prune). */
 #pragma once
 
 #include "cvmfs/log.h"

@@ -102,7 +102,7 @@ int image_resolve(struct launch *L)
  * (or, with plain directories, it uses none of the store's). */
 int step_image(struct launch *L)
 {
-	struct store s;
+	struct store s = { NULL, -EBADF, -EBADF };
 	int rc;
 
 	image_log_step = "image: ";
@@ -113,12 +113,10 @@ int step_image(struct launch *L)
 		return rc;
 	}
 	rc = store_open(&s, L->o.layer_store, 0);
-	if (rc == -ENOENT)
-		return 0; /* no store, no ref */
 	if (rc == 0)
 		rc = store_ref_remove(&s, L->o.name);
 	store_close(&s);
-	return rc;
+	return rc == -ENOENT ? 0 : rc; /* no store, no ref */
 }
 
 void image_release(struct launch *L)

@@ -396,5 +396,17 @@ R.check('prune says what it removed', 'removed sha256:' + sha(TOP2) in out, out)
 rc, out, err = launch(w1, oci.ref('v1'), 'cat /keep.txt')
 R.eq('the kept layers still launch', (rc, out.strip()), (0, 'base'), err)
 LT.check_clean('after prune', w1.name)
+# The same workspace from plain directories uses none of the store's.
+plain = T.tempdir('plain-')
+os.makedirs(os.path.join(plain, 'bin'))
+shutil.copy2(BUSYBOX, os.path.join(plain, 'bin', 'busybox'))
+os.symlink('busybox', os.path.join(plain, 'bin', 'sh'))
+rc, out, err = launch(w1, plain, 'true')
+R.eq('a launch from plain directories drops the workspace\'s ref',
+     (rc, store_state()[1]), (0, [w2.name]), err)
+nostore = os.path.join(plain, 'no-store')
+rc, out, err = launch(w1, plain, 'true', store=nostore)
+R.eq('... and with no store makes none', (rc, os.path.exists(nostore)), (0, False), err)
+LT.check_clean('plain', w1.name)
 
 R.summary_and_exit()

@@ -262,6 +262,8 @@ static int forget(const struct ctl_opts *o, struct store *s)
 int ctl_images(const struct ctl_opts *o)
 {
 	__attribute__((cleanup(store_close))) struct store s = { NULL, -EBADF, -EBADF };
+	/* only this verb's table has --layer-store (opts_free frees by table) */
+	const char *root = o->layer_store ? o->layer_store : IMAGE_STORE_DEFAULT;
 	__attribute__((cleanup(refs_freep))) struct refs *r = calloc(1, sizeof(*r));
 	_cleanup_free_ struct layer_row *rows = NULL;
 	size_t n = 0;
@@ -270,7 +272,7 @@ int ctl_images(const struct ctl_opts *o)
 	image_log_step = "images: ";
 	if (!r)
 		return CTL_EXIT_FAIL;
-	rc = store_open(&s, o->layer_store, o->prune ? STORE_EXCL : 0);
+	rc = store_open(&s, root, o->prune ? STORE_EXCL : 0);
 	if (rc == -ENOENT && !o->forget) { /* no store yet: nothing in it */
 		if (o->prune)
 			printf("0 layers removed, 0 bytes freed\n");
@@ -279,7 +281,7 @@ int ctl_images(const struct ctl_opts *o)
 		return 0;
 	}
 	if (rc < 0)
-		return rc == -ENOENT ? (log_error("layer store %s: none", o->layer_store), CTL_EXIT_FAIL)
+		return rc == -ENOENT ? (log_error("layer store %s: none", root), CTL_EXIT_FAIL)
 				     : CTL_EXIT_FAIL;
 	if (o->forget)
 		return forget(o, &s) < 0 ? CTL_EXIT_FAIL : 0;

@@ -50,7 +50,7 @@ static const struct opt_def stop_defs[] = {
 };
 static const struct opt_def images_defs[] = {
 	COMMON_OPTS,
-	{ "layer-store", 0, OPT_STR, O(layer_store), false, "DIR",
+	{ "layer-store", 0, OPT_STR, O(layer_store), true, "DIR",
 	  "the layer store (default " IMAGE_STORE_DEFAULT ")" },
 	{ "json", 0, OPT_BOOL, O(json), true, NULL, "one JSON array instead of the table" },
 	{ "prune", 0, OPT_BOOL, O(prune), true, NULL,
@@ -162,8 +162,7 @@ static int run_verb(const struct verb *v, struct ctl_opts *o, int argc, char **a
 
 	if (r != 0)
 		return r > 0 ? 0 : CTL_EXIT_FAIL;
-	if ((!o->run_dir && !(o->run_dir = strdup(CVMFS_RUN_DIR))) ||
-	    (!o->layer_store && !(o->layer_store = strdup(IMAGE_STORE_DEFAULT))))
+	if (!o->run_dir && !(o->run_dir = strdup(CVMFS_RUN_DIR)))
 		return CTL_EXIT_FAIL;
 	argc -= v->takes_name && name; /* parse took NAME out */
 	if (v->takes_name && !name) {

@@ -6,12 +6,16 @@ export DEBIAN_FRONTEND=noninteractive
 # Wait for a concurrent apt/dpkg run instead of failing at once.
 apt_opts=(-o DPkg::Lock::Timeout=300)
 apt-get "${apt_opts[@]}" update -qq
+# cvm-launch --image oci:/docker-archive: builds with libarchive (tar, gzip,
+# zstd), OpenSSL's libcrypto (sha256) and jansson (the manifests' JSON);
+# test_oci compresses an archive with zstd.
+apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
+	libarchive-dev libssl-dev libjansson-dev zstd >/dev/null
 apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \
 	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap \
-	e2fsprogs iproute2 busybox-static nftables passt \
-	libarchive-dev libssl-dev libjansson-dev zstd >/dev/null
+	e2fsprogs iproute2 busybox-static nftables passt >/dev/null
 # e2fsprogs: mkfs.ext4 (bench/disk-bench.sh and bench/docker-bench.sh make a
 # fresh ext4); iproute2: ip (bench/docker-bench.sh's private host dockerd
 # brings up lo in its own network namespace). Neither is in a minbase system.
@@ -19,7 +23,4 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 # static binary needs nothing from the CVM's image).
 # nftables, passt: cvm-launch --net private (its default where they are):
 # nft for the bridge's rules as root, pasta for a CVM in a user namespace.
-# libarchive-dev, libssl-dev, libjansson-dev: cvm-launch --image oci:/
-# docker-archive: (tar, gzip and zstd; sha256; the manifests' JSON); zstd:
-# test_oci compresses an archive with it.
 # lxcfs's package may start its own service; the benchmark runs a private one.

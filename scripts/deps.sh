@@ -6,6 +6,11 @@ export DEBIAN_FRONTEND=noninteractive
 # Wait for a concurrent apt/dpkg run instead of failing at once.
 apt_opts=(-o DPkg::Lock::Timeout=300)
 apt-get "${apt_opts[@]}" update -qq
+# cvm-launch --image oci:/docker-archive: builds with libarchive (tar, gzip,
+# zstd), OpenSSL's libcrypto (sha256) and jansson (the manifests' JSON);
+# test_oci compresses an archive with zstd.
+apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
+	libarchive-dev libssl-dev libjansson-dev zstd >/dev/null
 apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	build-essential meson ninja-build pkg-config \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \

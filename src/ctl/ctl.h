@@ -19,6 +19,9 @@ struct ctl_opts {
 	bool tty;      /* exec -t */
 	bool json;     /* list --json */
 	uint64_t timeout; /* stop --timeout */
+	char *layer_store; /* images --layer-store */
+	bool prune;        /* images --prune */
+	char *forget;      /* images --forget NAME */
 };
 
 /* One record, as the launcher wrote it. */
@@ -49,6 +52,7 @@ void cvm_remove_record(const char *run_dir, const char *name);
 int ctl_exec(const struct ctl_opts *o, const char *name, char **cmd);
 int ctl_list(const struct ctl_opts *o);
 int ctl_stop(const struct ctl_opts *o, const char *name);
+int ctl_images(const struct ctl_opts *o);
 
 /* pty.c: the exec side of -t: relays stdin -> master -> stdout, forwards
  * the window size, until child exits; returns its wait status. */

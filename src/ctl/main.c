@@ -3,6 +3,7 @@
  * opts_parse (config section [ctl]); the verbs are in exec.c, list.c,
  * stop.c. */
 #include "ctl.h"
+#include "image.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
@@ -47,6 +48,17 @@ static const struct opt_def stop_defs[] = {
 	  "SIGKILL to init if the CVM has not stopped after S seconds (default 30)" },
 	OPT_END,
 };
+static const struct opt_def images_defs[] = {
+	COMMON_OPTS,
+	{ "layer-store", 0, OPT_STR, O(layer_store), true, "DIR",
+	  "the layer store (default " IMAGE_STORE_DEFAULT ")" },
+	{ "json", 0, OPT_BOOL, O(json), true, NULL, "one JSON array instead of the table" },
+	{ "prune", 0, OPT_BOOL, O(prune), true, NULL,
+	  "remove the layers no workspace's ref names" },
+	{ "forget", 0, OPT_STR, O(forget), true, "NAME",
+	  "drop workspace NAME's ref (its layers become prunable)" },
+	OPT_END,
+};
 #undef O
 
 struct verb {
@@ -71,6 +83,11 @@ static const struct verb verbs[] = {
 	  "Stop CVM NAME: poweroff (SIGRTMIN+4) to systemd as init, SIGTERM to any\n"
 	  "other init; SIGKILL after the timeout. Returns once the launcher has\n"
 	  "exited and cleaned up.\n", true, false },
+	{ "images", images_defs, "[OPTION...]",
+	  "List the layer store of image references (oci:, docker-archive:): each\n"
+	  "layer's digest, size and the workspaces using it (stopped ones too);\n"
+	  "--prune removes the layers none uses, --forget NAME a deleted\n"
+	  "workspace's record of its layers.\n", false, false },
 };
 
 static void usage(FILE *f)
@@ -78,6 +95,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: cvmctl exec NAME [-u USER] [-w DIR] [-e K=V]... [-t] [--] CMD [ARG...]\n"
 		   "       cvmctl list [--json]\n"
 		   "       cvmctl stop NAME [--timeout S]\n"
+		   "       cvmctl images [--json] [--prune] [--forget NAME] [--layer-store DIR]\n"
 		   "       cvmctl VERB --help\n"
 		   "Common options: -c FILE, --run-dir DIR. See doc/cvmctl.md.\n");
 }
@@ -163,6 +181,8 @@ static int run_verb(const struct verb *v, struct ctl_opts *o, int argc, char **a
 		return ctl_exec(o, name, argv + rest);
 	if (!strcmp(v->name, "stop"))
 		return ctl_stop(o, name);
+	if (!strcmp(v->name, "images"))
+		return ctl_images(o);
 	return ctl_list(o);
 }
 
@@ -193,6 +213,6 @@ int main(int argc, char **argv)
 		opts_free(verbs[i].defs, &o);
 		return r;
 	}
-	log_error("unknown command '%s' (exec, list, stop; --help)", argv[1]);
+	log_error("unknown command '%s' (exec, list, stop, images; --help)", argv[1]);
 	return CTL_EXIT_FAIL;
 }

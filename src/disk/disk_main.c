@@ -101,6 +101,13 @@ static int open_images(void)
 	D->nlayers = 1;
 	if (!list)
 		return D->cfg.image ? -ENOMEM : 0;
+	/* The launcher resolves image references into layer directories
+	 * (src/launch/image.h); the disk takes only those. */
+	if (!strncmp(list, "oci:", 4) || !strncmp(list, "docker-archive:", 15)) {
+		fprintf(stderr, "cvmfsd disk: --image %s: an image reference: cvm-launch resolves it "
+				"into layer directories, which the disk takes\n", D->cfg.image);
+		return -EINVAL;
+	}
 	for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
 		if (D->nlayers > MAX_LOWER) {
 			fprintf(stderr, "cvmfsd disk: --image: more than %d layers\n", MAX_LOWER);

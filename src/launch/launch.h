@@ -20,7 +20,8 @@
 struct launch_opts {
 	char *config;
 	char *name;
-	char *image;
+	char *image;     /* layer dirs; a reference becomes its store dirs (image.h) */
+	char *layer_store; /* the layer store of image references */
 	char *data;
 	uint64_t disk;
 	uint64_t memory; /* 0: no limit */
@@ -106,6 +107,7 @@ struct launch {
 	bool systemd;          /* basename of CMD is "systemd" */
 
 	/* validate */
+	struct image_state *img; /* an image reference's layers, until step image */
 	int lock_fd;
 	char *lock_path;
 	/* cgroup */
@@ -150,6 +152,14 @@ double now_s(void);
 /* validate.c */
 int step_validate(struct launch *L);
 void undo_validate(struct launch *L);
+
+/* image_resolve.c: --image oci:DIR[:TAG] / docker-archive:FILE[:TAG]
+ * (image.h) into the store's layer directories, in step validate; step
+ * image records the workspace's layers in the store once its disk serves
+ * them; image_release (undo_validate) lets go of the store. */
+int image_resolve(struct launch *L);
+int step_image(struct launch *L);
+void image_release(struct launch *L);
 
 /* cgroup.c */
 int step_cgroup(struct launch *L);

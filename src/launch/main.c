@@ -41,6 +41,7 @@ static const struct step steps[] = {
 	{ "views", step_views, undo_views },
 	{ "rebuild", step_rebuild, NULL },
 	{ "disk", step_disk, undo_disk },
+	{ "image", step_image, NULL }, /* the workspace's layers, in the store */
 	{ "start", step_child, undo_child },
 };
 

@@ -1,6 +1,7 @@
 /* Options of cvm-launch: one table, config sections [launch] and
  * [launch NAME] (the command line wins over both, [launch NAME] over
  * [launch]), then defaults for everything left unset. */
+#include "image.h"
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -28,8 +29,10 @@ static const struct opt_def launch_defs[] = {
 	  "config file (default " CVMFS_CONFIG_FILE ", read if present)" },
 	{ "name", 0, OPT_STR, O(name), false, "NAME",
 	  "letters, digits, '.', '_', '-'; not starting with '.' or '-'; at most 64 (required)" },
-	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]",
-	  "image layers, top first; repeatable (required)" },
+	{ "image", 0, OPT_LIST, O(image), false, "IMAGE",
+	  "DIR[:DIR...] (layers, top first; repeatable), oci:DIR[:TAG] or docker-archive:FILE[:TAG] (required)" },
+	{ "layer-store", 0, OPT_STR, O(layer_store), false, "DIR",
+	  "where image layers are unpacked (default " IMAGE_STORE_DEFAULT ")" },
 	{ "data", 0, OPT_STR, O(data), false, "DATA",
 	  "workspace directory (default " CVMFS_STATE_DIR "/workspaces/NAME)" },
 	{ "disk", 0, OPT_SIZE, O(disk), false, "SIZE",
@@ -161,7 +164,7 @@ static int parse_all(struct launch *L, int argc, char **argv, int *first)
 	const char *sections[] = { "launch", NULL, NULL };
 	struct opt_spec spec = {
 		"cvm-launch", launch_defs, sections, CVMFS_CONFIG_FILE,
-		"[OPTION...] --name NAME --image DIR[:DIR...] [--] [CMD [ARG...]]",
+		"[OPTION...] --name NAME --image IMAGE [--] [CMD [ARG...]]",
 		"Start a CVM running CMD (default /sbin/init): cgroup, disk, namespaces, views.\n"
 		"Config file sections [launch] and [launch NAME], read in file order; the\n"
 		"command line wins. SIZE takes K, M, G, T (powers of 1024).\n"
@@ -193,6 +196,7 @@ static int set_defaults(struct launch *L)
 	    str_default(&L->o.cgroup_root, "/sys/fs/cgroup") < 0 ||
 	    str_default(&L->o.hostname, L->o.name) < 0 ||
 	    str_default(&L->o.idmap_dir, CVMFS_STATE_DIR "/idmap") < 0 ||
+	    str_default(&L->o.layer_store, IMAGE_STORE_DEFAULT) < 0 ||
 	    str_default(&L->o.caps, caps_default(L->o.userns, !strcmp(L->o.net, "host"))) < 0 ||
 	    str_default(&L->o.persist, "/home:/var/lib/docker") < 0)
 		return -ENOMEM;

@@ -293,7 +293,7 @@ int step_validate(struct launch *L)
 {
 	int r;
 
-	if ((r = check_simple(L)) < 0 || (r = check_images(L)) < 0 ||
+	if ((r = check_simple(L)) < 0 || (r = image_resolve(L)) < 0 || (r = check_images(L)) < 0 ||
 	    (r = check_data(L)) < 0 || (r = check_cpus(L)) < 0 || (r = check_cpuset(L)) < 0)
 		return r;
 	/* The device allow-list and the seccomp mode (devices.c, seccomp.c). */
@@ -309,6 +309,7 @@ int step_validate(struct launch *L)
  * lock on a file that is about to disappear. */
 void undo_validate(struct launch *L)
 {
+	image_release(L);
 	if (L->lock_fd < 0)
 		return;
 	if (L->lock_path)

@@ -124,6 +124,9 @@ res['after_bad'] = {k: rd(k) for k in keys}
 res['user'] = user_write('vm/overcommit_memory')
 res['refused'] = {k: [wr(k, '|/tmp/cvmfs-test-x %p'), rd(k)] for k in json.loads(sys.argv[3])}
 res['shmmax'] = [wr('kernel/shmmax', 123456789), rd('kernel/shmmax')]
+# A host-wide knob nobody emulates: read-only (EROFS), never the host's.
+lease = rd('fs/lease-break-time')
+res['other'] = wr('fs/lease-break-time', int(lease) + 1 if lease.isdigit() else 46)
 print(json.dumps(res), flush=True)
 if sys.argv[1] == 'A':
     sys.stdin.readline()
@@ -158,6 +161,7 @@ def check_probe(label, res, col, host):
              res['refused'][k], ['E13', host[k].strip()])
     R.eq(label + ': kernel.shmmax (the CVM\'s IPC namespace) is writable', res['shmmax'],
          ['ok', '123456789'])
+    R.eq(label + ': fs.lease-break-time (host-wide, not emulated): EROFS', res['other'], 'E30')
 
 
 def parse(out):
@@ -307,6 +311,9 @@ def dockerd(label):
                          '/proc/sys/kernel/keys/root_maxbytes')
         R.eq(label + ': dockerd raised the CVM\'s own keys.root_maxkeys/maxbytes',
              out.split(), ['1000000', '25000000'])
+        log = cvm.console(2000)
+        R.check(label + ': ... through the views\' emulation (their log says so)',
+                'sysctl kernel.keys.root_maxkeys = 1000000 in CVM' in log, log[-1500:])
         check_host(label + ' with dockerd running', host)
     cvm.stop()
     check_host(label + ' after dockerd', host)

@@ -55,7 +55,10 @@ VOLATILE = ('fs/dentry-state', 'fs/file-nr', 'fs/inode-nr', 'fs/inode-state', 'f
 
 
 def volatile(key):
-    return key.startswith(VOLATILE) or key.endswith('/forwarding')
+    # conf/all/accept_redirects: the kernel sets it to !ip_forward whenever
+    # ip_forward changes (inet_forward_change).
+    return (key.startswith(VOLATILE) or key.endswith('/forwarding') or
+            key == 'net/ipv4/conf/all/accept_redirects')
 
 
 def snapshot():

@@ -5,10 +5,14 @@ sysinfo/affinity tools, test_views_more.py the same files outside a CVM):
   - boot time from /proc/stat's btime agrees with /proc/uptime (and is the
     CVM's start, not the host's boot);
   - top -bn1's first frame shows the busy loop (us+sy >= BUSY % in at least
-    4 of 5 runs; the bug was 100 % idle) and the memory limit as its total;
+    half of TOP_RUNS; the bug was 100 % idle in every one) and the memory
+    limit as its total. Not in every frame: top's two reads are ~2 ms
+    apart and the cgroup's CPU time moves at the scheduler's ticks (4 ms at
+    HZ=250) and only while the loop gets a CPU;
   - vmstat 1 2: in = 0, us+sy >= BUSY on the second line, free <= the limit;
-The loop gets what the host leaves it (other tests share these 2 CPUs, load
-8 was seen), and the views show the rest as idle: BUSY is low on purpose.
+The loop gets what the host leaves it (other tests share these 2 CPUs: at
+load 43 it had 8 % of its CPU over vmstat's second), and the views show the
+rest as idle: BUSY is low on purpose; the bug it catches showed 0.
   - iostat, where the host has it: the CPU line shows the loop, and the
     devices are the view's.
 """
@@ -23,11 +27,12 @@ R = T.R
 LT.require()
 LT.require_userns()
 MiB = LT.MiB
-BUSY = 10
+BUSY = 2
+TOP_RUNS = 8
 if os.cpu_count() < 2:
     T.skip('needs 2 CPUs (--cpuset 0-1)')
 
-PROBE = r'''
+PROBE_TEMPLATE = r'''
 import json, subprocess, time
 loop = subprocess.Popen(['sh', '-c', 'while :; do :; done'])
 time.sleep(1)
@@ -39,13 +44,16 @@ def sh(*argv):
         return 'E%d' % e.errno
 res = {'stat': open('/proc/stat').read(), 'uptime': open('/proc/uptime').read(),
        'now': time.time()}
-res['top'] = [sh('top', '-bn1') for _ in range(5)]
+res['top'] = [sh('top', '-bn1') for _ in range(TOP_RUNS)]
 res['vmstat'] = sh('vmstat', '1', '2')
 res['iostat'] = sh('iostat', '-c', '-d', '1', '2')
 res['diskstats'] = open('/proc/diskstats').read()
 loop.kill()
 print(json.dumps(res))
 '''
+
+
+PROBE = PROBE_TEMPLATE.replace('TOP_RUNS', str(TOP_RUNS))
 
 
 def image():
@@ -98,8 +106,9 @@ def check_btime(lab, v):
 def check_top(lab, v, mem):
     frames = [top_frame(t) for t in v['top']]
     busy = [f for f in frames if f[0] is not None and f[0] >= BUSY]
-    R.check('%s: top -bn1 x5: the first frame shows the busy loop (us+sy >= %d %%) in at '
-            'least 4' % (lab, BUSY), len(busy) >= 4, frames, detail=v['top'][0])
+    R.check('%s: top -bn1 x%d: the first frame shows the busy loop (us+sy >= %d %%) in at '
+            'least half' % (lab, TOP_RUNS, BUSY), 2 * len(busy) >= TOP_RUNS, frames,
+            detail=v['top'][0])
     R.eq('%s: top -bn1: MiB Mem total == --memory' % lab, {f[1] for f in frames},
          {mem / MiB})
 

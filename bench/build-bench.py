@@ -126,12 +126,13 @@ def main():
     w = LT.Workspace('bbench')
     w.views = holder.views
     res = {m: [] for m in ('trapped', 'untrapped', 'unconfined')}
+    load = open('/proc/loadavg').read().split()[0]
     for _ in range(ROUNDS):
         for mode in res:
             res[mode].append(run(w, mode, holder))
     print('make -j$(nproc) of %d files (gcc -O2 -c) in a --cpus 1 --cpuset 0-1 CVM, %d rounds '
           'each, interleaved (load average before: %s)'
-          % (FILES, ROUNDS, open('/proc/loadavg').read().split()[0]))
+          % (FILES, ROUNDS, load))
     print('%-11s %4s %10s %10s %9s' % ('way', '-j', 'median s', 'best s', 'peak MiB'))
     for mode, rounds in res.items():
         secs = [r['secs'] for r in rounds]

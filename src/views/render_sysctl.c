@@ -142,13 +142,14 @@ static int instance_of(unsigned ct_id, char *name, size_t size, struct stat *st)
 {
 	char rel[600];
 	struct ct *c;
+	bool named;
 
 	views_read_lock();
 	c = ct_get(ct_id);
-	if (c && !c->anon)
+	if ((named = c && !c->anon))
 		snprintf(name, size, "%s", c->name);
-	urcu_memb_read_unlock();
-	if (!c || c->anon)
+	urcu_memb_read_unlock(); /* an anonymous tree may go with its container */
+	if (!named)
 		return -ENOENT;
 	snprintf(rel, sizeof(rel), "%s/%s", V->cfg.ct_parent, name);
 	for (int r = 0; r < CG_NRES; r++)

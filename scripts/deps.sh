@@ -16,12 +16,13 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \
 	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap \
 	e2fsprogs iproute2 busybox-static nftables passt \
-	lowdown man-db python3-prometheus-client python3-yaml runc >/dev/null
+	lowdown man-db python3-prometheus-client python3-yaml runc sysstat >/dev/null
 # e2fsprogs: mkfs.ext4 (bench/disk-bench.sh and bench/docker-bench.sh make a
 # fresh ext4); iproute2: ip (bench/docker-bench.sh's private host dockerd
 # brings up lo in its own network namespace). Neither is in a minbase system.
 # busybox-static: test_sysinfo runs busybox free/uptime/nproc in a CVM (the
 # static binary needs nothing from the CVM's image).
+# sysstat: test_tools runs iostat in a CVM (its collector stays off).
 # nftables, passt: cvm-launch --net private (its default where they are):
 # nft for the bridge's rules as root, pasta for a CVM in a user namespace.
 # lxcfs's package may start its own service; the benchmark runs a private one.

@@ -115,11 +115,50 @@ static int bind_host_sys(struct launch *L, const char *path)
 	return 0;
 }
 
+/* Entries of /proc/sys the kernel keeps per namespace, that stay writable
+ * inside the read-only /proc/sys: the CVM's own UTS and IPC namespaces
+ * always; its network namespace unless --net host (dockerd turns on
+ * ip_forward there); its user namespace's limits with --userns. The
+ * knobs that are the host's are read-only, some of them emulated per CVM
+ * by the views (bind_sysctls); doc/cvmfsd-views.md has the list. */
+static const struct ns_sysctl {
+	const char *path;
+	enum { NS_ALWAYS, NS_OWN_NET, NS_USERNS } when;
+} ns_sysctls[] = {
+	{ "net", NS_OWN_NET }, { "user", NS_USERNS },
+	{ "kernel/hostname", NS_ALWAYS }, { "kernel/domainname", NS_ALWAYS },
+	{ "kernel/msgmax", NS_ALWAYS }, { "kernel/msgmnb", NS_ALWAYS },
+	{ "kernel/msgmni", NS_ALWAYS }, { "kernel/sem", NS_ALWAYS },
+	{ "kernel/shmall", NS_ALWAYS }, { "kernel/shmmax", NS_ALWAYS },
+	{ "kernel/shmmni", NS_ALWAYS }, { "kernel/shm_rmid_forced", NS_ALWAYS },
+	{ "fs/mqueue", NS_ALWAYS },
+};
+
+static int carve_ns_sysctls(struct launch *L, const char *proc)
+{
+	char path[PATH_MAX + 64];
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ns_sysctls); i++) {
+		const struct ns_sysctl *n = &ns_sysctls[i];
+
+		if ((n->when == NS_OWN_NET && !strcmp(L->o.net, "host")) ||
+		    (n->when == NS_USERNS && !L->o.userns))
+			continue;
+		snprintf(path, sizeof(path), "%s/sys/%s", proc, n->path);
+		if (access(path, F_OK) < 0)
+			continue;
+		if ((r = bind(L, path, path, false)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* /proc's kernel knobs read-only, as container runtimes make them: a
- * sysctl written inside must not change the host. /proc/sys/net stays
- * writable when the CVM has its own network namespace, whose settings it
- * is (dockerd turns on ip_forward there). With --net host dockerd's write
- * fails with EROFS and it says so in its log. */
+ * sysctl written inside must not change the host. Bound on themselves
+ * first, the namespaced entries stay writable below the read-only
+ * /proc/sys (a remount changes one mount, not its submounts). With --net
+ * host dockerd's ip_forward write fails with EROFS and it says so. */
 static int protect_proc(struct launch *L, const char *proc)
 {
 	static const char *const ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
@@ -130,12 +169,8 @@ static int protect_proc(struct launch *L, const char *proc)
 		snprintf(path, sizeof(path), "%s/%s", proc, ro[i]);
 		if (access(path, F_OK) < 0)
 			continue;
-		if (!strcmp(ro[i], "sys") && strcmp(L->o.net, "host")) {
-			snprintf(path, sizeof(path), "%s/sys/net", proc);
-			if ((r = bind(L, path, path, false)) < 0)
-				return r;
-			snprintf(path, sizeof(path), "%s/sys", proc);
-		}
+		if (!strcmp(ro[i], "sys") && (r = carve_ns_sysctls(L, proc)) < 0)
+			return r;
 		if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
 			return step_error(L, -errno, "bind %s on itself", path);
 		if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID |
@@ -457,12 +492,43 @@ static int bind_view_each(struct launch *L, const struct view_file *f)
 	return r;
 }
 
+/* The views' per-CVM sysctls (ct/NAME/sysctl/KEY, emulated or refused
+ * with a log line) over /proc/sys/KEY, each where the kernel has it. An
+ * older views daemon without them leaves /proc/sys read-only as it is. */
+static int bind_sysctls(struct launch *L)
+{
+	char dir[PATH_MAX], src[PATH_MAX + 256], dst[PATH_MAX + 256];
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *e;
+	int r = 0;
+
+	snprintf(dir, sizeof(dir), "%s/ct/%s/sysctl", L->o.views, L->o.name);
+	if (!(d = opendir(dir)))
+		return 0;
+	while (r == 0 && (e = readdir(d))) {
+		size_t n = strlen(L->mnt) + strlen("/proc/sys/");
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(src, sizeof(src), "%s/%s", dir, e->d_name);
+		snprintf(dst, sizeof(dst), "%s/proc/sys/%s", L->mnt, e->d_name);
+		for (char *c = dst + n; *c; c++)
+			if (*c == '.')
+				*c = '/';
+		if (access(dst, F_OK) == 0)
+			r = bind(L, src, dst, false);
+	}
+	return r;
+}
+
 /* The per-container views tree of the cgroup cvmfs/NAME. */
 static int bind_views(struct launch *L)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
 	int r;
 
+	if ((r = bind_sysctls(L)) < 0)
+		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(view_files); i++)
 		if ((r = bind_view_each(L, &view_files[i])) < 0)
 			return r;

@@ -1,5 +1,6 @@
 /* FUSE low-level operations of the two view sessions. */
 #include "fs.h"
+#include "sysctl.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
@@ -292,6 +293,8 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st, bool ct_se
 	unsigned view = ino_view(ino);
 	int t = ino_tnode(ino);
 
+	if (ct_session && sysctl_node(ino))
+		return sysctl_attr(req, ino, st);
 	if (ino & PASS_BIT) {
 		struct pnode *p = pnode_get(ino);
 
@@ -320,6 +323,8 @@ static double attr_timeout(fuse_ino_t ino, bool ct_session)
 {
 	int t = ino_tnode(ino);
 
+	if (ct_session && sysctl_node(ino))
+		return 0; /* owner per reader; written values show at once */
 	if (ct_session && !(ino & PASS_BIT) && ino_view(ino) && tree[t].kind == TN_FILE)
 		return (double)ct_file_ttl_ms(tree[t].file) / 1000.0;
 	if (!(ino & PASS_BIT) && is_proc_link(ct_session, ino_view(ino), t))
@@ -432,6 +437,17 @@ static void lookup_obj(fuse_req_t req, unsigned view, int pt, const char *name,
 		reply_entry(req, tnode_ino_arg(view, t, (unsigned)arg), 1.0, ct_session);
 }
 
+static void lookup_sysctl(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_ino_t ino = sysctl_dir_ino(ino_view(parent));
+	int r = sysctl_node(parent) ? sysctl_lookup(parent, name, &ino) : 0;
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, ino, 1.0, true);
+}
+
 static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool ct_session)
 {
 	unsigned view = ino_view(parent);
@@ -439,6 +455,11 @@ static void do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, bool 
 
 	log_debug("lookup %s in %#llx by pid %d", name, (unsigned long long)parent,
 		  fuse_req_ctx(req)->pid);
+	if (ct_session && (sysctl_node(parent) || (view && pt == T_ROOT &&
+						   !strcmp(name, SYSCTL_DIR_NAME)))) {
+		lookup_sysctl(req, parent, name);
+		return;
+	}
 	if (parent & PASS_BIT) {
 		struct pnode *p = pnode_get(parent);
 
@@ -717,6 +738,16 @@ static void ct_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int r;
 
 	(void)fi;
+	if (sysctl_node(ino)) {
+		char text[128];
+
+		r = sysctl_read(req, ino, text, sizeof(text));
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			reply_slice(req, text, (size_t)r, size, off);
+		return;
+	}
 	if (ino & PASS_BIT) {
 		struct pnode *p = pnode_get(ino);
 		_cleanup_close_ int fd = p ? openat(V->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC) : -1;
@@ -832,6 +863,13 @@ static void obj_add(const char *name, unsigned arg, void *ctx)
 	dir_add(od->req, od->b, name, tnode_ino_arg(od->view, od->t, arg), S_IFDIR);
 }
 
+static void sysctl_add(void *ctx, const char *name, fuse_ino_t ino, mode_t mode)
+{
+	struct obj_dir *od = ctx;
+
+	dir_add(od->req, od->b, name, ino, mode);
+}
+
 static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_session)
 {
 	unsigned view = ino_view(ino);
@@ -839,6 +877,12 @@ static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_
 
 	dir_add(req, b, ".", ino, S_IFDIR);
 	dir_add(req, b, "..", FUSE_ROOT_ID, S_IFDIR);
+	if (ct_session && sysctl_node(ino)) {
+		struct obj_dir od = { req, b, 0, 0 };
+
+		sysctl_list(ino, sysctl_add, &od);
+		return;
+	}
 	if (ino & PASS_BIT) {
 		struct pnode *p = pnode_get(ino);
 
@@ -864,6 +908,8 @@ static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, bool ct_
 			is_proc_link(ct_session, view, t) ? S_IFLNK :
 			tree[t].kind == TN_FILE ? S_IFREG : S_IFDIR);
 	}
+	if (ct_session && view && pt == T_ROOT)
+		dir_add(req, b, SYSCTL_DIR_NAME, sysctl_dir_ino(view), S_IFDIR);
 	if (tree[pt].kind == TN_CPUDIR) {
 		struct view_caller who;
 
@@ -939,6 +985,34 @@ static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+/* Writes reach only the sysctl files: every other file is read-only. */
+static void ct_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	int r = sysctl_node(ino) ? sysctl_write(req, ino, buf, size, off) : -EROFS;
+
+	(void)fi;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
+/* open(O_TRUNC) of a sysctl file: its value stays until the write that
+ * follows. Owner and mode never change (EPERM, as /proc/sys says). */
+static void ct_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)attr;
+	(void)fi;
+	if (!sysctl_node(ino))
+		fuse_reply_err(req, EROFS);
+	else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		fuse_reply_err(req, EPERM);
+	else
+		do_getattr(req, ino, true);
+}
+
 static void shared_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -978,6 +1052,8 @@ const struct fuse_lowlevel_ops ct_ops = {
 	.readlink = do_readlink,
 	.open = ct_open,
 	.read = ct_read,
+	.write = ct_write,
+	.setattr = ct_setattr,
 	.opendir = ct_opendir,
 	.readdir = do_readdir,
 	.releasedir = do_releasedir,

@@ -3,7 +3,8 @@ needed): root inside (and dockerd) is the first id of the workspace's
 assigned range on the host (100000000 in the test's fresh --idmap-dir);
 import, run, a two-step build and compose work; what Docker
 stores is on the quota disk and charged; dockerd's sysctls are the CVM's
-own (its network namespace) or refused, never applied to the host.
+own (its network namespace, or emulated per CVM by the views) or refused,
+never applied to the host.
 
 Storage driver: overlay2 on the /var/lib/docker lane of a volume (an ext4
 the kernel lets the CVM's user namespace mount overlayfs on). With
@@ -75,9 +76,11 @@ if cvm.wait_docker()[0]:
         owner = str(e)
     R.eq('a file an inner container writes belongs to uid %d on the host' % BASE, owner, BASE)
     rc, out = cvm.sh('cat /proc/sys/net/ipv4/ip_forward; '
-                     'echo 1 > /proc/sys/vm/overcommit_memory && echo wrote')
-    R.check('ip_forward on in the CVM\'s netns; a host-wide sysctl refused',
-            out.splitlines()[:1] == ['1'] and 'wrote' not in out, out)
+                     'echo 1 > /proc/sys/vm/overcommit_memory; cat /proc/sys/vm/overcommit_memory; '
+                     'echo 46 > /proc/sys/fs/lease-break-time && echo wrote')
+    R.check('ip_forward on in the CVM\'s netns; overcommit_memory the CVM\'s own (emulated); '
+            'a host-wide sysctl nobody emulates refused',
+            out.splitlines()[:2] == ['1', '1'] and 'wrote' not in out, out)
 cvm.stop()
 
 # --net host: the host's network namespace is not the CVM's to configure.

@@ -57,7 +57,8 @@ def main():
          ['cpu%d' % c for c in T.cpuinfo_processors(cpuinfo)])
     R.check('ct listing: NAME present in ls MNT/ct', name in os.listdir(d.path('ct')),
             os.listdir(d.path('ct')), 'contains ' + name)
-    R.eq('ct listing: NAME has proc and sys', sorted(os.listdir(ctdir)), ['proc', 'sys'])
+    R.eq('ct listing: NAME has proc, sys and sysctl (doc/cvmfsd-views.md)',
+         sorted(os.listdir(ctdir)), ['proc', 'sys', 'sysctl'])
     R.eq('ct listing: NAME/proc', sorted(os.listdir(os.path.join(ctdir, 'proc'))),
          sorted(list(T.PROC_FILES) + ['pressure']))
 

@@ -76,25 +76,31 @@ R.check('free still shows the limit', ('Mem: %d ' % (256 * LT.MiB)) in ' '.join(
 LT.check_clean('cgroup raise', w.name)
 
 # Kernel knobs: /proc/sys is read-only inside, except /proc/sys/net in the
-# CVM's own network namespace (--net none); nothing reaches the host's.
+# CVM's own network namespace (--net none) and the host-wide knobs the views
+# emulate per CVM (vm.overcommit_memory); nothing reaches the host's.
 def host_sysctl(path):
     with open('/proc/sys/' + path) as f:
         return f.read().strip()
 
 
-before = (host_sysctl('net/ipv4/ip_forward'), host_sysctl('vm/overcommit_memory'))
+before = (host_sysctl('net/ipv4/ip_forward'), host_sysctl('vm/overcommit_memory'),
+          host_sysctl('fs/lease-break-time'))
 knobs = ('echo 1 > /proc/sys/net/ipv4/ip_forward && echo fwd-ok; cat /proc/sys/net/ipv4/ip_forward; '
-         'echo 1 > /proc/sys/vm/overcommit_memory && echo vm-ok; true')
+         'echo 1 > /proc/sys/vm/overcommit_memory && echo vm-ok; cat /proc/sys/vm/overcommit_memory; '
+         'echo 46 > /proc/sys/fs/lease-break-time && echo fs-ok; true')
 rc, out, err = w.launch('--net', 'none', '--caps', 'all', cmd=['/bin/sh', '-c', knobs])
 R.check('--net none: ip_forward is the CVM\'s to set', out.split()[:2] == ['fwd-ok', '1'],
         out, detail=err)
-R.check('--net none: vm sysctl refused (read-only)', 'vm-ok' not in out and
-        'Read-only file system' in err, (out, err))
+R.check('--net none: vm.overcommit_memory is the CVM\'s own (emulated by the views)',
+        out.split()[2:4] == ['vm-ok', '1'], (out, err))
+R.check('--net none: a host-wide sysctl nobody emulates refused (read-only)',
+        'fs-ok' not in out and 'Read-only file system' in err, (out, err))
 rc, out, err = w.launch('--net', 'host', '--caps', 'all', cmd=['/bin/sh', '-c', knobs])
 R.check('--net host: ip_forward refused (read-only)', 'fwd-ok' not in out and
         'Read-only file system' in err, (out, err))
 R.eq('host sysctls unchanged', (host_sysctl('net/ipv4/ip_forward'),
-                                host_sysctl('vm/overcommit_memory')), before)
+                                host_sysctl('vm/overcommit_memory'),
+                                host_sysctl('fs/lease-break-time')), before)
 LT.check_clean('sysctls', w.name)
 
 rc, out, err = w.launch(cmd=['/nonexistent'])

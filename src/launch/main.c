@@ -41,6 +41,7 @@ static const struct step steps[] = {
 	{ "views", step_views, undo_views },
 	{ "rebuild", step_rebuild, NULL },
 	{ "disk", step_disk, undo_disk },
+	{ "io", step_io, NULL }, /* cgroup.c: needs the disk's device */
 	{ "start", step_child, undo_child },
 };
 

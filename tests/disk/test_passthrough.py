@@ -197,6 +197,8 @@ with dt.checked(res, disk):
     traced = dt.fuse_requests(m, lambda: None) is not None
     if not on:
         res.not_checked('the kernel offers no FUSE passthrough (only the daemon path was run)')
+        res.check('no passthrough: said once at start', disk.logtext().count(
+            'does not offer passthrough') == 1, disk.logtext()[-1500:])
     elif not traced:
         res.not_checked('no FUSE trace events here: READ requests of passthrough opens '
                         'not counted')

@@ -96,6 +96,12 @@ def main():
     s, err = probe(w, '--io-bps', '1M', cpus='1', memory='256M', memory_high='192M')
     LT.check_clean('io-bps', w.name)
     dev = (s.get('dev') or ['?'])[0]
+    # A missing kernel feature: one line at start (doc/kernel-features.md).
+    kver = tuple(int(x) for x in os.uname().release.split('-')[0].split('.')[:2])
+    for since, what in (((6, 6), 'SYNC_WAKE_UP'), ((6, 9), 'does not offer passthrough')):
+        if kver < since:
+            R.eq('Linux %d.%d < %d.%d: "%s" said once' % (kver + since + (what,)),
+                 err.count(what), 1, err)
     # The limits seen inside.
     R.eq('memory.high inside (--memory-high 192M)', s.get('memhigh'), [str(192 << 20)], err)
     R.eq('io.max inside: the volume\'s device at 1 MiB/s',
@@ -137,12 +143,14 @@ def main():
     for r in ('cpu', 'memory', 'io'):
         v = kv_line(s.get('psi_' + r, []), 'some')
         c = kv_line(s.get('cg_psi_' + r, []), 'some')
+        # The view reads cvmfs/NAME, the CVM ns below it (the same tasks);
+        # the kernel updates each group's totals when it is read.
         try:
-            ok = int(v['total']) <= int(c['total']) <= int(v['total']) + 5000000
+            ok = abs(int(v['total']) - int(c['total'])) <= 1000000
         except (KeyError, ValueError):
             ok = False
-        R.check('/proc/pressure/%s: the cgroup\'s some total (%s, after: %s)'
-                % (r, v.get('total'), c.get('total')), ok, (v, c))
+        R.check('/proc/pressure/%s: the cgroup\'s some total (%s us; its own file: %s, '
+                'within 1 s)' % (r, v.get('total'), c.get('total')), ok, (v, c))
     # Without --io-bps the same writes are far faster: the limit did it.
     s2, _ = probe(w, cpus='1', memory='256M')
     LT.check_clean('no io limit', w.name)

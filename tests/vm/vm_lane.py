@@ -24,6 +24,7 @@ temp dir).
 """
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -40,7 +41,8 @@ GUEST = os.path.join(HERE, 'guest.sh')
 
 # What matters for v2, in the order it runs (see doc/kernel-features.md
 # and tests/vm/meson.build for each one's time inside).
-DEFAULT_TESTS = 'v2_host launch_run launch_limits launch_userns launch_systemd disk_passthrough'
+DEFAULT_TESTS = ('v2_host same_figures launch_run launch_limits launch_userns launch_systemd '
+                 'disk_passthrough')
 # Tests whose skip inside is the expected outcome on 6.1, with why; any
 # other skip inside fails the lane (it exists to run them).
 EXPECTED_SKIP = {
@@ -173,36 +175,36 @@ def qemu_argv(qemu, vmlinuz, initrd, out, serial):
             '-virtfs', 'local,path=%s,mount_tag=out,security_model=none' % out]
 
 
-def report(out, serial):
-    """Print the guest's per-test lines; True if every test ran and passed."""
-    path = os.path.join(out, 'results')
+def report(out):
+    """Print meson's output from inside and one line per test; True if
+    every test ran and passed (or skipped as EXPECTED_SKIP says)."""
     want = (os.environ.get('CVMFS_VM_TESTS') or DEFAULT_TESTS).split()
+    p = os.path.join(out, 'meson-output.txt')
+    if os.path.exists(p):
+        with open(p, errors='replace') as f:
+            sys.stdout.write(f.read())
+    results = {}
     try:
-        with open(path) as f:
-            lines = [l.split() for l in f if l.strip()]
-    except OSError:
-        lines = []
-    for name in ('meson-output.txt',):
-        p = os.path.join(out, name)
-        if os.path.exists(p):
-            with open(p, errors='replace') as f:
-                sys.stdout.write(f.read())
+        with open(os.path.join(out, 'vm.json')) as f:
+            for line in f:
+                d = json.loads(line)
+                results[d['name'].split(' / ')[-1]] = (d['result'], d['duration'])
+    except (OSError, ValueError):
+        pass
     ok = True
-    seen = set()
-    for parts in lines:
-        name, rc, secs = parts[0], int(parts[1]), parts[2]
-        seen.add(name)
-        verdict = {0: 'OK', 77: 'SKIP'}.get(rc, 'FAIL')
-        why = ''
-        if rc == 77 and name in EXPECTED_SKIP:
-            why = ' (expected: %s)' % EXPECTED_SKIP[name]
-        elif rc != 0:
-            ok = False
-        print('vm: %-22s %-4s %5ss in the VM%s' % (name, verdict, secs, why))
     for name in want:
-        if name not in seen:
-            print('vm: %-22s FAIL  no result (did not run)' % name)
+        verdict, secs = results.get(name, ('FAIL', None))
+        why = ''
+        if name not in results:
+            why = ' (no result: did not run or did not finish)'
             ok = False
+        elif verdict == 'SKIP' and name in EXPECTED_SKIP:
+            why = ' (expected: %s)' % EXPECTED_SKIP[name]
+        elif verdict != 'OK':
+            ok = False
+        print('vm: %-18s %-7s %s%s' % (name, verdict,
+                                        '%5.0f s in the VM' % secs if secs is not None else '',
+                                        why))
     return ok
 
 
@@ -244,15 +246,17 @@ def main():
         except subprocess.TimeoutExpired:
             os.kill(qp.pid, signal.SIGKILL)
             qp.wait()
-            report(out, serial)
-            fail('the VM did not finish in %d s; serial console tail:\n%s' % (timeout, tail(serial)))
+            report(out)
+            fail('the VM did not finish in %d s; the guest\'s log:\n%s\nserial console tail:\n%s'
+                 % (timeout, tail(os.path.join(out, 'guest.log')), tail(serial)))
         qp = None
         wall = time.monotonic() - t0
         if qout.strip():
             print(qout.strip())
         print('vm: the VM ran %.0f s (boot to poweroff)' % wall)
-        if not report(out, serial):
-            fail('a test in the VM failed or did not run; serial console tail:\n%s' % tail(serial))
+        if not report(out):
+            fail('a test in the VM failed or did not run; the guest\'s log:\n%s\nserial console '
+                 'tail:\n%s' % (tail(os.path.join(out, 'guest.log')), tail(serial)))
         print('vm: all passed')
     finally:
         if qp is not None:

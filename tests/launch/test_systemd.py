@@ -112,15 +112,18 @@ if pid:
                       flush=True)
     # The CVM's cgroups are rooted at cvmfs/NAME/ns: systemd's units below it.
     _, cg = inside(pid, 'cat', '/proc/1/cgroup')
+    # On v2 PID 1 starts in ns/init (no process may sit in ns, which
+    # enables controllers), and systemd roots its tree where it starts.
+    scope = '/init/init.scope' if LT.V2 else '/init.scope'
     if LT.V2:
-        R.check('PID 1 sees itself in /init.scope of the unified hierarchy',
-                '0::/init.scope' in cg.split(), cg)
+        R.check('PID 1 sees itself in %s of the unified hierarchy' % scope,
+                '0::' + scope in cg.split(), cg)
     else:
         R.check('PID 1 sees itself in /init.scope of name=systemd',
                 ':name=systemd:/init.scope' in cg, cg)
     R.check('init.scope made under cvmfs/NAME/ns on the host',
-            os.path.isdir('/sys/fs/cgroup/%scvmfs/%s/ns/init.scope'
-                          % ('' if LT.V2 else 'systemd/', w.name)))
+            os.path.isdir('/sys/fs/cgroup/%scvmfs/%s/ns%s'
+                          % ('' if LT.V2 else 'systemd/', w.name, scope)))
     rc, mem = inside(pid, 'cat', LT.MEM_LIMIT)
     R.eq('memory limit seen at the root of the memory hierarchy inside', mem, str(1 << 30))
     inside(pid, 'systemctl', 'poweroff')

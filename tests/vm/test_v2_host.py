@@ -8,7 +8,10 @@ from the real v2 files, and the v2-only limits.
 - /proc/pressure/*: the CVM's cgroup's files, not the host's;
 - --memory-high: memory.high below memory.max, seen inside;
 - --io-bps: io.max on the volume's device, and 4 MiB of O_DIRECT writes to
-  /home at 1 MiB/s take seconds, against well under that without it.
+  /home at 1 MiB/s take seconds, against well under that without it;
+- with --no-userns its namespace root's limit files refuse host root
+  (nsdelegate) and the limit holds; --net host mounts its own cgroup2;
+- a missing kernel feature (SYNC_WAKE_UP on 6.1) is one line.
 
 On a v1 or hybrid host it skips (tests/launch/test_cgroup_v2.c checks the
 same files on a fixture tree there)."""
@@ -97,8 +100,11 @@ def main():
     LT.check_clean('io-bps', w.name)
     dev = (s.get('dev') or ['?'])[0]
     # A missing kernel feature: one line at start (doc/kernel-features.md).
+    # (The disk's passthrough line comes at FUSE INIT, once the daemonised
+    # disk's stderr is /dev/null: tests/disk/test_passthrough.py checks it
+    # on a disk in the foreground.)
     kver = tuple(int(x) for x in os.uname().release.split('-')[0].split('.')[:2])
-    for since, what in (((6, 6), 'SYNC_WAKE_UP'), ((6, 9), 'does not offer passthrough')):
+    for since, what in (((6, 6), 'SYNC_WAKE_UP'),):
         if kver < since:
             R.eq('Linux %d.%d < %d.%d: "%s" said once' % (kver + since + (what,)),
                  err.count(what), 1, err)
@@ -151,6 +157,24 @@ def main():
             ok = False
         R.check('/proc/pressure/%s: the cgroup\'s some total (%s us; its own file: %s, '
                 'within 1 s)' % (r, v.get('total'), c.get('total')), ok, (v, c))
+    # Nothing inside raises its limits: with --no-userns (host root) the
+    # limit files of its namespace root are refused (nsdelegate), and 400
+    # MiB past 256M is OOM-killed (the binding copy is on cvmfs/NAME).
+    rc, out, err = w.launch('--no-userns', cmd=['/bin/sh', '-c',
+                            'cd /sys/fs/cgroup && echo 1G > memory.max && echo raised; '
+                            'python3 -c "b = bytearray(400 << 20); b[::4096] = '
+                            'bytes(len(b[::4096]))"; echo rc=$?'], memory='256M')
+    LT.check_clean('no-userns raise', w.name)
+    R.check('--no-userns: memory.max at its cgroup namespace root not writable',
+            'raised' not in out, out, detail=err)
+    R.check('--no-userns: 400 MiB past 256M OOM-killed (137)', 'rc=137' in out, out, detail=err)
+    # --net host in a user namespace: /sys is the host's, bound, with the
+    # host's cgroup2 at /sys/fs/cgroup; the CVM's own goes over it.
+    rc, out, err = w.launch('--net', 'host', cmd=['cat', '/sys/fs/cgroup/memory.max'],
+                            memory='256M')
+    LT.check_clean('net host', w.name)
+    R.eq('--net host: its own cgroup2 at /sys/fs/cgroup', (rc, out.strip()),
+         (0, str(256 << 20)), err)
     # Without --io-bps the same writes are far faster: the limit did it.
     s2, _ = probe(w, cpus='1', memory='256M')
     LT.check_clean('no io limit', w.name)

@@ -41,7 +41,7 @@ GUEST = os.path.join(HERE, 'guest.sh')
 
 # What matters for v2, in the order it runs (see doc/kernel-features.md
 # and tests/vm/meson.build for each one's time inside).
-DEFAULT_TESTS = ('v2_host same_figures launch_run launch_limits launch_userns launch_systemd '
+DEFAULT_TESTS = ('v2_host same_figures launch_limits launch_userns launch_systemd '
                  'disk_passthrough')
 # Tests whose skip inside is the expected outcome on 6.1, with why; any
 # other skip inside fails the lane (it exists to run them).

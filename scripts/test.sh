@@ -17,7 +17,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
 	meson test -C build-asan --print-errorlogs --num-processes 1 --no-suite vm | tee build-asan/test-summary.txt
 # The cgroup v2 lane (tests/vm): Debian 12's kernel under qemu, once, on the
 # normal build, after both passes (skips with its reason without qemu).
-meson test -C build --print-errorlogs --num-processes 1 --suite vm | tee build/test-summary-vm.txt
+meson test -C build --print-errorlogs --num-processes 1 --suite vm --verbose | tee build/test-summary-vm.txt
 # meson stops the script above on any failure; reaching here means none
 # failed. Skipped tests (exit 77, with their reason in the log) are counted.
 count() { awk -v k="$1" '$1 == k":" { n += $2 } END { print n + 0 }' build/test-summary.txt build-asan/test-summary.txt build/test-summary-vm.txt; }

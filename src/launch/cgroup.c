@@ -238,8 +238,6 @@ static int v1_limits(struct launch *L, struct lcg_dir *d, enum cg_res res, bool 
 		/* memsw = limit: the CVM cannot use swap at all. */
 		if (r == 0 && dir_has(L, d, "memory.memsw.limit_in_bytes"))
 			r = dir_set_in(L, d, inner, "memory.memsw.limit_in_bytes", buf);
-		if (r == 0 && L->o.memory_high && !inner) /* once */
-			log_warn("--memory-high: cgroup v1 has no memory.high; only --memory applies");
 		return r;
 	case CG_CPU: {
 		uint64_t period = 100000;
@@ -327,6 +325,8 @@ static int v1_create(struct launch *L)
 	}
 	if ((r = v1_extra(L)) < 0)
 		return r;
+	if (L->o.memory_high)
+		log_warn("--memory-high: cgroup v1 has no memory.high; only --memory applies");
 	if (L->o.memory && L->layout.hier_fd[CG_MEMORY] < 0)
 		return step_error(L, -EOPNOTSUPP, "--memory: no memory controller");
 	return 0;
@@ -579,6 +579,25 @@ int step_cgroup(struct launch *L)
 
 /* ---- io limits (step "io") ---- */
 
+/* io.max and blkio.throttle take whole disks: a partition's, from sysfs
+ * (/sys/dev/block/M:m is the partition, its parent directory the disk). */
+static int io_whole_disk(unsigned *maj, unsigned *min)
+{
+	char path[96], buf[32];
+	unsigned a, b;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/partition", *maj, *min);
+	if (access(path, F_OK) < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../dev", *maj, *min);
+	/* Unreadable: the partition's, and the kernel's refusal names it. */
+	if (lcg_read(AT_FDCWD, path, buf, sizeof(buf)) == 0 && sscanf(buf, "%u:%u", &a, &b) == 2) {
+		*maj = a;
+		*min = b;
+	}
+	return 0;
+}
+
 /* The device the CVM's own I/O reaches: the volume's (its lanes are bound
  * in, the CVM's processes write them directly), else DATA's. Writes
  * through the FUSE disk are the disk daemon's I/O, not the CVM's. */
@@ -594,7 +613,7 @@ static int io_device(struct launch *L, unsigned *maj, unsigned *min)
 				  "--io-bps/--io-iops: %s is on no block device (no volume?)", path);
 	*maj = major(st.st_dev);
 	*min = minor(st.st_dev);
-	return 0;
+	return io_whole_disk(maj, min);
 }
 
 static int io_v1(struct launch *L, struct lcg_dir *d, bool inner, const char *dev)

@@ -2,7 +2,8 @@
 # PID 1 of the v2 lane's VM (tests/vm/vm_lane.py), after the initramfs
 # switch_root'ed into the host's root (read-only 9p under a tmpfs overlay).
 # $1: the results share (the same path as on the host). Runs the job's
-# tests with meson (no rebuild), one result line each, then powers off.
+# tests in one meson run (no rebuild), its output and JSON log to the
+# share, then powers off.
 OUT=$1
 exec >"$OUT/guest.log" 2>&1
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -34,6 +35,8 @@ for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
 	echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control
 done
 modprobe fuse; modprobe loop; modprobe overlay
+# The guest kernel's own modules (the host's kernel is another version).
+echo "guest: $(grep -c . /proc/modules) modules from /lib/modules/$(uname -r)"
 echo "guest: $(date +%T) $(uname -r), $(nproc) CPUs, cgroup2 $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 # TCG is 10-30x slower than the host: meson's timeouts and the tests' own
 # waits for a boot scale (tests/launch/launchtest.py SLOW).

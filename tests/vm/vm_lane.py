@@ -9,10 +9,12 @@ own (busybox-static and the 9p/virtio/overlay modules of the guest kernel,
 resolved through its modules.dep) mounts it and switch_roots into
 tests/vm/guest.sh. The guest kernel's modules come from the host's
 /lib/modules/<guest version> (the package installs them there; the host's
-own kernel is another version). The guest writes each test's result and
-meson's log to a second, writable 9p share; this side prints them in the
-suite's pass/fail format and fails if any failed. TCG (no KVM assumed):
-the test list is kept small, and a timeout kills qemu by pid.
+own kernel is another version). The guest runs the tests with one meson
+run and writes its output and JSON log to a second, writable 9p share;
+this side prints meson's lines (prefixed "vm| ") and one line per test,
+and fails if any failed. TCG always (no KVM assumed: where /dev/kvm is
+nested it may hang the boot): the test list is kept small, and a timeout
+kills qemu by pid.
 
 Exit: 0 all passed, 1 a failure (or no result: a lane that did not run
 never passes), 77 no qemu / no Debian 6.1 kernel with 9p (the reason
@@ -39,8 +41,8 @@ SRC = os.environ.get('CVMFS_SRC') or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get('CVMFS_BUILD') or os.path.join(SRC, 'build')
 GUEST = os.path.join(HERE, 'guest.sh')
 
-# What matters for v2, in the order it runs (see doc/kernel-features.md
-# and tests/vm/meson.build for each one's time inside).
+# What matters for v2, in the order it runs (each one's time inside:
+# doc/kernel-features.md, The VM lane).
 DEFAULT_TESTS = ('v2_host same_figures launch_limits launch_userns launch_systemd '
                  'disk_passthrough')
 # Tests whose skip inside is the expected outcome on 6.1, with why; any

@@ -17,6 +17,11 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap \
 	e2fsprogs iproute2 busybox-static nftables passt \
 	lowdown man-db python3-prometheus-client python3-yaml runc sysstat >/dev/null
+# The cgroup v2 lane (tests/vm): qemu and Debian 12's own kernel, booted
+# only inside qemu (installing it adds a boot entry and an initramfs for
+# this machine, ~35 s; nothing boots it here).
+apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
+	qemu-system-x86 linux-image-amd64 >/dev/null
 # e2fsprogs: mkfs.ext4 (bench/disk-bench.sh and bench/docker-bench.sh make a
 # fresh ext4); iproute2: ip (bench/docker-bench.sh's private host dockerd
 # brings up lo in its own network namespace). Neither is in a minbase system.

@@ -11,12 +11,15 @@ BUILD_DIR=build bash scripts/build.sh
 # the tests that need it skip with the reason, as this says.
 python3 tests/docker/image_cache.py ||
 	echo "test.sh: no image cache (reason above): the tests that need it will skip"
-meson test -C build --print-errorlogs --num-processes 1 | tee build/test-summary.txt
+meson test -C build --print-errorlogs --num-processes 1 --no-suite vm | tee build/test-summary.txt
 BUILD_DIR=build-asan bash scripts/build.sh -Db_sanitize=address,undefined -Db_lundef=false
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C build-asan --print-errorlogs --num-processes 1 | tee build-asan/test-summary.txt
+	meson test -C build-asan --print-errorlogs --num-processes 1 --no-suite vm | tee build-asan/test-summary.txt
+# The cgroup v2 lane (tests/vm): Debian 12's kernel under qemu, once, on the
+# normal build, after both passes (skips with its reason without qemu).
+meson test -C build --print-errorlogs --num-processes 1 --suite vm --verbose | tee build/test-summary-vm.txt
 # meson stops the script above on any failure; reaching here means none
 # failed. Skipped tests (exit 77, with their reason in the log) are counted.
-count() { awk -v k="$1" '$1 == k":" { n += $2 } END { print n + 0 }' build/test-summary.txt build-asan/test-summary.txt; }
+count() { awk -v k="$1" '$1 == k":" { n += $2 } END { print n + 0 }' build/test-summary.txt build-asan/test-summary.txt build/test-summary-vm.txt; }
 n=$(meson test -C build --list 2>/dev/null | grep -c ' / ' || true)
 echo "tests: $(count Ok) passed, $(count Skipped) skipped, 0 failed (${n} tests, normal and ASan+UBSan builds)"

@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -324,6 +325,8 @@ static int v1_create(struct launch *L)
 	}
 	if ((r = v1_extra(L)) < 0)
 		return r;
+	if (L->o.memory_high)
+		log_warn("--memory-high: cgroup v1 has no memory.high; only --memory applies");
 	if (L->o.memory && L->layout.hier_fd[CG_MEMORY] < 0)
 		return step_error(L, -EOPNOTSUPP, "--memory: no memory controller");
 	return 0;
@@ -345,7 +348,7 @@ static bool word_in(const char *list, const char *w)
  * every controller the CVM needs that dir offers. */
 static int v2_enable(struct launch *L, int root, const char *dir)
 {
-	static const char *const ctls[] = { "memory", "cpu", "cpuset", "pids" };
+	static const char *const ctls[] = { "memory", "cpu", "cpuset", "io", "pids" };
 	char avail[512], path[PATH_MAX], want[16];
 	int r;
 
@@ -374,6 +377,12 @@ static int v2_limits(struct launch *L, struct lcg_dir *d, bool inner)
 			return r;
 		if (dir_has(L, d, "memory.swap.max") &&
 		    (r = dir_set_in(L, d, inner, "memory.swap.max", "0")) < 0)
+			return r;
+	}
+	/* Reclaim pressure before the OOM killer of memory.max. */
+	if (L->o.memory_high) {
+		snprintf(buf, sizeof(buf), "%llu", (unsigned long long)L->o.memory_high);
+		if ((r = dir_set_in(L, d, inner, "memory.high", buf)) < 0)
 			return r;
 	}
 	if (L->o.cpus) {
@@ -566,6 +575,109 @@ int step_cgroup(struct launch *L)
 	if (r < 0)
 		L->cg->destroy(L);
 	return r;
+}
+
+/* ---- io limits (step "io") ---- */
+
+/* io.max and blkio.throttle take whole disks: a partition's, from sysfs
+ * (/sys/dev/block/M:m is the partition, its parent directory the disk). */
+static int io_whole_disk(unsigned *maj, unsigned *min)
+{
+	char path[96], buf[32];
+	unsigned a, b;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/partition", *maj, *min);
+	if (access(path, F_OK) < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../dev", *maj, *min);
+	/* Unreadable: the partition's, and the kernel's refusal names it. */
+	if (lcg_read(AT_FDCWD, path, buf, sizeof(buf)) == 0 && sscanf(buf, "%u:%u", &a, &b) == 2) {
+		*maj = a;
+		*min = b;
+	}
+	return 0;
+}
+
+/* The device the CVM's own I/O reaches: the volume's (its lanes are bound
+ * in, the CVM's processes write them directly), else DATA's. Writes
+ * through the FUSE disk are the disk daemon's I/O, not the CVM's. */
+static int io_device(struct launch *L, unsigned *maj, unsigned *min)
+{
+	const char *path = L->n_lanes ? L->lanes[0].dir : L->o.data;
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return step_error(L, -errno, "--io-bps/--io-iops: %s", path);
+	if (major(st.st_dev) == 0)
+		return step_error(L, -EOPNOTSUPP,
+				  "--io-bps/--io-iops: %s is on no block device (no volume?)", path);
+	*maj = major(st.st_dev);
+	*min = minor(st.st_dev);
+	return io_whole_disk(maj, min);
+}
+
+static int io_v1(struct launch *L, struct lcg_dir *d, bool inner, const char *dev)
+{
+	static const char *const bps[] = { "blkio.throttle.read_bps_device",
+					   "blkio.throttle.write_bps_device" };
+	static const char *const iops[] = { "blkio.throttle.read_iops_device",
+					    "blkio.throttle.write_iops_device" };
+	char buf[96];
+	int r;
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(buf, sizeof(buf), "%s %llu", dev, (unsigned long long)L->o.io_bps);
+		if (L->o.io_bps && (r = dir_set_in(L, d, inner, bps[i], buf)) < 0)
+			return r;
+		snprintf(buf, sizeof(buf), "%s %llu", dev, (unsigned long long)L->o.io_iops);
+		if (L->o.io_iops && (r = dir_set_in(L, d, inner, iops[i], buf)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int io_v2(struct launch *L, struct lcg_dir *d, bool inner, const char *dev)
+{
+	char buf[160], b[64] = "", o[64] = "";
+
+	if (L->o.io_bps)
+		snprintf(b, sizeof(b), " rbps=%llu wbps=%llu", (unsigned long long)L->o.io_bps,
+			 (unsigned long long)L->o.io_bps);
+	if (L->o.io_iops)
+		snprintf(o, sizeof(o), " riops=%llu wiops=%llu", (unsigned long long)L->o.io_iops,
+			 (unsigned long long)L->o.io_iops);
+	snprintf(buf, sizeof(buf), "%s%s%s", dev, b, o);
+	return dir_set_in(L, d, inner, "io.max", buf);
+}
+
+int step_io(struct launch *L)
+{
+	char dev[32];
+	unsigned maj = 0, min = 0;
+	bool done = false;
+	int r;
+
+	if (!L->o.io_bps && !L->o.io_iops)
+		return 0;
+	if ((r = io_device(L, &maj, &min)) < 0)
+		return r;
+	snprintf(dev, sizeof(dev), "%u:%u", maj, min);
+	for (int i = 0; i < L->n_dirs; i++) {
+		struct lcg_dir *d = &L->dirs[i];
+		bool v2 = L->cg == &cg_backend_v2, v1 = !v2 && !strcmp(d->ctl, "blkio");
+
+		if (!v1 && !(v2 && dir_has(L, d, "io.max")))
+			continue;
+		for (int inner = 0; inner < 2; inner++)
+			if ((r = (v2 ? io_v2 : io_v1)(L, d, inner, dev)) < 0)
+				return r;
+		done = true;
+		log_debug("io limits on %s", dev);
+	}
+	if (!done)
+		return step_error(L, -EOPNOTSUPP,
+				  "--io-bps/--io-iops: no io (v2) or blkio (v1) controller");
+	return 0;
 }
 
 void undo_cgroup(struct launch *L)

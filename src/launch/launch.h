@@ -25,6 +25,9 @@ struct launch_opts {
 	char *data;
 	uint64_t disk;
 	uint64_t memory; /* 0: no limit */
+	uint64_t memory_high; /* 0: none; v2 memory.high, below memory */
+	uint64_t io_bps;  /* 0: none; io.max rbps/wbps of the CVM's device */
+	uint64_t io_iops; /* 0: none; io.max riops/wiops */
 	char *cpus;      /* decimal, may be fractional; NULL: no quota */
 	char *cpuset;    /* NULL: the parent's CPUs */
 	uint64_t pids;   /* 0: no limit */
@@ -169,6 +172,8 @@ int lcg_write(int dirfd, const char *file, const char *value);
  * v2 move down into ns/init, so the root holds no process and the CVM may
  * enable controllers there (v2 forbids both in one cgroup). */
 int lcg_enter_leaf(struct launch *L);
+/* Step "io" (after "disk"): --io-bps/--io-iops on the CVM's device. */
+int step_io(struct launch *L);
 
 /* daemons.c */
 int step_views(struct launch *L);

@@ -42,6 +42,7 @@ static const struct step steps[] = {
 	{ "rebuild", step_rebuild, NULL },
 	{ "disk", step_disk, undo_disk },
 	{ "image", step_image, NULL }, /* the workspace's layers, in the store */
+	{ "io", step_io, NULL }, /* cgroup.c: needs the disk's device */
 	{ "start", step_child, undo_child },
 };
 

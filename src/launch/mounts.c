@@ -7,6 +7,7 @@
 #include "cvmfs/log.h"
 
 #include <dirent.h>
+#include <linux/magic.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -409,6 +411,20 @@ static int cg_links(struct launch *L)
 	return r;
 }
 
+/* Where /sys is the host's, bound (--net host in a user namespace), its
+ * /sys/fs/cgroup is the host's cgroup2 mount, and the kernel refuses the
+ * same superblock mounted on its own root (EBUSY): a tmpfs between them. */
+static int cg_unified_over(struct launch *L, const char *path)
+{
+	struct statfs sf;
+
+	if (statfs(path, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC)
+		return 0;
+	if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=4k") < 0)
+		return step_error(L, -errno, "mount tmpfs on %s", path);
+	return 0;
+}
+
 /* /sys/fs/cgroup inside, as systemd wants it: on a pure v2 host the
  * unified hierarchy itself; on a v1 or hybrid host a tmpfs with every
  * hierarchy the host mounts directly under --cgroup-root (name=systemd,
@@ -442,8 +458,8 @@ int child_cgroupfs(struct launch *L)
 		rel = mp[rlen] ? mp + rlen + 1 : "";
 		if (strchr(rel, '/'))
 			continue;
-		if (!rel[0])
-			return cg_mount_one(L, "", fstype, super); /* pure v2 */
+		if (!rel[0]) /* pure v2 */
+			return cg_unified_over(L, path) ?: cg_mount_one(L, "", fstype, super);
 		if (!tmpfs) {
 			if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 				  "mode=755,size=64k") < 0)

@@ -146,6 +146,9 @@ int net_default(struct launch *L)
 
 	if (L->o.net)
 		return 0;
+	if (!can) /* the one line a missing feature gets (doc/kernel-features.md) */
+		log_info("net: no %s here: --net none (lo only)",
+			 L->o.userns ? "pasta" : "ip, nft or nsenter");
 	L->o.net = strdup(can ? "private" : "none");
 	return L->o.net ? 0 : -ENOMEM;
 }

@@ -38,6 +38,12 @@ static const struct opt_def launch_defs[] = {
 	{ "disk", 0, OPT_SIZE, O(disk), false, "SIZE",
 	  "disk limit when the launcher starts the disk (default 10G)" },
 	{ "memory", 0, OPT_SIZE, O(memory), false, "SIZE", "memory limit (default: none)" },
+	{ "memory-high", 0, OPT_SIZE, O(memory_high), false, "SIZE",
+	  "v2: reclaim and throttle above SIZE, below --memory (default: none)" },
+	{ "io-bps", 0, OPT_SIZE, O(io_bps), false, "SIZE",
+	  "read and write bytes/s on the CVM's volume (default: none)" },
+	{ "io-iops", 0, OPT_UINT, O(io_iops), false, "N",
+	  "read and write operations/s on the CVM's volume (default: none)" },
 	{ "cpus", 0, OPT_STR, O(cpus), false, "N",
 	  "CPU limit, may be fractional, at least 0.01 (default: none)" },
 	{ "cpuset", 0, OPT_STR, O(cpuset), false, "LIST",
@@ -235,6 +241,9 @@ static int check_limits(struct launch *L)
 		{ "disk", &L->o.disk, "for 10G" },
 		{ "memory", &L->o.memory, "for no limit" },
 		{ "pids", &L->o.pids, "for no limit" },
+		{ "memory-high", &L->o.memory_high, "for none" },
+		{ "io-bps", &L->o.io_bps, "for no limit" },
+		{ "io-iops", &L->o.io_iops, "for no limit" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
@@ -245,6 +254,11 @@ static int check_limits(struct launch *L)
 		}
 		if (*lim[i].v == LIMIT_UNSET)
 			*lim[i].v = 0;
+	}
+	if (L->o.memory_high && L->o.memory && L->o.memory_high >= L->o.memory) {
+		log_error("--memory-high %llu: not below --memory %llu",
+			  (unsigned long long)L->o.memory_high, (unsigned long long)L->o.memory);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -259,6 +273,7 @@ int launch_parse(struct launch *L, int argc, char **argv)
 	/* Secure by default: --no-userns or "userns = false" opts out. */
 	L->o.userns = true;
 	L->o.disk = L->o.memory = L->o.pids = LIMIT_UNSET;
+	L->o.memory_high = L->o.io_bps = L->o.io_iops = LIMIT_UNSET;
 	r = parse_all(L, argc, argv, &first);
 	if (r != 0)
 		return r; /* an error, or OPTS_HELP */

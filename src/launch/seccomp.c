@@ -247,9 +247,12 @@ static int install(bool deny_bpf, bool trap)
 	r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
 		    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
 		    &prog);
-	if (r < 0 && errno == EINVAL)
+	if (r < 0 && errno == EINVAL) {
+		log_info("seccomp: the kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
+			 "(Linux 5.19+): a signal may end an answered sysinfo with EINTR");
 		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
 			    SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	}
 	return r < 0 ? -errno : (int)r;
 }
 

@@ -183,7 +183,15 @@ static int recv_listener(struct sv_conn *c)
 	c->inflight = page;
 	/* The caller waits while we answer: switch to us on its CPU and back,
 	 * rather than waking an idle CPU each way (Linux 6.6+; else ignored). */
-	ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (__u64)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+	if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+		  (__u64)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0) {
+		static bool said; /* one line per daemon (doc/kernel-features.md) */
+
+		if (!said)
+			log_info("seccomp: the kernel has no SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP "
+				 "(Linux 6.6+): answers wake the caller the usual way");
+		said = true;
+	}
 	log_debug("CVM %s: answering its sysinfo and sched_getaffinity", c->name);
 	return ep_add(c->listener, &c->listener_end);
 }

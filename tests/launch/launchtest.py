@@ -23,6 +23,9 @@ import cvmfstest as T  # noqa: E402
 
 LAUNCH = os.environ.get('CVM_LAUNCH') or os.path.join(T.BUILD, 'src', 'launch', 'cvm-launch')
 MiB = 1 << 20
+# How much slower than this machine the test runs (the VM lane under TCG
+# sets it): the waits for a boot scale with it.
+SLOW = float(os.environ.get('CVMFS_TEST_SLOW') or 1)
 
 # The host's programs the image carries (the tests run them inside), and
 # python3 below: a missing one makes the test skip, never fail later inside.
@@ -36,8 +39,37 @@ PY_PARTS = ('import json, os, sys, sysconfig, _ctypes; print(json.dumps(['
 _image = None
 
 
+# A pure cgroup v2 host (the VM lane, tests/vm): the unified hierarchy is
+# mounted at CG_ROOT itself, and the launcher uses its v2 backend.
+V2 = os.path.exists(os.path.join(T.CG_ROOT, 'cgroup.controllers'))
+# The CVM's memory limit file as the CVM sees it at its cgroup root.
+MEM_LIMIT = '/sys/fs/cgroup/memory.max' if V2 else '/sys/fs/cgroup/memory/memory.limit_in_bytes'
+
+
+def cg_tops(name):
+    """The host's directories of cgroup cvmfs/NAME: one per v1 hierarchy,
+    or the one of the unified hierarchy."""
+    if V2:
+        return [os.path.join(T.CG_ROOT, 'cvmfs', name)]
+    return [os.path.join(T.CG_ROOT, ctl, 'cvmfs', name) for ctl in os.listdir(T.CG_ROOT)
+            if not os.path.islink(os.path.join(T.CG_ROOT, ctl))]
+
+
+def cg_memory(name):
+    """cvmfs/NAME in the hierarchy holding the memory controller."""
+    return os.path.join(T.CG_ROOT, *(() if V2 else ('memory',)), 'cvmfs', name)
+
+
 def require():
-    T.require(v1=True, fuse=True)
+    if V2:
+        try:
+            with open(os.path.join(T.CG_ROOT, 'cgroup.controllers')) as f:
+                have = f.read().split()
+        except OSError:
+            have = []
+        if 'memory' not in have:
+            T.skip('the unified hierarchy at %s has no memory controller' % T.CG_ROOT)
+    T.require(v1=not V2, fuse=True)
     if not os.access(LAUNCH, os.X_OK):
         T.skip('cvm-launch not found at %s (set CVM_LAUNCH)' % LAUNCH)
 
@@ -173,9 +205,8 @@ class Workspace:
         except (OSError, ValueError):
             pass
         net_sweep(self.name)
-        for ctl in os.listdir(T.CG_ROOT):
-            top = os.path.join(T.CG_ROOT, ctl, 'cvmfs', self.name)
-            if os.path.islink(os.path.join(T.CG_ROOT, ctl)) or not os.path.isdir(top):
+        for top in cg_tops(self.name):
+            if not os.path.isdir(top):
                 continue
             dirs = [d for d, _, _ in os.walk(top)]
             for d in sorted(dirs, key=lambda d: -d.count('/')):
@@ -239,13 +270,11 @@ def leftovers(name):
         for line in f:
             if name in line:
                 left.append('mount: ' + line.split()[4])
-    for ctl in os.listdir(T.CG_ROOT):
-        parent = os.path.join(T.CG_ROOT, ctl, 'cvmfs')
-        p = os.path.join(parent, name)
+    for p in cg_tops(name):
+        parent = os.path.dirname(p)
         if os.path.exists(p):
             left.append('cgroup: ' + p)
-        elif os.path.isdir(parent) and not os.path.islink(os.path.join(T.CG_ROOT, ctl)) and \
-                not any(e.is_dir() for e in os.scandir(parent)):
+        elif os.path.isdir(parent) and not any(e.is_dir() for e in os.scandir(parent)):
             left.append('cgroup parent left empty: ' + parent)
     for pid in os.listdir('/proc'):
         if not pid.isdigit():

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static int passed, failed;
@@ -80,10 +81,39 @@ static void check_owner(const char *root, const char *rel, uid_t uid)
 	fprintf(stderr, "FAIL %s: expected owner %u:%u\n", rel, (unsigned)uid, (unsigned)uid);
 }
 
+/* --io-bps/--io-iops: io.max on both levels for the device of DATA (the
+ * fixture's dir: no volume), or the one-line refusal where DATA is on no
+ * block device (tmpfs). */
+static void check_io(struct launch *L, const char *root)
+{
+	char want[160];
+	struct stat st;
+	int r = step_io(L);
+
+	if (stat(root, &st) < 0 || major(st.st_dev) == 0) {
+		if (r == -EOPNOTSUPP) {
+			passed++;
+		} else {
+			failed++;
+			fprintf(stderr, "FAIL step_io on no block device: %s\n", strerror(-r));
+		}
+		return;
+	}
+	if (r < 0) {
+		failed++;
+		fprintf(stderr, "FAIL step_io: %s\n", strerror(-r));
+		return;
+	}
+	snprintf(want, sizeof(want), "%u:%u rbps=1048576 wbps=1048576 riops=100 wiops=100",
+		 major(st.st_dev), minor(st.st_dev));
+	check_file(root, "cvmfs/cvmfs-test-v2/io.max", want);
+	check_file(root, "cvmfs/cvmfs-test-v2/ns/io.max", want);
+}
+
 static void make_fixture(const char *root)
 {
 	static const char *const limits[] = { "memory.max", "memory.swap.max", "cpu.max",
-					      "cpuset.cpus", "pids.max" };
+					      "cpuset.cpus", "pids.max", "memory.high", "io.max" };
 	char path[4096];
 
 	touch(root, "cgroup.controllers", "cpuset cpu io memory pids\n");
@@ -141,6 +171,10 @@ int main(void)
 	L.cpus = 1.5;
 	L.o.cpuset = "0-1";
 	L.o.pids = 100;
+	L.o.memory_high = 192ULL << 20;
+	L.o.io_bps = 1048576;
+	L.o.io_iops = 100;
+	L.o.data = root; /* no volume: io.max is for DATA's device */
 	L.o.userns = geteuid() == 0;
 	L.o.userns_uid = L.o.userns_gid = 100000;
 	r = step_cgroup(&L);
@@ -165,6 +199,9 @@ int main(void)
 		check_file(root, "cvmfs/cvmfs-test-v2/ns/cpu.max", "150000 100000");
 		check_file(root, "cvmfs/cvmfs-test-v2/ns/cpuset.cpus", "0-1");
 		check_file(root, "cvmfs/cvmfs-test-v2/ns/pids.max", "100");
+		check_file(root, "cvmfs/cvmfs-test-v2/memory.high", "201326592");
+		check_file(root, "cvmfs/cvmfs-test-v2/ns/memory.high", "201326592");
+		check_io(&L, root);
 		check_prefix(root, "cvmfs/cvmfs-test-v2/cgroup.subtree_control", "+pids");
 		/* The first process settles in ns/init, so the namespace root
 		 * holds none and the CVM may enable controllers there. */

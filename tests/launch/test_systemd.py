@@ -62,10 +62,10 @@ def wait_running(tag, pid):
     its private socket, then --wait blocks until the boot is done."""
     t0 = time.time()
     state = 'timeout'
-    while time.time() - t0 < 90:
+    while time.time() - t0 < 90 * LT.SLOW:
         try:
             rc, state = inside(pid, 'systemctl', 'is-system-running', '--wait',
-                               timeout=max(1, 90 - (time.time() - t0)))
+                               timeout=max(1, 90 * LT.SLOW - (time.time() - t0)))
         except subprocess.TimeoutExpired:
             state = 'timeout'
             break
@@ -80,6 +80,7 @@ def wait_running(tag, pid):
 
 
 def ended(tag, p, console, want=0, within=30):
+    within *= LT.SLOW
     t0 = time.time()
     try:
         p.wait(timeout=within)
@@ -111,11 +112,19 @@ if pid:
                       flush=True)
     # The CVM's cgroups are rooted at cvmfs/NAME/ns: systemd's units below it.
     _, cg = inside(pid, 'cat', '/proc/1/cgroup')
-    R.check('PID 1 sees itself in /init.scope of name=systemd', ':name=systemd:/init.scope' in cg,
-            cg)
+    # On v2 PID 1 starts in ns/init (no process may sit in ns, which
+    # enables controllers), and systemd roots its tree where it starts.
+    scope = '/init/init.scope' if LT.V2 else '/init.scope'
+    if LT.V2:
+        R.check('PID 1 sees itself in %s of the unified hierarchy' % scope,
+                '0::' + scope in cg.split(), cg)
+    else:
+        R.check('PID 1 sees itself in /init.scope of name=systemd',
+                ':name=systemd:/init.scope' in cg, cg)
     R.check('init.scope made under cvmfs/NAME/ns on the host',
-            os.path.isdir('/sys/fs/cgroup/systemd/cvmfs/%s/ns/init.scope' % w.name))
-    rc, mem = inside(pid, 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes')
+            os.path.isdir('/sys/fs/cgroup/%scvmfs/%s/ns%s'
+                          % ('' if LT.V2 else 'systemd/', w.name, scope)))
+    rc, mem = inside(pid, 'cat', LT.MEM_LIMIT)
     R.eq('memory limit seen at the root of the memory hierarchy inside', mem, str(1 << 30))
     inside(pid, 'systemctl', 'poweroff')
     ended('poweroff', p, console)

@@ -83,15 +83,20 @@ R.check('its tmpfs is not mounted on the host',
         not any(m.endswith('/home/m') for m in host_mounts), host_mounts)
 R.check('what it wrote to its tmpfs is not on the disk',
         not os.path.exists(os.path.join(upper_home, 'm', 'in-tmpfs')))
-cg = os.path.join(T.CG_ROOT, 'memory', 'cvmfs', w.name, 'ns')
+cg = os.path.join(LT.cg_memory(w.name), 'ns')
+# Delegation as systemd documents it (systemd.io/CGROUP_DELEGATION): the
+# directory and the files that move processes and enable controllers.
+DELEGATED = ('cgroup.procs', 'cgroup.threads', 'cgroup.subtree_control') if LT.V2 else \
+    ('cgroup.procs', 'tasks')
 try:
     st = [(os.stat(p).st_uid, os.stat(p).st_gid) for p in
-          (cg, cg + '/cgroup.procs', cg + '/tasks')]
+          [cg] + [cg + '/' + f for f in DELEGATED]]
 except OSError as e:
     st = str(e)
-R.eq('cgroup dir, cgroup.procs, tasks owned by the mapped root', st, [(BASE, BASE)] * 3)
+R.eq('cgroup dir, %s owned by the mapped root' % ', '.join(DELEGATED), st,
+     [(BASE, BASE)] * (1 + len(DELEGATED)))
 try:
-    lim = os.stat(cg + '/memory.limit_in_bytes').st_uid
+    lim = os.stat(cg + ('/memory.max' if LT.V2 else '/memory.limit_in_bytes')).st_uid
 except OSError as e:
     lim = str(e)
 R.eq('the limits stay host root\'s', lim, 0)

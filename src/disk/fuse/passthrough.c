@@ -64,7 +64,13 @@ void passthrough_patch_init_reply(void *out, size_t len)
 	struct fuse_init_out *o = out;
 	uint32_t depth = PT_STACK_DEPTH;
 
-	if (!offered || len < PT_INIT_DEPTH_OFFSET + sizeof(depth))
+	if (!offered) { /* the one line a missing feature gets (doc/kernel-features.md) */
+		if (!D->cfg.no_passthrough)
+			log_info("%s: the kernel does not offer passthrough (Linux 6.9+): every read "
+				 "goes through the daemon", D->cfg.name);
+		return;
+	}
+	if (len < PT_INIT_DEPTH_OFFSET + sizeof(depth))
 		return;
 	o->flags |= FUSE_INIT_EXT;
 	o->flags2 |= PT_INIT_FLAG2;

@@ -44,7 +44,7 @@ GUEST = os.path.join(HERE, 'guest.sh')
 # What matters for v2, in the order it runs (each one's time inside:
 # doc/kernel-features.md, The VM lane).
 DEFAULT_TESTS = ('v2_host same_figures launch_limits launch_userns launch_systemd '
-                 'disk_passthrough')
+                 'disk_passthrough disk_enforce disk_overlay')
 # Tests whose skip inside is the expected outcome on 6.1, with why; any
 # other skip inside fails the lane (it exists to run them).
 EXPECTED_SKIP = {

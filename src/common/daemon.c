@@ -44,6 +44,18 @@ int daemon_fork(int *notify_fd)
 	return 0;
 }
 
+int daemon_start(const char *prog, bool foreground, bool debug, int *notify_fd)
+{
+	int r;
+
+	*notify_fd = -1;
+	if (!foreground && (r = daemon_fork(notify_fd)) < 0)
+		return log_error_errno(r, "daemonize");
+	log_setup(prog, !foreground, debug);
+	daemon_block_signals();
+	return 0;
+}
+
 void daemon_ready(int notify_fd)
 {
 	char ok = 0;

@@ -23,3 +23,6 @@ void daemon_block_signals(void);
 /* Wait for SIGTERM or SIGINT and return it; on SIGHUP call on_hup (may be
  * NULL) and keep waiting. */
 int daemon_wait_stop(void (*on_hup)(void));
+/* The running binary's GNU build id (hex), "unknown" without one: logged
+ * at start so that an upgrade shows which build serves. */
+const char *daemon_build_id(void);

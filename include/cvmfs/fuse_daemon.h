@@ -18,6 +18,10 @@ struct fuse_daemon {
 	unsigned abort_s; /* then abort the connection and wait up to this, in
 			   * all; 0: never abort (the process exit ends it) */
 	bool *stopping; /* atomic; set by stop; a loop ending without it stops the daemon */
+	/* A connection that outlives the process (fuse_takeover.h): its INIT
+	 * store, and the /dev/fuse fd to take over (-1: mount anew). */
+	bool survive;
+	int init_store, takeover_fd;
 	/* After the mount, before the loop: hooks on the session (optional). */
 	void (*setup)(struct fuse_session *se);
 	/* Private. */

@@ -2,6 +2,7 @@
  * (detach, wait for the requests read, abort what other namespaces keep
  * alive). */
 #include "cvmfs/fuse_daemon.h"
+#include "cvmfs/fuse_takeover.h"
 #include "cvmfs/log.h"
 
 #include "fuse_mount.h"
@@ -32,14 +33,20 @@ static void *session_loop(void *arg)
 }
 
 /* Our mount and connection as the kernel names them (MNT canonical before
- * it is mounted: no lookup into the mount before the loop answers INIT). */
+ * it is mounted: no lookup into the mount before the loop answers INIT).
+ * A connection taken over is mounted already. */
 static int session_mount(struct fuse_daemon *d, const char *mnt)
 {
+	bool takeover = d->survive && d->takeover_fd >= 0;
 	char type[256];
 
-	if (!realpath(mnt, d->mnt_real))
+	if (takeover || !realpath(mnt, d->mnt_real))
 		snprintf(d->mnt_real, sizeof(d->mnt_real), "%s", mnt);
-	if (fuse_session_mount(d->se, mnt) != 0)
+	if (!takeover && fuse_session_mount(d->se, mnt) != 0)
+		return -EIO;
+	if (d->survive &&
+	    fuse_takeover_attach(d->se, takeover ? d->takeover_fd : fuse_session_fd(d->se),
+				 d->init_store) < 0)
 		return -EIO;
 	if (!fuse_daemon_mount_at(d->mnt_real, true, type, sizeof(type), &d->conn_dev))
 		log_warn("%s: not in /proc/self/mountinfo: a stop cannot end its copies elsewhere",

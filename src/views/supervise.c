@@ -296,7 +296,44 @@ static int sock_bind(const char *mountpoint)
 	return r;
 }
 
-int supervise_start(const char *mountpoint)
+/* In the views' supervisor (survive.c), which keeps the socket across
+ * server restarts: launchers connecting meanwhile wait in the backlog. */
+int supervise_sock_open(const char *mountpoint)
+{
+	int r = sock_bind(mountpoint);
+
+	if (r < 0) {
+		log_error_errno(r, "supervisor socket %s", S.path);
+		supervise_sock_close();
+		return -1;
+	}
+	return S.sock;
+}
+
+void supervise_sock_adopt(const char *mountpoint, int sock)
+{
+	struct stat st;
+
+	snprintf(S.path, sizeof(S.path), "%s%s", mountpoint, SUPERVISE_SOCK_SUFFIX);
+	S.sock = sock;
+	if (sock >= 0 && stat(S.path, &st) == 0)
+		S.sock_ino = st.st_ino;
+}
+
+void supervise_sock_close(void)
+{
+	/* Our socket file only: a later daemon may already have replaced it. */
+	if (S.sock >= 0) {
+		struct stat st;
+
+		if (stat(S.path, &st) == 0 && st.st_ino == S.sock_ino)
+			unlink(S.path);
+		close(S.sock);
+	}
+	S.sock = -EBADF;
+}
+
+int supervise_start(const char *mountpoint, int sock)
 {
 	int r;
 
@@ -307,8 +344,12 @@ int supervise_start(const char *mountpoint)
 			 "stay the host's in CVMs");
 		return 0;
 	}
-	if ((r = sock_bind(mountpoint)) < 0)
+	if (sock >= 0) { /* the supervisor's: it unlinks it */
+		S.sock = sock;
+		S.sock_ino = 0;
+	} else if ((r = sock_bind(mountpoint)) < 0) {
 		return log_error_errno(r, "supervisor socket %s", S.path);
+	}
 	S.epfd = epoll_create1(EPOLL_CLOEXEC);
 	S.stopfd = eventfd(0, EFD_CLOEXEC);
 	S.stop_end.kind = END_STOP;
@@ -331,14 +372,7 @@ void supervise_stop(void)
 	S.running = false;
 	while (S.conns) /* the launchers answer natively until the next daemon */
 		conn_close(S.conns);
-	/* Our socket file only: a later daemon may already have replaced it. */
-	if (S.sock >= 0) {
-		struct stat st;
-
-		if (stat(S.path, &st) == 0 && st.st_ino == S.sock_ino)
-			unlink(S.path);
-		close(S.sock);
-	}
+	supervise_sock_close();
 	if (S.epfd >= 0)
 		close(S.epfd);
 	if (S.stopfd >= 0)

@@ -1,6 +1,8 @@
 /* cvmfsd views: options, mounts, daemon lifecycle. */
 #include "fs.h"
+#include "ids.h"
 #include "supervise.h"
+#include "survive.h"
 #include "views_main.h"
 
 #include "cvmfs/cleanup.h"
@@ -47,6 +49,12 @@ static const struct opt_def views_opts[] = {
 	  "how long a pid's cgroup is remembered (default 250)" },
 	{ "idle-expire-s", 0, OPT_UINT, O(idle_expire_s), false, "N",
 	  "forget a container not read for N s (default 600)" },
+	{ "restart-ms", 0, OPT_UINT, O(restart_ms), false, "N",
+	  "wait N ms before restarting a crashed server (default 0)" },
+	{ "max-crashes", 0, OPT_UINT, O(max_crashes), false, "N",
+	  "give up after N crashes within --crash-window-s (default 10, at most 64)" },
+	{ "crash-window-s", 0, OPT_UINT, O(crash_window_s), false, "N",
+	  "the window of --max-crashes (default 60)" },
 	OPT_END,
 };
 static const char *const views_sections[] = { "views", NULL };
@@ -75,6 +83,8 @@ static int views_config_load(int argc, char **argv, char **mountpoint)
 	c->ct_ttl_ms = 500;
 	c->pid_cache_ms = 250;
 	c->idle_expire_s = 600;
+	c->max_crashes = 10;
+	c->crash_window_s = 60;
 	r = opts_parse(&spec, c, argc, argv, &pos, NULL);
 	if (r != 0)
 		return r; /* an error, or OPTS_HELP: the caller exits 0 */
@@ -143,12 +153,21 @@ static struct fuse_daemon sessions[2] = {
 	{ .fsname = "cvmfs-views-ct", .subtype = "cvmfs", .max_threads = 64, .grace_s = 2 },
 };
 
-static int session_start(struct fuse_daemon *s, const struct fuse_lowlevel_ops *ops,
-			 const char *mnt)
+/* A tree's session; its connection outlives this process (survive.h). */
+static int session_start(int i, const struct fuse_lowlevel_ops *ops, const char *mnt)
 {
+	struct fuse_daemon *s = &sessions[i];
+	int r;
+
 	s->extra_opts = V->cfg.fuse_opts;
 	s->stopping = &V->stopping;
-	return fuse_daemon_start(s, ops, sizeof(*ops), mnt);
+	s->survive = true;
+	s->init_store = SV.init[i];
+	s->takeover_fd = SV.fuse[i];
+	r = fuse_daemon_start(s, ops, sizeof(*ops), mnt);
+	if (r == 0 && SV.fuse[i] < 0)
+		survive_send_fuse(i, fuse_session_fd(s->se));
+	return r;
 }
 
 static void views_hup(void)
@@ -156,46 +175,66 @@ static void views_hup(void)
 	log_info("SIGHUP: the views have no run-time settings to reload");
 }
 
-static int views_run(const char *mnt)
+/* One server process: the caches, the trees' sessions, the system-call
+ * supervisor thread. */
+static int views_serve(const char *mnt)
 {
 	char ctmnt[PATH_MAX];
-	int notify_fd = -1, r;
+	int r;
 	bool gone;
 
-	/* Before daemonising, so that errors reach the terminal. */
-	r = fuse_daemon_recover_stale(mnt);
-	if (r < 0 || (r = daemon_start("cvmfsd views", V->cfg.foreground, V->cfg.debug,
-				       &notify_fd)) < 0)
-		return r;
 	ct_tables_init();
-	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0)
+	fs_set_generation(SV.gen);
+	ids_attach(SV.ids);
+	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0 ||
+	    (r = ids_replay()) < 0)
 		return log_error_errno(r, "start");
 	/* Before the mounts, which a launcher waits for before it looks for
 	 * the socket. Not fatal: without it new CVMs trap nothing. */
-	if (supervise_start(mnt) < 0)
+	if (supervise_start(mnt, SV.sock) < 0)
 		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
-	r = session_start(&sessions[0], &shared_ops, mnt);
+	r = session_start(SV_SHARED, &shared_ops, mnt);
 	if (r < 0)
 		goto out;
 	snprintf(ctmnt, sizeof(ctmnt), "%s/ct", mnt);
-	r = session_start(&sessions[1], &ct_ops, ctmnt);
+	r = session_start(SV_CT, &ct_ops, ctmnt);
 	if (r < 0)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
-	daemon_ready(notify_fd);
+	survive_ready();
 	daemon_wait_stop(views_hup);
 	log_info("stopping");
-	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 out:
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 	supervise_stop();
 	/* ct first: it is mounted inside the shared tree. Both are tried. */
-	gone = fuse_daemon_stop(&sessions[1]);
-	gone = fuse_daemon_stop(&sessions[0]) && gone;
+	gone = fuse_daemon_stop(&sessions[SV_CT]);
+	gone = fuse_daemon_stop(&sessions[SV_SHARED]) && gone;
 	if (gone)
 		fs_handles_free_all();
 	sampler_stop();
 	return r;
+}
+
+/* The supervisor returns its exit status; a server serves. */
+static int views_run(const char *mnt)
+{
+	int notify_fd = -1, r;
+
+	if (survive_inherited()) { /* an upgrade: the daemon runs on */
+		log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
+		daemon_block_signals();
+	} else {
+		/* Before daemonising, so that errors reach the terminal. */
+		r = fuse_daemon_recover_stale(mnt);
+		if (r < 0 || (r = daemon_start("cvmfsd views", V->cfg.foreground, V->cfg.debug,
+					       &notify_fd)) < 0)
+			return r;
+	}
+	r = survive_run(mnt, notify_fd);
+	if (r >= 0)
+		return r ? -EIO : 0;
+	return views_serve(mnt);
 }
 
 int cvmfsd_views_main(int argc, char **argv)

@@ -89,7 +89,7 @@ int fuse_daemon_recover_stale(const char *path)
 			return 0;
 		}
 		if (errno != ENOTCONN)
-			return 0; /* the mount itself says what is wrong */
+			return log_error_errno(-errno, "%s", path);
 		log_warn("%s: stale mount from a previous run, detaching it", path);
 		if (umount2(path, MNT_DETACH) < 0)
 			return log_error_errno(-errno, "%s: detaching the stale mount", path);

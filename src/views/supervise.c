@@ -18,6 +18,7 @@
  * SECCOMP_USER_NOTIF_FLAG_CONTINUE (the host's native result) and logged,
  * so a caller is never left waiting on a bug. */
 #include "supervise.h"
+#include "survive.h"
 #include "views.h"
 
 #include "cvmfs/cleanup.h"
@@ -58,6 +59,8 @@ struct sv_conn {
 	char name[64];
 	struct end conn_end, listener_end;
 	uint64_t fallbacks; /* answered natively after an internal failure */
+	uint64_t key; /* the views' supervisor keeps a copy under it (survive.h) */
+	bool kept;
 	struct sv_conn *prev, *next; /* S.conns, the supervisor thread's */
 };
 
@@ -96,6 +99,8 @@ static void conn_close(struct sv_conn *c)
 	conn_forget_listener(c);
 	if (c->fd >= 0)
 		close(c->fd);
+	if (c->kept)
+		survive_drop_conn(c->key);
 	free(c);
 }
 
@@ -120,6 +125,22 @@ static int ep_add(int fd, struct end *e)
 	return epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+static struct sv_conn *conn_new(int fd)
+{
+	static uint32_t n;
+	struct sv_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	*c = (struct sv_conn){ .fd = fd, .listener = -EBADF, .key = (uint64_t)SV.gen << 32 | ++n,
+			       .conn_end = { END_CONN, c }, .listener_end = { END_LISTENER, c } };
+	c->next = S.conns;
+	if (S.conns)
+		S.conns->prev = c;
+	S.conns = c;
+	return c;
+}
+
 static void on_accept(void)
 {
 	struct ucred cred;
@@ -135,19 +156,53 @@ static void on_accept(void)
 		close(fd);
 		return;
 	}
-	c = calloc(1, sizeof(*c));
+	c = conn_new(fd);
 	if (!c) {
 		close(fd);
 		return;
 	}
-	*c = (struct sv_conn){ .fd = fd, .listener = -EBADF,
-			       .conn_end = { END_CONN, c }, .listener_end = { END_LISTENER, c } };
-	c->next = S.conns;
-	if (S.conns)
-		S.conns->prev = c;
-	S.conns = c;
 	if (ep_add(fd, &c->conn_end) < 0)
 		conn_close(c);
+}
+
+/* The views' supervisor keeps copies, so that the launcher sees no
+ * restart of this server (a second message replaces the first). */
+static void conn_keep(struct sv_conn *c, int listener, int page)
+{
+	struct survive_conn k = { c->key, c->fd, listener, page, "" };
+
+	if (SV.keeper < 0)
+		return;
+	if (c->kept)
+		survive_drop_conn(c->key);
+	snprintf(k.name, sizeof(k.name), "%s", c->name);
+	survive_keep_conn(&k);
+	c->kept = true;
+}
+
+/* A connection a dead server had: the call it took and did not answer is
+ * answered natively (the only one that can see the host's value). */
+static void conn_adopt(const struct survive_conn *k)
+{
+	struct sv_conn *c = conn_new(k->conn);
+	void *page = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, k->page, 0);
+	struct seccomp_notif_resp resp = { .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+
+	close(k->page);
+	if (!c || page == MAP_FAILED) {
+		log_warn("CVM %s: cannot take its connection over", k->name);
+		return;
+	}
+	c->key = k->key;
+	c->kept = true;
+	c->listener = k->listener;
+	c->inflight = page;
+	snprintf(c->name, sizeof(c->name), "%s", k->name);
+	resp.id = __atomic_exchange_n(c->inflight, 0, __ATOMIC_ACQ_REL);
+	if (resp.id && ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
+		log_warn("CVM %s: answered natively a call the dead server left", c->name);
+	if (ep_add(c->fd, &c->conn_end) < 0 || ep_add(c->listener, &c->listener_end) < 0)
+		log_warn("CVM %s: epoll: %s", c->name, strerror(errno));
 }
 
 /* The launcher's message: its CVM's name, the listener and a shared page
@@ -173,12 +228,14 @@ static int recv_listener(struct sv_conn *c)
 		return -EPROTO;
 	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
 	page = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
-	close(fds[1]);
 	if (page == MAP_FAILED) {
 		close(fds[0]);
+		close(fds[1]);
 		return -errno;
 	}
 	conn_forget_listener(c);
+	conn_keep(c, fds[0], fds[1]);
+	close(fds[1]);
 	c->listener = fds[0];
 	c->inflight = page;
 	/* The caller waits while we answer: switch to us on its CPU and back,
@@ -357,6 +414,8 @@ int supervise_start(const char *mountpoint, int sock)
 	if (S.epfd < 0 || S.stopfd < 0 || ep_add(S.stopfd, &S.stop_end) < 0 ||
 	    ep_add(S.sock, &S.accept_end) < 0)
 		return log_error_errno(-errno, "supervisor epoll");
+	for (unsigned i = 0; i < SV.nconns; i++)
+		conn_adopt(&SV.conns[i]);
 	if ((r = pthread_create(&S.thread, NULL, supervise_loop, NULL)) != 0)
 		return log_error_errno(-r, "supervisor thread");
 	S.running = true;

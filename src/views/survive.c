@@ -2,6 +2,7 @@
  * the keeper socket its servers report on; it never touches the mounts
  * itself, so it cannot block on a server that is gone. */
 #include "survive.h"
+#include "survive_conns.h"
 #include "supervise.h"
 #include "views.h"
 
@@ -28,11 +29,12 @@
 #define ENV_TAKEOVER "CVMFS_VIEWS_TAKEOVER"
 #define CRASH_RING 64
 
-struct survive SV = { -1, { -1, -1 }, { -1, -1 }, -1, -1, 0, false };
+struct survive SV = { -1, { -1, -1 }, { -1, -1 }, -1, -1, 0, false, NULL, 0 };
 
 struct keeper_msg {
-	char kind; /* 'F': a tree's fd (idx), 'R': serving */
+	char kind; /* 'F': a tree's fd (idx), 'R': serving, 'K': keep, 'D': drop */
 	int idx;
+	struct survive_conn c; /* 'K', 'D' (key) */
 };
 
 static struct {
@@ -56,6 +58,7 @@ bool survive_inherited(void)
 			 fds[5], &SV.gen) != 7)
 		return false;
 	unsetenv(ENV_TAKEOVER);
+	conns_from_env();
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
 			fcntl(*fds[i], F_SETFD, FD_CLOEXEC);
@@ -64,36 +67,63 @@ bool survive_inherited(void)
 }
 
 /* Server side. */
-static void keeper_send(char kind, int idx, int fd)
+static void keeper_send(const struct keeper_msg *m, const int *fds, int nfds)
 {
-	struct keeper_msg m = { kind, idx };
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &m, sizeof(m) };
+	char cbuf[CMSG_SPACE(3 * sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)m, sizeof(*m) };
 	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (fd >= 0) {
+	if (nfds > 0) {
 		struct cmsghdr *c;
 
 		h.msg_control = cbuf;
-		h.msg_controllen = sizeof(cbuf);
+		h.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
 		c = CMSG_FIRSTHDR(&h);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	}
 	if (SV.keeper >= 0 && sendmsg(SV.keeper, &h, MSG_NOSIGNAL) < 0)
-		log_warn("telling the supervisor (%c): %s", kind, strerror(errno));
+		log_warn("telling the supervisor (%c): %s", m->kind, strerror(errno));
 }
 
 void survive_send_fuse(int idx, int fd)
 {
-	keeper_send('F', idx, fd);
+	struct keeper_msg m = { .kind = 'F', .idx = idx };
+
+	keeper_send(&m, &fd, 1);
 }
 
+/* Daemonised, the server lets go of the starter's stdio too (its
+ * starter waits for the end of its output). */
 void survive_ready(void)
 {
-	keeper_send('R', 0, -1);
+	struct keeper_msg m = { .kind = 'R' };
+	int null;
+
+	keeper_send(&m, NULL, 0);
+	if (V->cfg.foreground || (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		return;
+	dup2(null, 0);
+	dup2(null, 1);
+	dup2(null, 2);
+	close(null);
+}
+
+void survive_keep_conn(const struct survive_conn *c)
+{
+	struct keeper_msg m = { .kind = 'K', .c = *c };
+	int fds[3] = { c->conn, c->listener, c->page };
+
+	keeper_send(&m, fds, 3);
+}
+
+void survive_drop_conn(uint64_t key)
+{
+	struct keeper_msg m = { .kind = 'D', .c.key = key };
+
+	keeper_send(&m, NULL, 0);
 }
 
 /* ---- supervisor ---- */
@@ -158,6 +188,8 @@ static bool spawn(void)
 		_exit(1);
 	close(P.keeper);
 	close(P.sigfd);
+	if (P.notify_fd >= 0) /* the supervisor reports readiness */
+		close(P.notify_fd);
 	return true;
 }
 
@@ -179,28 +211,38 @@ static void on_ready(void)
 
 static void on_keeper(void)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char cbuf[CMSG_SPACE(3 * sizeof(int))] = { 0 };
 	struct keeper_msg m;
 	struct iovec iov = { &m, sizeof(m) };
 	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
-	int fd = -1;
+	int fds[3] = { -1, -1, -1 }, n = 0;
 
 	if (recvmsg(P.keeper, &h, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != sizeof(m))
 		return;
 	c = CMSG_FIRSTHDR(&h);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	if (m.kind == 'F' && fd >= 0 && m.idx >= 0 && m.idx < SV_NFUSE) {
+	if (c && c->cmsg_type == SCM_RIGHTS) {
+		n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		memcpy(fds, CMSG_DATA(c), (size_t)MIN(n, 3) * sizeof(int));
+	}
+	if (m.kind == 'F' && n == 1 && m.idx >= 0 && m.idx < SV_NFUSE) {
 		if (SV.fuse[m.idx] >= 0)
 			close(SV.fuse[m.idx]);
-		SV.fuse[m.idx] = fd;
+		SV.fuse[m.idx] = fds[0];
 		return;
 	}
-	if (fd >= 0)
-		close(fd);
-	if (m.kind == 'R')
+	if (m.kind == 'K' && n == 3) {
+		m.c.conn = fds[0], m.c.listener = fds[1], m.c.page = fds[2];
+		m.c.name[sizeof(m.c.name) - 1] = '\0';
+		conns_keep(&m.c);
+		return;
+	}
+	for (int i = 0; i < MIN(n, 3); i++)
+		close(fds[i]);
+	if (m.kind == 'D')
+		conns_drop(m.c.key);
+	else if (m.kind == 'R')
 		on_ready();
 }
 
@@ -321,7 +363,8 @@ static void upgrade(void)
 		 SV.init[1], SV.ids, SV.sock, SV.gen);
 	set_cloexec(false);
 	setenv(ENV_TAKEOVER, env, 1);
-	execv(P.exe, argv);
+	if (conns_to_env() == 0)
+		execv(P.exe, argv);
 	log_error("SIGUSR2: exec %s: %s: keeping this version", P.exe, strerror(errno));
 	unsetenv(ENV_TAKEOVER);
 	set_cloexec(true);

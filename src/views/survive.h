@@ -8,8 +8,18 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum { SV_SHARED, SV_CT, SV_NFUSE };
+
+/* A launcher's connection to the system-call supervisor with its CVM's
+ * seccomp listener and in-flight page: kept by the supervisor, so that the
+ * launcher never sees a server die. */
+struct survive_conn {
+	uint64_t key;
+	int conn, listener, page;
+	char name[64];
+};
 
 /* What a server inherits from its supervisor. */
 struct survive {
@@ -20,6 +30,8 @@ struct survive {
 	int sock;            /* the system-call supervisor's listening socket, -1: none */
 	unsigned gen;        /* server generation, from 1 */
 	bool upgraded;       /* exec'd by a running supervisor: all above inherited */
+	struct survive_conn *conns; /* the kept connections */
+	unsigned nconns;
 };
 extern struct survive SV;
 
@@ -32,5 +44,8 @@ bool survive_inherited(void);
 int survive_run(const char *mnt, int notify_fd);
 /* Server: a tree was mounted on fd (the supervisor keeps a copy). */
 void survive_send_fuse(int idx, int fd);
+/* Server: keep (a copy of) this connection / forget it. */
+void survive_keep_conn(const struct survive_conn *c);
+void survive_drop_conn(uint64_t key);
 /* Server: serving; the supervisor reports readiness. */
 void survive_ready(void);

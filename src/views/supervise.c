@@ -97,8 +97,12 @@ static void conn_close(struct sv_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	conn_forget_listener(c);
-	if (c->fd >= 0)
+	/* Removed by hand: the views' supervisor holds the same socket, so
+	 * closing ours does not take it out of the epoll set. */
+	if (c->fd >= 0) {
+		epoll_ctl(S.epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
+	}
 	if (c->kept)
 		survive_drop_conn(c->key);
 	free(c);

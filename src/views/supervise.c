@@ -46,6 +46,12 @@
 
 enum end_kind { END_STOP, END_ACCEPT, END_CONN, END_LISTENER };
 
+/* The in-flight page: word 0 the id being answered (the launcher's), at
+ * SAVED_AT the request itself, for a server that takes the connection
+ * over after this one died in the middle (survive.h). */
+#define PAGE_LEN 4096
+#define SAVED_AT 64
+
 struct end {
 	enum end_kind kind;
 	struct sv_conn *conn; /* END_CONN, END_LISTENER */
@@ -83,7 +89,7 @@ static void conn_forget_listener(struct sv_conn *c)
 		close(c->listener);
 	}
 	if (c->inflight)
-		munmap(c->inflight, sizeof(uint64_t));
+		munmap(c->inflight, PAGE_LEN);
 	c->listener = -EBADF;
 	c->inflight = NULL;
 }
@@ -184,13 +190,32 @@ static void conn_keep(struct sv_conn *c, int listener, int page)
 	c->kept = true;
 }
 
-/* A connection a dead server had: the call it took and did not answer is
- * answered natively (the only one that can see the host's value). */
+static void answer_saved(struct sv_conn *c, const struct seccomp_notif *req);
+
+/* The call a dead server took and did not answer, from its saved copy. */
+static void answer_orphan(struct sv_conn *c)
+{
+	union {
+		struct seccomp_notif n;
+		char b[512];
+	} req;
+	uint64_t id = __atomic_load_n(c->inflight, __ATOMIC_ACQUIRE);
+
+	if (!id)
+		return;
+	memcpy(&req, (char *)c->inflight + SAVED_AT, MIN(sizeof(req), S.sizes.seccomp_notif));
+	if (req.n.id == id) {
+		answer_saved(c, &req.n);
+		log_info("CVM %s: answered a call the dead server had taken", c->name);
+	}
+	__atomic_store_n(c->inflight, 0, __ATOMIC_RELEASE);
+}
+
+/* A connection a dead server had: adopted with its listener. */
 static void conn_adopt(const struct survive_conn *k)
 {
 	struct sv_conn *c = conn_new(k->conn);
-	void *page = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, k->page, 0);
-	struct seccomp_notif_resp resp = { .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+	void *page = mmap(NULL, PAGE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, k->page, 0);
 
 	close(k->page);
 	if (!c || page == MAP_FAILED) {
@@ -202,9 +227,7 @@ static void conn_adopt(const struct survive_conn *k)
 	c->listener = k->listener;
 	c->inflight = page;
 	snprintf(c->name, sizeof(c->name), "%s", k->name);
-	resp.id = __atomic_exchange_n(c->inflight, 0, __ATOMIC_ACQ_REL);
-	if (resp.id && ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
-		log_warn("CVM %s: answered natively a call the dead server left", c->name);
+	answer_orphan(c);
 	if (ep_add(c->fd, &c->conn_end) < 0 || ep_add(c->listener, &c->listener_end) < 0)
 		log_warn("CVM %s: epoll: %s", c->name, strerror(errno));
 }
@@ -231,7 +254,11 @@ static int recv_listener(struct sv_conn *c)
 	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(fds)))
 		return -EPROTO;
 	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
-	page = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
+	/* Room for the saved request (the launcher maps its first word). */
+	if (ftruncate(fds[1], PAGE_LEN) < 0)
+		page = MAP_FAILED;
+	else
+		page = mmap(NULL, PAGE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
 	if (page == MAP_FAILED) {
 		close(fds[0]);
 		close(fds[1]);
@@ -263,30 +290,21 @@ static void on_conn(struct sv_conn *c, uint32_t events)
 	conn_detach(c);
 }
 
-static void answer_one(struct sv_conn *c)
+static void answer_saved(struct sv_conn *c, const struct seccomp_notif *req)
 {
-	/* The kernel's structures may be larger than ours: its sizes. */
-	union {
-		struct seccomp_notif n;
-		char b[512];
-	} req;
 	union {
 		struct seccomp_notif_resp r;
 		char b[512];
 	} resp;
 	int r;
 
-	memset(&req, 0, sizeof(req));
-	if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
-		return; /* ENOENT: the caller was interrupted, it will ask again */
-	__atomic_store_n(c->inflight, req.n.id, __ATOMIC_RELEASE);
 	memset(&resp, 0, sizeof(resp));
-	resp.r.id = req.n.id;
-	r = supervise_answer(c->listener, &req.n, &resp.r);
+	resp.r.id = req->id;
+	r = supervise_answer(c->listener, req, &resp.r);
 	if (r < 0 && r != -ESRCH) {
 		if (r != -ENOSYS && c->fallbacks++ % 1000 == 0)
 			log_warn("CVM %s: system call %d of pid %d: %s; answered natively "
-				 "(%llu times so far)", c->name, req.n.data.nr, (int)req.n.pid,
+				 "(%llu times so far)", c->name, req->data.nr, (int)req->pid,
 				 strerror(-r), (unsigned long long)c->fallbacks);
 		resp.r.error = 0;
 		resp.r.val = 0;
@@ -295,6 +313,24 @@ static void answer_one(struct sv_conn *c)
 	if (r != -ESRCH) /* else the caller is gone */
 		ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 	__atomic_store_n(c->inflight, 0, __ATOMIC_RELEASE);
+}
+
+/* The request is saved before its id is published: a server taking the
+ * connection over answers it from there (answer_orphan). */
+static void answer_one(struct sv_conn *c)
+{
+	/* The kernel's structures may be larger than ours: its sizes. */
+	union {
+		struct seccomp_notif n;
+		char b[512];
+	} req;
+
+	memset(&req, 0, sizeof(req));
+	if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+		return; /* ENOENT: the caller was interrupted, it will ask again */
+	memcpy((char *)c->inflight + SAVED_AT, &req, S.sizes.seccomp_notif);
+	__atomic_store_n(c->inflight, req.n.id, __ATOMIC_RELEASE);
+	answer_saved(c, &req.n);
 }
 
 static void on_listener(struct sv_conn *c, uint32_t events)

@@ -175,14 +175,17 @@ def answered(path):
 
 
 # Polls in a process of its own, which a stuck FUSE request cannot keep
-# from being killed at its timeout (CLOCK_MONOTONIC is the system's).
+# from being killed; started before the kill, told the kill's time
+# (CLOCK_MONOTONIC is the system's).
 POLL = r'''
 import sys, time
-t0, path = float(sys.argv[1]), sys.argv[2]
+path = sys.argv[1]
+print('go', flush=True)
+t0 = float(sys.stdin.readline())
 while True:
     try:
         open(path).read()
-        print((time.monotonic() - t0) * 1000)
+        print((time.monotonic() - t0) * 1000, flush=True)
         break
     except OSError:
         time.sleep(0.001)
@@ -194,11 +197,19 @@ def takeover_ms(sup, mnt):
     old = server_of(sup)
     if not old:
         return None
+    p = T.popen([sys.executable, '-c', POLL, os.path.join(mnt, 'proc', 'uptime')],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    p.stdout.readline()
     t0 = time.monotonic()
     os.kill(old, signal.SIGKILL)
-    rc, out, _ = T.run([sys.executable, '-c', POLL, repr(t0), os.path.join(mnt, 'proc', 'uptime')],
-                       timeout=5)
-    return float(out) if rc == 0 and out.strip() else None
+    try:
+        out, _ = p.communicate(input=repr(t0) + '\n', timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out = ''
+        p.wait()
+    T.forget(p)
+    return float(out) if p.returncode == 0 and out.strip() else None
 
 
 def build_id(path):

@@ -35,13 +35,23 @@ if _kv < (6, 9):
 
 MiB = 1 << 20
 KILLS = int(os.environ.get('CVMFS_SURVIVE_KILLS', '20'))
+
+
+def sanitized(path):
+    """An ASan build (meson -Db_sanitize): its server starts and answers
+    several times slower; the 2 s bound is the real build's."""
+    with open(path, 'rb') as f:
+        return b'__asan_init' in f.read()
+
+
+STUCK_S = 6.0 if sanitized(T.CVMFSD) else 2.0
 READERS = 200
 
 # In the CVM: READERS threads, each reading one kind of value in a loop
 # and checking it; a few run free and nproc. One JSON line at the end.
 READER = r'''
 import ctypes, json, os, subprocess, sys, threading, time
-MEM, CPUS, RUN = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+MEM, CPUS, RUN, STUCK = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 libc = ctypes.CDLL(None, use_errno=True)
 def meminfo():
     for l in open('/proc/meminfo'):
@@ -100,7 +110,7 @@ def work(i):
             res['reads'] += 1
             res['by_kind'][fn.__name__] = res['by_kind'].get(fn.__name__, 0) + 1
             res['max_s'] = max(res['max_s'], dt)
-            if dt > 2:
+            if dt > STUCK:
                 res['stuck'] += 1
             if err:
                 res['errors'].append('%.3f %s %s' % (time.time(), fn.__name__, err))
@@ -262,7 +272,8 @@ def main_run():
             d.log_text()[-1000:])
     run_s = KILLS + 14
     p = T.popen(w.argv(memory='512M', cpus=1, cpuset='0-1',
-                       cmd=['python3', '/reader.py', str(512 * MiB), '1', str(run_s)]),
+                       cmd=['python3', '/reader.py', str(512 * MiB), '1', str(run_s),
+                            str(STUCK_S)]),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     R.eq('CVM: readers started', line.strip(), 'ready', p.stderr.read() if not line else None)
@@ -309,7 +320,7 @@ def main_run():
          res.get('errors'))
     R.eq('readers: 0 wrong values', (res.get('wrong') or ['']).pop(), '... 0 in all',
          res.get('wrong'))
-    R.eq('readers: none stuck for 2 s', res.get('stuck'), 0, res.get('max_s'))
+    R.eq('readers: none stuck for %g s' % STUCK_S, res.get('stuck'), 0, res.get('max_s'))
     R.check('views: the supervisor still runs', d.alive(), d.log_text()[-2000:])
     R.eq('stop: exit 0', d.stop(), 0, d.log_text()[-2000:])
     R.eq('stop: nothing left mounted', d.mounts_after_exit, [])

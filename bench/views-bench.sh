@@ -65,7 +65,7 @@ check_prereqs() {
 	[[ $(id -u) -eq 0 ]] || die "must run as root (cgroups, FUSE mounts)"
 	local t c tools=(lxcfs fusermount3 sha256sum)
 	for t in "${TARGETS[@]}"; do
-		[[ $t =~ ^(native|lxcfs|shared|ct)$ ]] ||
+		[[ $t =~ ^(native|lxcfs|shared|ct|shared-before|ct-before)$ ]] ||
 			die "VIEWS_BENCH_TARGETS: unknown target '$t' (native lxcfs shared ct)"
 	done
 	[[ $MEM_CGROUPS =~ ^[0-9]+$ ]] || die "VIEWS_BENCH_MEM_CGROUPS: not a number"

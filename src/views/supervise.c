@@ -50,7 +50,9 @@ enum end_kind { END_STOP, END_ACCEPT, END_CONN, END_LISTENER };
  * SAVED_AT the request itself, for a server that takes the connection
  * over after this one died in the middle (survive.h). */
 #define PAGE_LEN 4096
+#define LAST_AT 8 /* the last id received: the kernel numbers them in order */
 #define SAVED_AT 64
+#define ORPHAN_PROBE 16
 
 struct end {
 	enum end_kind kind;
@@ -192,6 +194,25 @@ static void conn_keep(struct sv_conn *c, int listener, int page)
 
 static void answer_saved(struct sv_conn *c, const struct seccomp_notif *req);
 
+/* A server killed between receiving a call and saving it: the call is
+ * the one after the last saved, still waiting (ID_VALID), answered
+ * natively (its arguments are gone). */
+static void answer_unsaved(struct sv_conn *c)
+{
+	uint64_t last = __atomic_load_n((uint64_t *)((char *)c->inflight + LAST_AT),
+					__ATOMIC_ACQUIRE);
+	struct seccomp_notif_resp resp = { .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+
+	for (uint64_t id = last + 1; id <= last + ORPHAN_PROBE; id++) {
+		if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+			continue;
+		resp.id = id;
+		if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
+			log_warn("CVM %s: answered natively a call the dead server had not saved",
+				 c->name);
+	}
+}
+
 /* The call a dead server took and did not answer, from its saved copy. */
 static void answer_orphan(struct sv_conn *c)
 {
@@ -201,8 +222,10 @@ static void answer_orphan(struct sv_conn *c)
 	} req;
 	uint64_t id = __atomic_load_n(c->inflight, __ATOMIC_ACQUIRE);
 
-	if (!id)
+	if (!id) {
+		answer_unsaved(c);
 		return;
+	}
 	memcpy(&req, (char *)c->inflight + SAVED_AT, MIN(sizeof(req), S.sizes.seccomp_notif));
 	if (req.n.id == id) {
 		answer_saved(c, &req.n);
@@ -330,6 +353,7 @@ static void answer_one(struct sv_conn *c)
 		return; /* ENOENT: the caller was interrupted, it will ask again */
 	memcpy((char *)c->inflight + SAVED_AT, &req, S.sizes.seccomp_notif);
 	__atomic_store_n(c->inflight, req.n.id, __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)((char *)c->inflight + LAST_AT), req.n.id, __ATOMIC_RELEASE);
 	answer_saved(c, &req.n);
 }
 

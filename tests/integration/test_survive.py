@@ -222,6 +222,21 @@ def takeover_ms(sup, mnt):
     return float(out) if p.returncode == 0 and out.strip() else None
 
 
+def stuck_tasks(name):
+    """What the CVM's threads wait in: syscall number and kernel function."""
+    seen = {}
+    for d, _, files in os.walk(os.path.join(T.CG_ROOT, 'pids', 'cvmfs', name)):
+        for pid in open(os.path.join(d, 'cgroup.procs')).read().split() if 'cgroup.procs' in files else []:
+            try:
+                for tid in os.listdir('/proc/%s/task' % pid):
+                    base = '/proc/%s/task/%s/' % (pid, tid)
+                    key = (open(base + 'syscall').read().split()[0], open(base + 'wchan').read())
+                    seen[key] = seen.get(key, 0) + 1
+            except OSError:
+                pass
+    return seen
+
+
 def build_id(path):
     out = subprocess.run(['readelf', '-n', path], capture_output=True, text=True).stdout
     m = re.search(r'Build ID: ([0-9a-f]+)', out)
@@ -303,6 +318,7 @@ def main_run():
     try:
         out, err = p.communicate(timeout=run_s + 60)
     except subprocess.TimeoutExpired:
+        print('# stuck CVM tasks (syscall, wchan): %s' % stuck_tasks(w.name))
         LT.kill_group(p, signal.SIGTERM)  # the launcher undoes what it made
         try:
             p.wait(timeout=30)

@@ -283,6 +283,10 @@ def main_run():
     R.check('views: mounted by the supervisor', d.ok, d.log_text()[-2000:])
     if not d.ok:
         return
+    # The supervisor logs it once its server reports ready, just after the mounts.
+    deadline = time.time() + 5
+    while ('build %s' % old_id) not in d.log_text() and time.time() < deadline:
+        time.sleep(0.02)
     R.check('log: version and build id at start', old_id and ('build %s' % old_id) in d.log_text(),
             d.log_text()[-1000:])
     run_s = KILLS + 14

@@ -13,7 +13,11 @@
 #
 # Environment: VIEWS_BENCH_SECONDS (per file and target, default 2),
 #              VIEWS_BENCH_MEM_CGROUPS (default 1000),
-#              VIEWS_BENCH_TARGETS (default "native lxcfs shared ct").
+#              VIEWS_BENCH_TARGETS (default "native lxcfs shared ct"),
+#              VIEWS_BENCH_BEFORE=BUILD_DIR2: also mount BUILD_DIR2's cvmfsd
+#              (an older build: "before") and read its trees in the same run
+#              (targets shared-before, ct-before), then print after ÷ before
+#              per file and flag any request path more than 2 % slower.
 #
 # Everything it creates (temp dir, mounts, cgroups, processes) is named
 # *cvmfs-test-bench-* / *cvmfs-test-mem-* (plus a parent cgroup `cvmfs`
@@ -34,11 +38,14 @@ CONTROLLERS=(memory cpu cpuacct cpuset)
 FILES=(proc/meminfo proc/cpuinfo proc/stat proc/uptime proc/loadavg proc/swaps
        proc/diskstats sys/devices/system/cpu/online)
 read -r -a TARGETS <<<"${VIEWS_BENCH_TARGETS:-native lxcfs shared ct}"
+BEFORE_BUILD=${VIEWS_BENCH_BEFORE:-}
+[[ -z $BEFORE_BUILD ]] || TARGETS+=(shared-before ct-before)
 THREADS=(1 4)
 
 # Cleanup state: filled in as things are created.
 TMP=""
 CVMFSD_PID=""
+BEFORE_PID=""
 LXCFS_PID=""
 BENCH_PID=""
 CREATED_CGS=()         # absolute dirs, in creation order (parents first)
@@ -58,7 +65,7 @@ check_prereqs() {
 	[[ $(id -u) -eq 0 ]] || die "must run as root (cgroups, FUSE mounts)"
 	local t c tools=(lxcfs fusermount3 sha256sum)
 	for t in "${TARGETS[@]}"; do
-		[[ $t =~ ^(native|lxcfs|shared|ct)$ ]] ||
+		[[ $t =~ ^(native|lxcfs|shared|ct|shared-before|ct-before)$ ]] ||
 			die "VIEWS_BENCH_TARGETS: unknown target '$t' (native lxcfs shared ct)"
 	done
 	[[ $MEM_CGROUPS =~ ^[0-9]+$ ]] || die "VIEWS_BENCH_MEM_CGROUPS: not a number"
@@ -208,6 +215,33 @@ start_daemons() {
 	wait_mounted "$LXCFS_PID" lxcfs "$TMP/lxcfs"
 	wait_mounted "$CVMFSD_PID" cvmfsd "$TMP/views" "$TMP/views/ct"
 	log "lxcfs pid $LXCFS_PID, cvmfsd pid $CVMFSD_PID, mounted under $TMP"
+	[[ -n $BEFORE_BUILD ]] || return 0
+	mkdir "$TMP/before"
+	"$BEFORE_BUILD/src/cvmfsd" views -f "$TMP/before" >"$TMP/before.log" 2>&1 &
+	BEFORE_PID=$!
+	wait_mounted "$BEFORE_PID" "cvmfsd (before)" "$TMP/before" "$TMP/before/ct"
+}
+
+# After ÷ before, same run: ops/s and p50 of each request path.
+print_before() {
+	[[ -n $BEFORE_BUILD ]] || return 0
+	echo
+	echo "After ($BUILD) ÷ before ($BEFORE_BUILD), same run; SLOWER: ops/s more than 2 % lower."
+	echo
+	awk -F'\t' -v files="${FILES[*]}" -v threads="${THREADS[*]}" '
+	{ k = $2 SUBSEP $3 SUBSEP $1; have[k] = 1; ops[k] = $6; p50[k] = $7 }
+	END {
+		nf = split(files, F, " "); nn = split(threads, N, " "); slower = 0
+		print "| file | threads | tree | ops/s ÷ before | p50 ÷ before | |"
+		print "|---|---:|---|---:|---:|---|"
+		for (i = 1; i <= nf; i++) for (j = 1; j <= nn; j++) for (t = 0; t < 2; t++) {
+			tr = t ? "ct" : "shared"; a = F[i] SUBSEP N[j] SUBSEP tr; b = a "-before"
+			if (!(a in have) || !(b in have) || ops[b] == 0 || p50[b] == 0) continue
+			r = ops[a] / ops[b]; flag = r < 0.98 ? "SLOWER" : ""; slower += flag != ""
+			printf "| %s | %s | %s | %.3f | %.3f | %s |\n", F[i], N[j], tr, r, p50[a] / p50[b], flag
+		}
+		printf "\n%d request path(s) more than 2 %% slower than before\n", slower
+	}' "$TMP/results.tsv"
 }
 
 # stop_pid PID: SIGTERM, 5 s grace, then SIGKILL; always our own child.
@@ -234,6 +268,8 @@ target_prefix() {   # TARGET -> directory the FILES are relative to
 	lxcfs) echo "$TMP/lxcfs" ;;
 	shared) echo "$TMP/views" ;;
 	ct) echo "$TMP/views/ct/$NAME" ;;
+	shared-before) echo "$TMP/before" ;;
+	ct-before) echo "$TMP/before/ct/$NAME" ;;
 	esac
 }
 
@@ -335,9 +371,16 @@ print_table() {
 
 # ---------------------------------------------------------------- memory
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$CVMFSD_PID/status"; }
-fd_count() { find "/proc/$CVMFSD_PID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
-thread_count() { awk '/^Threads:/ { print $2 }' "/proc/$CVMFSD_PID/status"; }
+# The serving process: the supervisor's child (doc/cvmfsd-views.md), or
+# cvmfsd itself for a build without one.
+server_pid() {
+	local kids
+	kids=$(cat "/proc/$CVMFSD_PID/task/$CVMFSD_PID/children" 2>/dev/null || true)
+	echo "${kids%% *}" | grep -q . && echo "${kids%% *}" || echo "$CVMFSD_PID"
+}
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$(server_pid)/status"; }
+fd_count() { find "/proc/$(server_pid)/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+thread_count() { awk '/^Threads:/ { print $2 }' "/proc/$(server_pid)/status"; }
 
 # One short-lived reader per memory cgroup: a forked subshell (no exec)
 # joins the cgroup and reads meminfo with a builtin, so the daemon sees a
@@ -440,7 +483,7 @@ restore_own_cgroups() {
 
 unmount_ours() {
 	local m
-	for m in "$TMP/views/ct" "$TMP/views" "$TMP/lxcfs"; do
+	for m in "$TMP/views/ct" "$TMP/views" "$TMP/before/ct" "$TMP/before" "$TMP/lxcfs"; do
 		is_mounted "$m" || continue
 		log "$m still mounted after the daemon exited; unmounting"
 		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" || log "cannot unmount $m"
@@ -472,6 +515,7 @@ cleanup() {
 	trap - EXIT INT TERM HUP
 	[[ -n $BENCH_PID ]] && stop_pid "$BENCH_PID"
 	stop_pid "$CVMFSD_PID"
+	stop_pid "$BEFORE_PID"
 	stop_pid "$LXCFS_PID"
 	if [[ -n $TMP ]]; then
 		((rc == 0)) || dump_logs
@@ -504,6 +548,7 @@ main() {
 	run_benchmarks
 	print_env
 	print_table
+	print_before
 	[[ -z $DIED ]] || die "$DIED; the table above stops there (cvmfsd log follows)"
 	if ((MEM_CGROUPS > 0)); then
 		measure_memory

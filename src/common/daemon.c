@@ -1,7 +1,10 @@
 #include "cvmfs/daemon.h"
 #include "cvmfs/log.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +44,18 @@ int daemon_fork(int *notify_fd)
 	close(pfd[0]);
 	setsid();
 	*notify_fd = pfd[1];
+	return 0;
+}
+
+int daemon_start(const char *prog, bool foreground, bool debug, int *notify_fd)
+{
+	int r;
+
+	*notify_fd = -1;
+	if (!foreground && (r = daemon_fork(notify_fd)) < 0)
+		return log_error_errno(r, "daemonize");
+	log_setup(prog, !foreground, debug);
+	daemon_block_signals();
 	return 0;
 }
 
@@ -96,4 +111,38 @@ int daemon_wait_stop(void (*on_hup)(void))
 		if (on_hup)
 			on_hup();
 	}
+}
+
+/* The main program's NT_GNU_BUILD_ID note, in hex. */
+static int find_build_id(struct dl_phdr_info *info, size_t size, void *out)
+{
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const char *p = (const char *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+		const char *end = p + info->dlpi_phdr[i].p_memsz;
+
+		if (info->dlpi_phdr[i].p_type != PT_NOTE)
+			continue;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *n = (const void *)p;
+			const unsigned char *desc = (const unsigned char *)(n + 1) + ((n->n_namesz + 3) & ~3u);
+
+			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && n->n_descsz <= 64) {
+				for (unsigned j = 0; j < n->n_descsz; j++)
+					sprintf((char *)out + 2 * j, "%02x", desc[j]);
+				return 1;
+			}
+			p = (const char *)desc + ((n->n_descsz + 3) & ~3u);
+		}
+	}
+	return 1; /* the first object is the main program */
+}
+
+const char *daemon_build_id(void)
+{
+	static char id[129];
+
+	if (!id[0] && (dl_iterate_phdr(find_build_id, id), !id[0]))
+		snprintf(id, sizeof(id), "unknown");
+	return id;
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "cvmfs/cgroup.h"
+#include "cvmfs/fsutil.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -185,7 +186,6 @@ bool is_mountpoint(const char *path);
 
 /* util.c */
 int env_fresh(const char *home); /* clearenv but TERM; PATH, HOME */
-int mkdir_p(const char *path, mode_t mode);
 pid_t spawn(char *const argv[], bool quiet);
 /* The signals the launcher takes itself: SIGTERM, SIGINT, SIGHUP, SIGCHLD. */
 void launch_signals(sigset_t *set);

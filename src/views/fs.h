@@ -84,6 +84,7 @@ fuse_ino_t pnode_intern(unsigned view, const char *rel);
 struct ct *ct_get(unsigned id);
 void ct_tables_init(void);
 struct ct *ct_intern(const char *name);
+unsigned ct_skip_id(void);
 /* The anonymous per-container tree for a container and PID namespace. */
 unsigned ct_for_container(struct container *c, uint64_t pidns_start);
 /* Relative symlink target from shared-tree template t into tree ct_id, or
@@ -116,3 +117,5 @@ extern const struct fuse_lowlevel_ops ct_ops;
 /* Frees the handles the kernel never released (their readers still held
  * them at stop). Only once no session thread runs. */
 void fs_handles_free_all(void);
+/* The server generation that tags its file handles (0: the only one). */
+void fs_set_generation(unsigned gen);

@@ -103,6 +103,30 @@ static void dirbuf_free_tracked(struct open_handle *h)
 	dirbuf_free((struct dirbuf *)h);
 }
 
+/* fi->fh: the handle's address, tagged with the server's generation in
+ * bits 48..62, so that a handle a dead server made is recognised (and
+ * answered without it), never followed (issue 17). */
+#define FH_GEN_SHIFT 48
+static uint64_t fh_gen;
+
+void fs_set_generation(unsigned gen)
+{
+	fh_gen = (uint64_t)(gen & 0x7fff) << FH_GEN_SHIFT;
+}
+
+static uint64_t fh_pack(void *p)
+{
+	return (uint64_t)(uintptr_t)p | fh_gen;
+}
+
+/* NULL for a handle of another server. */
+static void *fh_ptr(uint64_t fh)
+{
+	return (fh & ~((1ULL << FH_GEN_SHIFT) - 1)) == fh_gen
+		       ? (void *)(uintptr_t)(fh & ((1ULL << FH_GEN_SHIFT) - 1))
+		       : NULL;
+}
+
 static unsigned ino_view(fuse_ino_t ino)
 {
 	return (unsigned)((ino >> 8) & 0xffffff);
@@ -618,7 +642,7 @@ static void shared_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	}
 	fi->direct_io = 1; /* every open renders for its own caller */
 	fi->noflush = 1;
-	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->fh = fh_pack(h);
 	handle_track(&h->link, fhandle_free_tracked);
 	if (fuse_reply_open(req, fi) == -ENOENT) { /* interrupted: the kernel forgot it */
 		handle_untrack(&h->link);
@@ -671,17 +695,46 @@ static void reply_pread(fuse_req_t req, int fd, size_t size, off_t off)
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+/* A file opened by a dead server: read as if opened now. */
+static void read_unopened(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+	struct fhandle h = { .fd = -1, .t = ino_tnode(ino), .arg = ino_arg(ino) };
+	int r = 0;
+
+	if (ino & PASS_BIT) {
+		struct pnode *p = pnode_get(ino);
+
+		h.fd = p ? openat(V->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC) : -1;
+		if (h.fd < 0)
+			r = p ? -errno : -ESTALE;
+		else
+			reply_pread(req, h.fd, size, off);
+	} else if (h.t < 0 || h.t >= T_COUNT || tree[h.t].kind != TN_FILE) {
+		r = -ESTALE;
+	} else if ((r = render_into(req, &h)) == 0) {
+		reply_slice(req, h.data, h.len, size, off);
+	}
+	if (h.fd >= 0)
+		close(h.fd);
+	free(h.data);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+}
+
 /* Render at open, serve later offsets from that snapshot; a new read at
  * offset 0 (top and procps keep the fd and seek back) renders afresh. */
 static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
-	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+	struct fhandle *h = fh_ptr(fi->fh);
 	_cleanup_free_ char *copy = NULL;
 	size_t copied = 0;
 	int r = 0;
 
-	(void)ino;
+	if (!h) {
+		read_unopened(req, ino, size, off);
+		return;
+	}
 	if (h->fd >= 0) {
 		reply_pread(req, h->fd, size, off);
 		return;
@@ -712,11 +765,13 @@ static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void shared_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fhandle *h = (struct fhandle *)(uintptr_t)fi->fh;
+	struct fhandle *h = fh_ptr(fi->fh);
 
 	(void)ino;
-	handle_untrack(&h->link);
-	fhandle_free(h);
+	if (h) {
+		handle_untrack(&h->link);
+		fhandle_free(h);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -929,7 +984,7 @@ static void do_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	build_dir(req, ino, b, ct_session);
-	fi->fh = (uint64_t)(uintptr_t)b;
+	fi->fh = fh_pack(b);
 	handle_track(&b->link, dirbuf_free_tracked);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		handle_untrack(&b->link);
@@ -948,12 +1003,17 @@ static void ct_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+		       struct fuse_file_info *fi, bool ct_session)
 {
-	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+	struct dirbuf fresh = { 0 }, *b = fh_ptr(fi->fh);
+	_cleanup_free_ char *fresh_p = NULL;
 	size_t start = (size_t)off;
 
-	(void)ino;
+	if (!b) { /* opened by a dead server: listed again */
+		build_dir(req, ino, &fresh, ct_session);
+		b = &fresh;
+		fresh_p = fresh.p;
+	}
 	if (start >= b->size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -977,11 +1037,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void do_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+	struct dirbuf *b = fh_ptr(fi->fh);
 
 	(void)ino;
-	handle_untrack(&b->link);
-	dirbuf_free(b);
+	if (b) {
+		handle_untrack(&b->link);
+		dirbuf_free(b);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -1013,6 +1075,18 @@ static void ct_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		do_getattr(req, ino, true);
 }
 
+static void shared_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void ct_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
 static void shared_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -1041,7 +1115,7 @@ const struct fuse_lowlevel_ops shared_ops = {
 	.read = shared_read,
 	.release = shared_release,
 	.opendir = shared_opendir,
-	.readdir = do_readdir,
+	.readdir = shared_readdir,
 	.releasedir = do_releasedir,
 };
 
@@ -1055,6 +1129,6 @@ const struct fuse_lowlevel_ops ct_ops = {
 	.write = ct_write,
 	.setattr = ct_setattr,
 	.opendir = ct_opendir,
-	.readdir = do_readdir,
+	.readdir = ct_readdir,
 	.releasedir = do_releasedir,
 };

@@ -3,6 +3,7 @@
  * entries live until the daemon exits: both are bounded (sysfs entries per
  * view; one ct per container name). */
 #include "fs.h"
+#include "ids.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
@@ -237,6 +238,7 @@ fuse_ino_t pnode_intern(unsigned view, const char *rel)
 	l->next = pn_hash[b];
 	pn_hash[b] = l;
 	ino = PASS_BIT | l->idx;
+	ids_note(IDS_PASS, view, rel);
 out:
 	pthread_mutex_unlock(&pn_lock);
 	return ino;
@@ -318,6 +320,7 @@ struct ct *ct_intern(const char *name)
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	snprintf(path, sizeof(path), "/%s/%s", V->cfg.ct_parent, name);
 	cg_paths_uniform(&V->layout, path, &c->paths);
+	ids_note(IDS_CT, c->id, name);
 	ct_publish(c);
 out:
 	pthread_mutex_unlock(&ct_lock);
@@ -343,6 +346,7 @@ unsigned ct_for_container(struct container *cont, uint64_t pidns_start)
 		c->pidns_start = pidns_start;
 		snprintf(c->name, sizeof(c->name), "@%u", c->id);
 		id = c->id;
+		ids_note(IDS_ANON, id, "");
 		ct_publish(c);
 	}
 	pthread_mutex_unlock(&ct_lock);
@@ -354,6 +358,18 @@ unsigned ct_for_container(struct container *cont, uint64_t pidns_start)
 	c->anon_next = cont->anon_cts;
 	cont->anon_cts = c;
 	pthread_mutex_unlock(&cont->stat_lock);
+	return id;
+}
+
+/* Replaying the ids journal: an anonymous tree's id, which died with the
+ * server that made it (its container is found again under a new id). */
+unsigned ct_skip_id(void)
+{
+	unsigned id;
+
+	pthread_mutex_lock(&ct_lock);
+	id = ct_next < CT_CHUNK * CT_CHUNKS ? ct_next++ : 0;
+	pthread_mutex_unlock(&ct_lock);
 	return id;
 }
 

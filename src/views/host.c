@@ -4,6 +4,7 @@
  * Also the host's sysfs root, for the per-object files (block devices,
  * NUMA nodes), and the names of block devices the trees have shown. */
 #include "views.h"
+#include "ids.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
@@ -221,6 +222,7 @@ int block_index(const char *name)
 			goto out;
 		}
 		r = (int)block_count;
+		ids_note(IDS_BLOCK, block_count, name);
 		__atomic_store_n(&block_count, block_count + 1, __ATOMIC_RELEASE);
 	}
 out:

@@ -1,7 +1,8 @@
-/* The views' request counts (include/cvmfs/req_counters.h): the sessions
- * read and write /dev/fuse through libfuse's custom I/O, which counts the
+/* The views' request counts (include/cvmfs/req_counters.h): the sessions'
+ * custom I/O (the take-over hooks, src/common/fuse_takeover.c) counts the
  * replies, and a thread publishes the counts at MOUNT.json, replaced
- * atomically: {"pid":P,"requests":N,"errors":M}. */
+ * atomically: {"pid":P,"requests":N,"errors":M}. The counts are the
+ * serving process's: a restarted server starts from 0. */
 #include "status.h"
 
 #include "cvmfs/cleanup.h"
@@ -18,45 +19,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
-{
-	req_count_writev(iov, count);
-	return writev(fd, iov, count);
-}
-
-static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
-{
-	return read(fd, buf, len);
-}
-
-static ssize_t io_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-				 unsigned int flags, void *userdata)
-{
-	return splice(fdin, offin, fdout, offout, len, flags);
-}
-
-static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-			      unsigned int flags, void *userdata)
-{
-	req_count_spliced();
-	return splice(fdin, offin, fdout, offout, len, flags);
-}
-
-static const struct fuse_custom_io counted_io = {
-	.writev = io_writev,
-	.read = io_read,
-	.splice_receive = io_splice_receive,
-	.splice_send = io_splice_send,
-};
-
-void views_count_replies(struct fuse_session *se)
-{
-	int r = fuse_session_custom_io(se, &counted_io, fuse_session_fd(se));
-
-	if (r < 0)
-		log_warn("cannot hook the FUSE session's I/O (%d): its requests go uncounted", r);
-}
 
 static struct {
 	pthread_t thread;

@@ -18,6 +18,7 @@
  * SECCOMP_USER_NOTIF_FLAG_CONTINUE (the host's native result) and logged,
  * so a caller is never left waiting on a bug. */
 #include "supervise.h"
+#include "survive.h"
 #include "views.h"
 
 #include "cvmfs/cleanup.h"
@@ -45,6 +46,14 @@
 
 enum end_kind { END_STOP, END_ACCEPT, END_CONN, END_LISTENER };
 
+/* The in-flight page: word 0 the id being answered (the launcher's), at
+ * SAVED_AT the request itself, for a server that takes the connection
+ * over after this one died in the middle (survive.h). */
+#define PAGE_LEN 4096
+#define LAST_AT 8 /* the last id received: the kernel numbers them in order */
+#define SAVED_AT 64
+#define ORPHAN_PROBE 16
+
 struct end {
 	enum end_kind kind;
 	struct sv_conn *conn; /* END_CONN, END_LISTENER */
@@ -58,6 +67,8 @@ struct sv_conn {
 	char name[64];
 	struct end conn_end, listener_end;
 	uint64_t fallbacks; /* answered natively after an internal failure */
+	uint64_t key; /* the views' supervisor keeps a copy under it (survive.h) */
+	bool kept;
 	struct sv_conn *prev, *next; /* S.conns, the supervisor thread's */
 };
 
@@ -80,7 +91,7 @@ static void conn_forget_listener(struct sv_conn *c)
 		close(c->listener);
 	}
 	if (c->inflight)
-		munmap(c->inflight, sizeof(uint64_t));
+		munmap(c->inflight, PAGE_LEN);
 	c->listener = -EBADF;
 	c->inflight = NULL;
 }
@@ -94,8 +105,14 @@ static void conn_close(struct sv_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	conn_forget_listener(c);
-	if (c->fd >= 0)
+	/* Removed by hand: the views' supervisor holds the same socket, so
+	 * closing ours does not take it out of the epoll set. */
+	if (c->fd >= 0) {
+		epoll_ctl(S.epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
+	}
+	if (c->kept)
+		survive_drop_conn(c->key);
 	free(c);
 }
 
@@ -120,6 +137,22 @@ static int ep_add(int fd, struct end *e)
 	return epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+static struct sv_conn *conn_new(int fd)
+{
+	static uint32_t n;
+	struct sv_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	*c = (struct sv_conn){ .fd = fd, .listener = -EBADF, .key = (uint64_t)SV.gen << 32 | ++n,
+			       .conn_end = { END_CONN, c }, .listener_end = { END_LISTENER, c } };
+	c->next = S.conns;
+	if (S.conns)
+		S.conns->prev = c;
+	S.conns = c;
+	return c;
+}
+
 static void on_accept(void)
 {
 	struct ucred cred;
@@ -135,19 +168,91 @@ static void on_accept(void)
 		close(fd);
 		return;
 	}
-	c = calloc(1, sizeof(*c));
+	c = conn_new(fd);
 	if (!c) {
 		close(fd);
 		return;
 	}
-	*c = (struct sv_conn){ .fd = fd, .listener = -EBADF,
-			       .conn_end = { END_CONN, c }, .listener_end = { END_LISTENER, c } };
-	c->next = S.conns;
-	if (S.conns)
-		S.conns->prev = c;
-	S.conns = c;
 	if (ep_add(fd, &c->conn_end) < 0)
 		conn_close(c);
+}
+
+/* The views' supervisor keeps copies, so that the launcher sees no
+ * restart of this server (a second message replaces the first). */
+static void conn_keep(struct sv_conn *c, int listener, int page)
+{
+	struct survive_conn k = { c->key, c->fd, listener, page, "" };
+
+	if (SV.keeper < 0)
+		return;
+	if (c->kept)
+		survive_drop_conn(c->key);
+	snprintf(k.name, sizeof(k.name), "%s", c->name);
+	survive_keep_conn(&k);
+	c->kept = true;
+}
+
+static void answer_saved(struct sv_conn *c, const struct seccomp_notif *req);
+
+/* A server killed between receiving a call and saving it: the call is
+ * the one after the last saved, still waiting (ID_VALID), answered
+ * natively (its arguments are gone). */
+static void answer_unsaved(struct sv_conn *c)
+{
+	uint64_t last = __atomic_load_n((uint64_t *)((char *)c->inflight + LAST_AT),
+					__ATOMIC_ACQUIRE);
+	struct seccomp_notif_resp resp = { .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+
+	for (uint64_t id = last + 1; id <= last + ORPHAN_PROBE; id++) {
+		if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+			continue;
+		resp.id = id;
+		if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) == 0)
+			log_warn("CVM %s: answered natively a call the dead server had not saved",
+				 c->name);
+	}
+}
+
+/* The call a dead server took and did not answer, from its saved copy. */
+static void answer_orphan(struct sv_conn *c)
+{
+	union {
+		struct seccomp_notif n;
+		char b[512];
+	} req;
+	uint64_t id = __atomic_load_n(c->inflight, __ATOMIC_ACQUIRE);
+
+	if (!id) {
+		answer_unsaved(c);
+		return;
+	}
+	memcpy(&req, (char *)c->inflight + SAVED_AT, MIN(sizeof(req), S.sizes.seccomp_notif));
+	if (req.n.id == id) {
+		answer_saved(c, &req.n);
+		log_info("CVM %s: answered a call the dead server had taken", c->name);
+	}
+	__atomic_store_n(c->inflight, 0, __ATOMIC_RELEASE);
+}
+
+/* A connection a dead server had: adopted with its listener. */
+static void conn_adopt(const struct survive_conn *k)
+{
+	struct sv_conn *c = conn_new(k->conn);
+	void *page = mmap(NULL, PAGE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, k->page, 0);
+
+	close(k->page);
+	if (!c || page == MAP_FAILED) {
+		log_warn("CVM %s: cannot take its connection over", k->name);
+		return;
+	}
+	c->key = k->key;
+	c->kept = true;
+	c->listener = k->listener;
+	c->inflight = page;
+	snprintf(c->name, sizeof(c->name), "%s", k->name);
+	answer_orphan(c);
+	if (ep_add(c->fd, &c->conn_end) < 0 || ep_add(c->listener, &c->listener_end) < 0)
+		log_warn("CVM %s: epoll: %s", c->name, strerror(errno));
 }
 
 /* The launcher's message: its CVM's name, the listener and a shared page
@@ -172,13 +277,19 @@ static int recv_listener(struct sv_conn *c)
 	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(fds)))
 		return -EPROTO;
 	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
-	page = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
-	close(fds[1]);
+	/* Room for the saved request (the launcher maps its first word). */
+	if (ftruncate(fds[1], PAGE_LEN) < 0)
+		page = MAP_FAILED;
+	else
+		page = mmap(NULL, PAGE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
 	if (page == MAP_FAILED) {
 		close(fds[0]);
+		close(fds[1]);
 		return -errno;
 	}
 	conn_forget_listener(c);
+	conn_keep(c, fds[0], fds[1]);
+	close(fds[1]);
 	c->listener = fds[0];
 	c->inflight = page;
 	/* The caller waits while we answer: switch to us on its CPU and back,
@@ -210,30 +321,21 @@ static void on_conn(struct sv_conn *c, uint32_t events)
 	conn_detach(c);
 }
 
-static void answer_one(struct sv_conn *c)
+static void answer_saved(struct sv_conn *c, const struct seccomp_notif *req)
 {
-	/* The kernel's structures may be larger than ours: its sizes. */
-	union {
-		struct seccomp_notif n;
-		char b[512];
-	} req;
 	union {
 		struct seccomp_notif_resp r;
 		char b[512];
 	} resp;
 	int r;
 
-	memset(&req, 0, sizeof(req));
-	if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
-		return; /* ENOENT: the caller was interrupted, it will ask again */
-	__atomic_store_n(c->inflight, req.n.id, __ATOMIC_RELEASE);
 	memset(&resp, 0, sizeof(resp));
-	resp.r.id = req.n.id;
-	r = supervise_answer(c->listener, &req.n, &resp.r);
+	resp.r.id = req->id;
+	r = supervise_answer(c->listener, req, &resp.r);
 	if (r < 0 && r != -ESRCH) {
 		if (r != -ENOSYS && c->fallbacks++ % 1000 == 0)
 			log_warn("CVM %s: system call %d of pid %d: %s; answered natively "
-				 "(%llu times so far)", c->name, req.n.data.nr, (int)req.n.pid,
+				 "(%llu times so far)", c->name, req->data.nr, (int)req->pid,
 				 strerror(-r), (unsigned long long)c->fallbacks);
 		resp.r.error = 0;
 		resp.r.val = 0;
@@ -242,6 +344,25 @@ static void answer_one(struct sv_conn *c)
 	if (r != -ESRCH) /* else the caller is gone */
 		ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 	__atomic_store_n(c->inflight, 0, __ATOMIC_RELEASE);
+}
+
+/* The request is saved before its id is published: a server taking the
+ * connection over answers it from there (answer_orphan). */
+static void answer_one(struct sv_conn *c)
+{
+	/* The kernel's structures may be larger than ours: its sizes. */
+	union {
+		struct seccomp_notif n;
+		char b[512];
+	} req;
+
+	memset(&req, 0, sizeof(req));
+	if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0)
+		return; /* ENOENT: the caller was interrupted, it will ask again */
+	memcpy((char *)c->inflight + SAVED_AT, &req, S.sizes.seccomp_notif);
+	__atomic_store_n(c->inflight, req.n.id, __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)((char *)c->inflight + LAST_AT), req.n.id, __ATOMIC_RELEASE);
+	answer_saved(c, &req.n);
 }
 
 static void on_listener(struct sv_conn *c, uint32_t events)
@@ -304,7 +425,44 @@ static int sock_bind(const char *mountpoint)
 	return r;
 }
 
-int supervise_start(const char *mountpoint)
+/* In the views' supervisor (survive.c), which keeps the socket across
+ * server restarts: launchers connecting meanwhile wait in the backlog. */
+int supervise_sock_open(const char *mountpoint)
+{
+	int r = sock_bind(mountpoint);
+
+	if (r < 0) {
+		log_error_errno(r, "supervisor socket %s", S.path);
+		supervise_sock_close();
+		return -1;
+	}
+	return S.sock;
+}
+
+void supervise_sock_adopt(const char *mountpoint, int sock)
+{
+	struct stat st;
+
+	snprintf(S.path, sizeof(S.path), "%s%s", mountpoint, SUPERVISE_SOCK_SUFFIX);
+	S.sock = sock;
+	if (sock >= 0 && stat(S.path, &st) == 0)
+		S.sock_ino = st.st_ino;
+}
+
+void supervise_sock_close(void)
+{
+	/* Our socket file only: a later daemon may already have replaced it. */
+	if (S.sock >= 0) {
+		struct stat st;
+
+		if (stat(S.path, &st) == 0 && st.st_ino == S.sock_ino)
+			unlink(S.path);
+		close(S.sock);
+	}
+	S.sock = -EBADF;
+}
+
+int supervise_start(const char *mountpoint, int sock)
 {
 	int r;
 
@@ -315,8 +473,12 @@ int supervise_start(const char *mountpoint)
 			 "stay the host's in CVMs");
 		return 0;
 	}
-	if ((r = sock_bind(mountpoint)) < 0)
+	if (sock >= 0) { /* the supervisor's: it unlinks it */
+		S.sock = sock;
+		S.sock_ino = 0;
+	} else if ((r = sock_bind(mountpoint)) < 0) {
 		return log_error_errno(r, "supervisor socket %s", S.path);
+	}
 	S.epfd = epoll_create1(EPOLL_CLOEXEC);
 	S.stopfd = eventfd(0, EFD_CLOEXEC);
 	S.stop_end.kind = END_STOP;
@@ -324,6 +486,8 @@ int supervise_start(const char *mountpoint)
 	if (S.epfd < 0 || S.stopfd < 0 || ep_add(S.stopfd, &S.stop_end) < 0 ||
 	    ep_add(S.sock, &S.accept_end) < 0)
 		return log_error_errno(-errno, "supervisor epoll");
+	for (unsigned i = 0; i < SV.nconns; i++)
+		conn_adopt(&SV.conns[i]);
 	if ((r = pthread_create(&S.thread, NULL, supervise_loop, NULL)) != 0)
 		return log_error_errno(-r, "supervisor thread");
 	S.running = true;
@@ -339,14 +503,7 @@ void supervise_stop(void)
 	S.running = false;
 	while (S.conns) /* the launchers answer natively until the next daemon */
 		conn_close(S.conns);
-	/* Our socket file only: a later daemon may already have replaced it. */
-	if (S.sock >= 0) {
-		struct stat st;
-
-		if (stat(S.path, &st) == 0 && st.st_ino == S.sock_ino)
-			unlink(S.path);
-		close(S.sock);
-	}
+	supervise_sock_close();
 	if (S.epfd >= 0)
 		close(S.epfd);
 	if (S.stopfd >= 0)

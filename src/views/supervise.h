@@ -8,8 +8,15 @@
  * name from --views: src/launch/notif.c). */
 #define SUPERVISE_SOCK_SUFFIX ".sock"
 
-/* Bind MOUNT.sock and start the supervisor thread. */
-int supervise_start(const char *mountpoint);
+/* Bind MOUNT.sock (or use SOCK, bound by the views' supervisor) and start
+ * the supervisor thread. */
+int supervise_start(const char *mountpoint, int sock);
+/* The views' supervisor: bind MOUNT.sock (the fd, or -1), and unlink and
+ * close it at the end. */
+int supervise_sock_open(const char *mountpoint);
+void supervise_sock_close(void);
+/* The same, for a socket inherited over an upgrade's exec. */
+void supervise_sock_adopt(const char *mountpoint, int sock);
 /* Stop the thread, close every listener (the launchers keep their copies
  * and answer natively until a views daemon takes them again). */
 void supervise_stop(void);

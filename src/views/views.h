@@ -34,6 +34,9 @@ struct views_config {
 	uint64_t ct_ttl_ms;    /* page-cache lifetime of per-container inodes */
 	uint64_t pid_cache_ms; /* pid -> container memo lifetime */
 	uint64_t idle_expire_s;
+	uint64_t restart_ms;     /* survive.c: delay before a crashed server's restart */
+	uint64_t max_crashes;    /* ... in crash_window_s: then give up */
+	uint64_t crash_window_s;
 };
 
 enum vfile {

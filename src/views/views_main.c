@@ -1,26 +1,25 @@
 /* cvmfsd views: options, mounts, daemon lifecycle. */
 #include "fs.h"
+#include "ids.h"
 #include "status.h"
 #include "supervise.h"
+#include "survive.h"
 #include "views_main.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
 #include "cvmfs/daemon.h"
+#include "cvmfs/fuse_daemon.h"
 #include "cvmfs/log.h"
 #include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 struct views *V;
@@ -51,6 +50,12 @@ static const struct opt_def views_opts[] = {
 	  "how long a pid's cgroup is remembered (default 250)" },
 	{ "idle-expire-s", 0, OPT_UINT, O(idle_expire_s), false, "N",
 	  "forget a container not read for N s (default 600)" },
+	{ "restart-ms", 0, OPT_UINT, O(restart_ms), false, "N",
+	  "wait N ms before restarting a crashed server (default 0)" },
+	{ "max-crashes", 0, OPT_UINT, O(max_crashes), false, "N",
+	  "give up after N crashes within --crash-window-s (default 10, at most 64)" },
+	{ "crash-window-s", 0, OPT_UINT, O(crash_window_s), false, "N",
+	  "the window of --max-crashes (default 60)" },
 	OPT_END,
 };
 static const char *const views_sections[] = { "views", NULL };
@@ -79,6 +84,8 @@ static int views_config_load(int argc, char **argv, char **mountpoint)
 	c->ct_ttl_ms = 500;
 	c->pid_cache_ms = 250;
 	c->idle_expire_s = 600;
+	c->max_crashes = 10;
+	c->crash_window_s = 60;
 	r = opts_parse(&spec, c, argc, argv, &pos, NULL);
 	if (r != 0)
 		return r; /* an error, or OPTS_HELP: the caller exits 0 */
@@ -142,150 +149,26 @@ static int open_roots(void)
 	return 0;
 }
 
-/* Is PATH the mount point of a live or dead cvmfs FUSE mount? */
-static bool is_cvmfs_mount(const char *path)
-{
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096], mnt[PATH_MAX], fstype[256];
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		const char *sep = strstr(line, " - ");
-
-		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
-		    sscanf(sep + 3, "%255s", fstype) != 1)
-			continue;
-		if (!strcmp(mnt, path) && !strncmp(fstype, "fuse.cvmfs", 10))
-			return true;
-	}
-	return false;
-}
-
-/* A daemon killed with SIGKILL leaves "Transport endpoint is not connected"
- * behind; stat() may still succeed from cached attributes, opening does not.
- * A live cvmfs mount there means another daemon serves it. */
-static int recover_stale(const char *path)
-{
-	for (int tries = 0; tries < 8; tries++) {
-		int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (fd >= 0) {
-			close(fd);
-			if (is_cvmfs_mount(path)) {
-				log_error("%s: already served by a running cvmfsd", path);
-				return -EBUSY;
-			}
-			return 0;
-		}
-		if (errno != ENOTCONN) {
-			log_error("%s: %s", path, strerror(errno));
-			return -errno;
-		}
-		log_warn("%s: stale mount from a previous run, detaching it", path);
-		if (umount2(path, MNT_DETACH) < 0) {
-			log_error("%s: umount: %s", path, strerror(errno));
-			return -errno;
-		}
-	}
-	return -EBUSY;
-}
-
-struct session {
-	struct fuse_session *se;
-	pthread_t thread;
-	bool running;
-	char mountpoint[PATH_MAX];
+static struct fuse_daemon sessions[2] = {
+	{ .fsname = "cvmfs-views", .subtype = "cvmfs", .max_threads = 64, .grace_s = 2 },
+	{ .fsname = "cvmfs-views-ct", .subtype = "cvmfs", .max_threads = 64, .grace_s = 2 },
 };
 
-static struct session sessions[2];
-
-static void *session_loop(void *arg)
+/* A tree's session; its connection outlives this process (survive.h). */
+static int session_start(int i, const struct fuse_lowlevel_ops *ops, const char *mnt)
 {
-	struct session *s = arg;
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-
-	fuse_loop_cfg_set_max_threads(cfg, 64);
-	fuse_loop_cfg_set_idle_threads(cfg, 8);
-	fuse_session_loop_mt(s->se, cfg);
-	fuse_loop_cfg_destroy(cfg);
-	/* Unmounted from outside (fusermount3 -u): stop the whole daemon. */
-	if (!__atomic_load_n(&V->stopping, __ATOMIC_ACQUIRE))
-		kill(getpid(), SIGTERM);
-	return NULL;
-}
-
-static int session_start(struct session *s, const struct fuse_lowlevel_ops *ops,
-			 const char *mnt, const char *fsname)
-{
-	char opts[4096];
-	char *argv[] = { "cvmfsd", "-o", opts, NULL };
-	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	struct fuse_daemon *s = &sessions[i];
 	int r;
 
-	snprintf(opts, sizeof(opts), "allow_other,default_permissions,fsname=%s,subtype=cvmfs%s%s",
-		 fsname, V->cfg.fuse_opts ? "," : "", V->cfg.fuse_opts ? V->cfg.fuse_opts : "");
-	snprintf(s->mountpoint, sizeof(s->mountpoint), "%s", mnt);
-	s->se = fuse_session_new(&args, ops, sizeof(*ops), NULL);
-	fuse_opt_free_args(&args);
-	if (!s->se) {
-		log_error("-o %s: cannot start a FUSE session", opts);
-		return -EINVAL;
-	}
-	if (fuse_session_mount(s->se, mnt) != 0) {
-		log_error("%s: cannot mount", mnt);
-		fuse_session_destroy(s->se);
-		s->se = NULL;
-		return -EIO;
-	}
-	views_count_replies(s->se);
-	r = pthread_create(&s->thread, NULL, session_loop, s);
-	if (r) {
-		fuse_session_unmount(s->se);
-		return -r;
-	}
-	s->running = true;
-	return 0;
-}
-
-/* True while a reader still holds a file of the connection open: the
- * detached mount lives on and /dev/fuse shows no error until it closes. */
-static bool connection_alive(struct fuse_session *se)
-{
-	struct pollfd p = { .fd = fuse_session_fd(se), .events = 0 };
-
-	return poll(&p, 1, 0) == 0 || !(p.revents & POLLERR);
-}
-
-/* Returns true once the session is gone; false when it is left for the
- * process exit to close (a reader holds a file open, so no RELEASE comes
- * and a loop thread may still be blocked reading /dev/fuse). */
-static bool session_stop(struct session *s)
-{
-	struct timespec ts;
-
-	if (!s->se)
-		return true;
-	if (!s->running)
-		return false;
-	fuse_session_exit(s->se);
-	/* Detach: CVMs may still hold binds of our files. */
-	if (umount2(s->mountpoint, MNT_DETACH) < 0 && errno != EINVAL)
-		log_warn("%s: umount: %s", s->mountpoint, strerror(errno));
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 2;
-	/* Open files or binds keep the connection alive; a loop thread then
-	 * returns only if a request happens to wake it. Either way the
-	 * session stays reachable from here and exiting closes it. */
-	s->running = false;
-	if (pthread_timedjoin_np(s->thread, NULL, &ts) != 0 || connection_alive(s->se))
-		return false;
-	/* Detached and the connection is gone: libfuse sees the error on
-	 * /dev/fuse, skips its own unmount and frees its copy of the path. */
-	fuse_session_unmount(s->se);
-	fuse_session_destroy(s->se);
-	s->se = NULL;
-	return true;
+	s->extra_opts = V->cfg.fuse_opts;
+	s->stopping = &V->stopping;
+	s->survive = true;
+	s->init_store = SV.init[i];
+	s->takeover_fd = SV.fuse[i];
+	r = fuse_daemon_start(s, ops, sizeof(*ops), mnt);
+	if (r == 0 && SV.fuse[i] < 0)
+		survive_send_fuse(i, fuse_session_fd(s->se));
+	return r;
 }
 
 static void views_hup(void)
@@ -293,51 +176,68 @@ static void views_hup(void)
 	log_info("SIGHUP: the views have no run-time settings to reload");
 }
 
-static int views_run(const char *mnt)
+/* One server process: the caches, the trees' sessions, the system-call
+ * supervisor thread. */
+static int views_serve(const char *mnt)
 {
 	char ctmnt[PATH_MAX];
-	int notify_fd = -1, r;
+	int r;
 	bool gone;
 
-	/* Before daemonising, so that errors reach the terminal. */
-	r = recover_stale(mnt);
-	if (r < 0)
-		return r;
-	if (!V->cfg.foreground && (r = daemon_fork(&notify_fd)) < 0)
-		return log_error_errno(r, "daemonize");
-	log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
-	daemon_block_signals();
 	ct_tables_init();
-	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0)
+	fs_set_generation(SV.gen);
+	ids_attach(SV.ids);
+	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0 ||
+	    (r = ids_replay()) < 0)
 		return log_error_errno(r, "start");
 	/* Before the mounts, which a launcher waits for before it looks for
 	 * the socket. Not fatal: without it new CVMs trap nothing. */
-	if (supervise_start(mnt) < 0)
+	if (supervise_start(mnt, SV.sock) < 0)
 		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
-	r = session_start(&sessions[0], &shared_ops, mnt, "cvmfs-views");
+	r = session_start(SV_SHARED, &shared_ops, mnt);
 	if (r < 0)
 		goto out;
 	snprintf(ctmnt, sizeof(ctmnt), "%s/ct", mnt);
-	r = session_start(&sessions[1], &ct_ops, ctmnt, "cvmfs-views-ct");
+	r = session_start(SV_CT, &ct_ops, ctmnt);
 	if (r < 0)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
 	views_status_start(mnt); /* not fatal: only the counts go unpublished */
-	daemon_ready(notify_fd);
+	survive_ready();
 	daemon_wait_stop(views_hup);
 	log_info("stopping");
-	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 out:
 	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
 	supervise_stop();
 	views_status_stop();
 	/* ct first: it is mounted inside the shared tree. Both are tried. */
-	gone = session_stop(&sessions[1]);
-	gone = session_stop(&sessions[0]) && gone;
+	gone = fuse_daemon_stop(&sessions[SV_CT]);
+	gone = fuse_daemon_stop(&sessions[SV_SHARED]) && gone;
 	if (gone)
 		fs_handles_free_all();
 	sampler_stop();
 	return r;
+}
+
+/* The supervisor returns its exit status; a server serves. */
+static int views_run(const char *mnt)
+{
+	int notify_fd = -1, r;
+
+	if (survive_inherited()) { /* an upgrade: the daemon runs on */
+		log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
+		daemon_block_signals();
+	} else {
+		/* Before daemonising, so that errors reach the terminal. */
+		r = fuse_daemon_recover_stale(mnt);
+		if (r < 0 || (r = daemon_start("cvmfsd views", V->cfg.foreground, V->cfg.debug,
+					       &notify_fd)) < 0)
+			return r;
+	}
+	r = survive_run(mnt, notify_fd);
+	if (r >= 0)
+		return r ? -EIO : 0;
+	return views_serve(mnt);
 }
 
 int cvmfsd_views_main(int argc, char **argv)

@@ -358,7 +358,11 @@ def stale():
     # stat() of the root may still succeed from cached attributes; anything
     # that reaches the (dead) daemon gives ENOTCONN.
     print('# after kill -9: stat(MNT) -> %s' % (errno.errorcode.get(err_of(lambda: os.stat(mnt)), 'ok')))
-    e = err_of(lambda: os.listdir(mnt))
+    # The serving process goes with its supervisor (PR_SET_PDEATHSIG), a
+    # moment after the supervisor's exit.
+    deadline = time.time() + 5
+    while (e := err_of(lambda: os.listdir(mnt))) != errno.ENOTCONN and time.time() < deadline:
+        time.sleep(0.02)
     if not R.eq('kill -9: listing the mountpoint gives ENOTCONN (precondition)', e, errno.ENOTCONN):
         return
     d2 = T.Daemon(base=d1.base, mnt=mnt)

@@ -148,14 +148,14 @@ uint64_t disk_inode_limit(uint64_t limit, uint64_t inodes)
 static int validate(struct disk_config *c)
 {
 	if (!c->name)
-		return fprintf(stderr, PROG ": missing --name\n"), -EINVAL;
+		return log_error("missing --name"), -EINVAL;
 	if (!name_ok(c->name))
-		return fprintf(stderr, PROG ": bad value for --name: '%s' (letters, digits, '.', '_', '-')\n",
+		return log_error("bad value for --name: '%s' (letters, digits, '.', '_', '-')",
 			       c->name), -EINVAL;
 	if (!c->data)
-		return fprintf(stderr, PROG ": missing --data\n"), -EINVAL;
+		return log_error("missing --data"), -EINVAL;
 	if (c->limit == UNSET || c->limit == 0)
-		return fprintf(stderr, PROG ": missing --limit (a positive SIZE)\n"), -EINVAL;
+		return log_error("missing --limit (a positive SIZE)"), -EINVAL;
 	c->inodes = disk_inode_limit(c->limit, c->inodes);
 	if (!c->run_dir && !(c->run_dir = strdup(CVMFS_RUN_DIR)))
 		return -ENOMEM;
@@ -190,7 +190,7 @@ int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountp
 	r = opts_parse(&spec, c, argc, argv, &pos, &path);
 	c->inodes_cli = c->inodes;
 	if (r == 0 && pos != argc - 1) {
-		fprintf(stderr, PROG ": %s\n", pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
+		log_error("%s", pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
 		r = -EINVAL;
 	}
 	if (r == 0)

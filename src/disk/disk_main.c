@@ -37,8 +37,7 @@ static int open_layer(struct layer *l, const char *path, const char *what)
 	l->path = strdup(path);
 	l->fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (!l->path || l->fd < 0 || fstat(l->fd, &st) < 0) {
-		fprintf(stderr, "cvmfsd disk: %s %s: %s\n", what, path, strerror(errno));
-		return -errno;
+		return log_error_errno(-errno, "%s %s", what, path);
 	}
 	l->dev = st.st_dev;
 	layer_handles_open(l);
@@ -57,13 +56,13 @@ static int open_images(void)
 	/* The launcher resolves image references into layer directories
 	 * (src/launch/image.h); the disk takes only those. */
 	if (!strncmp(list, "oci:", 4) || !strncmp(list, "docker-archive:", 15)) {
-		fprintf(stderr, "cvmfsd disk: --image %s: an image reference: cvm-launch resolves it "
-				"into layer directories, which the disk takes\n", D->cfg.image);
+		log_error("--image %s: an image reference: cvm-launch resolves it "
+				"into layer directories, which the disk takes", D->cfg.image);
 		return -EINVAL;
 	}
 	for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
 		if (D->nlayers > MAX_LOWER) {
-			fprintf(stderr, "cvmfsd disk: --image: more than %d layers\n", MAX_LOWER);
+			log_error("--image: more than %d layers", MAX_LOWER);
 			return -E2BIG;
 		}
 		r = open_layer(&D->layers[D->nlayers], p, "--image");
@@ -84,13 +83,11 @@ static int open_data(void)
 	r = mkdir_p(data, 0700);
 	D->data_fd = r < 0 ? r : open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (D->data_fd < 0) {
-		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
-		return -errno;
+		return log_error_errno(-errno, "--data %s", data);
 	}
 	if ((mkdirat(D->data_fd, "upper", 0755) < 0 && errno != EEXIST) ||
 	    (mkdirat(D->data_fd, "work", 0700) < 0 && errno != EEXIST)) {
-		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
-		return -errno;
+		return log_error_errno(-errno, "--data %s", data);
 	}
 	snprintf(p, sizeof(p), "%s/upper", data);
 	r = open_layer(&D->layers[0], p, "--data");
@@ -100,11 +97,10 @@ static int open_data(void)
 	D->handle_fd = openat(D->data_fd, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	D->lock_fd = openat(D->data_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (D->work_fd < 0 || D->lock_fd < 0 || D->handle_fd < 0 || fstatvfs(D->layers[0].fd, &sv) < 0) {
-		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
-		return -errno;
+		return log_error_errno(-errno, "--data %s", data);
 	}
 	if (flock(D->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "cvmfsd disk: --data %s: in use by another cvmfsd disk\n", data);
+		log_error("--data %s: in use by another cvmfsd disk", data);
 		return -EBUSY;
 	}
 	D->blksize = sv.f_bsize ? sv.f_bsize : 4096;
@@ -261,20 +257,19 @@ static int prepare(void)
 	D->acct.limit_bytes = D->cfg.limit;
 	D->acct.limit_inodes = D->cfg.inodes;
 	if (D->cfg.stat_group && publish_group(D->cfg.stat_group) < 0) {
-		fprintf(stderr, "cvmfsd disk: bad value for --stat-group: '%s': no such group\n",
+		log_error("bad value for --stat-group: '%s': no such group",
 			D->cfg.stat_group);
 		return -EINVAL;
 	}
 	if (D->cfg.image_idmap && image_idmap_parse(D->cfg.image_idmap) < 0) {
-		fprintf(stderr, "cvmfsd disk: bad value for --image-idmap: '%s': use UID:GID:COUNT\n",
+		log_error("bad value for --image-idmap: '%s': use UID:GID:COUNT",
 			D->cfg.image_idmap);
 		return -EINVAL;
 	}
 	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
 	r = mkdir_p(dir, 0755);
 	if (r < 0) {
-		fprintf(stderr, "cvmfsd disk: --run-dir %s: %s\n", dir, strerror(-r));
-		return r;
+		return log_error_errno(r, "--run-dir %s", dir);
 	}
 	r = volume_configure(D->cfg.volume, D->cfg.volume_dir, D->cfg.lanes, D->cfg.volume_alloc,
 			     D->cfg.data, D->cfg.name);

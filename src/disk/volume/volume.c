@@ -81,7 +81,7 @@ static int parse_lanes(const char *lanes, const char *data)
 	for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
 		r = lane_add(p, data);
 		if (r < 0) {
-			fprintf(stderr, "cvmfsd disk: bad value for --lanes: '%s': %s\n", p,
+			log_error("bad value for --lanes: '%s': %s", p,
 				r == -E2BIG ? "more than 8 lanes"
 					    : "want absolute paths, neither nested nor with '.', "
 					      "'..', '//', quotes or backslashes");
@@ -101,12 +101,12 @@ int volume_configure(const char *spec, const char *dir, const char *lanes, const
 	} else if (!strncmp(spec, "block:", 6) && spec[6] == '/') {
 		VOL.kind = VOLUME_BLOCK;
 	} else {
-		fprintf(stderr, "cvmfsd disk: bad value for --volume: '%s' (loop, block:PATH or none)\n",
+		log_error("bad value for --volume: '%s' (loop, block:PATH or none)",
 			spec);
 		return -EINVAL;
 	}
 	if (alloc && strcmp(alloc, "sparse") && strcmp(alloc, "full")) {
-		fprintf(stderr, "cvmfsd disk: bad value for volume-alloc: '%s' (sparse or full)\n",
+		log_error("bad value for volume-alloc: '%s' (sparse or full)",
 			alloc);
 		return -EINVAL;
 	}
@@ -118,13 +118,13 @@ int volume_configure(const char *spec, const char *dir, const char *lanes, const
 				  : !(VOL.file = strdup(spec + 6)))
 		return -ENOMEM;
 	if (data[0] != '/') {
-		fprintf(stderr, "cvmfsd disk: --data %s: must be an absolute path with --volume (the "
-			"lanes are published by path)\n", data);
+		log_error("--data %s: must be an absolute path with --volume (the "
+			"lanes are published by path)", data);
 		return -EINVAL;
 	}
 	if (!json_safe(VOL.file) || !json_safe(data)) {
-		fprintf(stderr, "cvmfsd disk: --volume: the volume and --data paths may not hold "
-			"quotes, backslashes or control characters\n");
+		log_error("--volume: the volume and --data paths may not hold "
+			"quotes, backslashes or control characters");
 		return -EINVAL;
 	}
 	return parse_lanes(lanes ? lanes : DEFAULT_LANES, data);
@@ -148,8 +148,8 @@ int volume_reserve(int data_fd, uint64_t image_bytes)
 	if (want && fallocate(fd, 0, 0, (off_t)want) < 0) {
 		int r = -errno;
 
-		fprintf(stderr, "cvmfsd disk: --volume %s: the image's %llu bytes do not fit beside "
-			"the workspace's data: %s\n", VOL.file, (unsigned long long)image_bytes,
+		log_error("--volume %s: the image's %llu bytes do not fit beside "
+			"the workspace's data: %s", VOL.file, (unsigned long long)image_bytes,
 			strerror(-r));
 		return r;
 	}

@@ -59,7 +59,9 @@ static int run_prog(char *const argv[], char *out, size_t outsz)
 		dup2(pfd[1], 1);
 		dup2(pfd[1], 2);
 		execvp(argv[0], argv);
-		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		/* The child's output is the tool's, read back by the parent: no
+		 * stdio after fork in a threaded process. */
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -292,7 +294,7 @@ static int mkfs_once(uint64_t size, uint64_t inodes, struct ext4_sb *sb)
 		return log_error_errno(r, "--volume %s: size %llu", VOL.file, (unsigned long long)size);
 	r = run_prog(argv, out, sizeof(out));
 	if (r != 0) {
-		fprintf(stderr, "cvmfsd disk: --volume %s: mkfs.ext4 failed (%d): %s\n", VOL.file, r, out);
+		log_error("--volume %s: mkfs.ext4 failed (%d): %s", VOL.file, r, out);
 		return -EIO;
 	}
 	return sb_read(VOL.file_fd, sb);
@@ -425,8 +427,8 @@ static int fsck_if_needed(int devfd, const char *dev, bool force)
 	int r = sb_read(devfd, &sb);
 
 	if (r < 0) {
-		fprintf(stderr, "cvmfsd disk: --volume %s: no ext4 file system on it (a first start "
-			"that did not finish? remove the file to make it again)\n", VOL.file);
+		log_error("--volume %s: no ext4 file system on it (a first start "
+			"that did not finish? remove the file to make it again)", VOL.file);
 		return r;
 	}
 	if (!sb.needs_fsck && !force)
@@ -434,7 +436,7 @@ static int fsck_if_needed(int devfd, const char *dev, bool force)
 	argv[force ? 3 : 2] = (char *)dev;
 	r = run_prog(argv, out, sizeof(out));
 	if (r < 0 || r >= 4) {
-		fprintf(stderr, "cvmfsd disk: --volume %s: e2fsck -p %s could not repair it (%d): %s\n",
+		log_error("--volume %s: e2fsck -p %s could not repair it (%d): %s",
 			VOL.file, dev, r, out);
 		return -EIO;
 	}
@@ -468,12 +470,11 @@ static int open_file(bool *exists)
 			fd = open(VOL.file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	}
 	if (fd < 0) {
-		fprintf(stderr, "cvmfsd disk: --volume %s: %s\n", VOL.file, strerror(errno));
-		return -errno;
+		return log_error_errno(-errno, "--volume %s", VOL.file);
 	}
 	VOL.file_fd = fd;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		fprintf(stderr, "cvmfsd disk: --volume %s: in use by another cvmfsd disk\n", VOL.file);
+		log_error("--volume %s: in use by another cvmfsd disk", VOL.file);
 		return -EBUSY;
 	}
 	return 0;
@@ -511,7 +512,7 @@ static int attach_and_mount(const char *data, uint64_t limit)
 	if (devfd < 0 && VOL.kind == VOLUME_LOOP) {
 		devfd = loop_attach(VOL.loopdev, sizeof(VOL.loopdev));
 		if (devfd < 0) {
-			fprintf(stderr, "cvmfsd disk: --volume %s: attaching a loop device: %s\n", VOL.file,
+			log_error("--volume %s: attaching a loop device: %s", VOL.file,
 				strerror(-devfd));
 			return devfd;
 		}
@@ -534,9 +535,9 @@ static int attach_and_mount(const char *data, uint64_t limit)
 		return volume_capacity(data);
 	}
 	if (!dir_empty(data)) {
-		fprintf(stderr, "cvmfsd disk: --data %s: not empty, and the volume mounts there: a "
+		log_error("--data %s: not empty, and the volume mounts there: a "
 			"workspace made with --volume none is not migrated (keep --volume none, or move "
-			"DATA aside)\n", data);
+			"DATA aside)", data);
 		return -ENOTEMPTY;
 	}
 	if (!reused && (r = fsck_if_needed(devfd, VOL.loopdev, false)) < 0)
@@ -544,9 +545,8 @@ static int attach_and_mount(const char *data, uint64_t limit)
 	volume_prefetch(devfd);
 	if (mount(VOL.loopdev, data, "ext4", MOUNT_FLAGS, mount_data()) < 0) {
 		r = -errno;
-		fprintf(stderr, "cvmfsd disk: --volume %s: mount %s at %s: %s\n", VOL.file, VOL.loopdev,
-			data, strerror(-r));
-		return r;
+		return log_error_errno(r, "--volume %s: mount %s at %s", VOL.file, VOL.loopdev,
+			data);
 	}
 	VOL.mounted = true;
 	r = volume_capacity(data);
@@ -561,21 +561,19 @@ int volume_start(const char *data, uint64_t limit, uint64_t inodes)
 	int r;
 
 	if (mkdir(data, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
-		return -errno;
+		return log_error_errno(-errno, "--data %s", data);
 	}
 	if (VOL.kind == VOLUME_LOOP && mkdir(VOL.dir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "cvmfsd disk: --volume-dir %s: %s\n", VOL.dir, strerror(errno));
-		return -errno;
+		return log_error_errno(-errno, "--volume-dir %s", VOL.dir);
 	}
 	r = open_file(&exists);
 	if (r < 0)
 		return r;
 	if (!exists) {
 		if (!dir_empty(data)) {
-			fprintf(stderr, "cvmfsd disk: --data %s: not empty, and the volume mounts there: "
+			log_error("--data %s: not empty, and the volume mounts there: "
 				"a workspace made with --volume none is not migrated (keep --volume none, "
-				"or move DATA aside)\n", data);
+				"or move DATA aside)", data);
 			unlink(VOL.file);
 			return -ENOTEMPTY;
 		}

@@ -1,4 +1,5 @@
 #include "cvmfs/config.h"
+#include "cvmfs/log.h"
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/size.h"
@@ -150,7 +151,7 @@ config_error(struct ini_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s: %s:%d: %s\n", ctx->spec->prog, ctx->path, ctx->lineno, msg);
+	log_error("%s:%d: %s", ctx->path, ctx->lineno, msg);
 	ctx->error = -EINVAL;
 	return -EINVAL;
 }
@@ -334,12 +335,11 @@ static int load_file(const struct opt_spec *spec, void *opts, const char *path,
 	if (r == -ENOENT && !must_exist)
 		return 0;
 	if (r == -EFBIG) {
-		fprintf(stderr, "%s: %s: larger than %u KiB: not a config file\n", spec->prog,
-			path, CONFIG_MAX_BYTES >> 10);
+		log_error("%s: larger than %u KiB: not a config file", path, CONFIG_MAX_BYTES >> 10);
 		return -EFBIG;
 	}
 	if (r < 0) {
-		fprintf(stderr, "%s: %s: %s\n", spec->prog, path, file_strerror(r));
+		log_error("%s: %s", path, file_strerror(r));
 		return r;
 	}
 	return parse_text(&ctx, text, len);
@@ -462,8 +462,7 @@ int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
 		if (c == '?' || c == ':' || idx < 0) {
 			const char *bad = argv[optind - 1];
 
-			fprintf(stderr, "%s: %s option '%s'\n", spec->prog,
-				c == ':' ? "missing argument for" : "unknown", bad);
+			log_error("%s option '%s'", c == ':' ? "missing argument for" : "unknown", bad);
 			return -EINVAL;
 		}
 		vals[idx] = spec->defs[idx].type == OPT_BOOL ? "1" : optarg;
@@ -484,8 +483,7 @@ int opts_parse(const struct opt_spec *spec, void *opts, int argc, char **argv,
 		on_cli[i] = true;
 		r = opt_apply(&spec->defs[i], opts, vals[i]);
 		if (r < 0) {
-			fprintf(stderr, "%s: bad value for --%s: '%s'\n", spec->prog,
-				spec->defs[i].name, vals[i]);
+			log_error("bad value for --%s: '%s'", spec->defs[i].name, vals[i]);
 			return -EINVAL;
 		}
 	}

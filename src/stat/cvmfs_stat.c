@@ -4,6 +4,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
 #include "cvmfs/disk_status.h"
+#include "cvmfs/log.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/paths.h"
 #include "prometheus.h"
@@ -299,6 +300,7 @@ int main(int argc, char **argv)
 	int pos, r;
 
 	/* One line naming the bad option or config line is the whole error. */
+	log_setup("cvmfs-stat", false, false);
 	r = opts_parse(&spec, &o, argc, argv, &pos, NULL);
 	if (r != 0) { /* an error, or the help printed (OPTS_HELP) */
 		opts_free(stat_opts_defs, &o);

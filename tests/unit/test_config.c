@@ -4,6 +4,7 @@
 #include "fixture.h"
 
 #include "cvmfs/config.h"
+#include "cvmfs/log.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -516,6 +517,8 @@ static void test_bool_words(void)
 
 int main(void)
 {
+	/* The errors are logged: under the program's name, as in every program. */
+	log_setup("tprog", false, false);
 	dir = fx_tmpdir("config");
 	snprintf(default_conf, sizeof(default_conf), "%s/default.conf", dir);
 	test_cli_only();

@@ -201,28 +201,27 @@ static int open_locked(struct dnode *n, int flags, int pfd)
 	return r < 0 ? r : layer_open(n->layer, path, flags);
 }
 
-int node_open(struct dnode *n, int flags)
+static int open_node(struct dnode *n, int flags, bool count)
 {
 	int pfd = upper_parent_fd(n);
 	int fd;
 
 	node_lock(n);
 	fd = open_locked(n, flags, pfd);
+	if (fd >= 0 && count)
+		n->open_count++;
 	node_unlock(n);
 	return fd;
 }
 
+int node_open(struct dnode *n, int flags)
+{
+	return open_node(n, flags, false);
+}
+
 int node_open_counted(struct dnode *n, int flags)
 {
-	int pfd = upper_parent_fd(n);
-	int fd;
-
-	node_lock(n);
-	fd = open_locked(n, flags, pfd);
-	if (fd >= 0)
-		n->open_count++;
-	node_unlock(n);
-	return fd;
+	return open_node(n, flags, true);
 }
 
 int node_stat(struct dnode *n, struct stat *st)

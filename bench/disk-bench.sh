@@ -49,7 +49,8 @@
 #              DISK_BENCH_LIMIT (limit of the limited mount, default 8G),
 #              DISK_BENCH_SEQ_MB (sequential file size in MiB, default 1024),
 #              DISK_BENCH_BASELINE (a build dir: its cvmfsd disk as one
-#                more target, and a table of this build against it),
+#                more target, and tables of this build against it: by
+#                rate, and by the daemon's CPU time per workload),
 #              DISK_BENCH_FS (loop, the default: every target on one fresh
 #                ext4 made in a sparse file under the temp dir and mounted
 #                with -o loop, so that the figures do not depend on the
@@ -268,6 +269,15 @@ PIDS+=($!)
 wait_mounted "$ROOT/fuseovl/mnt" $! "$ROOT/fuseovl/log"
 DIR[fuseovl]=$ROOT/fuseovl/mnt
 
+declare -A DPID=() CPU=() # a cvmfsd disk target's pid; CPU[key,target] in ticks
+# The daemon's own CPU time (user + system, all threads) in clock ticks:
+# what a change to the daemon costs, far steadier on a busy machine than
+# wall time (the A/B table below). 0 for targets that are no daemon of ours.
+cpu_ticks() { [ -n "${DPID[$1]:-}" ] && awk '{ print $14 + $15 }' "/proc/${DPID[$1]}/stat" || echo 0; }
+cpu_add() { # KEY TARGET TICKS_BEFORE
+	CPU[$1,$2]=$(( ${CPU[$1,$2]:-0} + $(cpu_ticks "$2") - $3 ))
+}
+
 start_cvmfs() { # TARGET LIMIT [cvmfsd disk options]
 	local t=$1 d=$ROOT/$1 lim=$2 bin=$CVMFSD
 	shift 2
@@ -280,6 +290,7 @@ start_cvmfs() { # TARGET LIMIT [cvmfsd disk options]
 		--limit "$lim" --image "$ROOT/lower" --run-dir "$TMP/run" "$@" "$d/mnt" \
 		>"$d/log" 2>&1 &
 	PIDS+=($!)
+	DPID[$t]=$!
 	wait_mounted "$d/mnt" $! "$d/log"
 	DIR[$t]=$d/mnt
 }
@@ -317,10 +328,14 @@ for ((i = 0; i < SEQ_REPEAT; i++)); do
 	for t in "${TARGETS[@]}"; do
 		f=${DIR[$t]}/big
 		drop_caches
+		c=$(cpu_ticks "$t")
 		a=$(now); dd if=/dev/zero of="$f" bs=1M count="$SEQ_MB" conv=fsync status=none; b=$(now)
+		cpu_add seqw "$t" "$c"
 		SW[$t]+=" $(rate "$SEQ_MB_DEC" "$a" "$b")"
 		drop_caches
+		c=$(cpu_ticks "$t")
 		a=$(now); dd if="$f" of=/dev/null bs=1M status=none; b=$(now)
+		cpu_add seqr "$t" "$c"
 		SR[$t]+=" $(rate "$SEQ_MB_DEC" "$a" "$b")"
 		rm -f "$f"
 		sync # the freed blocks reach the disk before the next target writes
@@ -341,7 +356,9 @@ declare -A CR=() DE=()
 for ((i = 0; i < REPEAT; i++)); do          # round robin: load spikes hit all
 	for t in "${TARGETS[@]}"; do
 		sync
+		c0=$(cpu_ticks "$t")
 		read -r c d < <(python3 "$TMP/work/cd.py" "${DIR[$t]}/cd$i" "$NFILES")
+		cpu_add create "$t" "$c0" # create and delete together
 		CR[$t]+=" $c"; DE[$t]+=" $d"
 	done
 done
@@ -366,7 +383,9 @@ for ((i = 0; i < REPEAT; i++)); do
 	for t in "${TARGETS[@]}"; do
 		mkdir "${DIR[$t]}/untar$i"
 		sync
+		c=$(cpu_ticks "$t")
 		a=$(now); tar -xf "$TMP/work/tree.tar" -C "${DIR[$t]}/untar$i"; b=$(now)
+		cpu_add untarmb "$t" "$c"
 		UMB[$t]+=" $(rate "$TAR_MB_DEC" "$a" "$b")"
 		UFS[$t]+=" $(rate "$TAR_ENTRIES" "$a" "$b")"
 	done
@@ -389,7 +408,9 @@ for t in "${TARGETS[@]}"; do
 done
 for ((i = 0; i < REPEAT; i++)); do
 	for t in "${TARGETS[@]}"; do
+		c=$(cpu_ticks "$t")
 		a=$(now); n=$(find "${DIR[$t]}/untar0" -printf '%i %s %y %m\n' | wc -l); b=$(now)
+		cpu_add findw "$t" "$c"
 		FW[$t]+=" $(rate "$n" "$a" "$b")"; NENT[$t]=$n
 	done
 done
@@ -397,7 +418,9 @@ declare -A FC=()
 for ((i = 0; i < REPEAT; i++)); do
 	for t in "${TARGETS[@]}"; do
 		drop_caches
+		c=$(cpu_ticks "$t")
 		a=$(now); n=$(find "${DIR[$t]}/untar0" -printf '%i %s %y %m\n' | wc -l); b=$(now)
+		cpu_add findc "$t" "$c"
 		FC[$t]+=" $(rate "$n" "$a" "$b")"
 	done
 done
@@ -452,6 +475,21 @@ if [ -n "$BASELINE" ]; then
 		k=${e%%|*} l=${e#*|}
 		awk -v l="$l" -v b="${R[$k,cvmfsbase]}" -v c="${R[$k,cvmfs]}" 'BEGIN {
 			printf "| %s | %s | %s | %.2f |\n", l, b, c, c / b }'
+	done
+	echo
+	echo "### The daemon's CPU time (user + system, all rounds, seconds; lower is better)"
+	echo
+	echo "Steadier than the rates on a loaded machine: the work each daemon did for the same workload."
+	echo
+	echo "| workload | baseline | this build | this ÷ baseline |"
+	echo "|---|---:|---:|---:|"
+	hz=$(getconf CLK_TCK)
+	for e in "seqw|seq write" "seqr|seq read, cold" "create|create + delete" \
+		 "untarmb|untar" "findw|find+lstat, warm" "findc|find+lstat, cold"; do
+		k=${e%%|*} l=${e#*|}
+		awk -v l="$l" -v b="${CPU[$k,cvmfsbase]:-0}" -v c="${CPU[$k,cvmfs]:-0}" -v hz="$hz" 'BEGIN {
+			printf "| %s | %.2f | %.2f | %s |\n", l, b / hz, c / hz,
+			       b > 0 ? sprintf("%.2f", c / b) : "-" }'
 	done
 fi
 

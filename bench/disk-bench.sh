@@ -488,8 +488,8 @@ if [ -n "$BASELINE" ]; then
 		 "untarmb|untar" "findw|find+lstat, warm" "findc|find+lstat, cold"; do
 		k=${e%%|*} l=${e#*|}
 		awk -v l="$l" -v b="${CPU[$k,cvmfsbase]:-0}" -v c="${CPU[$k,cvmfs]:-0}" -v hz="$hz" 'BEGIN {
-			printf "| %s | %.2f | %.2f | %s |\n", l, b / hz, c / hz,
-			       b > 0 ? sprintf("%.2f", c / b) : "-" }'
+			r = b > 0 ? sprintf("%.2f", c / b) : "-"
+			printf "| %s | %.2f | %.2f | %s |\n", l, b / hz, c / hz, r }'
 	done
 fi
 

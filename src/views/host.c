@@ -229,3 +229,27 @@ out:
 	pthread_mutex_unlock(&block_lock);
 	return r;
 }
+
+int host_copy(enum vfile f, struct sbuf *out)
+{
+	size_t len;
+	const char *t = host_text(f, &len);
+
+	sbuf_add(out, t, len);
+	return sbuf_error(out);
+}
+
+int host_sys_copy(const char *rel, struct sbuf *out)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	if (sys_fd < 0)
+		return -ENOENT;
+	r = read_file_alloc(sys_fd, rel, &text, &len);
+	if (r < 0)
+		return r;
+	sbuf_add(out, text, len);
+	return sbuf_error(out);
+}

@@ -365,7 +365,7 @@ int render_stat(const struct view_caller *who, struct sbuf *out)
 
 	w.pidns = caller_pidns_start(who);
 	if (!w.limited && !w.pidns)
-		return render_host(VF_STAT, out);
+		return host_copy(VF_STAT, out);
 	if (!w.limited) { /* the host's, but btime as its uptime says */
 		put_other_lines(&w, out);
 		return sbuf_error(out);

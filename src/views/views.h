@@ -247,16 +247,23 @@ int block_index(const char *name);
 const char *block_name(unsigned idx);
 /* Is nodeN a NUMA node of the host? */
 bool host_node_exists(unsigned node);
+/* Append the host's own bytes: of file f, or of the sysfs file rel. */
+int host_copy(enum vfile f, struct sbuf *out);
+int host_sys_copy(const char *rel, struct sbuf *out);
 
-/* render*.c */
+/* render.c: the renderer of a file, for who. */
 int render_file(enum vfile f, const struct view_caller *who, struct sbuf *out);
 /* The same for files of one of many objects (vfile_has_arg). */
 int render_file_arg(enum vfile f, unsigned arg, const struct view_caller *who,
 		    struct sbuf *out);
+
+/* caller.c: what the reader may see; renderers call these. */
 bool caller_mem_limited(const struct view_caller *who, uint64_t *total_bytes);
 unsigned caller_visible_cpus(const struct view_caller *who, uint8_t *set);
 bool caller_cpu_limited(const struct view_caller *who);
 bool caller_limited(const struct view_caller *who);
+
+/* render_*.c: one renderer per file (render.c's table). */
 int render_meminfo(const struct view_caller *who, struct sbuf *out);
 int render_swaps(const struct view_caller *who, struct sbuf *out);
 int render_cpuinfo(const struct view_caller *who, struct sbuf *out);
@@ -269,16 +276,15 @@ int render_pressure(const struct view_caller *who, enum vfile f, struct sbuf *ou
 int render_vmstat(const struct view_caller *who, struct sbuf *out);
 /* MemFree of the caller's meminfo view (kB). */
 uint64_t view_memfree_kb(const struct view_caller *who);
-int render_block_stat(const struct view_caller *who, unsigned idx, struct sbuf *out);
+int render_block_stat(const struct view_caller *who, enum vfile f, unsigned idx,
+		      struct sbuf *out);
 int render_node_cpus(const struct view_caller *who, enum vfile f, unsigned node,
 		     struct sbuf *out);
-int render_node_meminfo(const struct view_caller *who, unsigned node, struct sbuf *out);
+int render_node_meminfo(const struct view_caller *who, enum vfile which, unsigned node,
+			struct sbuf *out);
 /* The idle ticks of the caller's visible CPUs as /proc/stat counts them,
  * monotonic per PID namespace; *at_ns: the CLOCK_BOOTTIME instant. */
 uint64_t cpu_view_idle(const struct view_caller *who, uint64_t *at_ns);
-/* The host's own bytes: of file f, or of the sysfs file rel. */
-int render_host(enum vfile f, struct sbuf *out);
-int render_host_sys(const char *rel, struct sbuf *out);
 
 /* fs.c */
 int views_fs_run(void);

@@ -194,11 +194,11 @@ static int views_serve(const char *mnt)
 	 * the socket. Not fatal: without it new CVMs trap nothing. */
 	if (supervise_start(mnt, SV.sock) < 0)
 		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
-	r = session_start(SV_SHARED, &shared_ops, mnt);
+	r = session_start(SV_SHARED, &views_shared_ops, mnt);
 	if (r < 0)
 		goto out;
 	snprintf(ctmnt, sizeof(ctmnt), "%s/ct", mnt);
-	r = session_start(SV_CT, &ct_ops, ctmnt);
+	r = session_start(SV_CT, &views_ct_ops, ctmnt);
 	if (r < 0)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);

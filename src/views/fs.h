@@ -33,7 +33,7 @@ enum {
 	T_ROOT = 0, T_PROC = 1, T_CPUDIR = 16, T_CTMOUNT = 20, T_GENERIC = 21, T_GENCPU = 29,
 	T_BLOCKDEV = 36, T_NODEN = 39, T_COUNT = 43
 };
-extern const struct tnode tree[T_COUNT];
+extern const struct tnode views_tree[T_COUNT];
 
 #define PASS_BIT (1ULL << 63)
 
@@ -96,7 +96,7 @@ void sym_target(unsigned ct_id, int t, char *buf, size_t size);
 static inline bool tnode_is_link(unsigned view, int t)
 {
 	return view == 0 &&
-	       ((tree[t].parent == T_PROC && tree[t].kind == TN_FILE) || t == T_CPUDIR);
+	       ((views_tree[t].parent == T_PROC && views_tree[t].kind == TN_FILE) || t == T_CPUDIR);
 }
 bool ct_cgroup_exists(const char *name);
 int tnode_child(int parent, const char *name);

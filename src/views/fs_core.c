@@ -120,12 +120,13 @@ void fs_caller(fuse_req_t req, unsigned view, struct view_caller *who)
 	pid_t pid = fuse_req_ctx(req)->pid;
 	struct ct *ct;
 
+	if (view == 0) {
+		caller_of_pid(pid, who);
+		return;
+	}
 	memset(who, 0, sizeof(*who));
 	who->pidns_start = PIDNS_UNKNOWN;
-	if (view == 0) {
-		who->pid = pid;
-		who->c = container_of_pid(pid, &who->pidns_start);
-	} else if ((ct = ct_get(view))) {
+	if ((ct = ct_get(view))) {
 		who->c = container_of_paths(&ct->paths);
 		if (ct->anon) {
 			who->pidns_start = ct->pidns_start;
@@ -138,10 +139,7 @@ void fs_caller(fuse_req_t req, unsigned view, struct view_caller *who)
 			who->pid = t;
 		}
 	}
-	if (who->c)
-		who->snap = container_current(&who->c); /* may move to a re-created cgroup */
-	if (!who->snap)
-		who->c = NULL;
+	caller_settle(who);
 }
 
 int fs_render(fuse_req_t req, unsigned view, enum vfile f, unsigned arg, struct sbuf *out)
@@ -167,7 +165,7 @@ int fs_attr(fuse_ino_t ino, struct stat *st)
 
 		if (!p)
 			return -ESTALE;
-		if (fstatat(V->sys_cpu_fd, p->rel, st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (fstatat(views_ctx->sys_cpu_fd, p->rel, st, AT_SYMLINK_NOFOLLOW) < 0)
 			return -errno;
 		st->st_ino = ino;
 		return 0;
@@ -223,7 +221,7 @@ static void lookup_pass(fuse_req_t req, unsigned view, const char *parent_rel,
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	if (fstatat(V->sys_cpu_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(views_ctx->sys_cpu_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -264,7 +262,7 @@ static void lookup_obj(fuse_req_t req, unsigned view, int pt, const char *name,
 		       const struct fs_tree *tr)
 {
 	int arg = obj_lookup(pt, name);
-	int t = tree[pt].kind == TN_BLOCKDIR ? T_BLOCKDEV : T_NODEN;
+	int t = views_tree[pt].kind == TN_BLOCKDIR ? T_BLOCKDEV : T_NODEN;
 
 	if (arg < 0)
 		fs_reply_noent(req, 1.0);
@@ -290,9 +288,9 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, const struct
 			fuse_reply_err(req, ESTALE);
 		else
 			lookup_pass(req, p->view, p->rel, name, tr->pass_entry_s, tr);
-	} else if (tree[pt].kind == TN_CPUDIR) {
+	} else if (views_tree[pt].kind == TN_CPUDIR) {
 		lookup_cpudir(req, view, pt, name, tr);
-	} else if (tree[pt].kind == TN_BLOCKDIR || tree[pt].kind == TN_NODEDIR) {
+	} else if (views_tree[pt].kind == TN_BLOCKDIR || views_tree[pt].kind == TN_NODEDIR) {
 		lookup_obj(req, view, pt, name, tr);
 	} else if ((t = tnode_child(pt, name)) < 0 || tnode_hidden(view, t)) {
 		fs_reply_noent(req, LONG_TIMEOUT);
@@ -311,7 +309,7 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = readlinkat(V->sys_cpu_fd, p->rel, buf, sizeof(buf) - 1);
+	n = readlinkat(views_ctx->sys_cpu_fd, p->rel, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -329,7 +327,7 @@ int fs_open_pass(fuse_ino_t ino)
 
 	if (!p)
 		return -ESTALE;
-	fd = openat(V->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC);
+	fd = openat(views_ctx->sys_cpu_fd, p->rel, O_RDONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -423,7 +421,8 @@ static void list_real(fuse_req_t req, struct dirbuf *b, unsigned view, const cha
 		      int cpudir, const struct view_caller *who)
 {
 	_cleanup_closedir_ DIR *d = NULL;
-	int fd = openat(V->sys_cpu_fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(views_ctx->sys_cpu_fd, *rel ? rel : ".",
+			O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct dirent *e;
 
 	if (fd < 0 || !(d = fdopendir(fd))) {
@@ -470,20 +469,21 @@ void fs_list(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b)
 			list_real(req, b, p->view, p->rel, -1, NULL);
 		return;
 	}
-	if (tree[pt].kind == TN_BLOCKDIR || tree[pt].kind == TN_NODEDIR) {
-		struct obj_dir od = { req, b, view, tree[pt].kind == TN_BLOCKDIR ? T_BLOCKDEV : T_NODEN };
+	if (views_tree[pt].kind == TN_BLOCKDIR || views_tree[pt].kind == TN_NODEDIR) {
+		struct obj_dir od = { req, b, view,
+				      views_tree[pt].kind == TN_BLOCKDIR ? T_BLOCKDEV : T_NODEN };
 
 		obj_list(pt, obj_add, &od);
 		return;
 	}
 	for (int t = 1; t < T_COUNT; t++) {
-		if (tree[t].parent != pt || !tree[t].name[0] || tnode_hidden(view, t))
+		if (views_tree[t].parent != pt || !views_tree[t].name[0] || tnode_hidden(view, t))
 			continue;
-		fs_dir_add(req, b, tree[t].name, tnode_ino_arg(view, t, ino_arg(ino)),
+		fs_dir_add(req, b, views_tree[t].name, tnode_ino_arg(view, t, ino_arg(ino)),
 			   tnode_is_link(view, t) ? S_IFLNK :
-			   tree[t].kind == TN_FILE ? S_IFREG : S_IFDIR);
+			   views_tree[t].kind == TN_FILE ? S_IFREG : S_IFDIR);
 	}
-	if (tree[pt].kind != TN_CPUDIR)
+	if (views_tree[pt].kind != TN_CPUDIR)
 		return;
 	views_read_lock();
 	fs_caller(req, view, &who);

@@ -20,9 +20,11 @@
 /* The page-cache lifetime of a file (ms); 0 for live files. */
 static uint64_t ct_file_ttl_ms(enum vfile f)
 {
+	const struct views_config *cfg = &views_ctx->cfg;
+
 	if (vfile_live(f))
 		return 0;
-	return vfile_counters(f) ? MIN(V->cfg.cache_ms, V->cfg.ct_ttl_ms) : V->cfg.ct_ttl_ms;
+	return vfile_counters(f) ? MIN(cfg->cache_ms, cfg->ct_ttl_ms) : cfg->ct_ttl_ms;
 }
 
 /* Is the render cf still good for an attribute request? Other files
@@ -39,7 +41,7 @@ static bool ct_file_fresh(struct ct_file *cf, enum vfile f, uint64_t now)
 	if (!vfile_live(f))
 		return age < ct_file_ttl_ms(f) * 1000000 / 4;
 	cf->asked_ns = now;
-	return age < LIVE_NS || (quiet < LIVE_NS && age < V->cfg.cache_ms * 1000000);
+	return age < LIVE_NS || (quiet < LIVE_NS && age < views_ctx->cfg.cache_ms * 1000000);
 }
 
 /* Render (f, arg) into its slot unless the slot is good: fresh, or for a
@@ -84,7 +86,7 @@ static int ct_file_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 	views_read_lock();
 	ct = ct_get(view);
 	if (ct)
-		cf = ct_file_get(req, ct, tree[ino_tnode(ino)].file, ino_arg(ino), false, &r);
+		cf = ct_file_get(req, ct, views_tree[ino_tnode(ino)].file, ino_arg(ino), false, &r);
 	else
 		log_debug("getattr: per-container tree @%u is gone", view);
 	if (cf) {
@@ -101,7 +103,7 @@ static int ct_file_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 /* A rendered file of a per-container tree (not the ct/ root, view 0). */
 static bool ino_is_ct_file(fuse_ino_t ino)
 {
-	return !(ino & PASS_BIT) && ino_view(ino) && tree[ino_tnode(ino)].kind == TN_FILE;
+	return !(ino & PASS_BIT) && ino_view(ino) && views_tree[ino_tnode(ino)].kind == TN_FILE;
 }
 
 /* ---- attributes and lookup ---- */
@@ -123,8 +125,8 @@ static double ct_attr_timeout(fuse_ino_t ino)
 	if (sysctl_node(ino))
 		return 0; /* owner per reader; written values show at once */
 	if (ino_is_ct_file(ino))
-		return (double)ct_file_ttl_ms(tree[ino_tnode(ino)].file) / 1000.0;
-	return ino & PASS_BIT ? (double)V->cfg.ct_ttl_ms / 1000.0 : LONG_TIMEOUT;
+		return (double)ct_file_ttl_ms(views_tree[ino_tnode(ino)].file) / 1000.0;
+	return ino & PASS_BIT ? (double)views_ctx->cfg.ct_ttl_ms / 1000.0 : LONG_TIMEOUT;
 }
 
 static void ct_list(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b);
@@ -213,7 +215,7 @@ static void read_sysctl(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
  * the size the kernel has. */
 static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 {
-	enum vfile f = tree[ino_tnode(ino)].file;
+	enum vfile f = views_tree[ino_tnode(ino)].file;
 	struct ct_file *cf = NULL;
 	struct ct *ct;
 	int r = -ESTALE;
@@ -241,7 +243,7 @@ static void ct_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		read_sysctl(req, ino, size, off);
 	else if (ino & PASS_BIT)
 		fs_read_pass(req, ino, size, off);
-	else if (t < 0 || t >= T_COUNT || tree[t].kind != TN_FILE)
+	else if (t < 0 || t >= T_COUNT || views_tree[t].kind != TN_FILE)
 		fuse_reply_err(req, EISDIR);
 	else
 		read_file(req, ino, size, off);
@@ -283,9 +285,10 @@ static void list_trees(fuse_req_t req, struct dirbuf *b)
 		int fd;
 		struct dirent *e;
 
-		if (V->layout.hier_fd[r] < 0)
+		if (views_ctx->layout.hier_fd[r] < 0)
 			continue;
-		fd = openat(V->layout.hier_fd[r], V->cfg.ct_parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = openat(views_ctx->layout.hier_fd[r], views_ctx->cfg.ct_parent,
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0 && !(d = fdopendir(fd)))
 			close(fd);
 		while (d && (e = readdir(d))) {

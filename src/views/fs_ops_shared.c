@@ -47,7 +47,7 @@ static bool ino_is_file(fuse_ino_t ino)
 {
 	int t = ino_tnode(ino);
 
-	return t >= 0 && t < T_COUNT && tree[t].kind == TN_FILE;
+	return t >= 0 && t < T_COUNT && views_tree[t].kind == TN_FILE;
 }
 
 /* The shared tree's proc/FILE is one symlink inode whose target depends on
@@ -133,7 +133,7 @@ static int render_into(fuse_req_t req, struct fhandle *h)
 	int r;
 
 	sbuf_init(&b);
-	r = fs_render(req, 0, tree[h->t].file, h->arg, &b);
+	r = fs_render(req, 0, views_tree[h->t].file, h->arg, &b);
 	if (r < 0)
 		return r;
 	free(h->data);

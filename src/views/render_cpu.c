@@ -106,7 +106,7 @@ static unsigned host_nr_cpu_ids(void)
 	unsigned n = 0;
 
 	if (cpulist_parse(text, set) < 0)
-		return V->host_ncpus;
+		return views_ctx->host_ncpus;
 	for (unsigned c = 0; c < CG_MAX_CPUS; c++)
 		if (cpuset_has(set, c))
 			n = c + 1;

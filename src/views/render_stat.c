@@ -373,7 +373,7 @@ int render_stat(const struct view_caller *who, struct sbuf *out)
 	r = put_cpu_lines(who, out);
 	if (r < 0)
 		return r;
-	sampler_refresh(who->c, V->cfg.cache_ms * 1000000ULL);
+	sampler_refresh(who->c, views_ctx->cfg.cache_ms * 1000000ULL);
 	pthread_mutex_lock(&who->c->stat_lock);
 	w.running = MAX(who->c->nr_running, 1u); /* the reader itself runs */
 	w.blocked = who->c->nr_blocked;

@@ -176,7 +176,7 @@ struct views {
 	bool stopping; /* atomic */
 };
 
-extern struct views *V;
+extern struct views *views_ctx;
 
 /* time.c-like helpers */
 uint64_t now_ns(void);       /* CLOCK_MONOTONIC */
@@ -257,7 +257,12 @@ int render_file(enum vfile f, const struct view_caller *who, struct sbuf *out);
 int render_file_arg(enum vfile f, unsigned arg, const struct view_caller *who,
 		    struct sbuf *out);
 
-/* caller.c: what the reader may see; renderers call these. */
+/* caller.c: who the reader is and what it may see; renderers call these.
+ * Inside an RCU read-side section. caller_of_pid: a reader of the shared
+ * tree or a supervised system call. caller_settle: the snapshot of who->c
+ * (and no container where none can be read). */
+void caller_of_pid(pid_t pid, struct view_caller *who);
+void caller_settle(struct view_caller *who);
 bool caller_mem_limited(const struct view_caller *who, uint64_t *total_bytes);
 unsigned caller_visible_cpus(const struct view_caller *who, uint8_t *set);
 bool caller_cpu_limited(const struct view_caller *who);

@@ -97,7 +97,7 @@ static int host_sysctl_text(const struct sc_def *d, char *buf, size_t size)
 	ssize_t n;
 
 	def_path(d, path, sizeof(path));
-	fd = openat(V->proc_fd, path, O_RDONLY | O_CLOEXEC);
+	fd = openat(views_ctx->proc_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	n = read(fd, buf, size - 1);
@@ -151,10 +151,13 @@ static int instance_of(unsigned ct_id, char *name, size_t size, struct stat *st)
 	urcu_memb_read_unlock(); /* an anonymous tree may go with its container */
 	if (!named)
 		return -ENOENT;
-	snprintf(rel, sizeof(rel), "%s/%s", V->cfg.ct_parent, name);
-	for (int r = 0; r < CG_NRES; r++)
-		if (V->layout.hier_fd[r] >= 0 && fstatat(V->layout.hier_fd[r], rel, st, 0) == 0)
+	snprintf(rel, sizeof(rel), "%s/%s", views_ctx->cfg.ct_parent, name);
+	for (int r = 0; r < CG_NRES; r++) {
+		int fd = views_ctx->layout.hier_fd[r];
+
+		if (fd >= 0 && fstatat(fd, rel, st, 0) == 0)
 			return 0;
+	}
 	return -ENOENT;
 }
 

@@ -314,15 +314,6 @@ const struct snapshot *container_current(struct container **cp)
 	return container_snapshot(now);
 }
 
-size_t container_memory(const struct container *c)
-{
-	size_t n = sizeof(*c) + sizeof(struct snapshot) + c->n_tids * sizeof(*c->tids);
-
-	for (int i = 0; i < TICK_SLOTS; i++)
-		n += c->slots[i].n * (sizeof(unsigned) + sizeof(struct cpu_ticks));
-	return n;
-}
-
 ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *name,
 			  char *buf, size_t size)
 {
@@ -333,15 +324,6 @@ ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *
 	if (snprintf(rel, sizeof(rel), "%s/%s", c->cg.path[r], name) >= (int)sizeof(rel))
 		return -ENAMETOOLONG;
 	return read_at_buf(c->cg.layout->hier_fd[r], rel, buf, size);
-}
-
-unsigned long containers_count(void)
-{
-	long before, after;
-	unsigned long n = 0;
-
-	cds_lfht_count_nodes(views_ctx->containers, &before, &n, &after);
-	return n;
 }
 
 /* The sampler thread unlinks dead or long-idle containers and expired pids.

@@ -98,7 +98,9 @@ static inline bool tnode_is_link(unsigned view, int t)
 	return view == 0 &&
 	       ((views_tree[t].parent == T_PROC && views_tree[t].kind == TN_FILE) || t == T_CPUDIR);
 }
-bool ct_cgroup_exists(const char *name);
+/* The cgroup CT_PARENT/NAME in the first hierarchy that has it: 0 and its
+ * stat, or -ENOENT (also for a name no cgroup can have). */
+int ct_cgroup_stat(const char *name, struct stat *st);
 int tnode_child(int parent, const char *name);
 void tnode_attr(fuse_ino_t ino, int t, struct stat *st);
 /* cpuN: visible to this caller? Names that are not cpuN are always visible. */

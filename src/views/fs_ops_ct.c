@@ -157,6 +157,7 @@ static void ct_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	bool tree_root = ino_view(parent) && ino_tnode(parent) == T_ROOT;
 	struct ct *ct = NULL;
+	struct stat st;
 	unsigned id = 0;
 
 	fs_log_lookup(req, parent, name);
@@ -173,7 +174,7 @@ static void ct_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ct = ct_get((unsigned)strtoul(name + 1, NULL, 10));
 		id = ct && ct->anon ? ct->id : 0;
 		urcu_memb_read_unlock();
-	} else if (ct_cgroup_exists(name)) {
+	} else if (ct_cgroup_stat(name, &st) == 0) {
 		ct = ct_intern(name);
 		id = ct ? ct->id : 0;
 	}

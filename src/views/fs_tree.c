@@ -262,20 +262,20 @@ struct ct *ct_get(unsigned id)
 	return chunk ? __atomic_load_n(&chunk[id % CT_CHUNK], __ATOMIC_ACQUIRE) : NULL;
 }
 
-bool ct_cgroup_exists(const char *name)
+int ct_cgroup_stat(const char *name, struct stat *st)
 {
 	char rel[600];
 
 	if (!name[0] || name[0] == '.' || strchr(name, '/') || strlen(name) > 255)
-		return false;
+		return -ENOENT;
 	snprintf(rel, sizeof(rel), "%s/%s", views_ctx->cfg.ct_parent, name);
 	for (int r = 0; r < CG_NRES; r++) {
 		int fd = views_ctx->layout.hier_fd[r];
 
-		if (fd >= 0 && faccessat(fd, rel, F_OK, 0) == 0)
-			return true;
+		if (fd >= 0 && fstatat(fd, rel, st, 0) == 0)
+			return 0;
 	}
-	return false;
+	return -ENOENT;
 }
 
 /* Allocate the next id; caller holds ct_lock. */

@@ -203,11 +203,9 @@ const struct snapshot *container_snapshot(struct container *c);
  * re-created under the same path), *cp becomes the container now at its
  * paths and the snapshot is that one's. */
 const struct snapshot *container_current(struct container **cp);
-size_t container_memory(const struct container *c);
 /* One of the cgroup's files in the hierarchy of r, read afresh. */
 ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *name,
 			  char *buf, size_t size);
-unsigned long containers_count(void);
 /* Sampler thread; returns how many containers it let go. */
 unsigned containers_expire(uint64_t now);
 /* Called for each container about to be freed, after a grace period. */

@@ -129,6 +129,14 @@ static inline unsigned ino_arg(fuse_ino_t ino)
 	return (unsigned)((ino & ~PASS_BIT) >> 32);
 }
 
+/* A rendered file (not a passthrough node: check PASS_BIT first). */
+static inline bool ino_is_file(fuse_ino_t ino)
+{
+	int t = ino_tnode(ino);
+
+	return t >= 0 && t < T_COUNT && views_tree[t].kind == TN_FILE;
+}
+
 /* fs_core.c: what both trees' operations share. */
 #define LONG_TIMEOUT 86400.0
 

@@ -6,7 +6,6 @@
 #include "fs.h"
 
 #include "cvmfs/cleanup.h"
-#include "cvmfs/log.h"
 
 #include <dirent.h>
 #include <errno.h>

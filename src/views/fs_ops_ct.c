@@ -238,13 +238,11 @@ static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 static void ct_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	int t = ino_tnode(ino);
-
 	if (sysctl_node(ino))
 		read_sysctl(req, ino, size, off);
 	else if (ino & PASS_BIT)
 		fs_read_pass(req, ino, size, off);
-	else if (t < 0 || t >= T_COUNT || views_tree[t].kind != TN_FILE)
+	else if (!ino_is_file(ino))
 		fuse_reply_err(req, EISDIR);
 	else
 		read_file(req, ino, size, off);

@@ -43,13 +43,6 @@ static bool ino_is_link(fuse_ino_t ino)
 	return !(ino & PASS_BIT) && t >= 0 && t < T_COUNT && tnode_is_link(ino_view(ino), t);
 }
 
-static bool ino_is_file(fuse_ino_t ino)
-{
-	int t = ino_tnode(ino);
-
-	return t >= 0 && t < T_COUNT && views_tree[t].kind == TN_FILE;
-}
-
 /* The shared tree's proc/FILE is one symlink inode whose target depends on
  * the reader (symlink bodies are not cached): a limited reader is sent into
  * its own per-container tree, whose pages the kernel keeps, so a read costs

@@ -50,13 +50,13 @@ static unsigned long hash_pid(pid_t pid)
 
 int containers_init(void)
 {
-	V->containers = cds_lfht_new_flavor(CONTAINER_BUCKETS, CONTAINER_BUCKETS, 0,
+	views_ctx->containers = cds_lfht_new_flavor(CONTAINER_BUCKETS, CONTAINER_BUCKETS, 0,
 					    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 					    &urcu_memb_flavor, NULL);
-	V->pids = cds_lfht_new_flavor(PID_BUCKETS, PID_BUCKETS, 0,
+	views_ctx->pids = cds_lfht_new_flavor(PID_BUCKETS, PID_BUCKETS, 0,
 				      CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, &urcu_memb_flavor,
 				      NULL);
-	return V->containers && V->pids ? 0 : -ENOMEM;
+	return views_ctx->containers && views_ctx->pids ? 0 : -ENOMEM;
 }
 
 static void snapshot_free_rcu(struct rcu_head *h)
@@ -97,20 +97,20 @@ void containers_fini(void)
 	struct container *c;
 	struct pid_entry *p;
 
-	if (!V->containers)
+	if (!views_ctx->containers)
 		return;
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(V->pids, &it, p, node)
-		if (!cds_lfht_del(V->pids, &p->node))
+	cds_lfht_for_each_entry(views_ctx->pids, &it, p, node)
+		if (!cds_lfht_del(views_ctx->pids, &p->node))
 			urcu_memb_call_rcu(&p->rcu, pid_free_rcu);
-	cds_lfht_for_each_entry(V->containers, &it, c, node)
-		if (!cds_lfht_del(V->containers, &c->node))
+	cds_lfht_for_each_entry(views_ctx->containers, &it, c, node)
+		if (!cds_lfht_del(views_ctx->containers, &c->node))
 			urcu_memb_call_rcu(&c->rcu, container_free_rcu);
 	urcu_memb_read_unlock();
 	urcu_memb_barrier();
-	cds_lfht_destroy(V->pids, NULL);
-	cds_lfht_destroy(V->containers, NULL);
-	V->pids = V->containers = NULL;
+	cds_lfht_destroy(views_ctx->pids, NULL);
+	cds_lfht_destroy(views_ctx->containers, NULL);
+	views_ctx->pids = views_ctx->containers = NULL;
 }
 
 /* The key is the cgroup's paths, but a path is not an identity: a dead
@@ -135,7 +135,7 @@ static struct container *container_new(const char *key, const struct cg_paths *p
 	snprintf(c->key, sizeof(c->key), "%s", key);
 	c->paths = *paths;
 	c->hash = hash_str(key);
-	r = cg_handle_open(&V->layout, paths, &c->cg);
+	r = cg_handle_open(&views_ctx->layout, paths, &c->cg);
 	if (r < 0) {
 		static uint64_t last_warn;
 		uint64_t now = now_ns();
@@ -168,14 +168,14 @@ struct container *container_of_paths(const struct cg_paths *paths)
 
 	if (cg_paths_key(paths, key, sizeof(key)) < 0)
 		return NULL;
-	cds_lfht_lookup(V->containers, hash_str(key), match_key, key, &it);
+	cds_lfht_lookup(views_ctx->containers, hash_str(key), match_key, key, &it);
 	n = cds_lfht_iter_get_node(&it);
 	if (n)
 		return caa_container_of(n, struct container, node);
 	c = container_new(key, paths);
 	if (!c)
 		return NULL;
-	n = cds_lfht_add_unique(V->containers, c->hash, match_key, c->key, &c->node);
+	n = cds_lfht_add_unique(views_ctx->containers, c->hash, match_key, c->key, &c->node);
 	if (n != &c->node) { /* lost a race with another thread */
 		container_free(c);
 		c = caa_container_of(n, struct container, node);
@@ -187,7 +187,7 @@ struct container *container_of_path(const char *path)
 {
 	struct cg_paths paths;
 
-	cg_paths_uniform(&V->layout, path, &paths);
+	cg_paths_uniform(&views_ctx->layout, path, &paths);
 	return container_of_paths(&paths);
 }
 
@@ -197,9 +197,9 @@ static struct container *resolve_pid(pid_t pid)
 	struct cg_paths paths;
 
 	snprintf(name, sizeof(name), "%d/cgroup", pid);
-	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
+	if (read_at_buf(views_ctx->proc_fd, name, buf, sizeof(buf)) < 0)
 		return NULL;
-	if (cg_paths_parse(&V->layout, buf, &paths) < 0) {
+	if (cg_paths_parse(&views_ctx->layout, buf, &paths) < 0) {
 		log_debug("pid %d: unparsable cgroup file", pid);
 		return NULL;
 	}
@@ -219,7 +219,7 @@ struct container *container_of_pid(pid_t pid, uint64_t *pidns_start)
 	uint64_t now = now_ns();
 	struct container *c;
 
-	cds_lfht_lookup(V->pids, hash_pid(pid), match_pid, &pid, &it);
+	cds_lfht_lookup(views_ctx->pids, hash_pid(pid), match_pid, &pid, &it);
 	n = cds_lfht_iter_get_node(&it);
 	if (n) {
 		e = caa_container_of(n, struct pid_entry, node);
@@ -241,8 +241,8 @@ struct container *container_of_pid(pid_t pid, uint64_t *pidns_start)
 	e->pidns_start = pidns_init_start_ns(pid);
 	if (pidns_start)
 		*pidns_start = e->pidns_start;
-	e->expires_ns = now + V->cfg.pid_cache_ms * 1000000;
-	n = cds_lfht_add_replace(V->pids, hash_pid(pid), match_pid, &pid, &e->node);
+	e->expires_ns = now + views_ctx->cfg.pid_cache_ms * 1000000;
+	n = cds_lfht_add_replace(views_ctx->pids, hash_pid(pid), match_pid, &pid, &e->node);
 	if (n)
 		urcu_memb_call_rcu(&caa_container_of(n, struct pid_entry, node)->rcu,
 				   pid_free_rcu);
@@ -272,14 +272,14 @@ const struct snapshot *container_snapshot(struct container *c)
 	uint64_t now = now_ns();
 
 	CMM_STORE_SHARED(c->last_used_ns, now);
-	if (s && now - s->taken_ns < V->cfg.cache_ms * 1000000)
+	if (s && now - s->taken_ns < views_ctx->cfg.cache_ms * 1000000)
 		return s;
 	/* Stale: one thread refreshes; the others keep serving the old one. */
 	if (s ? pthread_mutex_trylock(&c->refresh_lock) != 0
 	      : pthread_mutex_lock(&c->refresh_lock) != 0)
 		return s;
 	s = rcu_dereference(c->snap);
-	if (!s || now - s->taken_ns >= V->cfg.cache_ms * 1000000) {
+	if (!s || now - s->taken_ns >= views_ctx->cfg.cache_ms * 1000000) {
 		struct snapshot *fresh = snapshot_take(c);
 
 		if (fresh) {
@@ -314,15 +314,6 @@ const struct snapshot *container_current(struct container **cp)
 	return container_snapshot(now);
 }
 
-size_t container_memory(const struct container *c)
-{
-	size_t n = sizeof(*c) + sizeof(struct snapshot) + c->n_tids * sizeof(*c->tids);
-
-	for (int i = 0; i < TICK_SLOTS; i++)
-		n += c->slots[i].n * (sizeof(unsigned) + sizeof(struct cpu_ticks));
-	return n;
-}
-
 ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *name,
 			  char *buf, size_t size)
 {
@@ -335,15 +326,6 @@ ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *
 	return read_at_buf(c->cg.layout->hier_fd[r], rel, buf, size);
 }
 
-unsigned long containers_count(void)
-{
-	long before, after;
-	unsigned long n = 0;
-
-	cds_lfht_count_nodes(V->containers, &before, &n, &after);
-	return n;
-}
-
 /* The sampler thread unlinks dead or long-idle containers and expired pids.
  * Order matters: unlink the container, wait for a grace period so that no
  * reader can still be inserting a pid entry that points at it, drop such
@@ -354,10 +336,10 @@ unsigned containers_expire(uint64_t now)
 	struct cds_lfht_iter it;
 	struct container *c, *dying = NULL;
 	struct pid_entry *p;
-	uint64_t idle = V->cfg.idle_expire_s * 1000000000ULL;
+	uint64_t idle = views_ctx->cfg.idle_expire_s * 1000000000ULL;
 
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(V->containers, &it, c, node) {
+	cds_lfht_for_each_entry(views_ctx->containers, &it, c, node) {
 		bool gone = CMM_LOAD_SHARED(c->dead) || !cg_handle_alive(&c->cg);
 		/* Readers may have used it after `now` was taken: no underflow. */
 		uint64_t used = CMM_LOAD_SHARED(c->last_used_ns);
@@ -367,7 +349,7 @@ unsigned containers_expire(uint64_t now)
 		log_debug("forgetting container %s (%s)", c->paths.path[CG_MEMORY],
 			  gone ? "cgroup removed" : "idle");
 		CMM_STORE_SHARED(c->dead, true);
-		if (!cds_lfht_del(V->containers, &c->node)) {
+		if (!cds_lfht_del(views_ctx->containers, &c->node)) {
 			c->next_dying = dying;
 			dying = c;
 		}
@@ -376,10 +358,10 @@ unsigned containers_expire(uint64_t now)
 	if (dying)
 		urcu_memb_synchronize_rcu();
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(V->pids, &it, p, node) {
+	cds_lfht_for_each_entry(views_ctx->pids, &it, p, node) {
 		if (p->expires_ns > now && (!p->c || !CMM_LOAD_SHARED(p->c->dead)))
 			continue;
-		if (!cds_lfht_del(V->pids, &p->node))
+		if (!cds_lfht_del(views_ctx->pids, &p->node))
 			urcu_memb_call_rcu(&p->rcu, pid_free_rcu);
 	}
 	urcu_memb_read_unlock();

@@ -33,7 +33,7 @@ enum {
 	T_ROOT = 0, T_PROC = 1, T_CPUDIR = 16, T_CTMOUNT = 20, T_GENERIC = 21, T_GENCPU = 29,
 	T_BLOCKDEV = 36, T_NODEN = 39, T_COUNT = 43
 };
-extern const struct tnode tree[T_COUNT];
+extern const struct tnode views_tree[T_COUNT];
 
 #define PASS_BIT (1ULL << 63)
 
@@ -91,13 +91,16 @@ unsigned ct_for_container(struct container *c, uint64_t pidns_start);
  * into .generic/ for ct_id 0. */
 void sym_target(unsigned ct_id, int t, char *buf, size_t size);
 /* In the shared tree, proc/FILE and sys/devices/system/cpu are links whose
- * target depends on the reader. */
-static inline bool is_proc_link(bool ct_session, unsigned view, int t)
+ * target depends on the reader. Only the shared tree has view 0 below its
+ * root, so the view tells. */
+static inline bool tnode_is_link(unsigned view, int t)
 {
-	return !ct_session && view == 0 &&
-	       ((tree[t].parent == T_PROC && tree[t].kind == TN_FILE) || t == T_CPUDIR);
+	return view == 0 &&
+	       ((views_tree[t].parent == T_PROC && views_tree[t].kind == TN_FILE) || t == T_CPUDIR);
 }
-bool ct_cgroup_exists(const char *name);
+/* The cgroup CT_PARENT/NAME in the first hierarchy that has it: 0 and its
+ * stat, or -ENOENT (also for a name no cgroup can have). */
+int ct_cgroup_stat(const char *name, struct stat *st);
 int tnode_child(int parent, const char *name);
 void tnode_attr(fuse_ino_t ino, int t, struct stat *st);
 /* cpuN: visible to this caller? Names that are not cpuN are always visible. */
@@ -111,11 +114,94 @@ void obj_list(int dir, void (*fn)(const char *name, unsigned arg, void *ctx), vo
  * call with ct->lock held. */
 struct ct_file *ct_file_slot(struct ct *c, enum vfile f, unsigned arg);
 
-/* fs_ops.c */
-extern const struct fuse_lowlevel_ops shared_ops;
-extern const struct fuse_lowlevel_ops ct_ops;
+static inline unsigned ino_view(fuse_ino_t ino)
+{
+	return (unsigned)((ino >> 8) & 0xffffff);
+}
+
+static inline int ino_tnode(fuse_ino_t ino)
+{
+	return (int)(ino & 0xff) - 1;
+}
+
+static inline unsigned ino_arg(fuse_ino_t ino)
+{
+	return (unsigned)((ino & ~PASS_BIT) >> 32);
+}
+
+/* A rendered file (not a passthrough node: check PASS_BIT first). */
+static inline bool ino_is_file(fuse_ino_t ino)
+{
+	int t = ino_tnode(ino);
+
+	return t >= 0 && t < T_COUNT && views_tree[t].kind == TN_FILE;
+}
+
+/* fs_core.c: what both trees' operations share. */
+#define LONG_TIMEOUT 86400.0
+
+/* An open file or directory of either tree (first member of its struct). */
+struct fs_handle {
+	struct fs_handle *prev, *next;
+	void (*free_fn)(struct fs_handle *);
+};
+
+struct dirbuf;
+
+/* What differs between the trees in the operations they share. */
+struct fs_tree {
+	/* The node's attributes: the tree's own nodes, else fs_attr. */
+	int (*attr)(fuse_req_t req, fuse_ino_t ino, struct stat *st);
+	double (*attr_timeout)(fuse_ino_t ino);
+	/* Directory entries after . and ..: the tree's own, else fs_list. */
+	void (*list)(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b);
+	double pass_entry_s; /* dentry lifetime of a real sysfs entry */
+	double cpu_entry_s;  /* ... of a cpuN the reader sees */
+	double cpu_noent_s;  /* ... of the absence of a cpuN it does not see */
+};
+
 /* Frees the handles the kernel never released (their readers still held
  * them at stop). Only once no session thread runs. */
 void fs_handles_free_all(void);
 /* The server generation that tags its file handles (0: the only one). */
 void fs_set_generation(unsigned gen);
+/* The handle of fi->fh, NULL if another server made it. */
+void *fs_fh_ptr(uint64_t fh);
+/* Track h and reply to OPEN/OPENDIR with it. */
+void fs_reply_open(fuse_req_t req, struct fuse_file_info *fi, struct fs_handle *h,
+		   void (*free_fn)(struct fs_handle *));
+/* RELEASE and RELEASEDIR of any handle. */
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Who a request on view is answered for; call inside an RCU read-side
+ * section. */
+void fs_caller(fuse_req_t req, unsigned view, struct view_caller *who);
+int fs_render(fuse_req_t req, unsigned view, enum vfile f, unsigned arg, struct sbuf *out);
+/* Attributes of a passthrough or template node. */
+int fs_attr(fuse_ino_t ino, struct stat *st);
+void fs_getattr(fuse_req_t req, fuse_ino_t ino, const struct fs_tree *tr);
+void fs_reply_entry(fuse_req_t req, fuse_ino_t ino, double entry_timeout,
+		    const struct fs_tree *tr);
+void fs_reply_noent(fuse_req_t req, double timeout);
+/* --debug traces every lookup, before the tree decides. */
+#define fs_log_lookup(req, parent, name)                                               \
+	log_debug("lookup %s in %#llx by pid %d", name, (unsigned long long)(parent), \
+		  fuse_req_ctx(req)->pid)
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name, const struct fs_tree *tr);
+/* READLINK of a passthrough node. */
+void fs_readlink(fuse_req_t req, fuse_ino_t ino);
+/* An fd of a passthrough node's real file, or -errno. */
+int fs_open_pass(fuse_ino_t ino);
+void fs_read_pass(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off);
+void fs_reply_pread(fuse_req_t req, int fd, size_t size, off_t off);
+void fs_reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off);
+void fs_dir_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t mode);
+/* The entries of a passthrough, per-object or template directory. */
+void fs_list(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b);
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		const struct fs_tree *tr);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi, const struct fs_tree *tr);
+
+/* fs_ops_shared.c, fs_ops_ct.c: the two sessions' operations. */
+extern const struct fuse_lowlevel_ops views_shared_ops;
+extern const struct fuse_lowlevel_ops views_ct_ops;

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const struct tnode tree[T_COUNT] = {
+const struct tnode views_tree[T_COUNT] = {
 	{ "", -1, TN_DIR, 0 },
 	{ "proc", 0, TN_DIR, 0 },
 	{ "meminfo", 1, TN_FILE, VF_MEMINFO },
@@ -67,12 +67,13 @@ const struct tnode tree[T_COUNT] = {
 	{ "meminfo", T_NODEN, TN_FILE, VF_NODE_MEMINFO },
 };
 
-_Static_assert(sizeof(tree) / sizeof(tree[0]) == T_COUNT, "T_COUNT");
+_Static_assert(sizeof(views_tree) / sizeof(views_tree[0]) == T_COUNT, "T_COUNT");
 
 int tnode_child(int parent, const char *name)
 {
 	for (int t = 1; t < T_COUNT; t++)
-		if (tree[t].parent == parent && tree[t].name[0] && !strcmp(tree[t].name, name))
+		if (views_tree[t].parent == parent && views_tree[t].name[0] &&
+		    !strcmp(views_tree[t].name, name))
 			return t;
 	return -1;
 }
@@ -103,11 +104,11 @@ int obj_lookup(int dir, const char *name)
 	struct stat st;
 	int n;
 
-	if (tree[dir].kind == TN_NODEDIR) {
+	if (views_tree[dir].kind == TN_NODEDIR) {
 		n = node_number(name);
 		return n >= 0 && host_node_exists((unsigned)n) ? n : -ENOENT;
 	}
-	if (tree[dir].kind != TN_BLOCKDIR || !plain_name(name) || host_sys_fd() < 0)
+	if (views_tree[dir].kind != TN_BLOCKDIR || !plain_name(name) || host_sys_fd() < 0)
 		return -ENOENT;
 	snprintf(rel, sizeof(rel), "block/%s", name);
 	if (fstatat(host_sys_fd(), rel, &st, 0) < 0 || !S_ISDIR(st.st_mode))
@@ -117,7 +118,7 @@ int obj_lookup(int dir, const char *name)
 
 void obj_list(int dir, void (*fn)(const char *name, unsigned arg, void *ctx), void *ctx)
 {
-	const char *rel = tree[dir].kind == TN_NODEDIR ? "devices/system/node" : "block";
+	const char *rel = views_tree[dir].kind == TN_NODEDIR ? "devices/system/node" : "block";
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *e;
 	int fd;
@@ -131,7 +132,7 @@ void obj_list(int dir, void (*fn)(const char *name, unsigned arg, void *ctx), vo
 		return;
 	}
 	while ((e = readdir(d))) {
-		int arg = tree[dir].kind == TN_NODEDIR ? node_number(e->d_name)
+		int arg = views_tree[dir].kind == TN_NODEDIR ? node_number(e->d_name)
 						       : plain_name(e->d_name) ? block_index(e->d_name)
 									       : -ENOENT;
 
@@ -144,7 +145,7 @@ void tnode_attr(fuse_ino_t ino, int t, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	if (tree[t].kind == TN_FILE) {
+	if (views_tree[t].kind == TN_FILE) {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 	} else {
@@ -261,17 +262,20 @@ struct ct *ct_get(unsigned id)
 	return chunk ? __atomic_load_n(&chunk[id % CT_CHUNK], __ATOMIC_ACQUIRE) : NULL;
 }
 
-bool ct_cgroup_exists(const char *name)
+int ct_cgroup_stat(const char *name, struct stat *st)
 {
 	char rel[600];
 
 	if (!name[0] || name[0] == '.' || strchr(name, '/') || strlen(name) > 255)
-		return false;
-	snprintf(rel, sizeof(rel), "%s/%s", V->cfg.ct_parent, name);
-	for (int r = 0; r < CG_NRES; r++)
-		if (V->layout.hier_fd[r] >= 0 && faccessat(V->layout.hier_fd[r], rel, F_OK, 0) == 0)
-			return true;
-	return false;
+		return -ENOENT;
+	snprintf(rel, sizeof(rel), "%s/%s", views_ctx->cfg.ct_parent, name);
+	for (int r = 0; r < CG_NRES; r++) {
+		int fd = views_ctx->layout.hier_fd[r];
+
+		if (fd >= 0 && fstatat(fd, rel, st, 0) == 0)
+			return 0;
+	}
+	return -ENOENT;
 }
 
 /* Allocate the next id; caller holds ct_lock. */
@@ -318,8 +322,8 @@ struct ct *ct_intern(const char *name)
 	if (!c)
 		goto out;
 	snprintf(c->name, sizeof(c->name), "%s", name);
-	snprintf(path, sizeof(path), "/%s/%s", V->cfg.ct_parent, name);
-	cg_paths_uniform(&V->layout, path, &c->paths);
+	snprintf(path, sizeof(path), "/%s/%s", views_ctx->cfg.ct_parent, name);
+	cg_paths_uniform(&views_ctx->layout, path, &c->paths);
 	ids_note(IDS_CT, c->id, name);
 	ct_publish(c);
 out:
@@ -438,17 +442,18 @@ void sym_target(unsigned ct_id, int t, char *buf, size_t size)
 	int n = 0, depth = 0;
 	size_t off = 0;
 
-	for (int p = tree[t].parent; p > 0; p = tree[p].parent)
+	for (int p = views_tree[t].parent; p > 0; p = views_tree[p].parent)
 		depth++;
 	for (int i = 0; i < depth; i++)
 		off += (size_t)snprintf(buf + off, size - off, "../");
 	if (!ct_id) { /* the generic node of the same name */
-		snprintf(buf + off, size - off, "%s/%s", tree[T_GENERIC].name, tree[t].name);
+		snprintf(buf + off, size - off, "%s/%s", views_tree[T_GENERIC].name,
+			 views_tree[t].name);
 		return;
 	}
 	off += (size_t)snprintf(buf + off, size - off, "ct/@%u", ct_id);
-	for (int p = t; p > 0 && n < 8; p = tree[p].parent)
-		parts[n++] = tree[p].name;
+	for (int p = t; p > 0 && n < 8; p = views_tree[p].parent)
+		parts[n++] = views_tree[p].name;
 	while (n-- > 0 && off < size)
 		off += (size_t)snprintf(buf + off, size - off, "/%s", parts[n]);
 }

@@ -82,10 +82,10 @@ const char *host_text(enum vfile which, size_t *len)
 	struct host_text *t = rcu_dereference(f->text);
 	uint64_t now = now_ns();
 
-	if (!t || now - t->taken_ns >= V->cfg.cache_ms * 1000000) {
+	if (!t || now - t->taken_ns >= views_ctx->cfg.cache_ms * 1000000) {
 		if (t ? pthread_mutex_trylock(&f->lock) == 0 : pthread_mutex_lock(&f->lock) == 0) {
 			t = rcu_dereference(f->text);
-			if (!t || now - t->taken_ns >= V->cfg.cache_ms * 1000000) {
+			if (!t || now - t->taken_ns >= views_ctx->cfg.cache_ms * 1000000) {
 				struct host_text *fresh = text_read(f);
 
 				if (fresh) {
@@ -130,22 +130,22 @@ int host_init(void)
 		f->fd = -EBADF;
 		if (!f->name)
 			continue;
-		f->fd = openat(f->in_sys ? V->sys_cpu_fd : V->proc_fd, f->name,
+		f->fd = openat(f->in_sys ? views_ctx->sys_cpu_fd : views_ctx->proc_fd, f->name,
 			       O_RDONLY | O_CLOEXEC);
 		if (f->fd < 0 && i != VF_PSI_CPU && i != VF_PSI_MEM && i != VF_PSI_IO)
 			log_warn("host file %s: %s", f->name, strerror(errno));
 	}
 	/* The cpu directory is SYS/devices/system/cpu. */
-	sys_fd = openat(V->sys_cpu_fd, "../../..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	sys_fd = openat(views_ctx->sys_cpu_fd, "../../..", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (sys_fd < 0)
 		log_warn("host sysfs root: %s", strerror(errno));
-	if (read_at_buf(V->sys_cpu_fd, "online", buf, sizeof(buf)) < 0 ||
-	    cpulist_parse(buf, V->host_online) < 0) {
+	if (read_at_buf(views_ctx->sys_cpu_fd, "online", buf, sizeof(buf)) < 0 ||
+	    cpulist_parse(buf, views_ctx->host_online) < 0) {
 		log_warn("cannot read the host's online cpus; assuming cpu0");
-		memset(V->host_online, 0, sizeof(V->host_online));
-		cpuset_set(V->host_online, 0);
+		memset(views_ctx->host_online, 0, sizeof(views_ctx->host_online));
+		cpuset_set(views_ctx->host_online, 0);
 	}
-	V->host_ncpus = cpuset_count(V->host_online);
+	views_ctx->host_ncpus = cpuset_count(views_ctx->host_online);
 	host_ready = true;
 	return 0;
 }
@@ -228,4 +228,28 @@ int block_index(const char *name)
 out:
 	pthread_mutex_unlock(&block_lock);
 	return r;
+}
+
+int host_copy(enum vfile f, struct sbuf *out)
+{
+	size_t len;
+	const char *t = host_text(f, &len);
+
+	sbuf_add(out, t, len);
+	return sbuf_error(out);
+}
+
+int host_sys_copy(const char *rel, struct sbuf *out)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	if (sys_fd < 0)
+		return -ENOENT;
+	r = read_file_alloc(sys_fd, rel, &text, &len);
+	if (r < 0)
+		return r;
+	sbuf_add(out, text, len);
+	return sbuf_error(out);
 }

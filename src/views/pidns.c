@@ -46,7 +46,7 @@ static int pid_start_ns(pid_t pid, uint64_t *start)
 	int field = 2;
 
 	snprintf(name, sizeof(name), "%d/stat", pid);
-	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
+	if (read_at_buf(views_ctx->proc_fd, name, buf, sizeof(buf)) < 0)
 		return -ESRCH;
 	p = strrchr(buf, ')');
 	if (!p)
@@ -68,7 +68,7 @@ static int pid_status(pid_t pid, long *nspid_inner, pid_t *ppid)
 	const char *l;
 
 	snprintf(name, sizeof(name), "%d/status", pid);
-	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
+	if (read_at_buf(views_ctx->proc_fd, name, buf, sizeof(buf)) < 0)
 		return -ESRCH;
 	l = strstr(buf, "\nPPid:");
 	if (!l)
@@ -115,7 +115,7 @@ static bool init_still_in(pid_t init, uint64_t ino)
 	struct stat st;
 
 	snprintf(name, sizeof(name), "%d/ns/pid", init);
-	return fstatat(V->proc_fd, name, &st, 0) == 0 && st.st_ino == ino;
+	return fstatat(views_ctx->proc_fd, name, &st, 0) == 0 && st.st_ino == ino;
 }
 
 uint64_t pidns_init_start_ns(pid_t pid)
@@ -130,8 +130,8 @@ uint64_t pidns_init_start_ns(pid_t pid)
 	if (pid <= 0)
 		return 0;
 	snprintf(name, sizeof(name), "%d/ns/pid", pid);
-	nsfd = openat(V->proc_fd, name, O_RDONLY | O_CLOEXEC);
-	if (nsfd < 0 || fstat(nsfd, &st) < 0 || st.st_ino == V->self_pidns)
+	nsfd = openat(views_ctx->proc_fd, name, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0 || fstat(nsfd, &st) < 0 || st.st_ino == views_ctx->self_pidns)
 		return 0;
 	m = &memo[st.st_ino % NS_SLOTS];
 	pthread_mutex_lock(&m->lock);

@@ -50,7 +50,7 @@ int render_cpuinfo(const struct view_caller *who, struct sbuf *out)
 	const char *text, *b;
 
 	if (!caller_cpu_limited(who))
-		return render_host(VF_CPUINFO, out);
+		return host_copy(VF_CPUINFO, out);
 	n = caller_visible_cpus(who, set);
 	text = host_text(VF_CPUINFO, &len);
 	for (b = text; b < text + len;) {
@@ -71,7 +71,7 @@ int render_cpulist(const struct view_caller *who, enum vfile f, struct sbuf *out
 	char list[4096];
 
 	if (!caller_cpu_limited(who))
-		return render_host(f, out);
+		return host_copy(f, out);
 	caller_visible_cpus(who, set);
 	cpulist_format(set, list, sizeof(list));
 	sbuf_printf(out, "%s\n", list);
@@ -106,7 +106,7 @@ static unsigned host_nr_cpu_ids(void)
 	unsigned n = 0;
 
 	if (cpulist_parse(text, set) < 0)
-		return V->host_ncpus;
+		return views_ctx->host_ncpus;
 	for (unsigned c = 0; c < CG_MAX_CPUS; c++)
 		if (cpuset_has(set, c))
 			n = c + 1;
@@ -123,7 +123,7 @@ int render_node_cpus(const struct view_caller *who, enum vfile f, unsigned node,
 	snprintf(rel, sizeof(rel), "devices/system/node/node%u/%s", node,
 		 f == VF_NODE_CPULIST ? "cpulist" : "cpumap");
 	if (!caller_cpu_limited(who))
-		return render_host_sys(rel, out);
+		return host_sys_copy(rel, out);
 	snprintf(rel, sizeof(rel), "devices/system/node/node%u/cpulist", node);
 	if (host_sys_read(rel, buf, sizeof(buf)) < 0 || cpulist_parse(buf, on_node) < 0)
 		return -ENOENT;

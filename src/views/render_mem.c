@@ -95,7 +95,7 @@ int render_meminfo(const struct view_caller *who, struct sbuf *out)
 	const char *text, *l;
 
 	if (!caller_mem_limited(who, &total))
-		return render_host(VF_MEMINFO, out);
+		return host_copy(VF_MEMINFO, out);
 	n = mem_fields(&who->snap->v, total, fields);
 	text = host_text(VF_MEMINFO, &len);
 	for (l = text; l < text + len && *l;) {
@@ -125,7 +125,7 @@ int render_swaps(const struct view_caller *who, struct sbuf *out)
 	size_t n;
 
 	if (!caller_mem_limited(who, &total))
-		return render_host(VF_SWAPS, out);
+		return host_copy(VF_SWAPS, out);
 	n = mem_fields(&who->snap->v, total, fields);
 	for (size_t i = 0; i < n; i++) {
 		if (!strcmp(fields[i].key, "SwapTotal"))
@@ -183,7 +183,8 @@ static void node_share(unsigned node, uint64_t *num, uint64_t *den)
 /* "Node N KEY:   value kB" lines (node_read_meminfo): the meminfo view's
  * figures where the node file has the same key, MemUsed and FilePages
  * from them; the host's other lines. */
-int render_node_meminfo(const struct view_caller *who, unsigned node, struct sbuf *out)
+int render_node_meminfo(const struct view_caller *who, enum vfile which, unsigned node,
+			struct sbuf *out)
 {
 	struct mem_field fields[42];
 	_cleanup_free_ char *text = NULL;
@@ -194,7 +195,7 @@ int render_node_meminfo(const struct view_caller *who, unsigned node, struct sbu
 
 	snprintf(rel, sizeof(rel), "devices/system/node/node%u/meminfo", node);
 	if (!caller_mem_limited(who, &total))
-		return render_host_sys(rel, out);
+		return host_sys_copy(rel, out);
 	if ((r = read_file_alloc(host_sys_fd(), rel, &text, &len)) < 0)
 		return r;
 	n = mem_fields(&who->snap->v, total, fields);

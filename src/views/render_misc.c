@@ -24,7 +24,7 @@ int render_uptime(const struct view_caller *who, struct sbuf *out)
 	double host_up = 0, host_idle = 0;
 
 	if (!start && !caller_limited(who))
-		return render_host(VF_UPTIME, out);
+		return host_copy(VF_UPTIME, out);
 	host = host_text(VF_UPTIME, &len);
 	sscanf(host, "%lf %lf", &host_up, &host_idle);
 	up_cs = (boottime_ns() - start) / 10000000;
@@ -52,7 +52,7 @@ int render_loadavg(const struct view_caller *who, struct sbuf *out)
 	const char *host, *last;
 
 	if (!caller_limited(who))
-		return render_host(VF_LOADAVG, out);
+		return host_copy(VF_LOADAVG, out);
 	pthread_mutex_lock(&who->c->stat_lock);
 	for (int i = 0; i < 3; i++)
 		avg[i] = LOAD_ROUND(who->c->avenrun[i]);
@@ -99,7 +99,7 @@ int render_diskstats(const struct view_caller *who, struct sbuf *out)
 	const char *text, *l;
 
 	if (!caller_limited(who))
-		return render_host(VF_DISKSTATS, out);
+		return host_copy(VF_DISKSTATS, out);
 	text = host_text(VF_DISKSTATS, &len);
 	for (l = text; l < text + len && *l;) {
 		const char *end = strchr(l, '\n');
@@ -122,7 +122,8 @@ int render_diskstats(const struct view_caller *who, struct sbuf *out)
 
 /* sys/block/NAME/stat: the same counters as the diskstats view's line of
  * the device, in sysfs's layout (part_stat_show: 17 fields of width 8). */
-int render_block_stat(const struct view_caller *who, unsigned idx, struct sbuf *out)
+int render_block_stat(const struct view_caller *who, enum vfile f, unsigned idx,
+		      struct sbuf *out)
 {
 	const char *name = block_name(idx);
 	unsigned long long c[DISK_COUNTERS];
@@ -133,7 +134,7 @@ int render_block_stat(const struct view_caller *who, unsigned idx, struct sbuf *
 		return -ENOENT;
 	snprintf(rel, sizeof(rel), "block/%s/stat", name);
 	if (!caller_limited(who))
-		return render_host_sys(rel, out);
+		return host_sys_copy(rel, out);
 	snprintf(rel, sizeof(rel), "block/%s/dev", name);
 	if (host_sys_read(rel, dev, sizeof(dev)) < 0 || sscanf(dev, "%u:%u", &maj, &min) != 2)
 		return -ENOENT; /* the device went away */
@@ -147,7 +148,7 @@ int render_block_stat(const struct view_caller *who, unsigned idx, struct sbuf *
 int render_pressure(const struct view_caller *who, enum vfile f, struct sbuf *out)
 {
 	if (!caller_limited(who) || !who->snap->v.has_psi)
-		return render_host(f, out);
+		return host_copy(f, out);
 	sbuf_puts(out, who->snap->v.psi[f - VF_PSI_CPU]);
 	return sbuf_error(out);
 }

@@ -365,7 +365,7 @@ int render_stat(const struct view_caller *who, struct sbuf *out)
 
 	w.pidns = caller_pidns_start(who);
 	if (!w.limited && !w.pidns)
-		return render_host(VF_STAT, out);
+		return host_copy(VF_STAT, out);
 	if (!w.limited) { /* the host's, but btime as its uptime says */
 		put_other_lines(&w, out);
 		return sbuf_error(out);
@@ -373,7 +373,7 @@ int render_stat(const struct view_caller *who, struct sbuf *out)
 	r = put_cpu_lines(who, out);
 	if (r < 0)
 		return r;
-	sampler_refresh(who->c, V->cfg.cache_ms * 1000000ULL);
+	sampler_refresh(who->c, views_ctx->cfg.cache_ms * 1000000ULL);
 	pthread_mutex_lock(&who->c->stat_lock);
 	w.running = MAX(who->c->nr_running, 1u); /* the reader itself runs */
 	w.blocked = who->c->nr_blocked;

@@ -205,7 +205,7 @@ int render_vmstat(const struct view_caller *who, struct sbuf *out)
 	const char *text, *l;
 
 	if (!caller_limited(who))
-		return render_host(VF_VMSTAT, out);
+		return host_copy(VF_VMSTAT, out);
 	mem = caller_mem_limited(who, &total);
 	n = vm_values(who, vals);
 	text = host_text(VF_VMSTAT, &len);

@@ -48,18 +48,18 @@ static bool thread_switches(pid_t tid, uint64_t *n)
 
 	if (!__atomic_load_n(&no_schedstat, __ATOMIC_RELAXED)) {
 		snprintf(name, sizeof(name), "%d/schedstat", tid);
-		if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) >= 0 &&
+		if (read_at_buf(views_ctx->proc_fd, name, buf, sizeof(buf)) >= 0 &&
 		    sscanf(buf, "%llu %llu %llu", &run, &wait, &slices) == 3) {
 			*n = slices;
 			return true;
 		}
 		snprintf(name, sizeof(name), "%d", tid);
-		if (faccessat(V->proc_fd, name, F_OK, 0) < 0)
+		if (faccessat(views_ctx->proc_fd, name, F_OK, 0) < 0)
 			return false; /* exited */
 		__atomic_store_n(&no_schedstat, true, __ATOMIC_RELAXED);
 	}
 	snprintf(name, sizeof(name), "%d/status", tid);
-	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0 ||
+	if (read_at_buf(views_ctx->proc_fd, name, buf, sizeof(buf)) < 0 ||
 	    kv_lookup_u64(buf, "voluntary_ctxt_switches:", &vol) < 0 ||
 	    kv_lookup_u64(buf, "nonvoluntary_ctxt_switches:", &invol) < 0)
 		return false;
@@ -92,7 +92,7 @@ static void count_task(pid_t tid, void *arg)
 	const char *paren;
 
 	snprintf(name, sizeof(name), "%d/stat", tid);
-	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
+	if (read_at_buf(views_ctx->proc_fd, name, buf, sizeof(buf)) < 0)
 		return; /* exited meanwhile */
 	tc->threads++;
 	count_switches(tc, tid);
@@ -196,7 +196,7 @@ static void sample_all(void)
 	struct container *c;
 
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(V->containers, &it, c, node)
+	cds_lfht_for_each_entry(views_ctx->containers, &it, c, node)
 		if (!CMM_LOAD_SHARED(c->dead))
 			sample(c, true);
 	urcu_memb_read_unlock();

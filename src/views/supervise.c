@@ -144,7 +144,8 @@ static struct sv_conn *conn_new(int fd)
 
 	if (!c)
 		return NULL;
-	*c = (struct sv_conn){ .fd = fd, .listener = -EBADF, .key = (uint64_t)SV.gen << 32 | ++n,
+	*c = (struct sv_conn){ .fd = fd, .listener = -EBADF,
+			       .key = (uint64_t)views_sv.gen << 32 | ++n,
 			       .conn_end = { END_CONN, c }, .listener_end = { END_LISTENER, c } };
 	c->next = S.conns;
 	if (S.conns)
@@ -183,7 +184,7 @@ static void conn_keep(struct sv_conn *c, int listener, int page)
 {
 	struct survive_conn k = { c->key, c->fd, listener, page, "" };
 
-	if (SV.keeper < 0)
+	if (views_sv.keeper < 0)
 		return;
 	if (c->kept)
 		survive_drop_conn(c->key);
@@ -486,8 +487,8 @@ int supervise_start(const char *mountpoint, int sock)
 	if (S.epfd < 0 || S.stopfd < 0 || ep_add(S.stopfd, &S.stop_end) < 0 ||
 	    ep_add(S.sock, &S.accept_end) < 0)
 		return log_error_errno(-errno, "supervisor epoll");
-	for (unsigned i = 0; i < SV.nconns; i++)
-		conn_adopt(&SV.conns[i]);
+	for (unsigned i = 0; i < views_sv.nconns; i++)
+		conn_adopt(&views_sv.conns[i]);
 	if ((r = pthread_create(&S.thread, NULL, supervise_loop, NULL)) != 0)
 		return log_error_errno(-r, "supervisor thread");
 	S.running = true;

@@ -27,20 +27,6 @@
 
 #define FSHIFT 11 /* the kernel's avenrun fixed point; sysinfo's is 16 */
 
-/* The caller's view, as fs_ops.c's caller_for builds it for a reader of
- * the shared tree. Inside an RCU read-side section. */
-static void caller_of(pid_t pid, struct view_caller *who)
-{
-	memset(who, 0, sizeof(*who));
-	who->pid = pid;
-	who->pidns_start = PIDNS_UNKNOWN;
-	who->c = container_of_pid(pid, &who->pidns_start);
-	if (who->c)
-		who->snap = container_current(&who->c);
-	if (!who->snap)
-		who->c = NULL;
-}
-
 /* The value of "KEY:" in rendered meminfo text, in bytes. */
 static bool meminfo_bytes(const char *text, const char *key, unsigned long *bytes)
 {
@@ -110,7 +96,7 @@ static int sysinfo_for(pid_t pid, struct sysinfo *si)
 	if (sysinfo(si) < 0) /* the host's, for what the views leave as it is */
 		return -errno;
 	views_read_lock();
-	caller_of(pid, &who);
+	caller_of_pid(pid, &who);
 	r = fill_memory(&who, si);
 	if (r == 0) {
 		fill_uptime(&who, si);
@@ -154,7 +140,7 @@ static long affinity_for(pid_t caller, pid_t tid, unsigned len, uint8_t *mask, s
 	if (n < 0)
 		return -errno;
 	views_read_lock();
-	caller_of(caller, &who);
+	caller_of_pid(caller, &who);
 	want = caller_visible_cpus(&who, shown);
 	urcu_memb_read_unlock();
 	mask_reduce(mask, (size_t)n, shown, want);
@@ -172,7 +158,7 @@ static int open_mem(pid_t pid)
 	int fd;
 
 	snprintf(name, sizeof(name), "%d/mem", (int)pid);
-	fd = openat(V->proc_fd, name, O_RDWR | O_CLOEXEC);
+	fd = openat(views_ctx->proc_fd, name, O_RDWR | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -222,7 +208,7 @@ static pid_t self_target(pid_t tid, long pid)
 	if (pid == 0)
 		return tid;
 	snprintf(name, sizeof(name), "%d/status", (int)tid);
-	if (read_at_buf(V->proc_fd, name, buf, sizeof(buf)) < 0)
+	if (read_at_buf(views_ctx->proc_fd, name, buf, sizeof(buf)) < 0)
 		return -ESRCH;
 	if (!ns_ids(buf, "\nNStgid:", &host_tgid, &inner_tgid) ||
 	    !ns_ids(buf, "\nNSpid:", &host_tid, &inner_tid))

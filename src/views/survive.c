@@ -29,7 +29,7 @@
 #define ENV_TAKEOVER "CVMFS_VIEWS_TAKEOVER"
 #define CRASH_RING 64
 
-struct survive SV = { -1, { -1, -1 }, { -1, -1 }, -1, -1, 0, false, NULL, 0 };
+struct survive views_sv = { -1, { -1, -1 }, { -1, -1 }, -1, -1, 0, false, NULL, 0 };
 
 struct keeper_msg {
 	char kind; /* 'F': a tree's fd (idx), 'R': serving, 'K': keep, 'D': drop */
@@ -39,7 +39,7 @@ struct keeper_msg {
 
 static struct {
 	pid_t child;
-	int sigfd, keeper; /* keeper: our end; SV.keeper the servers' */
+	int sigfd, keeper; /* keeper: our end; views_sv.keeper the servers' */
 	int notify_fd;
 	bool stopping, done, ever_ready;
 	int status;
@@ -52,17 +52,18 @@ static struct {
 bool survive_inherited(void)
 {
 	const char *e = getenv(ENV_TAKEOVER);
-	int *fds[] = { &SV.fuse[0], &SV.fuse[1], &SV.init[0], &SV.init[1], &SV.ids, &SV.sock };
+	int *fds[] = { &views_sv.fuse[0], &views_sv.fuse[1], &views_sv.init[0],
+		       &views_sv.init[1], &views_sv.ids, &views_sv.sock };
 
 	if (!e || sscanf(e, "%d,%d,%d,%d,%d,%d,%u", fds[0], fds[1], fds[2], fds[3], fds[4],
-			 fds[5], &SV.gen) != 7)
+			 fds[5], &views_sv.gen) != 7)
 		return false;
 	unsetenv(ENV_TAKEOVER);
 	conns_from_env();
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
 			fcntl(*fds[i], F_SETFD, FD_CLOEXEC);
-	SV.upgraded = true;
+	views_sv.upgraded = true;
 	return true;
 }
 
@@ -84,7 +85,7 @@ static void keeper_send(const struct keeper_msg *m, const int *fds, int nfds)
 		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
 		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	}
-	if (SV.keeper >= 0 && sendmsg(SV.keeper, &h, MSG_NOSIGNAL) < 0)
+	if (views_sv.keeper >= 0 && sendmsg(views_sv.keeper, &h, MSG_NOSIGNAL) < 0)
 		log_warn("telling the supervisor (%c): %s", m->kind, strerror(errno));
 }
 
@@ -103,7 +104,7 @@ void survive_ready(void)
 	int null;
 
 	keeper_send(&m, NULL, 0);
-	if (V->cfg.foreground || (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+	if (views_ctx->cfg.foreground || (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 		return;
 	dup2(null, 0);
 	dup2(null, 1);
@@ -148,20 +149,20 @@ static int setup(const char *mnt)
 
 	if (!realpath("/proc/self/exe", P.exe))
 		return log_error_errno(-errno, "/proc/self/exe");
-	if (!SV.upgraded) {
-		SV.init[SV_SHARED] = fuse_takeover_store_new("cvmfs-views-init");
-		SV.init[SV_CT] = fuse_takeover_store_new("cvmfs-views-ct-init");
-		SV.ids = fuse_takeover_store_new("cvmfs-views-ids");
-		if (SV.init[0] < 0 || SV.init[1] < 0 || SV.ids < 0)
+	if (!views_sv.upgraded) {
+		views_sv.init[SV_SHARED] = fuse_takeover_store_new("cvmfs-views-init");
+		views_sv.init[SV_CT] = fuse_takeover_store_new("cvmfs-views-ct-init");
+		views_sv.ids = fuse_takeover_store_new("cvmfs-views-ids");
+		if (views_sv.init[0] < 0 || views_sv.init[1] < 0 || views_sv.ids < 0)
 			return log_error_errno(-ENOMEM, "memfd");
-		SV.sock = supervise_sock_open(mnt);
+		views_sv.sock = supervise_sock_open(mnt);
 	} else {
-		supervise_sock_adopt(mnt, SV.sock);
+		supervise_sock_adopt(mnt, views_sv.sock);
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
 		return log_error_errno(-errno, "socketpair");
 	P.keeper = pair[0];
-	SV.keeper = pair[1];
+	views_sv.keeper = pair[1];
 	return setup_signals();
 }
 
@@ -170,7 +171,7 @@ static bool spawn(void)
 {
 	pid_t parent = getpid(), pid;
 
-	SV.gen++;
+	views_sv.gen++;
 	pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s: retrying in 100 ms", strerror(errno));
@@ -205,7 +206,7 @@ static void on_ready(void)
 	}
 	if (P.died_ns)
 		log_info("server pid %d (generation %u) took over in %.1f ms", (int)P.child,
-			 SV.gen, (double)(now_ns() - P.died_ns) / 1e6);
+			 views_sv.gen, (double)(now_ns() - P.died_ns) / 1e6);
 	P.died_ns = 0;
 }
 
@@ -227,9 +228,9 @@ static void on_keeper(void)
 		memcpy(fds, CMSG_DATA(c), (size_t)MIN(n, 3) * sizeof(int));
 	}
 	if (m.kind == 'F' && n == 1 && m.idx >= 0 && m.idx < SV_NFUSE) {
-		if (SV.fuse[m.idx] >= 0)
-			close(SV.fuse[m.idx]);
-		SV.fuse[m.idx] = fds[0];
+		if (views_sv.fuse[m.idx] >= 0)
+			close(views_sv.fuse[m.idx]);
+		views_sv.fuse[m.idx] = fds[0];
 		return;
 	}
 	if (m.kind == 'K' && n == 3) {
@@ -249,8 +250,8 @@ static void on_keeper(void)
 /* N crashes within M seconds: the restarter gives up. */
 static bool crash_budget_left(uint64_t now)
 {
-	unsigned n = 0, max = (unsigned)V->cfg.max_crashes;
-	uint64_t window = V->cfg.crash_window_s * 1000000000ull;
+	unsigned n = 0, max = (unsigned)views_ctx->cfg.max_crashes;
+	uint64_t window = views_ctx->cfg.crash_window_s * 1000000000ull;
 
 	P.crash_ns[P.ncrash++ % CRASH_RING] = now;
 	for (unsigned i = 0; i < CRASH_RING && i < P.ncrash; i++)
@@ -261,7 +262,7 @@ static bool crash_budget_left(uint64_t now)
 	if (n < max)
 		return true;
 	log_error("server crashed %u times within %llu s: giving up (the mounts end with this "
-		  "process)", n, (unsigned long long)V->cfg.crash_window_s);
+		  "process)", n, (unsigned long long)views_ctx->cfg.crash_window_s);
 	return false;
 }
 
@@ -273,10 +274,12 @@ static bool can_take_over(void)
 	const char *no = getenv("CVMFS_VIEWS_TEST_NO_RESEND");
 
 	for (int i = 0; i < SV_NFUSE; i++)
-		if (SV.fuse[i] < 0 || (no && *no) || !fuse_takeover_can_resend(SV.init[i])) {
+		if (views_sv.fuse[i] < 0 || (no && *no) ||
+		    !fuse_takeover_can_resend(views_sv.init[i])) {
 			log_error("%s: cannot take the connection over (%s): not restarting",
 				  i ? "ct" : "shared tree",
-				  SV.fuse[i] < 0 ? "not mounted" : "no FUSE_NOTIFY_RESEND, Linux < 6.9");
+				  views_sv.fuse[i] < 0 ? "not mounted"
+						       : "no FUSE_NOTIFY_RESEND, Linux < 6.9");
 			return false;
 		}
 	return true;
@@ -334,7 +337,8 @@ static char **own_argv(void)
 
 static void set_cloexec(bool on)
 {
-	int fds[] = { SV.fuse[0], SV.fuse[1], SV.init[0], SV.init[1], SV.ids, SV.sock };
+	int fds[] = { views_sv.fuse[0], views_sv.fuse[1], views_sv.init[0],
+		      views_sv.init[1], views_sv.ids, views_sv.sock };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
@@ -359,8 +363,8 @@ static void upgrade(void)
 		waitpid(P.child, NULL, 0);
 		P.child = 0;
 	}
-	snprintf(env, sizeof(env), "%d,%d,%d,%d,%d,%d,%u", SV.fuse[0], SV.fuse[1], SV.init[0],
-		 SV.init[1], SV.ids, SV.sock, SV.gen);
+	snprintf(env, sizeof(env), "%d,%d,%d,%d,%d,%d,%u", views_sv.fuse[0], views_sv.fuse[1],
+		 views_sv.init[0], views_sv.init[1], views_sv.ids, views_sv.sock, views_sv.gen);
 	set_cloexec(false);
 	setenv(ENV_TAKEOVER, env, 1);
 	if (conns_to_env() == 0)
@@ -411,21 +415,23 @@ static void wait_event(void)
 static void finish(void)
 {
 	for (int i = 0; i < SV_NFUSE; i++)
-		if (SV.fuse[i] >= 0)
-			close(SV.fuse[i]); /* no server: the connection ends here */
+		if (views_sv.fuse[i] >= 0)
+			close(views_sv.fuse[i]); /* no server: the connection ends here */
 	supervise_sock_close();
 }
 
 int survive_run(const char *mnt, int notify_fd)
 {
+	uint64_t restart_ms = views_ctx->cfg.restart_ms;
+
 	P.notify_fd = notify_fd;
 	if (setup(mnt) < 0)
 		return 1;
 	while (!P.done) {
 		if (!P.child && !P.stopping) {
-			if (P.died_ns && V->cfg.restart_ms)
-				nanosleep(&(struct timespec){ (time_t)(V->cfg.restart_ms / 1000),
-							      (long)(V->cfg.restart_ms % 1000) * 1000000 },
+			if (P.died_ns && restart_ms)
+				nanosleep(&(struct timespec){ (time_t)(restart_ms / 1000),
+							      (long)(restart_ms % 1000) * 1000000 },
 					  NULL);
 			if (spawn())
 				return -1;

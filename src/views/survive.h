@@ -33,10 +33,10 @@ struct survive {
 	struct survive_conn *conns; /* the kept connections */
 	unsigned nconns;
 };
-extern struct survive SV;
+extern struct survive views_sv;
 
 /* Called from `cvmfsd views` before daemonising: true when this process
- * was exec'd by a running supervisor (SV is filled in: no stale-mount
+ * was exec'd by a running supervisor (views_sv is filled in: no stale-mount
  * check, no fork). */
 bool survive_inherited(void);
 /* Run the supervisor. Returns -1 in each server process (the caller

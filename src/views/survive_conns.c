@@ -1,4 +1,4 @@
-/* See survive_conns.h. The list is SV.conns, so that a forked server
+/* See survive_conns.h. The list is views_sv.conns, so that a forked server
  * finds it (and the fds) as it was. */
 #include "survive_conns.h"
 
@@ -24,38 +24,38 @@ static void conn_close_fds(const struct survive_conn *c)
 
 void conns_keep(const struct survive_conn *c)
 {
-	struct survive_conn *n = realloc(SV.conns, (SV.nconns + 1) * sizeof(*n));
+	struct survive_conn *n = realloc(views_sv.conns, (views_sv.nconns + 1) * sizeof(*n));
 
 	if (!n) {
 		log_warn("CVM %s: cannot keep its connection: a restart loses it", c->name);
 		conn_close_fds(c);
 		return;
 	}
-	SV.conns = n;
-	SV.conns[SV.nconns++] = *c;
+	views_sv.conns = n;
+	views_sv.conns[views_sv.nconns++] = *c;
 }
 
 void conns_drop(uint64_t key)
 {
-	for (unsigned i = 0; i < SV.nconns; i++) {
-		if (SV.conns[i].key != key)
+	for (unsigned i = 0; i < views_sv.nconns; i++) {
+		if (views_sv.conns[i].key != key)
 			continue;
-		conn_close_fds(&SV.conns[i]);
-		SV.conns[i] = SV.conns[--SV.nconns];
+		conn_close_fds(&views_sv.conns[i]);
+		views_sv.conns[i] = views_sv.conns[--views_sv.nconns];
 		return;
 	}
 }
 
 int conns_to_env(void)
 {
-	size_t cap = 64 + (size_t)SV.nconns * 128, off = 0;
+	size_t cap = 64 + (size_t)views_sv.nconns * 128, off = 0;
 	_cleanup_free_ char *s = malloc(cap);
 
 	if (!s)
 		return -ENOMEM;
 	s[0] = '\0';
-	for (unsigned i = 0; i < SV.nconns; i++) {
-		const struct survive_conn *c = &SV.conns[i];
+	for (unsigned i = 0; i < views_sv.nconns; i++) {
+		const struct survive_conn *c = &views_sv.conns[i];
 
 		off += (size_t)snprintf(s + off, cap - off, "%" PRIu64 ",%d,%d,%d,%s;", c->key,
 					c->conn, c->listener, c->page, c->name);

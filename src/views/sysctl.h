@@ -1,4 +1,4 @@
-/* Per-CVM sysctls (render_sysctl.c): the directory ct/NAME/sysctl of the
+/* Per-CVM sysctls (fs_sysctl.c): the directory ct/NAME/sysctl of the
  * per-container tree holds one file per kernel knob that dockerd, systemd
  * or kubelet write at start and that the kernel does not namespace. The
  * launcher binds each over the same /proc/sys entry of its CVM.

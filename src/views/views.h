@@ -176,7 +176,7 @@ struct views {
 	bool stopping; /* atomic */
 };
 
-extern struct views *V;
+extern struct views *views_ctx;
 
 /* time.c-like helpers */
 uint64_t now_ns(void);       /* CLOCK_MONOTONIC */
@@ -203,11 +203,9 @@ const struct snapshot *container_snapshot(struct container *c);
  * re-created under the same path), *cp becomes the container now at its
  * paths and the snapshot is that one's. */
 const struct snapshot *container_current(struct container **cp);
-size_t container_memory(const struct container *c);
 /* One of the cgroup's files in the hierarchy of r, read afresh. */
 ssize_t container_cg_read(const struct container *c, enum cg_res r, const char *name,
 			  char *buf, size_t size);
-unsigned long containers_count(void);
 /* Sampler thread; returns how many containers it let go. */
 unsigned containers_expire(uint64_t now);
 /* Called for each container about to be freed, after a grace period. */
@@ -247,16 +245,28 @@ int block_index(const char *name);
 const char *block_name(unsigned idx);
 /* Is nodeN a NUMA node of the host? */
 bool host_node_exists(unsigned node);
+/* Append the host's own bytes: of file f, or of the sysfs file rel. */
+int host_copy(enum vfile f, struct sbuf *out);
+int host_sys_copy(const char *rel, struct sbuf *out);
 
-/* render*.c */
+/* render.c: the renderer of a file, for who. */
 int render_file(enum vfile f, const struct view_caller *who, struct sbuf *out);
 /* The same for files of one of many objects (vfile_has_arg). */
 int render_file_arg(enum vfile f, unsigned arg, const struct view_caller *who,
 		    struct sbuf *out);
+
+/* caller.c: who the reader is and what it may see; renderers call these.
+ * Inside an RCU read-side section. caller_of_pid: a reader of the shared
+ * tree or a supervised system call. caller_settle: the snapshot of who->c
+ * (and no container where none can be read). */
+void caller_of_pid(pid_t pid, struct view_caller *who);
+void caller_settle(struct view_caller *who);
 bool caller_mem_limited(const struct view_caller *who, uint64_t *total_bytes);
 unsigned caller_visible_cpus(const struct view_caller *who, uint8_t *set);
 bool caller_cpu_limited(const struct view_caller *who);
 bool caller_limited(const struct view_caller *who);
+
+/* render_*.c: one renderer per file (render.c's table). */
 int render_meminfo(const struct view_caller *who, struct sbuf *out);
 int render_swaps(const struct view_caller *who, struct sbuf *out);
 int render_cpuinfo(const struct view_caller *who, struct sbuf *out);
@@ -269,16 +279,15 @@ int render_pressure(const struct view_caller *who, enum vfile f, struct sbuf *ou
 int render_vmstat(const struct view_caller *who, struct sbuf *out);
 /* MemFree of the caller's meminfo view (kB). */
 uint64_t view_memfree_kb(const struct view_caller *who);
-int render_block_stat(const struct view_caller *who, unsigned idx, struct sbuf *out);
+int render_block_stat(const struct view_caller *who, enum vfile f, unsigned idx,
+		      struct sbuf *out);
 int render_node_cpus(const struct view_caller *who, enum vfile f, unsigned node,
 		     struct sbuf *out);
-int render_node_meminfo(const struct view_caller *who, unsigned node, struct sbuf *out);
+int render_node_meminfo(const struct view_caller *who, enum vfile which, unsigned node,
+			struct sbuf *out);
 /* The idle ticks of the caller's visible CPUs as /proc/stat counts them,
  * monotonic per PID namespace; *at_ns: the CLOCK_BOOTTIME instant. */
 uint64_t cpu_view_idle(const struct view_caller *who, uint64_t *at_ns);
-/* The host's own bytes: of file f, or of the sysfs file rel. */
-int render_host(enum vfile f, struct sbuf *out);
-int render_host_sys(const char *rel, struct sbuf *out);
 
 /* fs.c */
 int views_fs_run(void);

@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct views *V;
+struct views *views_ctx;
 
 #define O(field) offsetof(struct views_config, field)
 /* The help texts are doc/cvmfsd.md's, shortened. */
@@ -77,7 +77,7 @@ static int views_config_load(int argc, char **argv, char **mountpoint)
 		"MOUNTPOINT, per-container trees at MOUNTPOINT/ct/NAME. Config file section\n"
 		"[views]; the command line wins. See doc/cvmfsd.md.\n",
 	};
-	struct views_config *c = &V->cfg;
+	struct views_config *c = &views_ctx->cfg;
 	int pos, r;
 
 	c->cache_ms = 100;
@@ -90,8 +90,7 @@ static int views_config_load(int argc, char **argv, char **mountpoint)
 	if (r != 0)
 		return r; /* an error, or OPTS_HELP: the caller exits 0 */
 	if (pos != argc - 1) {
-		fprintf(stderr, "cvmfsd views: %s\n",
-			pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
+		log_error("%s", pos >= argc ? "missing MOUNTPOINT" : "too many arguments");
 		return -EINVAL;
 	}
 	/* Absolute, without touching a possibly stale mount (mountinfo compares). */
@@ -110,12 +109,11 @@ static int views_config_load(int argc, char **argv, char **mountpoint)
 	    str_default(&c->cpu_view, "quota") < 0 || str_default(&c->ct_parent, "cvmfs") < 0)
 		return -ENOMEM;
 	if (strcmp(c->cpu_view, "quota") && strcmp(c->cpu_view, "cpuset")) {
-		fprintf(stderr, "cvmfsd views: bad value for --cpu-view: '%s' (quota or cpuset)\n",
-			c->cpu_view);
+		log_error("bad value for --cpu-view: '%s' (quota or cpuset)", c->cpu_view);
 		return -EINVAL;
 	}
 	if (c->ct_ttl_ms == 0 || c->cache_ms == 0) {
-		fprintf(stderr, "cvmfsd views: --cache-ms and --ct-ttl-ms must be positive\n");
+		log_error("--cache-ms and --ct-ttl-ms must be positive");
 		return -EINVAL;
 	}
 	return 0;
@@ -127,25 +125,19 @@ static int open_roots(void)
 	struct stat st;
 	int r;
 
-	r = cg_layout_open(V->cfg.cgroup_root, &V->layout);
-	if (r < 0) {
-		fprintf(stderr, "cvmfsd views: --cgroup-root %s: no cgroup hierarchy found: %s\n",
-			V->cfg.cgroup_root, strerror(-r));
-		return r;
-	}
-	V->proc_fd = open(V->cfg.proc_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (V->proc_fd < 0) {
-		fprintf(stderr, "cvmfsd views: --proc-root %s: %s\n", V->cfg.proc_root, strerror(errno));
-		return -errno;
-	}
-	snprintf(cpu, sizeof(cpu), "%s/devices/system/cpu", V->cfg.sys_root);
-	V->sys_cpu_fd = open(cpu, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (V->sys_cpu_fd < 0) {
-		fprintf(stderr, "cvmfsd views: --sys-root: %s: %s\n", cpu, strerror(errno));
-		return -errno;
-	}
+	r = cg_layout_open(views_ctx->cfg.cgroup_root, &views_ctx->layout);
+	if (r < 0)
+		return log_error_errno(r, "--cgroup-root %s: no cgroup hierarchy found",
+				       views_ctx->cfg.cgroup_root);
+	views_ctx->proc_fd = open(views_ctx->cfg.proc_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (views_ctx->proc_fd < 0)
+		return log_error_errno(-errno, "--proc-root %s", views_ctx->cfg.proc_root);
+	snprintf(cpu, sizeof(cpu), "%s/devices/system/cpu", views_ctx->cfg.sys_root);
+	views_ctx->sys_cpu_fd = open(cpu, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (views_ctx->sys_cpu_fd < 0)
+		return log_error_errno(-errno, "--sys-root: %s", cpu);
 	if (stat("/proc/self/ns/pid", &st) == 0)
-		V->self_pidns = st.st_ino;
+		views_ctx->self_pidns = st.st_ino;
 	return 0;
 }
 
@@ -160,13 +152,13 @@ static int session_start(int i, const struct fuse_lowlevel_ops *ops, const char 
 	struct fuse_daemon *s = &sessions[i];
 	int r;
 
-	s->extra_opts = V->cfg.fuse_opts;
-	s->stopping = &V->stopping;
+	s->extra_opts = views_ctx->cfg.fuse_opts;
+	s->stopping = &views_ctx->stopping;
 	s->survive = true;
-	s->init_store = SV.init[i];
-	s->takeover_fd = SV.fuse[i];
+	s->init_store = views_sv.init[i];
+	s->takeover_fd = views_sv.fuse[i];
 	r = fuse_daemon_start(s, ops, sizeof(*ops), mnt);
-	if (r == 0 && SV.fuse[i] < 0)
+	if (r == 0 && views_sv.fuse[i] < 0)
 		survive_send_fuse(i, fuse_session_fd(s->se));
 	return r;
 }
@@ -185,20 +177,20 @@ static int views_serve(const char *mnt)
 	bool gone;
 
 	ct_tables_init();
-	fs_set_generation(SV.gen);
-	ids_attach(SV.ids);
+	fs_set_generation(views_sv.gen);
+	ids_attach(views_sv.ids);
 	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0 ||
 	    (r = ids_replay()) < 0)
 		return log_error_errno(r, "start");
 	/* Before the mounts, which a launcher waits for before it looks for
 	 * the socket. Not fatal: without it new CVMs trap nothing. */
-	if (supervise_start(mnt, SV.sock) < 0)
+	if (supervise_start(mnt, views_sv.sock) < 0)
 		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
-	r = session_start(SV_SHARED, &shared_ops, mnt);
+	r = session_start(SV_SHARED, &views_shared_ops, mnt);
 	if (r < 0)
 		goto out;
 	snprintf(ctmnt, sizeof(ctmnt), "%s/ct", mnt);
-	r = session_start(SV_CT, &ct_ops, ctmnt);
+	r = session_start(SV_CT, &views_ct_ops, ctmnt);
 	if (r < 0)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
@@ -207,7 +199,7 @@ static int views_serve(const char *mnt)
 	daemon_wait_stop(views_hup);
 	log_info("stopping");
 out:
-	__atomic_store_n(&V->stopping, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&views_ctx->stopping, true, __ATOMIC_RELEASE);
 	supervise_stop();
 	views_status_stop();
 	/* ct first: it is mounted inside the shared tree. Both are tried. */
@@ -225,13 +217,13 @@ static int views_run(const char *mnt)
 	int notify_fd = -1, r;
 
 	if (survive_inherited()) { /* an upgrade: the daemon runs on */
-		log_setup("cvmfsd views", !V->cfg.foreground, V->cfg.debug);
+		log_setup("cvmfsd views", !views_ctx->cfg.foreground, views_ctx->cfg.debug);
 		daemon_block_signals();
 	} else {
 		/* Before daemonising, so that errors reach the terminal. */
 		r = fuse_daemon_recover_stale(mnt);
-		if (r < 0 || (r = daemon_start("cvmfsd views", V->cfg.foreground, V->cfg.debug,
-					       &notify_fd)) < 0)
+		if (r < 0 || (r = daemon_start("cvmfsd views", views_ctx->cfg.foreground,
+					       views_ctx->cfg.debug, &notify_fd)) < 0)
 			return r;
 	}
 	r = survive_run(mnt, notify_fd);
@@ -246,7 +238,7 @@ int cvmfsd_views_main(int argc, char **argv)
 	char *mnt = NULL;
 	int r;
 
-	V = &v;
+	views_ctx = &v;
 	log_setup("cvmfsd views", false, false);
 	r = views_config_load(argc, argv, &mnt);
 	if (r == 0)

@@ -91,21 +91,21 @@ static int setup(void)
 	/* mem7g: swap not accounted (no memory.swap.current). */
 	fx_unlink(cg_dir, "cvmfs/mem7g/memory.swap.current");
 
-	V = &the_views;
-	V->cfg.cache_ms = 1;
-	V->cfg.ct_ttl_ms = 500;
-	V->cfg.pid_cache_ms = 250;
-	V->cfg.idle_expire_s = 600;
-	V->cfg.cpu_view = strdup("quota");
-	V->cfg.ct_parent = strdup("cvmfs");
-	r = cg_layout_open(cg_dir, &V->layout);
+	views_ctx = &the_views;
+	views_ctx->cfg.cache_ms = 1;
+	views_ctx->cfg.ct_ttl_ms = 500;
+	views_ctx->cfg.pid_cache_ms = 250;
+	views_ctx->cfg.idle_expire_s = 600;
+	views_ctx->cfg.cpu_view = strdup("quota");
+	views_ctx->cfg.ct_parent = strdup("cvmfs");
+	r = cg_layout_open(cg_dir, &views_ctx->layout);
 	if (r < 0)
 		return r;
-	V->proc_fd = open(proc_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	views_ctx->proc_fd = open(proc_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	cpu = join(sys_dir, "devices/system/cpu");
-	V->sys_cpu_fd = open(cpu, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	views_ctx->sys_cpu_fd = open(cpu, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	free(cpu);
-	if (V->proc_fd < 0 || V->sys_cpu_fd < 0)
+	if (views_ctx->proc_fd < 0 || views_ctx->sys_cpu_fd < 0)
 		return -errno;
 	views_thread_enter();
 	r = containers_init();
@@ -118,11 +118,11 @@ static void teardown(void)
 {
 	containers_fini();
 	host_fini();
-	cg_layout_close(&V->layout);
-	close(V->proc_fd);
-	close(V->sys_cpu_fd);
-	free(V->cfg.cpu_view);
-	free(V->cfg.ct_parent);
+	cg_layout_close(&views_ctx->layout);
+	close(views_ctx->proc_fd);
+	close(views_ctx->sys_cpu_fd);
+	free(views_ctx->cfg.cpu_view);
+	free(views_ctx->cfg.ct_parent);
 	fx_rm_tree(tmp);
 	free(proc_dir);
 	free(sys_dir);
@@ -724,16 +724,16 @@ static void test_quota(void)
 	EXPECT_TEXT("/cvmfs/one13", VF_CPU_ONLINE, "1\n");
 
 	/* cpu_view = cpuset ignores the quota. */
-	free(V->cfg.cpu_view);
-	V->cfg.cpu_view = strdup("cpuset");
+	free(views_ctx->cfg.cpu_view);
+	views_ctx->cfg.cpu_view = strdup("cpuset");
 	EXPECT_HOST("/cvmfs/quota", VF_CPUINFO);
 	EXPECT_HOST("/cvmfs/quota", VF_CPU_ONLINE);
 	EXPECT_HOST("/cvmfs/quota", VF_STAT);
 	EXPECT_CPUINFO("/cvmfs/half", 2, 3);
 	EXPECT_TEXT("/cvmfs/half", VF_CPU_ONLINE, "2-3\n");
 	EXPECT_CPUINFO("/cvmfs/cpuset13", 1, 3);
-	free(V->cfg.cpu_view);
-	V->cfg.cpu_view = strdup("quota");
+	free(views_ctx->cfg.cpu_view);
+	views_ctx->cfg.cpu_view = strdup("quota");
 	EXPECT_CPUINFO("/cvmfs/quota", 0, 1);
 }
 

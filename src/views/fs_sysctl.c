@@ -97,7 +97,7 @@ static int host_sysctl_text(const struct sc_def *d, char *buf, size_t size)
 	ssize_t n;
 
 	def_path(d, path, sizeof(path));
-	fd = openat(V->proc_fd, path, O_RDONLY | O_CLOEXEC);
+	fd = openat(views_ctx->proc_fd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	n = read(fd, buf, size - 1);
@@ -140,7 +140,6 @@ void sysctl_list(fuse_ino_t dir, void (*add)(void *ctx, const char *name, fuse_i
  * hierarchy that has it. Anonymous trees have no sysctls. */
 static int instance_of(unsigned ct_id, char *name, size_t size, struct stat *st)
 {
-	char rel[600];
 	struct ct *c;
 	bool named;
 
@@ -149,13 +148,7 @@ static int instance_of(unsigned ct_id, char *name, size_t size, struct stat *st)
 	if ((named = c && !c->anon))
 		snprintf(name, size, "%s", c->name);
 	urcu_memb_read_unlock(); /* an anonymous tree may go with its container */
-	if (!named)
-		return -ENOENT;
-	snprintf(rel, sizeof(rel), "%s/%s", V->cfg.ct_parent, name);
-	for (int r = 0; r < CG_NRES; r++)
-		if (V->layout.hier_fd[r] >= 0 && fstatat(V->layout.hier_fd[r], rel, st, 0) == 0)
-			return 0;
-	return -ENOENT;
+	return named ? ct_cgroup_stat(name, st) : -ENOENT;
 }
 
 /* The store of tree ct_id's current instance, made (empty) on first use;

@@ -155,7 +155,8 @@ static void lookup_sysctl(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* In ct/: NAME for a cgroup CT_PARENT/NAME, @ID for an anonymous tree. */
 static void ct_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	bool tree_root = ino_view(parent) && ino_tnode(parent) == T_ROOT;
+	/* A real-sysfs passthrough node's bits mean nothing here. */
+	bool tree_root = !(parent & PASS_BIT) && ino_view(parent) && ino_tnode(parent) == T_ROOT;
 	struct ct *ct = NULL;
 	struct stat st;
 	unsigned id = 0;

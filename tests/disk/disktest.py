@@ -1,4 +1,7 @@
-"""Helpers for the cvmfsd disk integration tests (Python 3 standard library).
+"""The disk's helpers for the cvmfsd disk integration tests (Python 3
+standard library), on top of the one harness, tests/lib/cvmfs_harness.py
+(results in TAP, skip, wait_for, cleanup), whose names this module also
+offers (dt.Results, dt.skip, dt.wait_for, dt.tmpdir, ...).
 
 Every test mounts real FUSE filesystems in tempfile.mkdtemp(prefix='cvmfs-test-')
 directories and undoes everything at exit, also on failure or a signal:
@@ -17,30 +20,27 @@ import errno
 import json
 import os
 import signal
-import shutil
-import stat
+import stat  # noqa: F401
 import subprocess
 import sys
 import tempfile
 import time
 
-SRC = os.environ.get('CVMFS_SRC') or os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.environ.get('CVMFS_BUILD') or os.path.join(SRC, 'build')
-CVMFSD = os.environ.get('CVMFSD') or os.path.join(BUILD, 'src', 'cvmfsd')
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'lib'))
+import cvmfs_harness as H  # noqa: E402
+from cvmfs_harness import cleanup_all, skip, wait_for  # noqa: E402,F401
+
+SRC = H.SRC
+BUILD = H.BUILD
+CVMFSD = H.CVMFSD
 CVMFS_STAT = os.path.join(BUILD, 'src', 'stat', 'cvmfs-stat')
-sys.path.insert(0, os.path.join(SRC, 'tests', 'integration'))
-import outcome  # noqa: E402  (the exit status from the checks)
 
-_daemons = []      # Popen objects we started
-_mounts = []       # (path, kind) in mount order; kind 'overlay' or 'fuse'
-_tmpdirs = []
-
-
-def skip(reason):
-    print('SKIP: %s' % reason, flush=True)
-    cleanup_all()
-    sys.exit(77)
+# The harness's registries: daemons are killed by pid at cleanup, mounts
+# ((path, 'fuse'|'overlay')) unmounted overlays first, temp dirs removed.
+_daemons = H.procs
+_mounts = H.mounts
+_tmpdirs = H.dirs
 
 
 def require_root_fuse():
@@ -52,66 +52,26 @@ def require_root_fuse():
         skip('cvmfsd not built at %s' % CVMFSD)
 
 
-class Results:
-    """Checks and what could not be checked. not_checked(reason) records
-    data a check needs that this machine cannot give (no tracepoints, no
-    kernel feature): where it is the test's point (the default), the test
-    ends with 77 and the reasons unless a check failed; a side check
-    (point=False) is noted and the test passes on the rest."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = []
-        self.unchecked = []   # the test's point: skip unless something failed
-        self.noted = []       # side checks left out: noted, the test passes
+class Results(H.Results):
+    """The harness's Results; check(name, ok, detail) as the disk tests
+    call it."""
 
     def check(self, name, ok, detail=None):
-        if ok:
-            self.passed += 1
-            print('ok   - %s' % name, flush=True)
-        else:
-            self.failed.append(name)
-            print('FAIL - %s%s' % (name, '\n       ' + str(detail) if detail is not None else ''),
-                  flush=True)
-        return ok
+        return super().check(name, ok, detail=detail)
 
     def eq(self, name, actual, expected):
-        return self.check(name, actual == expected,
-                          'expected: %r\n       actual:   %r' % (expected, actual))
-
-    def not_checked(self, reason, point=True):
-        outcome.not_checked(self.unchecked, self.noted, reason, point)
-
-    def done(self):
-        status = outcome.exit_status(self.passed, self.failed, self.unchecked, self.noted)
-        cleanup_all()
-        sys.exit(status)
+        return H.Results.check(self, name, actual == expected, actual, expected)
 
 
 def tmpdir():
-    d = tempfile.mkdtemp(prefix='cvmfs-test-')
-    _tmpdirs.append(d)
-    return d
+    return H.tempdir(mode=None)
 
 
 def is_mounted(path):
-    path = os.path.realpath(path)
-    with open('/proc/self/mounts') as f:
-        for line in f:
-            if line.split()[1] == path:
-                return True
-    return False
+    return H.is_mounted(os.path.realpath(path))
 
 
-def unmount(path, kind='fuse'):
-    if not is_mounted(path):
-        return
-    if kind == 'fuse':
-        subprocess.run(['fusermount3', '-u', '-q', path], stderr=subprocess.DEVNULL)
-    if is_mounted(path):
-        subprocess.run(['umount', path], stderr=subprocess.DEVNULL)
-    if is_mounted(path):
-        subprocess.run(['umount', '-l', path], stderr=subprocess.DEVNULL)
+unmount = H.unmount
 
 
 def overlay_mount(lower, upper, work, target):
@@ -217,17 +177,6 @@ class Disk:
         return open(self.log).read()
 
 
-def wait_for(pred, timeout=10.0):
-    """Poll pred() until it is true, for up to timeout seconds (a bound,
-    not a speed); its last value."""
-    deadline = time.time() + timeout
-    while True:
-        v = pred()
-        if v or time.time() >= deadline:
-            return v
-        time.sleep(0.02)
-
-
 def df_size(path):
     sv = os.statvfs(path)
     return sv.f_blocks * sv.f_frsize
@@ -303,37 +252,8 @@ def compare(res, label, disk, settle_s=0):
     return got, want
 
 
-def cleanup_all(*_):
-    for p in _daemons:
-        if p.poll() is None:
-            try:
-                p.kill()
-                p.wait(10)
-            except Exception:
-                pass
-    cleanup_overlays()
-    for path, kind in reversed(_mounts):
-        if kind == 'fuse':
-            unmount(path, 'fuse')
-    for d in _tmpdirs:
-        shutil.rmtree(d, ignore_errors=True)
-    _tmpdirs.clear()
-
-
 def cleanup_overlays():
-    for path, kind in reversed(_mounts):
-        if kind == 'overlay':
-            unmount(path, 'overlay')
-
-
-def _on_signal(sig, frame):
-    cleanup_all()
-    sys.exit(1)
-
-
-atexit.register(cleanup_all)
-signal.signal(signal.SIGTERM, _on_signal)
-signal.signal(signal.SIGINT, _on_signal)
+    H.unmount_registered('overlay')
 
 
 def run_as_nobody(cmd, **kw):

@@ -202,7 +202,7 @@ with dt.checked(res, disk):
     holder, via = hold_copy(disk)
     res.eq('fusermount3 -u: unmounts here',
            subprocess.run(['fusermount3', '-u', disk.mnt]).returncode, 0)
-    time.sleep(1)
+    time.sleep(1)  # the test: the daemon must not exit in this second
     res.check('fusermount3 -u: the daemon still serves the copy', disk.proc.poll() is None)
     dt.write_file(os.path.join(via, 'after-umount'), b'a' * 10000)
     res.eq('fusermount3 -u: the copy still works', read_file(os.path.join(via, 'after-umount')),

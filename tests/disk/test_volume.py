@@ -320,7 +320,7 @@ def test_grow_shrink():
                   os.path.getsize(os.path.join(d.lane('/home'), 'keep')) == 8 * M)
         conf(base, '48M')
         d.hup()
-        time.sleep(0.5)
+        time.sleep(0.5)  # the test: a shrink that must not come online in this time
         res.eq('SIGHUP shrink: not online (applied at the next start)', vt.statfs(d.mnt)[0],
                100 * M)
         d.stop()

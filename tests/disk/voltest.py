@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import disktest as dt
 
@@ -90,17 +89,12 @@ def our_loops():
 
 
 def cleanup():
+    """The harness's cleanup, with each DATA unmounted and our loop
+    devices detached between the mounts and the removal of the dirs."""
     for p in dt._daemons:
-        if p.poll() is None:
-            try:
-                p.kill()
-                p.wait(10)
-            except Exception:  # noqa: BLE001
-                pass
-    dt.cleanup_overlays()
-    for path, kind in reversed(dt._mounts):
-        if kind == 'fuse':
-            dt.unmount(path, 'fuse')
+        dt.H.kill_proc(p)
+    dt.H.unmount_registered('overlay')
+    dt.H.unmount_registered()
     for d in _datas:
         while dt.is_mounted(d):
             if subprocess.run(['umount', '-l', d], capture_output=True).returncode != 0:
@@ -137,9 +131,7 @@ def wait_no_loops(timeout=30):
     """Our loop devices, once autoclear has detached them (after the last
     lazy unmount lets go: seconds on a loaded machine); a bound, not a
     speed."""
-    t0 = time.time()
-    while our_loops() and time.time() - t0 < timeout:
-        time.sleep(0.05)
+    dt.wait_for(lambda: not our_loops(), timeout, 'our loop devices detached', 0.05)
     return our_loops()
 
 
@@ -161,7 +153,7 @@ def _on_signal(sig, frame):
     sys.exit(1)
 
 
-atexit.register(cleanup)   # runs before disktest's own (atexit is LIFO)
+atexit.register(cleanup)   # runs before the harness's own (atexit is LIFO)
 signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGINT, _on_signal)
 

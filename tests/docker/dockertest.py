@@ -162,16 +162,23 @@ def settled_figures(w, within=60):
     lanes' last walk saw every byte there (lanes_settled; the walks' bound
     is in doc/cvmfsd-disk.md, seconds under load)."""
     status = os.path.join(w.run_dir, 'disk', w.name + '.json')
-    time.sleep(1.2)
-    t0 = time.time()
-    while time.time() - t0 < within:
+
+    def mtime():
+        try:
+            return os.stat(status).st_mtime_ns
+        except OSError:
+            return None
+
+    def settled():
         try:
             with open(status) as f:
-                if '"lanes_settled":false' not in f.read():
-                    break
+                return '"lanes_settled":false' not in f.read()
         except OSError:
-            break
-        time.sleep(0.3)
+            return True
+
+    m0 = mtime()
+    T.wait_for(lambda: mtime() != m0, 5, 'the disk status published anew', 0.05)
+    T.wait_for(settled, within, 'the lanes settled', 0.3)
     return figures(w)
 
 

@@ -153,23 +153,34 @@ WRITER = ('import os, time\n'
           '    with open("count.tmp", "w") as f: f.write(str(i))\n'
           '    os.rename("count.tmp", "count")\n'
           '    time.sleep(0.05)\n')
+
+
+def count(mark):
+    """The writer's count so far; -1 before its first."""
+    try:
+        with open(mark) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return -1
+
+
 c = DT.CVM(w, layers, tag='kill9', **OPTS)
 ok, _ = c.wait_docker()
 if ok:
     wp = T.popen(['nsenter', '-t', str(c.pid), '-a', '/usr/bin/python3', '-c', WRITER])
-    time.sleep(1.5)
-    try:  # nsenter forks into the CVM's PID namespace: the writer is its child
-        with open('/proc/%d/task/%d/children' % (wp.pid, wp.pid)) as f:
-            writer = int(f.read().split()[0])
-    except (OSError, IndexError, ValueError):
-        writer = wp.pid
+    # nsenter forks into the CVM's PID namespace: the writer is its child,
+    # up once it has written its count.
+    writer = T.wait_for(lambda: [k for k, _ in LT.descendants(wp.pid)], 30, 'the writer up')
+    writer = writer[0] if writer else wp.pid
+    mark = '/proc/%d/cwd/count' % writer
+    T.wait_for(lambda: os.path.exists(mark), 30, 'the writer counting')
     with open(os.path.join(w.run_dir, 'disk', w.name + '.pid')) as f:
         dpid = int(f.read())
     os.kill(dpid, signal.SIGKILL)
-    mark = '/proc/%d/cwd/count' % writer
-    before = int(open(mark).read()) if os.path.exists(mark) else -1
-    time.sleep(1.5)
-    after = int(open(mark).read()) if os.path.exists(mark) else -1
+    before = count(mark)
+    # It goes on: a count past before (it writes every 50 ms), a bound of 30 s.
+    T.wait_for(lambda: count(mark) > before, 30, 'the writer counting on', 0.1)
+    after = count(mark)
     R.check('after kill -9 of the disk daemon the writer in /home goes on writing',
             0 < before < after, (before, after))
     open('/proc/%d/cwd/stop' % writer, 'w').close()

@@ -1,38 +1,35 @@
-"""Shared helpers for the cvmfs integration tests (Python 3 standard library only).
-
-Everything a test creates is registered here and undone at exit, also on
-failure, an exception, SIGTERM (meson's timeout) or SIGINT:
-  - processes started through this module are killed by their pid (and the
-    process group they lead, which this module created); never by name;
-  - daemons get SIGTERM, then SIGKILL; their mounts are unmounted with
-    `fusermount3 -u`, falling back to `umount -l` (MNT/ct before MNT);
-  - cgroup directories are removed (deepest first) only if this module
-    created them; parents such as `cvmfs` only if they were absent;
-  - temporary directories are removed.
+"""The views' helpers for the integration tests (Python 3 standard library
+only), on top of the one harness, tests/lib/cvmfs_harness.py (results in
+TAP, skip, wait_for, processes, mounts, cgroups and temp dirs undone at
+exit), whose names this module also offers (T.R, T.skip, T.run, ...):
+cvmfsd views daemons, v1 cgroups, namespaces, the parsing of /proc files
+and a fake v2 cgroup tree.
 
 Exit status: 0 all checks passed, 1 some check failed, 77 skipped (the
 machine lacks something, or what the test exists to check could not be
 collected here: Results.not_checked).
 """
 
-import atexit
-import errno
+import atexit  # noqa: F401  (tests use T.atexit)
+import errno  # noqa: F401
 import json
 import os
-import re
+import re  # noqa: F401
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import tempfile  # noqa: F401
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import outcome  # noqa: E402  (the exit status from the checks)
-SRC = os.environ.get('CVMFS_SRC') or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get('CVMFS_BUILD') or os.path.join(SRC, 'build')
-CVMFSD = os.environ.get('CVMFSD') or os.path.join(BUILD, 'src', 'cvmfsd')
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'lib'))
+import cvmfs_harness as H  # noqa: E402
+from cvmfs_harness import (  # noqa: E402,F401  (the shared names, as T.NAME)
+    BUILD, CVMFSD, SRC, TAG, Results, add_late_cleanup, cleanup_all, forget,
+    mount_table, mountpoints, mounts_under, pid_exists, popen, read_text, run,
+    skip, tempdir, unique, unmount, wait_for, is_mounted)
+
 PROBE = os.path.join(HERE, 'probe.py')
 PYTHON = sys.executable or 'python3'
 
@@ -41,64 +38,11 @@ V1_CONTROLLERS = ('memory', 'cpu', 'cpuacct', 'cpuset', 'blkio', 'pids')
 PROC_FILES = ('meminfo', 'cpuinfo', 'stat', 'uptime', 'loadavg', 'swaps', 'diskstats', 'vmstat')
 PSI_FILES = ('cpu', 'memory', 'io')
 
-TAG = 'cvmfs-test-'
-
-
-# ---------------------------------------------------------------- results
-
-class Results:
-    """Checks and what could not be checked (outcome.py): not_checked(reason)
-    where the machine cannot give what a check asserts on; the test then
-    skips (77) unless a check failed, or, for a side check (point=False),
-    notes it and passes on the rest."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = []
-        self.unchecked = []   # the test's point: skip unless something failed
-        self.noted = []       # side checks left out: noted, the test passes
-
-    def check(self, name, ok, actual=None, expected=None, detail=None):
-        if ok:
-            self.passed += 1
-            print('ok   - %s' % name, flush=True)
-        else:
-            msg = 'FAIL - %s' % name
-            if expected is not None or actual is not None:
-                msg += '\n       expected: %s\n       actual:   %s' % (
-                    _short(expected), _short(actual))
-            if detail:
-                msg += '\n       ' + str(detail).replace('\n', '\n       ')
-            self.failed.append(name)
-            print(msg, flush=True)
-        return ok
-
-    def eq(self, name, actual, expected, detail=None):
-        return self.check(name, actual == expected, actual, expected, detail)
-
-    def not_checked(self, reason, point=True):
-        outcome.not_checked(self.unchecked, self.noted, reason, point)
-
-    def summary_and_exit(self):
-        code = outcome.exit_status(self.passed, self.failed, self.unchecked, self.noted)
-        cleanup_all()
-        sys.exit(code)
-
-
-def _short(v, limit=1500):
-    s = repr(v) if not isinstance(v, str) else v
-    if len(s) > limit:
-        s = s[:limit] + '...(%d more chars)' % (len(s) - limit)
-    return s
-
+# The harness's registries and helpers under the names tests use.
+_procs, _mounts, _cgroups, _dirs = H.procs, H.mounts, H.cgroups, H.dirs
+_kill_proc, _rmdir_cgroup, _subdirs, _short = H.kill_proc, H.rmdir_cgroup, H._subdirs, H._short
 
 R = Results()
-
-
-def skip(reason):
-    print('SKIP: %s' % reason, flush=True)
-    cleanup_all()
-    sys.exit(77)
 
 
 def fatal(reason):
@@ -125,136 +69,6 @@ def require(v1=True, fuse=True):
         skip('cvmfsd binary not found at %s (set CVMFSD)' % CVMFSD)
 
 
-# ---------------------------------------------------------------- cleanup
-
-_procs = []      # Popen objects
-_mounts = []     # mountpoints, unmounted in reverse order
-_cgroups = []    # (directory, is_leaf) created by us, removed in reverse order
-_dirs = []       # temp dirs
-_late = []       # callables: what a killed program of ours would have undone
-_cleaned = False
-
-
-def add_late_cleanup(fn):
-    """fn() runs at cleanup once our processes are killed and our mounts
-    gone, before the temp dirs are removed (e.g. the cgroups a launcher
-    made and could not remove because it was killed)."""
-    _late.append(fn)
-
-
-def cleanup_all():
-    global _cleaned
-    if _cleaned:
-        return
-    _cleaned = True
-    for p in reversed(_procs):
-        _kill_proc(p)
-    for m in reversed(_mounts):
-        unmount(m)
-    for d, leaf in reversed(_cgroups):
-        _rmdir_cgroup(d, leaf)
-    for fn in reversed(_late):
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001  (cleanup goes on)
-            print('cleanup: %s: %s' % (getattr(fn, '__name__', fn), e), flush=True)
-    for d in reversed(_dirs):
-        for m in mounts_under(d):
-            unmount(m)
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def _on_signal(signum, frame):
-    print('interrupted by signal %d, cleaning up' % signum, flush=True)
-    cleanup_all()
-    os._exit(1)
-
-
-atexit.register(cleanup_all)
-signal.signal(signal.SIGTERM, _on_signal)
-signal.signal(signal.SIGINT, _on_signal)
-
-
-def _kill_proc(p, sig=signal.SIGKILL):
-    if p.poll() is None:
-        # The leader is not reaped, so its pid (= its group id) is ours.
-        try:
-            os.killpg(p.pid, sig)
-        except OSError:
-            pass
-        try:
-            p.send_signal(sig)
-        except OSError:
-            pass
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-    for f in (p.stdin, p.stdout, p.stderr):
-        try:
-            if f:
-                f.close()
-        except OSError:
-            pass
-
-
-def _subdirs(d):
-    try:
-        return [e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))]
-    except OSError:
-        return []
-
-
-def _rmdir_cgroup(d, leaf=True):
-    """Remove a cgroup directory we created. A leaf is ours alone: processes
-    left in it are ours and get killed. An intermediate directory (such as a
-    `cvmfs` parent we had to create) may meanwhile hold someone else's
-    cgroups: then it is left alone."""
-    deadline = time.time() + (10 if leaf else 2)
-    while True:
-        try:
-            os.rmdir(d)
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError as e:
-            if not leaf and _subdirs(d):
-                print('cleanup: leaving %s: it holds cgroups we did not create' % d, flush=True)
-                return False
-            if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.time() > deadline:
-                print('cleanup: cannot remove cgroup %s: %s' % (d, e), flush=True)
-                return False
-            if not leaf:
-                time.sleep(0.05)
-                continue
-            # Only processes we started can be in a cgroup we created.
-            try:
-                with open(os.path.join(d, 'cgroup.procs')) as f:
-                    for line in f:
-                        if line.strip():
-                            try:
-                                os.kill(int(line), signal.SIGKILL)
-                            except OSError:
-                                pass
-            except OSError:
-                pass
-            time.sleep(0.05)
-
-
-def tempdir(tag=''):
-    d = tempfile.mkdtemp(prefix='cvmfs-test-' + tag)
-    os.chmod(d, 0o755)
-    _dirs.append(d)
-    return d
-
-
-def popen(argv, **kw):
-    kw.setdefault('start_new_session', True)
-    p = subprocess.Popen(argv, **kw)
-    _procs.append(p)
-    return p
-
-
 def read_in_batches(kids, argv_of, batch):
     """Run argv_of(i) inside cgroup kids[i] (a wrap()-able helper), `batch`
     at a time, all of a batch at once; yields (i, rc, stdout, stderr) as
@@ -271,72 +85,6 @@ def read_in_batches(kids, argv_of, batch):
                 out, err = b'', b'timeout'
             forget(p)
             yield i, p.returncode, out.decode('latin-1'), err.decode('latin-1')
-
-
-def forget(p):
-    """Drop a finished process from the cleanup list (long loops)."""
-    try:
-        _procs.remove(p)
-    except ValueError:
-        pass
-
-
-def run(argv, timeout=60, input=None, env=None, check_rc=None):
-    """Run argv; returns (rc, stdout, stderr) as text. rc None on timeout."""
-    p = popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        out, err = p.communicate(input=input.encode() if isinstance(input, str) else input,
-                                 timeout=timeout)
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        _kill_proc(p)
-        out, err = b'', b'(timed out after %ss)' % str(timeout).encode()
-        rc = None
-    forget(p)
-    return rc, out.decode('latin-1'), err.decode('latin-1')
-
-
-# ---------------------------------------------------------------- mounts
-
-def _unescape(s):
-    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), s)
-
-
-def mount_table():
-    """[(mount id, mountpoint, fs type)] from /proc/self/mountinfo."""
-    res = []
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            parts = line.split()
-            fstype = parts[parts.index('-') + 1] if '-' in parts else ''
-            res.append((int(parts[0]), _unescape(parts[4]), fstype))
-    return res
-
-
-def mountpoints():
-    return [m for _, m, _ in mount_table()]
-
-
-def is_mounted(path):
-    return os.path.abspath(path) in mountpoints()
-
-
-def mounts_under(d):
-    d = os.path.abspath(d)
-    return [m for m in mountpoints() if m == d or m.startswith(d + '/')]
-
-
-def unmount(path):
-    for _ in range(3):
-        if not is_mounted(path):
-            return
-        subprocess.run(['fusermount3', '-u', '-q', path], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-        if not is_mounted(path):
-            return
-        subprocess.run(['umount', '-l', path], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
 
 
 # ---------------------------------------------------------------- daemon
@@ -524,10 +272,6 @@ class CGroup:
                     break
 
 
-def unique(name):
-    return '%s%s-%d' % (TAG, name, os.getpid())
-
-
 # ---------------------------------------------------------------- namespaces
 
 _NS_SCRIPT = r'''
@@ -619,19 +363,6 @@ def cpulist(text):
 def host_uptime():
     with open('/proc/uptime') as f:
         return float(f.read().split()[0])
-
-
-def read_text(path):
-    with open(path, 'rb') as f:
-        return f.read().decode('latin-1')
-
-
-def pid_exists(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().split(')')[-1].split()[0] != 'Z'
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------- v2 fixture

@@ -1,30 +1,18 @@
-"""A test's outcome from its checks, shared by the test libraries
-(cvmfstest.Results, tests/disk/disktest.Results); standard library only,
-no side effects on import.
+"""Kept for imports of old: the outcome of a test's checks is now
+Results.status() in the one harness, tests/lib/cvmfs_harness.py."""
 
-A check that cannot collect what it asserts on (the machine lacks a kernel
-feature, a tracepoint, a device) is recorded with the reason instead of
-passing: where it is what the test exists to check, the test skips (77)
-with its reasons unless another check failed; where it is a side check of
-a test that checks much else, it is noted and the test passes on the rest.
-"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'lib'))
+import cvmfs_harness  # noqa: E402
 
 
 def exit_status(passed, failed, unchecked, noted):
-    """Prints the summary; returns 1 if a check failed, else 77 (with
-    `SKIP: reasons`) if the test's point went unchecked, else 0."""
-    print('# %d checks, %d passed, %d failed' % (passed + len(failed), passed, len(failed)),
-          flush=True)
-    for f in failed:
-        print('#   failed: %s' % f, flush=True)
-    for n in noted:
-        print('#   not checked (a side check): %s' % n, flush=True)
-    if failed:
-        return 1
-    if unchecked:
-        print('SKIP: %s' % '; '.join(unchecked), flush=True)
-        return 77
-    return 0
+    r = cvmfs_harness.Results()
+    r.passed, r.failed, r.unchecked, r.noted = passed, list(failed), unchecked, noted
+    return r.status()
 
 
 def not_checked(unchecked, noted, reason, point):

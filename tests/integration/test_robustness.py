@@ -283,7 +283,7 @@ def sigterm_while_reading_held_dirs():
     threads = [threading.Thread(target=hammer, args=(fd,), daemon=True) for fd in fds]
     for t in threads:
         t.start()
-    time.sleep(0.2)
+    time.sleep(0.2)  # the test: the readers hammer for a while before the SIGTERM
     d.proc.send_signal(signal.SIGTERM)
     try:
         rc = d.proc.wait(timeout=10)

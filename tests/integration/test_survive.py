@@ -296,7 +296,7 @@ def main_run():
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     R.eq('CVM: readers started', line.strip(), 'ready', p.stderr.read() if not line else None)
-    time.sleep(1)
+    time.sleep(1)  # the test: the readers read for a second before the first kill
     times = []
     for _ in range(KILLS):
         t = takeover_ms(d.pid, w.views)

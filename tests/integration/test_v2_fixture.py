@@ -234,10 +234,14 @@ def main():
     for p in sleepers:
         T._kill_proc(p)
 
-    # A limit changed at run time shows after the cache period (cache-ms 100)
+    # A limit changed at run time shows after the cache period (cache-ms
+    # 100): polled for 2 s, a bound on a busy machine.
     fx.set_file('cvmfs-test-c2', 'memory.max', '536870912\n')
-    T.time.sleep(0.3)
-    v = read_as(d, fx, 'cvmfs-test-c2')
+
+    def shown():
+        v = read_as(d, fx, 'cvmfs-test-c2')
+        return v if v and T.meminfo(v['proc/meminfo']).get('MemTotal') == 524288 else None
+    v = T.wait_for(shown, 2, 'the new memory.max shown', 0.1) or read_as(d, fx, 'cvmfs-test-c2')
     if v:
         mem_checks('v2 C after memory.max -> 512M', v, {'MemTotal': 524288})
 

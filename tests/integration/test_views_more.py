@@ -55,6 +55,15 @@ exec "$@"
 '''
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of pid so far (0 once gone)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rpartition(')')[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError):
+        return 0
+
 def ns_argv(mnt, argv):
     return ['unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc',
             '--propagation', 'private', 'sh', '-c', BIND, 'cvt-ns', mnt] + list(argv)
@@ -113,7 +122,7 @@ def inside(out_dir):
     time.sleep(0.2)  # past cache-ms: the reads below walk the cgroup's threads
     before = read('/proc/stat')
     ping_pong(2000)
-    time.sleep(0.2)
+    time.sleep(0.2)  # past cache-ms: a time, no state to poll
     res['ctxt'] = (before, read('/proc/stat'))
     res['vmstat_before_dd'] = read('/proc/vmstat')
     res['dd'] = sh(['dd', 'if=/dev/zero', 'of=%s/dd.bin' % out_dir, 'bs=1M', 'count=8',
@@ -309,7 +318,8 @@ def real_cgroup(d):
         R.not_checked('no blkio throttle rule for %s (%s): I/O checks unreliable' % (out_dir, e),
                       point=False)
     burner = T.popen(cg.wrap(['sh', '-c', 'while :; do :; done']))
-    time.sleep(0.5)  # the loop runs
+    # The loop runs: it has had 0.3 s of CPU (a bound of 10 s).
+    T.wait_for(lambda: cpu_s(burner.pid) >= 0.3, 10, 'the burner loop running', 0.05)
     host_ctxt = stat_value(T.read_text('/proc/stat'), 'ctxt')
     host_vm = kv(T.read_text('/proc/vmstat'))
     rc, out, err = T.run(cg.wrap(ns_argv(d.mnt, [T.PYTHON, '-B', os.path.abspath(__file__),

@@ -290,13 +290,58 @@ def leftovers(name):
 
 
 def check_clean(label, name):
-    left = []
-    for _ in range(50):  # a stopping daemon may need a moment to go
-        left = leftovers(name)
-        if not left:
-            break
-        time.sleep(0.1)
-    T.R.eq(label + ': nothing left behind', left, [])
+    # A stopping daemon may need a moment to go: 5 s, a bound.
+    T.wait_for(lambda: not leftovers(name), 5, None, 0.1)
+    T.R.eq(label + ': nothing left behind', leftovers(name), [])
+
+
+def descendants(pid):
+    """[(pid, comm)] of every process below pid (through PID namespaces:
+    the host's view of /proc/PID/task/*/children)."""
+    res, todo = [], [pid]
+    while todo:
+        cur = todo.pop()
+        try:
+            tasks = os.listdir('/proc/%d/task' % cur)
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open('/proc/%d/task/%s/children' % (cur, t)) as f:
+                    kids = [int(k) for k in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            for k in kids:
+                try:
+                    with open('/proc/%d/comm' % k) as f:
+                        res.append((k, f.read().strip()))
+                except OSError:
+                    continue
+                todo.append(k)
+    return res
+
+
+def wait_descendant(pid, comm, timeout=30):
+    """The pid of a process named comm below pid (the CVM's init or its
+    program is up), polled for up to timeout * SLOW seconds; 0 if none."""
+    found = T.wait_for(lambda: [k for k, c in descendants(pid) if c == comm],
+                       timeout * SLOW, '%s running below %d' % (comm, pid), 0.05)
+    return found[0] if found else 0
+
+
+def listening(pid, port):
+    """Whether a TCP socket listens on port in pid's network namespace."""
+    want = ':%04X' % port
+    for name in ('tcp', 'tcp6'):
+        try:
+            with open('/proc/%d/net/%s' % (pid, name)) as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if parts[1].endswith(want) and parts[3] == '0A':
+                        return True
+        except OSError:
+            pass
+    return False
 
 
 def kill_group(p, sig=signal.SIGTERM):

@@ -124,11 +124,8 @@ LT.check_clean('pid FIFO', w.name)
 # A name already running: the second launcher fails, the first is unharmed.
 p = T.popen(w.argv(cmd=['/bin/sh', '-c', 'sleep 3; exit 4'], disk='200M'),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-for _ in range(100):
-    if os.path.exists(os.path.join(w.run_dir, 'disk', w.name + '.pid')):
-        break
-    time.sleep(0.05)
-time.sleep(0.3)
+# Running: its init (`sh`, then its `sleep 3`) is up.
+LT.wait_descendant(p.pid, 'sleep')
 rc, out, err = T.run(w.argv(cmd=['true'], disk='200M'), timeout=60)
 R.check('already running: non-zero, one line', rc not in (0, None) and
         len(err.splitlines()) == 1 and 'already running' in err, (rc, err))

@@ -4,6 +4,7 @@
  * pre-made cvmfs/NAME and cvmfs/NAME/ns with the limit files) — the backend writes the same
  * files there that it would write on a real v2 host. No privileges needed
  * (as root, the --userns delegation by chown is checked too). */
+#include "check.h"
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -18,8 +19,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-static int passed, failed;
-
 static void check_file(const char *root, const char *rel, const char *want)
 {
 	char path[4096], buf[256];
@@ -28,12 +27,8 @@ static void check_file(const char *root, const char *rel, const char *want)
 
 	snprintf(path, sizeof(path), "%s", rel);
 	n = read_at_buf(dfd, path, buf, sizeof(buf));
-	if (n >= 0 && !strcmp(buf, want)) {
-		passed++;
-		return;
-	}
-	failed++;
-	fprintf(stderr, "FAIL %s: expected '%s', got '%s'\n", rel, want, n >= 0 ? buf : strerror((int)-n));
+	if (!CHECK_MSG(n >= 0 && !strcmp(buf, want), "%s is '%s'", rel, want))
+		check_note("  got '%s'", n >= 0 ? buf : strerror((int)-n));
 }
 
 static void check_prefix(const char *root, const char *rel, const char *want)
@@ -42,13 +37,9 @@ static void check_prefix(const char *root, const char *rel, const char *want)
 	_cleanup_close_ int dfd = open(root, O_PATH | O_DIRECTORY);
 	ssize_t n = read_at_buf(dfd, rel, buf, sizeof(buf));
 
-	if (n >= 0 && !strncmp(buf, want, strlen(want))) {
-		passed++;
-		return;
-	}
-	failed++;
-	fprintf(stderr, "FAIL %s: expected to start with '%s', got '%s'\n", rel, want,
-		n >= 0 ? buf : strerror((int)-n));
+	if (!CHECK_MSG(n >= 0 && !strncmp(buf, want, strlen(want)), "%s starts with '%s'", rel,
+		       want))
+		check_note("  got '%s'", n >= 0 ? buf : strerror((int)-n));
 }
 
 static void touch(const char *root, const char *rel, const char *content)
@@ -73,12 +64,8 @@ static void check_owner(const char *root, const char *rel, uid_t uid)
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/%s", root, rel);
-	if (stat(path, &st) == 0 && st.st_uid == uid && st.st_gid == uid) {
-		passed++;
-		return;
-	}
-	failed++;
-	fprintf(stderr, "FAIL %s: expected owner %u:%u\n", rel, (unsigned)uid, (unsigned)uid);
+	CHECK_MSG(stat(path, &st) == 0 && st.st_uid == uid && st.st_gid == uid,
+		  "%s is owned by %u:%u", rel, (unsigned)uid, (unsigned)uid);
 }
 
 /* --io-bps/--io-iops: io.max on both levels for the device of DATA (the
@@ -91,17 +78,12 @@ static void check_io(struct launch *L, const char *root)
 	int r = step_io(L);
 
 	if (stat(root, &st) < 0 || major(st.st_dev) == 0) {
-		if (r == -EOPNOTSUPP) {
-			passed++;
-		} else {
-			failed++;
-			fprintf(stderr, "FAIL step_io on no block device: %s\n", strerror(-r));
-		}
+		if (!CHECK_MSG(r == -EOPNOTSUPP, "step_io refuses DATA on no block device"))
+			check_note("  got %s", strerror(-r));
 		return;
 	}
-	if (r < 0) {
-		failed++;
-		fprintf(stderr, "FAIL step_io: %s\n", strerror(-r));
+	if (!CHECK_MSG(r >= 0, "step_io")) {
+		check_note("  %s", strerror(-r));
 		return;
 	}
 	snprintf(want, sizeof(want), "%u:%u rbps=1048576 wbps=1048576 riops=100 wiops=100",
@@ -178,15 +160,10 @@ int main(void)
 	L.o.userns = geteuid() == 0;
 	L.o.userns_uid = L.o.userns_gid = 100000;
 	r = step_cgroup(&L);
-	if (r < 0) {
-		failed++;
-		fprintf(stderr, "FAIL step_cgroup: %s\n", strerror(-r));
+	if (!CHECK_MSG(r >= 0, "step_cgroup")) {
+		check_note("  %s", strerror(-r));
 	} else {
-		passed++;
-		if (strcmp(L.cg->name, "v2")) {
-			failed++;
-			fprintf(stderr, "FAIL backend: expected v2, got %s\n", L.cg->name);
-		}
+		CHECK_STR(L.cg->name, "v2");
 		check_file(root, "cvmfs/cvmfs-test-v2/memory.max", "268435456");
 		check_file(root, "cvmfs/cvmfs-test-v2/memory.swap.max", "0");
 		check_file(root, "cvmfs/cvmfs-test-v2/cpu.max", "150000 100000");
@@ -205,13 +182,9 @@ int main(void)
 		check_prefix(root, "cvmfs/cvmfs-test-v2/cgroup.subtree_control", "+pids");
 		/* The first process settles in ns/init, so the namespace root
 		 * holds none and the CVM may enable controllers there. */
-		if (L.dirs[0].leaf_fd < 0 || lcg_enter_leaf(&L) < 0) {
-			failed++;
-			fprintf(stderr, "FAIL ns/init/cgroup.procs not opened or not written\n");
-		} else {
-			passed++;
+		if (CHECK_MSG(L.dirs[0].leaf_fd >= 0 && lcg_enter_leaf(&L) >= 0,
+			      "ns/init/cgroup.procs opened and written"))
 			check_file(root, "cvmfs/cvmfs-test-v2/ns/init/cgroup.procs", "0");
-		}
 		check_prefix(root, "cvmfs/cgroup.subtree_control", "+pids");
 		check_prefix(root, "cgroup.subtree_control", "+pids");
 		if (L.o.userns) {
@@ -227,6 +200,5 @@ int main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
 		fprintf(stderr, "warning: could not remove %s\n", root);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_done();
 }

@@ -8,6 +8,7 @@
  *     program attached below (as dockerd/systemd inside would) cannot
  *     widen what the parent's allows.
  * Root and a cgroup2 hierarchy with device programs, else exit 77. */
+#include "check.h"
 #include "launch.h"
 
 #include "cvmfs/cleanup.h"
@@ -24,17 +25,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int passed, failed;
-
 static void check(const char *what, bool ok, const char *detail)
 {
-	if (ok) {
-		passed++;
-		printf("ok   - %s\n", what);
-	} else {
-		failed++;
-		printf("FAIL - %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
-	}
+	if (!CHECK_MSG(ok, "%s", what) && detail)
+		check_note("  %s", detail);
 }
 
 static int parse(const char *spec, size_t *n)
@@ -177,8 +171,7 @@ int main(void)
 
 	test_parse();
 	if (geteuid() != 0 || !(root = cgroup2_root())) {
-		printf("SKIP: the device program needs root and a cgroup2 hierarchy\n");
-		return failed ? 1 : 77;
+		return check_skip("the device program needs root and a cgroup2 hierarchy");
 	}
 	if (!mkdtemp(dir))
 		return perror("mkdtemp"), 1;
@@ -199,6 +192,5 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/loop-made-inside", dir);
 	unlink(path);
 	rmdir(dir);
-	printf("# %d checks, %d passed, %d failed\n", passed + failed, passed, failed);
-	return failed ? 1 : 0;
+	return check_done();
 }

@@ -47,7 +47,8 @@ for sig, name in ((signal.SIGTERM, 'SIGTERM'), (signal.SIGINT, 'SIGINT')):
 # A PID 1 with a handler stops on the forwarded signal itself.
 p = T.popen(w.argv(cmd=['/bin/sh', '-c', 'trap "exit 3" TERM; while :; do sleep 0.1; done'],
                    disk='200M'), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-time.sleep(1.5)
+# Its loop's first sleep: the trap is set by then.
+R.check('trap: CVM up', LT.wait_descendant(p.pid, 'sleep') > 0)
 p.send_signal(signal.SIGTERM)
 try:
     p.wait(timeout=30)

@@ -253,7 +253,7 @@ BG = r"""
 import ctypes, time
 libc = ctypes.CDLL(None, use_errno=True)
 buf = ctypes.create_string_buffer(128)
-time.sleep(1.5)  # cvmctl has returned by then
+time.sleep(1.5)  # the test: cvmctl has returned by then
 with open('/tmp/bg.out', 'w') as out:
     for _ in range(10):
         r = libc.syscall(99, buf)
@@ -282,7 +282,9 @@ if R.check('cvmctl exec: the CVM is up', os.path.exists(rec)):
     check_cvm('cvmctl exec', out, err, 512 * MiB, [0], [0, 1], host)
     rc, out, err = ctl_exec('sh', '-c', 'python3 /bg.py </dev/null >/dev/null 2>&1 &')
     R.eq('cvmctl exec of a background process: exit 0', rc, 0, err)
-    time.sleep(4)
+    # bg.py writes its 10 rows 1.5 s after cvmctl returned.
+    T.wait_for(lambda: len(ctl_exec('cat', '/tmp/bg.out')[1].splitlines()) >= 10,
+               30 * LT.SLOW, 'the 10 rows of bg.py written', 0.2)
     rc, out, err = ctl_exec('cat', '/tmp/bg.out')
     rows = [line.split() for line in out.splitlines()]
     R.eq('after cvmctl returned, its CMD\'s child: sysinfo answered as the CVM\'s (0, 512M)',
@@ -328,17 +330,19 @@ with open(LT.image() + '/loop.py', 'w') as fl:
     fl.write(LOOP)
 p = T.popen(w.argv(memory='512M', cmd=['python3', '/loop.py']), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
-time.sleep(3)
-vp = views_pid(p.pid)
+# The CVM has made its first 5 calls (the checks below) with the views daemon up.
+first = ''.join(p.stdout.readline() for _ in range(5))
+vp = T.wait_for(lambda: views_pid(p.pid), 30 * LT.SLOW, 'the views daemon up', 0.05)
 R.check('restart: the views daemon is the launcher\'s child', vp > 0, vp)
 if vp:
     os.kill(vp, signal.SIGKILL)
-time.sleep(3)
+time.sleep(3)  # the test: the CVM goes on calling for 3 s with no views daemon
 subprocess.run(['umount', '-l', w.views + '/ct'], stderr=subprocess.DEVNULL)
 subprocess.run(['umount', '-l', w.views], stderr=subprocess.DEVNULL)
 v2 = T.popen([T.CVMFSD, 'views', '-f', '-c', LT.empty_config(w.dir), w.views],
              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 out, err = p.communicate(timeout=60)
+out = first + out
 v2.send_signal(signal.SIGTERM)
 v2.wait(timeout=30)
 T.unmount(w.views + '/ct')

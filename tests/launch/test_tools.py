@@ -35,7 +35,7 @@ if os.cpu_count() < 2:
 PROBE_TEMPLATE = r'''
 import json, subprocess, time
 loop = subprocess.Popen(['sh', '-c', 'while :; do :; done'])
-time.sleep(1)
+time.sleep(1)  # the test: a second of load for top and the load average
 def sh(*argv):
     try:
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

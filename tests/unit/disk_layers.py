@@ -13,6 +13,10 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'lib'))
+import cvmfs_harness as H  # noqa: E402
+
 BELOW = ["core", "base"]
 MAY_USE = {
     "core": ["core"],
@@ -59,16 +63,15 @@ def main():
     objs = symbols(sys.argv[1], False)
     objs.update(symbols(sys.argv[2], True))
     where = {sym: (m, info[0]) for m, info in objs.items() for sym in info[1]}
-    bad = 0
+    res = H.Results()
     for member, (layer, _, used) in sorted(objs.items()):
-        for sym in sorted(used):
-            if sym in where and where[sym][1] not in MAY_USE[layer]:
-                print(f"not ok: {member} ({layer}) uses {sym} of "
-                      f"{where[sym][0]} ({where[sym][1]})")
-                bad += 1
+        up = ['%s of %s (%s)' % (sym, where[sym][0], where[sym][1]) for sym in sorted(used)
+              if sym in where and where[sym][1] not in MAY_USE[layer]]
+        res.check('%s (%s) uses no layer above' % (member, layer), not up,
+                  detail='\n'.join(up) or None)
     layers = sorted({info[0] for info in objs.values()})
-    print(f"{len(objs)} objects in layers {', '.join(layers)}: {bad} upward uses")
-    return 1 if bad else 0
+    print(f"# {len(objs)} objects in layers {', '.join(layers)}")
+    return res.status()
 
 
 if __name__ == "__main__":

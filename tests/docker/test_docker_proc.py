@@ -8,9 +8,10 @@ binds the views' per-reader files over /proc/{meminfo,stat,vmstat,...} and
 
 The same commands with `--runtime runc` (dockerd's own runc, without the
 hook) show the kernel's figures: the test checks they differ, which is the
-fix shown in one run. Modes: the default (user namespace, docker-init)
-and, when CVMFS_TEST_PROC_MODES has them, --no-userns and systemd as PID 1
-(each adds ~20 s)."""
+fix shown in one run. A container without -m sees its CVM's limits (the
+views walk up the cgroup tree). Modes (CVMFS_TEST_PROC_MODES, default all
+three, ~8 s each): the default (user namespace, docker-init), --no-userns,
+and systemd as PID 1."""
 import os
 import re
 import shutil
@@ -119,13 +120,16 @@ def one_cvm(layers, tag, *extra, **opts):
         print('# %s: default runtime (after): %s' % (tag, f), flush=True)
         rc, out, f = run(cvm, 'runc')
         kernel_figures(tag, out, f)
+        rc, out = cvm.sh('docker run --rm %s free -b' % DT.IMG, timeout=60)
+        R.check(tag + ': docker run without -m: free -b total == the CVM\'s 1 GiB',
+                ('Mem: %d ' % (1 << 30)) in ' '.join(out.split()) + ' ', out)
     cvm.stop()
 
 
 img = DT.LT.image()
 add_programs(img)
 layers = DT.image_layers(DT.test_layer())
-modes = os.environ.get('CVMFS_TEST_PROC_MODES', 'userns').split(',')
+modes = os.environ.get('CVMFS_TEST_PROC_MODES', 'userns,no-userns,systemd').split(',')
 if 'userns' in modes:
     one_cvm(layers, 'userns')
 if 'no-userns' in modes:

@@ -114,11 +114,14 @@ static json_t *daemon_json(int fd, const struct stat *st, const char *shown)
 	}
 	if (!(rts = json_object_get(cfg, "runtimes")))
 		json_object_set_new(cfg, "runtimes", rts = json_object());
-	rt = json_pack("{s:s}", "path", RUNTIME_PATH);
-	if (json_is_object(rts) && !json_object_get(rts, "cvmfs"))
+	if (!json_is_object(rts)) {
+		log_warn("%s: \"runtimes\" is not an object: left as it is", shown);
+		json_decref(cfg);
+		return NULL;
+	}
+	if (!json_object_get(rts, "cvmfs") &&
+	    (rt = json_pack("{s:s}", "path", RUNTIME_PATH)))
 		json_object_set_new(rts, "cvmfs", rt);
-	else
-		json_decref(rt);
 	if (!json_object_get(cfg, "default-runtime"))
 		json_object_set_new(cfg, "default-runtime", json_string("cvmfs"));
 	return cfg;
@@ -140,15 +143,18 @@ static int daemon_json_open(struct launch *L)
 	if (dir < 0)
 		return -errno;
 	fd = openat(dir, "daemon.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		fd = openat(dir, "daemon.json", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    0644);
-		if (fd >= 0 && write_all(fd, "{}\n", 3) < 0)
-			return -errno;
-		if (fd >= 0)
-			lseek(fd, 0, SEEK_SET);
+	if (fd >= 0 || errno != ENOENT)
+		return fd < 0 ? -errno : fd;
+	fd = openat(dir, "daemon.json", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write_all(fd, "{}\n", 3) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		int r = -errno;
+
+		close(fd);
+		return r;
 	}
-	return fd < 0 ? -errno : fd;
+	return fd;
 }
 
 /* Write cfg to MNT/dev/.cvmfs/docker-daemon.json, make that a read-only

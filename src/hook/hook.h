@@ -43,7 +43,12 @@ int container_enter(const struct oci_state *s, char *cg, size_t size, bool *insi
 /* tree.c */
 /* The container's tree: VIEWS/ct/NAME for cgroup /CT_PARENT/NAME, else
  * (inside only) the anonymous tree the views send a limited reader of this
- * container to. 0, 1 (no limit: nothing to bind) or a negative errno. */
-int views_tree(const struct hook_opts *o, const char *cg, bool inside, char *tree, size_t size);
+ * container to. 0, 1 (no limit: nothing to bind) or a negative errno.
+ * *generic: VIEWS has only the per-reader files (a CVM's /dev/.cvmfs/views,
+ * doc/cvmfs-hook.md), which render for whoever opens them: tree is VIEWS,
+ * bound whatever the limits (an inner container without its own still has
+ * its CVM's). */
+int views_tree(const struct hook_opts *o, const char *cg, bool inside, char *tree, size_t size,
+	       bool *generic);
 /* Bind the tree's files over ROOTFS's, read-only. */
-int bind_tree(const char *tree, const char *rootfs);
+int bind_tree(const char *tree, bool generic, const char *rootfs);

@@ -61,15 +61,15 @@ static int record_write(const struct hook_opts *o, const char *id, const char *t
 static int hook_create(const struct hook_opts *o, struct oci_state *s)
 {
 	char cg[4096], tree[PATH_MAX];
-	bool inside;
+	bool inside, generic;
 	int r;
 
 	if ((r = oci_rootfs_read(s)) < 0 || (r = container_enter(s, cg, sizeof(cg), &inside)) < 0)
 		return r;
-	r = views_tree(o, cg, inside, tree, sizeof(tree));
+	r = views_tree(o, cg, inside, tree, sizeof(tree), &generic);
 	if (r == 1)
 		return 0; /* no limit: the host's files are the container's */
-	if (r < 0 || (r = bind_tree(tree, s->rootfs)) < 0)
+	if (r < 0 || (r = bind_tree(tree, generic, s->rootfs)) < 0)
 		return r;
 	return record_write(o, s->id, tree);
 }

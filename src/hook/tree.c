@@ -5,6 +5,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -12,14 +13,20 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
-static const struct {
+/* The files cvm-launch binds into a CVM (src/launch/mounts.c). A '*'
+ * component stands for each entry of that directory of the tree (the
+ * host's block devices, NUMA nodes). Optional ones are left out where
+ * either side lacks them (a kernel without PSI, an older views daemon). */
+static const struct view_file {
 	const char *path;
-	bool optional; /* a kernel without PSI, an older views daemon */
+	bool optional;
 } view_files[] = {
-	{ "proc/meminfo" },	       { "proc/cpuinfo" },	     { "proc/stat" },
-	{ "proc/uptime" },	       { "proc/loadavg" },	     { "proc/swaps" },
-	{ "proc/diskstats" },	       { "proc/vmstat", true },	     { "proc/pressure/cpu", true },
-	{ "proc/pressure/memory", true }, { "proc/pressure/io", true }, { "sys/devices/system/cpu" },
+	{ "proc/meminfo" }, { "proc/cpuinfo" }, { "proc/stat" }, { "proc/uptime" },
+	{ "proc/loadavg" }, { "proc/swaps" }, { "proc/diskstats" },
+	{ "proc/vmstat", true }, { "proc/pressure/cpu", true }, { "proc/pressure/memory", true },
+	{ "proc/pressure/io", true }, { "sys/devices/system/cpu" }, { "sys/block/*/stat", true },
+	{ "sys/devices/system/node/*/cpulist", true }, { "sys/devices/system/node/*/cpumap", true },
+	{ "sys/devices/system/node/*/meminfo", true },
 };
 
 /* NAME of cgroup /PARENT/NAME, else NULL. */
@@ -57,12 +64,32 @@ static int anonymous_tree(const char *views, char *tree, size_t size)
 	return 0;
 }
 
-int views_tree(const struct hook_opts *o, const char *cg, bool inside, char *tree, size_t size)
+/* Only the per-reader part of a views mount: VIEWS/.generic and VIEWS/sys,
+ * which cvm-launch gives a CVM in /dev/.cvmfs/views (its proc/ links lead
+ * into ct/, which a CVM must not list: the other CVMs' trees). */
+static bool generic_only(const char *views)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/proc", views);
+	if (access(path, F_OK) == 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/.generic/meminfo", views);
+	return access(path, R_OK) == 0;
+}
+
+int views_tree(const struct hook_opts *o, const char *cg, bool inside, char *tree, size_t size,
+	       bool *generic)
 {
 	const char *name = name_under(cg, o->ct_parent);
 	char probe[PATH_MAX];
 	int r;
 
+	*generic = generic_only(o->views);
+	if (*generic) {
+		snprintf(tree, size, "%s", o->views);
+		return 0;
+	}
 	if (name)
 		snprintf(tree, size, "%s/ct/%s", o->views, name);
 	else if (!inside)
@@ -93,18 +120,65 @@ static int bind_ro(const char *src, const char *dst)
 	return 0;
 }
 
-int bind_tree(const char *tree, const char *rootfs)
+/* Where the tree has rel: at rel in a per-container tree; for the generic
+ * files, proc/FILE is .generic/FILE (there are no generic pressure files)
+ * and sys/devices/system/cpu is .generic/cpu (the shared tree's is a link
+ * into ct/ for a limited reader). */
+static void tree_path(const char *tree, bool generic, const char *rel, char *out, size_t size)
+{
+	if (generic && !strncmp(rel, "proc/", 5))
+		snprintf(out, size, "%s/.generic/%s", tree, rel + 5);
+	else if (generic && !strcmp(rel, "sys/devices/system/cpu"))
+		snprintf(out, size, "%s/.generic/cpu", tree);
+	else
+		snprintf(out, size, "%s/%s", tree, rel);
+}
+
+static int bind_one(const char *tree, bool generic, const char *rootfs, const char *rel,
+		    bool optional)
 {
 	char src[PATH_MAX], dst[PATH_MAX];
+
+	tree_path(tree, generic, rel, src, sizeof(src));
+	snprintf(dst, sizeof(dst), "%s/%s", rootfs, rel);
+	if (optional && (access(src, F_OK) < 0 || access(dst, F_OK) < 0))
+		return 0;
+	return bind_ro(src, dst);
+}
+
+/* A view_files entry: its one '*' replaced by each entry of the tree's
+ * directory there. */
+static int bind_each(const char *tree, bool generic, const char *rootfs,
+		     const struct view_file *f)
+{
+	const char *star = strchr(f->path, '*');
+	int len = star ? (int)(star - f->path) : 0;
+	char dir[PATH_MAX], rel[PATH_MAX];
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *e;
+	int r = 0;
+
+	if (!star)
+		return bind_one(tree, generic, rootfs, f->path, f->optional);
+	snprintf(rel, sizeof(rel), "%.*s", len, f->path);
+	tree_path(tree, generic, rel, dir, sizeof(dir));
+	if (!(d = opendir(dir)))
+		return f->optional ? 0 : log_error_errno(-errno, "open %s", dir);
+	while (r == 0 && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(rel, sizeof(rel), "%.*s%s%s", len, f->path, e->d_name, star + 1);
+		r = bind_one(tree, generic, rootfs, rel, f->optional);
+	}
+	return r;
+}
+
+int bind_tree(const char *tree, bool generic, const char *rootfs)
+{
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(view_files); i++) {
-		snprintf(src, sizeof(src), "%s/%s", tree, view_files[i].path);
-		snprintf(dst, sizeof(dst), "%s/%s", rootfs, view_files[i].path);
-		if (view_files[i].optional && (access(src, F_OK) < 0 || access(dst, F_OK) < 0))
-			continue;
-		if ((r = bind_ro(src, dst)) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(view_files); i++)
+		if ((r = bind_each(tree, generic, rootfs, &view_files[i])) < 0)
 			return r;
-	}
 	return 0;
 }

@@ -200,6 +200,8 @@ int launch_wait(struct launch *L);
 int child_mounts(struct launch *L);
 int child_pivot(struct launch *L);
 int child_cgroupfs(struct launch *L);
+/* inner.c: the views of the CVM's own containers (dockerd's runtime) */
+int child_inner(struct launch *L);
 
 /* mounts.c, in the parent before the clone: the top-level mountpoints */
 int mounts_prepare(struct launch *L);

@@ -568,7 +568,8 @@ int child_mounts(struct launch *L)
 	 * nothing else is mounted below them. */
 	if ((r = lanes_bind(L)) < 0 || (r = mount_fs(L)) < 0 || (r = child_cgroupfs(L)) < 0 || (r = fill_dev(L)) < 0 ||
 	    (r = devices_bind(L)) < 0 || /* --device /dev/PATH, devices.c */
-	    (r = bind_views(L)) < 0)
+	    (r = bind_views(L)) < 0 ||
+	    (r = child_inner(L)) < 0) /* the views of the CVM's own containers, inner.c */
 		return r;
 	return 0;
 }

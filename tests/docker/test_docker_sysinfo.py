@@ -4,9 +4,8 @@ busybox free/uptime/nproc, getconf _PHYS_PAGES,
 os.sysconf('SC_PHYS_PAGES'), nproc and os.sched_getaffinity agree with the
 container's own limits (the views' supervisor answers sysinfo and
 sched_getaffinity for the caller's cgroup); boot time from btime agrees
-with /proc/uptime. The container's /proc is runc's own procfs mount: top,
-vmstat and iostat there read the kernel's files (doc/cvmfsd-views.md,
-"Limits"), checked here for what they are."""
+with /proc/uptime. procps free/top/vmstat and iostat there, which read
+/proc files the views' hook binds: test_docker_proc.py."""
 import os
 import shutil
 
@@ -84,7 +83,7 @@ if cvm.wait_docker()[0]:
             f.get('pyaff') in ('0', '1'), f.get('pyaff'))
     R.check(lab + ': btime + /proc/uptime = now (within 2 s)',
             float(f.get('btimeskew', '99')) <= 2, f.get('btimeskew'))
-    print('# %s: /proc/meminfo MemTotal (runc\'s procfs, the kernel\'s): %s'
+    print('# %s: /proc/meminfo MemTotal (the views\' through cvmfs-hook): %s'
           % (lab, f.get('meminfo')), flush=True)
 cvm.stop()
 R.summary_and_exit()

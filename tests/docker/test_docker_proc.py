@@ -1,6 +1,7 @@
 """procps in an inner Docker container (docker run -m 256m --cpus 1) of a
 CVM (--memory 1G --cpus 2 --cpuset 0-1): free -b, top -bn1, vmstat 1 2,
-iostat and /proc/stat agree with the container's own limits. runc mounts a
+iostat and /proc/stat agree with the container's own limits; boot time from
+btime agrees with /proc/uptime, and top's first frame shows a busy loop. runc mounts a
 fresh procfs in each container; cvm-launch makes cvmfs-runc the CVM's
 dockerd's default runtime, which adds cvmfs-hook to each bundle, which
 binds the views' per-reader files over /proc/{meminfo,stat,vmstat,...} and
@@ -41,13 +42,18 @@ echo "vmstat $(vmstat 1 2 | tail -1)"
 echo "statcpus $(grep -c '^cpu[0-9]' /proc/stat)"
 echo "meminfo $(grep MemTotal /proc/meminfo)"
 if command -v iostat >/dev/null; then echo "iostat $(iostat -c | head -1)"; fi
+echo "btime $(grep '^btime' /proc/stat | cut -d' ' -f2) $(cut -d' ' -f1 /proc/uptime) $(date +%s)"
+sh -c 'while :; do :; done' & busy=$!
+sleep 1 # the load's run-up: top's first frame is what is checked
+top -bn1 -w 512 > /tmp/topload; kill $busy
+echo "topbusy $(grep '^%Cpu' /tmp/topload | head -1)"
 '''
 
 
 def add_programs(img):
     """free, top, vmstat (and iostat where the host has it) from the host,
     with their libraries and top's terminfo, into the image."""
-    for prog in PROCPS + (('iostat',) if IOSTAT else ()):
+    for prog in PROCPS + ('date',) + (('iostat',) if IOSTAT else ()):
         DT.LT._add_program(img, shutil.which(prog))
     for d in ('/usr/share/terminfo', '/lib/terminfo', '/etc/terminfo'):
         if os.path.isdir(d) and not os.path.exists(img + d):
@@ -91,6 +97,12 @@ def check(tag, out, f):
     R.check(lab + ': vmstat 1 2: us+sy+id+wa of the second line ~ 100',
             len(v) >= 16 and 98 <= sum(v[12:16]) <= 102, f.get('vmstat'))
     R.eq(lab + ': /proc/stat has 1 cpuN line', f.get('statcpus'), '1', out)
+    bt = f.get('btime', '').split()
+    R.check(lab + ': boot time from btime agrees with /proc/uptime (within 2 s)',
+            len(bt) == 3 and abs(int(bt[0]) + float(bt[1]) - int(bt[2])) <= 2, f.get('btime'))
+    m = re.search(r'([\d.]+) us, *([\d.]+) sy', f.get('topbusy', ''))
+    R.check(lab + ': top -bn1 first frame under a busy loop: us+sy >= 30 %',
+            m and float(m.group(1)) + float(m.group(2)) >= 30, f.get('topbusy'))
     if IOSTAT:
         R.check(lab + ': iostat says (1 CPU)', '(1 CPU)' in f.get('iostat', ''), f.get('iostat'))
     else:

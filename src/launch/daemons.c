@@ -13,6 +13,7 @@
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 #include "cvmfs/size.h"
+#include "cvmfs/view_files.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -99,7 +100,7 @@ int step_views(struct launch *L)
 	int r;
 
 	if (asprintf(&ct, "%s/ct", L->o.views) < 0 ||
-	    asprintf(&mine, "%s/ct/%s/proc/meminfo", L->o.views, L->o.name) < 0)
+	    asprintf(&mine, "%s/ct/%s/%s", L->o.views, L->o.name, cvmfs_view_files[0].path) < 0)
 		return -ENOMEM;
 	if (!is_mountpoint(ct) && (r = views_start(L, ct)) < 0)
 		return r;

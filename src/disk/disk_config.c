@@ -38,7 +38,7 @@ static const struct opt_def disk_opts[] = {
 	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]",
 	  "image layers, top first; repeated options append" },
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
-	  "live figures and pid file under DIR/disk/ (default /run/cvmfs)" },
+	  "live figures and pid file under DIR/disk/ (default " CVMFS_RUN_DIR ")" },
 	{ "options", 'o', OPT_LIST, O(fuse_opts), false, "FUSEOPTS",
 	  "extra FUSE mount options (allow_other,default_permissions are always set)" },
 	{ "stat-group", 0, OPT_STR, O(stat_group), false, "GROUP",

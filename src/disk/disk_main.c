@@ -18,6 +18,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -270,7 +271,7 @@ static int prepare(void)
 			D->cfg.image_idmap);
 		return -EINVAL;
 	}
-	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
 	r = mkdir_p(dir, 0755);
 	if (r < 0) {
 		fprintf(stderr, "cvmfsd disk: --run-dir %s: %s\n", dir, strerror(-r));

@@ -15,6 +15,7 @@
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 #include "cvmfs/req_counters.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -93,8 +94,8 @@ int publish_write(const char *state)
 	len = figures_to_json(&f, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
-	snprintf(name, sizeof(name), "%s.json", D->cfg.name);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
+	snprintf(name, sizeof(name), "%s" CVMFS_DISK_STATUS, D->cfg.name);
 	return write_atomic(dir, name, buf, (size_t)len, stat_gid == (gid_t)-1 ? 0600 : 0640,
 			    stat_gid, false);
 }
@@ -105,8 +106,8 @@ int publish_pidfile(bool create)
 	char dir[PATH_MAX], name[300];
 	int len;
 
-	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
-	snprintf(name, sizeof(name), "%s.pid", D->cfg.name);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
+	snprintf(name, sizeof(name), "%s" CVMFS_DISK_PID, D->cfg.name);
 	if (!create) {
 		if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 			return -ENAMETOOLONG;

@@ -14,6 +14,7 @@
 #include "cvmfs/log.h"
 #include "cvmfs/size.h"
 #include "cvmfs/view_files.h"
+#include "cvmfs/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -145,7 +146,7 @@ static pid_t disk_running(struct launch *L)
 	uint64_t pid;
 	ssize_t n;
 
-	if (asprintf(&pidfile, "%s/disk/%s.pid", L->o.run_dir, L->o.name) < 0)
+	if (!(pidfile = cvmfs_disk_file(L->o.run_dir, L->o.name, CVMFS_DISK_PID)))
 		return -ENOMEM;
 	n = read_regular_buf(AT_FDCWD, pidfile, buf, sizeof(buf));
 	if (n == -EINVAL || n == -EISDIR)

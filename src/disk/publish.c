@@ -14,6 +14,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 #include "cvmfs/req_counters.h"
 #include "cvmfs/paths.h"
 
@@ -27,6 +28,7 @@
 static pthread_t pub_thread;
 static bool pub_running;
 static gid_t stat_gid = (gid_t)-1;
+static bool answer_pending; /* protected by D->pub_lock */
 
 int publish_group(const char *group)
 {
@@ -117,20 +119,42 @@ int publish_pidfile(bool create)
 	return write_atomic(dir, name, buf, (size_t)len, 0644, (gid_t)-1, false);
 }
 
+void publish_answer(void)
+{
+	pthread_mutex_lock(&D->pub_lock);
+	answer_pending = true;
+	D->pub_kick = true;
+	pthread_cond_signal(&D->pub_cond);
+	pthread_mutex_unlock(&D->pub_lock);
+}
+
+static void request_remove(void)
+{
+	_cleanup_free_ char *path = cvmfs_disk_file(D->cfg.run_dir, D->cfg.name, CVMFS_DISK_LIMIT);
+
+	if (path && unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s: %s", path, strerror(errno));
+}
+
 static void *publish_loop(void *arg)
 {
 	struct timespec ts;
+	bool answer;
 	int r;
 
 	(void)arg;
 	disk_thread_enter(); /* nodes_maintain() resizes the RCU tables */
 	pthread_mutex_lock(&D->pub_lock);
 	while (!D->pub_stop) {
+		answer = answer_pending;
+		answer_pending = false;
 		pthread_mutex_unlock(&D->pub_lock);
 		nodes_maintain();
 		r = publish_write("running");
 		if (r < 0)
 			log_warn("%s/disk/%s.json: %s", D->cfg.run_dir, D->cfg.name, strerror(-r));
+		if (answer)
+			request_remove();
 		pthread_mutex_lock(&D->pub_lock);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 1;

@@ -366,8 +366,10 @@ static int disk_grow(struct launch *L, pid_t pid, uint64_t have)
 	unsigned long long want = L->o.disk;
 	int r = path && asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) >= 0 ? 0 : -ENOMEM;
 
-	if (r == 0 && (r = request_put(tmp, path, want)) == 0 && kill(pid, SIGHUP) < 0)
+	if (r == 0 && (r = request_put(tmp, path, want)) == 0 && kill(pid, SIGHUP) < 0) {
 		r = -errno;
+		unlink(path);
+	}
 	for (int i = 0; r == 0 && access(path, F_OK) == 0; i++) {
 		if (i == 6000) { /* 60 s: a volume's online grow takes a few */
 			unlink(path);

@@ -25,3 +25,11 @@ static inline char *cvmfs_disk_file(const char *run_dir, const char *name, const
 	return asprintf(&path, "%s/" CVMFS_DISK_DIR "/%s%s", run_dir, name, suffix) < 0 ? NULL
 											 : path;
 }
+
+/* A launcher's record of its CVM, which cvmctl reads:
+ * RUN_DIR/CVMFS_LAUNCH_DIR/NAME CVMFS_RECORD. */
+#define CVMFS_LAUNCH_DIR "launch"
+#define CVMFS_RECORD ".json"
+/* The views daemon's counts beside its mountpoint (MOUNT.json), which
+ * cvmfs-stat --prometheus reads. */
+#define CVMFS_VIEWS_STATUS ".json"

@@ -4,7 +4,8 @@ reads the answer in the disk's status), a smaller one is refused in one
 line naming both sizes, and so is a growth the daemon cannot apply (a loop
 volume's online growth needs CAP_SYS_RESOURCE): the disk keeps serving with
 its limit. Checked inside the CVM (df) and by cvmfs-stat. In the volume
-mode of the launches (CVMFS_TEST_VOLUME, else the launcher's default)."""
+mode of the launches (CVMFS_TEST_VOLUME, else the launcher's default);
+--net none: the host-wide leases of --net private are not this test's."""
 import json
 import os
 import subprocess
@@ -70,12 +71,12 @@ for _ in range(1500):
     time.sleep(0.02)
 R.check('the disk serves (%s)' % MODE, disk.poll() is None and os.path.ismount(mnt))
 
-rc, out, err = w.sh('echo kept > /root/k; df -B1 / | tail -n 1', '--no-userns', disk='200M')
+rc, out, err = w.sh('echo kept > /root/k; df -B1 / | tail -n 1', '--no-userns', net='none', disk='200M')
 R.eq('--disk as the running disk: used as it is, df shows it', (rc, df_size(out)),
      (0, 200 * LT.MiB), err)
 
 # Smaller: refused in one line naming both sizes; nothing asked of the disk.
-rc, out, err = w.sh('true', '--no-userns', disk='100M')
+rc, out, err = w.sh('true', '--no-userns', net='none', disk='100M')
 lines = launcher_lines(err)
 R.check('--disk 100M on a running 200M disk: refused in one line naming both sizes',
         rc == 125 and len(lines) == 1 and str(200 * LT.MiB) in lines[0] and
@@ -88,13 +89,13 @@ R.check('shrink refused: no request left in the run dir',
 
 # Larger: grown online where the daemon can, else refused in one line.
 t0 = time.monotonic()
-rc, out, err = w.sh('cat /root/k; df -B1 / | tail -n 1', '--no-userns', disk='300M')
+rc, out, err = w.sh('cat /root/k; df -B1 / | tail -n 1', '--no-userns', net='none', disk='300M')
 took = time.monotonic() - t0
 if CAN_GROW:
     R.eq('--disk 300M on a running 200M disk: grown, df inside shows 300M',
          (rc, out.split('\n')[0], df_size(out)), (0, 'kept', 300 * LT.MiB), err)
     R.eq('grown: cvmfs-stat limit 300M', stat_limit(w), 300 * LT.MiB)
-    rc, out, err = w.sh('df -B1 / | tail -n 1', '--no-userns', disk='300M')
+    rc, out, err = w.sh('df -B1 / | tail -n 1', '--no-userns', net='none', disk='300M')
     R.eq('grown: the next launch with --disk 300M uses it as it is', (rc, df_size(out)),
          (0, 300 * LT.MiB), err)
 else:

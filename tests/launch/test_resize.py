@@ -8,6 +8,7 @@ mode of the launches (CVMFS_TEST_VOLUME, else the launcher's default);
 --net none: the host-wide leases of --net private are not this test's."""
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -108,6 +109,22 @@ else:
     log.seek(0)
     R.check('growth refused: the daemon logged why', 'CAP_SYS_RESOURCE' in log.read())
 print('the resize launch took %.2f s' % took, flush=True)
+
+# A request that is not a size (not the launcher's: any writer of the run
+# dir): logged, removed, the limits kept.
+request = os.path.join(w.run_dir, 'disk', w.name + '.limit')
+before = stat_limit(w)
+with open(request, 'w') as f:
+    f.write('lots\n')
+os.kill(disk.pid, signal.SIGHUP)
+for _ in range(500):
+    if not os.path.exists(request):
+        break
+    time.sleep(0.01)
+log.seek(0)
+R.check('a bad request: removed, logged, the limit kept',
+        not os.path.exists(request) and "not a size: 'lots'" in log.read() and
+        stat_limit(w) == before, (os.path.exists(request), before, stat_limit(w)))
 R.check('the disk still serves its files', disk.poll() is None and
         open(os.path.join(mnt, 'root/k')).read() == 'kept\n')
 R.check('no request left in the run dir',

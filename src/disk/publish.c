@@ -16,7 +16,6 @@
 #include "cvmfs/log.h"
 #include "cvmfs/paths.h"
 #include "cvmfs/req_counters.h"
-#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -123,9 +122,8 @@ void publish_answer(void)
 {
 	pthread_mutex_lock(&D->pub_lock);
 	answer_pending = true;
-	D->pub_kick = true;
-	pthread_cond_signal(&D->pub_cond);
 	pthread_mutex_unlock(&D->pub_lock);
+	publish_kick();
 }
 
 static void request_remove(void)

@@ -371,10 +371,14 @@ static int disk_grow(struct launch *L, pid_t pid, uint64_t have)
 		unlink(path);
 	}
 	for (int i = 0; r == 0 && access(path, F_OK) == 0; i++) {
-		if (i == 6000) { /* 60 s: a volume's online grow takes a few */
+		bool gone = kill(pid, 0) < 0 && errno == ESRCH;
+
+		if (gone || i == 6000) { /* 60 s: a volume's online grow takes a few */
 			unlink(path);
-			return step_error(L, -ETIMEDOUT, "disk %s (pid %d) did not answer its "
-					  "resize to %llu bytes within 60 s", L->o.name, (int)pid, want);
+			return step_error(L, gone ? -ESRCH : -ETIMEDOUT, "disk %s (pid %d) %s its "
+					  "resize to %llu bytes", L->o.name, (int)pid,
+					  gone ? "exited before answering" : "did not answer within 60 s",
+					  want);
 		}
 		sleep_ms(10);
 	}

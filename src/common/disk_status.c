@@ -4,6 +4,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -297,7 +298,7 @@ int disk_status_load(const char *run_dir, const char *name, struct disk_status *
 	int r;
 
 	*s = (struct disk_status){ 0 };
-	if (asprintf(&path, "%s/disk/%s.json", run_dir, name) < 0)
+	if (!(path = cvmfs_disk_file(run_dir, name, CVMFS_DISK_STATUS)))
 		return -ENOMEM;
 	r = read_regular_alloc(AT_FDCWD, path, DISK_STATUS_MAX, &text, &len);
 	return r < 0 ? r : disk_status_parse(text, s);

@@ -6,6 +6,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -100,7 +101,7 @@ int cvm_read(const char *run_dir, const char *name, struct cvm *c)
 	size_t len;
 	int r;
 
-	if (asprintf(&path, "%s/launch/%s.json", run_dir, name) < 0)
+	if (asprintf(&path, "%s/" CVMFS_LAUNCH_DIR "/%s" CVMFS_RECORD, run_dir, name) < 0)
 		return -ENOMEM;
 	r = read_regular_alloc(AT_FDCWD, path, RECORD_MAX, &text, &len);
 	if (r < 0)
@@ -117,7 +118,7 @@ void cvm_remove_record(const char *run_dir, const char *name)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/launch/%s.json", run_dir, name);
+	snprintf(path, sizeof(path), "%s/" CVMFS_LAUNCH_DIR "/%s" CVMFS_RECORD, run_dir, name);
 	unlink(path);
 }
 
@@ -131,11 +132,12 @@ int cvm_find(const char *run_dir, const char *name, struct cvm *c)
 	}
 	r = cvm_read(run_dir, name, c);
 	if (r == -ENOENT) {
-		log_error("%s: no such CVM (no %s/launch/%s.json)", name, run_dir, name);
+		log_error("%s: no such CVM (no %s/" CVMFS_LAUNCH_DIR "/%s" CVMFS_RECORD ")", name,
+			  run_dir, name);
 		return r;
 	}
 	if (r < 0) {
-		log_error("%s: %s/launch/%s.json: %s", name, run_dir, name,
+		log_error("%s: %s/" CVMFS_LAUNCH_DIR "/%s" CVMFS_RECORD ": %s", name, run_dir, name,
 			  r == -EINVAL ? "not a launcher's record" : file_strerror(r));
 		return r;
 	}

@@ -5,6 +5,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -89,13 +90,14 @@ static size_t read_all(const char *run_dir, struct cvm *cs)
 	struct dirent *e;
 	size_t n = 0;
 
-	if (asprintf(&dir, "%s/launch", run_dir) < 0 || !(d = opendir(dir)))
+	if (asprintf(&dir, "%s/" CVMFS_LAUNCH_DIR, run_dir) < 0 || !(d = opendir(dir)))
 		return 0;
 	while ((e = readdir(d)) && n < MAX_CVMS) {
 		size_t len = strlen(e->d_name);
 		char name[128];
 
-		if (len <= 5 || len - 5 >= sizeof(name) || strcmp(e->d_name + len - 5, ".json"))
+		if (len <= 5 || len - 5 >= sizeof(name) ||
+		    strcmp(e->d_name + len - 5, CVMFS_RECORD))
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
 		if (!ctl_name_ok(name) || cvm_read(run_dir, name, &cs[n]) < 0)

@@ -22,7 +22,7 @@
 	{ "config", 'c', OPT_STR, O(config), true, "FILE",                     \
 	  "config file, section [ctl] (default " CVMFS_CONFIG_FILE ", read if present)" }, \
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",                     \
-	  "the launchers' records are in DIR/launch (default /run/cvmfs)" }
+	  "the launchers' records are in DIR/launch (default " CVMFS_RUN_DIR ")" }
 
 static const struct opt_def exec_defs[] = {
 	COMMON_OPTS,

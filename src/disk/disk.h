@@ -128,8 +128,10 @@ static inline void publish_kick(void)
 
 /* disk_config.c */
 int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountpoint);
-/* Re-read the config file: new limit and inodes, if it sets them. */
-int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes);
+/* Re-read the config file and a launcher's request: new limit and inodes,
+ * if they set them; *request tells whether a request was there (answered
+ * or not, the publisher removes it: publish_answer()). */
+int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes, bool *request);
 void disk_config_free(struct disk_config *c);
 /* The inode limit: inodes if set (0: none), else one per 16 KiB of limit. */
 uint64_t disk_inode_limit(uint64_t limit, uint64_t inodes);

@@ -5,15 +5,21 @@
  * the command line is parsed first with no config section wanted, then
  * each section is read into its own copy and the copies are merged field by
  * field. SIGHUP re-reads both sections; their limit and inodes replace the
- * running values (the file is what admins and the launcher edit). Without
- * an inodes value anywhere, the inode limit follows the byte limit. */
+ * running values (the file is what admins edit), unless cvm-launch asked
+ * for a limit (RUN_DIR/disk/NAME.limit), which wins as a command line
+ * would. Without an inodes value anywhere, the inode limit follows the
+ * byte limit. */
 #include "disk.h"
 
+#include "cvmfs/cleanup.h"
 #include "cvmfs/config.h"
+#include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 #include "cvmfs/paths.h"
+#include "cvmfs/size.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +44,7 @@ static const struct opt_def disk_opts[] = {
 	{ "image", 0, OPT_LIST, O(image), false, "DIR[:DIR...]",
 	  "image layers, top first; repeated options append" },
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
-	  "live figures and pid file under DIR/disk/ (default /run/cvmfs)" },
+	  "live figures and pid file under DIR/disk/ (default " CVMFS_RUN_DIR ")" },
 	{ "options", 'o', OPT_LIST, O(fuse_opts), false, "FUSEOPTS",
 	  "extra FUSE mount options (allow_other,default_permissions are always set)" },
 	{ "stat-group", 0, OPT_STR, O(stat_group), false, "GROUP",
@@ -214,21 +220,48 @@ int disk_config_load(struct disk_config *c, int argc, char **argv, char **mountp
 	return r;
 }
 
-int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes)
+/* The limit cvm-launch --disk asks of the running daemon: one size in
+ * RUN_DIR/disk/NAME.limit, put there by rename (never seen half written)
+ * and removed by the publisher once the status answers it (publish.c).
+ * 1 with *limit, 0 without a request, or a negative errno (logged). */
+static int limit_request(const struct disk_config *c, uint64_t *limit)
+{
+	_cleanup_free_ char *path = cvmfs_disk_file(c->run_dir, c->name, CVMFS_DISK_LIMIT);
+	char buf[32];
+	ssize_t n;
+
+	if (!path)
+		return -ENOMEM;
+	n = read_regular_buf(AT_FDCWD, path, buf, sizeof(buf));
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0)
+		return log_error_errno((int)n, "SIGHUP: %s: %s", path, file_strerror((int)n));
+	buf[strcspn(buf, "\n")] = '\0';
+	if (size_parse(buf, limit) < 0 || *limit == 0)
+		return log_error_errno(-EINVAL, "SIGHUP: %s: not a size: '%s'", path, buf);
+	return 1;
+}
+
+int disk_config_reload(struct disk_config *c, uint64_t *limit, uint64_t *inodes, bool *request)
 {
 	struct disk_config ws, def;
-	char *sect = section_name(c->name);
-	int r;
+	_cleanup_free_ char *sect = section_name(c->name);
+	uint64_t want;
+	int req = limit_request(c, &want), r;
 
-	if (!sect)
-		return -ENOMEM;
-	r = load_section(c->config, true, "disk", &def);
+	*request = req != 0;
+	if (!sect || req < 0)
+		return sect ? req : -ENOMEM;
+	/* A request needs no config file: the daemon may have none. */
+	r = load_section(c->config, !req, "disk", &def);
 	if (r == 0)
-		r = load_section(c->config, true, sect, &ws);
-	free(sect);
+		r = load_section(c->config, !req, sect, &ws);
 	if (r < 0)
 		return r;
-	if (ws.limit != UNSET || def.limit != UNSET)
+	if (req)
+		*limit = want;
+	else if (ws.limit != UNSET || def.limit != UNSET)
 		*limit = ws.limit != UNSET ? ws.limit : def.limit;
 	/* The file's inodes, else the command line's, else the default for
 	 * the (new) limit. */

@@ -18,6 +18,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -195,21 +196,11 @@ static bool session_stop(void)
 
 /* ---- lifecycle ---- */
 
-static void reload(void)
+static void apply_limit(uint64_t limit, uint64_t inodes)
 {
-	uint64_t limit = D->acct.limit_bytes, inodes = D->acct.limit_inodes;
-	int r = disk_config_reload(&D->cfg, &limit, &inodes);
-
-	if (r < 0) {
-		log_error("SIGHUP: %s: keeping limit %llu bytes, %llu inodes", D->cfg.config,
-			  (unsigned long long)D->acct.limit_bytes,
-			  (unsigned long long)D->acct.limit_inodes);
-		return;
-	}
 	if (volume_on()) { /* the kernel holds the limit: the volume's size */
 		D->cfg.limit = limit;
 		volume_resize(limit);
-		publish_kick();
 		return;
 	}
 	__atomic_store_n(&D->acct.limit_bytes, limit, __ATOMIC_RELAXED);
@@ -217,7 +208,27 @@ static void reload(void)
 	log_info("SIGHUP: limit %llu bytes, %llu inodes (0 = unlimited)",
 		 (unsigned long long)limit, (unsigned long long)inodes);
 	charge_settle(AREA_OTHER, 0, 0, 0, 0);
-	publish_kick();
+}
+
+/* SIGHUP: the limits from the config file or a launcher's request. The
+ * status published next shows what was applied; a request is removed
+ * only after it, so that its launcher reads the answer there. */
+static void reload(void)
+{
+	uint64_t limit = D->acct.limit_bytes, inodes = D->acct.limit_inodes;
+	bool request = false;
+	int r = disk_config_reload(&D->cfg, &limit, &inodes, &request);
+
+	if (r < 0)
+		log_error("SIGHUP: %s: keeping limit %llu bytes, %llu inodes", D->cfg.config,
+			  (unsigned long long)D->acct.limit_bytes,
+			  (unsigned long long)D->acct.limit_inodes);
+	else
+		apply_limit(limit, inodes);
+	if (request)
+		publish_answer();
+	else
+		publish_kick();
 }
 
 /* --rebuild with a volume: DATA is mounted only while we run, so the
@@ -266,7 +277,7 @@ static int prepare(void)
 			D->cfg.image_idmap);
 		return -EINVAL;
 	}
-	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
 	r = mkdir_p(dir, 0755);
 	if (r < 0) {
 		return log_error_errno(r, "--run-dir %s", dir);

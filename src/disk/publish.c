@@ -14,6 +14,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 #include "cvmfs/req_counters.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@
 static pthread_t pub_thread;
 static bool pub_running;
 static gid_t stat_gid = (gid_t)-1;
+static bool answer_pending; /* protected by D->pub_lock */
 
 int publish_group(const char *group)
 {
@@ -93,8 +95,8 @@ int publish_write(const char *state)
 	len = figures_to_json(&f, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
-	snprintf(name, sizeof(name), "%s.json", D->cfg.name);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
+	snprintf(name, sizeof(name), "%s" CVMFS_DISK_STATUS, D->cfg.name);
 	return write_atomic(dir, name, buf, (size_t)len, stat_gid == (gid_t)-1 ? 0600 : 0640,
 			    stat_gid, false);
 }
@@ -105,8 +107,8 @@ int publish_pidfile(bool create)
 	char dir[PATH_MAX], name[300];
 	int len;
 
-	snprintf(dir, sizeof(dir), "%s/disk", D->cfg.run_dir);
-	snprintf(name, sizeof(name), "%s.pid", D->cfg.name);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
+	snprintf(name, sizeof(name), "%s" CVMFS_DISK_PID, D->cfg.name);
 	if (!create) {
 		if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 			return -ENAMETOOLONG;
@@ -116,20 +118,41 @@ int publish_pidfile(bool create)
 	return write_atomic(dir, name, buf, (size_t)len, 0644, (gid_t)-1, false);
 }
 
+void publish_answer(void)
+{
+	pthread_mutex_lock(&D->pub_lock);
+	answer_pending = true;
+	pthread_mutex_unlock(&D->pub_lock);
+	publish_kick();
+}
+
+static void request_remove(void)
+{
+	_cleanup_free_ char *path = cvmfs_disk_file(D->cfg.run_dir, D->cfg.name, CVMFS_DISK_LIMIT);
+
+	if (path && unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s: %s", path, strerror(errno));
+}
+
 static void *publish_loop(void *arg)
 {
 	struct timespec ts;
+	bool answer;
 	int r;
 
 	(void)arg;
 	disk_thread_enter(); /* nodes_maintain() resizes the RCU tables */
 	pthread_mutex_lock(&D->pub_lock);
 	while (!D->pub_stop) {
+		answer = answer_pending;
+		answer_pending = false;
 		pthread_mutex_unlock(&D->pub_lock);
 		nodes_maintain();
 		r = publish_write("running");
 		if (r < 0)
 			log_warn("%s/disk/%s.json: %s", D->cfg.run_dir, D->cfg.name, strerror(-r));
+		if (answer)
+			request_remove();
 		pthread_mutex_lock(&D->pub_lock);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 1;

@@ -13,6 +13,8 @@
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 #include "cvmfs/size.h"
+#include "cvmfs/view_files.h"
+#include "cvmfs/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -99,7 +101,7 @@ int step_views(struct launch *L)
 	int r;
 
 	if (asprintf(&ct, "%s/ct", L->o.views) < 0 ||
-	    asprintf(&mine, "%s/ct/%s/proc/meminfo", L->o.views, L->o.name) < 0)
+	    asprintf(&mine, "%s/ct/%s/%s", L->o.views, L->o.name, cvmfs_view_files[0].path) < 0)
 		return -ENOMEM;
 	if (!is_mountpoint(ct) && (r = views_start(L, ct)) < 0)
 		return r;
@@ -144,7 +146,7 @@ static pid_t disk_running(struct launch *L)
 	uint64_t pid;
 	ssize_t n;
 
-	if (asprintf(&pidfile, "%s/disk/%s.pid", L->o.run_dir, L->o.name) < 0)
+	if (!(pidfile = cvmfs_disk_file(L->o.run_dir, L->o.name, CVMFS_DISK_PID)))
 		return -ENOMEM;
 	n = read_regular_buf(AT_FDCWD, pidfile, buf, sizeof(buf));
 	if (n == -EINVAL || n == -EISDIR)
@@ -334,17 +336,75 @@ static int disk_status_wait(struct launch *L, struct disk_status *s)
 	return r;
 }
 
+/* The request's text in tmp, renamed to path: never seen half written. */
+static int request_put(const char *tmp, const char *path, unsigned long long bytes)
+{
+	_cleanup_close_ int fd = -EBADF;
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%llu\n", bytes), r;
+
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, text, (size_t)n);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* A running disk's limit below --disk: asked of it (RUN_DIR/disk/NAME.limit,
+ * put by rename, then SIGHUP); the daemon removes the request once its
+ * status shows what it applied (src/disk/publish.c), which decides. */
+static int disk_grow(struct launch *L, pid_t pid, uint64_t have)
+{
+	_cleanup_free_ char *path = cvmfs_disk_file(L->o.run_dir, L->o.name, CVMFS_DISK_LIMIT);
+	_cleanup_free_ char *tmp = NULL;
+	__attribute__((cleanup(disk_status_free))) struct disk_status s = { 0 };
+	unsigned long long want = L->o.disk;
+	int r = path && asprintf(&tmp, "%s.%d.tmp", path, (int)getpid()) >= 0 ? 0 : -ENOMEM;
+
+	if (r == 0 && (r = request_put(tmp, path, want)) == 0 && kill(pid, SIGHUP) < 0) {
+		r = -errno;
+		unlink(path);
+	}
+	for (int i = 0; r == 0 && access(path, F_OK) == 0; i++) {
+		bool gone = kill(pid, 0) < 0 && errno == ESRCH;
+
+		if (gone || i == 6000) { /* 60 s: a volume's online grow takes a few */
+			unlink(path);
+			return step_error(L, gone ? -ESRCH : -ETIMEDOUT, "disk %s (pid %d) %s its "
+					  "resize to %llu bytes", L->o.name, (int)pid,
+					  gone ? "exited before answering" : "did not answer within 60 s",
+					  want);
+		}
+		sleep_ms(10);
+	}
+	if (r < 0 || (r = disk_status_load(L->o.run_dir, L->o.name, &s)) < 0)
+		return step_error(L, r, "disk %s: resize to %llu bytes", L->o.name, want);
+	if (s.limit_bytes != want)
+		return step_error(L, -EBUSY, "disk %s already runs (pid %d) with limit %llu bytes and "
+				  "could not grow it to %llu (--disk; its log says why); stop the "
+				  "CVM using it first", L->o.name, (int)pid,
+				  (unsigned long long)s.limit_bytes, want);
+	log_info("disk %s: limit grown from %llu to %llu bytes", L->o.name,
+		 (unsigned long long)have, want);
+	return 0;
+}
+
 /* A running disk serves this CVM only if it unions the same data and
- * image, shows the image with the same id shift and enforces the same
- * limit: otherwise the CVM would boot another image, a --userns CVM would
- * find its image owned by nobody, or the workspace would get another
- * size than asked. All of it from the status the daemon publishes
- * (include/cvmfs/disk_status.h); a daemon too old to say is not
+ * image and shows the image with the same id shift: otherwise the CVM
+ * would boot another image or a --userns CVM would find its image owned
+ * by nobody. Its limit is grown to --disk; a larger one is refused (a
+ * running disk does not shrink). All of it from the status the daemon
+ * publishes (include/cvmfs/disk_status.h); a daemon too old to say is not
  * second-guessed. */
 static int disk_check_running(struct launch *L, pid_t pid)
 {
 	__attribute__((cleanup(disk_status_free))) struct disk_status s = { 0 };
-	char idmap[80], want_limit[32], have_limit[32];
+	char idmap[80];
 	int r = disk_status_wait(L, &s);
 	struct {
 		const char *what, *have, *want;
@@ -353,15 +413,12 @@ static int disk_check_running(struct launch *L, pid_t pid)
 		{ "--data", s.data, L->o.data, true },
 		{ "--image", s.image, L->o.image, true },
 		{ "--image-idmap", s.image_idmap, idmap, false },
-		{ "limit (--disk)", have_limit, want_limit, false },
 	};
 
 	if (r < 0)
 		return step_error(L, r, "disk %s: its status in %s/disk%s", L->o.name, L->o.run_dir,
 				  r == -EINVAL ? ": not the status of cvmfsd disk" : "");
 	disk_idmap(L, idmap, sizeof(idmap));
-	snprintf(want_limit, sizeof(want_limit), "%llu", (unsigned long long)L->o.disk);
-	snprintf(have_limit, sizeof(have_limit), "%llu", (unsigned long long)s.limit_bytes);
 	for (unsigned i = 0; i < ARRAY_SIZE(checks); i++) {
 		const char *have = checks[i].have, *want = checks[i].want;
 
@@ -372,7 +429,12 @@ static int disk_check_running(struct launch *L, pid_t pid)
 					  L->o.name, (int)pid, checks[i].what, *have ? have : "(none)",
 					  *want ? want : "(none)");
 	}
-	return 0;
+	if (s.limit_bytes > L->o.disk)
+		return step_error(L, -EBUSY, "disk %s already runs (pid %d) with limit %llu bytes, "
+				  "this launch asks %llu (--disk): a running disk does not shrink; "
+				  "stop the CVM using it first", L->o.name, (int)pid,
+				  (unsigned long long)s.limit_bytes, (unsigned long long)L->o.disk);
+	return s.limit_bytes < L->o.disk ? disk_grow(L, pid, s.limit_bytes) : 0;
 }
 
 int step_disk(struct launch *L)

@@ -5,6 +5,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/view_files.h"
 
 #include <dirent.h>
 #include <linux/magic.h>
@@ -20,21 +21,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Files of the CVM's views tree bound over the same path in the CVM. A
- * '*' component stands for each entry of that directory of the tree (the
- * host's block devices, NUMA nodes). Optional ones are left out where
- * either side lacks them (a kernel without PSI, an older views daemon). */
-static const struct view_file {
-	const char *path;
-	bool optional;
-} view_files[] = {
-	{ "proc/meminfo" }, { "proc/cpuinfo" }, { "proc/stat" }, { "proc/uptime" },
-	{ "proc/loadavg" }, { "proc/swaps" }, { "proc/diskstats" },
-	{ "proc/vmstat", true }, { "proc/pressure/cpu", true }, { "proc/pressure/memory", true },
-	{ "proc/pressure/io", true }, { "sys/block/*/stat", true },
-	{ "sys/devices/system/node/*/cpulist", true }, { "sys/devices/system/node/*/cpumap", true },
-	{ "sys/devices/system/node/*/meminfo", true },
-};
 static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
 /* Given when the host has them: FUSE mounts are what a user-namespaced CVM
  * may make (fuse-overlayfs for its dockerd, sshfs); the kernel confines
@@ -483,9 +469,9 @@ static int bind_view(struct launch *L, const char *rel, bool optional)
 	return bind(L, src, dst, true);
 }
 
-/* A view_files entry: its one '*' replaced by each entry of the tree's
- * directory there. */
-static int bind_view_each(struct launch *L, const struct view_file *f)
+/* A cvmfs_view_files entry (include/cvmfs/view_files.h): its one '*'
+ * replaced by each entry of the tree's directory there. */
+static int bind_view_each(struct launch *L, const struct cvmfs_view_file *f)
 {
 	const char *star = strchr(f->path, '*');
 	int len = star ? (int)(star - f->path) : 0;
@@ -540,17 +526,14 @@ static int bind_sysctls(struct launch *L)
 /* The per-container views tree of the cgroup cvmfs/NAME. */
 static int bind_views(struct launch *L)
 {
-	char src[PATH_MAX], dst[PATH_MAX];
 	int r;
 
 	if ((r = bind_sysctls(L)) < 0)
 		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(view_files); i++)
-		if ((r = bind_view_each(L, &view_files[i])) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(cvmfs_view_files); i++)
+		if ((r = bind_view_each(L, &cvmfs_view_files[i])) < 0)
 			return r;
-	snprintf(src, sizeof(src), "%s/ct/%s/sys/devices/system/cpu", L->o.views, L->o.name);
-	snprintf(dst, sizeof(dst), "%s/sys/devices/system/cpu", L->mnt);
-	return bind(L, src, dst, true);
+	return 0;
 }
 
 int child_mounts(struct launch *L)

@@ -81,7 +81,7 @@ static const struct opt_def launch_defs[] = {
 	{ "views", 0, OPT_STR, O(views), false, "MOUNT",
 	  "the views' mountpoint (default " CVMFS_STATE_DIR "/views)" },
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
-	  "locks, pid and figure files (default /run/cvmfs)" },
+	  "locks, pid and figure files (default " CVMFS_RUN_DIR ")" },
 	{ "mnt-dir", 0, OPT_STR, O(mnt_dir), false, "DIR",
 	  "the disk is mounted at DIR/NAME (default " CVMFS_STATE_DIR "/mnt)" },
 	{ "rebuild", 0, OPT_BOOL, O(rebuild), true, NULL,

@@ -8,6 +8,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +71,8 @@ void record_write(struct launch *L)
 	if (L->child_pid <= 0)
 		return; /* CMD already ended: nothing to record */
 	len = record_text(L, text, sizeof(text));
-	snprintf(record_path, sizeof(record_path), "%s/launch/%s.json", L->o.run_dir, L->o.name);
+	snprintf(record_path, sizeof(record_path), "%s/" CVMFS_LAUNCH_DIR "/%s" CVMFS_RECORD,
+		 L->o.run_dir, L->o.name);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", record_path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0 || len < 0 || (size_t)len >= sizeof(text) ||

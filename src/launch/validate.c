@@ -5,6 +5,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -258,7 +259,7 @@ static int take_lock(struct launch *L)
 	char pid[32];
 	int r, n;
 
-	if (asprintf(&dir, "%s/launch", L->o.run_dir) < 0 ||
+	if (asprintf(&dir, "%s/" CVMFS_LAUNCH_DIR, L->o.run_dir) < 0 ||
 	    asprintf(&L->lock_path, "%s/%s.lock", dir, L->o.name) < 0)
 		return -ENOMEM;
 	r = mkdir_p(dir, 0755);

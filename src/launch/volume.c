@@ -13,6 +13,7 @@
 #include "cvmfs/disk_status.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -229,7 +230,7 @@ int volume_status(struct launch *L, pid_t pid)
 	size_t len;
 	int r;
 
-	if (asprintf(&path, "%s/disk/%s.json", L->o.run_dir, L->o.name) < 0)
+	if (!(path = cvmfs_disk_file(L->o.run_dir, L->o.name, CVMFS_DISK_STATUS)))
 		return -ENOMEM;
 	/* Published before the daemon reports ready; a daemon that was just
 	 * started by another launcher may still be on its way there. */

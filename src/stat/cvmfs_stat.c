@@ -32,7 +32,7 @@ static const struct opt_def stat_opts_defs[] = {
 	{ "config", 'c', OPT_STR, O(config), true, "FILE",
 	  "config file (default " CVMFS_CONFIG_FILE ", read if present)" },
 	{ "run-dir", 0, OPT_STR, O(run_dir), false, "DIR",
-	  "read the figures from DIR/disk/NAME.json (default /run/cvmfs)" },
+	  "read the figures from DIR/disk/NAME.json (default " CVMFS_RUN_DIR ")" },
 	{ "json", 0, OPT_BOOL, O(json), true, NULL,
 	  "print a JSON array of objects with integer byte counts" },
 	{ "prometheus", 0, OPT_BOOL, O(prometheus), true, NULL,
@@ -97,14 +97,14 @@ static int load_all(const char *run_dir, struct table *t)
 	struct dirent *de;
 	int r = 0;
 
-	snprintf(path, sizeof(path), "%s/disk", run_dir);
+	snprintf(path, sizeof(path), "%s/" CVMFS_DISK_DIR, run_dir);
 	d = opendir(path);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while (r == 0 && (de = readdir(d))) {
 		size_t l = strlen(de->d_name);
 
-		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json"))
+		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, CVMFS_DISK_STATUS))
 			continue;
 		r = load_one(dirfd(d), path, de->d_name, t);
 	}

@@ -4,6 +4,7 @@
 #include "prometheus.h"
 
 #include "cvmfs/fileio.h"
+#include "cvmfs/paths.h"
 #include "cvmfs/req_counters.h"
 
 #include <errno.h>
@@ -79,7 +80,7 @@ static void views(FILE *out, const char *mnt)
 	long pid = 0;
 	bool up;
 
-	snprintf(path, sizeof(path), "%s.json", mnt);
+	snprintf(path, sizeof(path), "%s" CVMFS_VIEWS_STATUS, mnt);
 	up = read_regular_buf(AT_FDCWD, path, buf, sizeof(buf)) > 0;
 	if (up) {
 		const char *p = strstr(buf, "\"pid\":");

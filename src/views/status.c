@@ -8,6 +8,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 #include "cvmfs/req_counters.h"
 
 #include <errno.h>
@@ -72,8 +73,10 @@ int views_status_start(const char *mnt)
 {
 	int r;
 
-	if (snprintf(pub.path, sizeof(pub.path), "%s.json", mnt) >= (int)sizeof(pub.path) ||
-	    snprintf(pub.tmp, sizeof(pub.tmp), "%s.json.tmp", mnt) >= (int)sizeof(pub.tmp))
+	if (snprintf(pub.path, sizeof(pub.path), "%s" CVMFS_VIEWS_STATUS, mnt) >=
+		    (int)sizeof(pub.path) ||
+	    snprintf(pub.tmp, sizeof(pub.tmp), "%s" CVMFS_VIEWS_STATUS ".tmp", mnt) >=
+		    (int)sizeof(pub.tmp))
 		return -ENAMETOOLONG;
 	pthread_cond_init(&pub.wake, NULL);
 	r = write_status();

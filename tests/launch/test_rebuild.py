@@ -57,8 +57,9 @@ def launcher_lines(err):
 
 
 # A disk already running for the name (an admin's, or one a killed launcher
-# left) is used when it unions the same data and image with the same limit,
-# and refused with one line otherwise: another image, another limit, or no
+# left) is used when it unions the same data and image (a smaller limit is
+# grown to --disk: test_resize.py), and refused with one line otherwise:
+# another image, a larger limit, or no
 # id shift for a --userns CVM (all from the status the disk publishes).
 w2 = LT.Workspace('reuse')
 mnt = os.path.join(w2.mnt_dir, w2.name)
@@ -82,9 +83,10 @@ R.check('and left running', disk.poll() is None and os.path.ismount(mnt))
 rc, out, err = w2.sh('true', '--userns', disk='200M')
 R.check('--userns on a disk without an id shift: refused in one line',
         rc == 125 and launcher_lines(err) == 1 and "--image-idmap '(none)'" in err, (rc, err))
-rc, out, err = w2.sh('true', '--no-userns', disk='300M')
-R.check('another limit (--disk 300M on a disk of 200M): refused in one line naming it',
-        rc == 125 and launcher_lines(err) == 2 and "limit (--disk) '209715200'" in err,
+# (A larger one grows it: test_resize.py.)
+rc, out, err = w2.sh('true', '--no-userns', disk='100M')
+R.check('a smaller limit (--disk 100M on a disk of 200M): refused in one line naming it',
+        rc == 125 and launcher_lines(err) == 2 and 'limit 209715200 bytes' in err,
         (rc, err))  # + the --no-userns warning
 rc, out, err = w2.sh('true', disk='200M', image_dirs=layer + ':' + LT.image())
 R.check('another image: refused in one line naming --image',

@@ -9,6 +9,7 @@
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
+#include "cvmfs/paths.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -166,7 +167,6 @@ void ghosts_fini(void)
  * directory, not in DATA: it must never take the workspace's space (a full
  * volume keeps room for DATA/state only), and a reboot forgets every
  * handle the kernel had anyway. */
-#define HANDLES_SUFFIX ".handles"
 #define HANDLES_MAGIC "cvmfs-handles-1\n"
 
 struct ghost_rec {
@@ -210,7 +210,8 @@ static unsigned save_table(FILE *f, struct cds_lfht *t, bool nodes, unsigned lef
 
 static int handles_paths(char *path, char *tmp, size_t size)
 {
-	int n = snprintf(path, size, "%s/disk/%s" HANDLES_SUFFIX, D->cfg.run_dir, D->cfg.name);
+	int n = snprintf(path, size, "%s/" CVMFS_DISK_DIR "/%s" CVMFS_DISK_HANDLES, D->cfg.run_dir,
+			 D->cfg.name);
 
 	if (n < 0 || (size_t)n >= size - 4)
 		return -ENAMETOOLONG;

@@ -1,7 +1,7 @@
 /* The list of view files the launcher binds (include/cvmfs/view_files.h)
  * against what cvmfsd views serves in a per-container tree: its node
  * table (src/views/fs_tree.c) walked from the root, without ct/ and
- * .generic/ (fs_ops.c hides both inside a per-container tree). Every file
+ * .generic/ (fs_ops_ct.c hides both inside a per-container tree). Every file
  * the views serve is in the list (a per-object directory's children as
  * '*', the cpu directory whole), and every entry is served: a file added to
  * the views cannot be forgotten by the launcher. */

@@ -135,6 +135,8 @@ bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info
 		passthrough_reply_arm(n->backing_id);
 	node_unlock(n);
 	fi->fh = (uint64_t)(uint32_t)fd | (uint64_t)io << 32;
+	/* Before the reply: a server taking over counts it again. */
+	journal_open(fd, n->ino, io, io == IO_PASSTHROUGH ? n->backing_id : 0);
 	fi->direct_io = io == IO_DIRECT || (io == IO_PASSTHROUGH && !open_is_reader(fi->flags));
 	fi->keep_cache = io == IO_CACHED;
 	if (r < 0)
@@ -151,9 +153,39 @@ bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info
 /* The kernel released fi (or never got it): close and uncount. */
 void open_released(struct dnode *n, struct fuse_file_info *fi)
 {
+	journal_release(fh_fd(fi)); /* before the number can be reused */
 	close(fh_fd(fi));
 	if (!n)
 		return;
 	open_io_end(n, fh_io(fi));
 	charge_released(n);
+}
+
+/* A server taking the connection over: the open file fd (a dead server's,
+ * kept in the fd table) counted on its node again, as reply_opened did. */
+void open_restore(int fd)
+{
+	NS_READ();
+	uint64_t ino;
+	unsigned io;
+	uint32_t backing_id;
+	struct dnode *n;
+
+	if (!journal_open_get(fd, &ino, &io, &backing_id))
+		return;
+	n = node_kget(ino);
+	if (!n)
+		return; /* the fd stays: the kernel's RELEASE closes it */
+	node_lock(n);
+	n->open_count++;
+	if (io == IO_PASSTHROUGH) {
+		n->passthrough_opens++;
+		n->backing_id = backing_id;
+	} else if (io == IO_DIRECT) {
+		n->direct_opens++;
+	} else {
+		n->cached_opens++;
+		n->page_cached = true;
+	}
+	node_unlock(n);
 }

@@ -120,7 +120,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return lookup_dot(req, parent, false);
 	if (!strcmp(name, ".."))
 		return lookup_dot(req, parent, true);
-	p = node_get(parent);
+	p = node_kget(parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
 	if (strlen(name) > 255)
@@ -165,7 +165,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	struct stat st;
 	int r;
 
@@ -184,7 +184,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
 	char buf[PATH_MAX];
 	ssize_t len;

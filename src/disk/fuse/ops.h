@@ -11,7 +11,8 @@
 /* session_io.c: the session's reads and writes, and INIT flags that
  * libfuse 3.14 would not pass on (op_init says which the kernel offers). */
 void session_io_init_flags(bool killpriv, bool parallel_dirops);
-int session_io_attach(struct fuse_session *se);
+/* The session's I/O hooks (fuse_daemon.io). */
+const struct fuse_custom_io *session_io_hooks(void);
 
 /* passthrough.c: reads of upper files straight from DATA/upper. */
 void passthrough_note_init_request(const void *buf, size_t len);
@@ -65,6 +66,7 @@ bool open_is_direct(int flags);
 bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info *fi,
 		  const struct fuse_entry_param *e);
 void open_released(struct dnode *n, struct fuse_file_info *fi);
+void open_restore(int fd);
 static inline int fh_fd(const struct fuse_file_info *fi)
 {
 	return (int)(uint32_t)fi->fh;

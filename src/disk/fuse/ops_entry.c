@@ -158,7 +158,7 @@ static struct dnode *new_node(struct dnode *p, const char *name, const struct st
 static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct mkreq *m,
 		   struct dnode **out, struct stat *st)
 {
-	struct dnode *p = node_get(parent);
+	struct dnode *p = node_kget(parent);
 	_cleanup_close_ int pfd = -EBADF;
 	int64_t res = mk_reserve_bytes(m);
 	struct stat pst;
@@ -234,7 +234,7 @@ void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 static int do_tmpfile(fuse_req_t req, fuse_ino_t parent, struct mkreq *m, struct dnode **out,
 		      struct stat *st)
 {
-	struct dnode *p = node_get(parent);
+	struct dnode *p = node_kget(parent);
 	_cleanup_close_ int pfd = -EBADF;
 	struct stat pst;
 	int fd, r;
@@ -327,7 +327,7 @@ static int link_at(int sfd, int pfd, const char *name, enum area ar)
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino), *np = node_get(newparent), *nn;
+	struct dnode *n = node_kget(ino), *np = node_kget(newparent), *nn;
 	_cleanup_close_ int pfd = -EBADF, sfd = -EBADF;
 	struct stat st;
 	int r;

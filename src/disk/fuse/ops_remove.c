@@ -42,7 +42,7 @@ static int target_find(fuse_ino_t parent, const char *name, struct target *t)
 	int r;
 
 	*t = (struct target){ 0 };
-	t->p = node_get(parent);
+	t->p = node_kget(parent);
 	if (!t->p)
 		return -ESTALE;
 	r = node_lookup(t->p, name, &t->f);

@@ -39,7 +39,7 @@ static int side_init(struct side *s, fuse_ino_t parent, const char *name)
 
 	memset(s, 0, sizeof(*s));
 	s->name = name;
-	s->p = node_get(parent);
+	s->p = node_kget(parent);
 	if (!s->p)
 		return -ESTALE;
 	if (!name_valid(name))

@@ -418,6 +418,12 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
+	return node_obtain_as(parent, name, layer, lmask, st, gen, ino_for(layer, st->st_ino));
+}
+
+struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
+			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want)
+{
 	struct dnode *n = node_find_real(layer, st->st_ino);
 
 	if (n)
@@ -426,8 +432,9 @@ struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer
 	if (!n)
 		return NULL;
 	__atomic_add_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL);
-	node_publish_ino(n, ino_for(layer, st->st_ino));
+	node_publish_ino(n, want);
 	node_set_real(n, layer, st->st_ino);
+	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen);
 	/* Several links: the path of this name may go, the handle stays. */
 	if (layer == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1)
 		node_keep_handle(n);
@@ -451,6 +458,7 @@ int node_move(struct dnode *n, struct dnode *p, const char *name)
 	__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
 	node_unref(n->parent);
 	n->parent = p;
+	journal_node(n->ino, p->ino, name, n->layer, n->real_ino, n->gen);
 	return 0;
 }
 

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""cvmfsd disk survives kill -9s of its server (issue 17, doc/cvmfsd-disk.md).
+
+A workload on a mounted disk (an image layer below): an untar in a loop, a
+writer that writes + fsyncs files and reads them back, one file kept open
+across every kill (written, fsynced and read back through the same fd),
+and `ls -R` of the whole tree. The server is killed with SIGKILL 10 times
+(the supervisor, the pid started, restarts it). Checks: 0 errors seen by
+the workload, the fsync'ed data intact, the live figures equal a recount
+afterwards, a take-over time from each kill to the first answered request
+(printed), and the log's take-over lines.
+
+Also: with CVMFS_DISK_TEST_NO_RESEND (a kernel without FUSE_NOTIFY_RESEND)
+a kill ends the daemon with one line and no restart, as before.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import disktest as dt  # noqa: E402
+
+KILLS = int(os.environ.get('CVMFS_SURVIVE_KILLS', '10'))
+
+
+def server_pid(sup):
+    try:
+        with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
+            kids = f.read().split()
+    except OSError:
+        return 0
+    return int(kids[0]) if kids else 0
+
+
+def make_tarball(base):
+    src = os.path.join(base, 'tarsrc')
+    for d in range(20):
+        p = os.path.join(src, 'd%02d' % d)
+        os.makedirs(p)
+        for i in range(50):
+            with open(os.path.join(p, 'f%03d' % i), 'wb') as f:
+                f.write(os.urandom(100 + 97 * i))
+    tb = os.path.join(base, 'src.tar')
+    with tarfile.open(tb, 'w') as t:
+        t.add(src, arcname='t')
+    return tb
+
+
+class Workload:
+    def __init__(self, mnt, tarball):
+        self.mnt = mnt
+        self.tarball = tarball
+        self.stop = threading.Event()
+        self.errors = []
+        self.ops = {'untar': 0, 'write': 0, 'lsR': 0, 'held': 0}
+        self.files = {}  # path -> bytes, fsync'ed
+        self.lock = threading.Lock()
+
+    def err(self, what):
+        with self.lock:
+            self.errors.append(what)
+        print('workload error: %s' % what, flush=True)
+
+    def untar(self):
+        n = 0
+        while not self.stop.is_set():
+            d = os.path.join(self.mnt, 'untar', str(n % 3))
+            r = subprocess.run(['sh', '-c', 'rm -rf "$1" && mkdir -p "$1" && tar -xf "$2" -C "$1"',
+                                'x', d, self.tarball], capture_output=True, text=True)
+            if r.returncode:
+                self.err('untar: %s' % r.stderr.strip()[:300])
+            self.ops['untar'] += 1
+            n += 1
+
+    def writer(self):
+        os.makedirs(os.path.join(self.mnt, 'w'), exist_ok=True)
+        n = 0
+        while not self.stop.is_set():
+            p = os.path.join(self.mnt, 'w', 'f%04d' % n)
+            data = os.urandom(4096 + (n * 7919) % 300000)
+            try:
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                with self.lock:
+                    self.files[p] = data
+                with open(p, 'rb') as f:
+                    if f.read() != data:
+                        self.err('%s: read back differs' % p)
+            except OSError as e:
+                self.err('write %s: %s' % (p, e))
+            self.ops['write'] += 1
+            n += 1
+
+    def held(self):
+        """One fd open across every kill: its file handle must survive."""
+        p = os.path.join(self.mnt, 'held')
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        off = 0
+        try:
+            while not self.stop.is_set():
+                block = os.urandom(8192)
+                try:
+                    os.pwrite(fd, block, off)
+                    os.fsync(fd)
+                    if os.pread(fd, 8192, off) != block:
+                        self.err('held: read back differs at %d' % off)
+                    with self.lock:
+                        self.files[p] = self.files.get(p, b'') + block
+                    off += 8192
+                except OSError as e:
+                    self.err('held fd at %d: %s' % (off, e))
+                self.ops['held'] += 1
+                time.sleep(0.005)
+        finally:
+            os.close(fd)
+
+    def ls_r(self):
+        while not self.stop.is_set():
+            r = subprocess.run(['ls', '-R', self.mnt], capture_output=True, text=True)
+            # An untar's rm -rf racing the listing may remove what ls was
+            # about to enter: that is the workload, not the daemon.
+            bad = [line for line in r.stderr.splitlines()
+                   if 'No such file or directory' not in line]
+            if r.returncode and bad:
+                self.err('ls -R: %s' % '; '.join(bad)[:300])
+            self.ops['lsR'] += 1
+
+    def start(self):
+        self.threads = [threading.Thread(target=f, daemon=True)
+                        for f in (self.untar, self.writer, self.held, self.ls_r)]
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(120)
+
+
+def takeover_ms(mnt, sup):
+    """Kill the server; the time until a new one answers a request
+    (stat of a name nobody looked up yet: a LOOKUP the kernel sends)."""
+    old = server_pid(sup)
+    if not old:
+        return None, 'no server pid'
+    t0 = time.monotonic()
+    os.kill(old, signal.SIGKILL)
+    n = 0
+    while time.monotonic() - t0 < 20:
+        n += 1
+        try:
+            os.stat(os.path.join(mnt, 'probe-%d-%d' % (old, n)))
+        except FileNotFoundError:
+            pass
+        new = server_pid(sup)
+        if new and new != old:
+            return (time.monotonic() - t0) * 1000, None
+        time.sleep(0.001)
+    return None, 'no new server in 20 s'
+
+
+def survive_kills(res, base):
+    img = os.path.join(base, 'img')
+    os.makedirs(os.path.join(img, 'etc', 'deep', 'er'))
+    for i in range(200):
+        dt.write_file(os.path.join(img, 'etc', 'deep', 'er', 'i%03d' % i), 'image %d\n' % i)
+    tb = make_tarball(base)
+    disk = dt.Disk(os.path.join(base, 'a'), limit='1G', images=[img])
+    os.makedirs(disk.base, exist_ok=True)
+    disk.mnt = os.path.join(disk.base, 'mnt')
+    os.makedirs(disk.mnt, exist_ok=True)
+    with dt.checked(res, disk):
+        disk.start()
+        sup = disk.proc.pid
+        res.check('a server runs under the supervisor', server_pid(sup) > 0)
+        w = Workload(disk.mnt, tb)
+        w.start()
+        times = []
+        time.sleep(1.0)
+        for k in range(KILLS):
+            ms, why = takeover_ms(disk.mnt, sup)
+            res.check('kill %d: a new server' % (k + 1), ms is not None, why)
+            if ms is not None:
+                times.append(ms)
+            time.sleep(1.0)
+        time.sleep(0.5)
+        w.finish()
+        print('workload: %s, errors: %d' % (w.ops, len(w.errors)), flush=True)
+        if times:
+            times.sort()
+            print('take-over (kill -> a LOOKUP answered): median %.1f ms, max %.1f ms' % (
+                times[len(times) // 2], times[-1]), flush=True)
+        res.eq('errors seen by the workload', len(w.errors), 0)
+        res.check('the workload ran', all(v > 0 for v in w.ops.values()), w.ops)
+        bad = []
+        for p, data in sorted(w.files.items()):
+            with open(p, 'rb') as f:
+                if f.read() != data:
+                    bad.append(p)
+        res.eq("fsync'ed files intact (%d)" % len(w.files), bad, [])
+        dt.compare(res, 'after %d kills' % KILLS, disk, settle_s=5)
+        log = disk.logtext()
+        print('\n'.join(l for l in log.splitlines() if 'over' in l or 'died' in l), flush=True)
+        res.eq('take-overs in the log', log.count(') took over in'), KILLS)
+        res.check('the supervisor still runs', disk.proc.poll() is None)
+        disk.stop()
+        res.eq('a stop ends the supervisor with 0', disk.proc.returncode, 0)
+
+
+def no_resend(res, base):
+    """No FUSE_NOTIFY_RESEND: one line, no restart, the daemon ends."""
+    disk = dt.Disk(os.path.join(base, 'b'), limit='64M')
+    os.makedirs(disk.base, exist_ok=True)
+    disk.mnt = os.path.join(disk.base, 'mnt')
+    os.makedirs(disk.mnt, exist_ok=True)
+    os.environ['CVMFS_DISK_TEST_NO_RESEND'] = '1'
+    try:
+        with dt.checked(res, disk):
+            disk.start()
+            del os.environ['CVMFS_DISK_TEST_NO_RESEND']
+            os.kill(server_pid(disk.proc.pid), signal.SIGKILL)
+            try:
+                disk.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            res.check('no resend: the daemon ends', disk.proc.poll() is not None)
+            res.check('no resend: one line says why',
+                      'no FUSE_NOTIFY_RESEND' in disk.logtext(), disk.logtext()[-500:])
+            dt.unmount(disk.mnt)
+    finally:
+        os.environ.pop('CVMFS_DISK_TEST_NO_RESEND', None)
+
+
+def main():
+    dt.require_root_fuse()
+    rel = os.uname().release.split('.')
+    if (int(rel[0]), int(''.join(c for c in rel[1] if c.isdigit()) or 0)) < (6, 9):
+        dt.skip('Linux %s has no FUSE_NOTIFY_RESEND (6.9+): the disk does not restart there'
+                % os.uname().release)
+    res = dt.Results()
+    base = dt.tmpdir()
+    survive_kills(res, base)
+    no_resend(res, base)
+    res.done()
+
+
+if __name__ == '__main__':
+    main()

@@ -147,24 +147,23 @@ class Workload:
 
 
 def takeover_ms(mnt, sup):
-    """Kill the server; the time until a new one answers a request
-    (stat of a name nobody looked up yet: a LOOKUP the kernel sends)."""
+    """Kill the server; the time until a new one has answered a request
+    (a stat of a name nobody looked up yet: a LOOKUP the kernel sends and
+    waits for while no server runs)."""
     old = server_pid(sup)
     if not old:
         return None, 'no server pid'
     t0 = time.monotonic()
     os.kill(old, signal.SIGKILL)
-    n = 0
     while time.monotonic() - t0 < 20:
-        n += 1
-        try:
-            os.stat(os.path.join(mnt, 'probe-%d-%d' % (old, n)))
-        except FileNotFoundError:
-            pass
         new = server_pid(sup)
         if new and new != old:
+            try:
+                os.stat(os.path.join(mnt, 'probe-%d' % old))
+            except FileNotFoundError:
+                pass
             return (time.monotonic() - t0) * 1000, None
-        time.sleep(0.001)
+        time.sleep(0.0005)
     return None, 'no new server in 20 s'
 
 
@@ -174,7 +173,8 @@ def survive_kills(res, base):
     for i in range(200):
         dt.write_file(os.path.join(img, 'etc', 'deep', 'er', 'i%03d' % i), 'image %d\n' % i)
     tb = make_tarball(base)
-    disk = dt.Disk(os.path.join(base, 'a'), limit='1G', images=[img])
+    disk = dt.Disk(os.path.join(base, 'a'), limit='1G', images=[img],
+                   extra=['--max-crashes', str(KILLS + 5)])
     os.makedirs(disk.base, exist_ok=True)
     disk.mnt = os.path.join(disk.base, 'mnt')
     os.makedirs(disk.mnt, exist_ok=True)
@@ -187,7 +187,11 @@ def survive_kills(res, base):
         times = []
         time.sleep(1.0)
         for k in range(KILLS):
-            ms, why = takeover_ms(disk.mnt, sup)
+            try:
+                ms, why = takeover_ms(disk.mnt, sup)
+            except OSError:
+                print(disk.logtext()[-3000:], flush=True)
+                raise
             res.check('kill %d: a new server' % (k + 1), ms is not None, why)
             if ms is not None:
                 times.append(ms)
@@ -200,6 +204,8 @@ def survive_kills(res, base):
             print('take-over (kill -> a LOOKUP answered): median %.1f ms, max %.1f ms' % (
                 times[len(times) // 2], times[-1]), flush=True)
         res.eq('errors seen by the workload', len(w.errors), 0)
+        if w.errors:
+            print(disk.logtext()[-3000:], flush=True)
         res.check('the workload ran', all(v > 0 for v in w.ops.values()), w.ops)
         bad = []
         for p, data in sorted(w.files.items()):
@@ -214,6 +220,29 @@ def survive_kills(res, base):
         res.check('the supervisor still runs', disk.proc.poll() is None)
         disk.stop()
         res.eq('a stop ends the supervisor with 0', disk.proc.returncode, 0)
+
+
+def gives_up(res, base):
+    """--max-crashes 2: the second crash within the window ends the
+    daemon with one line."""
+    disk = dt.Disk(os.path.join(base, 'c'), limit='64M', extra=['--max-crashes', '2'])
+    os.makedirs(disk.base, exist_ok=True)
+    disk.mnt = os.path.join(disk.base, 'mnt')
+    os.makedirs(disk.mnt, exist_ok=True)
+    with dt.checked(res, disk):
+        disk.start()
+        ms, why = takeover_ms(disk.mnt, disk.proc.pid)
+        res.check('max-crashes 2: the first crash restarts', ms is not None, why)
+        os.kill(server_pid(disk.proc.pid), signal.SIGKILL)
+        try:
+            disk.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        res.check('max-crashes 2: the second ends the daemon', disk.proc.poll() is not None)
+        res.check('max-crashes 2: one line says so',
+                  'crashed 2 times within 60 s: giving up' in disk.logtext(),
+                  disk.logtext()[-500:])
+        dt.unmount(disk.mnt)
 
 
 def no_resend(res, base):
@@ -249,6 +278,7 @@ def main():
     res = dt.Results()
     base = dt.tmpdir()
     survive_kills(res, base)
+    gives_up(res, base)
     no_resend(res, base)
     res.done()
 

@@ -72,6 +72,12 @@ static inline int fh_fd(const struct fuse_file_info *fi)
 	return (int)(uint32_t)fi->fh;
 }
 
+/* A request the kernel sent again after a take-over (FUSE_NOTIFY_RESEND):
+ * a dead server may have done it already, so "it is not there" (a remove,
+ * a rename) and "it is there" (a make) mean done (ops.c). */
+bool req_resent(fuse_req_t req);
+bool reply_made_before(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t type);
+
 /* Reply helpers shared by the op files (ops_meta.c). */
 void fill_attr(struct dnode *n, struct stat *st);
 void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st);

@@ -128,6 +128,8 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0)
 		r = t.f.layer == 0 ? remove_upper(&t, name, false) : remove_lower(&t, name);
 	target_done(&t);
+	if (r == -ENOENT && req_resent(req)) /* the dead server removed it */
+		r = 0;
 	fuse_reply_err(req, -r);
 }
 
@@ -149,5 +151,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0)
 		r = t.f.layer == 0 ? remove_upper(&t, name, true) : remove_lower(&t, name);
 	target_done(&t);
+	if (r == -ENOENT && req_resent(req))
+		r = 0;
 	fuse_reply_err(req, -r);
 }

@@ -101,27 +101,36 @@ class Workload:
             n += 1
 
     def held(self):
-        """One fd open across every kill: its file handle must survive."""
+        """Two fds open across every kill, one of a file unlinked while
+        open: their file handles must survive."""
         p = os.path.join(self.mnt, 'held')
         fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        q = os.path.join(self.mnt, 'held-unlinked')
+        ufd = os.open(q, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.unlink(q)
         off = 0
         try:
             while not self.stop.is_set():
                 block = os.urandom(8192)
-                try:
-                    os.pwrite(fd, block, off)
-                    os.fsync(fd)
-                    if os.pread(fd, 8192, off) != block:
-                        self.err('held: read back differs at %d' % off)
-                    with self.lock:
-                        self.files[p] = self.files.get(p, b'') + block
-                    off += 8192
-                except OSError as e:
-                    self.err('held fd at %d: %s' % (off, e))
+                for f, name in ((fd, 'held'), (ufd, 'held-unlinked')):
+                    try:
+                        os.pwrite(f, block, off)
+                        os.fsync(f)
+                        if os.pread(f, 8192, off) != block:
+                            self.err('%s: read back differs at %d' % (name, off))
+                        if os.fstat(f).st_size != off + 8192:
+                            self.err('%s: size %d, not %d' % (name, os.fstat(f).st_size,
+                                                              off + 8192))
+                    except OSError as e:
+                        self.err('%s fd at %d: %s' % (name, off, e))
+                with self.lock:
+                    self.files[p] = self.files.get(p, b'') + block
+                off += 8192
                 self.ops['held'] += 1
                 time.sleep(0.005)
         finally:
             os.close(fd)
+            os.close(ufd)
 
     def ls_r(self):
         while not self.stop.is_set():
@@ -217,6 +226,10 @@ def survive_kills(res, base):
         log = disk.logtext()
         print('\n'.join(l for l in log.splitlines() if 'over' in l or 'died' in l), flush=True)
         res.eq('take-overs in the log', log.count(') took over in'), KILLS)
+        died = [line for line in log.splitlines() if 'server died' in line]
+        res.eq('every server died of our SIGKILL', [d for d in died if 'signal 9)' not in d], [])
+        if len(died) != KILLS or 'Sanitizer' in log:
+            print(log[-20000:], flush=True)
         res.check('the supervisor still runs', disk.proc.poll() is None)
         disk.stop()
         res.eq('a stop ends the supervisor with 0', disk.proc.returncode, 0)

@@ -161,6 +161,34 @@ void open_released(struct dnode *n, struct fuse_file_info *fi)
 	charge_released(n);
 }
 
+/* An open file a dead server knew unlinked (no name left): a node of its
+ * own again under the kernel's id, reached through the fd as before, and
+ * counted open once (orphan_adopt). Uncharged: the take-over's recount
+ * did not see it either, so its last close uncharges nothing. */
+static struct dnode *orphan_restore(int fd, uint64_t ino)
+{
+	struct stat st;
+	struct dnode *n;
+
+	if (fstat(fd, &st) < 0 || st.st_nlink != 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	n = node_obtain_as(D->root, "(deleted)", 0, 0, &st, backing_gen(fd, ""), ino);
+	if (!n)
+		return NULL;
+	if (n->ino != ino || orphan_adopt(n, fd) < 0) {
+		node_forget(n, 1);
+		return NULL;
+	}
+	node_drop_real(n);
+	node_lock(n);
+	n->charged_bytes = 0;
+	n->charged_inode = false;
+	n->orphan_restored = true;
+	node_unlock(n);
+	node_pin_kernel(n);
+	return n;
+}
+
 /* A server taking the connection over: the open file fd (a dead server's,
  * kept in the fd table) counted on its node again, as reply_opened did. */
 void open_restore(int fd)
@@ -174,10 +202,12 @@ void open_restore(int fd)
 	if (!journal_open_get(fd, &ino, &io, &backing_id))
 		return;
 	n = node_kget(ino);
-	if (!n)
+	if (!n && !(n = orphan_restore(fd, ino)))
 		return; /* the fd stays: the kernel's RELEASE closes it */
 	node_lock(n);
-	n->open_count++;
+	if (!n->orphan_restored)
+		n->open_count++;
+	n->orphan_restored = false;
 	if (io == IO_PASSTHROUGH) {
 		n->passthrough_opens++;
 		n->backing_id = backing_id;

@@ -159,6 +159,12 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct dnode *n;
 
 	disk_thread_enter();
+	/* Resent after a take-over: the dead server may have closed the fd
+	 * (its journal slot is free then), whose number may be another
+	 * file's by now. */
+	if (req_resent(req) && !journal_open_get(fh_fd(fi), &(uint64_t){ 0 }, &(unsigned){ 0 },
+						 &(uint32_t){ 0 }))
+		return (void)fuse_reply_err(req, 0);
 	n = node_get(ino);
 	/* Delayed allocation may have added blocks (ext4 extent blocks) since
 	 * the last write was charged: measure once more before letting go. */

@@ -71,6 +71,7 @@ struct dnode {
 	 * mapping may write the upper file behind our back, so [0, size)
 	 * is kept allocated from then on (mmap_guard.c). */
 	bool mapped_writable : 1;
+	bool orphan_restored : 1; /* fuse/open_io.c, at a take-over only */
 	char name_buf[];
 };
 

@@ -366,6 +366,11 @@ struct dnode *node_kget(uint64_t ino)
 		return n;
 	n = node_by_id(ino, &err);
 	if (n)
-		__atomic_add_fetch(&n->refs, KERNEL_COUNT_UNKNOWN, __ATOMIC_ACQ_REL);
+		node_pin_kernel(n);
 	return n;
+}
+
+void node_pin_kernel(struct dnode *n)
+{
+	__atomic_add_fetch(&n->refs, KERNEL_COUNT_UNKNOWN, __ATOMIC_ACQ_REL);
 }

@@ -106,3 +106,5 @@ struct dnode *node_by_id(uint64_t ino, int *err);
  * ghosts or handles. ns_lock held. */
 struct dnode *node_kget(uint64_t ino);
 void reconnect_after_takeover(void);
+/* n is held by the kernel with a count a dead server knew: n stays. */
+void node_pin_kernel(struct dnode *n);

@@ -28,6 +28,11 @@ import disktest as dt  # noqa: E402
 KILLS = int(os.environ.get('CVMFS_SURVIVE_KILLS', '10'))
 
 
+def wait_ready(disk):
+    """The supervisor's first line comes once its server serves."""
+    return dt.wait_for(lambda: 'supervisor pid' in disk.logtext(), 20)
+
+
 def server_pid(sup):
     try:
         with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
@@ -190,6 +195,7 @@ def survive_kills(res, base):
     with dt.checked(res, disk):
         disk.start()
         sup = disk.proc.pid
+        res.check('serving', wait_ready(disk))
         res.check('a server runs under the supervisor', server_pid(sup) > 0)
         w = Workload(disk.mnt, tb)
         w.start()
@@ -244,9 +250,13 @@ def gives_up(res, base):
     os.makedirs(disk.mnt, exist_ok=True)
     with dt.checked(res, disk):
         disk.start()
+        res.check('max-crashes 2: serving', wait_ready(disk))
         ms, why = takeover_ms(disk.mnt, disk.proc.pid)
         res.check('max-crashes 2: the first crash restarts', ms is not None, why)
-        os.kill(server_pid(disk.proc.pid), signal.SIGKILL)
+        dt.wait_for(lambda: 'took over in' in disk.logtext(), 20)
+        pid = server_pid(disk.proc.pid)
+        if pid:
+            os.kill(pid, signal.SIGKILL)
         try:
             disk.proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -269,7 +279,10 @@ def no_resend(res, base):
         with dt.checked(res, disk):
             disk.start()
             del os.environ['CVMFS_DISK_TEST_NO_RESEND']
-            os.kill(server_pid(disk.proc.pid), signal.SIGKILL)
+            res.check('no resend: serving', wait_ready(disk))
+            pid = server_pid(disk.proc.pid)
+            if pid:
+                os.kill(pid, signal.SIGKILL)
             try:
                 disk.proc.wait(10)
             except subprocess.TimeoutExpired:

@@ -217,11 +217,10 @@ static struct dnode *find_by_ghost(uint64_t ino, unsigned depth, int *err)
  * the natural one was taken), or a copy-up of it (ids stay at copy-up). */
 static bool journal_same(uint64_t ino, const struct journal_rec *j, const struct found *f)
 {
-	if (ino_for(f->layer, f->st.st_ino) == ino)
-		return true;
-	if (f->layer == j->layer && f->st.st_ino == j->real && f->gen == j->gen)
-		return true;
-	return f->layer == 0 && j->layer != 0;
+	if (f->layer == j->layer && f->st.st_ino == j->real)
+		return f->gen == j->gen; /* not an inode number used again */
+	/* A copy-up keeps the id; an id that is the object's own means it. */
+	return (f->layer == 0 && j->layer != 0) || ino_for(f->layer, f->st.st_ino) == ino;
 }
 
 /* A node a dead server gave ino (nodes/journal.c), under that id. */

@@ -28,6 +28,13 @@ struct fuse_survive {
 	 * its predecessor left open but the connection and those keep_fd
 	 * (optional) wants. */
 	bool (*keep_fd)(int fd);
+	/* Upgrade (SIGUSR2: exec the binary again, keeping the connection):
+	 * allowed at all, one more fd of the daemon's to carry over (its
+	 * number is in extra_fd after the exec; -1: none), and which other
+	 * fds the exec keeps (optional; no side effects). */
+	bool can_upgrade;
+	int extra_fd;
+	bool (*carry_fd)(int fd);
 	/* Filled in; servers read them. */
 	int keeper;      /* the servers' end of the supervisor's socket */
 	int fuse_fd;     /* the connection's /dev/fuse fd, -1 until mounted */
@@ -36,7 +43,11 @@ struct fuse_survive {
 	bool no_resend;  /* test switch: act as on a kernel without resend */
 };
 
-/* Supervisor: make the INIT store; the caller's fds open now are the
+/* Before anything else: true when this process was exec'd by a running
+ * supervisor for an upgrade (fuse_fd, init_store, extra_fd and gen are
+ * then filled in; the mount is live and ours, nothing is to daemonise). */
+bool fuse_survive_inherited(struct fuse_survive *s);
+/* Supervisor: make the INIT store (kept, after an upgrade); the caller's fds open now are the
  * supervisor's own (a server keeps them). 0 or -errno. */
 int fuse_survive_setup(struct fuse_survive *s);
 /* Run the supervisor. Returns -1 in each server (the caller serves,

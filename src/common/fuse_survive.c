@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #define BASE_FDS 65536
+#define ENV_TAKEOVER "CVMFS_FUSE_SURVIVE_TAKEOVER"
 
 struct keeper_msg {
 	char kind; /* 'F': mounted on fd, 'R': serving */
@@ -41,6 +43,8 @@ static struct {
 	uint64_t died_ns;
 	struct crash_ring crashes;
 	uint8_t base[BASE_FDS / 8]; /* fds open in the supervisor at the clone */
+	bool upgraded;
+	char exe[PATH_MAX];
 } P = { .sigfd = -1, .keeper = -1, .notify_fd = -1 };
 
 uint64_t survive_now_ns(void)
@@ -127,7 +131,7 @@ unsigned fuse_survive_close_leftovers(const struct fuse_survive *s, bool (*keep)
 
 /* ---- supervisor ---- */
 
-static void note_base_fds(void)
+static void note_base_fds(const struct fuse_survive *s)
 {
 	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -136,14 +140,16 @@ static void note_base_fds(void)
 	while (d && (e = readdir(d))) {
 		int fd = atoi(e->d_name);
 
-		if (e->d_name[0] != '.' && fd != dirfd(d) && fd < BASE_FDS)
+		/* Files an upgrade carried over are the kernel's, not ours. */
+		if (e->d_name[0] != '.' && fd != dirfd(d) && fd < BASE_FDS &&
+		    !(s->carry_fd && s->carry_fd(fd)))
 			P.base[fd / 8] |= (uint8_t)(1u << (fd % 8));
 	}
 }
 
 static int setup_signals(void)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR2 };
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -154,12 +160,31 @@ static int setup_signals(void)
 	return P.sigfd < 0 ? log_error_errno(-errno, "signalfd") : 0;
 }
 
+bool fuse_survive_inherited(struct fuse_survive *s)
+{
+	const char *e = getenv(ENV_TAKEOVER);
+
+	if (!e || sscanf(e, "%d,%d,%d,%u", &s->fuse_fd, &s->init_store, &s->extra_fd, &s->gen) != 4)
+		return false;
+	unsetenv(ENV_TAKEOVER);
+	fcntl(s->fuse_fd, F_SETFD, FD_CLOEXEC);
+	fcntl(s->init_store, F_SETFD, FD_CLOEXEC);
+	if (s->extra_fd >= 0)
+		fcntl(s->extra_fd, F_SETFD, FD_CLOEXEC);
+	P.upgraded = true;
+	return true;
+}
+
 int fuse_survive_setup(struct fuse_survive *s)
 {
 	int pair[2];
 
-	s->fuse_fd = -1;
-	s->init_store = fuse_takeover_store_new("cvmfs-fuse-init");
+	if (!realpath("/proc/self/exe", P.exe))
+		return log_error_errno(-errno, "/proc/self/exe");
+	if (!P.upgraded) {
+		s->fuse_fd = -1;
+		s->init_store = fuse_takeover_store_new("cvmfs-fuse-init");
+	}
 	if (s->init_store < 0)
 		return log_error_errno(s->init_store, "memfd");
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
@@ -221,8 +246,9 @@ static bool spawn(struct fuse_survive *s)
 static void on_ready(struct fuse_survive *s)
 {
 	if (!P.ever_ready) {
-		log_info("%s %s (build %s): supervisor pid %d, server pid %d", s->prog,
-			 CVMFS_VERSION, daemon_build_id(), (int)getpid(), (int)P.child);
+		log_info("%s %s (build %s): supervisor pid %d, server pid %d%s", s->prog,
+			 CVMFS_VERSION, daemon_build_id(), (int)getpid(), (int)P.child,
+			 P.upgraded ? " (upgraded in place: the connection taken over)" : "");
 		daemon_ready(P.notify_fd);
 		P.notify_fd = -1;
 		P.ever_ready = true;
@@ -280,6 +306,71 @@ static void on_child_exit(struct fuse_survive *s, int st)
 	}
 }
 
+/* Our own command line, for the exec of an upgrade. */
+static char **own_argv(void)
+{
+	static char buf[8192];
+	static char *argv[64];
+	_cleanup_close_ int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	int argc = 0;
+
+	if (n <= 0 || n == (ssize_t)sizeof(buf) - 1)
+		return NULL;
+	buf[n] = '\0';
+	for (char *p = buf; p < buf + n && argc < 63; p += strlen(p) + 1)
+		argv[argc++] = p;
+	argv[argc] = NULL;
+	return argv;
+}
+
+/* What the exec keeps: the connection, its INIT, the daemon's extra fd
+ * and the fds carry_fd names (no server runs: the table is still). */
+static void set_carried_cloexec(const struct fuse_survive *s, bool on)
+{
+	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] == '.' || fd == dirfd(d))
+			continue;
+		if (fd == s->fuse_fd || fd == s->init_store || fd == s->extra_fd ||
+		    (s->carry_fd && s->carry_fd(fd)))
+			fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
+	}
+}
+
+/* SIGUSR2: exec the binary at our path (a package upgrade replaced it)
+ * keeping the connection; the new supervisor's first server takes it
+ * over as after a crash. */
+static void upgrade(struct fuse_survive *s)
+{
+	char **argv = own_argv();
+	char env[128];
+
+	if (!s->can_upgrade || !argv || !can_take_over(s)) {
+		log_error("SIGUSR2: cannot upgrade in place%s: keeping this version",
+			  s->can_upgrade ? "" : " (not with a volume yet)");
+		return;
+	}
+	log_info("SIGUSR2: upgrading: exec %s, keeping the connection", P.exe);
+	if (P.child) {
+		kill(P.child, SIGKILL);
+		waitpid(P.child, NULL, 0);
+		P.child = 0;
+		P.died_ns = survive_now_ns();
+	}
+	snprintf(env, sizeof(env), "%d,%d,%d,%u", s->fuse_fd, s->init_store, s->extra_fd, s->gen);
+	set_carried_cloexec(s, false);
+	setenv(ENV_TAKEOVER, env, 1);
+	execv(P.exe, argv);
+	log_error("SIGUSR2: exec %s: %s: keeping this version", P.exe, strerror(errno));
+	unsetenv(ENV_TAKEOVER);
+	set_carried_cloexec(s, true);
+}
+
 static void on_signal(struct fuse_survive *s)
 {
 	struct signalfd_siginfo si;
@@ -297,6 +388,9 @@ static void on_signal(struct fuse_survive *s)
 	case SIGHUP:
 		if (P.child)
 			kill(P.child, SIGHUP);
+		break;
+	case SIGUSR2:
+		upgrade(s);
 		break;
 	default: /* SIGTERM, SIGINT: the server stops (unmounts), then we do */
 		P.stopping = true;
@@ -325,7 +419,7 @@ int fuse_survive_run(struct fuse_survive *s, int notify_fd)
 	/* The syslog socket open now, among the supervisor's own fds (a server
 	 * closes what is not). */
 	openlog(s->prog, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-	note_base_fds();
+	note_base_fds(s);
 	while (!P.done) {
 		if (!P.child && !P.stopping) {
 			if (P.died_ns && s->restart_ms)

@@ -352,15 +352,21 @@ static int disk_serve(const char *mnt)
 	return 0;
 }
 
-/* The supervisor returns its exit status; a server serves (*server). */
-static int disk_run(const char *mnt, bool *server)
+/* The supervisor returns its exit status; a server serves (*server).
+ * After an upgrade's exec the daemon runs on: nothing to daemonise. */
+static int disk_run(const char *mnt, bool *server, bool upgraded)
 {
 	int notify_fd = -1, r;
 
-	if ((r = daemon_start("cvmfsd disk", D->cfg.foreground, D->cfg.debug, &notify_fd)) < 0)
+	if (upgraded) {
+		log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
+		daemon_block_signals();
+	} else if ((r = daemon_start("cvmfsd disk", D->cfg.foreground, D->cfg.debug,
+				     &notify_fd)) < 0) {
 		return r;
+	}
 	D->daemon_pid = getpid();
-	if ((r = disk_survive_setup()) < 0)
+	if ((r = disk_survive_setup(upgraded)) < 0)
 		return r;
 	r = fuse_survive_run(&SURV, notify_fd);
 	if (r >= 0)
@@ -391,7 +397,7 @@ int cvmfsd_disk_main(int argc, char **argv)
 {
 	static struct disk d;
 	char *mnt = NULL;
-	bool server = false;
+	bool server = false, upgraded;
 	int r;
 
 	D = &d;
@@ -403,12 +409,14 @@ int cvmfsd_disk_main(int argc, char **argv)
 	pthread_mutex_init(&d.pub_lock, NULL);
 	log_setup("cvmfsd disk", false, false);
 	r = disk_config_load(&d.cfg, argc, argv, &mnt);
-	if (r == 0)
+	/* Exec'd by our own supervisor (SIGUSR2): the mount is live and ours. */
+	upgraded = r == 0 && fuse_survive_inherited(&SURV);
+	if (r == 0 && !upgraded)
 		r = fuse_daemon_recover_stale(mnt);
 	if (r == 0)
 		r = prepare();
 	if (r == 0)
-		r = disk_run(mnt, &server);
+		r = disk_run(mnt, &server, upgraded);
 	if (server) { /* the fds are the supervisor's too, in the table we share */
 		for (unsigned i = 0; i < d.nlayers; i++)
 			free(d.layers[i].path);

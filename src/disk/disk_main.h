@@ -6,7 +6,7 @@ int cvmfsd_disk_main(int argc, char **argv);
 #include "cvmfs/fuse_survive.h"
 extern struct fuse_survive SURV;
 /* Supervisor: the journal and the supervisor's state. */
-int disk_survive_setup(void);
+int disk_survive_setup(bool upgraded);
 /* Server taking over: journal indexed, usage recounted, DATA/work emptied. */
 int disk_survive_prepare(void);
 /* Server taking over, before the session's loop: open files counted. */

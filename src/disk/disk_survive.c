@@ -9,6 +9,7 @@
  * libfuse reads the first request. */
 #include "fuse/ops.h"
 #include "disk_main.h"
+#include "volume/volume.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/fsutil.h"
@@ -48,12 +49,26 @@ static bool keep_open_file(int fd)
 	return true;
 }
 
-int disk_survive_setup(void)
+/* The open files an upgrade's exec keeps (the kernel's file handles). */
+static bool journaled(int fd)
 {
-	int fd = journal_create();
+	uint64_t ino;
+	unsigned io;
+	uint32_t bid;
 
-	if (fd < 0 || (fd = journal_attach(fd)) < 0)
-		return log_error_errno(fd, "take-over journal (memfd)");
+	return journal_open_get(fd, &ino, &io, &bid);
+}
+
+int disk_survive_setup(bool upgraded)
+{
+	int fd = upgraded ? SURV.extra_fd : journal_create(), r;
+
+	if (fd < 0 || (r = journal_attach(fd)) < 0)
+		return log_error_errno(fd < 0 ? fd : r, "take-over journal (memfd)");
+	SURV.extra_fd = fd;
+	SURV.carry_fd = journaled;
+	/* An exec would mount the volume again over the one in use. */
+	SURV.can_upgrade = !volume_on();
 	SURV.prog = "cvmfsd disk";
 	SURV.restart_ms = D->cfg.restart_ms;
 	SURV.max_crashes = D->cfg.max_crashes;

@@ -8,7 +8,9 @@ and `ls -R` of the whole tree. The server is killed with SIGKILL 10 times
 (the supervisor, the pid started, restarts it). Checks: 0 errors seen by
 the workload, the fsync'ed data intact, the live figures equal a recount
 afterwards, a take-over time from each kill to the first answered request
-(printed), and the log's take-over lines.
+(printed), and the log's take-over lines. Then, under the same workload,
+an upgrade in place (SIGUSR2: the supervisor execs its binary again): 0
+errors, the log shows the new exec, the pid stays.
 
 Also: with CVMFS_DISK_TEST_NO_RESEND (a kernel without FUSE_NOTIFY_RESEND)
 a kill ends the daemon with one line and no restart, as before.
@@ -211,7 +213,18 @@ def survive_kills(res, base):
             if ms is not None:
                 times.append(ms)
             time.sleep(1.0)
-        time.sleep(0.5)
+        # Upgrade in place under the same workload: SIGUSR2 makes the
+        # supervisor exec its binary, keeping the connection and the pid.
+        old_server = server_pid(sup)
+        t0 = time.monotonic()
+        os.kill(sup, signal.SIGUSR2)
+        upgraded = dt.wait_for(lambda: 'upgraded in place' in disk.logtext(), 30)
+        up_ms = (time.monotonic() - t0) * 1000
+        res.check('SIGUSR2: the log shows the new exec', upgraded, disk.logtext()[-1500:])
+        res.check('SIGUSR2: the same supervisor pid, a new server',
+                  disk.proc.poll() is None and server_pid(sup) not in (0, old_server))
+        print('upgrade (SIGUSR2 -> the new binary serving): %.0f ms' % up_ms, flush=True)
+        time.sleep(1.5)
         w.finish()
         print('workload: %s, errors: %d' % (w.ops, len(w.errors)), flush=True)
         if times:

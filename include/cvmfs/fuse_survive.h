@@ -66,11 +66,13 @@ unsigned fuse_survive_close_leftovers(const struct fuse_survive *s, bool (*keep)
 
 /* Shared with the views' supervisor. */
 /* Record a crash at now_ns; false (after one error line) when max crashes
- * fell within window_s. ring holds the last 64 crash times. */
+ * fell within window_s. The ring holds the last 64 crash times. */
 struct crash_ring {
 	uint64_t ns[64];
 	unsigned n;
 };
-bool crash_budget_left(struct crash_ring *r, uint64_t now_ns, uint64_t max, uint64_t window_s,
-		       const char *prog);
+bool crash_budget_left(struct crash_ring *r, uint64_t now_ns, uint64_t max, uint64_t window_s);
 uint64_t survive_now_ns(void);
+/* Our own command line (/proc/self/cmdline), for the exec of an upgrade;
+ * NULL if it does not fit. */
+char **survive_own_argv(void);

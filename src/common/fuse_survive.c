@@ -55,8 +55,7 @@ uint64_t survive_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-bool crash_budget_left(struct crash_ring *r, uint64_t now, uint64_t max, uint64_t window_s,
-		       const char *prog)
+bool crash_budget_left(struct crash_ring *r, uint64_t now, uint64_t max, uint64_t window_s)
 {
 	const unsigned ring = sizeof(r->ns) / sizeof(r->ns[0]);
 	uint64_t window = window_s * 1000000000ull;
@@ -70,8 +69,8 @@ bool crash_budget_left(struct crash_ring *r, uint64_t now, uint64_t max, uint64_
 		max = ring;
 	if (n < max)
 		return true;
-	log_error("%s: server crashed %u times within %llu s: giving up (the mount ends with this "
-		  "process)", prog, n, (unsigned long long)window_s);
+	log_error("server crashed %u times within %llu s: giving up (the mounts end with this "
+		  "process)", n, (unsigned long long)window_s);
 	return false;
 }
 
@@ -225,7 +224,7 @@ static bool spawn(struct fuse_survive *s)
 	s->gen++;
 	pid = clone_files();
 	if (pid < 0) {
-		log_error("%s: clone: %s: retrying in 100 ms", s->prog, strerror(errno));
+		log_error("clone: %s: retrying in 100 ms", strerror(errno));
 		nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
 		return false;
 	}
@@ -278,7 +277,7 @@ static bool can_take_over(struct fuse_survive *s)
 {
 	if (s->fuse_fd >= 0 && !s->no_resend && fuse_takeover_can_resend(s->init_store))
 		return true;
-	log_error("%s: cannot take the connection over (%s): not restarting", s->prog,
+	log_error("cannot take the connection over (%s): not restarting",
 		  s->fuse_fd < 0 ? "not mounted" : "no FUSE_NOTIFY_RESEND, Linux < 6.9");
 	return false;
 }
@@ -299,15 +298,14 @@ static void on_child_exit(struct fuse_survive *s, int st)
 	}
 	P.died_ns = survive_now_ns();
 	log_warn("server died (%s): restarting", how);
-	if (!crash_budget_left(&P.crashes, P.died_ns, s->max_crashes, s->crash_window_s, s->prog) ||
+	if (!crash_budget_left(&P.crashes, P.died_ns, s->max_crashes, s->crash_window_s) ||
 	    !can_take_over(s)) {
 		P.status = 1;
 		P.done = true;
 	}
 }
 
-/* Our own command line, for the exec of an upgrade. */
-static char **own_argv(void)
+char **survive_own_argv(void)
 {
 	static char buf[8192];
 	static char *argv[64];
@@ -347,7 +345,7 @@ static void set_carried_cloexec(const struct fuse_survive *s, bool on)
  * over as after a crash. */
 static void upgrade(struct fuse_survive *s)
 {
-	char **argv = own_argv();
+	char **argv = survive_own_argv();
 	char env[128];
 
 	if (!s->can_upgrade || !argv || !can_take_over(s)) {

@@ -74,6 +74,19 @@ static int open_images(void)
 	return 0;
 }
 
+/* DATA/lock. A daemon killed with SIGKILL is two processes for a moment:
+ * its server follows its supervisor (PR_SET_PDEATHSIG) and holds the lock
+ * until it has exited, so an immediate restart waits briefly for it. */
+static bool lock_data(int fd)
+{
+	for (int i = 0; i < 300; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return true;
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	return false;
+}
+
 static int open_data(void)
 {
 	const char *data = D->cfg.data;
@@ -103,7 +116,7 @@ static int open_data(void)
 		fprintf(stderr, "cvmfsd disk: --data %s: %s\n", data, strerror(errno));
 		return -errno;
 	}
-	if (flock(D->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (!lock_data(D->lock_fd)) {
 		fprintf(stderr, "cvmfsd disk: --data %s: in use by another cvmfsd disk\n", data);
 		return -EBUSY;
 	}

@@ -14,7 +14,9 @@
  * crash_window_s the supervisor gives up with one error line. SIGTERM and
  * SIGINT go to the server (which stops as before), then the supervisor
  * ends with its status; SIGHUP is passed on. A supervisor killed with
- * SIGKILL takes its server along (PR_SET_PDEATHSIG). */
+ * SIGKILL takes its server along (PR_SET_PDEATHSIG). SIGUSR2 upgrades in
+ * place (can_upgrade): the supervisor execs its binary again keeping the
+ * connection (doc/cvmfsd-disk.md, *Surviving the server*). */
 #pragma once
 
 #include <stdbool.h>
@@ -47,8 +49,9 @@ struct fuse_survive {
  * supervisor for an upgrade (fuse_fd, init_store, extra_fd and gen are
  * then filled in; the mount is live and ours, nothing is to daemonise). */
 bool fuse_survive_inherited(struct fuse_survive *s);
-/* Supervisor: make the INIT store (kept, after an upgrade); the caller's fds open now are the
- * supervisor's own (a server keeps them). 0 or -errno. */
+/* Supervisor: the INIT store (kept after an upgrade), the keeper socket,
+ * the signals. 0 or -errno. The fds open when fuse_survive_run starts
+ * are the supervisor's own: every server keeps them. */
 int fuse_survive_setup(struct fuse_survive *s);
 /* Run the supervisor. Returns -1 in each server (the caller serves,
  * taking s->fuse_fd over if it is >= 0), else the supervisor's exit
@@ -58,12 +61,6 @@ int fuse_survive_run(struct fuse_survive *s, int notify_fd);
  * the take-over time); stdio then goes to /dev/null unless foreground. */
 void fuse_survive_mounted(struct fuse_survive *s, int fd);
 void fuse_survive_ready(struct fuse_survive *s, bool foreground);
-/* Server: was fd open in the supervisor (its own, kept by every server)? */
-bool fuse_survive_base_fd(int fd);
-/* Server: close every fd a dead server left that is neither the
- * supervisor's, the connection's, nor one keep(fd) wants. The count. */
-unsigned fuse_survive_close_leftovers(const struct fuse_survive *s, bool (*keep)(int fd));
-
 /* Shared with the views' supervisor. */
 /* Record a crash at now_ns; false (after one error line) when max crashes
  * fell within window_s. The ring holds the last 64 crash times. */

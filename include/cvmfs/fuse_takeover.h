@@ -27,3 +27,8 @@ int fuse_takeover_attach(struct fuse_session *se, int fd, int store,
  * kept INIT replayed, its reply swallowed, other reads held until then. */
 ssize_t fuse_takeover_read(int fd, void *buf, size_t len);
 ssize_t fuse_takeover_writev(int fd, struct iovec *iov, int count);
+/* A daemon's own splice_receive hook calls this first: while a taken-over
+ * INIT is being processed, libfuse already splices (it has read the
+ * protocol version) but would answer EIO to anything before its INIT is
+ * through. */
+void fuse_takeover_gate(int fd);

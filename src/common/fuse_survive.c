@@ -103,12 +103,15 @@ void fuse_survive_ready(struct fuse_survive *s, bool foreground)
 	close(null);
 }
 
-bool fuse_survive_base_fd(int fd)
+/* Was fd open in the supervisor (its own, kept by every server)? */
+static bool base_fd(int fd)
 {
 	return fd >= 0 && fd < BASE_FDS && (P.base[fd / 8] & (1u << (fd % 8)));
 }
 
-unsigned fuse_survive_close_leftovers(const struct fuse_survive *s, bool (*keep)(int fd))
+/* A new server, first thing: close every fd a dead server left but the
+ * supervisor's, the connection and those keep wants. The count. */
+static unsigned close_leftovers(const struct fuse_survive *s, bool (*keep)(int fd))
 {
 	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
 	unsigned n = 0;
@@ -120,7 +123,7 @@ unsigned fuse_survive_close_leftovers(const struct fuse_survive *s, bool (*keep)
 		int fd = atoi(e->d_name);
 
 		if (e->d_name[0] == '.' || fd == dirfd(d) || fd <= 2 || fd == s->fuse_fd ||
-		    fuse_survive_base_fd(fd) || (keep && keep(fd)))
+		    base_fd(fd) || (keep && keep(fd)))
 			continue;
 		close(fd);
 		n++;
@@ -238,7 +241,7 @@ static bool spawn(struct fuse_survive *s)
 	if (getppid() != parent)
 		_exit(1);
 	if (s->gen > 1)
-		fuse_survive_close_leftovers(s, s->keep_fd);
+		close_leftovers(s, s->keep_fd);
 	return true;
 }
 

@@ -135,6 +135,14 @@ static void store_init(struct takeover *t, const void *buf, size_t n)
 			 strerror(errno));
 }
 
+void fuse_takeover_gate(int fd)
+{
+	struct takeover *t = conn_of(fd);
+
+	if (t->replay && !__atomic_load_n(&t->init_done, __ATOMIC_ACQUIRE))
+		wait_init(t);
+}
+
 ssize_t fuse_takeover_read(int fd, void *buf, size_t len)
 {
 	struct takeover *t = conn_of(fd);

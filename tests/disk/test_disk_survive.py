@@ -45,6 +45,7 @@ def server_pid(sup):
 
 
 def make_tarball(base):
+    os.makedirs(base, exist_ok=True)
     src = os.path.join(base, 'tarsrc')
     for d in range(20):
         p = os.path.join(src, 'd%02d' % d)
@@ -254,6 +255,43 @@ def survive_kills(res, base):
         res.eq('a stop ends the supervisor with 0', disk.proc.returncode, 0)
 
 
+def survive_volume(res, base, tb):
+    """--volume loop (the launcher's default): the same kills under the
+    same workload (the /home lane is the volume itself, no FUSE); an
+    upgrade is refused there with one line and the daemon serves on."""
+    import voltest as vt
+    if not os.path.exists('/dev/loop-control'):
+        res.not_checked('no /dev/loop-control: the volume variant', point=False)
+        return
+    disk = vt.VolDisk(os.path.join(base, 'v'), limit='512M',
+                      extra=['--max-crashes', '20'])
+    os.makedirs(disk.base, exist_ok=True)
+    disk.mnt = os.path.join(disk.base, 'mnt')
+    os.makedirs(disk.mnt, exist_ok=True)
+    with dt.checked(res, disk):
+        disk.start()
+        sup = disk.proc.pid
+        res.check('volume: serving', wait_ready(disk))
+        w = Workload(disk.mnt, tb)
+        w.start()
+        time.sleep(1.0)
+        for k in range(3):
+            ms, why = takeover_ms(disk.mnt, sup)
+            res.check('volume: kill %d: a new server' % (k + 1), ms is not None, why)
+            time.sleep(1.0)
+        os.kill(sup, signal.SIGUSR2)
+        res.check('volume: SIGUSR2 refused in one line',
+                  dt.wait_for(lambda: 'not with a volume yet' in disk.logtext(), 10))
+        time.sleep(0.5)
+        w.finish()
+        print('volume workload: %s, errors: %d' % (w.ops, len(w.errors)), flush=True)
+        res.eq('volume: errors seen by the workload', len(w.errors), 0)
+        res.check('volume: the daemon serves on', disk.proc.poll() is None)
+        disk.stop()
+        res.eq('volume: a stop ends the supervisor with 0', disk.proc.returncode, 0)
+        vt.cleanup_volume(disk)
+
+
 def gives_up(res, base):
     """--max-crashes 2: the second crash within the window ends the
     daemon with one line."""
@@ -317,6 +355,7 @@ def main():
     res = dt.Results()
     base = dt.tmpdir()
     survive_kills(res, base)
+    survive_volume(res, base, make_tarball(os.path.join(base, 'vt')))
     gives_up(res, base)
     no_resend(res, base)
     res.done()

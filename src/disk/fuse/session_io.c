@@ -107,6 +107,14 @@ static ssize_t io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
+/* Held while a taken-over INIT is processed (fuse_takeover_gate). */
+static ssize_t io_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+				 unsigned int flags, void *userdata)
+{
+	fuse_takeover_gate(fdin);
+	return io_splice(fdin, offin, fdout, offout, len, flags, userdata);
+}
+
 static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
 			      unsigned int flags, void *userdata)
 {
@@ -117,7 +125,7 @@ static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, 
 static const struct fuse_custom_io session_io = {
 	.writev = io_writev,
 	.read = io_read,
-	.splice_receive = io_splice,
+	.splice_receive = io_splice_receive,
 	.splice_send = io_splice_send,
 };
 

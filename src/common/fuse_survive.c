@@ -294,7 +294,10 @@ static void on_child_exit(struct fuse_survive *s, int st)
 		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(st));
 	else
 		snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(st));
-	if (P.stopping || (WIFEXITED(st) && WEXITSTATUS(st) == 0) || !P.ever_ready) {
+	/* A first server that dies before it serves: a start that failed
+	 * (not after an upgrade, whose connection lives on). */
+	if (P.stopping || (WIFEXITED(st) && WEXITSTATUS(st) == 0) ||
+	    (!P.ever_ready && !P.upgraded)) {
 		P.status = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 		P.done = true;
 		return;

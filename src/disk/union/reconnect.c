@@ -356,6 +356,30 @@ void reconnect_after_takeover(void)
 	__atomic_store_n(&took_over, true, __ATOMIC_RELEASE);
 }
 
+/* The node of the very object (layer, inode, generation) a dead server
+ * gave ino, under whatever id this server has for it: the kernel may hold
+ * one object under two ids (the one a dead server made because the
+ * natural one was taken by an unlinked object, and the natural one). */
+static struct dnode *journal_object(uint64_t ino)
+{
+	struct journal_rec j = { 0 };
+	struct dnode *dir, *n = NULL;
+	struct found f;
+	int err;
+
+	if (journal_find(ino, &j) < 0)
+		return NULL;
+	dir = find_node(j.parent, 1, &err);
+	if (dir) {
+		if (dir->type == S_IFDIR && name_valid(j.name) && node_lookup(dir, j.name, &f) == 0 &&
+		    f.layer == j.layer && f.st.st_ino == j.real && f.gen == j.gen)
+			n = node_obtain(dir, j.name, f.layer, f.lmask, &f.st, f.gen);
+		node_unref(dir);
+	}
+	free(j.name);
+	return n;
+}
+
 struct dnode *node_kget(uint64_t ino)
 {
 	struct dnode *n = node_get(ino);
@@ -364,6 +388,8 @@ struct dnode *node_kget(uint64_t ino)
 	if (n || !__atomic_load_n(&took_over, __ATOMIC_ACQUIRE))
 		return n;
 	n = node_by_id(ino, &err);
+	if (!n)
+		n = journal_object(ino);
 	if (n)
 		node_pin_kernel(n);
 	return n;

@@ -91,20 +91,25 @@ class Workload:
         while not self.stop.is_set():
             p = os.path.join(self.mnt, 'w', 'f%04d' % n)
             data = os.urandom(4096 + (n * 7919) % 300000)
+            step = 'open'
             try:
                 fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 try:
+                    step = 'write'
                     os.write(fd, data)
+                    step = 'fsync'
                     os.fsync(fd)
                 finally:
+                    step = 'close'
                     os.close(fd)
                 with self.lock:
                     self.files[p] = data
+                step = 'read back'
                 with open(p, 'rb') as f:
                     if f.read() != data:
                         self.err('%s: read back differs' % p)
             except OSError as e:
-                self.err('write %s: %s' % (p, e))
+                self.err('%s %s: %s' % (step, p, e))
             self.ops['write'] += 1
             n += 1
 

@@ -335,11 +335,11 @@ static bool publish_at(struct dnode *n, uint64_t ino)
 	return got == &n->ino_node;
 }
 
-static void node_publish_ino(struct dnode *n, uint64_t want)
+static void node_publish_ino(struct dnode *n, uint64_t want, uint64_t real)
 {
 	uint64_t ino;
 
-	if (want > ROOT_ID) {
+	if (want > ROOT_ID && !journal_id_other(want, n->layer, real, n->gen)) {
 		if (publish_at(n, want))
 			return;
 		node_wait_gone(want); /* a dying node of the same object */
@@ -347,7 +347,7 @@ static void node_publish_ino(struct dnode *n, uint64_t want)
 			return;
 	}
 	do
-		ino = __atomic_fetch_add(&D->next_ino, 1, __ATOMIC_RELAXED);
+		ino = journal_next_ino(&D->next_ino);
 	while (!publish_at(n, ino));
 }
 
@@ -432,7 +432,7 @@ struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned la
 	if (!n)
 		return NULL;
 	__atomic_add_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL);
-	node_publish_ino(n, want);
+	node_publish_ino(n, want, st->st_ino);
 	node_set_real(n, layer, st->st_ino);
 	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen);
 	/* Several links: the path of this name may go, the handle stays. */

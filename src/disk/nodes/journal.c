@@ -37,6 +37,9 @@ struct head {
 	uint64_t tail; /* bytes used in the log (atomic) */
 	uint32_t magic;
 	uint32_t full;
+	/* The fallback ids (inode.c): every server goes on from the last
+	 * one's, so that no id comes back with another meaning. */
+	uint64_t next_ino;
 };
 
 struct rec {
@@ -87,9 +90,21 @@ int journal_attach(int fd)
 	log_base = (char *)p + LOG_OFF;
 	if (H->magic != MAGIC) {
 		H->tail = 0;
+		H->next_ino = 0;
 		H->magic = MAGIC;
 	}
 	return 0;
+}
+
+uint64_t journal_next_ino(uint64_t *local)
+{
+	uint64_t first = __atomic_load_n(local, __ATOMIC_RELAXED), zero = 0;
+
+	if (!H)
+		return __atomic_fetch_add(local, 1, __ATOMIC_RELAXED);
+	__atomic_compare_exchange_n(&H->next_ino, &zero, first, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+	return __atomic_fetch_add(&H->next_ino, 1, __ATOMIC_RELAXED);
 }
 
 void journal_node(uint64_t ino, uint64_t parent, const char *name, unsigned layer,
@@ -186,6 +201,23 @@ int journal_replay(void)
 	}
 	H->tail = off; /* appends go on after the last whole record */
 	return (int)MIN(n, (uint64_t)INT32_MAX);
+}
+
+static const struct rec *journal_rec_of(uint64_t ino)
+{
+	if (!idx.cap)
+		return NULL;
+	for (size_t i = idx_pos(ino); idx.ino[i]; i = (i + 1) & (idx.cap - 1))
+		if (idx.ino[i] == ino)
+			return (const struct rec *)(log_base + idx.off[i]);
+	return NULL;
+}
+
+bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen)
+{
+	const struct rec *r = journal_rec_of(ino);
+
+	return r && (r->layer != layer || r->real != real || r->gen != gen);
 }
 
 int journal_find(uint64_t ino, struct journal_rec *j)

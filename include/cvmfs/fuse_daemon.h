@@ -22,6 +22,7 @@ struct fuse_daemon {
 	 * store, and the /dev/fuse fd to take over (-1: mount anew). */
 	bool survive;
 	int init_store, takeover_fd;
+	const struct fuse_custom_io *io; /* the daemon's own I/O hooks, or NULL */
 	/* After the mount, before the loop: hooks on the session (optional). */
 	void (*setup)(struct fuse_session *se);
 	/* Private. */

@@ -9,6 +9,8 @@
 
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 /* A fresh INIT store for one connection (a memfd), or -errno. */
 int fuse_takeover_store_new(const char *name);
@@ -17,5 +19,16 @@ int fuse_takeover_store_new(const char *name);
 bool fuse_takeover_can_resend(int store);
 /* Hooks session SE on /dev/fuse fd FD with INIT kept in STORE; if STORE
  * holds an answered INIT, SE takes the connection over. 0 or -errno. At
- * most two sessions per process. */
-int fuse_takeover_attach(struct fuse_session *se, int fd, int store);
+ * most two sessions per process. IO: the daemon's own hooks, which then
+ * read and write through the two calls below (NULL: these hooks). */
+int fuse_takeover_attach(struct fuse_session *se, int fd, int store,
+			 const struct fuse_custom_io *io);
+/* read(2) and writev(2) of a session attached with hooks of its own: the
+ * kept INIT replayed, its reply swallowed, other reads held until then. */
+ssize_t fuse_takeover_read(int fd, void *buf, size_t len);
+ssize_t fuse_takeover_writev(int fd, struct iovec *iov, int count);
+/* A daemon's own splice_receive hook calls this first: while a taken-over
+ * INIT is being processed, libfuse already splices (it has read the
+ * protocol version) but would answer EIO to anything before its INIT is
+ * through. */
+void fuse_takeover_gate(int fd);

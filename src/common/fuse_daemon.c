@@ -46,7 +46,7 @@ static int session_mount(struct fuse_daemon *d, const char *mnt)
 		return -EIO;
 	if (d->survive &&
 	    fuse_takeover_attach(d->se, takeover ? d->takeover_fd : fuse_session_fd(d->se),
-				 d->init_store) < 0)
+				 d->init_store, d->io) < 0)
 		return -EIO;
 	if (!fuse_daemon_mount_at(d->mnt_real, true, type, sizeof(type), &d->conn_dev))
 		log_warn("%s: not in /proc/self/mountinfo: a stop cannot end its copies elsewhere",

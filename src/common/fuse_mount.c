@@ -88,7 +88,9 @@ int fuse_daemon_recover_stale(const char *path)
 			}
 			return 0;
 		}
-		if (errno != ENOTCONN)
+		/* ECONNABORTED: asked while the daemon's last process was going
+		 * (a supervisor's server follows it within moments). */
+		if (errno != ENOTCONN && errno != ECONNABORTED)
 			return log_error_errno(-errno, "%s", path);
 		log_warn("%s: stale mount from a previous run, detaching it", path);
 		if (umount2(path, MNT_DETACH) < 0)

@@ -135,12 +135,19 @@ static void store_init(struct takeover *t, const void *buf, size_t n)
 			 strerror(errno));
 }
 
-static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+void fuse_takeover_gate(int fd)
+{
+	struct takeover *t = conn_of(fd);
+
+	if (t->replay && !__atomic_load_n(&t->init_done, __ATOMIC_ACQUIRE))
+		wait_init(t);
+}
+
+ssize_t fuse_takeover_read(int fd, void *buf, size_t len)
 {
 	struct takeover *t = conn_of(fd);
 	ssize_t n;
 
-	(void)userdata;
 	if (t->replay && first_time(&t->synth_served)) {
 		n = synth_init(t, buf, len);
 		return n < 0 ? (errno = (int)-n, -1) : n;
@@ -175,12 +182,10 @@ static ssize_t init_reply(struct takeover *t, int fd, struct iovec *iov, int cou
 	return n;
 }
 
-static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+ssize_t fuse_takeover_writev(int fd, struct iovec *iov, int count)
 {
 	struct takeover *t = conn_of(fd);
 
-	(void)userdata;
-	req_count_writev(iov, count); /* cvmfs-stat --prometheus */
 	if (!__atomic_load_n(&t->init_done, __ATOMIC_ACQUIRE) && count > 0 &&
 	    iov[0].iov_len >= sizeof(struct fuse_out_header) &&
 	    ((struct fuse_out_header *)iov[0].iov_base)->unique == t->init_unique)
@@ -188,9 +193,23 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	return fuse_takeover_read(fd, buf, len);
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	(void)userdata;
+	req_count_writev(iov, count); /* cvmfs-stat --prometheus */
+	return fuse_takeover_writev(fd, iov, count);
+}
+
 static const struct fuse_custom_io takeover_io = { .writev = io_writev, .read = io_read };
 
-int fuse_takeover_attach(struct fuse_session *se, int fd, int store)
+int fuse_takeover_attach(struct fuse_session *se, int fd, int store,
+			 const struct fuse_custom_io *io)
 {
 	struct takeover *t = conns[0].fd < 0 ? &conns[0] : conns[1].fd < 0 ? &conns[1] : NULL;
 	struct init_store h = { INIT_NONE, 0 };
@@ -203,7 +222,7 @@ int fuse_takeover_attach(struct fuse_session *se, int fd, int store)
 	if (pread(store, &h, sizeof(h), 0) != sizeof(h))
 		h.state = INIT_NONE;
 	t->replay = h.state == INIT_ANSWERED;
-	r = fuse_session_custom_io(se, &takeover_io, fd);
+	r = fuse_session_custom_io(se, io ? io : &takeover_io, fd);
 	if (r < 0)
 		return log_error_errno(-EINVAL, "FUSE session I/O hooks");
 	/* A server that died before answering INIT: the kernel sends it again. */

@@ -63,6 +63,7 @@ struct disk_config {
 	uint64_t limit;
 	uint64_t inodes;     /* effective: set, or the default for the limit */
 	uint64_t inodes_cli; /* --inodes on the command line, UNSET if none */
+	uint64_t restart_ms, max_crashes, crash_window_s; /* disk_survive.c */
 	bool foreground;
 	bool debug;
 	bool no_passthrough; /* every read through the daemon (passthrough.c) */
@@ -110,6 +111,7 @@ struct disk {
 	bool pub_kick, pub_stop;
 	int level; /* 0 below 90 %, 1 at 90 %, 2 at 100 % (atomic) */
 	bool stopping;
+	pid_t daemon_pid; /* the supervisor's: the pid file's and the status's */
 };
 
 extern struct disk *D;

@@ -66,6 +66,12 @@ static const struct opt_def disk_opts[] = {
 	/* once, for a rebuild: a config key would discard at every start */
 	{ "discard-upper", 0, OPT_BOOL, O(discard_upper), true, NULL,
 	  "before serving, empty DATA/upper except the lanes' and --persist paths, and recount" },
+	{ "restart-ms", 0, OPT_UINT, O(restart_ms), false, "N",
+	  "wait N ms before restarting a crashed server (default 0)" },
+	{ "max-crashes", 0, OPT_UINT, O(max_crashes), false, "N",
+	  "give up after N crashes within --crash-window-s (default 10, at most 64)" },
+	{ "crash-window-s", 0, OPT_UINT, O(crash_window_s), false, "N",
+	  "the window of --max-crashes (default 60)" },
 	OPT_END,
 };
 
@@ -76,6 +82,7 @@ static void cfg_init(struct disk_config *c)
 	memset(c, 0, sizeof(*c));
 	c->limit = UNSET;
 	c->inodes = UNSET;
+	c->restart_ms = c->max_crashes = c->crash_window_s = UNSET;
 }
 
 static int load_section(const char *path, bool must_exist, const char *section,
@@ -122,6 +129,9 @@ static void merge(struct disk_config *c, struct disk_config *ws, struct disk_con
 	take_str(&c->persist, &ws->persist, &def->persist);
 	take_u64(&c->limit, ws->limit, def->limit);
 	take_u64(&c->inodes, ws->inodes, def->inodes);
+	take_u64(&c->restart_ms, ws->restart_ms, def->restart_ms);
+	take_u64(&c->max_crashes, ws->max_crashes, def->max_crashes);
+	take_u64(&c->crash_window_s, ws->crash_window_s, def->crash_window_s);
 	c->foreground |= ws->foreground || def->foreground;
 	c->debug |= ws->debug || def->debug;
 	c->no_passthrough |= ws->no_passthrough || def->no_passthrough;
@@ -163,6 +173,9 @@ static int validate(struct disk_config *c)
 	if (c->limit == UNSET || c->limit == 0)
 		return log_error("missing --limit (a positive SIZE)"), -EINVAL;
 	c->inodes = disk_inode_limit(c->limit, c->inodes);
+	c->restart_ms = c->restart_ms == UNSET ? 0 : c->restart_ms;
+	c->max_crashes = c->max_crashes == UNSET ? 10 : c->max_crashes;
+	c->crash_window_s = c->crash_window_s == UNSET ? 60 : c->crash_window_s;
 	if (!c->run_dir && !(c->run_dir = strdup(CVMFS_RUN_DIR)))
 		return -ENOMEM;
 	return 0;

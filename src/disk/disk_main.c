@@ -74,6 +74,19 @@ static int open_images(void)
 	return 0;
 }
 
+/* DATA/lock. A daemon killed with SIGKILL is two processes for a moment:
+ * its server follows its supervisor (PR_SET_PDEATHSIG) and holds the lock
+ * until it has exited, so an immediate restart waits briefly for it. */
+static bool lock_data(int fd)
+{
+	for (int i = 0; i < 300; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return true;
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	return false;
+}
+
 static int open_data(void)
 {
 	const char *data = D->cfg.data;
@@ -100,7 +113,7 @@ static int open_data(void)
 	if (D->work_fd < 0 || D->lock_fd < 0 || D->handle_fd < 0 || fstatvfs(D->layers[0].fd, &sv) < 0) {
 		return log_error_errno(-errno, "--data %s", data);
 	}
-	if (flock(D->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (!lock_data(D->lock_fd)) {
 		log_error("--data %s: in use by another cvmfsd disk", data);
 		return -EBUSY;
 	}
@@ -155,11 +168,12 @@ static int load_usage(void)
 
 /* ---- FUSE session ---- */
 
-/* Before the loop: cache invalidations and passthrough use the session. */
+/* Before the loop: cache invalidations and passthrough use the session;
+ * a server taking over counts the open files again. */
 static void session_setup(struct fuse_session *se)
 {
 	D->se = se;
-	session_io_attach(se); /* optional: without it, only slower */
+	disk_survive_restore_opens();
 }
 
 static struct fuse_daemon session = {
@@ -171,13 +185,22 @@ static struct fuse_daemon session = {
 static int session_start(const char *mnt)
 {
 	static char fsname[PATH_MAX];
+	int r;
 
 	snprintf(fsname, sizeof(fsname), "cvmfs-disk-%s", D->cfg.name);
 	session.fsname = fsname;
 	session.extra_opts = D->cfg.fuse_opts;
 	session.stopping = &D->stopping;
+	/* The connection outlives this process (disk_survive.c). */
+	session.survive = true;
+	session.init_store = SURV.init_store;
+	session.takeover_fd = SURV.fuse_fd;
+	session.io = session_io_hooks();
 	handles_set_mountpoint(mnt);
-	return fuse_daemon_start(&session, &disk_ops, sizeof(disk_ops), mnt);
+	r = fuse_daemon_start(&session, &disk_ops, sizeof(disk_ops), mnt);
+	if (r == 0 && SURV.fuse_fd < 0)
+		fuse_survive_mounted(&SURV, fuse_session_fd(session.se));
+	return r;
 }
 
 /* True when every request read has been answered (safe to persist as
@@ -299,20 +322,23 @@ static int prepare(void)
 	return r < 0 ? log_error_errno(r, "%s/state", D->cfg.data) : 0;
 }
 
-static int disk_run(const char *mnt)
+/* One server: the session (mounted, or taken over from a dead server),
+ * the publisher, until a stop signal. */
+static int disk_serve(const char *mnt)
 {
-	int notify_fd = -1, r;
 	bool clean;
+	int r;
 
-	if ((r = daemon_start("cvmfsd disk", D->cfg.foreground, D->cfg.debug, &notify_fd)) < 0)
-		return r;
 	if ((r = ghosts_init()) < 0 || (r = nodes_init(charge_settle_writeback)) < 0)
 		return log_error_errno(r, "inode table");
-	handles_load();
+	if ((r = disk_survive_prepare()) < 0)
+		return r;
+	if (SURV.gen <= 1)
+		handles_load();
 	r = session_start(mnt);
 	if (r < 0)
 		return r;
-	if (volume_on() && ((r = volume_lanes_fill(mnt)) < 0 ||
+	if (volume_on() && ((SURV.gen <= 1 && (r = volume_lanes_fill(mnt)) < 0) ||
 			    (r = volume_scanner_start(D->data_fd, &D->acct)) < 0)) {
 		session_stop();
 		return r;
@@ -322,9 +348,10 @@ static int disk_run(const char *mnt)
 	publish_write("running");
 	publish_pidfile(true);
 	publish_start();
-	log_info("%s: serving %s (limit %llu bytes, %u image layers)", D->cfg.name, mnt,
-		 (unsigned long long)D->cfg.limit, D->nlayers - 1);
-	daemon_ready(notify_fd);
+	if (SURV.gen <= 1)
+		log_info("%s: serving %s (limit %llu bytes, %u image layers)", D->cfg.name, mnt,
+			 (unsigned long long)D->cfg.limit, D->nlayers - 1);
+	fuse_survive_ready(&SURV, D->cfg.foreground);
 	daemon_wait_stop(reload);
 	log_info("%s: stopping", D->cfg.name);
 	clean = session_stop();
@@ -340,7 +367,31 @@ static int disk_run(const char *mnt)
 		nodes_fini();
 		ghosts_fini();
 	}
+	journal_fini();
 	return 0;
+}
+
+/* The supervisor returns its exit status; a server serves (*server).
+ * After an upgrade's exec the daemon runs on: nothing to daemonise. */
+static int disk_run(const char *mnt, bool *server, bool upgraded)
+{
+	int notify_fd = -1, r;
+
+	if (upgraded) {
+		log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
+		daemon_block_signals();
+	} else if ((r = daemon_start("cvmfsd disk", D->cfg.foreground, D->cfg.debug,
+				     &notify_fd)) < 0) {
+		return r;
+	}
+	D->daemon_pid = getpid();
+	if ((r = disk_survive_setup(upgraded)) < 0)
+		return r;
+	r = fuse_survive_run(&SURV, notify_fd);
+	if (r >= 0)
+		return r ? -EIO : 0;
+	*server = true;
+	return disk_serve(mnt);
 }
 
 static void disk_close(void)
@@ -365,6 +416,7 @@ int cvmfsd_disk_main(int argc, char **argv)
 {
 	static struct disk d;
 	char *mnt = NULL;
+	bool server = false, upgraded;
 	int r;
 
 	D = &d;
@@ -376,12 +428,20 @@ int cvmfsd_disk_main(int argc, char **argv)
 	pthread_mutex_init(&d.pub_lock, NULL);
 	log_setup("cvmfsd disk", false, false);
 	r = disk_config_load(&d.cfg, argc, argv, &mnt);
-	if (r == 0)
+	/* Exec'd by our own supervisor (SIGUSR2): the mount is live and ours. */
+	upgraded = r == 0 && fuse_survive_inherited(&SURV);
+	if (r == 0 && !upgraded)
 		r = fuse_daemon_recover_stale(mnt);
 	if (r == 0)
 		r = prepare();
 	if (r == 0)
-		r = disk_run(mnt);
+		r = disk_run(mnt, &server, upgraded);
+	if (server) { /* the fds are the supervisor's too, in the table we share */
+		for (unsigned i = 0; i < d.nlayers; i++)
+			free(d.layers[i].path);
+		disk_config_free(&d.cfg);
+		return r < 0 ? 1 : 0;
+	}
 	disk_close();
 	if (volume_on())
 		volume_stop(d.cfg.data);

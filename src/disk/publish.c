@@ -87,7 +87,7 @@ int publish_write(const char *state)
 	f.extra_json = extra;
 	snprintf(f.name, sizeof(f.name), "%s", D->cfg.name);
 	snprintf(f.state, sizeof(f.state), "%s", state);
-	f.pid = (long)getpid();
+	f.pid = (long)D->daemon_pid;
 	f.data = D->cfg.data;
 	f.image = D->cfg.image ? D->cfg.image : "";
 	f.image_idmap = D->cfg.image_idmap ? D->cfg.image_idmap : "";
@@ -114,7 +114,7 @@ int publish_pidfile(bool create)
 			return -ENAMETOOLONG;
 		return unlink(path) < 0 ? -errno : 0;
 	}
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)D->daemon_pid);
 	return write_atomic(dir, name, buf, (size_t)len, 0644, (gid_t)-1, false);
 }
 

@@ -8,6 +8,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/daemon.h"
+#include "cvmfs/fuse_survive.h"
 #include "cvmfs/fuse_takeover.h"
 #include "cvmfs/log.h"
 
@@ -27,7 +28,6 @@
 #include <unistd.h>
 
 #define ENV_TAKEOVER "CVMFS_VIEWS_TAKEOVER"
-#define CRASH_RING 64
 
 struct survive views_sv = { -1, { -1, -1 }, { -1, -1 }, -1, -1, 0, false, NULL, 0 };
 
@@ -44,8 +44,7 @@ static struct {
 	bool stopping, done, ever_ready;
 	int status;
 	uint64_t died_ns; /* when the last server died, for the take-over time */
-	uint64_t crash_ns[CRASH_RING];
-	unsigned ncrash;
+	struct crash_ring crashes;
 	char exe[PATH_MAX];
 } P = { .sigfd = -1, .keeper = -1, .notify_fd = -1 };
 
@@ -247,25 +246,6 @@ static void on_keeper(void)
 		on_ready();
 }
 
-/* N crashes within M seconds: the restarter gives up. */
-static bool crash_budget_left(uint64_t now)
-{
-	unsigned n = 0, max = (unsigned)views_ctx->cfg.max_crashes;
-	uint64_t window = views_ctx->cfg.crash_window_s * 1000000000ull;
-
-	P.crash_ns[P.ncrash++ % CRASH_RING] = now;
-	for (unsigned i = 0; i < CRASH_RING && i < P.ncrash; i++)
-		if (now - P.crash_ns[i] <= window)
-			n++;
-	if (max > CRASH_RING)
-		max = CRASH_RING;
-	if (n < max)
-		return true;
-	log_error("server crashed %u times within %llu s: giving up (the mounts end with this "
-		  "process)", n, (unsigned long long)views_ctx->cfg.crash_window_s);
-	return false;
-}
-
 /* Only a connection whose kernel resends what the dead server had read
  * can be taken over with no caller seeing an error. Else the supervisor
  * ends like the daemon used to (doc/cvmfsd-views.md). */
@@ -301,7 +281,8 @@ static void on_child_exit(int st)
 	}
 	P.died_ns = now_ns();
 	log_warn("server died (%s): restarting", how);
-	if (!crash_budget_left(P.died_ns) || !can_take_over()) {
+	if (!crash_budget_left(&P.crashes, P.died_ns, views_ctx->cfg.max_crashes, views_ctx->cfg.crash_window_s) ||
+	    !can_take_over()) {
 		P.status = 1;
 		P.done = true;
 	}
@@ -315,24 +296,6 @@ static void reap(void)
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
 		if (pid == P.child)
 			on_child_exit(st);
-}
-
-/* Our own command line, for the exec of an upgrade. */
-static char **own_argv(void)
-{
-	static char buf[8192];
-	static char *argv[64];
-	_cleanup_close_ int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	int argc = 0;
-
-	if (n <= 0 || n == (ssize_t)sizeof(buf) - 1)
-		return NULL;
-	buf[n] = '\0';
-	for (char *p = buf; p < buf + n && argc < 63; p += strlen(p) + 1)
-		argv[argc++] = p;
-	argv[argc] = NULL;
-	return argv;
 }
 
 static void set_cloexec(bool on)
@@ -350,7 +313,7 @@ static void set_cloexec(bool on)
  * takes them over. */
 static void upgrade(void)
 {
-	char **argv = own_argv();
+	char **argv = survive_own_argv();
 	char env[128];
 
 	if (!argv || !can_take_over()) {

@@ -49,8 +49,12 @@ with dt.checked(res, d):
     res.eq('one fuse mount after the first start', fuse_mounts_at(d.mnt), 1)
 
     # kill -9: the kernel keeps the mount, every access fails ENOTCONN.
+    # The daemon's server process follows its supervisor (the pid started)
+    # within moments; a request sent meanwhile would end ECONNABORTED.
+    server = open('/proc/%d/task/%d/children' % (d.proc.pid, d.proc.pid)).read().split()
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait()
+    dt.wait_for(lambda: not any(os.path.exists('/proc/' + p) for p in server))
     res.eq('the killed daemon left a stale mount (ENOTCONN)', listdir_errno(d.mnt),
            errno.ENOTCONN)
     res.eq('the stale mount is still in mountinfo', fuse_mounts_at(d.mnt), 1)

@@ -135,6 +135,8 @@ bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info
 		passthrough_reply_arm(n->backing_id);
 	node_unlock(n);
 	fi->fh = (uint64_t)(uint32_t)fd | (uint64_t)io << 32;
+	/* Before the reply: a server taking over counts it again. */
+	journal_open(fd, n->ino, io, io == IO_PASSTHROUGH ? n->backing_id : 0);
 	fi->direct_io = io == IO_DIRECT || (io == IO_PASSTHROUGH && !open_is_reader(fi->flags));
 	fi->keep_cache = io == IO_CACHED;
 	if (r < 0)
@@ -151,9 +153,69 @@ bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info
 /* The kernel released fi (or never got it): close and uncount. */
 void open_released(struct dnode *n, struct fuse_file_info *fi)
 {
+	journal_release(fh_fd(fi)); /* before the number can be reused */
 	close(fh_fd(fi));
 	if (!n)
 		return;
 	open_io_end(n, fh_io(fi));
 	charge_released(n);
+}
+
+/* An open file a dead server knew unlinked (no name left): a node of its
+ * own again under the kernel's id, reached through the fd as before, and
+ * counted open once (orphan_adopt). Uncharged: the take-over's recount
+ * did not see it either, so its last close uncharges nothing. */
+static struct dnode *orphan_restore(int fd, uint64_t ino)
+{
+	struct stat st;
+	struct dnode *n;
+
+	if (fstat(fd, &st) < 0 || st.st_nlink != 0 || !S_ISREG(st.st_mode))
+		return NULL;
+	n = node_obtain_as(D->root, "(deleted)", 0, 0, &st, backing_gen(fd, ""), ino);
+	if (!n)
+		return NULL;
+	if (n->ino != ino || orphan_adopt(n, fd) < 0) {
+		node_forget(n, 1);
+		return NULL;
+	}
+	node_drop_real(n);
+	node_lock(n);
+	n->charged_bytes = 0;
+	n->charged_inode = false;
+	n->orphan_restored = true;
+	node_unlock(n);
+	node_pin_kernel(n);
+	return n;
+}
+
+/* A server taking the connection over: the open file fd (a dead server's,
+ * kept in the fd table) counted on its node again, as reply_opened did. */
+void open_restore(int fd)
+{
+	NS_READ();
+	uint64_t ino;
+	unsigned io;
+	uint32_t backing_id;
+	struct dnode *n;
+
+	if (!journal_open_get(fd, &ino, &io, &backing_id))
+		return;
+	n = node_kget(ino);
+	if (!n && !(n = orphan_restore(fd, ino)))
+		return; /* the fd stays: the kernel's RELEASE closes it */
+	node_lock(n);
+	if (!n->orphan_restored)
+		n->open_count++;
+	n->orphan_restored = false;
+	if (io == IO_PASSTHROUGH) {
+		n->passthrough_opens++;
+		n->backing_id = backing_id;
+	} else if (io == IO_DIRECT) {
+		n->direct_opens++;
+	} else {
+		n->cached_opens++;
+		n->page_cached = true;
+	}
+	node_unlock(n);
 }

@@ -78,6 +78,41 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->congestion_threshold = 48;
 }
 
+/* libfuse 3.14 has no accessor for a request's unique; its struct fuse_req
+ * starts with the session pointer and the unique (lib/fuse_i.h, the same
+ * since 3.0). */
+struct req_head {
+	void *se;
+	uint64_t unique;
+};
+
+#ifndef FUSE_UNIQUE_RESEND
+#define FUSE_UNIQUE_RESEND (1ULL << 63)
+#endif
+
+bool req_resent(fuse_req_t req)
+{
+	return ((const struct req_head *)(const void *)req)->unique & FUSE_UNIQUE_RESEND;
+}
+
+/* A resent MKDIR, MKNOD, SYMLINK or LINK that finds name there: a dead
+ * server made it (disk_survive.c) and its reply was lost; the entry is
+ * answered as a LOOKUP would. False (nothing sent) if name is not of
+ * type. ns_lock held. */
+bool reply_made_before(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t type)
+{
+	struct dnode *p = node_kget(parent), *n;
+	struct found f;
+
+	if (!p || node_lookup(p, name, &f) < 0 || (f.st.st_mode & S_IFMT) != type)
+		return false;
+	n = node_obtain(p, name, f.layer, f.lmask, &f.st, f.gen);
+	if (!n)
+		return false;
+	reply_entry(req, n, &f.st);
+	return true;
+}
+
 /* LOOKUP(id, ".") and (id, ".."): the kernel decoding a file handle, the
  * node maybe long forgotten (union/reconnect.c). The kernel counts a lookup for
  * each, as for any entry. */
@@ -120,7 +155,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return lookup_dot(req, parent, false);
 	if (!strcmp(name, ".."))
 		return lookup_dot(req, parent, true);
-	p = node_get(parent);
+	p = node_kget(parent);
 	if (!p)
 		return (void)fuse_reply_err(req, ESTALE);
 	if (strlen(name) > 255)
@@ -165,7 +200,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	struct stat st;
 	int r;
 
@@ -184,7 +219,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
 	char buf[PATH_MAX];
 	ssize_t len;

@@ -11,7 +11,8 @@
 /* session_io.c: the session's reads and writes, and INIT flags that
  * libfuse 3.14 would not pass on (op_init says which the kernel offers). */
 void session_io_init_flags(bool killpriv, bool parallel_dirops);
-int session_io_attach(struct fuse_session *se);
+/* The session's I/O hooks (fuse_daemon.io). */
+const struct fuse_custom_io *session_io_hooks(void);
 
 /* passthrough.c: reads of upper files straight from DATA/upper. */
 void passthrough_note_init_request(const void *buf, size_t len);
@@ -65,10 +66,17 @@ bool open_is_direct(int flags);
 bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info *fi,
 		  const struct fuse_entry_param *e);
 void open_released(struct dnode *n, struct fuse_file_info *fi);
+void open_restore(int fd);
 static inline int fh_fd(const struct fuse_file_info *fi)
 {
 	return (int)(uint32_t)fi->fh;
 }
+
+/* A request the kernel sent again after a take-over (FUSE_NOTIFY_RESEND):
+ * a dead server may have done it already, so "it is not there" (a remove,
+ * a rename) and "it is there" (a make) mean done (ops.c). */
+bool req_resent(fuse_req_t req);
+bool reply_made_before(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t type);
 
 /* Reply helpers shared by the op files (ops_meta.c). */
 void fill_attr(struct dnode *n, struct stat *st);

@@ -78,7 +78,7 @@ static int listing_take(fuse_ino_t ino, off_t off, struct dlist *out)
 			}
 		}
 	}
-	n = node_get(ino);
+	n = node_kget(ino);
 	return n ? listing_fill(n, out) : -ESTALE;
 }
 
@@ -244,7 +244,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dnode *dir = node_get(ino);
+	struct dnode *dir = node_kget(ino);
 	_cleanup_free_ char *buf = malloc(size);
 	struct dlist l;
 	struct plus c;
@@ -270,7 +270,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	int fd, r = 0;
 
 	(void)fi;

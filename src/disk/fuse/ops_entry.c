@@ -158,7 +158,7 @@ static struct dnode *new_node(struct dnode *p, const char *name, const struct st
 static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct mkreq *m,
 		   struct dnode **out, struct stat *st)
 {
-	struct dnode *p = node_get(parent);
+	struct dnode *p = node_kget(parent);
 	_cleanup_close_ int pfd = -EBADF;
 	int64_t res = mk_reserve_bytes(m);
 	struct stat pst;
@@ -200,7 +200,10 @@ static void make_reply(fuse_req_t req, fuse_ino_t parent, const char *name, stru
 	struct dnode *n;
 	struct stat st;
 	int r = do_make(req, parent, name, m, &n, &st);
+	mode_t type = m->kind == MK_DIR ? S_IFDIR : m->kind == MK_SYMLINK ? S_IFLNK : m->mode & S_IFMT;
 
+	if (r == -EEXIST && req_resent(req) && reply_made_before(req, parent, name, type))
+		return;
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
 	reply_entry(req, n, &st);
@@ -234,7 +237,7 @@ void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 static int do_tmpfile(fuse_req_t req, fuse_ino_t parent, struct mkreq *m, struct dnode **out,
 		      struct stat *st)
 {
-	struct dnode *p = node_get(parent);
+	struct dnode *p = node_kget(parent);
 	_cleanup_close_ int pfd = -EBADF;
 	struct stat pst;
 	int fd, r;
@@ -270,6 +273,37 @@ static int do_tmpfile(fuse_req_t req, fuse_ino_t parent, struct mkreq *m, struct
 	return fd;
 }
 
+/* A resent CREATE that finds a regular upper file there: the dead server
+ * made it and its reply was lost; it is opened (not truncated again). */
+static bool create_made_before(fuse_req_t req, fuse_ino_t parent, const char *name,
+			       struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e = { .attr_timeout = entry_timeout(),
+				      .entry_timeout = entry_timeout() };
+	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_DIRECT | 040);
+	struct dnode *p = node_kget(parent), *n;
+	struct found f;
+	int fd;
+
+	if (!p || node_lookup(p, name, &f) < 0 || !S_ISREG(f.st.st_mode) || f.layer != 0)
+		return false;
+	n = node_obtain(p, name, f.layer, f.lmask, &f.st, f.gen);
+	if (!n)
+		return false;
+	fd = node_open_counted(n, flags | O_NOFOLLOW);
+	if (fd < 0) {
+		node_forget(n, 1);
+		return false;
+	}
+	e.ino = n->ino;
+	e.generation = n->gen;
+	e.attr = f.st;
+	fill_attr(n, &e.attr);
+	if (!reply_opened(req, n, fd, fi, &e))
+		node_forget(n, 1);
+	return true;
+}
+
 void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
@@ -284,6 +318,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int fd = tmpfile ? do_tmpfile(req, parent, &m, &n, &e.attr)
 			 : do_make(req, parent, name, &m, &n, &e.attr);
 
+	if (fd == -EEXIST && !tmpfile && req_resent(req) && create_made_before(req, parent, name, fi))
+		return;
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	if (!tmpfile) { /* (a tmpfile was counted open from the start) */
@@ -327,7 +363,7 @@ static int link_at(int sfd, int pfd, const char *name, enum area ar)
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino), *np = node_get(newparent), *nn;
+	struct dnode *n = node_kget(ino), *np = node_kget(newparent), *nn;
 	_cleanup_close_ int pfd = -EBADF, sfd = -EBADF;
 	struct stat st;
 	int r;
@@ -353,6 +389,9 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 		r = -errno;
 	if (r < 0) {
 		charge_unreserve(dirent_growth(), 0);
+		if (r == -EEXIST && req_resent(req) &&
+		    reply_made_before(req, newparent, newname, n->type))
+			return;
 		return (void)fuse_reply_err(req, -r);
 	}
 	node_keep_handle(n);

@@ -42,7 +42,7 @@ static void kill_suid(fuse_req_t req, int fd)
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	/* The kernel's internal __FMODE_EXEC (040) arrives on opens for
 	 * execve; openat2 rejects unknown bits with EINVAL. O_DIRECT stays
 	 * with the kernel (it makes the open FOPEN_DIRECT_IO, open_io.c):
@@ -126,7 +126,7 @@ static ssize_t write_admitted(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec
 			      struct fuse_file_info *fi, bool *stale)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	ssize_t w;
 
 	if (!n)
@@ -159,6 +159,12 @@ void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct dnode *n;
 
 	disk_thread_enter();
+	/* Resent after a take-over: the dead server may have closed the fd
+	 * (its journal slot is free then), whose number may be another
+	 * file's by now. */
+	if (req_resent(req) && !journal_open_get(fh_fd(fi), &(uint64_t){ 0 }, &(unsigned){ 0 },
+						 &(uint32_t){ 0 }))
+		return (void)fuse_reply_err(req, 0);
 	n = node_get(ino);
 	/* Delayed allocation may have added blocks (ext4 extent blocks) since
 	 * the last write was charged: measure once more before letting go. */
@@ -215,7 +221,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 		  struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	int r;
 
 	if (!n)
@@ -338,7 +344,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	_cleanup_close_ int own = -EBADF;
 	struct stat st;
 	int fd, r;

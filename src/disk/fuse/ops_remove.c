@@ -42,7 +42,7 @@ static int target_find(fuse_ino_t parent, const char *name, struct target *t)
 	int r;
 
 	*t = (struct target){ 0 };
-	t->p = node_get(parent);
+	t->p = node_kget(parent);
 	if (!t->p)
 		return -ESTALE;
 	r = node_lookup(t->p, name, &t->f);
@@ -128,6 +128,8 @@ void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0)
 		r = t.f.layer == 0 ? remove_upper(&t, name, false) : remove_lower(&t, name);
 	target_done(&t);
+	if (r == -ENOENT && req_resent(req)) /* the dead server removed it */
+		r = 0;
 	fuse_reply_err(req, -r);
 }
 
@@ -149,5 +151,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0)
 		r = t.f.layer == 0 ? remove_upper(&t, name, true) : remove_lower(&t, name);
 	target_done(&t);
+	if (r == -ENOENT && req_resent(req))
+		r = 0;
 	fuse_reply_err(req, -r);
 }

@@ -39,7 +39,7 @@ static int side_init(struct side *s, fuse_ino_t parent, const char *name)
 
 	memset(s, 0, sizeof(*s));
 	s->name = name;
-	s->p = node_get(parent);
+	s->p = node_kget(parent);
 	if (!s->p)
 		return -ESTALE;
 	if (!name_valid(name))
@@ -394,5 +394,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 		close(x.npfd);
 	if (x.tfd >= 0)
 		close(x.tfd);
+	if (r == -ENOENT && req_resent(req)) /* the dead server renamed it */
+		r = 0;
 	fuse_reply_err(req, -r);
 }

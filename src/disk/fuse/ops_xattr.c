@@ -81,7 +81,7 @@ static void probed_learn(struct dnode *n, int fd, const char *name)
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	_cleanup_close_ int fd = -EBADF;
 	_cleanup_free_ char *buf = NULL;
 	int r;
@@ -108,7 +108,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
 	_cleanup_free_ char *buf = NULL;
 	int len;
@@ -163,7 +163,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 		 size_t size, int flags)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 
 	fuse_reply_err(req, n ? -xattr_change(n, name, value, size, flags, false) : ESTALE);
 }
@@ -171,7 +171,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	NS_READ();
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_kget(ino);
 
 	fuse_reply_err(req, n ? -xattr_change(n, name, NULL, 0, 0, true) : ESTALE);
 }

@@ -14,9 +14,16 @@
  * fill in the INIT and open replies for FUSE passthrough, and a TMPFILE
  * request is handed on as a CREATE (below). The daemon does what
  * FUSE_HANDLE_KILLPRIV asks of it: ops_io.c clears set-ID bits on write,
- * truncate and O_TRUNC opens, the upper filesystem on chown. */
+ * truncate and O_TRUNC opens, the upper filesystem on chown.
+ *
+ * The connection outlives the server (disk_survive.c): reads and writes
+ * go through the take-over's (fuse_takeover.h), which replay the kept
+ * INIT to a server that takes the connection over and swallow its reply;
+ * the INIT seen here is then the kept one, so the flags noted from it are
+ * the connection's. */
 #include "fuse/ops.h"
 
+#include "cvmfs/fuse_takeover.h"
 #include "cvmfs/log.h"
 #include "cvmfs/req_counters.h"
 
@@ -64,7 +71,7 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		patch_init_reply(iov, count);
 	else
 		passthrough_patch_reply(iov, count);
-	return writev(fd, iov, count);
+	return fuse_takeover_writev(fd, iov, count);
 }
 
 /* libfuse 3.14 answers FUSE_TMPFILE (O_TMPFILE) with ENOSYS. Its request
@@ -83,7 +90,7 @@ static void tmpfile_as_create(void *buf, size_t len)
  * libfuse 3.14 reads. */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
-	ssize_t n = read(fd, buf, len);
+	ssize_t n = fuse_takeover_read(fd, buf, len);
 
 	(void)userdata;
 	if (n > 0 && first_time(&init_read))
@@ -100,6 +107,14 @@ static ssize_t io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
+/* Held while a taken-over INIT is processed (fuse_takeover_gate). */
+static ssize_t io_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+				 unsigned int flags, void *userdata)
+{
+	fuse_takeover_gate(fdin);
+	return io_splice(fdin, offin, fdout, offout, len, flags, userdata);
+}
+
 static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
 			      unsigned int flags, void *userdata)
 {
@@ -110,16 +125,11 @@ static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, 
 static const struct fuse_custom_io session_io = {
 	.writev = io_writev,
 	.read = io_read,
-	.splice_receive = io_splice,
+	.splice_receive = io_splice_receive,
 	.splice_send = io_splice_send,
 };
 
-/* After fuse_session_mount: the same fd, through the hooks above. */
-int session_io_attach(struct fuse_session *se)
+const struct fuse_custom_io *session_io_hooks(void)
 {
-	int r = fuse_session_custom_io(se, &session_io, fuse_session_fd(se));
-
-	if (r < 0)
-		log_warn("cannot hook the FUSE session's I/O (%d): chown costs a GETATTR more", r);
-	return r;
+	return &session_io;
 }

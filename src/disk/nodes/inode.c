@@ -335,11 +335,11 @@ static bool publish_at(struct dnode *n, uint64_t ino)
 	return got == &n->ino_node;
 }
 
-static void node_publish_ino(struct dnode *n, uint64_t want)
+static void node_publish_ino(struct dnode *n, uint64_t want, uint64_t real)
 {
 	uint64_t ino;
 
-	if (want > ROOT_ID) {
+	if (want > ROOT_ID && !journal_id_other(want, n->layer, real, n->gen)) {
 		if (publish_at(n, want))
 			return;
 		node_wait_gone(want); /* a dying node of the same object */
@@ -347,7 +347,7 @@ static void node_publish_ino(struct dnode *n, uint64_t want)
 			return;
 	}
 	do
-		ino = __atomic_fetch_add(&D->next_ino, 1, __ATOMIC_RELAXED);
+		ino = journal_next_ino(&D->next_ino);
 	while (!publish_at(n, ino));
 }
 
@@ -418,6 +418,12 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
+	return node_obtain_as(parent, name, layer, lmask, st, gen, ino_for(layer, st->st_ino));
+}
+
+struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
+			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want)
+{
 	struct dnode *n = node_find_real(layer, st->st_ino);
 
 	if (n)
@@ -426,8 +432,9 @@ struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer
 	if (!n)
 		return NULL;
 	__atomic_add_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL);
-	node_publish_ino(n, ino_for(layer, st->st_ino));
+	node_publish_ino(n, want, st->st_ino);
 	node_set_real(n, layer, st->st_ino);
+	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen);
 	/* Several links: the path of this name may go, the handle stays. */
 	if (layer == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1)
 		node_keep_handle(n);
@@ -451,6 +458,7 @@ int node_move(struct dnode *n, struct dnode *p, const char *name)
 	__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
 	node_unref(n->parent);
 	n->parent = p;
+	journal_node(n->ino, p->ino, name, n->layer, n->real_ino, n->gen);
 	return 0;
 }
 

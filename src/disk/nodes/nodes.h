@@ -71,6 +71,7 @@ struct dnode {
 	 * mapping may write the upper file behind our back, so [0, size)
 	 * is kept allocated from then on (mmap_guard.c). */
 	bool mapped_writable : 1;
+	bool orphan_restored : 1; /* fuse/open_io.c, at a take-over only */
 	char name_buf[];
 };
 
@@ -97,6 +98,9 @@ struct dnode *node_get(uint64_t ino);
  * kernel reference (a lookup) on the result. */
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen);
+/* The same, a new node numbered want if that is free (a dead server's id). */
+struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
+			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want);
 /* One more reference on n, unless it is already dying (refs 0). */
 bool node_hold(struct dnode *n);
 /* Wait (briefly) until a dying node with number ino has left the table. */
@@ -143,6 +147,35 @@ void ghost_remember(struct dnode *n);
 void handles_save(void);
 void handles_load(void);
 void ghost_drop(uint64_t ino);
+
+/* journal.c: what a server taking the connection over needs (node names,
+ * open files), in a memfd the supervisor holds. */
+/* The memfd (supervisor, before the first server), or -errno. */
+int journal_create(void);
+int journal_attach(int fd);
+/* Index what a dead server left; the number of node records. */
+int journal_replay(void);
+void journal_fini(void);
+void journal_node(uint64_t ino, uint64_t parent, const char *name, unsigned layer,
+		  uint64_t real, uint32_t gen);
+/* Where a dead server's node was, and its object then; name the caller's. */
+struct journal_rec {
+	uint64_t parent, real;
+	unsigned layer;
+	uint32_t gen;
+	char *name;
+};
+int journal_find(uint64_t ino, struct journal_rec *j);
+/* A dead server gave ino to another object (an inode number used again):
+ * the kernel may still hold it with that meaning, so it is not given. */
+bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen);
+/* The next fallback id, from *local or, with a journal, from the one all
+ * servers share (first set from *local). */
+uint64_t journal_next_ino(uint64_t *local);
+/* Open file fd (the file handle): its node, I/O mode, backing id. */
+void journal_open(int fd, uint64_t ino, unsigned io, uint32_t backing_id);
+void journal_release(int fd);
+bool journal_open_get(int fd, uint64_t *ino, unsigned *io, uint32_t *backing_id);
 
 /* path.c: resolution beneath layer roots */
 /* n's union path ("a/b/c", "." for the root) on the heap, of any length:

@@ -212,6 +212,42 @@ static struct dnode *find_by_ghost(uint64_t ino, unsigned depth, int *err)
 	return n;
 }
 
+/* Is the object found at a dead server's place of ino the one it meant?
+ * Its own id, or the object the journal names (a number given because
+ * the natural one was taken), or a copy-up of it (ids stay at copy-up). */
+static bool journal_same(uint64_t ino, const struct journal_rec *j, const struct found *f)
+{
+	if (f->layer == j->layer && f->st.st_ino == j->real)
+		return f->gen == j->gen; /* not an inode number used again */
+	/* A copy-up keeps the id; an id that is the object's own means it. */
+	return (f->layer == 0 && j->layer != 0) || ino_for(f->layer, f->st.st_ino) == ino;
+}
+
+/* A node a dead server gave ino (nodes/journal.c), under that id. */
+static struct dnode *find_by_journal(uint64_t ino, unsigned depth, int *err)
+{
+	struct journal_rec j = { 0 };
+	struct dnode *dir, *n = NULL;
+	struct found f;
+	int r;
+
+	*err = journal_find(ino, &j);
+	if (*err < 0)
+		return NULL;
+	dir = find_node(j.parent, depth + 1, err);
+	if (dir) {
+		r = dir->type == S_IFDIR && name_valid(j.name) ? node_lookup(dir, j.name, &f) : -ENOENT;
+		*err = r < 0 || !journal_same(ino, &j, &f) ? -ESTALE : 0;
+		if (!*err)
+			n = node_obtain_as(dir, j.name, f.layer, f.lmask, &f.st, f.gen, ino);
+		if (!*err && !n)
+			*err = -ENOMEM;
+		node_unref(dir);
+	}
+	free(j.name);
+	return n;
+}
+
 /* rel ("a/b/c") walked down from the root; the result is held. */
 static struct dnode *walk_path(char *rel, int *err)
 {
@@ -286,6 +322,8 @@ static struct dnode *find_node(uint64_t ino, unsigned depth, int *err)
 	}
 	n = find_by_ghost(ino, depth, err);
 	if (!n && *err == -ESTALE)
+		n = find_by_journal(ino, depth, err);
+	if (!n && *err == -ESTALE)
 		n = find_by_handle(ino, err);
 	return n;
 }
@@ -301,4 +339,63 @@ struct dnode *node_by_id(uint64_t ino, int *err)
 		return NULL;
 	}
 	return n;
+}
+
+/* ---- after a take-over ---- */
+
+/* The kernel holds ids a dead server gave, each with a lookup count this
+ * server never saw: a node found again for one is held with this many
+ * more, so that no FORGET brings it below the count the kernel thinks it
+ * holds; it stays until the connection ends. */
+#define KERNEL_COUNT_UNKNOWN (1ull << 40)
+
+static bool took_over;
+
+void reconnect_after_takeover(void)
+{
+	__atomic_store_n(&took_over, true, __ATOMIC_RELEASE);
+}
+
+/* The node of the very object (layer, inode, generation) a dead server
+ * gave ino, under whatever id this server has for it: the kernel may hold
+ * one object under two ids (the one a dead server made because the
+ * natural one was taken by an unlinked object, and the natural one). */
+static struct dnode *journal_object(uint64_t ino)
+{
+	struct journal_rec j = { 0 };
+	struct dnode *dir, *n = NULL;
+	struct found f;
+	int err;
+
+	if (journal_find(ino, &j) < 0)
+		return NULL;
+	dir = find_node(j.parent, 1, &err);
+	if (dir) {
+		if (dir->type == S_IFDIR && name_valid(j.name) && node_lookup(dir, j.name, &f) == 0 &&
+		    f.layer == j.layer && f.st.st_ino == j.real && f.gen == j.gen)
+			n = node_obtain(dir, j.name, f.layer, f.lmask, &f.st, f.gen);
+		node_unref(dir);
+	}
+	free(j.name);
+	return n;
+}
+
+struct dnode *node_kget(uint64_t ino)
+{
+	struct dnode *n = node_get(ino);
+	int err;
+
+	if (n || !__atomic_load_n(&took_over, __ATOMIC_ACQUIRE))
+		return n;
+	n = node_by_id(ino, &err);
+	if (!n)
+		n = journal_object(ino);
+	if (n)
+		node_pin_kernel(n);
+	return n;
+}
+
+void node_pin_kernel(struct dnode *n)
+{
+	__atomic_add_fetch(&n->refs, KERNEL_COUNT_UNKNOWN, __ATOMIC_ACQ_REL);
 }

@@ -101,3 +101,10 @@ void handles_connect(struct dnode *n);
 /* The node with kernel id ino, held, whether or not the kernel still has it:
  * NULL and *err (-ESTALE: gone or never known) when not found. */
 struct dnode *node_by_id(uint64_t ino, int *err);
+/* The node of an id the kernel sent in a request: node_get, and after a
+ * take-over (a dead server gave the id) found again through the journal,
+ * ghosts or handles. ns_lock held. */
+struct dnode *node_kget(uint64_t ino);
+void reconnect_after_takeover(void);
+/* n is held by the kernel with a count a dead server knew: n stays. */
+void node_pin_kernel(struct dnode *n);

@@ -4,7 +4,7 @@
 
 #include "cvmfs/rcu_thread.h"
 
-struct disk *D; /* disk_main.c sets it at start */
+struct disk *disk_ctx; /* disk_main.c sets it at start */
 
 void disk_thread_enter(void)
 {

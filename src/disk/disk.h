@@ -20,7 +20,7 @@
  * can lead outside it.
  *
  * Locking (outermost first):
- *   D->ns_lock   read by every request, write by rename: protects every
+ *   disk_ctx->ns_lock   read by every request, write by rename: protects every
  *                node's parent, name and area, i.e. the shape of the union
  *                namespace, and the union paths built from it;
  *   node->lock   one node at a time (recursively by its holder):
@@ -114,7 +114,7 @@ struct disk {
 	pid_t daemon_pid; /* the supervisor's: the pid file's and the status's */
 };
 
-extern struct disk *D;
+extern struct disk *disk_ctx;
 
 /* disk.c */
 void disk_thread_enter(void);
@@ -122,10 +122,10 @@ void disk_thread_enter(void);
  * figure or the node table changed enough to be worth it. */
 static inline void publish_kick(void)
 {
-	pthread_mutex_lock(&D->pub_lock);
-	D->pub_kick = true;
-	pthread_cond_signal(&D->pub_cond);
-	pthread_mutex_unlock(&D->pub_lock);
+	pthread_mutex_lock(&disk_ctx->pub_lock);
+	disk_ctx->pub_kick = true;
+	pthread_cond_signal(&disk_ctx->pub_cond);
+	pthread_mutex_unlock(&disk_ctx->pub_lock);
 }
 
 /* disk_config.c */
@@ -146,11 +146,11 @@ static inline void ns_unlockp(pthread_rwlock_t **l)
 		pthread_rwlock_unlock(*l);
 }
 #define NS_READ()                                                              \
-	pthread_rwlock_t *_ns __attribute__((cleanup(ns_unlockp))) = &D->ns_lock; \
+	pthread_rwlock_t *_ns __attribute__((cleanup(ns_unlockp))) = &disk_ctx->ns_lock; \
 	disk_thread_enter();                                                   \
 	pthread_rwlock_rdlock(_ns)
 #define NS_WRITE()                                                             \
-	pthread_rwlock_t *_ns __attribute__((cleanup(ns_unlockp))) = &D->ns_lock; \
+	pthread_rwlock_t *_ns __attribute__((cleanup(ns_unlockp))) = &disk_ctx->ns_lock; \
 	disk_thread_enter();                                                   \
 	pthread_rwlock_wrlock(_ns)
 

@@ -47,29 +47,29 @@ static int open_layer(struct layer *l, const char *path, const char *what)
 
 static int open_images(void)
 {
-	_cleanup_free_ char *list = D->cfg.image ? strdup(D->cfg.image) : NULL;
+	_cleanup_free_ char *list = disk_ctx->cfg.image ? strdup(disk_ctx->cfg.image) : NULL;
 	char *save = NULL;
 	int r;
 
-	D->nlayers = 1;
+	disk_ctx->nlayers = 1;
 	if (!list)
-		return D->cfg.image ? -ENOMEM : 0;
+		return disk_ctx->cfg.image ? -ENOMEM : 0;
 	/* The launcher resolves image references into layer directories
 	 * (src/launch/image.h); the disk takes only those. */
 	if (!strncmp(list, "oci:", 4) || !strncmp(list, "docker-archive:", 15)) {
 		log_error("--image %s: an image reference: cvm-launch resolves it "
-				"into layer directories, which the disk takes", D->cfg.image);
+				"into layer directories, which the disk takes", disk_ctx->cfg.image);
 		return -EINVAL;
 	}
 	for (char *p = strtok_r(list, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
-		if (D->nlayers > MAX_LOWER) {
+		if (disk_ctx->nlayers > MAX_LOWER) {
 			log_error("--image: more than %d layers", MAX_LOWER);
 			return -E2BIG;
 		}
-		r = open_layer(&D->layers[D->nlayers], p, "--image");
+		r = open_layer(&disk_ctx->layers[disk_ctx->nlayers], p, "--image");
 		if (r < 0)
 			return r;
-		D->nlayers++;
+		disk_ctx->nlayers++;
 	}
 	return 0;
 }
@@ -89,36 +89,36 @@ static bool lock_data(int fd)
 
 static int open_data(void)
 {
-	const char *data = D->cfg.data;
+	const char *data = disk_ctx->cfg.data;
 	struct statvfs sv;
 	char p[PATH_MAX];
 	int r;
 
 	r = mkdir_p(data, 0700);
-	D->data_fd = r < 0 ? r : open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (D->data_fd < 0) {
+	disk_ctx->data_fd = r < 0 ? r : open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (disk_ctx->data_fd < 0) {
 		return log_error_errno(-errno, "--data %s", data);
 	}
-	if ((mkdirat(D->data_fd, "upper", 0755) < 0 && errno != EEXIST) ||
-	    (mkdirat(D->data_fd, "work", 0700) < 0 && errno != EEXIST)) {
+	if ((mkdirat(disk_ctx->data_fd, "upper", 0755) < 0 && errno != EEXIST) ||
+	    (mkdirat(disk_ctx->data_fd, "work", 0700) < 0 && errno != EEXIST)) {
 		return log_error_errno(-errno, "--data %s", data);
 	}
 	snprintf(p, sizeof(p), "%s/upper", data);
-	r = open_layer(&D->layers[0], p, "--data");
+	r = open_layer(&disk_ctx->layers[0], p, "--data");
 	if (r < 0)
 		return r;
-	D->work_fd = openat(D->data_fd, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	D->handle_fd = openat(D->data_fd, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	D->lock_fd = openat(D->data_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (D->work_fd < 0 || D->lock_fd < 0 || D->handle_fd < 0 || fstatvfs(D->layers[0].fd, &sv) < 0) {
+	disk_ctx->work_fd = openat(disk_ctx->data_fd, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	disk_ctx->handle_fd = openat(disk_ctx->data_fd, "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	disk_ctx->lock_fd = openat(disk_ctx->data_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (disk_ctx->work_fd < 0 || disk_ctx->lock_fd < 0 || disk_ctx->handle_fd < 0 || fstatvfs(disk_ctx->layers[0].fd, &sv) < 0) {
 		return log_error_errno(-errno, "--data %s", data);
 	}
-	if (!lock_data(D->lock_fd)) {
+	if (!lock_data(disk_ctx->lock_fd)) {
 		log_error("--data %s: in use by another cvmfsd disk", data);
 		return -EBUSY;
 	}
-	D->blksize = sv.f_bsize ? sv.f_bsize : 4096;
-	rm_rf_at(D->work_fd, 0);
+	disk_ctx->blksize = sv.f_bsize ? sv.f_bsize : 4096;
+	rm_rf_at(disk_ctx->work_fd, 0);
 	return 0;
 }
 
@@ -132,7 +132,7 @@ static double elapsed_s(const struct timespec *t0)
 
 static void acct_from_state(const struct disk_state *s)
 {
-	struct acct *a = &D->acct;
+	struct acct *a = &disk_ctx->acct;
 
 	a->used_bytes = a->commit_bytes = (int64_t)s->used_bytes;
 	a->used_inodes = a->commit_inodes = (int64_t)s->used_inodes;
@@ -148,21 +148,21 @@ static int load_usage(void)
 	struct timespec t0;
 	int r = state_load(&s);
 
-	if (r == 0 && s.clean && !strcmp(s.image, D->cfg.image ? D->cfg.image : "")) {
+	if (r == 0 && s.clean && !strcmp(s.image, disk_ctx->cfg.image ? disk_ctx->cfg.image : "")) {
 		acct_from_state(&s);
 		log_info("%s: usage from DATA/state (clean stop): %lld bytes, %lld inodes",
-			 D->cfg.name, (long long)s.used_bytes, (long long)s.used_inodes);
+			 disk_ctx->cfg.name, (long long)s.used_bytes, (long long)s.used_inodes);
 		return 0;
 	}
 	bool had_state = r == 0 && !s.clean;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = scan_all(&D->acct, &D->image_inodes);
+	r = scan_all(&disk_ctx->acct, &disk_ctx->image_inodes);
 	if (r < 0)
-		return log_error_errno(r, "--data %s: recount", D->cfg.data);
-	log_info("%s: recounted usage (%s): %lld bytes, %lld inodes in %.2f s", D->cfg.name,
+		return log_error_errno(r, "--data %s: recount", disk_ctx->cfg.data);
+	log_info("%s: recounted usage (%s): %lld bytes, %lld inodes in %.2f s", disk_ctx->cfg.name,
 		 had_state ? "unclean stop" : "no usable DATA/state",
-		 (long long)D->acct.used_bytes, (long long)D->acct.used_inodes, elapsed_s(&t0));
+		 (long long)disk_ctx->acct.used_bytes, (long long)disk_ctx->acct.used_inodes, elapsed_s(&t0));
 	return 0;
 }
 
@@ -172,7 +172,7 @@ static int load_usage(void)
  * a server taking over counts the open files again. */
 static void session_setup(struct fuse_session *se)
 {
-	D->se = se;
+	disk_ctx->se = se;
 	disk_survive_restore_opens();
 }
 
@@ -187,10 +187,10 @@ static int session_start(const char *mnt)
 	static char fsname[PATH_MAX];
 	int r;
 
-	snprintf(fsname, sizeof(fsname), "cvmfs-disk-%s", D->cfg.name);
+	snprintf(fsname, sizeof(fsname), "cvmfs-disk-%s", disk_ctx->cfg.name);
 	session.fsname = fsname;
-	session.extra_opts = D->cfg.fuse_opts;
-	session.stopping = &D->stopping;
+	session.extra_opts = disk_ctx->cfg.fuse_opts;
+	session.stopping = &disk_ctx->stopping;
 	/* The connection outlives this process (disk_survive.c). */
 	session.survive = true;
 	session.init_store = SURV.init_store;
@@ -210,10 +210,10 @@ static bool session_stop(void)
 	if (!fuse_daemon_stop(&session)) {
 		log_warn("%s: still in use (%llu inodes known); usage will be recounted at next start",
 			 session.mnt_path,
-			 (unsigned long long)__atomic_load_n(&D->nodes, __ATOMIC_RELAXED));
+			 (unsigned long long)__atomic_load_n(&disk_ctx->nodes, __ATOMIC_RELAXED));
 		return false;
 	}
-	D->se = NULL;
+	disk_ctx->se = NULL;
 	return true;
 }
 
@@ -222,12 +222,12 @@ static bool session_stop(void)
 static void apply_limit(uint64_t limit, uint64_t inodes)
 {
 	if (volume_on()) { /* the kernel holds the limit: the volume's size */
-		D->cfg.limit = limit;
+		disk_ctx->cfg.limit = limit;
 		volume_resize(limit);
 		return;
 	}
-	__atomic_store_n(&D->acct.limit_bytes, limit, __ATOMIC_RELAXED);
-	__atomic_store_n(&D->acct.limit_inodes, inodes, __ATOMIC_RELAXED);
+	__atomic_store_n(&disk_ctx->acct.limit_bytes, limit, __ATOMIC_RELAXED);
+	__atomic_store_n(&disk_ctx->acct.limit_inodes, inodes, __ATOMIC_RELAXED);
 	log_info("SIGHUP: limit %llu bytes, %llu inodes (0 = unlimited)",
 		 (unsigned long long)limit, (unsigned long long)inodes);
 	charge_settle(AREA_OTHER, 0, 0, 0, 0);
@@ -238,14 +238,14 @@ static void apply_limit(uint64_t limit, uint64_t inodes)
  * only after it, so that its launcher reads the answer there. */
 static void reload(void)
 {
-	uint64_t limit = D->acct.limit_bytes, inodes = D->acct.limit_inodes;
+	uint64_t limit = disk_ctx->acct.limit_bytes, inodes = disk_ctx->acct.limit_inodes;
 	bool request = false;
-	int r = disk_config_reload(&D->cfg, &limit, &inodes, &request);
+	int r = disk_config_reload(&disk_ctx->cfg, &limit, &inodes, &request);
 
 	if (r < 0)
-		log_error("SIGHUP: %s: keeping limit %llu bytes, %llu inodes", D->cfg.config,
-			  (unsigned long long)D->acct.limit_bytes,
-			  (unsigned long long)D->acct.limit_inodes);
+		log_error("SIGHUP: %s: keeping limit %llu bytes, %llu inodes", disk_ctx->cfg.config,
+			  (unsigned long long)disk_ctx->acct.limit_bytes,
+			  (unsigned long long)disk_ctx->acct.limit_inodes);
 	else
 		apply_limit(limit, inodes);
 	if (request)
@@ -258,12 +258,12 @@ static void reload(void)
  * daemon empties DATA/upper itself; the figures are then recounted. */
 static int discard_upper(void)
 {
-	int r = volume_discard_upper(D->handle_fd, D->cfg.persist);
+	int r = volume_discard_upper(disk_ctx->handle_fd, disk_ctx->cfg.persist);
 
 	if (r < 0)
 		return r;
-	if (unlinkat(D->data_fd, "state", 0) < 0 && errno != ENOENT)
-		return log_error_errno(-errno, "%s/state", D->cfg.data);
+	if (unlinkat(disk_ctx->data_fd, "state", 0) < 0 && errno != ENOENT)
+		return log_error_errno(-errno, "%s/state", disk_ctx->cfg.data);
 	return 0;
 }
 
@@ -273,12 +273,12 @@ static int discard_upper(void)
  * off; the union still charges what it writes, for the areas. */
 static int volume_admission(void)
 {
-	int r = volume_reserve(D->data_fd, (uint64_t)D->acct.area_bytes[AREA_IMAGE]);
+	int r = volume_reserve(disk_ctx->data_fd, (uint64_t)disk_ctx->acct.area_bytes[AREA_IMAGE]);
 
 	if (r == 0)
-		r = volume_lanes_prepare(D->data_fd);
-	D->acct.limit_bytes = 0;
-	D->acct.limit_inodes = 0;
+		r = volume_lanes_prepare(disk_ctx->data_fd);
+	disk_ctx->acct.limit_bytes = 0;
+	disk_ctx->acct.limit_inodes = 0;
 	return r;
 }
 
@@ -288,38 +288,38 @@ static int prepare(void)
 	int r;
 
 	umask(0); /* modes come from the kernel with the caller's umask applied */
-	D->acct.limit_bytes = D->cfg.limit;
-	D->acct.limit_inodes = D->cfg.inodes;
-	if (D->cfg.stat_group && publish_group(D->cfg.stat_group) < 0) {
+	disk_ctx->acct.limit_bytes = disk_ctx->cfg.limit;
+	disk_ctx->acct.limit_inodes = disk_ctx->cfg.inodes;
+	if (disk_ctx->cfg.stat_group && publish_group(disk_ctx->cfg.stat_group) < 0) {
 		log_error("bad value for --stat-group: '%s': no such group",
-			D->cfg.stat_group);
+			disk_ctx->cfg.stat_group);
 		return -EINVAL;
 	}
-	if (D->cfg.image_idmap && image_idmap_parse(D->cfg.image_idmap) < 0) {
+	if (disk_ctx->cfg.image_idmap && image_idmap_parse(disk_ctx->cfg.image_idmap) < 0) {
 		log_error("bad value for --image-idmap: '%s': use UID:GID:COUNT",
-			D->cfg.image_idmap);
+			disk_ctx->cfg.image_idmap);
 		return -EINVAL;
 	}
-	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, disk_ctx->cfg.run_dir);
 	r = mkdir_p(dir, 0755);
 	if (r < 0) {
 		return log_error_errno(r, "--run-dir %s", dir);
 	}
-	r = volume_configure(D->cfg.volume, D->cfg.volume_dir, D->cfg.lanes, D->cfg.volume_alloc,
-			     D->cfg.data, D->cfg.name);
+	r = volume_configure(disk_ctx->cfg.volume, disk_ctx->cfg.volume_dir, disk_ctx->cfg.lanes, disk_ctx->cfg.volume_alloc,
+			     disk_ctx->cfg.data, disk_ctx->cfg.name);
 	if (r == 0 && volume_on())
-		r = volume_start(D->cfg.data, D->cfg.limit, D->cfg.inodes_cli);
+		r = volume_start(disk_ctx->cfg.data, disk_ctx->cfg.limit, disk_ctx->cfg.inodes_cli);
 	if (r < 0 || (r = open_data()) < 0 || (r = open_images()) < 0 ||
 	    (r = upper_root_adopt()) < 0)
 		return r;
-	if (D->cfg.discard_upper && (r = discard_upper()) < 0)
+	if (disk_ctx->cfg.discard_upper && (r = discard_upper()) < 0)
 		return r;
 	if ((r = load_usage()) < 0)
 		return r;
 	if (volume_on() && (r = volume_admission()) < 0)
 		return r;
 	r = state_save(false);
-	return r < 0 ? log_error_errno(r, "%s/state", D->cfg.data) : 0;
+	return r < 0 ? log_error_errno(r, "%s/state", disk_ctx->cfg.data) : 0;
 }
 
 /* One server: the session (mounted, or taken over from a dead server),
@@ -339,7 +339,7 @@ static int disk_serve(const char *mnt)
 	if (r < 0)
 		return r;
 	if (volume_on() && ((SURV.gen <= 1 && (r = volume_lanes_fill(mnt)) < 0) ||
-			    (r = volume_scanner_start(D->data_fd, &D->acct)) < 0)) {
+			    (r = volume_scanner_start(disk_ctx->data_fd, &disk_ctx->acct)) < 0)) {
 		session_stop();
 		return r;
 	}
@@ -349,17 +349,17 @@ static int disk_serve(const char *mnt)
 	publish_pidfile(true);
 	publish_start();
 	if (SURV.gen <= 1)
-		log_info("%s: serving %s (limit %llu bytes, %u image layers)", D->cfg.name, mnt,
-			 (unsigned long long)D->cfg.limit, D->nlayers - 1);
-	fuse_survive_ready(&SURV, D->cfg.foreground);
+		log_info("%s: serving %s (limit %llu bytes, %u image layers)", disk_ctx->cfg.name, mnt,
+			 (unsigned long long)disk_ctx->cfg.limit, disk_ctx->nlayers - 1);
+	fuse_survive_ready(&SURV, disk_ctx->cfg.foreground);
 	daemon_wait_stop(reload);
-	log_info("%s: stopping", D->cfg.name);
+	log_info("%s: stopping", disk_ctx->cfg.name);
 	clean = session_stop();
 	volume_scanner_stop();
 	publish_stop();
 	r = state_save(clean);
 	if (r < 0)
-		log_error_errno(r, "%s/state", D->cfg.data);
+		log_error_errno(r, "%s/state", disk_ctx->cfg.data);
 	publish_write("stopped");
 	publish_pidfile(false);
 	if (clean) {
@@ -378,13 +378,13 @@ static int disk_run(const char *mnt, bool *server, bool upgraded)
 	int notify_fd = -1, r;
 
 	if (upgraded) {
-		log_setup("cvmfsd disk", !D->cfg.foreground, D->cfg.debug);
+		log_setup("cvmfsd disk", !disk_ctx->cfg.foreground, disk_ctx->cfg.debug);
 		daemon_block_signals();
-	} else if ((r = daemon_start("cvmfsd disk", D->cfg.foreground, D->cfg.debug,
+	} else if ((r = daemon_start("cvmfsd disk", disk_ctx->cfg.foreground, disk_ctx->cfg.debug,
 				     &notify_fd)) < 0) {
 		return r;
 	}
-	D->daemon_pid = getpid();
+	disk_ctx->daemon_pid = getpid();
 	if ((r = disk_survive_setup(upgraded)) < 0)
 		return r;
 	r = fuse_survive_run(&SURV, notify_fd);
@@ -396,20 +396,20 @@ static int disk_run(const char *mnt, bool *server, bool upgraded)
 
 static void disk_close(void)
 {
-	for (unsigned i = 0; i < D->nlayers; i++) {
-		if (D->layers[i].fd >= 0)
-			close(D->layers[i].fd);
-		layer_handles_close(&D->layers[i]);
-		free(D->layers[i].path);
+	for (unsigned i = 0; i < disk_ctx->nlayers; i++) {
+		if (disk_ctx->layers[i].fd >= 0)
+			close(disk_ctx->layers[i].fd);
+		layer_handles_close(&disk_ctx->layers[i]);
+		free(disk_ctx->layers[i].path);
 	}
-	if (D->data_fd >= 0)
-		close(D->data_fd);
-	if (D->work_fd >= 0)
-		close(D->work_fd);
-	if (D->handle_fd >= 0)
-		close(D->handle_fd);
-	if (D->lock_fd >= 0)
-		close(D->lock_fd);
+	if (disk_ctx->data_fd >= 0)
+		close(disk_ctx->data_fd);
+	if (disk_ctx->work_fd >= 0)
+		close(disk_ctx->work_fd);
+	if (disk_ctx->handle_fd >= 0)
+		close(disk_ctx->handle_fd);
+	if (disk_ctx->lock_fd >= 0)
+		close(disk_ctx->lock_fd);
 }
 
 int cvmfsd_disk_main(int argc, char **argv)
@@ -419,7 +419,7 @@ int cvmfsd_disk_main(int argc, char **argv)
 	bool server = false, upgraded;
 	int r;
 
-	D = &d;
+	disk_ctx = &d;
 	d.data_fd = d.work_fd = d.lock_fd = d.handle_fd = -1;
 	for (unsigned i = 0; i <= MAX_LOWER; i++)
 		d.layers[i].fd = d.layers[i].handle_mnt_fd = -1;

@@ -70,9 +70,9 @@ int disk_survive_setup(bool upgraded)
 	/* An exec would mount the volume again over the one in use. */
 	SURV.can_upgrade = !volume_on();
 	SURV.prog = "cvmfsd disk";
-	SURV.restart_ms = D->cfg.restart_ms;
-	SURV.max_crashes = D->cfg.max_crashes;
-	SURV.crash_window_s = D->cfg.crash_window_s;
+	SURV.restart_ms = disk_ctx->cfg.restart_ms;
+	SURV.max_crashes = disk_ctx->cfg.max_crashes;
+	SURV.crash_window_s = disk_ctx->cfg.crash_window_s;
 	SURV.keep_fd = keep_open_file;
 	SURV.no_resend = getenv("CVMFS_DISK_TEST_NO_RESEND") && *getenv("CVMFS_DISK_TEST_NO_RESEND");
 	return fuse_survive_setup(&SURV);
@@ -82,15 +82,15 @@ int disk_survive_setup(bool upgraded)
  * with it); the limits stay. */
 static int recount(void)
 {
-	struct acct fresh = { .limit_bytes = D->acct.limit_bytes,
-			      .limit_inodes = D->acct.limit_inodes };
+	struct acct fresh = { .limit_bytes = disk_ctx->acct.limit_bytes,
+			      .limit_inodes = disk_ctx->acct.limit_inodes };
 	uint64_t image_inodes = 0;
 	int r = scan_all(&fresh, &image_inodes);
 
 	if (r < 0)
-		return log_error_errno(r, "--data %s: recount", D->cfg.data);
-	D->acct = fresh;
-	D->image_inodes = image_inodes;
+		return log_error_errno(r, "--data %s: recount", disk_ctx->cfg.data);
+	disk_ctx->acct = fresh;
+	disk_ctx->image_inodes = image_inodes;
 	return 0;
 }
 
@@ -107,15 +107,15 @@ int disk_survive_prepare(void)
 	n = journal_replay();
 	if (n < 0)
 		return log_error_errno(n, "take-over journal");
-	rm_rf_at(D->work_fd, 0);
+	rm_rf_at(disk_ctx->work_fd, 0);
 	r = recount();
 	if (r < 0)
 		return r;
 	reconnect_after_takeover();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("%s: taking over (generation %u): %d node names, %u open files, usage "
-		 "recounted: %lld bytes, %lld inodes in %.1f ms", D->cfg.name, SURV.gen, n, kept.n,
-		 (long long)D->acct.used_bytes, (long long)D->acct.used_inodes,
+		 "recounted: %lld bytes, %lld inodes in %.1f ms", disk_ctx->cfg.name, SURV.gen, n, kept.n,
+		 (long long)disk_ctx->acct.used_bytes, (long long)disk_ctx->acct.used_inodes,
 		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	return 0;
 }

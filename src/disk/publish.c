@@ -27,7 +27,7 @@
 static pthread_t pub_thread;
 static bool pub_running;
 static gid_t stat_gid = (gid_t)-1;
-static bool answer_pending; /* protected by D->pub_lock */
+static bool answer_pending; /* protected by disk_ctx->pub_lock */
 
 int publish_group(const char *group)
 {
@@ -76,27 +76,27 @@ int publish_write(const char *state)
 	char dir[PATH_MAX], name[300], buf[16384], extra[12288];
 	int len;
 
-	figures_from_acct(&f, &D->acct);
+	figures_from_acct(&f, &disk_ctx->acct);
 	if (volume_on()) {
-		f.limit_bytes = D->cfg.limit;
-		volume_figures(&f, &D->acct);
+		f.limit_bytes = disk_ctx->cfg.limit;
+		volume_figures(&f, &disk_ctx->acct);
 	}
-	len = volume_json(extra, sizeof(extra), D->cfg.data);
+	len = volume_json(extra, sizeof(extra), disk_ctx->cfg.data);
 	if (len < 0 || (len = req_counts_json(extra + len, sizeof(extra) - (size_t)len)) < 0)
 		return len;
 	f.extra_json = extra;
-	snprintf(f.name, sizeof(f.name), "%s", D->cfg.name);
+	snprintf(f.name, sizeof(f.name), "%s", disk_ctx->cfg.name);
 	snprintf(f.state, sizeof(f.state), "%s", state);
-	f.pid = (long)D->daemon_pid;
-	f.data = D->cfg.data;
-	f.image = D->cfg.image ? D->cfg.image : "";
-	f.image_idmap = D->cfg.image_idmap ? D->cfg.image_idmap : "";
-	f.known_inodes = __atomic_load_n(&D->nodes, __ATOMIC_RELAXED);
+	f.pid = (long)disk_ctx->daemon_pid;
+	f.data = disk_ctx->cfg.data;
+	f.image = disk_ctx->cfg.image ? disk_ctx->cfg.image : "";
+	f.image_idmap = disk_ctx->cfg.image_idmap ? disk_ctx->cfg.image_idmap : "";
+	f.known_inodes = __atomic_load_n(&disk_ctx->nodes, __ATOMIC_RELAXED);
 	len = figures_to_json(&f, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
-	snprintf(name, sizeof(name), "%s" CVMFS_DISK_STATUS, D->cfg.name);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, disk_ctx->cfg.run_dir);
+	snprintf(name, sizeof(name), "%s" CVMFS_DISK_STATUS, disk_ctx->cfg.name);
 	return write_atomic(dir, name, buf, (size_t)len, stat_gid == (gid_t)-1 ? 0600 : 0640,
 			    stat_gid, false);
 }
@@ -107,28 +107,28 @@ int publish_pidfile(bool create)
 	char dir[PATH_MAX], name[300];
 	int len;
 
-	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, D->cfg.run_dir);
-	snprintf(name, sizeof(name), "%s" CVMFS_DISK_PID, D->cfg.name);
+	snprintf(dir, sizeof(dir), "%s/" CVMFS_DISK_DIR, disk_ctx->cfg.run_dir);
+	snprintf(name, sizeof(name), "%s" CVMFS_DISK_PID, disk_ctx->cfg.name);
 	if (!create) {
 		if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 			return -ENAMETOOLONG;
 		return unlink(path) < 0 ? -errno : 0;
 	}
-	len = snprintf(buf, sizeof(buf), "%ld\n", (long)D->daemon_pid);
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)disk_ctx->daemon_pid);
 	return write_atomic(dir, name, buf, (size_t)len, 0644, (gid_t)-1, false);
 }
 
 void publish_answer(void)
 {
-	pthread_mutex_lock(&D->pub_lock);
+	pthread_mutex_lock(&disk_ctx->pub_lock);
 	answer_pending = true;
-	pthread_mutex_unlock(&D->pub_lock);
+	pthread_mutex_unlock(&disk_ctx->pub_lock);
 	publish_kick();
 }
 
 static void request_remove(void)
 {
-	_cleanup_free_ char *path = cvmfs_disk_file(D->cfg.run_dir, D->cfg.name, CVMFS_DISK_LIMIT);
+	_cleanup_free_ char *path = cvmfs_disk_file(disk_ctx->cfg.run_dir, disk_ctx->cfg.name, CVMFS_DISK_LIMIT);
 
 	if (path && unlink(path) < 0 && errno != ENOENT)
 		log_warn("%s: %s", path, strerror(errno));
@@ -142,26 +142,26 @@ static void *publish_loop(void *arg)
 
 	(void)arg;
 	disk_thread_enter(); /* nodes_maintain() resizes the RCU tables */
-	pthread_mutex_lock(&D->pub_lock);
-	while (!D->pub_stop) {
+	pthread_mutex_lock(&disk_ctx->pub_lock);
+	while (!disk_ctx->pub_stop) {
 		answer = answer_pending;
 		answer_pending = false;
-		pthread_mutex_unlock(&D->pub_lock);
+		pthread_mutex_unlock(&disk_ctx->pub_lock);
 		nodes_maintain();
 		r = publish_write("running");
 		if (r < 0)
-			log_warn("%s/disk/%s.json: %s", D->cfg.run_dir, D->cfg.name, strerror(-r));
+			log_warn("%s/disk/%s.json: %s", disk_ctx->cfg.run_dir, disk_ctx->cfg.name, strerror(-r));
 		if (answer)
 			request_remove();
-		pthread_mutex_lock(&D->pub_lock);
+		pthread_mutex_lock(&disk_ctx->pub_lock);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 1;
-		while (!D->pub_kick && !D->pub_stop &&
-		       pthread_cond_timedwait(&D->pub_cond, &D->pub_lock, &ts) == 0)
+		while (!disk_ctx->pub_kick && !disk_ctx->pub_stop &&
+		       pthread_cond_timedwait(&disk_ctx->pub_cond, &disk_ctx->pub_lock, &ts) == 0)
 			;
-		D->pub_kick = false;
+		disk_ctx->pub_kick = false;
 	}
-	pthread_mutex_unlock(&D->pub_lock);
+	pthread_mutex_unlock(&disk_ctx->pub_lock);
 	return NULL;
 }
 
@@ -172,7 +172,7 @@ int publish_start(void)
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&D->pub_cond, &ca);
+	pthread_cond_init(&disk_ctx->pub_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	r = pthread_create(&pub_thread, NULL, publish_loop, NULL);
 	if (r)
@@ -185,10 +185,10 @@ void publish_stop(void)
 {
 	if (!pub_running)
 		return;
-	pthread_mutex_lock(&D->pub_lock);
-	D->pub_stop = true;
-	pthread_cond_signal(&D->pub_cond);
-	pthread_mutex_unlock(&D->pub_lock);
+	pthread_mutex_lock(&disk_ctx->pub_lock);
+	disk_ctx->pub_stop = true;
+	pthread_cond_signal(&disk_ctx->pub_cond);
+	pthread_mutex_unlock(&disk_ctx->pub_lock);
 	pthread_join(pub_thread, NULL);
 	pub_running = false;
 }
@@ -196,10 +196,10 @@ void publish_stop(void)
 int state_load(struct disk_state *s)
 {
 	char buf[8192];
-	ssize_t n = read_regular_buf(D->data_fd, "state", buf, sizeof(buf));
+	ssize_t n = read_regular_buf(disk_ctx->data_fd, "state", buf, sizeof(buf));
 
 	if (n == -EINVAL || n == -EISDIR)
-		log_warn("%s/state: %s: usage is recounted", D->cfg.data, file_strerror((int)n));
+		log_warn("%s/state: %s: usage is recounted", disk_ctx->cfg.data, file_strerror((int)n));
 	if (n < 0)
 		return (int)n;
 	return state_parse(buf, s);
@@ -211,20 +211,20 @@ int state_save(bool clean)
 	char dir[PATH_MAX], buf[8192];
 	int len, r;
 
-	s.used_bytes = (uint64_t)__atomic_load_n(&D->acct.used_bytes, __ATOMIC_RELAXED);
-	s.used_inodes = (uint64_t)__atomic_load_n(&D->acct.used_inodes, __ATOMIC_RELAXED);
+	s.used_bytes = (uint64_t)__atomic_load_n(&disk_ctx->acct.used_bytes, __ATOMIC_RELAXED);
+	s.used_inodes = (uint64_t)__atomic_load_n(&disk_ctx->acct.used_inodes, __ATOMIC_RELAXED);
 	for (int i = 0; i < AREA_N; i++) {
-		s.area_bytes[i] = (uint64_t)__atomic_load_n(&D->acct.area_bytes[i], __ATOMIC_RELAXED);
+		s.area_bytes[i] = (uint64_t)__atomic_load_n(&disk_ctx->acct.area_bytes[i], __ATOMIC_RELAXED);
 		s.area_inodes[i] =
-			(uint64_t)__atomic_load_n(&D->acct.area_inodes[i], __ATOMIC_RELAXED);
+			(uint64_t)__atomic_load_n(&disk_ctx->acct.area_inodes[i], __ATOMIC_RELAXED);
 	}
-	snprintf(s.image, sizeof(s.image), "%s", D->cfg.image ? D->cfg.image : "");
+	snprintf(s.image, sizeof(s.image), "%s", disk_ctx->cfg.image ? disk_ctx->cfg.image : "");
 	len = state_format(&s, buf, sizeof(buf));
 	if (len < 0)
 		return len;
-	snprintf(dir, sizeof(dir), "%s", D->cfg.data);
+	snprintf(dir, sizeof(dir), "%s", disk_ctx->cfg.data);
 	r = write_atomic(dir, "state", buf, (size_t)len, 0600, (gid_t)-1, true);
 	if (r == 0)
-		fsync(D->data_fd);
+		fsync(disk_ctx->data_fd);
 	return r;
 }

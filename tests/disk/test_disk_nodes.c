@@ -57,7 +57,7 @@ static int open_layers(void)
 	static const char *const names[] = { "upper", "l1", "l2" };
 	char p[PATH_MAX];
 
-	D = &disk;
+	disk_ctx = &disk;
 	pthread_rwlock_init(&disk.ns_lock, NULL);
 	for (unsigned i = 0; i < ARRAY_SIZE(names); i++) {
 		snprintf(p, sizeof(p), "%s/%s", tmp, names[i]);
@@ -84,9 +84,9 @@ static void check_path(struct dnode *n, const char *want)
 {
 	_cleanup_free_ char *path = NULL;
 
-	pthread_rwlock_rdlock(&D->ns_lock);
+	pthread_rwlock_rdlock(&disk_ctx->ns_lock);
 	CHECK_EQ_INT(node_path(n, &path), 0);
-	pthread_rwlock_unlock(&D->ns_lock);
+	pthread_rwlock_unlock(&disk_ctx->ns_lock);
 	CHECK_STR(path ? path : "(none)", want);
 }
 
@@ -94,15 +94,15 @@ static void test_lookups(void)
 {
 	struct found f;
 
-	CHECK_EQ_INT(node_lookup(D->root, "x", &f), 0);
+	CHECK_EQ_INT(node_lookup(disk_ctx->root, "x", &f), 0);
 	CHECK_EQ_INT((int)f.layer, 0);
-	CHECK_EQ_INT(node_lookup(D->root, "w", &f), 0);
+	CHECK_EQ_INT(node_lookup(disk_ctx->root, "w", &f), 0);
 	CHECK_EQ_INT((int)f.layer, 2);
 	/* Whited out in image 1, so image 2's y never shows. */
-	CHECK_EQ_INT(node_lookup(D->root, "y", &f), -ENOENT);
-	CHECK_EQ_INT(node_lookup(D->root, ".wh.y", &f), -ENOENT);
+	CHECK_EQ_INT(node_lookup(disk_ctx->root, "y", &f), -ENOENT);
+	CHECK_EQ_INT(node_lookup(disk_ctx->root, ".wh.y", &f), -ENOENT);
 	/* d: upper, and image 1 merged; image 1's d is opaque: not image 2. */
-	CHECK_EQ_INT(node_lookup(D->root, "d", &f), 0);
+	CHECK_EQ_INT(node_lookup(disk_ctx->root, "d", &f), 0);
 	CHECK_EQ_INT((int)f.layer, 0);
 	CHECK_EQ_INT((int)f.lmask, 1);
 }
@@ -125,24 +125,24 @@ static void test_listing(void)
 
 static void test_nodes(void)
 {
-	struct dnode *x = obtain(D->root, "x"), *d = obtain(D->root, "d");
-	struct dnode *home = obtain(D->root, "home"), *k = d ? obtain(d, "k") : NULL;
+	struct dnode *x = obtain(disk_ctx->root, "x"), *d = obtain(disk_ctx->root, "d");
+	struct dnode *home = obtain(disk_ctx->root, "home"), *k = d ? obtain(d, "k") : NULL;
 	if (!x || !d || !home || !k)
 		return;
 	CHECK(node_get(x->ino) == x);
 	CHECK(x->ino == ino_for(0, x->real_ino));
 	CHECK(k->ino == ino_for(1, k->real_ino));
-	CHECK(node_get(ROOT_ID) == D->root);
+	CHECK(node_get(ROOT_ID) == disk_ctx->root);
 	check_path(k, "d/k");
 	CHECK_EQ_INT(home->area, AREA_HOME);
 	CHECK_EQ_INT(x->area, AREA_OTHER);
 	/* A second lookup is the same node, one more kernel reference. */
-	CHECK(obtain(D->root, "x") == x);
+	CHECK(obtain(disk_ctx->root, "x") == x);
 	node_forget(x, 1);
 
-	pthread_rwlock_wrlock(&D->ns_lock);
+	pthread_rwlock_wrlock(&disk_ctx->ns_lock);
 	CHECK_EQ_INT(node_move(k, home, "k2"), 0);
-	pthread_rwlock_unlock(&D->ns_lock);
+	pthread_rwlock_unlock(&disk_ctx->ns_lock);
 	check_path(k, "home/k2");
 	CHECK_EQ_INT(node_area_of(home, "k2"), AREA_HOME);
 }
@@ -150,14 +150,14 @@ static void test_nodes(void)
 /* A forgotten node leaves the table and a ghost that says where it was. */
 static void test_ghost(void)
 {
-	struct dnode *d = obtain(D->root, "d");
+	struct dnode *d = obtain(disk_ctx->root, "d");
 	struct dnode *k;
 	_cleanup_free_ char *name = NULL;
 	uint64_t ino, parent = 0;
 
 	if (!d)
 		return;
-	k = obtain(D->root, "w");
+	k = obtain(disk_ctx->root, "w");
 	if (!k)
 		return;
 	ino = k->ino;

@@ -172,7 +172,7 @@ static struct dnode *orphan_restore(int fd, uint64_t ino)
 
 	if (fstat(fd, &st) < 0 || st.st_nlink != 0 || !S_ISREG(st.st_mode))
 		return NULL;
-	n = node_obtain_as(D->root, "(deleted)", 0, 0, &st, backing_gen(fd, ""), ino);
+	n = node_obtain_as(disk_ctx->root, "(deleted)", 0, 0, &st, backing_gen(fd, ""), ino);
 	if (!n)
 		return NULL;
 	if (n->ino != ino || orphan_adopt(n, fd) < 0) {

@@ -237,9 +237,9 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv = { 0 };
-	uint64_t lim = __atomic_load_n(&D->acct.limit_bytes, __ATOMIC_RELAXED);
-	uint64_t ilim = __atomic_load_n(&D->acct.limit_inodes, __ATOMIC_RELAXED);
-	int64_t iused = __atomic_load_n(&D->acct.used_inodes, __ATOMIC_RELAXED);
+	uint64_t lim = __atomic_load_n(&disk_ctx->acct.limit_bytes, __ATOMIC_RELAXED);
+	uint64_t ilim = __atomic_load_n(&disk_ctx->acct.limit_inodes, __ATOMIC_RELAXED);
+	int64_t iused = __atomic_load_n(&disk_ctx->acct.used_inodes, __ATOMIC_RELAXED);
 
 	(void)ino;
 	if (volume_on()) { /* the same numbers as df on the lanes */
@@ -247,12 +247,12 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 		return r < 0 ? (void)fuse_reply_err(req, -r) : (void)fuse_reply_statfs(req, &sv);
 	}
-	if (fstatvfs(D->layers[0].fd, &sv) < 0)
+	if (fstatvfs(disk_ctx->layers[0].fd, &sv) < 0)
 		return (void)fuse_reply_err(req, errno);
 	sv.f_bsize = sv.f_frsize = 4096;
 	if (lim) {
 		sv.f_blocks = lim / 4096;
-		sv.f_bfree = sv.f_bavail = acct_avail(&D->acct) / 4096;
+		sv.f_bfree = sv.f_bavail = acct_avail(&disk_ctx->acct) / 4096;
 	}
 	if (iused < 0)
 		iused = 0;

@@ -85,25 +85,25 @@ static int mk_over_whiteout(int pfd, const char *name, const struct mkreq *m, en
 	    !is_union_whiteout(pfd, name, &wst))
 		return -EEXIST;
 	tmp_name(tmp, sizeof(tmp));
-	fd = mk_at(D->work_fd, tmp, m);
+	fd = mk_at(disk_ctx->work_fd, tmp, m);
 	if (fd < 0)
 		return fd;
-	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", D->work_fd, tmp);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", disk_ctx->work_fd, tmp);
 	if (m->kind == MK_DIR) {
 		/* Everything of the image below this name stays deleted. */
 		r = lsetxattr(p, XATTR_OPAQUE, "y", 1, 0);
 		if (r == 0)
-			r = renameat2(D->work_fd, tmp, pfd, name, RENAME_EXCHANGE);
+			r = renameat2(disk_ctx->work_fd, tmp, pfd, name, RENAME_EXCHANGE);
 		if (r == 0)
-			r = unlinkat(D->work_fd, tmp, 0); /* the old whiteout */
+			r = unlinkat(disk_ctx->work_fd, tmp, 0); /* the old whiteout */
 	} else {
-		r = renameat2(D->work_fd, tmp, pfd, name, 0);
+		r = renameat2(disk_ctx->work_fd, tmp, pfd, name, 0);
 	}
 	if (r < 0) {
 		r = -errno;
 		if (m->kind == MK_FILE)
 			close(fd);
-		unlinkat(D->work_fd, tmp, m->kind == MK_DIR ? AT_REMOVEDIR : 0);
+		unlinkat(disk_ctx->work_fd, tmp, m->kind == MK_DIR ? AT_REMOVEDIR : 0);
 		return r;
 	}
 	charge_gone(ar, &wst);
@@ -135,7 +135,7 @@ static int64_t mk_reserve_bytes(const struct mkreq *m)
 {
 	bool block = m->kind == MK_DIR || (m->kind == MK_SYMLINK && strlen(m->target) > 59);
 
-	return dirent_growth() + (block ? (int64_t)D->blksize : 0);
+	return dirent_growth() + (block ? (int64_t)disk_ctx->blksize : 0);
 }
 
 static struct dnode *new_node(struct dnode *p, const char *name, const struct stat *st,
@@ -348,12 +348,12 @@ static int link_at(int sfd, int pfd, const char *name, enum area ar)
 	    !is_union_whiteout(pfd, name, &wst))
 		return -EEXIST;
 	tmp_name(tmp, sizeof(tmp));
-	if (linkat(sfd, "", D->work_fd, tmp, AT_EMPTY_PATH) < 0)
+	if (linkat(sfd, "", disk_ctx->work_fd, tmp, AT_EMPTY_PATH) < 0)
 		return -errno;
-	if (renameat2(D->work_fd, tmp, pfd, name, 0) < 0) {
+	if (renameat2(disk_ctx->work_fd, tmp, pfd, name, 0) < 0) {
 		int r = -errno;
 
-		unlinkat(D->work_fd, tmp, 0);
+		unlinkat(disk_ctx->work_fd, tmp, 0);
 		return r;
 	}
 	charge_gone(ar, &wst);

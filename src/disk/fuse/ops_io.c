@@ -89,7 +89,7 @@ static int64_t write_growth(fuse_req_t req, int fd, off_t off, size_t len)
 	hole = lseek(fd, off, SEEK_HOLE);
 	if (hole >= off + (off_t)len)
 		return 0;
-	return write_worst_case((uint64_t)off, len, D->blksize);
+	return write_worst_case((uint64_t)off, len, disk_ctx->blksize);
 }
 
 /* Under n's lock (mmap_guard.c: a guarded file gets no gap before off). */
@@ -150,7 +150,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv, off_
 	 * Outside the namespace lock: the kernel may wait for a read that
 	 * another worker serves. */
 	if (stale)
-		fuse_lowlevel_notify_inval_inode(D->se, ino, off, w);
+		fuse_lowlevel_notify_inval_inode(disk_ctx->se, ino, off, w);
 	fuse_reply_write(req, (size_t)w);
 }
 
@@ -202,7 +202,7 @@ static int fallocate_locked(struct dnode *n, int fd, int mode, off_t off, off_t 
 	if (mode & FALLOC_FL_PUNCH_HOLE)
 		res = mmap_guard_punch(n, fd, &mode, off, len);
 	else
-		res = write_worst_case((uint64_t)off, (uint64_t)len, D->blksize);
+		res = write_worst_case((uint64_t)off, (uint64_t)len, disk_ctx->blksize);
 	if (!(mode & FALLOC_FL_KEEP_SIZE))
 		gap = mmap_guard_gap(n, fd, off, &end);
 	if (res < 0 || gap < 0)
@@ -264,7 +264,7 @@ static int set_times(int fd, const struct stat *attr, int to_set)
 static int set_size_locked(fuse_req_t req, struct dnode *n, int fd, off_t size)
 {
 	char p[64];
-	int64_t res = (int64_t)D->blksize; /* a hole costs nothing; metadata may */
+	int64_t res = (int64_t)disk_ctx->blksize; /* a hole costs nothing; metadata may */
 	off_t end;
 	int64_t gap = mmap_guard_gap(n, fd, size, &end);
 	int r;

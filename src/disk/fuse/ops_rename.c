@@ -257,7 +257,7 @@ static int rn_over_whiteout(struct rn *x, bool hide)
 		return -errno;
 	if (hide) {
 		if (from != to)
-			acct_move(&D->acct, from, to, blocks_bytes(&x->wst), 1);
+			acct_move(&disk_ctx->acct, from, to, blocks_bytes(&x->wst), 1);
 		return 0;
 	}
 	charge_gone(from, &x->wst); /* rn_finish charges a RENAME_WHITEOUT device anew */
@@ -306,19 +306,19 @@ static int rn_hiding(struct rn *x)
 	if (taken)
 		r = renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, RENAME_EXCHANGE);
 	else
-		r = renameat2(D->work_fd, tmp, x->npfd, x->dst.name, RENAME_NOREPLACE);
+		r = renameat2(disk_ctx->work_fd, tmp, x->npfd, x->dst.name, RENAME_NOREPLACE);
 	if (r < 0) {
 		r = -errno;
 		whiteout_abort(tmp);
 		return r;
 	}
 	if (taken)
-		r = renameat2(D->work_fd, tmp, x->pfd, x->src.name, RENAME_EXCHANGE);
+		r = renameat2(disk_ctx->work_fd, tmp, x->pfd, x->src.name, RENAME_EXCHANGE);
 	else
 		r = renameat2(x->pfd, x->src.name, x->npfd, x->dst.name, RENAME_EXCHANGE);
 	if (r < 0)
 		return rn_hiding_undo(x, tmp, -errno);
-	if (taken && unlinkat(D->work_fd, tmp, S_ISDIR(x->dst.f.st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+	if (taken && unlinkat(disk_ctx->work_fd, tmp, S_ISDIR(x->dst.f.st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 		log_error_errno(-errno, "rename: replaced object left in DATA/work/%s", tmp);
 	whiteout_settle(area_of_path(x->src.rel), &x->wst);
 	return 0;

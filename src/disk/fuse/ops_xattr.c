@@ -137,7 +137,7 @@ static int xattr_change(struct dnode *n, const char *name, const char *value, si
 			int flags, bool remove)
 {
 	_cleanup_close_ int fd = -EBADF;
-	int64_t res = remove ? 0 : (int64_t)D->blksize;
+	int64_t res = remove ? 0 : (int64_t)disk_ctx->blksize;
 	int r;
 
 	if (xattr_hidden(name, false))

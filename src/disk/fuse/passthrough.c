@@ -52,7 +52,7 @@ void passthrough_note_init_request(const void *buf, size_t len)
 	const struct fuse_in_header *h = buf;
 	const struct fuse_init_in *in = (const void *)(h + 1);
 
-	if (D->cfg.no_passthrough ||
+	if (disk_ctx->cfg.no_passthrough ||
 	    len < sizeof(*h) + offsetof(struct fuse_init_in, flags2) + sizeof(in->flags2) ||
 	    h->opcode != FUSE_INIT)
 		return;
@@ -65,9 +65,9 @@ void passthrough_patch_init_reply(void *out, size_t len)
 	uint32_t depth = PT_STACK_DEPTH;
 
 	if (!offered) { /* the one line a missing feature gets (doc/kernel-features.md) */
-		if (!D->cfg.no_passthrough)
+		if (!disk_ctx->cfg.no_passthrough)
 			log_info("%s: the kernel does not offer passthrough (Linux 6.9+): every read "
-				 "goes through the daemon", D->cfg.name);
+				 "goes through the daemon", disk_ctx->cfg.name);
 		return;
 	}
 	if (len < PT_INIT_DEPTH_OFFSET + sizeof(depth))
@@ -77,7 +77,7 @@ void passthrough_patch_init_reply(void *out, size_t len)
 	memcpy((char *)out + PT_INIT_DEPTH_OFFSET, &depth, sizeof(depth));
 	__atomic_store_n(&enabled, true, __ATOMIC_RELAXED);
 	log_info("%s: reads of upper files pass through to DATA/upper (FUSE passthrough)",
-		 D->cfg.name);
+		 disk_ctx->cfg.name);
 }
 
 bool passthrough_enabled(void)
@@ -91,7 +91,7 @@ bool passthrough_enabled(void)
 int passthrough_backing_open(int fd)
 {
 	struct pt_backing_map map = { .fd = fd };
-	int id = ioctl(fuse_session_fd(D->se), PT_IOC_BACKING_OPEN, &map);
+	int id = ioctl(fuse_session_fd(disk_ctx->se), PT_IOC_BACKING_OPEN, &map);
 
 	if (id >= 0)
 		return id;
@@ -102,17 +102,17 @@ int passthrough_backing_open(int fd)
 	if (id == -ELOOP)
 		log_warn("%s: the kernel refused a passthrough file: DATA is on a stacked "
 			 "file system (overlayfs?); every read goes through the daemon",
-			 D->cfg.name);
+			 disk_ctx->cfg.name);
 	else
 		log_warn("%s: the kernel refused a passthrough file (%s): every read goes "
-			 "through the daemon from now on", D->cfg.name, strerror(-id));
+			 "through the daemon from now on", disk_ctx->cfg.name, strerror(-id));
 	return id;
 }
 
 void passthrough_backing_close(uint32_t id)
 {
-	if (ioctl(fuse_session_fd(D->se), PT_IOC_BACKING_CLOSE, &id) < 0)
-		log_warn("%s: closing passthrough backing %u: %s", D->cfg.name, id, strerror(errno));
+	if (ioctl(fuse_session_fd(disk_ctx->se), PT_IOC_BACKING_CLOSE, &id) < 0)
+		log_warn("%s: closing passthrough backing %u: %s", disk_ctx->cfg.name, id, strerror(errno));
 }
 
 void passthrough_reply_arm(uint32_t backing_id)

@@ -55,12 +55,12 @@ static int match_ghost(struct cds_lfht_node *node, const void *key)
 static void ghost_free(struct rcu_head *h)
 {
 	free(caa_container_of(h, struct ghost, rcu));
-	__atomic_sub_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&disk_ctx->ghosts, 1, __ATOMIC_RELAXED);
 }
 
 static void ghost_del(struct cds_lfht_node *hn)
 {
-	if (cds_lfht_del(D->by_ghost, hn) == 0)
+	if (cds_lfht_del(disk_ctx->by_ghost, hn) == 0)
 		urcu_memb_call_rcu(&caa_container_of(hn, struct ghost, hnode)->rcu, ghost_free);
 }
 
@@ -69,7 +69,7 @@ void ghost_drop(uint64_t ino)
 	struct cds_lfht_iter it;
 
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	cds_lfht_lookup(disk_ctx->by_ghost, hash64(ino), match_ghost, &ino, &it);
 	if (cds_lfht_iter_get_node(&it))
 		ghost_del(cds_lfht_iter_get_node(&it));
 	urcu_memb_read_unlock();
@@ -118,7 +118,7 @@ int ghost_find(uint64_t ino, uint64_t *parent, char **name)
 	int r = -ESTALE;
 
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	cds_lfht_lookup(disk_ctx->by_ghost, hash64(ino), match_ghost, &ino, &it);
 	hn = cds_lfht_iter_get_node(&it);
 	if (hn) {
 		struct ghost *g = caa_container_of(hn, struct ghost, hnode);
@@ -134,9 +134,9 @@ int ghost_find(uint64_t ino, uint64_t *parent, char **name)
 int ghosts_init(void)
 {
 	/* Resized by nodes_maintain(), as the node tables are. */
-	D->ghost_buckets = 1024;
-	D->by_ghost = cds_lfht_new_flavor(1024, 1024, 0, 0, &urcu_memb_flavor, NULL);
-	return D->by_ghost ? 0 : -ENOMEM;
+	disk_ctx->ghost_buckets = 1024;
+	disk_ctx->by_ghost = cds_lfht_new_flavor(1024, 1024, 0, 0, &urcu_memb_flavor, NULL);
+	return disk_ctx->by_ghost ? 0 : -ENOMEM;
 }
 
 void ghosts_fini(void)
@@ -144,18 +144,18 @@ void ghosts_fini(void)
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *hn;
 
-	if (!D->by_ghost)
+	if (!disk_ctx->by_ghost)
 		return;
 	urcu_memb_read_lock();
-	cds_lfht_first(D->by_ghost, &it);
+	cds_lfht_first(disk_ctx->by_ghost, &it);
 	while ((hn = cds_lfht_iter_get_node(&it))) {
-		cds_lfht_next(D->by_ghost, &it);
+		cds_lfht_next(disk_ctx->by_ghost, &it);
 		ghost_del(hn);
 	}
 	urcu_memb_read_unlock();
 	urcu_memb_barrier();
-	cds_lfht_destroy(D->by_ghost, NULL);
-	D->by_ghost = NULL;
+	cds_lfht_destroy(disk_ctx->by_ghost, NULL);
+	disk_ctx->by_ghost = NULL;
 }
 
 /* ---- across a clean restart ---- */
@@ -210,8 +210,8 @@ static unsigned save_table(FILE *f, struct cds_lfht *t, bool nodes, unsigned lef
 
 static int handles_paths(char *path, char *tmp, size_t size)
 {
-	int n = snprintf(path, size, "%s/" CVMFS_DISK_DIR "/%s" CVMFS_DISK_HANDLES, D->cfg.run_dir,
-			 D->cfg.name);
+	int n = snprintf(path, size, "%s/" CVMFS_DISK_DIR "/%s" CVMFS_DISK_HANDLES, disk_ctx->cfg.run_dir,
+			 disk_ctx->cfg.name);
 
 	if (n < 0 || (size_t)n >= size - 4)
 		return -ENAMETOOLONG;
@@ -240,13 +240,13 @@ void handles_save(void)
 		return;
 	}
 	fputs(HANDLES_MAGIC, f);
-	n = save_table(f, D->by_ino, true, GHOST_MAX);
-	n += save_table(f, D->by_ghost, false, GHOST_MAX - n);
+	n = save_table(f, disk_ctx->by_ino, true, GHOST_MAX);
+	n += save_table(f, disk_ctx->by_ghost, false, GHOST_MAX - n);
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
 		log_warn("%s: %s", path, strerror(errno));
 		unlink(tmp);
 	} else {
-		log_debug("%s: %u file handle places kept for the next start", D->cfg.name, n);
+		log_debug("%s: %u file handle places kept for the next start", disk_ctx->cfg.name, n);
 	}
 }
 
@@ -262,11 +262,11 @@ static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
 	g->parent = parent;
 	memcpy(g->name, name, len);
 	urcu_memb_read_lock();
-	old = cds_lfht_add_replace(D->by_ghost, hash64(ino), match_ghost, &g->ino, &g->hnode);
+	old = cds_lfht_add_replace(disk_ctx->by_ghost, hash64(ino), match_ghost, &g->ino, &g->hnode);
 	if (old)
 		urcu_memb_call_rcu(&caa_container_of(old, struct ghost, hnode)->rcu, ghost_free);
 	urcu_memb_read_unlock();
-	__atomic_add_fetch(&D->ghosts, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&disk_ctx->ghosts, 1, __ATOMIC_RELAXED);
 	ghost_queue(ino);
 }
 

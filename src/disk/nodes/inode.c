@@ -88,7 +88,7 @@ struct dnode *node_get(uint64_t ino)
 	uint64_t key = ino;
 
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_ino, hash64(key), match_ino, &key, &it);
+	cds_lfht_lookup(disk_ctx->by_ino, hash64(key), match_ino, &key, &it);
 	hn = cds_lfht_iter_get_node(&it);
 	urcu_memb_read_unlock();
 	return hn ? caa_container_of(hn, struct dnode, ino_node) : NULL;
@@ -120,14 +120,14 @@ static void node_free(struct rcu_head *h)
 	free(n);
 	/* Counted when the memory is gone, so that nodes_maintain() trims
 	 * after the frees. */
-	__atomic_sub_fetch(&D->nodes, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&disk_ctx->nodes, 1, __ATOMIC_RELAXED);
 }
 
 static void alias_del(struct rlink *l)
 {
 	urcu_memb_read_lock();
-	if (cds_lfht_del(D->by_real, &l->hnode) == 0)
-		__atomic_sub_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+	if (cds_lfht_del(disk_ctx->by_real, &l->hnode) == 0)
+		__atomic_sub_fetch(&disk_ctx->aliases, 1, __ATOMIC_RELAXED);
 	urcu_memb_read_unlock();
 }
 
@@ -153,13 +153,13 @@ static void alias_add(struct dnode *n, struct rlink *l)
 	struct cds_lfht_node *got;
 
 	urcu_memb_read_lock();
-	while ((got = cds_lfht_add_unique(D->by_real, real_hash(k.layer, k.ino), match_real, &k,
+	while ((got = cds_lfht_add_unique(disk_ctx->by_real, real_hash(k.layer, k.ino), match_real, &k,
 					  &l->hnode)) != &l->hnode) {
-		if (cds_lfht_del(D->by_real, got) == 0)
-			__atomic_sub_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+		if (cds_lfht_del(disk_ctx->by_real, got) == 0)
+			__atomic_sub_fetch(&disk_ctx->aliases, 1, __ATOMIC_RELAXED);
 	}
 	urcu_memb_read_unlock();
-	__atomic_add_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&disk_ctx->aliases, 1, __ATOMIC_RELAXED);
 	n->rl = l;
 }
 
@@ -170,10 +170,10 @@ static void alias_del_key(unsigned layer, uint64_t real_ino)
 	struct cds_lfht_node *hn;
 
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_real, real_hash(layer, real_ino), match_real, &k, &it);
+	cds_lfht_lookup(disk_ctx->by_real, real_hash(layer, real_ino), match_real, &k, &it);
 	hn = cds_lfht_iter_get_node(&it);
-	if (hn && cds_lfht_del(D->by_real, hn) == 0)
-		__atomic_sub_fetch(&D->aliases, 1, __ATOMIC_RELAXED);
+	if (hn && cds_lfht_del(disk_ctx->by_real, hn) == 0)
+		__atomic_sub_fetch(&disk_ctx->aliases, 1, __ATOMIC_RELAXED);
 	urcu_memb_read_unlock();
 }
 
@@ -203,7 +203,7 @@ static struct dnode *alias_find(unsigned layer, uint64_t real_ino)
 	struct dnode *n = NULL;
 
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_real, real_hash(layer, real_ino), match_real, &k, &it);
+	cds_lfht_lookup(disk_ctx->by_real, real_hash(layer, real_ino), match_real, &k, &it);
 	hn = cds_lfht_iter_get_node(&it);
 	if (hn) {
 		n = caa_container_of(hn, struct rlink, hnode)->n;
@@ -227,7 +227,7 @@ static struct dnode *direct_find(unsigned layer, uint64_t real_ino)
 	if (!key)
 		return NULL;
 	urcu_memb_read_lock();
-	cds_lfht_lookup(D->by_ino, hash64(key), match_ino, &key, &it);
+	cds_lfht_lookup(disk_ctx->by_ino, hash64(key), match_ino, &key, &it);
 	hn = cds_lfht_iter_get_node(&it);
 	if (hn) {
 		n = caa_container_of(hn, struct dnode, ino_node);
@@ -266,12 +266,12 @@ static void node_retire(struct dnode *n)
 	n->orphan_fd = 0;
 	if (n->upper_fd > 0) {
 		close(n->upper_fd);
-		__atomic_sub_fetch(&D->upper_fds, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&disk_ctx->upper_fds, 1, __ATOMIC_RELAXED);
 	}
 	n->upper_fd = 0;
 	node_unlock(n);
 	urcu_memb_read_lock();
-	cds_lfht_del(D->by_ino, &n->ino_node);
+	cds_lfht_del(disk_ctx->by_ino, &n->ino_node);
 	urcu_memb_read_unlock();
 	urcu_memb_call_rcu(&n->rcu, node_free); /* overwrites rl and fh */
 }
@@ -330,7 +330,7 @@ static bool publish_at(struct dnode *n, uint64_t ino)
 
 	n->ino = ino;
 	urcu_memb_read_lock();
-	got = cds_lfht_add_unique(D->by_ino, hash64(ino), match_ino, &ino, &n->ino_node);
+	got = cds_lfht_add_unique(disk_ctx->by_ino, hash64(ino), match_ino, &ino, &n->ino_node);
 	urcu_memb_read_unlock();
 	return got == &n->ino_node;
 }
@@ -347,7 +347,7 @@ static void node_publish_ino(struct dnode *n, uint64_t want, uint64_t real)
 			return;
 	}
 	do
-		ino = journal_next_ino(&D->next_ino);
+		ino = journal_next_ino(&disk_ctx->next_ino);
 	while (!publish_at(n, ino));
 }
 
@@ -357,14 +357,14 @@ enum area node_area_of(struct dnode *parent, const char *name)
 {
 	_cleanup_free_ char *dir = NULL, *path = NULL;
 
-	if (parent != D->root && parent->area != AREA_OTHER)
+	if (parent != disk_ctx->root && parent->area != AREA_OTHER)
 		return parent->area;
 	if (node_path(parent, &dir) < 0 || !(path = path_join_dup(dir, name)))
 		return AREA_OTHER;
 	return area_of_path(path);
 }
 
-/* A node with its name stored inline, counted in D->nodes. */
+/* A node with its name stored inline, counted in disk_ctx->nodes. */
 static struct dnode *node_alloc(const char *name)
 {
 	size_t len = strlen(name) + 1;
@@ -375,9 +375,9 @@ static struct dnode *node_alloc(const char *name)
 		return NULL;
 	memcpy(n->name_buf, name, len);
 	n->name = n->name_buf;
-	count = __atomic_add_fetch(&D->nodes, 1, __ATOMIC_RELAXED);
+	count = __atomic_add_fetch(&disk_ctx->nodes, 1, __ATOMIC_RELAXED);
 	/* Far more nodes than buckets: resize now rather than at the next tick. */
-	if (count == 4 * (uint64_t)__atomic_load_n(&D->ino_buckets, __ATOMIC_RELAXED))
+	if (count == 4 * (uint64_t)__atomic_load_n(&disk_ctx->ino_buckets, __ATOMIC_RELAXED))
 		publish_kick();
 	return n;
 }
@@ -509,7 +509,7 @@ void node_for_each_below(struct dnode *dir, void (*fn)(struct dnode *, void *), 
 	struct dnode *n;
 
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(D->by_ino, &it, n, ino_node) {
+	cds_lfht_for_each_entry(disk_ctx->by_ino, &it, n, ino_node) {
 		/* A node being forgotten right now is left alone. */
 		if (!node_is_below(n, dir) || !node_hold(n))
 			continue;
@@ -544,18 +544,18 @@ static void table_fit(struct cds_lfht *ht, unsigned long *buckets, uint64_t coun
 
 void nodes_maintain(void)
 {
-	uint64_t nodes = __atomic_load_n(&D->nodes, __ATOMIC_RELAXED);
+	uint64_t nodes = __atomic_load_n(&disk_ctx->nodes, __ATOMIC_RELAXED);
 
-	table_fit(D->by_ino, &D->ino_buckets, nodes);
-	table_fit(D->by_real, &D->real_buckets, __atomic_load_n(&D->aliases, __ATOMIC_RELAXED));
-	table_fit(D->by_ghost, &D->ghost_buckets, __atomic_load_n(&D->ghosts, __ATOMIC_RELAXED));
+	table_fit(disk_ctx->by_ino, &disk_ctx->ino_buckets, nodes);
+	table_fit(disk_ctx->by_real, &disk_ctx->real_buckets, __atomic_load_n(&disk_ctx->aliases, __ATOMIC_RELAXED));
+	table_fit(disk_ctx->by_ghost, &disk_ctx->ghost_buckets, __atomic_load_n(&disk_ctx->ghosts, __ATOMIC_RELAXED));
 	/* The kernel forgot many inodes: give the freed nodes' memory back
 	 * (glibc keeps freed chunks in its arenas otherwise). */
-	if (nodes > D->trim_peak)
-		D->trim_peak = nodes;
-	if (D->trim_peak - nodes >= 16384 && nodes < D->trim_peak / 4 * 3) {
+	if (nodes > disk_ctx->trim_peak)
+		disk_ctx->trim_peak = nodes;
+	if (disk_ctx->trim_peak - nodes >= 16384 && nodes < disk_ctx->trim_peak / 4 * 3) {
 		malloc_trim(0);
-		D->trim_peak = nodes;
+		disk_ctx->trim_peak = nodes;
 	}
 }
 
@@ -567,28 +567,28 @@ int nodes_init(node_dying_fn *dying)
 	node_dying_hook = dying;
 
 	/* No CDS_LFHT_AUTO_RESIZE: see nodes_maintain() and the top of this file. */
-	D->by_ino = cds_lfht_new_flavor(MIN_BUCKETS, MIN_BUCKETS, 0, 0, &urcu_memb_flavor, NULL);
-	D->by_real = cds_lfht_new_flavor(MIN_BUCKETS, MIN_BUCKETS, 0, 0, &urcu_memb_flavor, NULL);
-	if (!D->by_ino || !D->by_real)
+	disk_ctx->by_ino = cds_lfht_new_flavor(MIN_BUCKETS, MIN_BUCKETS, 0, 0, &urcu_memb_flavor, NULL);
+	disk_ctx->by_real = cds_lfht_new_flavor(MIN_BUCKETS, MIN_BUCKETS, 0, 0, &urcu_memb_flavor, NULL);
+	if (!disk_ctx->by_ino || !disk_ctx->by_real)
 		return -ENOMEM;
-	D->ino_buckets = D->real_buckets = MIN_BUCKETS;
-	if (fstat(D->layers[0].fd, &st) < 0)
+	disk_ctx->ino_buckets = disk_ctx->real_buckets = MIN_BUCKETS;
+	if (fstat(disk_ctx->layers[0].fd, &st) < 0)
 		return -errno;
-	D->next_ino = 1ULL << 62;
+	disk_ctx->next_ino = 1ULL << 62;
 	root = node_alloc("");
 	if (!root)
 		return -ENOMEM;
 	root->ino = ROOT_ID;
 	root->refs = 1;
 	root->type = S_IFDIR;
-	root->lmask = D->nlayers > 1 ? (uint32_t)((1ULL << (D->nlayers - 1)) - 1) : 0;
+	root->lmask = disk_ctx->nlayers > 1 ? (uint32_t)((1ULL << (disk_ctx->nlayers - 1)) - 1) : 0;
 	root->real_ino = st.st_ino;
 	root->charged_bytes = blocks_bytes(&st);
 	root->charged_inode = true;
 	root->area = AREA_OTHER;
-	D->root = root;
+	disk_ctx->root = root;
 	urcu_memb_read_lock();
-	cds_lfht_add(D->by_ino, hash64(ROOT_ID), &root->ino_node);
+	cds_lfht_add(disk_ctx->by_ino, hash64(ROOT_ID), &root->ino_node);
 	urcu_memb_read_unlock();
 	return 0;
 }
@@ -598,20 +598,20 @@ void nodes_fini(void)
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *hn;
 
-	if (!D->by_ino)
+	if (!disk_ctx->by_ino)
 		return;
 	/* Called after the session ended: no readers left. */
 	urcu_memb_read_lock();
-	cds_lfht_first(D->by_ino, &it);
+	cds_lfht_first(disk_ctx->by_ino, &it);
 	while ((hn = cds_lfht_iter_get_node(&it))) {
 		struct dnode *n = caa_container_of(hn, struct dnode, ino_node);
 
 		node_retire(n);
-		cds_lfht_next(D->by_ino, &it);
+		cds_lfht_next(disk_ctx->by_ino, &it);
 	}
 	urcu_memb_read_unlock();
 	urcu_memb_barrier();
-	cds_lfht_destroy(D->by_ino, NULL);
-	cds_lfht_destroy(D->by_real, NULL);
-	D->by_ino = D->by_real = NULL;
+	cds_lfht_destroy(disk_ctx->by_ino, NULL);
+	cds_lfht_destroy(disk_ctx->by_real, NULL);
+	disk_ctx->by_ino = disk_ctx->by_real = NULL;
 }

@@ -24,11 +24,11 @@ void nlock_unlock(struct nlock *l);
  * per known inode), so rarely used state hangs off pointers, the name is
  * stored inline, and most nodes are found through by_ino alone. */
 struct dnode {
-	struct cds_lfht_node ino_node; /* in D->by_ino */
+	struct cds_lfht_node ino_node; /* in disk_ctx->by_ino */
 	uint64_t ino;
 	uint64_t refs; /* kernel lookups + children + 1 while in use (atomic) */
 
-	/* protected by D->ns_lock */
+	/* protected by disk_ctx->ns_lock */
 	struct dnode *parent;
 	char *name; /* name_buf, or an allocation of its own after a rename */
 
@@ -60,7 +60,7 @@ struct dnode {
 	struct nlock lock;
 	uint16_t type;     /* S_IFMT bits, immutable */
 	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */
-	uint8_t area;      /* enum area; protected by D->ns_lock */
+	uint8_t area;      /* enum area; protected by disk_ctx->ns_lock */
 	bool charged_inode : 1;
 	bool unlinked : 1;    /* last link gone: uncharge at last close */
 	bool real_direct : 1; /* found by (layer, real_ino) through by_ino */

@@ -83,7 +83,7 @@ static int layer_openat(int dirfd, const char *rel, int flags)
 int layer_open(unsigned layer, const char *rel, int flags)
 {
 	char piece[PATH_MAX];
-	int dirfd = D->layers[layer].fd, fd;
+	int dirfd = disk_ctx->layers[layer].fd, fd;
 
 	while (strlen(rel) >= sizeof(piece)) {
 		const char *cut = rel + sizeof(piece) - 1;
@@ -97,7 +97,7 @@ int layer_open(unsigned layer, const char *rel, int flags)
 			piece[cut - rel] = '\0';
 			fd = layer_openat(dirfd, piece, O_PATH | O_DIRECTORY);
 		}
-		if (dirfd != D->layers[layer].fd)
+		if (dirfd != disk_ctx->layers[layer].fd)
 			close(dirfd);
 		if (fd < 0)
 			return fd;
@@ -105,7 +105,7 @@ int layer_open(unsigned layer, const char *rel, int flags)
 		rel = cut + 1;
 	}
 	fd = layer_openat(dirfd, rel, flags);
-	if (dirfd != D->layers[layer].fd)
+	if (dirfd != disk_ctx->layers[layer].fd)
 		close(dirfd);
 	return fd;
 }
@@ -144,13 +144,13 @@ int node_upper_dirfd(struct dnode *dir)
 	kept = dir->upper_fd;
 	if (!kept && dir->type == S_IFDIR && dir->layer == 0 && !dir->unlinked &&
 	    !dir->orphan_fd &&
-	    __atomic_load_n(&D->upper_fds, __ATOMIC_RELAXED) < UPPER_DIR_FDS &&
+	    __atomic_load_n(&disk_ctx->upper_fds, __ATOMIC_RELAXED) < UPPER_DIR_FDS &&
 	    node_path(dir, &path) == 0) {
 		kept = layer_open(0, path, O_PATH | O_DIRECTORY);
 		if (kept > 0) {
 			/* Read without the lock by upper_parent_fd(). */
 			__atomic_store_n(&dir->upper_fd, kept, __ATOMIC_RELEASE);
-			__atomic_add_fetch(&D->upper_fds, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&disk_ctx->upper_fds, 1, __ATOMIC_RELAXED);
 		} else {
 			kept = 0;
 		}
@@ -188,7 +188,7 @@ static int open_locked(struct dnode *n, int flags, int pfd)
 	if (n->orphan_fd)
 		return orphan_open(n->orphan_fd, flags);
 	if (n->fh && n->layer == 0) {
-		fd = open_by_handle_at(D->handle_fd, n->fh, flags | O_CLOEXEC);
+		fd = open_by_handle_at(disk_ctx->handle_fd, n->fh, flags | O_CLOEXEC);
 		return fd < 0 ? -errno : fd;
 	}
 	if (n->layer == 0 && n->upper_fd > 0 && (flags & O_PATH)) {

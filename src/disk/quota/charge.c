@@ -15,14 +15,14 @@
 
 int64_t dirent_growth(void)
 {
-	return (int64_t)D->blksize;
+	return (int64_t)disk_ctx->blksize;
 }
 
 /* Published at once when usage crosses 90 % or 100 % of the limit. */
 static void check_level(void)
 {
-	uint64_t lim = __atomic_load_n(&D->acct.limit_bytes, __ATOMIC_RELAXED);
-	int64_t used = __atomic_load_n(&D->acct.used_bytes, __ATOMIC_RELAXED);
+	uint64_t lim = __atomic_load_n(&disk_ctx->acct.limit_bytes, __ATOMIC_RELAXED);
+	int64_t used = __atomic_load_n(&disk_ctx->acct.used_bytes, __ATOMIC_RELAXED);
 	int level = 0, old;
 
 	if (lim && used > 0) {
@@ -31,24 +31,24 @@ static void check_level(void)
 		else if ((uint64_t)used * 10 >= lim * 9)
 			level = 1;
 	}
-	old = __atomic_exchange_n(&D->level, level, __ATOMIC_RELAXED);
+	old = __atomic_exchange_n(&disk_ctx->level, level, __ATOMIC_RELAXED);
 	if (old != level)
 		publish_kick();
 }
 
 int charge_reserve(int64_t bytes, int64_t inodes)
 {
-	return acct_reserve(&D->acct, bytes, inodes);
+	return acct_reserve(&disk_ctx->acct, bytes, inodes);
 }
 
 void charge_unreserve(int64_t bytes, int64_t inodes)
 {
-	acct_unreserve(&D->acct, bytes, inodes);
+	acct_unreserve(&disk_ctx->acct, bytes, inodes);
 }
 
 void charge_settle(enum area ar, int64_t res_b, int64_t delta_b, int64_t res_i, int64_t delta_i)
 {
-	acct_settle(&D->acct, ar, res_b, delta_b, res_i, delta_i);
+	acct_settle(&disk_ctx->acct, ar, res_b, delta_b, res_i, delta_i);
 	if (delta_b)
 		check_level();
 }
@@ -115,7 +115,7 @@ static int orphan_keep(int fd)
 	int kept = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 
 	if (kept < 0)
-		log_warn("%s: keeping an unlinked object: %s (fstat of it fails)", D->cfg.name,
+		log_warn("%s: keeping an unlinked object: %s (fstat of it fails)", disk_ctx->cfg.name,
 			 strerror(errno));
 	return kept < 0 ? 0 : kept;
 }

@@ -47,7 +47,7 @@ static int64_t holes_worst_case(int fd, off_t from, off_t to)
 			return -errno;
 		if (data < 0 || data > to)
 			data = to;
-		sum += write_worst_case((uint64_t)hole, (uint64_t)(data - hole), D->blksize);
+		sum += write_worst_case((uint64_t)hole, (uint64_t)(data - hole), disk_ctx->blksize);
 		from = data;
 	}
 	return sum;
@@ -96,7 +96,7 @@ int64_t mmap_guard_gap(struct dnode *n, int fd, off_t off, off_t *end)
 	if (st.st_size >= off)
 		return 0;
 	*end = st.st_size;
-	return write_worst_case((uint64_t)st.st_size, (uint64_t)(off - st.st_size), D->blksize);
+	return write_worst_case((uint64_t)st.st_size, (uint64_t)(off - st.st_size), disk_ctx->blksize);
 }
 
 int64_t mmap_guard_punch(struct dnode *n, int fd, int *mode, off_t off, off_t len)
@@ -113,5 +113,5 @@ int64_t mmap_guard_punch(struct dnode *n, int fd, int *mode, off_t off, off_t le
 		return holes;
 	*mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 	/* Zeroing may split extents: one block of metadata, as for a write. */
-	return holes + (int64_t)D->blksize;
+	return holes + (int64_t)disk_ctx->blksize;
 }

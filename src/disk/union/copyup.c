@@ -103,22 +103,22 @@ static int make_copy(int sfd, const struct stat *st, const char *tmp)
 
 	switch (st->st_mode & S_IFMT) {
 	case S_IFDIR:
-		return mkdirat(D->work_fd, tmp, 0700) < 0 ? -errno : 0;
+		return mkdirat(disk_ctx->work_fd, tmp, 0700) < 0 ? -errno : 0;
 	case S_IFLNK:
 		n = readlinkat(sfd, "", target, sizeof(target) - 1);
 		if (n < 0)
 			return -errno;
 		target[n] = '\0';
-		return symlinkat(target, D->work_fd, tmp) < 0 ? -errno : 0;
+		return symlinkat(target, disk_ctx->work_fd, tmp) < 0 ? -errno : 0;
 	case S_IFREG:
 		snprintf(target, sizeof(target), "/proc/self/fd/%d", sfd);
 		in = open(target, O_RDONLY | O_CLOEXEC);
-		out = openat(D->work_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		out = openat(disk_ctx->work_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (in < 0 || out < 0)
 			return -errno;
 		return copy_data(in, out, st->st_size);
 	default:
-		return mknodat(D->work_fd, tmp, st->st_mode & S_IFMT, st->st_rdev) < 0 ? -errno : 0;
+		return mknodat(disk_ctx->work_fd, tmp, st->st_mode & S_IFMT, st->st_rdev) < 0 ? -errno : 0;
 	}
 }
 
@@ -128,16 +128,16 @@ static int copy_meta(int sfd, const struct stat *st, const char *tmp)
 	char p[PATH_MAX];
 	int r;
 
-	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", D->work_fd, tmp);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", disk_ctx->work_fd, tmp);
 	r = copy_xattrs(sfd, p);
 	if (r < 0)
 		return r;
-	if (fchownat(D->work_fd, tmp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fchownat(disk_ctx->work_fd, tmp, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	/* After chown, which clears set-id bits. */
-	if (!S_ISLNK(st->st_mode) && fchmodat(D->work_fd, tmp, st->st_mode & 07777, 0) < 0)
+	if (!S_ISLNK(st->st_mode) && fchmodat(disk_ctx->work_fd, tmp, st->st_mode & 07777, 0) < 0)
 		return -errno;
-	return utimensat(D->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	return utimensat(disk_ctx->work_fd, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 /* Creating the entry changed the parent's times; the union shows the
@@ -165,8 +165,8 @@ int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum are
 	if (fstat(sfd, &st) < 0 || fstat(upfd, &pst) < 0)
 		return -errno;
 	image_owner(&st);
-	res = (blocks_bytes(&st) + (int64_t)D->blksize - 1) / (int64_t)D->blksize *
-		      (int64_t)D->blksize + 2 * (int64_t)D->blksize;
+	res = (blocks_bytes(&st) + (int64_t)disk_ctx->blksize - 1) / (int64_t)disk_ctx->blksize *
+		      (int64_t)disk_ctx->blksize + 2 * (int64_t)disk_ctx->blksize;
 	r = charge_reserve(res, 1);
 	if (r < 0)
 		return r;
@@ -174,12 +174,12 @@ int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum are
 	r = make_copy(sfd, &st, tmp);
 	if (r == 0)
 		r = copy_meta(sfd, &st, tmp);
-	if (r == 0 && renameat2(D->work_fd, tmp, upfd, name, RENAME_NOREPLACE) < 0)
+	if (r == 0 && renameat2(disk_ctx->work_fd, tmp, upfd, name, RENAME_NOREPLACE) < 0)
 		r = -errno;
 	if (r == 0 && fstatat(upfd, name, out, AT_SYMLINK_NOFOLLOW) < 0)
 		r = -errno;
 	if (r < 0) {
-		if (unlinkat(D->work_fd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 &&
+		if (unlinkat(disk_ctx->work_fd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 &&
 		    errno == ENOENT)
 			log_debug("copy-up of %s: %s", rel, strerror(-r));
 		charge_unreserve(res, 1);

@@ -196,7 +196,7 @@ int dir_list(const char *rel, bool upper, uint32_t lmask, struct dlist *l)
 	int r = 0;
 
 	*l = (struct dlist){ 0 };
-	for (unsigned layer = upper ? 0 : 1; layer < D->nlayers && r == 0; layer++) {
+	for (unsigned layer = upper ? 0 : 1; layer < disk_ctx->nlayers && r == 0; layer++) {
 		if (layer > 0 && !(lmask & (1u << (layer - 1))))
 			continue;
 		r = list_layer(layer, rel, l, &seen, &hidden);

@@ -149,7 +149,7 @@ int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const cha
 			f->gen = backing_gen(layer_dir(ld, 0), name);
 		return found ? 0 : -ENOENT;
 	}
-	for (unsigned j = 0; j < D->nlayers - 1 && lmask >> j; j++) {
+	for (unsigned j = 0; j < disk_ctx->nlayers - 1 && lmask >> j; j++) {
 		if (!(lmask & (1u << j)))
 			continue;
 		r = lower_probe(ld, j, name, &st, &opaque);
@@ -215,7 +215,7 @@ int node_lookup(struct dnode *parent, const char *name, struct found *f)
 
 int tmp_name(char *buf, size_t size)
 {
-	unsigned long seq = __atomic_add_fetch(&D->tmp_seq, 1, __ATOMIC_RELAXED);
+	unsigned long seq = __atomic_add_fetch(&disk_ctx->tmp_seq, 1, __ATOMIC_RELAXED);
 
 	return snprintf(buf, size, "t%d.%lu", (int)getpid(), seq) < (int)size ? 0 : -ENAMETOOLONG;
 }
@@ -231,15 +231,15 @@ int whiteout_prepare(char *tmp, size_t size, struct stat *st)
 	if (r < 0)
 		return r;
 	r = tmp_name(tmp, size);
-	if (r == 0 && mknodat(D->work_fd, tmp, S_IFCHR, makedev(0, 0)) < 0)
+	if (r == 0 && mknodat(disk_ctx->work_fd, tmp, S_IFCHR, makedev(0, 0)) < 0)
 		r = -errno;
 	if (r < 0) {
 		charge_unreserve(dirent_growth(), 1);
 		return r;
 	}
-	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", D->work_fd, tmp);
+	snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", disk_ctx->work_fd, tmp);
 	if (lsetxattr(p, XATTR_WHITEOUT, "y", 1, 0) < 0 ||
-	    fstatat(D->work_fd, tmp, st, AT_SYMLINK_NOFOLLOW) < 0) {
+	    fstatat(disk_ctx->work_fd, tmp, st, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = -errno;
 		whiteout_abort(tmp);
 		return r;
@@ -255,7 +255,7 @@ void whiteout_settle(enum area ar, const struct stat *st)
 
 void whiteout_abort(const char *tmp)
 {
-	unlinkat(D->work_fd, tmp, 0);
+	unlinkat(disk_ctx->work_fd, tmp, 0);
 	charge_unreserve(dirent_growth(), 1);
 }
 
@@ -267,7 +267,7 @@ int whiteout_make(int dirfd, const char *name, bool replace, enum area ar)
 
 	if (r < 0)
 		return r;
-	if (renameat2(D->work_fd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) < 0) {
+	if (renameat2(disk_ctx->work_fd, tmp, dirfd, name, replace ? 0 : RENAME_NOREPLACE) < 0) {
 		r = -errno;
 		whiteout_abort(tmp);
 		return r;
@@ -288,14 +288,14 @@ int rmdir_hiding(int dirfd, const char *name, enum area ar)
 
 	if (r < 0)
 		return r;
-	if (renameat2(D->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0) {
+	if (renameat2(disk_ctx->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0) {
 		r = -errno;
 		whiteout_abort(tmp);
 		return r;
 	}
-	if (unlinkat(D->work_fd, tmp, AT_REMOVEDIR) < 0) {
+	if (unlinkat(disk_ctx->work_fd, tmp, AT_REMOVEDIR) < 0) {
 		r = -errno; /* not empty after all: put it back */
-		if (renameat2(D->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0)
+		if (renameat2(disk_ctx->work_fd, tmp, dirfd, name, RENAME_EXCHANGE) < 0)
 			log_error_errno(-errno, "rmdir %s: directory left in DATA/work/%s", name, tmp);
 		whiteout_abort(tmp);
 		return r;
@@ -341,9 +341,9 @@ int image_idmap_parse(const char *s)
 	if (sscanf(s, "%llu:%llu:%llu%n", &uid, &gid, &count, &end) != 3 || s[end] ||
 	    !count || uid + count > UINT32_MAX || gid + count > UINT32_MAX)
 		return -EINVAL;
-	D->idmap_uid = (uint32_t)uid;
-	D->idmap_gid = (uint32_t)gid;
-	D->idmap_count = (uint32_t)count;
+	disk_ctx->idmap_uid = (uint32_t)uid;
+	disk_ctx->idmap_gid = (uint32_t)gid;
+	disk_ctx->idmap_count = (uint32_t)count;
 	return 0;
 }
 
@@ -357,24 +357,24 @@ int upper_root_adopt(void)
 {
 	struct stat up, img;
 
-	if (!D->idmap_count || D->nlayers < 2 || fstat(D->layers[0].fd, &up) < 0 ||
-	    fstat(D->layers[1].fd, &img) < 0)
+	if (!disk_ctx->idmap_count || disk_ctx->nlayers < 2 || fstat(disk_ctx->layers[0].fd, &up) < 0 ||
+	    fstat(disk_ctx->layers[1].fd, &img) < 0)
 		return 0;
 	image_owner(&img);
 	if (up.st_uid != 0 || up.st_gid != 0 || (img.st_uid == 0 && img.st_gid == 0))
 		return 0;
-	if (fchownat(D->layers[0].fd, "", img.st_uid, img.st_gid, AT_EMPTY_PATH) < 0)
+	if (fchownat(disk_ctx->layers[0].fd, "", img.st_uid, img.st_gid, AT_EMPTY_PATH) < 0)
 		return log_error_errno(-errno, "%s/upper: taking the image root's owner %u:%u",
-				       D->cfg.data, img.st_uid, img.st_gid);
+				       disk_ctx->cfg.data, img.st_uid, img.st_gid);
 	return 0;
 }
 
 void image_owner(struct stat *st)
 {
-	if (!D->idmap_count)
+	if (!disk_ctx->idmap_count)
 		return;
-	if (st->st_uid < D->idmap_count)
-		st->st_uid += D->idmap_uid;
-	if (st->st_gid < D->idmap_count)
-		st->st_gid += D->idmap_gid;
+	if (st->st_uid < disk_ctx->idmap_count)
+		st->st_uid += disk_ctx->idmap_uid;
+	if (st->st_gid < disk_ctx->idmap_count)
+		st->st_gid += disk_ctx->idmap_gid;
 }

@@ -251,7 +251,7 @@ static struct dnode *find_by_journal(uint64_t ino, unsigned depth, int *err)
 /* rel ("a/b/c") walked down from the root; the result is held. */
 static struct dnode *walk_path(char *rel, int *err)
 {
-	struct dnode *cur = D->root, *next;
+	struct dnode *cur = disk_ctx->root, *next;
 	char *save = NULL;
 
 	node_hold(cur);
@@ -298,9 +298,9 @@ static struct dnode *find_by_handle(uint64_t ino, int *err)
 	uint64_t real = ino & ((1ULL << 48) - 1);
 
 	*err = -ESTALE;
-	if (layer >= D->nlayers || real > UINT32_MAX || D->layers[layer].handle_mnt_fd < 0)
+	if (layer >= disk_ctx->nlayers || real > UINT32_MAX || disk_ctx->layers[layer].handle_mnt_fd < 0)
 		return NULL;
-	*err = handle_rel_path(&D->layers[layer], (uint32_t)real, &rel);
+	*err = handle_rel_path(&disk_ctx->layers[layer], (uint32_t)real, &rel);
 	return *err < 0 ? NULL : walk_path(rel, err);
 }
 

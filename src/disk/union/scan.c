@@ -133,7 +133,7 @@ static int walk_dir(struct walk *w, int dfd, size_t plen, enum area ar)
 static int walk_layer(struct walk *w, unsigned layer)
 {
 	struct stat st;
-	int fd = openat(D->layers[layer].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(disk_ctx->layers[layer].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r;
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -156,7 +156,7 @@ int scan_all(struct acct *a, uint64_t *image_inodes)
 	if (!w)
 		return -ENOMEM;
 	w->a = a;
-	for (unsigned l = 1; l < D->nlayers && r == 0; l++)
+	for (unsigned l = 1; l < disk_ctx->nlayers && r == 0; l++)
 		r = walk_layer(w, l);
 	*image_inodes = (uint64_t)a->used_inodes;
 	if (r == 0)
@@ -196,7 +196,7 @@ static void amove_one(struct amove *m, const struct stat *st)
 	}
 	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && inoset_add(&m->links, ino_key(st)) <= 0)
 		return;
-	acct_move(&D->acct, area_of_path(m->oldp), area_of_path(m->newp), blocks_bytes(st), 1);
+	acct_move(&disk_ctx->acct, area_of_path(m->oldp), area_of_path(m->newp), blocks_bytes(st), 1);
 }
 
 static void amove_tree(struct amove *m, int dfd);

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-struct volume VOL = { .file_fd = -1, .reserve_fd = -1 };
+struct volume disk_vol = { .file_fd = -1, .reserve_fd = -1 };
 
 #define DEFAULT_VOLUME_DIR CVMFS_STATE_DIR "/volumes"
 #define DEFAULT_LANES "/home:/var/lib/docker"
@@ -40,7 +40,7 @@ static bool json_safe(const char *s)
 /* "/var/lib/docker" -> "var-lib-docker"; absolute, no "..", ".", "//". */
 static int lane_add(const char *path, const char *data)
 {
-	struct vol_lane *l = &VOL.lanes[VOL.nlanes];
+	struct vol_lane *l = &disk_vol.lanes[disk_vol.nlanes];
 	char name[256];
 	size_t n = 0;
 
@@ -49,24 +49,24 @@ static int lane_add(const char *path, const char *data)
 	    !strcmp(path + strlen(path) - 2, "/.") || !strcmp(path + strlen(path) - 3, "/..") ||
 	    path[strlen(path) - 1] == '/')
 		return -EINVAL;
-	if (VOL.nlanes == VOLUME_MAX_LANES)
+	if (disk_vol.nlanes == VOLUME_MAX_LANES)
 		return -E2BIG;
 	for (const char *p = path + 1; *p; p++)
 		name[n++] = *p == '/' ? '-' : *p;
 	name[n] = '\0';
-	for (unsigned i = 0; i < VOL.nlanes; i++) {
-		size_t a = strlen(VOL.lanes[i].path), b = strlen(path);
+	for (unsigned i = 0; i < disk_vol.nlanes; i++) {
+		size_t a = strlen(disk_vol.lanes[i].path), b = strlen(path);
 
 		/* one inside another: a bind would hide the other one */
-		if (!strncmp(VOL.lanes[i].path, path, MIN(a, b)) &&
-		    (a == b || VOL.lanes[i].path[MIN(a, b)] == '/' || path[MIN(a, b)] == '/'))
+		if (!strncmp(disk_vol.lanes[i].path, path, MIN(a, b)) &&
+		    (a == b || disk_vol.lanes[i].path[MIN(a, b)] == '/' || path[MIN(a, b)] == '/'))
 			return -EINVAL;
 	}
 	l->path = strdup(path);
 	if (!l->path || asprintf(&l->dir, "%s/lanes/%s", data, name) < 0)
 		return -ENOMEM;
 	l->area = area_of_path(path);
-	VOL.nlanes++;
+	disk_vol.nlanes++;
 	return 0;
 }
 
@@ -97,9 +97,9 @@ int volume_configure(const char *spec, const char *dir, const char *lanes, const
 	if (!spec || !strcmp(spec, "none"))
 		return 0;
 	if (!strcmp(spec, "loop")) {
-		VOL.kind = VOLUME_LOOP;
+		disk_vol.kind = VOLUME_LOOP;
 	} else if (!strncmp(spec, "block:", 6) && spec[6] == '/') {
-		VOL.kind = VOLUME_BLOCK;
+		disk_vol.kind = VOLUME_BLOCK;
 	} else {
 		log_error("bad value for --volume: '%s' (loop, block:PATH or none)",
 			spec);
@@ -110,19 +110,19 @@ int volume_configure(const char *spec, const char *dir, const char *lanes, const
 			alloc);
 		return -EINVAL;
 	}
-	VOL.alloc_full = alloc && !strcmp(alloc, "full");
-	VOL.dir = strdup(dir ? dir : DEFAULT_VOLUME_DIR);
-	if (!VOL.dir)
+	disk_vol.alloc_full = alloc && !strcmp(alloc, "full");
+	disk_vol.dir = strdup(dir ? dir : DEFAULT_VOLUME_DIR);
+	if (!disk_vol.dir)
 		return -ENOMEM;
-	if (VOL.kind == VOLUME_LOOP ? asprintf(&VOL.file, "%s/%s.img", VOL.dir, name) < 0
-				  : !(VOL.file = strdup(spec + 6)))
+	if (disk_vol.kind == VOLUME_LOOP ? asprintf(&disk_vol.file, "%s/%s.img", disk_vol.dir, name) < 0
+				  : !(disk_vol.file = strdup(spec + 6)))
 		return -ENOMEM;
 	if (data[0] != '/') {
 		log_error("--data %s: must be an absolute path with --volume (the "
 			"lanes are published by path)", data);
 		return -EINVAL;
 	}
-	if (!json_safe(VOL.file) || !json_safe(data)) {
+	if (!json_safe(disk_vol.file) || !json_safe(data)) {
 		log_error("--volume: the volume and --data paths may not hold "
 			"quotes, backslashes or control characters");
 		return -EINVAL;
@@ -136,20 +136,20 @@ int volume_reserve(int data_fd, uint64_t image_bytes)
 {
 	uint64_t want = (image_bytes + 4095) / 4096 * 4096;
 	struct stat st;
-	int fd = VOL.reserve_fd;
+	int fd = disk_vol.reserve_fd;
 
 	if (fd < 0)
-		fd = VOL.reserve_fd = openat(data_fd, ".image-reserve",
+		fd = disk_vol.reserve_fd = openat(data_fd, ".image-reserve",
 					   O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || fstat(fd, &st) < 0)
-		return log_error_errno(-errno, "%s/.image-reserve", D->cfg.data);
+		return log_error_errno(-errno, "%s/.image-reserve", disk_ctx->cfg.data);
 	if ((uint64_t)st.st_size > want && ftruncate(fd, (off_t)want) < 0)
-		return log_error_errno(-errno, "%s/.image-reserve", D->cfg.data);
+		return log_error_errno(-errno, "%s/.image-reserve", disk_ctx->cfg.data);
 	if (want && fallocate(fd, 0, 0, (off_t)want) < 0) {
 		int r = -errno;
 
 		log_error("--volume %s: the image's %llu bytes do not fit beside "
-			"the workspace's data: %s", VOL.file, (unsigned long long)image_bytes,
+			"the workspace's data: %s", disk_vol.file, (unsigned long long)image_bytes,
 			strerror(-r));
 		return r;
 	}
@@ -158,7 +158,7 @@ int volume_reserve(int data_fd, uint64_t image_bytes)
 
 int volume_statfs(struct statvfs *sv)
 {
-	return fstatvfs(D->data_fd, sv) < 0 ? -errno : 0;
+	return fstatvfs(disk_ctx->data_fd, sv) < 0 ? -errno : 0;
 }
 
 void volume_figures(struct figures *f, const struct acct *a)
@@ -173,10 +173,10 @@ void volume_figures(struct figures *f, const struct acct *a)
 	f->avail_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
 	f->inodes_limit = sv.f_files;
 	f->inodes_used = sv.f_files - sv.f_ffree;
-	for (unsigned i = 0; i < VOL.nlanes; i++) {
-		int64_t b = __atomic_load_n(&VOL.lanes[i].bytes, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < disk_vol.nlanes; i++) {
+		int64_t b = __atomic_load_n(&disk_vol.lanes[i].bytes, __ATOMIC_RELAXED);
 
-		f->area_bytes[VOL.lanes[i].area] += b > 0 ? (uint64_t)b : 0;
+		f->area_bytes[disk_vol.lanes[i].area] += b > 0 ? (uint64_t)b : 0;
 	}
 	(void)a;
 	rest = f->used_bytes;
@@ -194,10 +194,10 @@ int volume_json(char *buf, size_t size, const char *data)
 	if (!volume_on())
 		return snprintf(buf, size, ",\"volume\":\"none\",\"lanes\":[]");
 	w = snprintf(buf, size, ",\"volume\":\"%s:%s\",\"volume_mnt\":\"%s\",\"lanes\":[",
-		     VOL.kind == VOLUME_LOOP ? "loop" : "block", VOL.file, data);
-	for (unsigned i = 0; w >= 0 && (n += (size_t)w) < size && i < VOL.nlanes; i++)
+		     disk_vol.kind == VOLUME_LOOP ? "loop" : "block", disk_vol.file, data);
+	for (unsigned i = 0; w >= 0 && (n += (size_t)w) < size && i < disk_vol.nlanes; i++)
 		w = snprintf(buf + n, size - n, "%s{\"path\":\"%s\",\"dir\":\"%s\"}", i ? "," : "",
-			     VOL.lanes[i].path, VOL.lanes[i].dir);
+			     disk_vol.lanes[i].path, disk_vol.lanes[i].dir);
 	if (w >= 0 && n < size)
 		w = snprintf(buf + n, size - n, "],\"lanes_settled\":%s",
 			     volume_lanes_settled() ? "true" : "false");

@@ -47,7 +47,7 @@ struct volume {
 	unsigned nlanes;
 };
 
-extern struct volume VOL;
+extern struct volume disk_vol;
 
 /* Options: --volume, --volume-dir, --lanes, volume-alloc. One line on
  * stderr naming the option when a value is bad. */
@@ -55,7 +55,7 @@ int volume_configure(const char *spec, const char *dir, const char *lanes, const
 		     const char *data, const char *name);
 static inline bool volume_on(void)
 {
-	return VOL.kind != VOLUME_NONE;
+	return disk_vol.kind != VOLUME_NONE;
 }
 /* Before DATA is opened: lock, create (or shrink), attach, fsck, prefetch, mount. */
 int volume_start(const char *data, uint64_t limit, uint64_t inodes);

@@ -260,14 +260,14 @@ static void volume_prefetch(int devfd)
  * that sparseness saves. A block device may hold anything: zeroed. */
 static const char *mount_data(void)
 {
-	return VOL.kind == VOLUME_LOOP ? "noinit_itable" : NULL;
+	return disk_vol.kind == VOLUME_LOOP ? "noinit_itable" : NULL;
 }
 
 static int set_size(int fd, uint64_t size)
 {
 	if (ftruncate(fd, (off_t)size) < 0)
 		return -errno;
-	if (VOL.alloc_full && fallocate(fd, 0, 0, (off_t)size) < 0)
+	if (disk_vol.alloc_full && fallocate(fd, 0, 0, (off_t)size) < 0)
 		return -errno;
 	return 0;
 }
@@ -287,17 +287,17 @@ static int mkfs_once(uint64_t size, uint64_t inodes, struct ext4_sb *sb)
 		argv[argc++] = "-i";
 		argv[argc++] = "16384"; /* the union's default inode limit */
 	}
-	argv[argc++] = VOL.file;
+	argv[argc++] = disk_vol.file;
 	argv[argc] = NULL;
-	r = VOL.kind == VOLUME_LOOP ? set_size(VOL.file_fd, size) : 0;
+	r = disk_vol.kind == VOLUME_LOOP ? set_size(disk_vol.file_fd, size) : 0;
 	if (r < 0)
-		return log_error_errno(r, "--volume %s: size %llu", VOL.file, (unsigned long long)size);
+		return log_error_errno(r, "--volume %s: size %llu", disk_vol.file, (unsigned long long)size);
 	r = run_prog(argv, out, sizeof(out));
 	if (r != 0) {
-		log_error("--volume %s: mkfs.ext4 failed (%d): %s", VOL.file, r, out);
+		log_error("--volume %s: mkfs.ext4 failed (%d): %s", disk_vol.file, r, out);
 		return -EIO;
 	}
-	return sb_read(VOL.file_fd, sb);
+	return sb_read(disk_vol.file_fd, sb);
 }
 
 /* A new image file whose file system shows exactly limit bytes. */
@@ -318,11 +318,11 @@ static int volume_make(uint64_t limit, uint64_t inodes)
 		size = size + limit - fs;
 	}
 	if (fs != limit)
-		log_warn("--volume %s: shows %llu bytes for a limit of %llu", VOL.file,
+		log_warn("--volume %s: shows %llu bytes for a limit of %llu", disk_vol.file,
 			 (unsigned long long)fs, (unsigned long long)limit);
-	log_info("--volume %s: made, %llu bytes of file for %llu of file system", VOL.file,
+	log_info("--volume %s: made, %llu bytes of file for %llu of file system", disk_vol.file,
 		 (unsigned long long)size, (unsigned long long)fs);
-	VOL.created = true;
+	disk_vol.created = true;
 	return 0;
 }
 
@@ -333,7 +333,7 @@ static int loop_find(char *dev, size_t size)
 	struct stat me;
 	struct dirent *de;
 
-	if (!d || fstat(VOL.file_fd, &me) < 0)
+	if (!d || fstat(disk_vol.file_fd, &me) < 0)
 		return -ENOENT;
 	while ((de = readdir(d))) {
 		struct loop_info64 info;
@@ -362,20 +362,20 @@ static int loop_existing(bool *held)
 	for (int tries = 0; tries < 150; tries++) {
 		int fd, ex;
 
-		if (loop_find(VOL.loopdev, sizeof(VOL.loopdev)) < 0)
+		if (loop_find(disk_vol.loopdev, sizeof(disk_vol.loopdev)) < 0)
 			return -ENOENT;
-		fd = open(VOL.loopdev, O_RDWR | O_CLOEXEC);
+		fd = open(disk_vol.loopdev, O_RDWR | O_CLOEXEC);
 		if (fd < 0) {
 			usleep(20000);
 			continue;
 		}
-		ex = open(VOL.loopdev, O_RDONLY | O_EXCL | O_CLOEXEC);
+		ex = open(disk_vol.loopdev, O_RDONLY | O_EXCL | O_CLOEXEC);
 		*held = ex < 0 && errno == EBUSY;
 		if (ex >= 0)
 			close(ex);
 		if (*held)
 			log_info("--volume %s: still attached at %s and mounted (a CVM of the last run "
-				 "holds it): used as it is", VOL.file, VOL.loopdev);
+				 "holds it): used as it is", disk_vol.file, disk_vol.loopdev);
 		return fd;
 	}
 	return -ENOENT;
@@ -386,13 +386,13 @@ static int loop_attach(char *dev, size_t size)
 	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	/* The loop device keeps the file it is given: an open of its own, so
 	 * that our flock ends with this process, not with the device. */
-	_cleanup_close_ int backing = open(VOL.file, O_RDWR | O_CLOEXEC);
+	_cleanup_close_ int backing = open(disk_vol.file, O_RDWR | O_CLOEXEC);
 	struct loop_config cfg = { .fd = (uint32_t)backing, .block_size = VOL_BLOCK };
 
 	if (ctl < 0 || backing < 0)
 		return -errno;
 	cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
-	snprintf((char *)cfg.info.lo_file_name, LO_NAME_SIZE, "%s", VOL.file);
+	snprintf((char *)cfg.info.lo_file_name, LO_NAME_SIZE, "%s", disk_vol.file);
 	for (int tries = 0; tries < 16; tries++) {
 		int nr = ioctl(ctl, LOOP_CTL_GET_FREE), fd;
 
@@ -428,7 +428,7 @@ static int fsck_if_needed(int devfd, const char *dev, bool force)
 
 	if (r < 0) {
 		log_error("--volume %s: no ext4 file system on it (a first start "
-			"that did not finish? remove the file to make it again)", VOL.file);
+			"that did not finish? remove the file to make it again)", disk_vol.file);
 		return r;
 	}
 	if (!sb.needs_fsck && !force)
@@ -437,10 +437,10 @@ static int fsck_if_needed(int devfd, const char *dev, bool force)
 	r = run_prog(argv, out, sizeof(out));
 	if (r < 0 || r >= 4) {
 		log_error("--volume %s: e2fsck -p %s could not repair it (%d): %s",
-			VOL.file, dev, r, out);
+			disk_vol.file, dev, r, out);
 		return -EIO;
 	}
-	log_info("--volume %s: %s: e2fsck -p: %s", VOL.file, force ? "before resizing" : "unclean stop",
+	log_info("--volume %s: %s: e2fsck -p: %s", disk_vol.file, force ? "before resizing" : "unclean stop",
 		 out);
 	return 0;
 }
@@ -460,21 +460,21 @@ static int open_file(bool *exists)
 {
 	int fd;
 
-	if (VOL.kind == VOLUME_BLOCK) {
+	if (disk_vol.kind == VOLUME_BLOCK) {
 		*exists = true;
-		fd = open(VOL.file, O_RDWR | O_CLOEXEC);
+		fd = open(disk_vol.file, O_RDWR | O_CLOEXEC);
 	} else {
-		fd = open(VOL.file, O_RDWR | O_CLOEXEC);
+		fd = open(disk_vol.file, O_RDWR | O_CLOEXEC);
 		*exists = fd >= 0;
 		if (fd < 0 && errno == ENOENT)
-			fd = open(VOL.file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			fd = open(disk_vol.file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	}
 	if (fd < 0) {
-		return log_error_errno(-errno, "--volume %s", VOL.file);
+		return log_error_errno(-errno, "--volume %s", disk_vol.file);
 	}
-	VOL.file_fd = fd;
+	disk_vol.file_fd = fd;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		log_error("--volume %s: in use by another cvmfsd disk", VOL.file);
+		log_error("--volume %s: in use by another cvmfsd disk", disk_vol.file);
 		return -EBUSY;
 	}
 	return 0;
@@ -494,7 +494,7 @@ static int volume_capacity(const char *data)
 
 	if (statvfs(data, &sv) < 0)
 		return -errno;
-	VOL.capacity = (uint64_t)sv.f_blocks * sv.f_frsize;
+	disk_vol.capacity = (uint64_t)sv.f_blocks * sv.f_frsize;
 	return 0;
 }
 
@@ -507,31 +507,31 @@ static int attach_and_mount(const char *data, uint64_t limit)
 	struct ext4_sb sb;
 	int r;
 
-	if (VOL.kind == VOLUME_LOOP)
+	if (disk_vol.kind == VOLUME_LOOP)
 		devfd = loop_existing(&reused);
-	if (devfd < 0 && VOL.kind == VOLUME_LOOP) {
-		devfd = loop_attach(VOL.loopdev, sizeof(VOL.loopdev));
+	if (devfd < 0 && disk_vol.kind == VOLUME_LOOP) {
+		devfd = loop_attach(disk_vol.loopdev, sizeof(disk_vol.loopdev));
 		if (devfd < 0) {
-			log_error("--volume %s: attaching a loop device: %s", VOL.file,
+			log_error("--volume %s: attaching a loop device: %s", disk_vol.file,
 				strerror(-devfd));
 			return devfd;
 		}
 	} else if (devfd < 0) {
-		snprintf(VOL.loopdev, sizeof(VOL.loopdev), "%s", VOL.file);
-		devfd = open(VOL.file, O_RDWR | O_CLOEXEC);
+		snprintf(disk_vol.loopdev, sizeof(disk_vol.loopdev), "%s", disk_vol.file);
+		devfd = open(disk_vol.file, O_RDWR | O_CLOEXEC);
 		if (devfd < 0)
 			return -errno;
 		if (sb_read(devfd, &sb) == -ENODATA) { /* an admin's empty device */
-			r = VOL.kind == VOLUME_BLOCK ? mkfs_once(0, UNSET, &sb) : -ENODATA;
-			VOL.created = r == 0;
+			r = disk_vol.kind == VOLUME_BLOCK ? mkfs_once(0, UNSET, &sb) : -ENODATA;
+			disk_vol.created = r == 0;
 			if (r < 0)
 				return r;
 		}
 	}
-	if (mounted_at(data, VOL.loopdev)) {
+	if (mounted_at(data, disk_vol.loopdev)) {
 		log_info("--volume %s: already mounted at %s (the last daemon was killed): reused",
-			 VOL.file, data);
-		VOL.mounted = true;
+			 disk_vol.file, data);
+		disk_vol.mounted = true;
 		return volume_capacity(data);
 	}
 	if (!dir_empty(data)) {
@@ -540,17 +540,17 @@ static int attach_and_mount(const char *data, uint64_t limit)
 			"DATA aside)", data);
 		return -ENOTEMPTY;
 	}
-	if (!reused && (r = fsck_if_needed(devfd, VOL.loopdev, false)) < 0)
+	if (!reused && (r = fsck_if_needed(devfd, disk_vol.loopdev, false)) < 0)
 		return r;
 	volume_prefetch(devfd);
-	if (mount(VOL.loopdev, data, "ext4", MOUNT_FLAGS, mount_data()) < 0) {
+	if (mount(disk_vol.loopdev, data, "ext4", MOUNT_FLAGS, mount_data()) < 0) {
 		r = -errno;
-		return log_error_errno(r, "--volume %s: mount %s at %s", VOL.file, VOL.loopdev,
+		return log_error_errno(r, "--volume %s: mount %s at %s", disk_vol.file, disk_vol.loopdev,
 			data);
 	}
-	VOL.mounted = true;
+	disk_vol.mounted = true;
 	r = volume_capacity(data);
-	if (r == 0 && !reused && VOL.kind == VOLUME_LOOP && limit != VOL.capacity)
+	if (r == 0 && !reused && disk_vol.kind == VOLUME_LOOP && limit != disk_vol.capacity)
 		r = volume_resize_offline(data, devfd, limit);
 	return r;
 }
@@ -563,8 +563,8 @@ int volume_start(const char *data, uint64_t limit, uint64_t inodes)
 	if (mkdir(data, 0700) < 0 && errno != EEXIST) {
 		return log_error_errno(-errno, "--data %s", data);
 	}
-	if (VOL.kind == VOLUME_LOOP && mkdir(VOL.dir, 0700) < 0 && errno != EEXIST) {
-		return log_error_errno(-errno, "--volume-dir %s", VOL.dir);
+	if (disk_vol.kind == VOLUME_LOOP && mkdir(disk_vol.dir, 0700) < 0 && errno != EEXIST) {
+		return log_error_errno(-errno, "--volume-dir %s", disk_vol.dir);
 	}
 	r = open_file(&exists);
 	if (r < 0)
@@ -574,20 +574,20 @@ int volume_start(const char *data, uint64_t limit, uint64_t inodes)
 			log_error("--data %s: not empty, and the volume mounts there: "
 				"a workspace made with --volume none is not migrated (keep --volume none, "
 				"or move DATA aside)", data);
-			unlink(VOL.file);
+			unlink(disk_vol.file);
 			return -ENOTEMPTY;
 		}
 		r = volume_make(limit, inodes);
 		if (r < 0) {
-			unlink(VOL.file);
+			unlink(disk_vol.file);
 			return r;
 		}
 	}
 	r = attach_and_mount(data, limit);
 	if (r < 0)
 		return r;
-	log_info("--volume %s: %s mounted at %s, %llu bytes", VOL.file, VOL.loopdev, data,
-		 (unsigned long long)VOL.capacity);
+	log_info("--volume %s: %s mounted at %s, %llu bytes", disk_vol.file, disk_vol.loopdev, data,
+		 (unsigned long long)disk_vol.capacity);
 	return 0;
 }
 
@@ -597,45 +597,45 @@ uint64_t volume_resize(uint64_t limit)
 	_cleanup_close_ int devfd = -EBADF;
 	struct stat st;
 
-	if (limit < VOL.capacity) {
+	if (limit < disk_vol.capacity) {
 		log_warn("SIGHUP: limit %llu is below the volume's %llu bytes: applied at the next "
 			 "start if the data fits", (unsigned long long)limit,
-			 (unsigned long long)VOL.capacity);
-		return VOL.capacity;
+			 (unsigned long long)disk_vol.capacity);
+		return disk_vol.capacity;
 	}
-	if (VOL.kind != VOLUME_LOOP || limit == VOL.capacity)
-		return VOL.capacity;
-	devfd = open(VOL.loopdev, O_RDWR | O_CLOEXEC);
-	for (int tries = 0; devfd >= 0 && tries < 8 && VOL.capacity < limit; tries++) {
-		uint64_t want = limit - VOL.capacity, blocks;
+	if (disk_vol.kind != VOLUME_LOOP || limit == disk_vol.capacity)
+		return disk_vol.capacity;
+	devfd = open(disk_vol.loopdev, O_RDWR | O_CLOEXEC);
+	for (int tries = 0; devfd >= 0 && tries < 8 && disk_vol.capacity < limit; tries++) {
+		uint64_t want = limit - disk_vol.capacity, blocks;
 		int r;
 
-		if (fstat(VOL.file_fd, &st) < 0)
+		if (fstat(disk_vol.file_fd, &st) < 0)
 			break;
 		blocks = ((uint64_t)st.st_size + want) / VOL_BLOCK;
-		r = set_size(VOL.file_fd, blocks * VOL_BLOCK);
+		r = set_size(disk_vol.file_fd, blocks * VOL_BLOCK);
 		if (r == 0 && ioctl(devfd, LOOP_SET_CAPACITY, 0) < 0)
 			r = -errno;
-		if (r == 0 && ioctl(D->data_fd, EXT4_IOC_RESIZE_FS, &blocks) < 0)
+		if (r == 0 && ioctl(disk_ctx->data_fd, EXT4_IOC_RESIZE_FS, &blocks) < 0)
 			r = -errno;
 		if (r == -EPERM) {
 			log_warn("SIGHUP: growing %s online needs CAP_SYS_RESOURCE, which this daemon "
-				 "lacks: the limit %llu is applied at the next start", VOL.file,
+				 "lacks: the limit %llu is applied at the next start", disk_vol.file,
 				 (unsigned long long)limit);
-			return VOL.capacity;
+			return disk_vol.capacity;
 		}
 		if (r < 0) {
-			log_error_errno(r, "SIGHUP: growing %s to %llu bytes", VOL.file,
+			log_error_errno(r, "SIGHUP: growing %s to %llu bytes", disk_vol.file,
 					(unsigned long long)(blocks * VOL_BLOCK));
 			break;
 		}
-		volume_capacity(D->cfg.data);
+		volume_capacity(disk_ctx->cfg.data);
 	}
 	if (devfd < 0)
-		log_error("SIGHUP: %s: %s", VOL.loopdev, strerror(errno));
-	log_info("SIGHUP: volume %s now %llu bytes (limit %llu)", VOL.file,
-		 (unsigned long long)VOL.capacity, (unsigned long long)limit);
-	return VOL.capacity;
+		log_error("SIGHUP: %s: %s", disk_vol.loopdev, strerror(errno));
+	log_info("SIGHUP: volume %s now %llu bytes (limit %llu)", disk_vol.file,
+		 (unsigned long long)disk_vol.capacity, (unsigned long long)limit);
+	return disk_vol.capacity;
 }
 
 static int resize2fs(const char *dev, uint64_t blocks)
@@ -647,7 +647,7 @@ static int resize2fs(const char *dev, uint64_t blocks)
 	snprintf(nbuf, sizeof(nbuf), "%llu", (unsigned long long)blocks);
 	r = run_prog(argv, out, sizeof(out));
 	if (r != 0) {
-		log_error("--volume %s: resize2fs %s %s failed (%d): %s", VOL.file, dev, nbuf, r, out);
+		log_error("--volume %s: resize2fs %s %s failed (%d): %s", disk_vol.file, dev, nbuf, r, out);
 		return -EIO;
 	}
 	return 0;
@@ -662,7 +662,7 @@ static int measure(const char *data, uint64_t *fs)
 	struct statvfs sv;
 	int r = 0;
 
-	if (mount(VOL.loopdev, data, "ext4", MS_RDONLY | MOUNT_FLAGS, NULL) < 0)
+	if (mount(disk_vol.loopdev, data, "ext4", MS_RDONLY | MOUNT_FLAGS, NULL) < 0)
 		return -errno;
 	if (statvfs(data, &sv) < 0)
 		r = -errno;
@@ -676,11 +676,11 @@ static int resize_to(int devfd, uint64_t blocks)
 {
 	int r = 0;
 
-	if (blocks * VOL_BLOCK > (uint64_t)lseek(VOL.file_fd, 0, SEEK_END))
-		r = set_size(VOL.file_fd, blocks * VOL_BLOCK);
+	if (blocks * VOL_BLOCK > (uint64_t)lseek(disk_vol.file_fd, 0, SEEK_END))
+		r = set_size(disk_vol.file_fd, blocks * VOL_BLOCK);
 	if (r == 0 && ioctl(devfd, LOOP_SET_CAPACITY, 0) < 0)
 		r = -errno;
-	return r < 0 ? r : resize2fs(VOL.loopdev, blocks);
+	return r < 0 ? r : resize2fs(disk_vol.loopdev, blocks);
 }
 
 /* At start, before serving: a limit changed while stopped (or a growth
@@ -691,22 +691,22 @@ static int volume_resize_offline(const char *data, int devfd, uint64_t limit)
 {
 	struct statvfs sv;
 	struct ext4_sb sb;
-	uint64_t used, fs = VOL.capacity;
+	uint64_t used, fs = disk_vol.capacity;
 	int r;
 
 	if (statvfs(data, &sv) < 0)
 		return -errno;
 	used = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
-	if (limit < VOL.capacity && used + limit / 32 > limit) {
+	if (limit < disk_vol.capacity && used + limit / 32 > limit) {
 		log_warn("--limit %llu: the volume holds %llu bytes; it keeps its %llu bytes until "
 			 "enough is deleted", (unsigned long long)limit, (unsigned long long)used,
-			 (unsigned long long)VOL.capacity);
+			 (unsigned long long)disk_vol.capacity);
 		return 0;
 	}
 	if (umount(data) < 0)
 		return -errno;
-	VOL.mounted = false;
-	r = fsck_if_needed(devfd, VOL.loopdev, true);
+	disk_vol.mounted = false;
+	r = fsck_if_needed(devfd, disk_vol.loopdev, true);
 	for (int tries = 0; r == 0 && fs != limit && tries < 6; tries++) {
 		int64_t diff = ((int64_t)limit - (int64_t)fs) / (int64_t)VOL_BLOCK;
 
@@ -717,40 +717,40 @@ static int volume_resize_offline(const char *data, int devfd, uint64_t limit)
 			r = measure(data, &fs);
 	}
 	if (r == 0 && sb_read(devfd, &sb) == 0 &&
-	    (uint64_t)lseek(VOL.file_fd, 0, SEEK_END) > sb.blocks * VOL_BLOCK) {
-		if (ftruncate(VOL.file_fd, (off_t)(sb.blocks * VOL_BLOCK)) == 0)
+	    (uint64_t)lseek(disk_vol.file_fd, 0, SEEK_END) > sb.blocks * VOL_BLOCK) {
+		if (ftruncate(disk_vol.file_fd, (off_t)(sb.blocks * VOL_BLOCK)) == 0)
 			ioctl(devfd, LOOP_SET_CAPACITY, 0);
 	}
-	if (mount(VOL.loopdev, data, "ext4", MOUNT_FLAGS, mount_data()) < 0)
-		return log_error_errno(-errno, "--volume %s: mount %s", VOL.file, data);
-	VOL.mounted = true;
+	if (mount(disk_vol.loopdev, data, "ext4", MOUNT_FLAGS, mount_data()) < 0)
+		return log_error_errno(-errno, "--volume %s: mount %s", disk_vol.file, data);
+	disk_vol.mounted = true;
 	volume_capacity(data);
 	if (r < 0)
 		log_warn("--limit %llu: resizing %s failed: it stays at %llu bytes",
-			 (unsigned long long)limit, VOL.file, (unsigned long long)VOL.capacity);
+			 (unsigned long long)limit, disk_vol.file, (unsigned long long)disk_vol.capacity);
 	else
 		log_info("--limit %llu: volume %s resized to %llu bytes", (unsigned long long)limit,
-			 VOL.file, (unsigned long long)VOL.capacity);
+			 disk_vol.file, (unsigned long long)disk_vol.capacity);
 	return 0;
 }
 
 void volume_stop(const char *data)
 {
-	if (VOL.reserve_fd >= 0)
-		close(VOL.reserve_fd);
-	VOL.reserve_fd = -1;
-	if (VOL.mounted && umount2(data, MNT_DETACH) < 0)
+	if (disk_vol.reserve_fd >= 0)
+		close(disk_vol.reserve_fd);
+	disk_vol.reserve_fd = -1;
+	if (disk_vol.mounted && umount2(data, MNT_DETACH) < 0)
 		log_warn("%s: unmounting the volume: %s", data, strerror(errno));
-	VOL.mounted = false;
-	if (VOL.file_fd >= 0)
-		close(VOL.file_fd);
-	VOL.file_fd = -1;
-	for (unsigned i = 0; i < VOL.nlanes; i++) {
-		free(VOL.lanes[i].path);
-		free(VOL.lanes[i].dir);
+	disk_vol.mounted = false;
+	if (disk_vol.file_fd >= 0)
+		close(disk_vol.file_fd);
+	disk_vol.file_fd = -1;
+	for (unsigned i = 0; i < disk_vol.nlanes; i++) {
+		free(disk_vol.lanes[i].path);
+		free(disk_vol.lanes[i].dir);
 	}
-	VOL.nlanes = 0;
-	free(VOL.file);
-	free(VOL.dir);
-	VOL.file = VOL.dir = NULL;
+	disk_vol.nlanes = 0;
+	free(disk_vol.file);
+	free(disk_vol.dir);
+	disk_vol.file = disk_vol.dir = NULL;
 }

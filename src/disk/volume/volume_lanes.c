@@ -48,20 +48,20 @@ int volume_lanes_prepare(int data_fd)
 
 	if ((mkdirat(data_fd, "lanes", 0755) < 0 && errno != EEXIST) ||
 	    (lfd = openat(data_fd, "lanes", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return log_error_errno(-errno, "%s/lanes", D->cfg.data);
-	for (unsigned i = 0; i < VOL.nlanes; i++) {
+		return log_error_errno(-errno, "%s/lanes", disk_ctx->cfg.data);
+	for (unsigned i = 0; i < disk_vol.nlanes; i++) {
 		char mark[300];
 
-		snprintf(mark, sizeof(mark), ".%s.filling", lane_name(&VOL.lanes[i]));
-		if (mkdirat(lfd, lane_name(&VOL.lanes[i]), 0755) == 0) {
+		snprintf(mark, sizeof(mark), ".%s.filling", lane_name(&disk_vol.lanes[i]));
+		if (mkdirat(lfd, lane_name(&disk_vol.lanes[i]), 0755) == 0) {
 			/* new: filled from the image once the union is up */
 			int fd = openat(lfd, mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
 			if (fd < 0)
-				return log_error_errno(-errno, "%s/lanes/%s", D->cfg.data, mark);
+				return log_error_errno(-errno, "%s/lanes/%s", disk_ctx->cfg.data, mark);
 			close(fd);
 		} else if (errno != EEXIST) {
-			return log_error_errno(-errno, "%s", VOL.lanes[i].dir);
+			return log_error_errno(-errno, "%s", disk_vol.lanes[i].dir);
 		}
 	}
 	return 0;
@@ -105,9 +105,9 @@ static int lane_fill(const struct vol_lane *l, const char *mnt)
 		if (r != 0 || lstat(src, &st) < 0)
 			return log_error_errno(-EIO, "lane %s: making its mountpoint in the union",
 					       l->path);
-		if (D->idmap_count) {
-			st.st_uid = D->idmap_uid;
-			st.st_gid = D->idmap_gid;
+		if (disk_ctx->idmap_count) {
+			st.st_uid = disk_ctx->idmap_uid;
+			st.st_gid = disk_ctx->idmap_gid;
 		}
 	} else {
 		char *cp[] = { "cp", "-a", "--", from, l->dir, NULL };
@@ -125,19 +125,19 @@ static int lane_fill(const struct vol_lane *l, const char *mnt)
 
 int volume_lanes_fill(const char *mnt)
 {
-	for (unsigned i = 0; i < VOL.nlanes; i++) {
+	for (unsigned i = 0; i < disk_vol.nlanes; i++) {
 		char mark[PATH_MAX];
 		int r;
 
-		snprintf(mark, sizeof(mark), "%s/lanes/.%s.filling", D->cfg.data,
-			 lane_name(&VOL.lanes[i]));
+		snprintf(mark, sizeof(mark), "%s/lanes/.%s.filling", disk_ctx->cfg.data,
+			 lane_name(&disk_vol.lanes[i]));
 		if (access(mark, F_OK) < 0)
 			continue;
-		r = lane_fill(&VOL.lanes[i], mnt);
+		r = lane_fill(&disk_vol.lanes[i], mnt);
 		if (r < 0)
 			return r;
 		unlink(mark);
-		log_info("lane %s: made at %s from the image", VOL.lanes[i].path, VOL.lanes[i].dir);
+		log_info("lane %s: made at %s from the image", disk_vol.lanes[i].path, disk_vol.lanes[i].dir);
 	}
 	return 0;
 }
@@ -229,20 +229,20 @@ static int64_t unaccounted(void)
 		return 0;
 	r = (int64_t)((sv.f_blocks - sv.f_bfree) * sv.f_frsize) -
 	    __atomic_load_n(&scan_acct->used_bytes, __ATOMIC_RELAXED);
-	for (unsigned i = 0; i < VOL.nlanes; i++)
-		r -= __atomic_load_n(&VOL.lanes[i].bytes, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < disk_vol.nlanes; i++)
+		r -= __atomic_load_n(&disk_vol.lanes[i].bytes, __ATOMIC_RELAXED);
 	return r;
 }
 
 static void scan_lanes(void)
 {
-	for (unsigned i = 0; i < VOL.nlanes; i++) {
-		int64_t b = lane_count(VOL.lanes[i].dir);
+	for (unsigned i = 0; i < disk_vol.nlanes; i++) {
+		int64_t b = lane_count(disk_vol.lanes[i].dir);
 
 		if (b >= 0)
-			__atomic_store_n(&VOL.lanes[i].bytes, b, __ATOMIC_RELAXED);
+			__atomic_store_n(&disk_vol.lanes[i].bytes, b, __ATOMIC_RELAXED);
 		else
-			log_warn("lane %s: counting %s: %s", VOL.lanes[i].path, VOL.lanes[i].dir,
+			log_warn("lane %s: counting %s: %s", disk_vol.lanes[i].path, disk_vol.lanes[i].dir,
 				 strerror((int)-b));
 	}
 }
@@ -253,8 +253,8 @@ static void trim(void)
 {
 	struct fstrim_range range = { .start = 0, .len = UINT64_MAX, .minlen = 0 };
 
-	if (VOL.kind == VOLUME_LOOP && !VOL.alloc_full && ioctl(D->data_fd, FITRIM, &range) < 0)
-		log_debug("FITRIM %s: %s", D->cfg.data, strerror(errno));
+	if (disk_vol.kind == VOLUME_LOOP && !disk_vol.alloc_full && ioctl(disk_ctx->data_fd, FITRIM, &range) < 0)
+		log_debug("FITRIM %s: %s", disk_ctx->cfg.data, strerror(errno));
 }
 
 static bool scan_wait(double seconds)
@@ -366,9 +366,9 @@ static char *kept_paths(const char *persist)
 {
 	char *list = strdup(persist ? persist : ""), *more;
 
-	for (unsigned i = 0; list && i < VOL.nlanes; i++) {
+	for (unsigned i = 0; list && i < disk_vol.nlanes; i++) {
 		more = NULL;
-		if (asprintf(&more, "%s:%s", list, VOL.lanes[i].path) < 0)
+		if (asprintf(&more, "%s:%s", list, disk_vol.lanes[i].path) < 0)
 			more = NULL;
 		free(list);
 		list = more;
@@ -386,10 +386,10 @@ int volume_discard_upper(int upper_fd, const char *persist)
 		return -ENOMEM;
 	r = upper_discard(upper_fd, "", keep, failed, sizeof(failed));
 	if (r < 0)
-		return log_error_errno(r, "--discard-upper: %s/upper/%s", D->cfg.data, failed);
+		return log_error_errno(r, "--discard-upper: %s/upper/%s", disk_ctx->cfg.data, failed);
 
 	if (r == 0)
-		log_info("--discard-upper: %s/upper emptied but for the lanes and %s", D->cfg.data,
+		log_info("--discard-upper: %s/upper emptied but for the lanes and %s", disk_ctx->cfg.data,
 			 persist ? persist : "nothing else");
 	return r;
 }

@@ -15,7 +15,6 @@ struct sbuf {
 
 void sbuf_init(struct sbuf *b);
 void sbuf_free(struct sbuf *b);
-void sbuf_reset(struct sbuf *b);
 void sbuf_add(struct sbuf *b, const char *s, size_t n);
 void sbuf_puts(struct sbuf *b, const char *s);
 void sbuf_printf(struct sbuf *b, const char *fmt, ...)

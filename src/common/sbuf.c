@@ -17,13 +17,6 @@ void sbuf_free(struct sbuf *b)
 	sbuf_init(b);
 }
 
-void sbuf_reset(struct sbuf *b)
-{
-	b->len = 0;
-	if (b->data)
-		b->data[0] = '\0';
-}
-
 static bool sbuf_reserve(struct sbuf *b, size_t extra)
 {
 	size_t want = b->len + extra + 1;

@@ -319,6 +319,7 @@ int step_child(struct launch *L)
 	pid_t pid;
 
 	if ((r = detect_systemd(L)) < 0 || (r = mounts_prepare(L)) < 0 ||
+	    (r = inner_prepare(L)) < 0 ||
 	    (r = console_open(L)) < 0 || (r = notif_prepare(L)) < 0 ||
 	    (r = net_prepare(L)) < 0)
 		return r;

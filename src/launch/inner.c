@@ -60,24 +60,78 @@ static int helper_dir(char *dir, size_t size)
 	return access(path, X_OK) == 0 ? 0 : -ENOENT;
 }
 
-/* An empty file or directory at MNT/rel (the tmpfs /dev) bound from src,
- * read-only; executables keep exec. */
-static int bind_at(struct launch *L, const char *src, const char *rel, bool dir, bool exec)
-{
-	unsigned long ro = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV;
-	char dst[PATH_MAX];
-	int fd;
+/* What the CVM's containers get, opened by the parent (host root, before
+ * the clone) as detached read-only mounts: a user-namespaced child may
+ * not even pass through the directories that hold them (a build in a
+ * private directory, the views below a 0700 one). */
+static const struct inner_src {
+	const char *rel; /* under /dev/.cvmfs */
+	bool dir, exec;
+} inner_srcs[] = {
+	{ "bin/cvmfs-runc", false, true },
+	{ "bin/cvmfs-hook", false, true },
+	{ "views/.generic", true, false },
+	{ "views/sys", true, false },
+};
+static int inner_fds[ARRAY_SIZE(inner_srcs)] = { -EBADF, -EBADF, -EBADF, -EBADF };
 
-	snprintf(dst, sizeof(dst), "%s%s", L->mnt, rel);
-	if (dir ? mkdir(dst, 0755) < 0 && errno != EEXIST
-		: (fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755)) < 0)
-		return step_error(L, -errno, "create %s", dst);
-	if (!dir)
+static int clone_ro(const char *path, bool exec)
+{
+	struct mount_attr attr = {
+		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+			    (exec ? 0 : MOUNT_ATTR_NOEXEC),
+	};
+	int fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+		int r = -errno;
+
 		close(fd);
-	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-		return step_error(L, -errno, "bind %s on %s", src, dst);
-	if (mount(NULL, dst, NULL, ro | (exec ? 0 : MS_NOEXEC), NULL) < 0)
-		return step_error(L, -errno, "remount %s read-only", dst);
+		return r;
+	}
+	return fd;
+}
+
+int inner_prepare(struct launch *L)
+{
+	char dir[PATH_MAX], src[PATH_MAX + 32];
+	const char *from[ARRAY_SIZE(inner_srcs)];
+	int r = 0;
+
+	snprintf(src, sizeof(src), "%s/.generic/meminfo", L->o.views);
+	if (helper_dir(dir, sizeof(dir)) < 0 || access(src, R_OK) < 0) {
+		log_info("no %s/cvmfs-runc or views without .generic: the CVM's own containers "
+			 "see the kernel's /proc", dir);
+		return 0;
+	}
+	from[0] = from[1] = dir;
+	from[2] = from[3] = L->o.views;
+	for (size_t i = 0; i < ARRAY_SIZE(inner_srcs) && r >= 0; i++) {
+		snprintf(src, sizeof(src), "%s/%s", from[i], strchr(inner_srcs[i].rel, '/') + 1);
+		r = inner_fds[i] = clone_ro(src, inner_srcs[i].exec);
+		if (r < 0)
+			r = step_error(L, r, "clone %s", src);
+	}
+	return r;
+}
+
+/* An empty file or directory at MNT/dev/.cvmfs/rel, and the parent's
+ * clone moved onto it. */
+static int move_at(struct launch *L, const struct inner_src *s, int fd)
+{
+	char dst[PATH_MAX];
+	int tfd = -EBADF;
+
+	snprintf(dst, sizeof(dst), "%s" INNER_DIR "/%s", L->mnt, s->rel);
+	if (s->dir ? mkdir(dst, 0755) < 0 && errno != EEXIST
+		   : (tfd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0755)) < 0)
+		return step_error(L, -errno, "create %s", dst);
+	if (!s->dir)
+		close(tfd);
+	if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return step_error(L, -errno, "move the clone of %s onto %s", s->rel, dst);
 	return 0;
 }
 
@@ -198,28 +252,14 @@ static int docker_runtime(struct launch *L)
 
 int child_inner(struct launch *L)
 {
-	char dir[PATH_MAX], src[PATH_MAX + 32], rel[64];
 	int r;
 
-	snprintf(src, sizeof(src), "%s/.generic/meminfo", L->o.views);
-	if (helper_dir(dir, sizeof(dir)) < 0 || access(src, R_OK) < 0) {
-		log_info("no %s/cvmfs-runc or views without .generic: the CVM's own containers "
-			 "see the kernel's /proc", dir);
+	if (inner_fds[0] < 0) /* inner_prepare said why */
 		return 0;
-	}
 	if ((r = mkdirs(L)) < 0)
 		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(helpers); i++) {
-		snprintf(src, sizeof(src), "%s/%s", dir, helpers[i]);
-		snprintf(rel, sizeof(rel), INNER_DIR "/bin/%s", helpers[i]);
-		if ((r = bind_at(L, src, rel, false, true)) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(inner_srcs); i++)
+		if ((r = move_at(L, &inner_srcs[i], inner_fds[i])) < 0)
 			return r;
-	}
-	snprintf(src, sizeof(src), "%s/.generic", L->o.views);
-	if ((r = bind_at(L, src, INNER_DIR "/views/.generic", true, false)) < 0)
-		return r;
-	snprintf(src, sizeof(src), "%s/sys", L->o.views);
-	if ((r = bind_at(L, src, INNER_DIR "/views/sys", true, false)) < 0)
-		return r;
 	return docker_runtime(L);
 }

@@ -200,7 +200,9 @@ int launch_wait(struct launch *L);
 int child_mounts(struct launch *L);
 int child_pivot(struct launch *L);
 int child_cgroupfs(struct launch *L);
-/* inner.c: the views of the CVM's own containers (dockerd's runtime) */
+/* inner.c: the views of the CVM's own containers (dockerd's runtime):
+ * their sources cloned by the parent, moved into place by the child */
+int inner_prepare(struct launch *L);
 int child_inner(struct launch *L);
 
 /* mounts.c, in the parent before the clone: the top-level mountpoints */

@@ -406,6 +406,9 @@ R.eq('root publish: nothing left', leftovers(wp.name), [])
 # --- kill -9 of the launcher, then a relaunch of the same name ----------
 wk, pk, addr_k = serving_cvm('net-k', cmd=['/bin/sleep', '300'])
 R.check('kill -9: the CVM was up', addr_k is not None)
+# Its program runs only once the launcher has wired the network (tables
+# included): the lease alone comes earlier, and a kill then leaves no table.
+R.check('kill -9: the CVM\'s program runs', LT.wait_descendant(pk.pid, 'sleep') > 0)
 os.kill(pk.pid, 9)
 pk.wait()
 T.forget(pk)

@@ -1,7 +1,7 @@
 """procps in an inner Docker container (docker run -m 256m --cpus 1) of a
 CVM (--memory 1G --cpus 2 --cpuset 0-1): free -b, top -bn1, vmstat 1 2,
 iostat and /proc/stat agree with the container's own limits; boot time from
-btime agrees with /proc/uptime, and top's first frame shows a busy loop. runc mounts a
+btime agrees with /proc/uptime, and top's first frames show a busy loop. runc mounts a
 fresh procfs in each container; cvm-launch makes cvmfs-runc the CVM's
 dockerd's default runtime, which adds cvmfs-hook to each bundle, which
 binds the views' per-reader files over /proc/{meminfo,stat,vmstat,...} and
@@ -45,8 +45,10 @@ if command -v iostat >/dev/null; then echo "iostat $(iostat -c | head -1)"; fi
 echo "btime $(grep '^btime' /proc/stat | cut -d' ' -f2) $(cut -d' ' -f1 /proc/uptime) $(date +%s)"
 sh -c 'while :; do :; done' & busy=$!
 sleep 1 # the load's run-up: top's first frame is what is checked
-top -bn1 -w 512 > /tmp/topload; kill $busy
-echo "topbusy $(grep '^%Cpu' /tmp/topload | head -1)"
+for i in 1 2 3; do
+  top -bn1 -w 512 > /tmp/topload; echo "topbusy$i $(grep '^%Cpu' /tmp/topload | head -1)"
+done
+kill $busy
 '''
 
 
@@ -100,9 +102,15 @@ def check(tag, out, f):
     bt = f.get('btime', '').split()
     R.check(lab + ': boot time from btime agrees with /proc/uptime (within 2 s)',
             len(bt) == 3 and abs(int(bt[0]) + float(bt[1]) - int(bt[2])) <= 2, f.get('btime'))
-    m = re.search(r'([\d.]+) us, *([\d.]+) sy', f.get('topbusy', ''))
-    R.check(lab + ': top -bn1 first frame under a busy loop: us+sy >= 30 %',
-            m and float(m.group(1)) + float(m.group(2)) >= 30, f.get('topbusy'))
+    # A frame is two reads ~2 ms apart: with the host's CPUs busy, 1 frame
+    # in 36 here showed the one tick the clock crossed as idle (the loop
+    # waiting for a CPU the host's work held), and one such frame failed a
+    # CI run: 2 of 3 frames must show the loop.
+    frames = [f.get('topbusy%d' % i, '') for i in (1, 2, 3)]
+    busy = [m for m in (re.search(r'([\d.]+) us, *([\d.]+) sy', t) for t in frames)
+            if m and float(m.group(1)) + float(m.group(2)) >= 30]
+    R.check(lab + ': top -bn1 x3, first frames under a busy loop: us+sy >= 30 % in 2 of 3',
+            len(busy) >= 2, frames)
     if IOSTAT:
         R.check(lab + ': iostat says (1 CPU)', '(1 CPU)' in f.get('iostat', ''), f.get('iostat'))
     else:

@@ -31,6 +31,9 @@
 #include "fuse/ops.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,6 +120,28 @@ static int open_passthrough_guard(struct dnode *n, int fd, int flags)
 	return mmap_guard_open(n, fd);
 }
 
+/* Test switch (CVMFS_DISK_TEST_DIE_AT_OPEN=NAME, tests/disk/test_survive_open.py):
+ * the server dies between journaling an open of NAME and replying, once
+ * per daemon, as a crash there would: the kernel resends the request. */
+static void test_die_before_reply(struct dnode *n)
+{
+	static const char *name;
+	static int state; /* 0: not read, 1: read */
+	bool hit;
+
+	if (!__atomic_load_n(&state, __ATOMIC_ACQUIRE)) {
+		name = getenv("CVMFS_DISK_TEST_DIE_AT_OPEN");
+		__atomic_store_n(&state, 1, __ATOMIC_RELEASE);
+	}
+	if (!name || !*name)
+		return;
+	node_lock(n);
+	hit = n->name && !strcmp(n->name, name);
+	node_unlock(n);
+	if (hit && journal_test_once())
+		raise(SIGKILL);
+}
+
 /* Answers an OPEN (e NULL) or CREATE of n, already counted in its
  * open_count, on fd. On failure (the opener was interrupted, or no room
  * to make a writable passthrough file whole) the open is undone and false
@@ -136,7 +161,8 @@ bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info
 	node_unlock(n);
 	fi->fh = (uint64_t)(uint32_t)fd | (uint64_t)io << 32;
 	/* Before the reply: a server taking over counts it again. */
-	journal_open(fd, n->ino, io, io == IO_PASSTHROUGH ? n->backing_id : 0);
+	journal_open(fd, n->ino, io, io == IO_PASSTHROUGH ? n->backing_id : 0, req_unique(req));
+	test_die_before_reply(n);
 	fi->direct_io = io == IO_DIRECT || (io == IO_PASSTHROUGH && !open_is_reader(fi->flags));
 	fi->keep_cache = io == IO_CACHED;
 	if (r < 0)
@@ -201,6 +227,7 @@ void open_restore(int fd)
 
 	if (!journal_open_get(fd, &ino, &io, &backing_id))
 		return;
+	journal_kept(fd);
 	n = node_kget(ino);
 	if (!n && !(n = orphan_restore(fd, ino)))
 		return; /* the fd stays: the kernel's RELEASE closes it */
@@ -218,4 +245,18 @@ void open_restore(int fd)
 		n->page_cached = true;
 	}
 	node_unlock(n);
+}
+
+void open_drop_unanswered(fuse_req_t req)
+{
+	int fd = journal_unanswered(req_unique(req));
+	struct fuse_file_info fi = { 0 };
+	uint64_t ino;
+	unsigned io;
+	uint32_t backing_id;
+
+	if (fd < 0 || !journal_open_get(fd, &ino, &io, &backing_id))
+		return;
+	fi.fh = (uint64_t)(uint32_t)fd | (uint64_t)io << 32;
+	open_released(node_get(ino), &fi);
 }

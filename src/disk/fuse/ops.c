@@ -95,6 +95,11 @@ bool req_resent(fuse_req_t req)
 	return ((const struct req_head *)(const void *)req)->unique & FUSE_UNIQUE_RESEND;
 }
 
+uint64_t req_unique(fuse_req_t req)
+{
+	return ((const struct req_head *)(const void *)req)->unique & ~FUSE_UNIQUE_RESEND;
+}
+
 /* A resent MKDIR, MKNOD, SYMLINK or LINK that finds name there: a dead
  * server made it (disk_survive.c) and its reply was lost; the entry is
  * answered as a LOOKUP would. False (nothing sent) if name is not of

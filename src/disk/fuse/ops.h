@@ -67,6 +67,9 @@ bool reply_opened(fuse_req_t req, struct dnode *n, int fd, struct fuse_file_info
 		  const struct fuse_entry_param *e);
 void open_released(struct dnode *n, struct fuse_file_info *fi);
 void open_restore(int fd);
+/* A resent OPEN or CREATE: the open a dead server made for it and never
+ * answered is closed and uncounted. */
+void open_drop_unanswered(fuse_req_t req);
 static inline int fh_fd(const struct fuse_file_info *fi)
 {
 	return (int)(uint32_t)fi->fh;
@@ -76,6 +79,8 @@ static inline int fh_fd(const struct fuse_file_info *fi)
  * a dead server may have done it already, so "it is not there" (a remove,
  * a rename) and "it is there" (a make) mean done (ops.c). */
 bool req_resent(fuse_req_t req);
+/* Its unique, the same when resent. */
+uint64_t req_unique(fuse_req_t req);
 bool reply_made_before(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t type);
 
 /* Reply helpers shared by the op files (ops_meta.c). */

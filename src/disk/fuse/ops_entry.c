@@ -315,8 +315,12 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct dnode *n = NULL;
 	/* session_io.c hands us the kernel's TMPFILE as a CREATE of "/". */
 	bool tmpfile = !strcmp(name, "/");
-	int fd = tmpfile ? do_tmpfile(req, parent, &m, &n, &e.attr)
-			 : do_make(req, parent, name, &m, &n, &e.attr);
+	int fd;
+
+	if (req_resent(req))
+		open_drop_unanswered(req);
+	fd = tmpfile ? do_tmpfile(req, parent, &m, &n, &e.attr)
+		     : do_make(req, parent, name, &m, &n, &e.attr);
 
 	if (fd == -EEXIST && !tmpfile && req_resent(req) && create_made_before(req, parent, name, fi))
 		return;

@@ -51,6 +51,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | 040);
 	int fd, r = 0;
 
+	if (req_resent(req))
+		open_drop_unanswered(req);
 	if (!n)
 		return (void)fuse_reply_err(req, ESTALE);
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))

@@ -8,7 +8,10 @@
  *    supervisor) with its node id, I/O mode and passthrough backing id;
  *  - the node names: an append-only log of (id, parent id, name) written
  *    when a node is made or renamed. A new server indexes it and finds a
- *    node the kernel holds by walking from its parent, as for a ghost.
+ *    node the kernel holds by walking from its parent, as for a ghost;
+ *  - per open-file slot, the request the open answered (its unique): an
+ *    OPEN or CREATE the kernel resends was never answered, so a kept fd
+ *    journaled for it is nobody's file and is closed (journal_unanswered).
  * Both are plain stores into shared memory on the request path: no
  * system call. The log is bounded (LOG_CAP): once full, later nodes are
  * found again only through ghosts and handles (one warning line). */
@@ -18,9 +21,11 @@
 #include "cvmfs/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define SLOTS (1u << 20) /* fds below this are journaled */
@@ -40,6 +45,7 @@ struct head {
 	/* The fallback ids (inode.c): every server goes on from the last
 	 * one's, so that no id comes back with another meaning. */
 	uint64_t next_ino;
+	uint32_t test_died; /* journal_test_once */
 };
 
 struct rec {
@@ -52,13 +58,25 @@ struct rec {
 	char name[];
 };
 
+/* The uniques come last: a journal an older binary made (an upgrade
+ * from it) is grown to hold them, the rest of its layout unchanged. */
 #define SLOTS_OFF 4096ull
 #define LOG_OFF (SLOTS_OFF + (uint64_t)SLOTS * sizeof(struct slot))
-#define MAP_LEN (LOG_OFF + LOG_CAP)
+#define UNIQ_OFF (LOG_OFF + LOG_CAP)
+#define MAP_LEN (UNIQ_OFF + (uint64_t)SLOTS * sizeof(uint64_t))
 
 static struct head *H;
 static struct slot *slots;
+static uint64_t *uniques;
 static char *log_base;
+
+/* The open files this server took over (open_restore), until the kernel
+ * releases them or resends the OPEN that made one. */
+static struct {
+	pthread_mutex_t lock;
+	int *fd;
+	size_t n, cap;
+} kept = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The replayed log's index: id -> offset of its last record. */
 static struct {
@@ -81,12 +99,17 @@ int journal_create(void)
 
 int journal_attach(int fd)
 {
-	void *p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct stat st;
+	void *p;
 
+	if (fstat(fd, &st) < 0 || (st.st_size < (off_t)MAP_LEN && ftruncate(fd, (off_t)MAP_LEN) < 0))
+		return -errno;
+	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	H = p;
 	slots = (struct slot *)((char *)p + SLOTS_OFF);
+	uniques = (uint64_t *)((char *)p + UNIQ_OFF);
 	log_base = (char *)p + LOG_OFF;
 	if (H->magic != MAGIC) {
 		H->tail = 0;
@@ -135,10 +158,11 @@ void journal_node(uint64_t ino, uint64_t parent, const char *name, unsigned laye
 	__atomic_store_n(&r->ino, ino, __ATOMIC_RELEASE);
 }
 
-void journal_open(int fd, uint64_t ino, unsigned io, uint32_t backing_id)
+void journal_open(int fd, uint64_t ino, unsigned io, uint32_t backing_id, uint64_t unique)
 {
 	if (!H || fd < 0 || (unsigned)fd >= SLOTS)
 		return;
+	uniques[fd] = unique;
 	slots[fd].backing_id = backing_id;
 	slots[fd].io = io;
 	__atomic_store_n(&slots[fd].ino, ino, __ATOMIC_RELEASE);
@@ -158,6 +182,49 @@ bool journal_open_get(int fd, uint64_t *ino, unsigned *io, uint32_t *backing_id)
 	*io = slots[fd].io;
 	*backing_id = slots[fd].backing_id;
 	return true;
+}
+
+void journal_kept(int fd)
+{
+	int *grown;
+
+	pthread_mutex_lock(&kept.lock);
+	if (kept.n == kept.cap) {
+		grown = realloc(kept.fd, (kept.cap * 2 + 64) * sizeof(*grown));
+		if (grown) {
+			kept.fd = grown;
+			kept.cap = kept.cap * 2 + 64;
+		}
+	}
+	if (kept.n < kept.cap)
+		kept.fd[kept.n++] = fd;
+	pthread_mutex_unlock(&kept.lock);
+}
+
+/* A kept fd's slot names the request that opened it as long as the fd is
+ * that file: a RELEASE clears the slot, a later open of the number
+ * journals another unique (the kernel never repeats one). */
+int journal_unanswered(uint64_t unique)
+{
+	int fd = -ENOENT;
+
+	pthread_mutex_lock(&kept.lock);
+	for (size_t i = 0; i < kept.n && fd < 0; i++) {
+		int k = kept.fd[i];
+
+		if ((unsigned)k < SLOTS && __atomic_load_n(&slots[k].ino, __ATOMIC_ACQUIRE) &&
+		    uniques[k] == unique) {
+			fd = k;
+			kept.fd[i] = kept.fd[--kept.n];
+		}
+	}
+	pthread_mutex_unlock(&kept.lock);
+	return fd;
+}
+
+bool journal_test_once(void)
+{
+	return H && !__atomic_exchange_n(&H->test_died, 1, __ATOMIC_RELAXED);
 }
 
 static size_t idx_pos(uint64_t ino)
@@ -248,4 +315,7 @@ void journal_fini(void)
 	free(idx.off);
 	idx.ino = idx.off = NULL;
 	idx.cap = 0;
+	free(kept.fd);
+	kept.fd = NULL;
+	kept.n = kept.cap = 0;
 }

@@ -172,10 +172,18 @@ bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen)
 /* The next fallback id, from *local or, with a journal, from the one all
  * servers share (first set from *local). */
 uint64_t journal_next_ino(uint64_t *local);
-/* Open file fd (the file handle): its node, I/O mode, backing id. */
-void journal_open(int fd, uint64_t ino, unsigned io, uint32_t backing_id);
+/* Open file fd (the file handle): its node, I/O mode, backing id, and
+ * the unique of the request it answers. */
+void journal_open(int fd, uint64_t ino, unsigned io, uint32_t backing_id, uint64_t unique);
 void journal_release(int fd);
 bool journal_open_get(int fd, uint64_t *ino, unsigned *io, uint32_t *backing_id);
+/* A dead server's open file this server took over; the one of them that
+ * answered request unique (which the kernel resent: it never got the
+ * reply), taken off the list, or -ENOENT. */
+void journal_kept(int fd);
+int journal_unanswered(uint64_t unique);
+/* Test switch: true once per daemon (all its servers). */
+bool journal_test_once(void);
 
 /* path.c: resolution beneath layer roots */
 /* n's union path ("a/b/c", "." for the root) on the heap, of any length:

@@ -228,13 +228,21 @@ static struct dnode *find_by_journal(uint64_t ino, unsigned depth, int *err)
 {
 	struct journal_rec j = { 0 };
 	struct dnode *dir, *n = NULL;
+	bool parent_known;
 	struct found f;
 	int r;
 
 	*err = journal_find(ino, &j);
 	if (*err < 0)
 		return NULL;
+	/* The kernel holds the parent of what it holds (its dentry pins the
+	 * parent's): a parent made again here carries the kernel's unknown
+	 * count too, or the kernel's FORGET of it would free it under its
+	 * children (ASan: a READDIRPLUS walking up to a freed parent). */
+	parent_known = node_get(j.parent) != NULL;
 	dir = find_node(j.parent, depth + 1, err);
+	if (dir && !parent_known)
+		node_pin_kernel(dir);
 	if (dir) {
 		r = dir->type == S_IFDIR && name_valid(j.name) ? node_lookup(dir, j.name, &f) : -ENOENT;
 		*err = r < 0 || !journal_same(ino, &j, &f) ? -ESTALE : 0;

@@ -335,10 +335,16 @@ static bool publish_at(struct dnode *n, uint64_t ino)
 	return got == &n->ino_node;
 }
 
+/* The id a dead server gave the object comes first: the kernel may hold
+ * it by that id (a fallback id, when its natural one was another's), and
+ * a reply giving it another id makes a second inode of it while the
+ * kernel's requests on the first find ESTALE (a close then fails). */
 static void node_publish_ino(struct dnode *n, uint64_t want, uint64_t real)
 {
-	uint64_t ino;
+	uint64_t ino, known = journal_id_of(n->layer, real, n->gen);
 
+	if (known > ROOT_ID && known != want && publish_at(n, known))
+		return;
 	if (want > ROOT_ID && !journal_id_other(want, n->layer, real, n->gen)) {
 		if (publish_at(n, want))
 			return;

@@ -78,9 +78,11 @@ static struct {
 	size_t n, cap;
 } kept = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* The replayed log's index: id -> offset of its last record. */
+/* The replayed log's indexes: id -> offset of its last record; object
+ * (layer, inode, generation) -> offset + 1 of its last record. */
 static struct {
 	uint64_t *ino, *off;
+	uint64_t *obj;
 	size_t cap;
 } idx;
 
@@ -242,6 +244,30 @@ static void idx_put(uint64_t ino, uint64_t off)
 	idx.off[i] = off;
 }
 
+static const struct rec *rec_at(uint64_t off)
+{
+	return (const struct rec *)(log_base + off);
+}
+
+static bool rec_is(const struct rec *r, unsigned layer, uint64_t real, uint32_t gen)
+{
+	return r->layer == layer && r->real == real && r->gen == gen;
+}
+
+static size_t obj_pos(unsigned layer, uint64_t real, uint32_t gen)
+{
+	return (size_t)hash64(real ^ (uint64_t)layer << 56 ^ (uint64_t)gen << 24) & (idx.cap - 1);
+}
+
+static void obj_put(const struct rec *r, uint64_t off)
+{
+	size_t i = obj_pos(r->layer, r->real, r->gen);
+
+	while (idx.obj[i] && !rec_is(rec_at(idx.obj[i] - 1), r->layer, r->real, r->gen))
+		i = (i + 1) & (idx.cap - 1);
+	idx.obj[i] = off + 1;
+}
+
 /* Index the log a dead server left (a record cut by its death ends it). */
 int journal_replay(void)
 {
@@ -252,7 +278,8 @@ int journal_replay(void)
 		idx.cap <<= 1;
 	idx.ino = calloc(idx.cap, sizeof(*idx.ino));
 	idx.off = calloc(idx.cap, sizeof(*idx.off));
-	if (!idx.ino || !idx.off)
+	idx.obj = calloc(idx.cap, sizeof(*idx.obj));
+	if (!idx.ino || !idx.off || !idx.obj)
 		return -ENOMEM;
 	while (off + sizeof(struct rec) <= end) {
 		const struct rec *r = (const struct rec *)(log_base + off);
@@ -262,6 +289,7 @@ int journal_replay(void)
 			break;
 		if (__atomic_load_n(&r->ino, __ATOMIC_ACQUIRE)) {
 			idx_put(r->ino, off);
+			obj_put(r, off);
 			n++;
 		}
 		off += len;
@@ -284,7 +312,20 @@ bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen)
 {
 	const struct rec *r = journal_rec_of(ino);
 
-	return r && (r->layer != layer || r->real != real || r->gen != gen);
+	return r && !rec_is(r, layer, real, gen);
+}
+
+uint64_t journal_id_of(unsigned layer, uint64_t real, uint32_t gen)
+{
+	if (!idx.cap)
+		return 0;
+	for (size_t i = obj_pos(layer, real, gen); idx.obj[i]; i = (i + 1) & (idx.cap - 1)) {
+		const struct rec *r = rec_at(idx.obj[i] - 1);
+
+		if (rec_is(r, layer, real, gen))
+			return journal_id_other(r->ino, layer, real, gen) ? 0 : r->ino;
+	}
+	return 0;
 }
 
 int journal_find(uint64_t ino, struct journal_rec *j)
@@ -313,7 +354,8 @@ void journal_fini(void)
 {
 	free(idx.ino);
 	free(idx.off);
-	idx.ino = idx.off = NULL;
+	free(idx.obj);
+	idx.ino = idx.off = idx.obj = NULL;
 	idx.cap = 0;
 	free(kept.fd);
 	kept.fd = NULL;

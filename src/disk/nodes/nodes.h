@@ -169,6 +169,8 @@ int journal_find(uint64_t ino, struct journal_rec *j);
 /* A dead server gave ino to another object (an inode number used again):
  * the kernel may still hold it with that meaning, so it is not given. */
 bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen);
+/* The id a dead server last gave this object, if it still means it; 0. */
+uint64_t journal_id_of(unsigned layer, uint64_t real, uint32_t gen);
 /* The next fallback id, from *local or, with a journal, from the one all
  * servers share (first set from *local). */
 uint64_t journal_next_ino(uint64_t *local);

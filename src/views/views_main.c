@@ -147,7 +147,8 @@ static struct fuse_daemon sessions[2] = {
 };
 
 /* A tree's session; its connection outlives this process (survive.h). */
-static int session_start(int i, const struct fuse_lowlevel_ops *ops, const char *mnt)
+static int session_start(int i, const struct fuse_lowlevel_ops *ops, struct fs_tree *tree,
+			 const char *mnt)
 {
 	struct fuse_daemon *s = &sessions[i];
 	int r;
@@ -155,6 +156,7 @@ static int session_start(int i, const struct fuse_lowlevel_ops *ops, const char 
 	s->extra_opts = views_ctx->cfg.fuse_opts;
 	s->stopping = &views_ctx->stopping;
 	s->survive = true;
+	s->userdata = tree;
 	s->init_store = views_sv.init_stores[i];
 	s->takeover_fd = views_sv.fuse_fds[i];
 	r = fuse_daemon_start(s, ops, sizeof(*ops), mnt);
@@ -186,11 +188,11 @@ static int views_serve(const char *mnt)
 	 * the socket. Not fatal: without it new CVMs trap nothing. */
 	if (supervise_start(mnt, views_sv.extra_fds[SV_SOCK]) < 0)
 		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
-	r = session_start(SV_SHARED, &views_shared_ops, mnt);
+	r = session_start(SV_SHARED, &views_shared_ops, &views_shared_tree, mnt);
 	if (r < 0)
 		goto out;
 	snprintf(ctmnt, sizeof(ctmnt), "%s/ct", mnt);
-	r = session_start(SV_CT, &views_ct_ops, ctmnt);
+	r = session_start(SV_CT, &views_ct_ops, &views_ct_tree, ctmnt);
 	if (r < 0)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);

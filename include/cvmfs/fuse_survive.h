@@ -27,7 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { FUSE_SURVIVE_CONNS = 2, FUSE_SURVIVE_EXTRA = 2, FUSE_SURVIVE_MSG_FDS = 3 };
+enum { FUSE_SURVIVE_CONNS = 2, FUSE_SURVIVE_EXTRA = 2 };
+enum { FUSE_SURVIVE_MSG_FDS = 3, FUSE_SURVIVE_MSG = 128 }; /* a message's fds, bytes */
 
 struct fuse_survive {
 	/* Set by the caller. */
@@ -84,7 +85,7 @@ int fuse_survive_run(struct fuse_survive *s, int notify_fd);
 /* Server: connection 0 / i mounted on fd; serving (the supervisor reports
  * readiness and the take-over time), stdio then goes to /dev/null unless
  * foreground; a message of the daemon's own (a kind other than 'F', 'R';
- * len <= 128; the supervisor gets copies of up to 3 fds). */
+ * len <= FUSE_SURVIVE_MSG; the supervisor gets copies of up to 3 fds). */
 void fuse_survive_mounted(struct fuse_survive *s, int fd);
 void fuse_survive_mounted_at(struct fuse_survive *s, unsigned i, int fd);
 void fuse_survive_ready(struct fuse_survive *s, bool foreground);

@@ -34,7 +34,7 @@ struct keeper_msg {
 	char kind; /* 'F': connection idx mounted on fd, 'R': serving, else the daemon's */
 	unsigned idx;
 	int fd;
-	char data[128];
+	char data[FUSE_SURVIVE_MSG];
 };
 
 /* The last 64 crash times. */

@@ -23,6 +23,8 @@ static bool conn_kept(int fd);
 static int conns_to_env(void);
 static void on_message(char kind, const void *data, int *fds, int nfds);
 
+_Static_assert(sizeof(struct survive_conn) <= FUSE_SURVIVE_MSG, "a keeper message");
+
 struct fuse_survive views_sv = {
 	.prog = "cvmfsd views", .can_upgrade = true, .extra_fds = { -1, -1 },
 	.carry_fd = conn_kept, .before_exec = conns_to_env, .fork_servers = true,

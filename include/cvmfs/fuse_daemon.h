@@ -23,6 +23,7 @@ struct fuse_daemon {
 	bool survive;
 	int init_store, takeover_fd;
 	const struct fuse_custom_io *io; /* the daemon's own I/O hooks, or NULL */
+	void *userdata; /* the session's: fuse_req_userdata in the operations */
 	/* After the mount, before the loop: hooks on the session (optional). */
 	void (*setup)(struct fuse_session *se);
 	/* Private. */

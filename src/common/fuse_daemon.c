@@ -66,7 +66,7 @@ int fuse_daemon_start(struct fuse_daemon *d, const struct fuse_lowlevel_ops *ops
 		 d->fsname, d->subtype, d->extra_opts ? "," : "",
 		 d->extra_opts ? d->extra_opts : "");
 	snprintf(d->mnt_path, sizeof(d->mnt_path), "%s", mnt);
-	d->se = fuse_session_new(&args, ops, ops_size, NULL);
+	d->se = fuse_session_new(&args, ops, ops_size, d->userdata);
 	fuse_opt_free_args(&args);
 	if (!d->se) {
 		log_error("-o %s: cannot start a FUSE session", opts);

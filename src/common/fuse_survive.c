@@ -1,5 +1,5 @@
 /* See include/cvmfs/fuse_survive.h. One thread, poll over a signalfd and
- * the keeper socket its servers report on; it never touches the mount
+ * the keeper socket its servers report on; it never touches the mounts
  * itself, so it cannot block on a server that is gone. */
 #include "cvmfs/fuse_survive.h"
 #include "cvmfs/cleanup.h"
@@ -31,8 +31,16 @@
 #define ENV_TAKEOVER "CVMFS_FUSE_SURVIVE_TAKEOVER"
 
 struct keeper_msg {
-	char kind; /* 'F': mounted on fd, 'R': serving */
+	char kind; /* 'F': connection idx mounted on fd, 'R': serving, else the daemon's */
+	unsigned idx;
 	int fd;
+	char data[FUSE_SURVIVE_MSG];
+};
+
+/* The last 64 crash times. */
+struct crash_ring {
+	uint64_t ns[64];
+	unsigned n;
 };
 
 static struct {
@@ -47,7 +55,7 @@ static struct {
 	char exe[PATH_MAX];
 } P = { .sigfd = -1, .keeper = -1, .notify_fd = -1 };
 
-uint64_t survive_now_ns(void)
+static uint64_t survive_now_ns(void)
 {
 	struct timespec ts;
 
@@ -55,7 +63,9 @@ uint64_t survive_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-bool crash_budget_left(struct crash_ring *r, uint64_t now, uint64_t max, uint64_t window_s)
+/* Record a crash at now; false (after one error line) when max crashes
+ * fell within window_s. */
+static bool crash_budget_left(struct crash_ring *r, uint64_t now, uint64_t max, uint64_t window_s)
 {
 	const unsigned ring = sizeof(r->ns) / sizeof(r->ns[0]);
 	uint64_t window = window_s * 1000000000ull;
@@ -76,25 +86,59 @@ bool crash_budget_left(struct crash_ring *r, uint64_t now, uint64_t max, uint64_
 
 /* ---- server side ---- */
 
-static void keeper_send(struct fuse_survive *s, char kind, int fd)
+/* m, with copies of fds for the supervisor. */
+static void keeper_send(struct fuse_survive *s, const struct keeper_msg *m, const int *fds,
+			int nfds)
 {
-	struct keeper_msg m = { kind, fd };
+	char cbuf[CMSG_SPACE(FUSE_SURVIVE_MSG_FDS * sizeof(int))] = { 0 };
+	struct iovec iov = { (void *)m, sizeof(*m) };
+	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
 
-	if (send(s->keeper, &m, sizeof(m), MSG_NOSIGNAL) < 0)
-		log_warn("telling the supervisor (%c): %s", kind, strerror(errno));
+	if (nfds > 0 && nfds <= FUSE_SURVIVE_MSG_FDS) {
+		h.msg_control = cbuf;
+		h.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&h);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	if (s->keeper >= 0 && sendmsg(s->keeper, &h, MSG_NOSIGNAL) < 0)
+		log_warn("telling the supervisor (%c): %s", m->kind, strerror(errno));
+}
+
+void fuse_survive_send(struct fuse_survive *s, char kind, const void *data, size_t len,
+		       const int *fds, int nfds)
+{
+	struct keeper_msg m = { .kind = kind };
+
+	memcpy(m.data, data, MIN(len, sizeof(m.data)));
+	keeper_send(s, &m, fds, nfds);
+}
+
+/* A forked server hands the supervisor a copy; a clone shares the fd. */
+void fuse_survive_mounted_at(struct fuse_survive *s, unsigned i, int fd)
+{
+	struct keeper_msg m = { .kind = 'F', .idx = i, .fd = fd };
+
+	s->fuse_fds[i] = fd;
+	keeper_send(s, &m, &fd, s->fork_servers ? 1 : 0);
 }
 
 void fuse_survive_mounted(struct fuse_survive *s, int fd)
 {
-	s->fuse_fd = fd;
-	keeper_send(s, 'F', fd);
+	fuse_survive_mounted_at(s, 0, fd);
 }
 
+/* Daemonised, the server lets go of the starter's stdio too (its
+ * starter waits for the end of its output). */
 void fuse_survive_ready(struct fuse_survive *s, bool foreground)
 {
+	struct keeper_msg m = { .kind = 'R' };
 	int null;
 
-	keeper_send(s, 'R', -1);
+	keeper_send(s, &m, NULL, 0);
 	if (foreground || (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 		return;
 	dup2(null, 0);
@@ -103,14 +147,23 @@ void fuse_survive_ready(struct fuse_survive *s, bool foreground)
 	close(null);
 }
 
+/* One of the connections' fds? */
+static bool conn_fd(const struct fuse_survive *s, int fd)
+{
+	for (unsigned i = 0; i < s->nconns; i++)
+		if (fd == s->fuse_fds[i] || fd == s->init_stores[i])
+			return true;
+	return false;
+}
+
 /* Was fd open in the supervisor (its own, kept by every server)? */
 static bool base_fd(int fd)
 {
 	return fd >= 0 && fd < BASE_FDS && (P.base[fd / 8] & (1u << (fd % 8)));
 }
 
-/* A new server, first thing: close every fd a dead server left but the
- * supervisor's, the connection and those keep wants. The count. */
+/* A new clone, first thing: close every fd a dead server left but the
+ * supervisor's, the connections and those keep wants. The count. */
 static unsigned close_leftovers(const struct fuse_survive *s, bool (*keep)(int fd))
 {
 	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
@@ -122,7 +175,7 @@ static unsigned close_leftovers(const struct fuse_survive *s, bool (*keep)(int f
 	while ((e = readdir(d))) {
 		int fd = atoi(e->d_name);
 
-		if (e->d_name[0] == '.' || fd == dirfd(d) || fd <= 2 || fd == s->fuse_fd ||
+		if (e->d_name[0] == '.' || fd == dirfd(d) || fd <= 2 || conn_fd(s, fd) ||
 		    base_fd(fd) || (keep && keep(fd)))
 			continue;
 		close(fd);
@@ -162,19 +215,51 @@ static int setup_signals(void)
 	return P.sigfd < 0 ? log_error_errno(-errno, "signalfd") : 0;
 }
 
+/* What the exec keeps: the connections, their INIT, the daemon's extra
+ * fds and the fds carry_fd names (no server runs: the table is still). */
+static void set_carried_cloexec(const struct fuse_survive *s, bool on)
+{
+	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] == '.' || fd == dirfd(d))
+			continue;
+		if (conn_fd(s, fd) || fd == s->extra_fds[0] || fd == s->extra_fds[1] ||
+		    (s->carry_fd && s->carry_fd(fd)))
+			fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
+	}
+}
+
+/* The upgrade's environment: "gen,extra,extra" then ",fuse,init" for each
+ * connection. */
+static void takeover_env(const struct fuse_survive *s, char *env, size_t len)
+{
+	size_t off =
+	    (size_t)snprintf(env, len, "%u,%d,%d", s->gen, s->extra_fds[0], s->extra_fds[1]);
+
+	for (unsigned i = 0; i < s->nconns && off < len; i++)
+		off += (size_t)snprintf(env + off, len - off, ",%d,%d", s->fuse_fds[i],
+					s->init_stores[i]);
+}
+
 bool fuse_survive_inherited(struct fuse_survive *s)
 {
 	const char *e = getenv(ENV_TAKEOVER);
+	int off = 0, n = 0;
 
-	if (!e || sscanf(e, "%d,%d,%d,%u", &s->fuse_fd, &s->init_store, &s->extra_fd, &s->gen) != 4)
+	if (!e || sscanf(e, "%u,%d,%d%n", &s->gen, &s->extra_fds[0], &s->extra_fds[1], &off) != 3)
 		return false;
+	for (s->nconns = 0; s->nconns < FUSE_SURVIVE_CONNS; s->nconns++, off += n)
+		if (sscanf(e + off, ",%d,%d%n", &s->fuse_fds[s->nconns],
+			   &s->init_stores[s->nconns], &n) != 2)
+			break;
 	unsetenv(ENV_TAKEOVER);
-	fcntl(s->fuse_fd, F_SETFD, FD_CLOEXEC);
-	fcntl(s->init_store, F_SETFD, FD_CLOEXEC);
-	if (s->extra_fd >= 0)
-		fcntl(s->extra_fd, F_SETFD, FD_CLOEXEC);
-	P.upgraded = true;
-	return true;
+	set_carried_cloexec(s, true);
+	P.upgraded = s->nconns > 0;
+	return P.upgraded;
 }
 
 int fuse_survive_setup(struct fuse_survive *s)
@@ -183,12 +268,16 @@ int fuse_survive_setup(struct fuse_survive *s)
 
 	if (!realpath("/proc/self/exe", P.exe))
 		return log_error_errno(-errno, "/proc/self/exe");
-	if (!P.upgraded) {
-		s->fuse_fd = -1;
-		s->init_store = fuse_takeover_store_new("cvmfs-fuse-init");
+	if (!s->nconns)
+		s->nconns = 1;
+	for (unsigned i = 0; i < s->nconns; i++) {
+		if (!P.upgraded) {
+			s->fuse_fds[i] = -1;
+			s->init_stores[i] = fuse_takeover_store_new("cvmfs-fuse-init");
+		}
+		if (s->init_stores[i] < 0)
+			return log_error_errno(s->init_stores[i], "memfd");
 	}
-	if (s->init_store < 0)
-		return log_error_errno(s->init_store, "memfd");
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
 		return log_error_errno(-errno, "socketpair");
 	P.keeper = pair[0];
@@ -225,9 +314,9 @@ static bool spawn(struct fuse_survive *s)
 	pid_t parent = getpid(), pid;
 
 	s->gen++;
-	pid = clone_files();
+	pid = s->fork_servers ? fork() : clone_files();
 	if (pid < 0) {
-		log_error("clone: %s: retrying in 100 ms", strerror(errno));
+		log_error("starting a server: %s: retrying in 100 ms", strerror(errno));
 		nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
 		return false;
 	}
@@ -240,8 +329,14 @@ static bool spawn(struct fuse_survive *s)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	if (s->gen > 1)
+	if (s->fork_servers) { /* the fds that are the supervisor's alone */
+		close(P.keeper);
+		close(P.sigfd);
+		if (P.notify_fd >= 0)
+			close(P.notify_fd);
+	} else if (s->gen > 1) {
 		close_leftovers(s, s->keep_fd);
+	}
 	return true;
 }
 
@@ -262,15 +357,42 @@ static void on_ready(struct fuse_survive *s)
 	P.died_ns = 0;
 }
 
+/* A connection mounted: our copy (forked servers) or its number. */
+static void on_mounted(struct fuse_survive *s, unsigned i, int fd)
+{
+	if (s->fork_servers && s->fuse_fds[i] >= 0)
+		close(s->fuse_fds[i]);
+	s->fuse_fds[i] = fd;
+}
+
 static void on_keeper(struct fuse_survive *s)
 {
+	char cbuf[CMSG_SPACE(FUSE_SURVIVE_MSG_FDS * sizeof(int))] = { 0 };
 	struct keeper_msg m;
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int fds[FUSE_SURVIVE_MSG_FDS] = { -1, -1, -1 }, n = 0;
 
-	if (recv(P.keeper, &m, sizeof(m), MSG_DONTWAIT) != sizeof(m))
+	if (recvmsg(P.keeper, &h, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != sizeof(m))
 		return;
-	if (m.kind == 'F')
-		s->fuse_fd = m.fd;
-	else if (m.kind == 'R')
+	c = CMSG_FIRSTHDR(&h);
+	if (c && c->cmsg_type == SCM_RIGHTS) {
+		n = MIN((int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int)), FUSE_SURVIVE_MSG_FDS);
+		memcpy(fds, CMSG_DATA(c), (size_t)n * sizeof(int));
+	}
+	if (m.kind == 'F' && m.idx < s->nconns && n == (s->fork_servers ? 1 : 0)) {
+		on_mounted(s, m.idx, s->fork_servers ? fds[0] : m.fd);
+		return;
+	}
+	if (m.kind != 'F' && m.kind != 'R' && s->on_message) {
+		s->on_message(m.kind, m.data, fds, n);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	if (m.kind == 'R')
 		on_ready(s);
 }
 
@@ -278,11 +400,15 @@ static void on_keeper(struct fuse_survive *s)
  * can be taken over with no caller seeing an error. */
 static bool can_take_over(struct fuse_survive *s)
 {
-	if (s->fuse_fd >= 0 && !s->no_resend && fuse_takeover_can_resend(s->init_store))
-		return true;
-	log_error("cannot take the connection over (%s): not restarting",
-		  s->fuse_fd < 0 ? "not mounted" : "no FUSE_NOTIFY_RESEND, Linux < 6.9");
-	return false;
+	for (unsigned i = 0; i < s->nconns; i++)
+		if (s->fuse_fds[i] < 0 || s->no_resend ||
+		    !fuse_takeover_can_resend(s->init_stores[i])) {
+			log_error("cannot take the connection over (%s): not restarting",
+				  s->fuse_fds[i] < 0 ? "not mounted"
+						     : "no FUSE_NOTIFY_RESEND, Linux < 6.9");
+			return false;
+		}
+	return true;
 }
 
 static void on_child_exit(struct fuse_survive *s, int st)
@@ -311,7 +437,9 @@ static void on_child_exit(struct fuse_survive *s, int st)
 	}
 }
 
-char **survive_own_argv(void)
+/* Our own command line, for the exec of an upgrade; NULL if it does not
+ * fit. */
+static char **survive_own_argv(void)
 {
 	static char buf[8192];
 	static char *argv[64];
@@ -328,48 +456,31 @@ char **survive_own_argv(void)
 	return argv;
 }
 
-/* What the exec keeps: the connection, its INIT, the daemon's extra fd
- * and the fds carry_fd names (no server runs: the table is still). */
-static void set_carried_cloexec(const struct fuse_survive *s, bool on)
-{
-	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-
-	while (d && (e = readdir(d))) {
-		int fd = atoi(e->d_name);
-
-		if (e->d_name[0] == '.' || fd == dirfd(d))
-			continue;
-		if (fd == s->fuse_fd || fd == s->init_store || fd == s->extra_fd ||
-		    (s->carry_fd && s->carry_fd(fd)))
-			fcntl(fd, F_SETFD, on ? FD_CLOEXEC : 0);
-	}
-}
-
 /* SIGUSR2: exec the binary at our path (a package upgrade replaced it)
- * keeping the connection; the new supervisor's first server takes it
+ * keeping the connections; the new supervisor's first server takes them
  * over as after a crash. */
 static void upgrade(struct fuse_survive *s)
 {
 	char **argv = survive_own_argv();
-	char env[128];
+	char env[160];
 
 	if (!s->can_upgrade || !argv || !can_take_over(s)) {
 		log_error("SIGUSR2: cannot upgrade in place%s: keeping this version",
 			  s->can_upgrade ? "" : " (not with a volume yet)");
 		return;
 	}
-	log_info("SIGUSR2: upgrading: exec %s, keeping the connection", P.exe);
+	log_info("SIGUSR2: upgrading: exec %s, keeping the connections", P.exe);
 	if (P.child) {
 		kill(P.child, SIGKILL);
 		waitpid(P.child, NULL, 0);
 		P.child = 0;
 		P.died_ns = survive_now_ns();
 	}
-	snprintf(env, sizeof(env), "%d,%d,%d,%u", s->fuse_fd, s->init_store, s->extra_fd, s->gen);
+	takeover_env(s, env, sizeof(env));
 	set_carried_cloexec(s, false);
 	setenv(ENV_TAKEOVER, env, 1);
-	execv(P.exe, argv);
+	if (!s->before_exec || s->before_exec() == 0)
+		execv(P.exe, argv);
 	log_error("SIGUSR2: exec %s: %s: keeping this version", P.exe, strerror(errno));
 	unsetenv(ENV_TAKEOVER);
 	set_carried_cloexec(s, true);
@@ -435,7 +546,10 @@ int fuse_survive_run(struct fuse_survive *s, int notify_fd)
 		}
 		wait_event(s);
 	}
-	/* The connection ends with this process (a server that stopped
-	 * closed it already, in the table we share). */
+	/* The connections end with this process (a clone that stopped closed
+	 * them already, in the table we share; our copies here). */
+	for (unsigned i = 0; s->fork_servers && i < s->nconns; i++)
+		if (s->fuse_fds[i] >= 0)
+			close(s->fuse_fds[i]);
 	return P.status;
 }

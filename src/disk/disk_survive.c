@@ -65,7 +65,8 @@ int disk_survive_setup(bool upgraded)
 
 	if (fd < 0 || (r = journal_attach(fd)) < 0)
 		return log_error_errno(fd < 0 ? fd : r, "take-over journal (memfd)");
-	SURV.extra_fd = fd;
+	SURV.extra_fds[0] = fd;
+	SURV.extra_fds[1] = -1;
 	SURV.carry_fd = journaled;
 	/* An exec would mount the volume again over the one in use. */
 	SURV.can_upgrade = !volume_on();

@@ -1,9 +1,10 @@
 /* Which views tree is the container's, and binding it into its root: the
- * files cvm-launch binds (src/launch/mounts.c), from the same trees. */
+ * files cvm-launch binds (include/cvmfs/view_files.h), from the same trees. */
 #include "hook.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/view_files.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,22 +13,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <unistd.h>
-
-/* The files cvm-launch binds into a CVM (src/launch/mounts.c). A '*'
- * component stands for each entry of that directory of the tree (the
- * host's block devices, NUMA nodes). Optional ones are left out where
- * either side lacks them (a kernel without PSI, an older views daemon). */
-static const struct view_file {
-	const char *path;
-	bool optional;
-} view_files[] = {
-	{ "proc/meminfo" }, { "proc/cpuinfo" }, { "proc/stat" }, { "proc/uptime" },
-	{ "proc/loadavg" }, { "proc/swaps" }, { "proc/diskstats" },
-	{ "proc/vmstat", true }, { "proc/pressure/cpu", true }, { "proc/pressure/memory", true },
-	{ "proc/pressure/io", true }, { "sys/devices/system/cpu" }, { "sys/block/*/stat", true },
-	{ "sys/devices/system/node/*/cpulist", true }, { "sys/devices/system/node/*/cpumap", true },
-	{ "sys/devices/system/node/*/meminfo", true },
-};
 
 /* NAME of cgroup /PARENT/NAME, else NULL. */
 static const char *name_under(const char *cg, const char *parent)
@@ -146,10 +131,10 @@ static int bind_one(const char *tree, bool generic, const char *rootfs, const ch
 	return bind_ro(src, dst);
 }
 
-/* A view_files entry: its one '*' replaced by each entry of the tree's
- * directory there. */
+/* A cvmfs_view_files entry: its one '*' replaced by each entry of the
+ * tree's directory there. */
 static int bind_each(const char *tree, bool generic, const char *rootfs,
-		     const struct view_file *f)
+		     const struct cvmfs_view_file *f)
 {
 	const char *star = strchr(f->path, '*');
 	int len = star ? (int)(star - f->path) : 0;
@@ -177,8 +162,8 @@ int bind_tree(const char *tree, bool generic, const char *rootfs)
 {
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(view_files); i++)
-		if ((r = bind_each(tree, generic, rootfs, &view_files[i])) < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(cvmfs_view_files); i++)
+		if ((r = bind_each(tree, generic, rootfs, &cvmfs_view_files[i])) < 0)
 			return r;
 	return 0;
 }

@@ -197,11 +197,12 @@ void fs_reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, o
 void fs_dir_add(fuse_req_t req, struct dirbuf *b, const char *name, fuse_ino_t ino, mode_t mode);
 /* The entries of a passthrough, per-object or template directory. */
 void fs_list(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b);
-void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		const struct fs_tree *tr);
+/* OPENDIR, READDIR of the session's tree (its userdata). */
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi, const struct fs_tree *tr);
+		struct fuse_file_info *fi);
 
-/* fs_ops_shared.c, fs_ops_ct.c: the two sessions' operations. */
+/* fs_ops_shared.c, fs_ops_ct.c: the two sessions' operations and trees. */
 extern const struct fuse_lowlevel_ops views_shared_ops;
 extern const struct fuse_lowlevel_ops views_ct_ops;
+extern struct fs_tree views_shared_tree, views_ct_tree;

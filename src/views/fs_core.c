@@ -497,8 +497,7 @@ static void build_dir(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b, const st
 	tr->list(req, ino, b);
 }
 
-void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-		const struct fs_tree *tr)
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dirbuf *b = calloc(1, sizeof(*b));
 
@@ -506,19 +505,19 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	build_dir(req, ino, b, tr);
+	build_dir(req, ino, b, fuse_req_userdata(req));
 	fs_reply_open(req, fi, &b->link, dirbuf_free);
 }
 
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi, const struct fs_tree *tr)
+		struct fuse_file_info *fi)
 {
 	struct dirbuf fresh = { 0 }, *b = fs_fh_ptr(fi->fh);
 	_cleanup_free_ char *fresh_p = NULL;
 	size_t start = (size_t)off, end = start, next;
 
 	if (!b) { /* opened by a dead server: listed again */
-		build_dir(req, ino, &fresh, tr);
+		build_dir(req, ino, &fresh, fuse_req_userdata(req));
 		b = &fresh;
 		fresh_p = fresh.p;
 	}

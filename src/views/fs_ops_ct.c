@@ -132,7 +132,7 @@ static double ct_attr_timeout(fuse_ino_t ino)
 static void ct_list(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b);
 
 /* A tree renders for one cgroup: its cpuN entries stay. */
-static const struct fs_tree ct_tree = {
+struct fs_tree views_ct_tree = {
 	.attr = ct_attr,
 	.attr_timeout = ct_attr_timeout,
 	.list = ct_list,
@@ -149,7 +149,7 @@ static void lookup_sysctl(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fs_reply_entry(req, ino, 1.0, &ct_tree);
+		fs_reply_entry(req, ino, 1.0, &views_ct_tree);
 }
 
 /* In ct/: NAME for a cgroup CT_PARENT/NAME, @ID for an anonymous tree. */
@@ -167,7 +167,7 @@ static void ct_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (parent != FUSE_ROOT_ID) {
-		fs_lookup(req, parent, name, &ct_tree);
+		fs_lookup(req, parent, name, &views_ct_tree);
 		return;
 	}
 	if (name[0] == '@') {
@@ -180,7 +180,7 @@ static void ct_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		id = ct ? ct->id : 0;
 	}
 	if (id) {
-		fs_reply_entry(req, tnode_ino(id, T_ROOT), 1.0, &ct_tree);
+		fs_reply_entry(req, tnode_ino(id, T_ROOT), 1.0, &views_ct_tree);
 	} else {
 		log_debug("lookup %s in ct/: no such tree", name);
 		fs_reply_noent(req, 0);
@@ -189,7 +189,7 @@ static void ct_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void ct_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fs_getattr(req, ino, &ct_tree);
+	fs_getattr(req, ino, &views_ct_tree);
 }
 
 /* ---- file content ---- */
@@ -271,7 +271,7 @@ static void ct_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	else if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
 		fuse_reply_err(req, EPERM);
 	else
-		fs_getattr(req, ino, &ct_tree);
+		fs_getattr(req, ino, &views_ct_tree);
 }
 
 /* ---- directories ---- */
@@ -333,17 +333,6 @@ static void ct_list(fuse_req_t req, fuse_ino_t ino, struct dirbuf *b)
 		fs_dir_add(req, b, SYSCTL_DIR_NAME, sysctl_dir_ino(ino_view(ino)), S_IFDIR);
 }
 
-static void ct_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fs_opendir(req, ino, fi, &ct_tree);
-}
-
-static void ct_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	fs_readdir(req, ino, size, off, fi, &ct_tree);
-}
-
 static void ct_init(void *userdata, struct fuse_conn_info *conn)
 {
 	views_thread_enter();
@@ -362,7 +351,7 @@ const struct fuse_lowlevel_ops views_ct_ops = {
 	.read = ct_read,
 	.write = ct_write,
 	.setattr = ct_setattr,
-	.opendir = ct_opendir,
-	.readdir = ct_readdir,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
 	.releasedir = fs_release,
 };

@@ -88,7 +88,7 @@ static double shared_attr_timeout(fuse_ino_t ino)
 
 /* cpuN entries differ per reader: neither they nor their absence are
  * cached. */
-static const struct fs_tree shared_tree = {
+struct fs_tree views_shared_tree = {
 	.attr = shared_attr,
 	.attr_timeout = shared_attr_timeout,
 	.list = fs_list,
@@ -100,12 +100,12 @@ static const struct fs_tree shared_tree = {
 static void shared_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	fs_log_lookup(req, parent, name);
-	fs_lookup(req, parent, name, &shared_tree);
+	fs_lookup(req, parent, name, &views_shared_tree);
 }
 
 static void shared_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fs_getattr(req, ino, &shared_tree);
+	fs_getattr(req, ino, &views_shared_tree);
 }
 
 static void shared_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -237,17 +237,6 @@ static void shared_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, copy, n);
 }
 
-static void shared_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fs_opendir(req, ino, fi, &shared_tree);
-}
-
-static void shared_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	fs_readdir(req, ino, size, off, fi, &shared_tree);
-}
-
 static void shared_init(void *userdata, struct fuse_conn_info *conn)
 {
 	views_thread_enter();
@@ -264,7 +253,7 @@ const struct fuse_lowlevel_ops views_shared_ops = {
 	.open = shared_open,
 	.read = shared_read,
 	.release = fs_release,
-	.opendir = shared_opendir,
-	.readdir = shared_readdir,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
 	.releasedir = fs_release,
 };

@@ -487,8 +487,8 @@ int supervise_start(const char *mountpoint, int sock)
 	if (S.epfd < 0 || S.stopfd < 0 || ep_add(S.stopfd, &S.stop_end) < 0 ||
 	    ep_add(S.sock, &S.accept_end) < 0)
 		return log_error_errno(-errno, "supervisor epoll");
-	for (unsigned i = 0; i < views_sv.nconns; i++)
-		conn_adopt(&views_sv.conns[i]);
+	for (unsigned i = 0; i < views_nconns; i++)
+		conn_adopt(&views_conns[i]);
 	if ((r = pthread_create(&S.thread, NULL, supervise_loop, NULL)) != 0)
 		return log_error_errno(-r, "supervisor thread");
 	S.running = true;

@@ -147,7 +147,8 @@ static struct fuse_daemon sessions[2] = {
 };
 
 /* A tree's session; its connection outlives this process (survive.h). */
-static int session_start(int i, const struct fuse_lowlevel_ops *ops, const char *mnt)
+static int session_start(int i, const struct fuse_lowlevel_ops *ops, struct fs_tree *tree,
+			 const char *mnt)
 {
 	struct fuse_daemon *s = &sessions[i];
 	int r;
@@ -155,11 +156,12 @@ static int session_start(int i, const struct fuse_lowlevel_ops *ops, const char 
 	s->extra_opts = views_ctx->cfg.fuse_opts;
 	s->stopping = &views_ctx->stopping;
 	s->survive = true;
-	s->init_store = views_sv.init[i];
-	s->takeover_fd = views_sv.fuse[i];
+	s->userdata = tree;
+	s->init_store = views_sv.init_stores[i];
+	s->takeover_fd = views_sv.fuse_fds[i];
 	r = fuse_daemon_start(s, ops, sizeof(*ops), mnt);
-	if (r == 0 && views_sv.fuse[i] < 0)
-		survive_send_fuse(i, fuse_session_fd(s->se));
+	if (r == 0 && views_sv.fuse_fds[i] < 0)
+		fuse_survive_mounted_at(&views_sv, (unsigned)i, fuse_session_fd(s->se));
 	return r;
 }
 
@@ -178,24 +180,24 @@ static int views_serve(const char *mnt)
 
 	ct_tables_init();
 	fs_set_generation(views_sv.gen);
-	ids_attach(views_sv.ids);
+	ids_attach(views_sv.extra_fds[SV_IDS]);
 	if ((r = containers_init()) < 0 || (r = host_init()) < 0 || (r = sampler_start()) < 0 ||
 	    (r = ids_replay()) < 0)
 		return log_error_errno(r, "start");
 	/* Before the mounts, which a launcher waits for before it looks for
 	 * the socket. Not fatal: without it new CVMs trap nothing. */
-	if (supervise_start(mnt, views_sv.sock) < 0)
+	if (supervise_start(mnt, views_sv.extra_fds[SV_SOCK]) < 0)
 		log_warn("sysinfo and sched_getaffinity stay the host's in new CVMs");
-	r = session_start(SV_SHARED, &views_shared_ops, mnt);
+	r = session_start(SV_SHARED, &views_shared_ops, &views_shared_tree, mnt);
 	if (r < 0)
 		goto out;
 	snprintf(ctmnt, sizeof(ctmnt), "%s/ct", mnt);
-	r = session_start(SV_CT, &views_ct_ops, ctmnt);
+	r = session_start(SV_CT, &views_ct_ops, &views_ct_tree, ctmnt);
 	if (r < 0)
 		goto out;
 	log_info("serving %s (per-container trees at %s)", mnt, ctmnt);
 	views_status_start(mnt); /* not fatal: only the counts go unpublished */
-	survive_ready();
+	fuse_survive_ready(&views_sv, views_ctx->cfg.foreground);
 	daemon_wait_stop(views_hup);
 	log_info("stopping");
 out:

@@ -36,6 +36,8 @@ static bool keep_open_file(int fd)
 	uint32_t bid;
 	int *grown;
 
+	if (volume_carries(fd)) /* an upgrade carried it: the supervisor's */
+		return true;
 	if (!journal_open_get(fd, &ino, &io, &bid))
 		return false;
 	if (kept.n == kept.cap) {
@@ -49,14 +51,15 @@ static bool keep_open_file(int fd)
 	return true;
 }
 
-/* The open files an upgrade's exec keeps (the kernel's file handles). */
-static bool journaled(int fd)
+/* What an upgrade's exec keeps: the open files (the kernel's file
+ * handles) and the volume's image file and loop device. */
+static bool carried(int fd)
 {
 	uint64_t ino;
 	unsigned io;
 	uint32_t bid;
 
-	return journal_open_get(fd, &ino, &io, &bid);
+	return journal_open_get(fd, &ino, &io, &bid) || volume_carries(fd);
 }
 
 int disk_survive_setup(bool upgraded)
@@ -66,9 +69,13 @@ int disk_survive_setup(bool upgraded)
 	if (fd < 0 || (r = journal_attach(fd)) < 0)
 		return log_error_errno(fd < 0 ? fd : r, "take-over journal (memfd)");
 	SURV.extra_fd = fd;
-	SURV.carry_fd = journaled;
-	/* An exec would mount the volume again over the one in use. */
-	SURV.can_upgrade = !volume_on();
+	SURV.carry_fd = carried;
+	/* With a volume, the new binary adopts it through the fds carried. */
+	r = volume_on() ? volume_carry_record() : 0;
+	if (r < 0)
+		log_warn("--volume: recording its fds for an upgrade: %s: SIGUSR2 will be refused",
+			 strerror(-r));
+	SURV.can_upgrade = r == 0;
 	SURV.prog = "cvmfsd disk";
 	SURV.restart_ms = disk_ctx->cfg.restart_ms;
 	SURV.max_crashes = disk_ctx->cfg.max_crashes;

@@ -563,6 +563,8 @@ int volume_carry_record(void)
 {
 	char v[32];
 
+	if (disk_vol.file_fd < 0 || (disk_vol.kind == VOLUME_LOOP && disk_vol.dev_fd < 0))
+		return -EBADF;
 	snprintf(v, sizeof(v), "%d,%d", disk_vol.file_fd, disk_vol.dev_fd);
 	return setenv(ENV_CARRY, v, 1) < 0 ? -errno : 0;
 }

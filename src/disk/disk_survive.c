@@ -22,6 +22,11 @@
 
 struct fuse_survive SURV;
 
+/* After an upgrade's exec: the generation carried over. Its first server
+ * finds the usage the new binary counted before it (no server ran since
+ * the old one was killed), so it does not count again. */
+static unsigned exec_gen;
+
 static struct {
 	int *fd;
 	unsigned n, cap;
@@ -70,6 +75,7 @@ int disk_survive_setup(bool upgraded)
 		return log_error_errno(fd < 0 ? fd : r, "take-over journal (memfd)");
 	SURV.extra_fd = fd;
 	SURV.carry_fd = carried;
+	exec_gen = upgraded ? SURV.gen : 0;
 	/* With a volume, the new binary adopts it through the fds carried. */
 	r = volume_on() ? volume_carry_record() : 0;
 	if (r < 0)
@@ -106,6 +112,7 @@ static int recount(void)
 int disk_survive_prepare(void)
 {
 	struct timespec t0, t1;
+	bool fresh;
 	int n, r;
 
 	if (SURV.gen <= 1)
@@ -115,13 +122,14 @@ int disk_survive_prepare(void)
 	if (n < 0)
 		return log_error_errno(n, "take-over journal");
 	rm_rf_at(disk_ctx->work_fd, 0);
-	r = recount();
-	if (r < 0)
+	fresh = exec_gen && SURV.gen == exec_gen + 1;
+	if (!fresh && (r = recount()) < 0)
 		return r;
 	reconnect_after_takeover();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("%s: taking over (generation %u): %d node names, %u open files, usage "
-		 "recounted: %lld bytes, %lld inodes in %.1f ms", disk_ctx->cfg.name, SURV.gen, n, kept.n,
+		 "%s: %lld bytes, %lld inodes in %.1f ms", disk_ctx->cfg.name, SURV.gen, n, kept.n,
+		 fresh ? "as counted at the exec" : "recounted",
 		 (long long)disk_ctx->acct.used_bytes, (long long)disk_ctx->acct.used_inodes,
 		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	return 0;

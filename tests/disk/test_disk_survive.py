@@ -355,6 +355,8 @@ def survive_kills(res, base):
         res.check('the supervisor still runs', disk.proc.poll() is None)
         disk.stop()
         res.eq('a stop ends the supervisor with 0', disk.proc.returncode, 0)
+        if disk.proc.returncode:
+            print(disk.logtext()[-4000:], flush=True)
 
 
 class LaneWriter:
@@ -502,6 +504,8 @@ def survive_volume(res, base, tb, kind):
             dt.H.unmount(bind, 'bind')
             disk.stop()
             res.eq('%s: a stop ends the supervisor with 0' % label, disk.proc.returncode, 0)
+            if disk.proc.returncode:
+                print(disk.logtext()[-4000:], flush=True)
             res.check('%s: after the stop: nothing mounted' % label,
                       not dt.is_mounted(disk.mnt) and not dt.is_mounted(disk.data))
             if kind == 'loop':
@@ -513,9 +517,12 @@ def survive_volume(res, base, tb, kind):
         dt.H.unmount(bind, 'bind')
         if kind == 'loop':
             vt.cleanup_volume(disk)
-        else:
-            vt.cleanup_between()
+        else:  # the device is ours, not the daemon's: detached before the wait
+            disk.stop()
+            dt.H.unmount(disk.mnt)
+            subprocess.run(['umount', '-l', disk.data], capture_output=True)
             subprocess.run(['losetup', '-d', dev], capture_output=True)
+            vt.cleanup_between()
 
 
 def gives_up(res, base):

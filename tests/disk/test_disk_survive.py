@@ -15,9 +15,10 @@ variant whose GNU build-id note (and version string) differ; SIGUSR2 makes
 the supervisor exec it: 0 errors, the log's new supervisor line names the
 new build id and version, the pid stays.
 
-With --volume loop (the launcher's default) and --volume block: the same
-kills and an upgrade to another build under the workload, plus a writer
-in a bind of the /home lane (as a CVM has it): 0 errors, data intact, the
+With --volume loop (the launcher's default) and --volume block: a kill,
+an upgrade to another build, a kill, another upgrade, under the workload
+plus a writer in a bind of the /home lane (as a CVM has it): 0 errors,
+the new binaries adopt the mounted volume, data intact, the
 figures equal the volume's statfs and a recount, and a stop afterwards
 unmounts everything and (loop) detaches the loop device.
 
@@ -468,10 +469,11 @@ def survive_volume(res, base, tb, kind):
             w.start()
             lw.start()
             time.sleep(1.0)
-            for k in range(3):
-                ms, why = takeover_ms(disk.mnt, sup)
-                res.check('%s: kill %d: a new server' % (label, k + 1), ms is not None, why)
-                time.sleep(1.0)
+            # One kill before (the carried fds kept by a later server),
+            # one after the upgrade: survive_kills has the many kills.
+            ms, why = takeover_ms(disk.mnt, sup)
+            res.check('%s: a kill: a new server' % label, ms is not None, why)
+            time.sleep(1.0)
             upgrade_to_variant(res, label, disk, build)
             time.sleep(1.0)
             # The new build's servers keep the carried fds across a crash,

@@ -466,7 +466,7 @@ static void upgrade(struct fuse_survive *s)
 
 	if (!s->can_upgrade || !argv || !can_take_over(s)) {
 		log_error("SIGUSR2: cannot upgrade in place%s: keeping this version",
-			  s->can_upgrade ? "" : " (not with a volume yet)");
+			  s->can_upgrade ? "" : " (the daemon said why at its start)");
 		return;
 	}
 	log_info("SIGUSR2: upgrading: exec %s, keeping the connections", P.exe);

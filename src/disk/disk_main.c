@@ -430,6 +430,7 @@ int cvmfsd_disk_main(int argc, char **argv)
 	r = disk_config_load(&d.cfg, argc, argv, &mnt);
 	/* Exec'd by our own supervisor (SIGUSR2): the mount is live and ours. */
 	upgraded = r == 0 && fuse_survive_inherited(&SURV);
+	volume_inherit(upgraded);
 	if (r == 0 && !upgraded)
 		r = fuse_daemon_recover_stale(mnt);
 	if (r == 0)

@@ -22,6 +22,11 @@
 
 struct fuse_survive SURV;
 
+/* After an upgrade's exec: the generation carried over. Its first server
+ * finds the usage the new binary counted before it (no server ran since
+ * the old one was killed), so it does not count again. */
+static unsigned exec_gen;
+
 static struct {
 	int *fd;
 	unsigned n, cap;
@@ -36,6 +41,8 @@ static bool keep_open_file(int fd)
 	uint32_t bid;
 	int *grown;
 
+	if (volume_carries(fd)) /* an upgrade carried it: the supervisor's */
+		return true;
 	if (!journal_open_get(fd, &ino, &io, &bid))
 		return false;
 	if (kept.n == kept.cap) {
@@ -49,14 +56,15 @@ static bool keep_open_file(int fd)
 	return true;
 }
 
-/* The open files an upgrade's exec keeps (the kernel's file handles). */
-static bool journaled(int fd)
+/* What an upgrade's exec keeps: the open files (the kernel's file
+ * handles) and the volume's image file and loop device. */
+static bool carried(int fd)
 {
 	uint64_t ino;
 	unsigned io;
 	uint32_t bid;
 
-	return journal_open_get(fd, &ino, &io, &bid);
+	return journal_open_get(fd, &ino, &io, &bid) || volume_carries(fd);
 }
 
 int disk_survive_setup(bool upgraded)
@@ -67,9 +75,14 @@ int disk_survive_setup(bool upgraded)
 		return log_error_errno(fd < 0 ? fd : r, "take-over journal (memfd)");
 	SURV.extra_fds[0] = fd;
 	SURV.extra_fds[1] = -1;
-	SURV.carry_fd = journaled;
-	/* An exec would mount the volume again over the one in use. */
-	SURV.can_upgrade = !volume_on();
+	SURV.carry_fd = carried;
+	exec_gen = upgraded ? SURV.gen : 0;
+	/* With a volume, the new binary adopts it through the fds carried. */
+	r = volume_on() ? volume_carry_record() : 0;
+	if (r < 0)
+		log_warn("--volume: recording its fds for an upgrade: %s: SIGUSR2 will be refused",
+			 strerror(-r));
+	SURV.can_upgrade = r == 0;
 	SURV.prog = "cvmfsd disk";
 	SURV.restart_ms = disk_ctx->cfg.restart_ms;
 	SURV.max_crashes = disk_ctx->cfg.max_crashes;
@@ -100,6 +113,7 @@ static int recount(void)
 int disk_survive_prepare(void)
 {
 	struct timespec t0, t1;
+	bool fresh;
 	int n, r;
 
 	if (SURV.gen <= 1)
@@ -109,13 +123,14 @@ int disk_survive_prepare(void)
 	if (n < 0)
 		return log_error_errno(n, "take-over journal");
 	rm_rf_at(disk_ctx->work_fd, 0);
-	r = recount();
-	if (r < 0)
+	fresh = exec_gen && SURV.gen == exec_gen + 1;
+	if (!fresh && (r = recount()) < 0)
 		return r;
 	reconnect_after_takeover();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_info("%s: taking over (generation %u): %d node names, %u open files, usage "
-		 "recounted: %lld bytes, %lld inodes in %.1f ms", disk_ctx->cfg.name, SURV.gen, n, kept.n,
+		 "%s: %lld bytes, %lld inodes in %.1f ms", disk_ctx->cfg.name, SURV.gen, n, kept.n,
+		 fresh ? "as counted at the exec" : "recounted",
 		 (long long)disk_ctx->acct.used_bytes, (long long)disk_ctx->acct.used_inodes,
 		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	return 0;

@@ -9,14 +9,26 @@ and `ls -R` of the whole tree. The server is killed with SIGKILL 10 times
 the workload, the fsync'ed data intact, the live figures equal a recount
 afterwards, a take-over time from each kill to the first answered request
 (printed), and the log's take-over lines. Then, under the same workload,
-an upgrade in place (SIGUSR2: the supervisor execs its binary again): 0
-errors, the log shows the new exec, the pid stays.
+an upgrade in place to a DIFFERENT build: the daemon runs from a copy of
+cvmfsd, which is replaced (renamed over, as a package upgrade does) by a
+variant whose GNU build-id note (and version string) differ; SIGUSR2 makes
+the supervisor exec it: 0 errors, the log's new supervisor line names the
+new build id and version, the pid stays.
+
+With --volume loop (the launcher's default) and --volume block: a kill,
+an upgrade to another build, a kill, another upgrade, under the workload
+plus a writer in a bind of the /home lane (as a CVM has it): 0 errors,
+the new binaries adopt the mounted volume, data intact, the
+figures equal the volume's statfs and a recount, and a stop afterwards
+unmounts everything and (loop) detaches the loop device.
 
 Also: with CVMFS_DISK_TEST_NO_RESEND (a kernel without FUSE_NOTIFY_RESEND)
 a kill ends the daemon with one line and no restart, as before.
 """
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +54,97 @@ def server_pid(sup):
     except OSError:
         return 0
     return int(kids[0]) if kids else 0
+
+
+def build_id(path):
+    out = subprocess.run(['readelf', '-n', path], capture_output=True, text=True).stdout
+    ids = [line.split()[-1] for line in out.splitlines() if 'Build ID:' in line]
+    return ids[0] if ids else None
+
+
+SUP_LINE = re.compile(r'cvmfsd disk (\S+) \(build (\w+)\): supervisor pid (\d+)')
+
+
+def supervisor_lines(disk):
+    """(version, build id, pid) of each supervisor line in the log."""
+    return [(m.group(1), m.group(2), int(m.group(3)))
+            for m in SUP_LINE.finditer(disk.logtext())]
+
+
+class Build:
+    """cvmfsd copied to a path of its own, where the daemon is started from;
+    variant() renames another build over it, as a package upgrade does."""
+
+    def __init__(self, base):
+        d = os.path.join(base, 'cvmfs-test-bin')
+        os.makedirs(d, exist_ok=True)
+        self.path = os.path.join(d, 'cvmfsd')
+        shutil.copy2(dt.CVMFSD, self.path)
+        self.n = 0
+
+    def use(self, disk):
+        argv = disk.argv
+        disk.argv = lambda: [self.path] + argv()[1:]
+
+    def variant(self, version):
+        """The installed copy with its 20 build-id bytes changed and its
+        version string (if found once, NUL-delimited) changed in its last
+        character: (build id, version) of the new file, or None."""
+        self.n += 1
+        data = bytearray(open(self.path, 'rb').read())
+        old = build_id(self.path)
+        raw = bytes.fromhex(old) if old else b''
+        if not raw or data.count(raw) != 1:
+            return None
+        new = bytes(b ^ (0x5a + self.n) for b in raw)
+        i = data.find(raw)
+        data[i:i + len(raw)] = new
+        v = version.encode()
+        if data.count(b'\0' + v + b'\0') == 1:
+            nv = v[:-1] + (b'7' if v[-1:] != b'7' else b'8')
+            i = data.find(b'\0' + v + b'\0') + 1
+            data[i:i + len(v)] = nv
+            version = nv.decode()
+        tmp = self.path + '.new'
+        with open(tmp, 'wb') as f:
+            f.write(data)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, self.path)
+        got = build_id(self.path)
+        return (got, version) if got == new.hex() else None
+
+
+def upgrade_to_variant(res, label, disk, build):
+    """SIGUSR2 after another build was put in place: the new supervisor
+    line names its build id and version, the pid and connection stay.
+    The time from the signal to the new binary's line (ms), or None."""
+    sup = disk.proc.pid
+    old_server = server_pid(sup)
+    before = supervisor_lines(disk)
+    res.check('%s: the running supervisor\'s line' % label, before and before[-1][2] == sup,
+              before)
+    if not before:
+        return None
+    want = build.variant(before[-1][0])
+    res.check('%s: a different build in place (build-id patched)' % label,
+              want is not None and want[0] != before[-1][1], (want, before))
+    if want is None:
+        return None
+    t0 = time.monotonic()
+    os.kill(sup, signal.SIGUSR2)
+    upgraded = dt.wait_for(lambda: len(supervisor_lines(disk)) > len(before), 30)
+    ms = (time.monotonic() - t0) * 1000
+    log = disk.logtext()
+    res.check('%s: SIGUSR2: the new binary serves' % label,
+              upgraded and 'upgraded in place' in log, log[-1500:])
+    after = supervisor_lines(disk)[-1:]
+    res.eq('%s: the new supervisor line: (version, build id, pid)' % label,
+           after[0] if after else None, (want[1], want[0], sup))
+    res.check('%s: the same supervisor pid, a new server' % label,
+              disk.proc.poll() is None and server_pid(sup) not in (0, old_server))
+    print('%s: upgrade (SIGUSR2 -> the new build serving): %.0f ms; %s -> %s' % (
+        label, ms, before[-1][:2], want[::-1]), flush=True)
+    return ms
 
 
 def make_tarball(base):
@@ -197,6 +300,8 @@ def survive_kills(res, base):
     tb = make_tarball(base)
     disk = dt.Disk(os.path.join(base, 'a'), limit='1G', images=[img],
                    extra=['--max-crashes', str(KILLS + 5)])
+    build = Build(base)
+    build.use(disk)
     os.makedirs(disk.base, exist_ok=True)
     disk.mnt = os.path.join(disk.base, 'mnt')
     os.makedirs(disk.mnt, exist_ok=True)
@@ -219,17 +324,10 @@ def survive_kills(res, base):
             if ms is not None:
                 times.append(ms)
             time.sleep(1.0)
-        # Upgrade in place under the same workload: SIGUSR2 makes the
-        # supervisor exec its binary, keeping the connection and the pid.
-        old_server = server_pid(sup)
-        t0 = time.monotonic()
-        os.kill(sup, signal.SIGUSR2)
-        upgraded = dt.wait_for(lambda: 'upgraded in place' in disk.logtext(), 30)
-        up_ms = (time.monotonic() - t0) * 1000
-        res.check('SIGUSR2: the log shows the new exec', upgraded, disk.logtext()[-1500:])
-        res.check('SIGUSR2: the same supervisor pid, a new server',
-                  disk.proc.poll() is None and server_pid(sup) not in (0, old_server))
-        print('upgrade (SIGUSR2 -> the new binary serving): %.0f ms' % up_ms, flush=True)
+        # Upgrade in place to another build under the same workload:
+        # SIGUSR2 makes the supervisor exec the file now at its path,
+        # keeping the connection and the pid.
+        upgrade_to_variant(res, 'upgrade', disk, build)
         time.sleep(1.5)
         w.finish()
         print('workload: %s, errors: %d' % (w.ops, len(w.errors)), flush=True)
@@ -258,43 +356,175 @@ def survive_kills(res, base):
         res.check('the supervisor still runs', disk.proc.poll() is None)
         disk.stop()
         res.eq('a stop ends the supervisor with 0', disk.proc.returncode, 0)
+        if disk.proc.returncode:
+            print(disk.logtext()[-4000:], flush=True)
 
 
-def survive_volume(res, base, tb):
-    """--volume loop (the launcher's default): the same kills under the
-    same workload (the /home lane is the volume itself, no FUSE); an
-    upgrade is refused there with one line and the daemon serves on."""
+class LaneWriter:
+    """Writes, fsyncs and reads back files in a bind of the /home lane
+    (how a CVM has it: no FUSE on its path), across kills and upgrade."""
+
+    def __init__(self, top):
+        self.top = top
+        self.stop = threading.Event()
+        self.errors = []
+        self.files = {}
+        self.n = 0
+
+    def run(self):
+        while not self.stop.is_set():
+            p = os.path.join(self.top, 'lane-%04d' % self.n)
+            data = os.urandom(4096 + (self.n * 7919) % 100000)
+            try:
+                with open(p, 'wb') as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                self.files[p] = data
+                with open(p, 'rb') as f:
+                    if f.read() != data:
+                        self.errors.append('%s: read back differs' % p)
+            except OSError as e:
+                self.errors.append('%s: %s' % (p, e))
+            self.n += 1
+            time.sleep(0.01)
+
+    def start(self):
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(60)
+
+
+def volume_figures(res, label, disk, vt):
+    """With a volume: used == the volume's statfs; the areas == a recount
+    of the union's upper plus the lanes' bytes (within 1 %, as
+    test_volume's areas; OTHER holds the file system's few own blocks)."""
+    lanes = os.path.join(disk.data, 'lanes')
+    dt.wait_for(lambda: disk.fresh_figures().get('lanes_settled'), 20)
+    fig = disk.fresh_figures()
+    up = dt.recount(disk.upper(), disk.images)
+    want = {'home_bytes': vt.allocated(os.path.join(lanes, 'home')) + up['home_bytes'],
+            'docker_bytes': vt.allocated(os.path.join(lanes, 'var-lib-docker')) +
+            up['docker_bytes'],
+            'image_bytes': up['image_bytes'], 'other_bytes': up['other_bytes']}
+    for k, v in want.items():
+        res.check('%s: area %s == recount within 1 %% (%d vs %d)' % (label, k, fig[k], v),
+                  abs(fig[k] - v) <= v / 100 + (256 << 10 if k == 'other_bytes' else 0),
+                  (fig[k], v))
+    res.eq('%s: used == the volume\'s statfs' % label, fig['used_bytes'],
+           vt.statfs(disk.data)[1])
+    res.eq('%s: areas add up to used' % label, fig['image_bytes'] + fig['docker_bytes'] +
+           fig['home_bytes'] + fig['other_bytes'], fig['used_bytes'])
+
+
+def block_device(res, base, vt):
+    """A loop device of our own as the admin's block device, or None."""
+    backing = os.path.join(vt.voldir(), 'cvmfs-test-block.img')
+    with open(backing, 'wb') as f:
+        f.truncate(512 << 20)
+    r = subprocess.run(['losetup', '-f', '--show', backing], capture_output=True, text=True)
+    if r.returncode != 0:
+        res.not_checked('losetup: %s: the block variant' % r.stderr.strip(), point=False)
+        return None
+    return r.stdout.strip()
+
+
+def survive_volume(res, base, tb, kind):
+    """--volume loop (the launcher's default) or block:DEV: kills and an
+    upgrade to another build under the workload and a lane writer; the
+    new binary adopts the mounted volume; a stop afterwards unmounts it
+    and (loop) the loop device detaches."""
     import voltest as vt
+    label = 'volume %s' % kind
     if not os.path.exists('/dev/loop-control'):
-        res.not_checked('no /dev/loop-control: the volume variant', point=False)
+        res.not_checked('no /dev/loop-control: the %s variant' % label, point=False)
         return
-    disk = vt.VolDisk(os.path.join(base, 'v'), limit='512M',
-                      extra=['--max-crashes', '20'])
-    os.makedirs(disk.base, exist_ok=True)
-    disk.mnt = os.path.join(disk.base, 'mnt')
-    os.makedirs(disk.mnt, exist_ok=True)
-    with dt.checked(res, disk):
-        disk.start()
-        sup = disk.proc.pid
-        res.check('volume: serving', wait_ready(disk))
-        w = Workload(disk.mnt, tb)
-        w.start()
-        time.sleep(1.0)
-        for k in range(3):
-            ms, why = takeover_ms(disk.mnt, sup)
-            res.check('volume: kill %d: a new server' % (k + 1), ms is not None, why)
+    dev = None
+    if kind == 'loop':
+        disk = vt.VolDisk(os.path.join(base, 'v'), limit='512M', extra=['--max-crashes', '20'])
+    else:
+        dev = block_device(res, base, vt)
+        if not dev:
+            return
+        disk = dt.Disk(os.path.join(base, 'blk'), name='cvmfs-test-blk', limit='512M',
+                       extra=['--volume', 'block:' + dev, '--max-crashes', '20'])
+        vt._datas.append(disk.data)
+        vt.logs.append(disk.log)
+    build = Build(os.path.join(base, 'bin-' + kind))
+    build.use(disk)
+    bind = os.path.join(disk.base, 'cvmfs-test-home')
+    os.makedirs(bind, exist_ok=True)
+    try:
+        with dt.checked(res, disk):
+            disk.start()
+            sup = disk.proc.pid
+            res.check('%s: serving' % label, wait_ready(disk))
+            subprocess.run(['mount', '--bind', os.path.join(disk.data, 'lanes', 'home'), bind],
+                           check=True)
+            dt._mounts.append((bind, 'bind'))
+            w, lw = Workload(disk.mnt, tb), LaneWriter(bind)
+            w.start()
+            lw.start()
             time.sleep(1.0)
-        os.kill(sup, signal.SIGUSR2)
-        res.check('volume: SIGUSR2 refused in one line',
-                  dt.wait_for(lambda: 'not with a volume yet' in disk.logtext(), 10))
-        time.sleep(0.5)
-        w.finish()
-        print('volume workload: %s, errors: %d' % (w.ops, len(w.errors)), flush=True)
-        res.eq('volume: errors seen by the workload', len(w.errors), 0)
-        res.check('volume: the daemon serves on', disk.proc.poll() is None)
-        disk.stop()
-        res.eq('volume: a stop ends the supervisor with 0', disk.proc.returncode, 0)
-        vt.cleanup_volume(disk)
+            # One kill before (the carried fds kept by a later server),
+            # one after the upgrade: survive_kills has the many kills.
+            ms, why = takeover_ms(disk.mnt, sup)
+            res.check('%s: a kill: a new server' % label, ms is not None, why)
+            time.sleep(1.0)
+            upgrade_to_variant(res, label, disk, build)
+            time.sleep(1.0)
+            # The new build's servers keep the carried fds across a crash,
+            # and it carries them on to the next build.
+            ms, why = takeover_ms(disk.mnt, sup)
+            res.check('%s: a kill after the upgrade: a new server' % label, ms is not None, why)
+            time.sleep(1.0)
+            upgrade_to_variant(res, label + ' (second)', disk, build)
+            time.sleep(1.0)
+            w.finish()
+            lw.finish()
+            print('%s workload: %s, lane files %d, errors: %d + %d' % (
+                label, w.ops, lw.n, len(w.errors), len(lw.errors)), flush=True)
+            res.eq('%s: errors seen by the workload' % label, len(w.errors), 0)
+            res.eq('%s: errors seen in the lane' % label, lw.errors[:5], [])
+            res.check('%s: the workload ran' % label,
+                      all(v > 0 for v in w.ops.values()) and lw.n > 0, (w.ops, lw.n))
+            bad = [p for p, data in sorted(list(w.files.items()) + list(lw.files.items()))
+                   if open(p, 'rb').read() != data]
+            res.eq("%s: fsync'ed files intact (%d)" % (label, len(w.files) + len(lw.files)),
+                   bad, [])
+            volume_figures(res, label, disk, vt)
+            log = disk.logtext()
+            print('\n'.join(line for line in log.splitlines()
+                            if 'adopted' in line or 'upgrad' in line or 'over' in line),
+                  flush=True)
+            res.check('%s: each new binary adopted the volume (one line each)' % label,
+                      log.count('adopted from the binary before the upgrade') == 2, log[-2000:])
+            res.check('%s: the daemon serves on' % label, disk.proc.poll() is None)
+            dt.H.unmount(bind, 'bind')
+            disk.stop()
+            res.eq('%s: a stop ends the supervisor with 0' % label, disk.proc.returncode, 0)
+            if disk.proc.returncode:
+                print(disk.logtext()[-4000:], flush=True)
+            res.check('%s: after the stop: nothing mounted' % label,
+                      not dt.is_mounted(disk.mnt) and not dt.is_mounted(disk.data))
+            if kind == 'loop':
+                res.eq('%s: after the stop: the loop device detached' % label,
+                       vt.wait_no_loops(), [])
+            if 'Sanitizer' in log or 'runtime error' in log:
+                res.check('%s: no sanitizer report' % label, False, log[-5000:])
+    finally:
+        dt.H.unmount(bind, 'bind')
+        if kind == 'loop':
+            vt.cleanup_volume(disk)
+        else:  # the device is ours, not the daemon's: detached before the wait
+            disk.stop()
+            dt.H.unmount(disk.mnt)
+            subprocess.run(['umount', '-l', disk.data], capture_output=True)
+            subprocess.run(['losetup', '-d', dev], capture_output=True)
+            vt.cleanup_between()
 
 
 def gives_up(res, base):
@@ -360,7 +590,9 @@ def main():
     res = dt.Results()
     base = dt.tmpdir()
     survive_kills(res, base)
-    survive_volume(res, base, make_tarball(os.path.join(base, 'vt')))
+    tb = make_tarball(os.path.join(base, 'vt'))
+    survive_volume(res, base, tb, 'loop')
+    survive_volume(res, base, tb, 'block')
     gives_up(res, base)
     no_resend(res, base)
     res.done()

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-struct volume disk_vol = { .file_fd = -1, .reserve_fd = -1 };
+struct volume disk_vol = { .file_fd = -1, .dev_fd = -1, .reserve_fd = -1 };
 
 #define DEFAULT_VOLUME_DIR CVMFS_STATE_DIR "/volumes"
 #define DEFAULT_LANES "/home:/var/lib/docker"

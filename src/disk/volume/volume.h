@@ -38,6 +38,8 @@ struct volume {
 	char *dir;       /* --volume-dir */
 	bool alloc_full; /* volume-alloc = full: no holes in the file */
 	int file_fd;     /* loop: the image file, flock'ed while we run */
+	int dev_fd;      /* loop: the device, held while we run (for an upgrade) */
+	bool adopt;      /* both fds carried over by an upgrade's exec */
 	char loopdev[64];
 	bool created;    /* made by this start: lanes are filled */
 	bool mounted;    /* by us, at DATA */
@@ -84,5 +86,15 @@ int volume_scanner_start(int data_fd, const struct acct *a);
 void volume_scanner_stop(void);
 /* --discard-upper: empty DATA/upper except kept paths. */
 int volume_discard_upper(int upper_fd, const char *persist);
+/* Upgrade in place (SIGUSR2: the supervisor execs the binary again,
+ * disk_survive.c): the exec carries the image file (its flock held
+ * throughout) and the loop device; their numbers ride in the environment.
+ * volume_carry_record, in the supervisor before it runs: 0 or -errno.
+ * volume_inherit, first thing after an exec (upgraded) or a fresh start
+ * (a stale record dropped). volume_start then adopts the mounted volume:
+ * no attach, no fsck, no mount. */
+int volume_carry_record(void);
+bool volume_carries(int fd);
+void volume_inherit(bool upgraded);
 /* At exit: unmount DATA lazily, close what we hold. */
 void volume_stop(const char *data);

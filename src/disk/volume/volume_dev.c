@@ -528,6 +528,8 @@ static int attach_and_mount(const char *data, uint64_t limit)
 				return r;
 		}
 	}
+	if (disk_vol.kind == VOLUME_LOOP) /* held while we run: an upgrade carries it */
+		disk_vol.dev_fd = fcntl(devfd, F_DUPFD_CLOEXEC, 3);
 	if (mounted_at(data, disk_vol.loopdev)) {
 		log_info("--volume %s: already mounted at %s (the last daemon was killed): reused",
 			 disk_vol.file, data);
@@ -555,10 +557,92 @@ static int attach_and_mount(const char *data, uint64_t limit)
 	return r;
 }
 
+#define ENV_CARRY "CVMFS_DISK_VOLUME_FDS"
+
+int volume_carry_record(void)
+{
+	char v[32];
+
+	if (disk_vol.file_fd < 0 || (disk_vol.kind == VOLUME_LOOP && disk_vol.dev_fd < 0))
+		return -EBADF;
+	snprintf(v, sizeof(v), "%d,%d", disk_vol.file_fd, disk_vol.dev_fd);
+	return setenv(ENV_CARRY, v, 1) < 0 ? -errno : 0;
+}
+
+bool volume_carries(int fd)
+{
+	return volume_on() && fd >= 0 && (fd == disk_vol.file_fd || fd == disk_vol.dev_fd);
+}
+
+void volume_inherit(bool upgraded)
+{
+	const char *e = getenv(ENV_CARRY);
+	int file_fd, dev_fd;
+
+	if (upgraded && e && sscanf(e, "%d,%d", &file_fd, &dev_fd) == 2 && file_fd >= 0) {
+		disk_vol.file_fd = file_fd;
+		disk_vol.dev_fd = dev_fd;
+		disk_vol.adopt = true;
+		fcntl(file_fd, F_SETFD, FD_CLOEXEC);
+		if (dev_fd >= 0)
+			fcntl(dev_fd, F_SETFD, FD_CLOEXEC);
+	}
+	unsetenv(ENV_CARRY);
+}
+
+/* The carried loop device backs the carried file. */
+static bool backs(int devfd, const struct stat *file)
+{
+	struct loop_info64 info;
+
+	return ioctl(devfd, LOOP_GET_STATUS64, &info) == 0 && info.lo_inode == file->st_ino &&
+	       info.lo_device == file->st_dev;
+}
+
+/* After an upgrade's exec: the volume the old binary mounted, through the
+ * fds it carried (the flock was never let go). It must still be our file,
+ * its device, mounted at DATA. */
+static int volume_adopt(const char *data)
+{
+	struct stat held, named;
+	char link[64];
+	ssize_t n = -1;
+
+	if (fstat(disk_vol.file_fd, &held) < 0 || stat(disk_vol.file, &named) < 0 ||
+	    held.st_ino != named.st_ino || held.st_dev != named.st_dev) {
+		log_error("--volume %s: not the file the upgraded daemon held", disk_vol.file);
+		return -ESTALE;
+	}
+	if (disk_vol.kind == VOLUME_BLOCK) {
+		snprintf(disk_vol.loopdev, sizeof(disk_vol.loopdev), "%s", disk_vol.file);
+	} else if (disk_vol.dev_fd >= 0 && backs(disk_vol.dev_fd, &held)) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", disk_vol.dev_fd);
+		n = readlink(link, disk_vol.loopdev, sizeof(disk_vol.loopdev) - 1);
+	}
+	if (disk_vol.kind == VOLUME_LOOP && n <= 0) {
+		log_error("--volume %s: the loop device carried over does not back it", disk_vol.file);
+		return -ESTALE;
+	}
+	if (n > 0)
+		disk_vol.loopdev[n] = '\0';
+	if (!mounted_at(data, disk_vol.loopdev)) {
+		log_error("--volume %s: %s is no longer mounted at %s", disk_vol.file,
+			  disk_vol.loopdev, data);
+		return -ESTALE;
+	}
+	disk_vol.mounted = true;
+	log_info("--volume %s: %s mounted at %s adopted from the binary before the upgrade",
+		 disk_vol.file, disk_vol.loopdev, data);
+	return volume_capacity(data);
+}
+
 int volume_start(const char *data, uint64_t limit, uint64_t inodes)
 {
 	bool exists;
 	int r;
+
+	if (disk_vol.adopt)
+		return volume_adopt(data);
 
 	if (mkdir(data, 0700) < 0 && errno != EEXIST) {
 		return log_error_errno(-errno, "--data %s", data);
@@ -745,6 +829,9 @@ void volume_stop(const char *data)
 	if (disk_vol.file_fd >= 0)
 		close(disk_vol.file_fd);
 	disk_vol.file_fd = -1;
+	if (disk_vol.dev_fd >= 0) /* the last opener: autoclear detaches it */
+		close(disk_vol.dev_fd);
+	disk_vol.dev_fd = -1;
 	for (unsigned i = 0; i < disk_vol.nlanes; i++) {
 		free(disk_vol.lanes[i].path);
 		free(disk_vol.lanes[i].dir);

@@ -418,7 +418,10 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
-	return node_obtain_as(parent, name, layer, lmask, st, gen, ino_for(layer, st->st_ino));
+	uint64_t want = journal_id_at(parent->ino, name, layer, st->st_ino, gen);
+
+	return node_obtain_as(parent, name, layer, lmask, st, gen,
+			      want ? want : ino_for(layer, st->st_ino));
 }
 
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,

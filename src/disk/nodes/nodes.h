@@ -169,6 +169,12 @@ int journal_find(uint64_t ino, struct journal_rec *j);
 /* A dead server gave ino to another object (an inode number used again):
  * the kernel may still hold it with that meaning, so it is not given. */
 bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen);
+/* The id a dead server gave name below parent, if the object found there
+ * now is the one it meant (or its copy-up); else 0. The kernel holds that
+ * id for the name: another would make it drop the dentry (and detach what
+ * is mounted on it, a lane) or mark the inode bad. */
+uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64_t real,
+		       uint32_t gen);
 /* The next fallback id, from *local or, with a journal, from the one all
  * servers share (first set from *local). */
 uint64_t journal_next_ino(uint64_t *local);

@@ -4,7 +4,7 @@
 A CVM of the default mode (user namespace; the volume mode of the run:
 the launcher's default, or CVMFS_TEST_VOLUME=none where dockerd's data
 goes through the FUSE disk too) runs dockerd and, concurrently, started
-inside with nsenter (workload.py below, python3 of the image):
+inside with nsenter (WORKLOAD below, python3 of the image):
 - an untar loop (1,000 files) onto the FUSE root (/srv: never a lane);
 - a writer that writes + fsyncs files in /opt and reads each back;
 - `docker run --rm IMG sh -c 'echo N > /f && cat /f'` in a loop (a write
@@ -19,9 +19,13 @@ each time waiting until the supervisor has a new server and the root
 answers a LOOKUP of a new name through /proc/INIT/root (the take-over
 time, printed). Checks: 0 errors inside; the fsync'ed files intact (read
 again after the kills); docker runs completed during the kills (> 0,
-printed); every kill taken over and no server died of anything else; the
-union's charging equals a recount of DATA/upper (and of the image layers,
-the whole of `used` without a volume) once the workload stopped; the CVM
+printed); every kill taken over (the same supervisor, a new server that
+answers); the lanes (/home, /var/lib/docker with a volume) still mounted
+over the union (a dentry the kernel drops takes its mounts along); the
+union's charging equals a recount of DATA/upper and the image layers once
+the workload stopped (every field, to the byte, with --volume none; with
+a volume OTHER within 1 % + 64 KiB: it is the volume's statfs less the
+other areas, not a recount); the CVM
 stops cleanly and leaves nothing behind. With CVMFS_DISK_TEST_NO_RESEND=1
 (no take-over: the supervisor ends with its server) the test fails."""
 import os

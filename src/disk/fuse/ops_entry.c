@@ -142,7 +142,9 @@ static int64_t mk_reserve_bytes(const struct mkreq *m)
 static struct dnode *new_node(struct dnode *p, const char *name, const struct stat *st,
 			      uint32_t gen)
 {
-	struct dnode *n = node_obtain(p, name, 0, 0, st, gen);
+	/* Its natural id: a new object never takes the id a dead server gave
+	 * an earlier one of that name (nodes/journal.c, journal_id_at). */
+	struct dnode *n = node_obtain_as(p, name, 0, 0, st, gen, ino_for(0, st->st_ino));
 
 	if (n) {
 		/* Not charged yet: charge_node below counts it. */

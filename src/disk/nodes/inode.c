@@ -418,10 +418,17 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
-	uint64_t want = journal_id_at(parent->ino, name, layer, st->st_ino, gen);
+	uint32_t kgen = gen;
+	uint64_t want = journal_id_at(parent->ino, name, layer, st->st_ino, &kgen);
+	struct dnode *n = node_obtain_as(parent, name, layer, lmask, st, kgen,
+					 want ? want : ino_for(layer, st->st_ino));
 
-	return node_obtain_as(parent, name, layer, lmask, st, gen,
-			      want ? want : ino_for(layer, st->st_ino));
+	/* A copy-up under the image object's id and generation: say so, so
+	 * that the next server finds it by its upper inode, whatever its own
+	 * generation (the record node_obtain_as wrote has the image's). */
+	if (n && want && kgen != gen && n->ino == want && n->gen == kgen)
+		journal_node(n->ino, parent->ino, name, JOURNAL_KGEN, st->st_ino, kgen);
+	return n;
 }
 
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,

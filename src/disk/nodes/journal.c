@@ -246,6 +246,8 @@ static const struct rec *journal_rec_of(uint64_t ino)
  * copy-up; a name made anew in upper has a newer record of its own). */
 static bool rec_same(const struct rec *r, unsigned layer, uint64_t real, uint32_t gen)
 {
+	if (r->layer & JOURNAL_KGEN) /* a copy-up found again: its upper inode */
+		return layer == 0 && r->real == real;
 	return (r->layer == layer && r->real == real && r->gen == gen) ||
 	       (layer == 0 && r->layer != 0);
 }
@@ -258,7 +260,7 @@ bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen)
 }
 
 uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64_t real,
-		       uint32_t gen)
+		       uint32_t *gen)
 {
 	size_t len = strlen(name);
 	const struct rec *r;
@@ -270,7 +272,10 @@ uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64
 		if (!rec_at(r, parent, name, len))
 			continue;
 		/* The id still there (not moved by a later rename) and meaning this object. */
-		return journal_rec_of(r->ino) == r && rec_same(r, layer, real, gen) ? r->ino : 0;
+		if (journal_rec_of(r->ino) != r || !rec_same(r, layer, real, *gen))
+			return 0;
+		*gen = r->gen; /* a copy-up's: the generation the kernel holds */
+		return r->ino;
 	}
 	return 0;
 }

@@ -262,6 +262,15 @@ class CVM:
             return -1, 'timeout after %d s' % timeout
         return p.returncode, p.stdout.strip()
 
+    def spawn(self, argv, **kw):
+        """Start argv inside the CVM in the background (in its cgroups, as
+        sh() does); a T.popen, killed at cleanup if still running."""
+        join = ('for f in /sys/fs/cgroup/*/cvmfs/"$0"/ns/cgroup.procs; do echo $$ >"$f"; '
+                'done; exec "$@"')
+        return T.popen(['sh', '-c', join, self.w.name, 'nsenter', '-t', str(self.pid), '-a']
+                       + list(argv), stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                       env={'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'HOME': '/root'}, **kw)
+
     def wait_docker(self, within=120):
         """Until `docker info` answers; returns (ok, seconds)."""
         t0 = time.time()

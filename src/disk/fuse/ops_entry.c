@@ -10,6 +10,7 @@
 #include "fuse/ops.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -141,7 +142,9 @@ static int64_t mk_reserve_bytes(const struct mkreq *m)
 static struct dnode *new_node(struct dnode *p, const char *name, const struct stat *st,
 			      uint32_t gen)
 {
-	struct dnode *n = node_obtain(p, name, 0, 0, st, gen);
+	/* Its natural id: a new object never takes the id a dead server gave
+	 * an earlier one of that name (nodes/journal.c, journal_id_at). */
+	struct dnode *n = node_obtain_as(p, name, 0, 0, st, gen, ino_for(0, st->st_ino));
 
 	if (n) {
 		/* Not charged yet: charge_node below counts it. */
@@ -194,6 +197,34 @@ static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct m
 	return fd;
 }
 
+/* A resent make or create that finds name there: the dead server may have
+ * died between mk_at's creation (owned by the daemon, host uid 0) and its
+ * chown, and the caller would see a file it does not own (tar's utime
+ * failed with EPERM in a CVM). Give it the owner the request asked for,
+ * as mk_at would have. Only in a user-namespaced CVM (--image-idmap),
+ * where host uid 0 owns nothing a caller made: without one, root's own
+ * file could not be told from such a leftover. ns_lock held. */
+static void mk_owner_again(fuse_ino_t parent, const char *name, const struct mkreq *m,
+			   mode_t type)
+{
+	struct dnode *p = node_kget(parent);
+	_cleanup_close_ int pfd = -EBADF;
+	struct stat st;
+
+	if (!disk_ctx->idmap_count || !p || (m->uid == 0 && m->gid == 0) ||
+	    disk_ctx->idmap_uid == 0 || (pfd = node_upper_dir(p)) < 0 ||
+	    fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || (st.st_mode & S_IFMT) != type ||
+	    st.st_uid != 0)
+		return;
+	if (fchownat(pfd, name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (type != S_IFLNK && (m->mode & (S_ISUID | S_ISGID)) &&
+	     fchmodat(pfd, name, m->mode & 07777, 0) < 0))
+		log_warn("resent request: the owner of '%s': %s", name, strerror(errno));
+	else
+		log_info("resent request: '%s' made by the dead server given its owner %u:%u",
+			 name, (unsigned)m->uid, (unsigned)m->gid);
+}
+
 static void make_reply(fuse_req_t req, fuse_ino_t parent, const char *name, struct mkreq *m)
 {
 	NS_READ();
@@ -202,6 +233,8 @@ static void make_reply(fuse_req_t req, fuse_ino_t parent, const char *name, stru
 	int r = do_make(req, parent, name, m, &n, &st);
 	mode_t type = m->kind == MK_DIR ? S_IFDIR : m->kind == MK_SYMLINK ? S_IFLNK : m->mode & S_IFMT;
 
+	if (r == -EEXIST && req_resent(req))
+		mk_owner_again(parent, name, m, type);
 	if (r == -EEXIST && req_resent(req) && reply_made_before(req, parent, name, type))
 		return;
 	if (r < 0)
@@ -322,6 +355,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	fd = tmpfile ? do_tmpfile(req, parent, &m, &n, &e.attr)
 		     : do_make(req, parent, name, &m, &n, &e.attr);
 
+	if (fd == -EEXIST && !tmpfile && req_resent(req))
+		mk_owner_again(parent, name, &m, S_IFREG);
 	if (fd == -EEXIST && !tmpfile && req_resent(req) && create_made_before(req, parent, name, fi))
 		return;
 	if (fd < 0)

@@ -335,16 +335,10 @@ static bool publish_at(struct dnode *n, uint64_t ino)
 	return got == &n->ino_node;
 }
 
-/* The id a dead server gave the object comes first: the kernel may hold
- * it by that id (a fallback id, when its natural one was another's), and
- * a reply giving it another id makes a second inode of it while the
- * kernel's requests on the first find ESTALE (a close then fails). */
 static void node_publish_ino(struct dnode *n, uint64_t want, uint64_t real)
 {
-	uint64_t ino, known = journal_id_of(n->layer, real, n->gen);
+	uint64_t ino;
 
-	if (known > ROOT_ID && known != want && publish_at(n, known))
-		return;
 	if (want > ROOT_ID && !journal_id_other(want, n->layer, real, n->gen)) {
 		if (publish_at(n, want))
 			return;
@@ -424,7 +418,17 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
-	return node_obtain_as(parent, name, layer, lmask, st, gen, ino_for(layer, st->st_ino));
+	uint32_t kgen = gen;
+	uint64_t want = journal_id_at(parent->ino, name, layer, st->st_ino, &kgen);
+	struct dnode *n = node_obtain_as(parent, name, layer, lmask, st, kgen,
+					 want ? want : ino_for(layer, st->st_ino));
+
+	/* A copy-up under the image object's id and generation: say so, so
+	 * that the next server finds it by its upper inode, whatever its own
+	 * generation (the record node_obtain_as wrote has the image's). */
+	if (n && want && kgen != gen && n->ino == want && n->gen == kgen)
+		journal_node(n->ino, parent->ino, name, JOURNAL_KGEN, st->st_ino, kgen);
+	return n;
 }
 
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,

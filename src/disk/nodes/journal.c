@@ -78,11 +78,10 @@ static struct {
 	size_t n, cap;
 } kept = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* The replayed log's indexes: id -> offset of its last record; object
- * (layer, inode, generation) -> offset + 1 of its last record. */
+/* The replayed log's index: id -> offset of its last record; and
+ * (parent id, name) -> offset + 1 of the last record made there (names). */
 static struct {
-	uint64_t *ino, *off;
-	uint64_t *obj;
+	uint64_t *ino, *off, *names;
 	size_t cap;
 } idx;
 
@@ -244,28 +243,29 @@ static void idx_put(uint64_t ino, uint64_t off)
 	idx.off[i] = off;
 }
 
-static const struct rec *rec_at(uint64_t off)
+static size_t name_pos(uint64_t parent, const char *name, size_t len)
 {
-	return (const struct rec *)(log_base + off);
+	uint64_t h = hash64(parent);
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 0x100000001b3ull;
+	return (size_t)hash64(h) & (idx.cap - 1);
 }
 
-static bool rec_is(const struct rec *r, unsigned layer, uint64_t real, uint32_t gen)
+static bool rec_at(const struct rec *r, uint64_t parent, const char *name, size_t len)
 {
-	return r->layer == layer && r->real == real && r->gen == gen;
+	return r->parent == parent && r->name_len == len && !memcmp(r->name, name, len);
 }
 
-static size_t obj_pos(unsigned layer, uint64_t real, uint32_t gen)
+static void name_put(const struct rec *r, uint64_t off)
 {
-	return (size_t)hash64(real ^ (uint64_t)layer << 56 ^ (uint64_t)gen << 24) & (idx.cap - 1);
-}
+	size_t i = name_pos(r->parent, r->name, r->name_len);
 
-static void obj_put(const struct rec *r, uint64_t off)
-{
-	size_t i = obj_pos(r->layer, r->real, r->gen);
-
-	while (idx.obj[i] && !rec_is(rec_at(idx.obj[i] - 1), r->layer, r->real, r->gen))
+	while (idx.names[i] &&
+	       !rec_at((const struct rec *)(log_base + idx.names[i] - 1), r->parent, r->name,
+		       r->name_len))
 		i = (i + 1) & (idx.cap - 1);
-	idx.obj[i] = off + 1;
+	idx.names[i] = off + 1;
 }
 
 /* Index the log a dead server left (a record cut by its death ends it). */
@@ -278,8 +278,8 @@ int journal_replay(void)
 		idx.cap <<= 1;
 	idx.ino = calloc(idx.cap, sizeof(*idx.ino));
 	idx.off = calloc(idx.cap, sizeof(*idx.off));
-	idx.obj = calloc(idx.cap, sizeof(*idx.obj));
-	if (!idx.ino || !idx.off || !idx.obj)
+	idx.names = calloc(idx.cap, sizeof(*idx.names));
+	if (!idx.ino || !idx.off || !idx.names)
 		return -ENOMEM;
 	while (off + sizeof(struct rec) <= end) {
 		const struct rec *r = (const struct rec *)(log_base + off);
@@ -289,7 +289,7 @@ int journal_replay(void)
 			break;
 		if (__atomic_load_n(&r->ino, __ATOMIC_ACQUIRE)) {
 			idx_put(r->ino, off);
-			obj_put(r, off);
+			name_put(r, off);
 			n++;
 		}
 		off += len;
@@ -308,22 +308,41 @@ static const struct rec *journal_rec_of(uint64_t ino)
 	return NULL;
 }
 
+/* The object a record names is this one, or this one is its copy-up
+ * (found in the upper layer, recorded in an image layer: ids stay at
+ * copy-up; a name made anew in upper has a newer record of its own). */
+static bool rec_same(const struct rec *r, unsigned layer, uint64_t real, uint32_t gen)
+{
+	if (r->layer & JOURNAL_KGEN) /* a copy-up found again: its upper inode */
+		return layer == 0 && r->real == real;
+	return (r->layer == layer && r->real == real && r->gen == gen) ||
+	       (layer == 0 && r->layer != 0);
+}
+
 bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen)
 {
 	const struct rec *r = journal_rec_of(ino);
 
-	return r && !rec_is(r, layer, real, gen);
+	return r && !rec_same(r, layer, real, gen);
 }
 
-uint64_t journal_id_of(unsigned layer, uint64_t real, uint32_t gen)
+uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64_t real,
+		       uint32_t *gen)
 {
+	size_t len = strlen(name);
+	const struct rec *r;
+
 	if (!idx.cap)
 		return 0;
-	for (size_t i = obj_pos(layer, real, gen); idx.obj[i]; i = (i + 1) & (idx.cap - 1)) {
-		const struct rec *r = rec_at(idx.obj[i] - 1);
-
-		if (rec_is(r, layer, real, gen))
-			return journal_id_other(r->ino, layer, real, gen) ? 0 : r->ino;
+	for (size_t i = name_pos(parent, name, len); idx.names[i]; i = (i + 1) & (idx.cap - 1)) {
+		r = (const struct rec *)(log_base + idx.names[i] - 1);
+		if (!rec_at(r, parent, name, len))
+			continue;
+		/* The id still there (not moved by a later rename) and meaning this object. */
+		if (journal_rec_of(r->ino) != r || !rec_same(r, layer, real, *gen))
+			return 0;
+		*gen = r->gen; /* a copy-up's: the generation the kernel holds */
+		return r->ino;
 	}
 	return 0;
 }
@@ -354,8 +373,8 @@ void journal_fini(void)
 {
 	free(idx.ino);
 	free(idx.off);
-	free(idx.obj);
-	idx.ino = idx.off = idx.obj = NULL;
+	free(idx.names);
+	idx.ino = idx.off = idx.names = NULL;
 	idx.cap = 0;
 	free(kept.fd);
 	kept.fd = NULL;

@@ -169,8 +169,17 @@ int journal_find(uint64_t ino, struct journal_rec *j);
 /* A dead server gave ino to another object (an inode number used again):
  * the kernel may still hold it with that meaning, so it is not given. */
 bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen);
-/* The id a dead server last gave this object, if it still means it; 0. */
-uint64_t journal_id_of(unsigned layer, uint64_t real, uint32_t gen);
+/* The id a dead server gave name below parent, if the object found there
+ * now is the one it meant (or its copy-up); else 0. The kernel holds that
+ * id for the name: another would make it drop the dentry (and detach what
+ * is mounted on it, a lane) or mark the inode bad. *gen (the object's) is
+ * set to the generation the kernel holds with it: a copy-up keeps the
+ * image object's, as its id. */
+uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64_t real,
+		       uint32_t *gen);
+/* A record's layer flag: an upper object (a copy-up) whose node has the
+ * generation of the image object it was copied from (the record's gen). */
+#define JOURNAL_KGEN 0x100u
 /* The next fallback id, from *local or, with a journal, from the one all
  * servers share (first set from *local). */
 uint64_t journal_next_ino(uint64_t *local);

@@ -246,8 +246,10 @@ static struct dnode *find_by_journal(uint64_t ino, unsigned depth, int *err)
 	if (dir) {
 		r = dir->type == S_IFDIR && name_valid(j.name) ? node_lookup(dir, j.name, &f) : -ENOENT;
 		*err = r < 0 || !journal_same(ino, &j, &f) ? -ESTALE : 0;
+		/* A copy-up keeps the generation the kernel holds, the image's. */
 		if (!*err)
-			n = node_obtain_as(dir, j.name, f.layer, f.lmask, &f.st, f.gen, ino);
+			n = node_obtain_as(dir, j.name, f.layer, f.lmask, &f.st,
+					   f.layer == j.layer ? f.gen : j.gen, ino);
 		if (!*err && !n)
 			*err = -ENOMEM;
 		node_unref(dir);

@@ -4,12 +4,9 @@
 #include "volume/volume.h"
 
 #include "cvmfs/cleanup.h"
-#include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -47,29 +44,6 @@ void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st)
 		node_forget(n, 1); /* the request was interrupted */
 }
 
-/* Requests are best read through a pipe (splice): the kernel then hands
- * a request's pages over instead of copying them into our memory, and a
- * server killed while reading one leaves it to be resent, where a copy
- * into a buffer of a dying process fails and the kernel answers the
- * request with EIO itself (a writer's close saw it after a take-over).
- * libfuse sizes each thread's pipe to max_write + 4 KiB and reads
- * without one when that is refused: beyond /proc/sys/fs/pipe-max-size
- * (1 MiB by default) it is, without CAP_SYS_RESOURCE. Two pages are left for the header
- * and an unaligned writer's extra page, or the kernel refuses the
- * largest writes (EIO) for want of pipe slots. */
-static unsigned max_write_for_splice(void)
-{
-	char buf[32];
-	uint64_t pipe_max = 0;
-
-	if (read_at_buf(AT_FDCWD, "/proc/sys/fs/pipe-max-size", buf, sizeof(buf)) > 0)
-		pipe_max = strtoull(buf, NULL, 10);
-	/* The kernel rounds a pipe to a power of two pages before it checks. */
-	if (pipe_max < (256u << 10) || pipe_max >= (2u << 20))
-		return 1 << 20;
-	return (unsigned)(pipe_max - 8192);
-}
-
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -98,7 +72,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * this way.) */
 	session_io_init_flags(conn->capable & FUSE_CAP_HANDLE_KILLPRIV,
 			      conn->capable & FUSE_CAP_PARALLEL_DIROPS);
-	conn->max_write = max_write_for_splice();
+	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;

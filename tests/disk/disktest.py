@@ -52,6 +52,15 @@ def require_root_fuse():
         skip('cvmfsd not built at %s' % CVMFSD)
 
 
+def require_resend():
+    """The disk restarts its server only where the kernel resends what a
+    dead one read (FUSE_NOTIFY_RESEND, Linux 6.9)."""
+    rel = os.uname().release.split('.')
+    if (int(rel[0]), int(''.join(c for c in rel[1] if c.isdigit()) or 0)) < (6, 9):
+        skip('Linux %s has no FUSE_NOTIFY_RESEND (6.9+): the disk does not restart there'
+             % os.uname().release)
+
+
 class Results(H.Results):
     """The harness's Results; check(name, ok, detail) as the disk tests
     call it."""

@@ -583,10 +583,7 @@ def no_resend(res, base):
 
 def main():
     dt.require_root_fuse()
-    rel = os.uname().release.split('.')
-    if (int(rel[0]), int(''.join(c for c in rel[1] if c.isdigit()) or 0)) < (6, 9):
-        dt.skip('Linux %s has no FUSE_NOTIFY_RESEND (6.9+): the disk does not restart there'
-                % os.uname().release)
+    dt.require_resend()
     res = dt.Results()
     base = dt.tmpdir()
     survive_kills(res, base)

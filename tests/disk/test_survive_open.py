@@ -87,10 +87,7 @@ def one_case(res, base, label, name, open_flags, image_file):
 
 def main():
     dt.require_root_fuse()
-    rel = os.uname().release.split('.')
-    if (int(rel[0]), int(''.join(c for c in rel[1] if c.isdigit()) or 0)) < (6, 9):
-        dt.skip('Linux %s has no FUSE_NOTIFY_RESEND (6.9+): the disk does not restart there'
-                % os.uname().release)
+    dt.require_resend()
     res = dt.Results()
     base = dt.tmpdir()
     one_case(res, base, 'create', 'cvmfs-test-created', os.O_CREAT | os.O_WRONLY | os.O_TRUNC,

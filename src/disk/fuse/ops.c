@@ -51,6 +51,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/* Requests are read with read(2), through session_io.c, everywhere:
+	 * libfuse would splice them where root may size its pipes (with
+	 * CAP_SYS_RESOURCE), and a spliced request never reaches the hook
+	 * that hands TMPFILE on as a CREATE (O_TMPFILE failed with ENOTSUP
+	 * there); a small request then also costs two system calls, not one. */
+	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	handles_init(conn->proto_minor);

@@ -26,6 +26,10 @@ int fuse_takeover_attach(struct fuse_session *se, int fd, int store,
 /* read(2) and writev(2) of a session attached with hooks of its own: the
  * kept INIT replayed, its reply swallowed, other reads held until then. */
 ssize_t fuse_takeover_read(int fd, void *buf, size_t len);
+/* Make the first len bytes of a thread's read buffer present, once per
+ * buffer: a copy into absent pages fails while the server is being
+ * killed, and the kernel answers that request with EIO (fuse_takeover.c). */
+void fuse_takeover_present(void *buf, size_t len);
 ssize_t fuse_takeover_writev(int fd, struct iovec *iov, int count);
 /* A daemon's own splice_receive hook calls this first: while a taken-over
  * INIT is being processed, libfuse already splices (it has read the

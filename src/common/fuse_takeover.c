@@ -143,6 +143,25 @@ void fuse_takeover_gate(int fd)
 		wait_init(t);
 }
 
+/* The kernel copies a request into buf by pinning buf's pages. Pages not
+ * yet present take the slow way, which gives up when the server is being
+ * killed, and the kernel then answers the request with EIO itself instead
+ * of leaving it to be resent to the next server (a writer saw EIO after
+ * take-overs; the FUSE tracepoints showed a WRITE ended with no reply by
+ * a dying server's thread). So each thread's buffer (libfuse keeps one per
+ * thread, of the session's size) is made present before its first read,
+ * as far as the daemon's requests reach. */
+void fuse_takeover_present(void *buf, size_t len)
+{
+	static __thread void *done;
+
+	if (done == buf)
+		return;
+	for (size_t off = 0; off < len; off += 4096)
+		((volatile char *)buf)[off] = 0;
+	done = buf;
+}
+
 ssize_t fuse_takeover_read(int fd, void *buf, size_t len)
 {
 	struct takeover *t = conn_of(fd);
@@ -193,9 +212,12 @@ ssize_t fuse_takeover_writev(int fd, struct iovec *iov, int count)
 	return writev(fd, iov, count);
 }
 
+/* The views': their requests (a name, a read's offset, a sysctl's value)
+ * fit in a page or two. */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
+	fuse_takeover_present(buf, len < 8192 ? len : 8192);
 	return fuse_takeover_read(fd, buf, len);
 }
 

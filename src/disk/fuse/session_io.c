@@ -86,32 +86,13 @@ static void tmpfile_as_create(void *buf, size_t len)
 		h->opcode = FUSE_CREATE;
 }
 
-/* The kernel copies a request into buf by pinning buf's pages. Pages not
- * yet present take the slow way, which gives up when the server is being
- * killed, and the kernel then answers the request with EIO itself instead
- * of leaving it to be resent to the next server (a writer saw EIO after
- * take-overs; the FUSE tracepoints showed a WRITE ended with no reply by
- * a dying server's thread). So each thread's buffer (libfuse keeps one per
- * thread, of the session's size) is made present, whole, before its first
- * read. */
-static void buffer_present(void *buf, size_t len)
-{
-	static __thread void *done;
-
-	if (done == buf)
-		return;
-	for (size_t off = 0; off < len; off += 4096)
-		((volatile char *)buf)[off] = 0;
-	done = buf;
-}
-
 /* The first message read is the kernel's INIT: what it offers beyond what
  * libfuse 3.14 reads. */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t n;
 
-	buffer_present(buf, len);
+	fuse_takeover_present(buf, len); /* WRITEs fill it */
 	n = fuse_takeover_read(fd, buf, len);
 
 	(void)userdata;

@@ -458,8 +458,10 @@ def test_block():
     """--volume block:DEV: the admin's device (here a loop device this test
     attaches itself) is formatted only when it holds no file system."""
     base = dt.tmpdir()
-    vdir = vt.voldir()
-    backing = os.path.join(vdir, 'cvmfs-test-block.img')
+    # Not in a volume dir: the loop device is the admin's, attached until
+    # the end, and the waits for our loop devices to detach must not wait
+    # for it (30 s each).
+    backing = os.path.join(base, 'cvmfs-test-block.img')
     with open(backing, 'wb') as f:
         f.truncate(80 * M)
     r = subprocess.run(['losetup', '-f', '--show', backing], capture_output=True, text=True)

@@ -273,7 +273,17 @@ declare -A DPID=() CPU=() # a cvmfsd disk target's pid; CPU[key,target] in ticks
 # The daemon's own CPU time (user + system, all threads) in clock ticks:
 # what a change to the daemon costs, far steadier on a busy machine than
 # wall time (the A/B table below). 0 for targets that are no daemon of ours.
-cpu_ticks() { [ -n "${DPID[$1]:-}" ] && awk '{ print $14 + $15 }' "/proc/${DPID[$1]}/stat" || echo 0; }
+# The daemon's CPU ticks: the process started and its children, since
+# cvmfsd disk serves from a server process its supervisor starts.
+cpu_ticks() {
+	local p=${DPID[$1]:-} t=0 c n
+	[ -n "$p" ] || { echo 0; return; }
+	for c in "$p" $(cat /proc/"$p"/task/*/children 2>/dev/null); do
+		n=$(awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null) || n=0
+		t=$((t + ${n:-0}))
+	done
+	echo "$t"
+}
 cpu_add() { # KEY TARGET TICKS_BEFORE
 	CPU[$1,$2]=$(( ${CPU[$1,$2]:-0} + $(cpu_ticks "$2") - $3 ))
 }

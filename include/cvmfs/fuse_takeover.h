@@ -31,8 +31,3 @@ ssize_t fuse_takeover_read(int fd, void *buf, size_t len);
  * killed, and the kernel answers that request with EIO (fuse_takeover.c). */
 void fuse_takeover_present(void *buf, size_t len);
 ssize_t fuse_takeover_writev(int fd, struct iovec *iov, int count);
-/* A daemon's own splice_receive hook calls this first: while a taken-over
- * INIT is being processed, libfuse already splices (it has read the
- * protocol version) but would answer EIO to anything before its INIT is
- * through. */
-void fuse_takeover_gate(int fd);

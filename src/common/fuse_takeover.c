@@ -135,14 +135,6 @@ static void store_init(struct takeover *t, const void *buf, size_t n)
 			 strerror(errno));
 }
 
-void fuse_takeover_gate(int fd)
-{
-	struct takeover *t = conn_of(fd);
-
-	if (t->replay && !__atomic_load_n(&t->init_done, __ATOMIC_ACQUIRE))
-		wait_init(t);
-}
-
 /* The kernel copies a request into buf by pinning buf's pages. Pages not
  * yet present take the slow way, which gives up when the server is being
  * killed, and the kernel then answers the request with EIO itself instead

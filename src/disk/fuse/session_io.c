@@ -103,32 +103,18 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	return n;
 }
 
-static ssize_t io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-			 unsigned int flags, void *userdata)
-{
-	(void)userdata;
-	return splice(fdin, offin, fdout, offout, len, flags);
-}
-
-/* Held while a taken-over INIT is processed (fuse_takeover_gate). */
-static ssize_t io_splice_receive(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
-				 unsigned int flags, void *userdata)
-{
-	fuse_takeover_gate(fdin);
-	return io_splice(fdin, offin, fdout, offout, len, flags, userdata);
-}
-
+/* Replies spliced from a file; requests are never spliced in (ops.c). */
 static ssize_t io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
 			      unsigned int flags, void *userdata)
 {
+	(void)userdata;
 	req_count_spliced();
-	return io_splice(fdin, offin, fdout, offout, len, flags, userdata);
+	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
 static const struct fuse_custom_io session_io = {
 	.writev = io_writev,
 	.read = io_read,
-	.splice_receive = io_splice_receive,
 	.splice_send = io_splice_send,
 };
 

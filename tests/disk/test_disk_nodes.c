@@ -170,6 +170,40 @@ static void test_ghost(void)
 	CHECK_EQ_INT(ghost_find(ino + 12345, &parent, &name), -ESTALE);
 }
 
+/* Ghosts leave in the order they were last forgotten: one forgotten
+ * again (every object of a tree after each cache drop) stays the
+ * youngest, and the table never holds more than GHOST_MAX. */
+static void test_ghost_ring(void)
+{
+	struct dnode parent = { .ino = ROOT_ID };
+	struct dnode n = { .parent = &parent, .name = "g" };
+	const uint64_t first = 1ull << 40, again = first + 1;
+	_cleanup_free_ char *name = NULL;
+	uint64_t p;
+
+	for (uint64_t i = 0; i < GHOST_MAX; i++) {
+		n.ino = first + i;
+		ghost_remember(&n);
+	}
+	n.ino = again; /* its first slot is the oldest but one now */
+	ghost_remember(&n);
+	n.ino = first + GHOST_MAX; /* pushes out first, then again's stale slot */
+	ghost_remember(&n);
+	n.ino = first + GHOST_MAX + 1;
+	ghost_remember(&n);
+	CHECK_EQ_INT(ghost_find(first, &p, &name), -ESTALE);
+	CHECK_EQ_INT(ghost_find(again, &p, &name), 0);
+	for (uint64_t i = 0; i < GHOST_MAX; i++) {
+		n.ino = first + GHOST_MAX + 2 + i;
+		ghost_remember(&n);
+	}
+	free(name);
+	name = NULL;
+	CHECK_EQ_INT(ghost_find(again, &p, &name), -ESTALE);
+	urcu_memb_barrier();
+	CHECK(__atomic_load_n(&disk_ctx->ghosts, __ATOMIC_RELAXED) <= GHOST_MAX);
+}
+
 int main(void)
 {
 	int r;
@@ -182,6 +216,7 @@ int main(void)
 		test_listing();
 		test_nodes();
 		test_ghost();
+		test_ghost_ring();
 		nodes_fini();
 		ghosts_fini();
 	}

@@ -20,15 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* About 80 bytes each, kept first in, first out: the handles of this many
- * most recently forgotten objects stay decodable (2.6 MiB at most; the
- * node table gives the rest of its memory back, see nodes_maintain). */
-#define GHOST_MAX 32768u
-
+/* GHOST_MAX ghosts (nodes.h), first in, first out: the handles of the
+ * most recently forgotten objects stay decodable (the node table gives the
+ * rest of its memory back, see nodes_maintain). */
 struct ghost {
 	struct cds_lfht_node hnode;
 	struct rcu_head rcu;
 	uint64_t ino, parent;
+	uint32_t seq; /* of its newest slot in the ring (atomic) */
 	char name[];
 };
 
@@ -75,31 +74,75 @@ void ghost_drop(uint64_t ino)
 	urcu_memb_read_unlock();
 }
 
-/* Ids in the order their ghosts came (an id made again may be in it twice:
- * its older slot then drops the newer ghost a little early). */
+/* Ids in the order their ghosts were last forgotten. A ghost forgotten
+ * again takes a new slot and its seq; the slot it leaves behind is stale
+ * and drops nothing when its turn comes. */
 static struct {
 	pthread_mutex_t lock;
-	uint64_t ino[GHOST_MAX];
-	unsigned next;
-	bool full;
+	struct {
+		uint64_t ino;
+		uint32_t seq;
+	} slot[GHOST_MAX];
+	uint64_t count;
 } ring = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static void ghost_queue(uint64_t ino)
+/* The seq of the new slot; *old: the slot it pushes out (ino 0: none). */
+static uint32_t ghost_queue(uint64_t ino, uint64_t *old_ino, uint32_t *old_seq)
 {
-	uint64_t oldest = 0;
+	uint32_t seq;
+	unsigned i;
 
 	pthread_mutex_lock(&ring.lock);
-	if (ring.full)
-		oldest = ring.ino[ring.next];
-	ring.ino[ring.next] = ino;
-	ring.next = (ring.next + 1) % GHOST_MAX;
-	ring.full |= ring.next == 0;
+	i = (unsigned)(ring.count % GHOST_MAX);
+	*old_ino = ring.count >= GHOST_MAX ? ring.slot[i].ino : 0;
+	*old_seq = ring.slot[i].seq;
+	seq = (uint32_t)ring.count++;
+	ring.slot[i].ino = ino;
+	ring.slot[i].seq = seq;
 	pthread_mutex_unlock(&ring.lock);
-	if (oldest)
-		ghost_drop(oldest);
+	return seq;
+}
+
+/* The ghost of ino if its newest slot is seq's. */
+static void ghost_expire(uint64_t ino, uint32_t seq)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(disk_ctx->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	if (hn && __atomic_load_n(&caa_container_of(hn, struct ghost, hnode)->seq,
+				  __ATOMIC_RELAXED) == seq)
+		ghost_del(hn);
+	urcu_memb_read_unlock();
 }
 
 static void ghost_add(uint64_t ino, uint64_t parent, const char *name);
+
+/* The same place forgotten again (every object of a tree after each cache
+ * drop): the ghost it has is only made younger, without a new one. */
+static bool ghost_renew(uint64_t ino, uint64_t parent, const char *name)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	struct ghost *g;
+	uint64_t old_ino;
+	uint32_t old_seq;
+	bool same;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(disk_ctx->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	g = hn ? caa_container_of(hn, struct ghost, hnode) : NULL;
+	same = g && g->parent == parent && !strcmp(g->name, name);
+	if (same)
+		__atomic_store_n(&g->seq, ghost_queue(ino, &old_ino, &old_seq), __ATOMIC_RELAXED);
+	urcu_memb_read_unlock();
+	if (same && old_ino)
+		ghost_expire(old_ino, old_seq);
+	return same;
+}
 
 void ghost_remember(struct dnode *n)
 {
@@ -107,7 +150,8 @@ void ghost_remember(struct dnode *n)
 		ghost_drop(n->ino);
 		return;
 	}
-	ghost_add(n->ino, n->parent->ino, n->name);
+	if (!ghost_renew(n->ino, n->parent->ino, n->name))
+		ghost_add(n->ino, n->parent->ino, n->name);
 }
 
 /* The ghost of ino: its parent's id and a copy of its name. */
@@ -255,19 +299,23 @@ static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
 	struct cds_lfht_node *old;
 	size_t len = strlen(name) + 1;
 	struct ghost *g = malloc(sizeof(*g) + len);
+	uint64_t old_ino;
+	uint32_t old_seq;
 
 	if (!g)
 		return;
 	g->ino = ino;
 	g->parent = parent;
 	memcpy(g->name, name, len);
+	g->seq = ghost_queue(ino, &old_ino, &old_seq);
 	urcu_memb_read_lock();
 	old = cds_lfht_add_replace(disk_ctx->by_ghost, hash64(ino), match_ghost, &g->ino, &g->hnode);
 	if (old)
 		urcu_memb_call_rcu(&caa_container_of(old, struct ghost, hnode)->rcu, ghost_free);
 	urcu_memb_read_unlock();
 	__atomic_add_fetch(&disk_ctx->ghosts, 1, __ATOMIC_RELAXED);
-	ghost_queue(ino);
+	if (old_ino)
+		ghost_expire(old_ino, old_seq);
 }
 
 void handles_load(void)

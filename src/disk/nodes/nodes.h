@@ -127,6 +127,9 @@ void node_keep_handle(struct dnode *n);
 uint64_t ino_for(unsigned layer, uint64_t real_ino);
 
 /* ghosts.c: where forgotten nodes were (file handles, union/reconnect.c) */
+/* The ghosts of this many most recent forgets are kept (about 80 bytes
+ * each: 2.6 MiB at most). */
+#define GHOST_MAX 32768u
 /* FILEID_INO32_GEN (include/linux/exportfs.h): { u32 ino, u32 gen }. */
 #define FH_INO32_GEN 1
 #define FH_INO32_GEN_BYTES 8

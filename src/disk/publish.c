@@ -148,6 +148,7 @@ static void *publish_loop(void *arg)
 		answer_pending = false;
 		pthread_mutex_unlock(&disk_ctx->pub_lock);
 		nodes_maintain();
+		journal_maintain();
 		r = publish_write("running");
 		if (r < 0)
 			log_warn("%s/disk/%s.json: %s", disk_ctx->cfg.run_dir, disk_ctx->cfg.name, strerror(-r));

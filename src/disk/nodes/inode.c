@@ -183,6 +183,8 @@ void node_set_real(struct dnode *n, unsigned layer, uint64_t real_ino)
 
 	node_drop_real(n);
 	node_lock(n);
+	if (n->layer != 0 && layer == 0)
+		n->image_gen = true;
 	n->layer = (uint8_t)layer;
 	n->real_ino = real_ino;
 	if (n->ino && n->ino == ino_for(layer, real_ino)) {
@@ -427,8 +429,16 @@ struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer
 	 * that the next server finds it by its upper inode, whatever its own
 	 * generation (the record node_obtain_as wrote has the image's). */
 	if (n && want && kgen != gen && n->ino == want && n->gen == kgen)
-		journal_node(n->ino, parent->ino, name, JOURNAL_KGEN, st->st_ino, kgen);
+		node_keep_image_gen(n, parent, name);
 	return n;
+}
+
+void node_keep_image_gen(struct dnode *n, struct dnode *parent, const char *name)
+{
+	node_lock(n); /* bit fields share their bytes */
+	n->image_gen = true;
+	node_unlock(n);
+	journal_node(n->ino, parent->ino, name, JOURNAL_KGEN, n->real_ino, n->gen, &n->jrec);
 }
 
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
@@ -444,7 +454,7 @@ struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned la
 	__atomic_add_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL);
 	node_publish_ino(n, want, st->st_ino);
 	node_set_real(n, layer, st->st_ino);
-	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen);
+	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen, &n->jrec);
 	/* Several links: the path of this name may go, the handle stays. */
 	if (layer == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1)
 		node_keep_handle(n);
@@ -468,7 +478,9 @@ int node_move(struct dnode *n, struct dnode *p, const char *name)
 	__atomic_add_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
 	node_unref(n->parent);
 	n->parent = p;
-	journal_node(n->ino, p->ino, name, n->layer, n->real_ino, n->gen);
+	/* A copy-up's record says its generation is the image object's. */
+	journal_node(n->ino, p->ino, name, n->image_gen ? JOURNAL_KGEN : n->layer, n->real_ino,
+		     n->gen, &n->jrec);
 	return 0;
 }
 

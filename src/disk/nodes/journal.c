@@ -13,23 +13,38 @@
  *    OPEN or CREATE the kernel resends was never answered, so a kept fd
  *    journaled for it is nobody's file and is closed (journal_unanswered).
  * Both are plain stores into shared memory on the request path: no
- * system call. The log is bounded (LOG_CAP): once full, later nodes are
- * found again only through ghosts and handles (one warning line). */
+ * system call; the log's appends take a read lock for compaction.
+ *
+ * Compaction: the log has two regions, one appended to (active). Once the
+ * active one has grown past twice what the last compaction left plus
+ * SLACK, the publisher copies into the other the last record of every
+ * node this server knows (dnode.jrec) and of every id a dead server left
+ * that no node has taken up yet (the kernel may still hold it), makes that
+ * region the active one and gives the old one's memory back: the log
+ * holds what the kernel may hold, not its history. Appends wait meanwhile
+ * (about 0.1 s per million records). A server that dies in the middle
+ * leaves the active region as it was: a new server reads only that one.
+ * A region is bounded (LOG_CAP): once full, later nodes are found again
+ * only through ghosts and handles (one warning line). */
 #include "nodes/nodes.h"
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SLOTS (1u << 20) /* fds below this are journaled */
 #define LOG_CAP (512ull << 20)
+#define SLACK (16ull << 20)
 #define MAGIC 0x636a6e6cu
 
 struct slot {
@@ -46,6 +61,9 @@ struct head {
 	 * one's, so that no id comes back with another meaning. */
 	uint64_t next_ino;
 	uint32_t test_died; /* journal_test_once */
+	/* Zero in a journal an older binary made: region 0 active. */
+	uint32_t active; /* the log region appended to, 0 or 1 */
+	uint64_t tail1;  /* bytes used in region 1 (atomic) */
 };
 
 struct rec {
@@ -58,17 +76,24 @@ struct rec {
 	char name[];
 };
 
-/* The uniques come last: a journal an older binary made (an upgrade
- * from it) is grown to hold them, the rest of its layout unchanged. */
+/* The uniques, then the second log region come last: a journal an older
+ * binary made (an upgrade from it) is grown to hold them, the rest of its
+ * layout unchanged. */
 #define SLOTS_OFF 4096ull
 #define LOG_OFF (SLOTS_OFF + (uint64_t)SLOTS * sizeof(struct slot))
 #define UNIQ_OFF (LOG_OFF + LOG_CAP)
-#define MAP_LEN (UNIQ_OFF + (uint64_t)SLOTS * sizeof(uint64_t))
+#define LOG1_OFF (UNIQ_OFF + (uint64_t)SLOTS * sizeof(uint64_t))
+#define MAP_LEN (LOG1_OFF + LOG_CAP)
+_Static_assert(MAP_LEN <= UINT32_MAX, "a record's offset fits dnode.jrec");
 
 static struct head *H;
 static struct slot *slots;
 static uint64_t *uniques;
-static char *log_base;
+static char *map; /* records are found by their offset from here */
+static int map_fd = -1;
+/* Appends (read) against compaction (write); also guards idx. */
+static pthread_rwlock_t log_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static uint64_t slack = SLACK, compacted; /* bytes the last compaction left */
 
 /* The open files this server took over (open_restore), until the kernel
  * releases them or resends the OPEN that made one. */
@@ -79,11 +104,13 @@ static struct {
 } kept = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The replayed log's index: id -> offset of its last record; and
- * (parent id, name) -> offset + 1 of the last record made there (names). */
-static struct {
+ * (parent id, name) -> offset + 1 of the last record made there (names);
+ * offsets from map. */
+struct index {
 	uint64_t *ino, *off, *names;
 	size_t cap;
-} idx;
+};
+static struct index idx;
 
 int journal_create(void)
 {
@@ -109,11 +136,15 @@ int journal_attach(int fd)
 	if (p == MAP_FAILED)
 		return -errno;
 	H = p;
-	slots = (struct slot *)((char *)p + SLOTS_OFF);
-	uniques = (uint64_t *)((char *)p + UNIQ_OFF);
-	log_base = (char *)p + LOG_OFF;
+	map = p;
+	map_fd = fd;
+	slots = (struct slot *)(map + SLOTS_OFF);
+	uniques = (uint64_t *)(map + UNIQ_OFF);
+	if (getenv("CVMFS_DISK_TEST_JOURNAL_SLACK"))
+		slack = strtoull(getenv("CVMFS_DISK_TEST_JOURNAL_SLACK"), NULL, 0);
 	if (H->magic != MAGIC) {
-		H->tail = 0;
+		H->tail = H->tail1 = 0;
+		H->active = 0;
 		H->next_ino = 0;
 		H->magic = MAGIC;
 	}
@@ -131,8 +162,33 @@ uint64_t journal_next_ino(uint64_t *local)
 	return __atomic_fetch_add(&H->next_ino, 1, __ATOMIC_RELAXED);
 }
 
+static uint64_t *tail_of(unsigned region)
+{
+	return region ? &H->tail1 : &H->tail;
+}
+
+static uint64_t region_off(unsigned region)
+{
+	return region ? LOG1_OFF : LOG_OFF;
+}
+
+/* Room for len bytes in a region (log_lock held): the record's offset
+ * from map, or 0 when the region is full. */
+static uint64_t rec_reserve(unsigned region, size_t len)
+{
+	uint64_t off = __atomic_fetch_add(tail_of(region), len, __ATOMIC_RELAXED);
+
+	if (off + len <= LOG_CAP)
+		return region_off(region) + off;
+	if (!__atomic_exchange_n(&H->full, 1, __ATOMIC_RELAXED))
+		log_warn("take-over journal full (%llu MiB): nodes made from now on are "
+			 "found again after a restart only through ghosts and handles",
+			 (unsigned long long)(LOG_CAP >> 20));
+	return 0;
+}
+
 void journal_node(uint64_t ino, uint64_t parent, const char *name, unsigned layer,
-		  uint64_t real, uint32_t gen)
+		  uint64_t real, uint32_t gen, uint32_t *jrec)
 {
 	size_t nl = strlen(name), len = (sizeof(struct rec) + nl + 1 + 7) & ~(size_t)7;
 	uint64_t off;
@@ -140,23 +196,22 @@ void journal_node(uint64_t ino, uint64_t parent, const char *name, unsigned laye
 
 	if (!H)
 		return;
-	off = __atomic_fetch_add(&H->tail, len, __ATOMIC_RELAXED);
-	if (off + len > LOG_CAP) {
-		if (!__atomic_exchange_n(&H->full, 1, __ATOMIC_RELAXED))
-			log_warn("take-over journal full (%llu MiB): nodes made from now on are "
-				 "found again after a restart only through ghosts and handles",
-				 (unsigned long long)(LOG_CAP >> 20));
-		return;
+	pthread_rwlock_rdlock(&log_lock);
+	off = rec_reserve(__atomic_load_n(&H->active, __ATOMIC_RELAXED) & 1, len);
+	/* None when full: a stale record must not be copied for it. */
+	__atomic_store_n(jrec, (uint32_t)off, __ATOMIC_RELAXED);
+	if (off) {
+		r = (struct rec *)(map + off);
+		__atomic_store_n(&r->len, (uint32_t)len, __ATOMIC_RELAXED);
+		r->name_len = (uint32_t)nl;
+		r->parent = parent;
+		r->real = real;
+		r->layer = layer;
+		r->gen = gen;
+		memcpy(r->name, name, nl + 1);
+		__atomic_store_n(&r->ino, ino, __ATOMIC_RELEASE);
 	}
-	r = (struct rec *)(log_base + off);
-	__atomic_store_n(&r->len, (uint32_t)len, __ATOMIC_RELAXED);
-	r->name_len = (uint32_t)nl;
-	r->parent = parent;
-	r->real = real;
-	r->layer = layer;
-	r->gen = gen;
-	memcpy(r->name, name, nl + 1);
-	__atomic_store_n(&r->ino, ino, __ATOMIC_RELEASE);
+	pthread_rwlock_unlock(&log_lock);
 }
 
 void journal_open(int fd, uint64_t ino, unsigned io, uint32_t backing_id, uint64_t unique)
@@ -233,23 +288,14 @@ static size_t idx_pos(uint64_t ino)
 	return (size_t)hash64(ino) & (idx.cap - 1);
 }
 
-static void idx_put(uint64_t ino, uint64_t off)
+static void idx_put(struct index *x, uint64_t ino, uint64_t off)
 {
-	size_t i = idx_pos(ino);
+	size_t i = (size_t)hash64(ino) & (x->cap - 1);
 
-	while (idx.ino[i] && idx.ino[i] != ino)
-		i = (i + 1) & (idx.cap - 1);
-	idx.ino[i] = ino;
-	idx.off[i] = off;
-}
-
-static size_t name_pos(uint64_t parent, const char *name, size_t len)
-{
-	uint64_t h = hash64(parent);
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)name[i]) * 0x100000001b3ull;
-	return (size_t)hash64(h) & (idx.cap - 1);
+	while (x->ino[i] && x->ino[i] != ino)
+		i = (i + 1) & (x->cap - 1);
+	x->ino[i] = ino;
+	x->off[i] = off;
 }
 
 static bool rec_at(const struct rec *r, uint64_t parent, const char *name, size_t len)
@@ -257,54 +303,86 @@ static bool rec_at(const struct rec *r, uint64_t parent, const char *name, size_
 	return r->parent == parent && r->name_len == len && !memcmp(r->name, name, len);
 }
 
-static void name_put(const struct rec *r, uint64_t off)
+static size_t name_pos(struct index *x, uint64_t parent, const char *name, size_t len)
 {
-	size_t i = name_pos(r->parent, r->name, r->name_len);
+	uint64_t h = hash64(parent);
 
-	while (idx.names[i] &&
-	       !rec_at((const struct rec *)(log_base + idx.names[i] - 1), r->parent, r->name,
-		       r->name_len))
-		i = (i + 1) & (idx.cap - 1);
-	idx.names[i] = off + 1;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 0x100000001b3ull;
+	return (size_t)hash64(h) & (x->cap - 1);
 }
 
-/* Index the log a dead server left (a record cut by its death ends it). */
+static void name_put(struct index *x, const struct rec *r, uint64_t off)
+{
+	size_t i = name_pos(x, r->parent, r->name, r->name_len);
+
+	while (x->names[i] &&
+	       !rec_at((const struct rec *)(map + x->names[i] - 1), r->parent, r->name,
+		       r->name_len))
+		i = (i + 1) & (x->cap - 1);
+	x->names[i] = off + 1;
+}
+
+static void index_free(struct index *x)
+{
+	free(x->ino);
+	free(x->off);
+	free(x->names);
+	*x = (struct index){ 0 };
+}
+
+/* Room for records at half load at most. */
+static int index_alloc(struct index *x, uint64_t records)
+{
+	x->cap = 1024;
+	while (x->cap < records * 2)
+		x->cap <<= 1;
+	x->ino = calloc(x->cap, sizeof(*x->ino));
+	x->off = calloc(x->cap, sizeof(*x->off));
+	x->names = calloc(x->cap, sizeof(*x->names));
+	if (x->ino && x->off && x->names)
+		return 0;
+	index_free(x);
+	return -ENOMEM;
+}
+
+/* Index the log a dead server left, its active region only (a record cut
+ * by its death ends it; the other region is a compaction's, done or cut
+ * short: what it holds is in the active one too). */
 int journal_replay(void)
 {
-	uint64_t end = H ? MIN(H->tail, LOG_CAP) : 0, off = 0, n = 0;
+	unsigned region = H ? H->active & 1 : 0;
+	uint64_t end = H ? MIN(*tail_of(region), LOG_CAP) : 0, off = 0, n = 0;
 
-	idx.cap = 1024;
-	while (idx.cap < end / 16)
-		idx.cap <<= 1;
-	idx.ino = calloc(idx.cap, sizeof(*idx.ino));
-	idx.off = calloc(idx.cap, sizeof(*idx.off));
-	idx.names = calloc(idx.cap, sizeof(*idx.names));
-	if (!idx.ino || !idx.off || !idx.names)
+	if (index_alloc(&idx, end / 32) < 0)
 		return -ENOMEM;
 	while (off + sizeof(struct rec) <= end) {
-		const struct rec *r = (const struct rec *)(log_base + off);
+		const struct rec *r = (const struct rec *)(map + region_off(region) + off);
 		uint32_t len = __atomic_load_n(&r->len, __ATOMIC_ACQUIRE);
 
 		if (len < sizeof(struct rec) || off + len > end)
 			break;
 		if (__atomic_load_n(&r->ino, __ATOMIC_ACQUIRE)) {
-			idx_put(r->ino, off);
-			name_put(r, off);
+			idx_put(&idx, r->ino, region_off(region) + off);
+			name_put(&idx, r, region_off(region) + off);
 			n++;
 		}
 		off += len;
 	}
-	H->tail = off; /* appends go on after the last whole record */
+	if (H)
+		*tail_of(region) = off; /* appends go on after the last whole record */
+	compacted = off;
 	return (int)MIN(n, (uint64_t)INT32_MAX);
 }
 
+/* log_lock held. */
 static const struct rec *journal_rec_of(uint64_t ino)
 {
 	if (!idx.cap)
 		return NULL;
 	for (size_t i = idx_pos(ino); idx.ino[i]; i = (i + 1) & (idx.cap - 1))
 		if (idx.ino[i] == ino)
-			return (const struct rec *)(log_base + idx.off[i]);
+			return (const struct rec *)(map + idx.off[i]);
 	return NULL;
 }
 
@@ -319,23 +397,41 @@ static bool rec_same(const struct rec *r, unsigned layer, uint64_t real, uint32_
 	       (layer == 0 && r->layer != 0);
 }
 
-bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen)
+/* The index is read under log_lock (compaction moves its records); a
+ * server that took nothing over has none and takes no lock. */
+static bool idx_lock(void)
 {
-	const struct rec *r = journal_rec_of(ino);
-
-	return r && !rec_same(r, layer, real, gen);
+	if (!__atomic_load_n(&idx.cap, __ATOMIC_RELAXED))
+		return false;
+	pthread_rwlock_rdlock(&log_lock);
+	if (idx.cap)
+		return true;
+	pthread_rwlock_unlock(&log_lock);
+	return false;
 }
 
-uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64_t real,
-		       uint32_t *gen)
+bool journal_id_other(uint64_t ino, unsigned layer, uint64_t real, uint32_t gen)
+{
+	const struct rec *r;
+	bool other;
+
+	if (!idx_lock())
+		return false;
+	r = journal_rec_of(ino);
+	other = r && !rec_same(r, layer, real, gen);
+	pthread_rwlock_unlock(&log_lock);
+	return other;
+}
+
+/* log_lock held. */
+static uint64_t id_at(uint64_t parent, const char *name, unsigned layer, uint64_t real,
+		      uint32_t *gen)
 {
 	size_t len = strlen(name);
 	const struct rec *r;
 
-	if (!idx.cap)
-		return 0;
-	for (size_t i = name_pos(parent, name, len); idx.names[i]; i = (i + 1) & (idx.cap - 1)) {
-		r = (const struct rec *)(log_base + idx.names[i] - 1);
+	for (size_t i = name_pos(&idx, parent, name, len); idx.names[i]; i = (i + 1) & (idx.cap - 1)) {
+		r = (const struct rec *)(map + idx.names[i] - 1);
 		if (!rec_at(r, parent, name, len))
 			continue;
 		/* The id still there (not moved by a later rename) and meaning this object. */
@@ -347,35 +443,150 @@ uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64
 	return 0;
 }
 
+uint64_t journal_id_at(uint64_t parent, const char *name, unsigned layer, uint64_t real,
+		       uint32_t *gen)
+{
+	uint64_t ino;
+
+	if (!idx_lock())
+		return 0;
+	ino = id_at(parent, name, layer, real, gen);
+	pthread_rwlock_unlock(&log_lock);
+	return ino;
+}
+
 int journal_find(uint64_t ino, struct journal_rec *j)
 {
-	size_t i;
+	const struct rec *r;
+	int ret = -ESTALE;
 
-	if (!idx.cap)
+	if (!idx_lock())
 		return -ESTALE;
-	for (i = idx_pos(ino); idx.ino[i]; i = (i + 1) & (idx.cap - 1)) {
-		const struct rec *r;
-
-		if (idx.ino[i] != ino)
-			continue;
-		r = (const struct rec *)(log_base + idx.off[i]);
+	r = journal_rec_of(ino);
+	if (r) {
 		j->parent = r->parent;
 		j->real = r->real;
 		j->layer = r->layer;
 		j->gen = r->gen;
 		j->name = strndup(r->name, r->name_len);
-		return j->name ? 0 : -ENOMEM;
+		ret = j->name ? 0 : -ENOMEM;
 	}
-	return -ESTALE;
+	pthread_rwlock_unlock(&log_lock);
+	return ret;
+}
+
+/* ---- compaction ---- */
+
+/* A copy of r in region to (log_lock held for writing): its offset, or 0. */
+static uint64_t rec_copy(unsigned to, const struct rec *r)
+{
+	uint64_t off = rec_reserve(to, r->len);
+
+	if (off)
+		memcpy(map + off, r, r->len);
+	return off;
+}
+
+/* The last record of every node this server knows, into region to. */
+static uint64_t copy_nodes(unsigned to)
+{
+	struct cds_lfht_iter it;
+	struct dnode *n;
+	uint64_t count = 0;
+
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(disk_ctx->by_ino, &it, n, ino_node) {
+		uint32_t from = __atomic_load_n(&n->jrec, __ATOMIC_RELAXED);
+
+		if (from) {
+			__atomic_store_n(&n->jrec,
+					 (uint32_t)rec_copy(to, (const struct rec *)(map + from)),
+					 __ATOMIC_RELAXED);
+			count++;
+		}
+	}
+	urcu_memb_read_unlock();
+	return count;
+}
+
+static bool inherited(const struct index *x, size_t i)
+{
+	return x->ino[i] && !node_get(x->ino[i]);
+}
+
+/* The dead servers' ids no node has taken up yet (the kernel may hold
+ * them), copied into region to and indexed there (into fresh); the others
+ * leave the index: a node of this server's own stands for them. */
+static int copy_inherited(unsigned to, struct index *fresh, uint64_t *count)
+{
+	*count = 0;
+	for (size_t i = 0; i < idx.cap; i++)
+		*count += inherited(&idx, i);
+	if (!*count)
+		return 0;
+	if (index_alloc(fresh, *count) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < idx.cap; i++) {
+		uint64_t at;
+
+		if (!inherited(&idx, i))
+			continue;
+		at = rec_copy(to, (const struct rec *)(map + idx.off[i]));
+		if (at) {
+			idx_put(fresh, idx.ino[i], at);
+			name_put(fresh, (const struct rec *)(map + at), at);
+		}
+	}
+	return 0;
+}
+
+static void compact(void)
+{
+	unsigned from = H->active & 1, to = !from;
+	uint64_t before = *tail_of(from), nodes, inherited;
+	struct index fresh = { 0 };
+	struct timespec t0, t1;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pthread_rwlock_wrlock(&log_lock);
+	*tail_of(to) = 0;
+	/* The inherited ones first: on failure, nothing has moved yet. */
+	r = copy_inherited(to, &fresh, &inherited);
+	if (r < 0) {
+		pthread_rwlock_unlock(&log_lock);
+		log_warn("take-over journal: compaction: %s", strerror(-r));
+		return;
+	}
+	nodes = copy_nodes(to);
+	index_free(&idx);
+	idx = fresh;
+	__atomic_store_n(&H->active, to, __ATOMIC_RELEASE);
+	*tail_of(from) = 0;
+	H->full = 0;
+	compacted = *tail_of(to);
+	pthread_rwlock_unlock(&log_lock);
+	/* The old region's pages go back to the system. */
+	if (fallocate(map_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)region_off(from),
+		      (off_t)LOG_CAP) < 0)
+		log_warn("take-over journal: giving memory back: %s", strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("%s: take-over journal compacted: %.1f MiB -> %.1f MiB (%llu nodes, %llu "
+		 "inherited ids) in %.1f ms", disk_ctx->cfg.name, (double)before / (1 << 20),
+		 (double)compacted / (1 << 20), (unsigned long long)nodes,
+		 (unsigned long long)inherited,
+		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+}
+
+void journal_maintain(void)
+{
+	if (H && __atomic_load_n(tail_of(H->active & 1), __ATOMIC_RELAXED) > 2 * compacted + slack)
+		compact();
 }
 
 void journal_fini(void)
 {
-	free(idx.ino);
-	free(idx.off);
-	free(idx.names);
-	idx.ino = idx.off = idx.names = NULL;
-	idx.cap = 0;
+	index_free(&idx);
 	free(kept.fd);
 	kept.fd = NULL;
 	kept.n = kept.cap = 0;

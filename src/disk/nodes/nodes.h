@@ -47,6 +47,7 @@ struct dnode {
 	};
 	uint32_t lmask;         /* directories: lower layers merged in (bit j) */
 	uint32_t gen;           /* the backing inode's generation (ghosts.c) */
+	uint32_t jrec;          /* its last take-over journal record (journal.c; atomic) */
 	uint32_t open_count;
 	/* Open files by the kernel's I/O mode for them (open_io.c): through
 	 * its page cache, direct, or passing through to backing_id. */
@@ -72,6 +73,9 @@ struct dnode {
 	 * is kept allocated from then on (mmap_guard.c). */
 	bool mapped_writable : 1;
 	bool orphan_restored : 1; /* fuse/open_io.c, at a take-over only */
+	/* A copy-up: gen is still the image object's, which the kernel holds
+	 * with the id, not the upper copy's (journal records say so). */
+	bool image_gen : 1;
 	char name_buf[];
 };
 
@@ -159,8 +163,15 @@ int journal_attach(int fd);
 /* Index what a dead server left; the number of node records. */
 int journal_replay(void);
 void journal_fini(void);
+/* n, a copy-up under its image object's id, keeps that object's generation
+ * (the kernel's), not its upper copy's: flagged and journaled so. */
+void node_keep_image_gen(struct dnode *n, struct dnode *parent, const char *name);
+/* A record of where node ino is now; *jrec (the node's) is set to it, for
+ * compaction to copy. */
 void journal_node(uint64_t ino, uint64_t parent, const char *name, unsigned layer,
-		  uint64_t real, uint32_t gen);
+		  uint64_t real, uint32_t gen, uint32_t *jrec);
+/* The publisher's: compact the log once it has grown enough. */
+void journal_maintain(void);
 /* Where a dead server's node was, and its object then; name the caller's. */
 struct journal_rec {
 	uint64_t parent, real;

@@ -250,6 +250,8 @@ static struct dnode *find_by_journal(uint64_t ino, unsigned depth, int *err)
 		if (!*err)
 			n = node_obtain_as(dir, j.name, f.layer, f.lmask, &f.st,
 					   f.layer == j.layer ? f.gen : j.gen, ino);
+		if (n && f.layer != j.layer && n->gen == j.gen && n->gen != f.gen)
+			node_keep_image_gen(n, dir, j.name);
 		if (!*err && !n)
 			*err = -ENOMEM;
 		node_unref(dir);

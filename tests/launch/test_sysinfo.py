@@ -270,8 +270,10 @@ def ctl_exec(*cmd):
 
 
 rec = os.path.join(w.run_dir, 'launch', w.name + '.json')
-# (init is `sleep`, which a SIGTERM would not end: the CVM ends by itself.)
-p = T.popen(w.argv(memory='512M', cpus=1, cpuset='0-1', cmd=['sleep', '15']),
+# (init waits for a file the test makes once done, then ends: a shell as
+# PID 1 would not end at a SIGTERM.)
+INIT = 'while [ ! -e /tmp/cvmfs-test-done ]; do sleep 0.1; done'
+p = T.popen(w.argv(memory='512M', cpus=1, cpuset='0-1', cmd=['sh', '-c', INIT]),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 for _ in range(600):
     if os.path.exists(rec) or p.poll() is not None:
@@ -289,6 +291,7 @@ if R.check('cvmctl exec: the CVM is up', os.path.exists(rec)):
     rows = [line.split() for line in out.splitlines()]
     R.eq('after cvmctl returned, its CMD\'s child: sysinfo answered as the CVM\'s (0, 512M)',
          sorted({(r[0], r[2]) for r in rows}), [('0', str(512 * MiB))], out + err)
+    ctl_exec('touch', '/tmp/cvmfs-test-done')
 try:
     p.wait(timeout=60)
 except subprocess.TimeoutExpired:

@@ -12,6 +12,7 @@ a copied-up, a renamed (also a deep one) and a partly removed directory
 still show the right union."""
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -159,16 +160,27 @@ def layer_fds(pid):
     return n
 
 
+def traced(pid):
+    """Is a tracer attached to one of pid's threads yet?"""
+    for t in os.listdir('/proc/%d/task' % pid):
+        try:
+            if 'TracerPid:\t0\n' not in open('/proc/%d/task/%s/status' % (pid, t)).read():
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def traced_openat2(pid, action):
     """(calls, calls with a '/' in their path) of openat2 by the server
     while action runs; None where strace cannot attach."""
+    if not shutil.which('strace'):
+        return None
     log = os.path.join(base, 'strace.%d' % len(os.listdir(base)))
     p = subprocess.Popen(['strace', '-f', '-qq', '-e', 'trace=openat2', '-o', log, '-p', str(pid)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     dt._daemons.append(p)
-    if not dt.wait_for(lambda: p.poll() is not None or any(
-            'TracerPid:\t0' not in open('/proc/%d/task/%s/status' % (pid, t)).read()
-            for t in os.listdir('/proc/%d/task' % pid)), 10) or p.poll() is not None:
+    if not dt.wait_for(lambda: p.poll() is not None or traced(pid), 10) or p.poll() is not None:
         return None
     time.sleep(0.3)  # every thread attached
     try:

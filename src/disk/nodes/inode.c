@@ -271,6 +271,7 @@ static void node_retire(struct dnode *n)
 		__atomic_sub_fetch(&disk_ctx->upper_fds, 1, __ATOMIC_RELAXED);
 	}
 	n->upper_fd = 0;
+	node_lower_fds_release(n);
 	node_unlock(n);
 	urcu_memb_read_lock();
 	cds_lfht_del(disk_ctx->by_ino, &n->ino_node);

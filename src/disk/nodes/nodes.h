@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 struct rlink;
+struct lower_fds;
 
 /* See nlock.c: a recursive lock in 8 bytes. */
 struct nlock {
@@ -31,6 +32,13 @@ struct dnode {
 	/* protected by disk_ctx->ns_lock */
 	struct dnode *parent;
 	char *name; /* name_buf, or an allocation of its own after a rename */
+
+	/* Directories in image layers: lower_fds->fd[j] an O_PATH fd of the
+	 * directory in lower layer j (>= 3; 0 none yet), kept while the kernel
+	 * knows it (path.c, node_lower_dirfd); set under lock, read without.
+	 * NULL until first needed, so nodes without image presence carry only
+	 * this pointer (8 bytes, here where it needs no padding). */
+	struct lower_fds *lower_fds;
 
 	/* protected by lock */
 	uint64_t real_ino;
@@ -239,6 +247,20 @@ int node_open_counted(struct dnode *n, int flags);
  * -ENOENT (none kept: not upper, gone, or at the bound). ns_lock held, no
  * node lock, dir held. */
 int node_upper_dirfd(struct dnode *dir);
+/* dir's directory in image layer i (1..nlayers-1): the O_PATH fd kept for
+ * it (*owned false: borrowed, valid until the caller's RCU read-side
+ * section ends), else a new one (*owned true: the caller closes it),
+ * opened by its name beneath its parent's kept fd; -EAGAIN where neither
+ * is kept (open it by its union path), or -errno. ns_lock held, no node
+ * lock, inside urcu_memb_read_lock(). */
+int node_lower_dirfd(struct dnode *dir, unsigned i, bool *owned);
+/* n leaves the table (node_retire, n locked): its image layers' fds are
+ * closed after a grace period. */
+void node_lower_fds_release(struct dnode *n);
+/* The directory whose node_dir_where() on this thread gave path (w->path,
+ * by pointer), or NULL: dir_list() reaches the directory's kept fds
+ * through it. */
+struct dnode *dir_where_node(const char *path);
 int node_stat(struct dnode *n, struct stat *st);
 int fd_chmod(int fd, mode_t mode);
 int fd_utimens(int fd, const struct timespec ts[2]);

@@ -51,19 +51,44 @@ int node_path(struct dnode *n, char **out)
 	return 0;
 }
 
+/* The dir_where this thread made last and has not done with, by value (no
+ * pointer into a caller's frame): dir_list() is given only its path (by
+ * callers in fuse/ and union/), and finds the directory's node, and so its
+ * kept fds, by that pointer (dir_where_node). */
+static __thread struct {
+	const char *path;
+	struct dnode *dir;
+} where_current;
+
 int node_dir_where(struct dnode *dir, struct dir_where *w)
 {
+	int r;
+
 	node_lock(dir);
 	w->upper = dir->layer == 0;
 	w->lmask = dir->lmask;
 	node_unlock(dir);
-	return node_path(dir, &w->path);
+	r = node_path(dir, &w->path);
+	if (r == 0) {
+		where_current.path = w->path;
+		where_current.dir = dir;
+	}
+	return r;
 }
 
 void dir_where_done(struct dir_where *w)
 {
+	if (w->path && where_current.path == w->path)
+		where_current.path = NULL;
 	free(w->path);
 	w->path = NULL;
+}
+
+struct dnode *dir_where_node(const char *path)
+{
+	struct dnode *dir = where_current.dir;
+
+	return path && where_current.path == path ? dir : NULL;
 }
 
 static int layer_openat(int dirfd, const char *rel, int flags)
@@ -179,8 +204,147 @@ static int upper_parent_fd(const struct dnode *n)
 	return fd > 0 ? fd : -EAGAIN;
 }
 
-/* n locked; pfd: upper_parent_fd's. */
-static int open_locked(struct dnode *n, int flags, int pfd)
+/* Image-layer directories keep an O_PATH fd per image layer that has them
+ * (lmask), opened one component beneath their parent's kept fd of the same
+ * layer (the layer root's for the root's children) at the first lookup,
+ * listing or open that needs it, and given up when the kernel forgets them
+ * (node_retire). Image layers never change while mounted, so such an fd
+ * never goes stale; a directory renamed in the union is copied up and made
+ * opaque first (lmask 0, copyup.c), so a directory's kept fds always name
+ * the image's directories at its union path. At most this many at once:
+ * with UPPER_DIR_FDS that keeps 3,072 of the 20,000 fds (DESIGN.md) for
+ * directories and leaves the rest to open files, which come first; past
+ * it, a directory is opened by its name beneath its parent's kept fd, or
+ * by its union path (the parents nearer the root, looked up first, keep
+ * theirs). */
+#define LOWER_DIR_FDS 2048
+
+struct lower_fds {
+	struct rcu_head rcu;
+	int fd[]; /* by lower layer, nlayers - 1 */
+};
+
+static uint32_t lower_fds_kept; /* atomic */
+
+/* Borrowing without a lock or a reference: the array and its fds are
+ * closed and freed only a grace period after node_retire, so a thread that
+ * read them inside an RCU read-side section may use them until it ends,
+ * even if the kernel forgets the directory meanwhile (a copy, dup under the
+ * lock, would cost two system calls per layer and lookup; a reference
+ * would make the request's thread the one that retires the node). A child
+ * holds its parent, so opening it beneath its parent's fd needs no section. */
+static void lower_fds_free(struct rcu_head *h)
+{
+	struct lower_fds *lf = caa_container_of(h, struct lower_fds, rcu);
+
+	for (unsigned j = 0; j + 1 < disk_ctx->nlayers; j++) {
+		if (lf->fd[j] > 0) {
+			close(lf->fd[j]);
+			__atomic_sub_fetch(&lower_fds_kept, 1, __ATOMIC_RELAXED);
+		}
+	}
+	free(lf);
+}
+
+/* dir's kept fd in image layer i (>= 1), or 0. Reading it under dir's lock
+ * would nest node locks for a child's open (disk.h). */
+static int lower_kept(const struct dnode *dir, unsigned i)
+{
+	struct lower_fds *lf;
+
+	if (dir == disk_ctx->root)
+		return disk_ctx->layers[i].fd;
+	lf = __atomic_load_n(&dir->lower_fds, __ATOMIC_ACQUIRE);
+	return lf ? __atomic_load_n(&lf->fd[i - 1], __ATOMIC_ACQUIRE) : 0;
+}
+
+/* dir's directory in layer i, a new fd: by its name beneath its parent's
+ * kept fd, else by its union path. ns_lock held. */
+static int lower_open(struct dnode *dir, unsigned i, int flags)
+{
+	_cleanup_free_ char *path = NULL;
+	int pfd = dir->parent ? lower_kept(dir->parent, i) : 0, r;
+
+	if (pfd > 0)
+		return layer_openat(pfd, dir->name, flags);
+	r = node_path(dir, &path);
+	return r < 0 ? r : layer_open(i, path, flags);
+}
+
+/* dir locked: its kept fd in layer i, opened now if the budget allows; 0
+ * where none is kept (not in layer i any more, removed, forgotten: refs 0,
+ * node_retire would not see it, or at the bound), or -errno. */
+static int lower_keep(struct dnode *dir, unsigned i)
+{
+	struct lower_fds *lf = dir->lower_fds;
+	int fd;
+
+	if (lf && lf->fd[i - 1] > 0)
+		return lf->fd[i - 1];
+	if (dir->type != S_IFDIR || !(dir->lmask & (1u << (i - 1))) || dir->unlinked ||
+	    !__atomic_load_n(&dir->refs, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&lower_fds_kept, __ATOMIC_RELAXED) >= LOWER_DIR_FDS)
+		return 0;
+	if (!lf) {
+		lf = calloc(1, sizeof(*lf) + (disk_ctx->nlayers - 1) * sizeof(lf->fd[0]));
+		if (!lf)
+			return 0;
+		__atomic_store_n(&dir->lower_fds, lf, __ATOMIC_RELEASE);
+	}
+	fd = lower_open(dir, i, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	__atomic_store_n(&lf->fd[i - 1], fd, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&lower_fds_kept, 1, __ATOMIC_RELAXED);
+	return fd;
+}
+
+int node_lower_dirfd(struct dnode *dir, unsigned i, bool *owned)
+{
+	int fd = lower_kept(dir, i), pfd;
+
+	*owned = false;
+	if (fd > 0)
+		return fd;
+	node_lock(dir);
+	fd = lower_keep(dir, i);
+	node_unlock(dir);
+	if (fd != 0)
+		return fd;
+	pfd = dir->parent ? lower_kept(dir->parent, i) : 0;
+	if (pfd <= 0)
+		return -EAGAIN;
+	*owned = true;
+	return layer_openat(pfd, dir->name, O_PATH | O_DIRECTORY);
+}
+
+void node_lower_fds_release(struct dnode *n)
+{
+	struct lower_fds *lf = n->lower_fds;
+
+	if (!lf)
+		return;
+	__atomic_store_n(&n->lower_fds, NULL, __ATOMIC_RELEASE);
+	urcu_memb_call_rcu(&lf->rcu, lower_fds_free);
+}
+
+/* n's parent's kept fd in the layer n was in when read (*layer), to open
+ * n by its name beneath it, or -EAGAIN: see upper_parent_fd and lower_kept
+ * for why it is read without a lock and stays valid. */
+static int parent_fd(const struct dnode *n, unsigned *layer)
+{
+	int fd;
+
+	*layer = __atomic_load_n(&n->layer, __ATOMIC_RELAXED);
+	if (*layer == 0)
+		return upper_parent_fd(n);
+	fd = n->parent ? lower_kept(n->parent, *layer) : 0;
+	return fd > 0 ? fd : -EAGAIN;
+}
+
+/* n locked, inside an RCU read-side section (the image fds it borrows,
+ * lower_fds_free); pfd: parent_fd's, for n in layer player. */
+static int open_locked(struct dnode *n, int flags, int pfd, unsigned player)
 {
 	_cleanup_free_ char *path = NULL;
 	int fd, r;
@@ -195,7 +359,14 @@ static int open_locked(struct dnode *n, int flags, int pfd)
 		fd = fcntl(n->upper_fd, F_DUPFD_CLOEXEC, 3);
 		return fd < 0 ? -errno : fd;
 	}
-	if (n->layer == 0 && pfd >= 0)
+	/* An image directory's own kept fd (the layer root for the root). */
+	if (n->layer > 0 && (flags & O_PATH) && n->type == S_IFDIR &&
+	    (r = lower_kept(n, n->layer)) > 0) {
+		fd = fcntl(r, F_DUPFD_CLOEXEC, 3);
+		return fd < 0 ? -errno : fd;
+	}
+	/* The layer may have changed (a copy-up) since pfd was read. */
+	if (pfd >= 0 && player == n->layer)
 		return layer_openat(pfd, n->name, flags);
 	r = node_path(n, &path);
 	return r < 0 ? r : layer_open(n->layer, path, flags);
@@ -203,14 +374,17 @@ static int open_locked(struct dnode *n, int flags, int pfd)
 
 static int open_node(struct dnode *n, int flags, bool count)
 {
-	int pfd = upper_parent_fd(n);
-	int fd;
+	unsigned player;
+	int pfd, fd;
 
+	urcu_memb_read_lock();
+	pfd = parent_fd(n, &player);
 	node_lock(n);
-	fd = open_locked(n, flags, pfd);
+	fd = open_locked(n, flags, pfd, player);
 	if (fd >= 0 && count)
 		n->open_count++;
 	node_unlock(n);
+	urcu_memb_read_unlock();
 	return fd;
 }
 

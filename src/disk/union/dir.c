@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 /* An open-addressing set of names; hidden names carry layer = UINT_MAX. */
 struct nameset {
@@ -125,12 +126,31 @@ static int classify(unsigned layer, int dfd, struct dirent *de, unsigned char *t
 	return 1;
 }
 
+/* The directory to list in layer: reopened for reading through the fd its
+ * node keeps there (path.c), else by its union path. */
+static int layer_dir_open(unsigned layer, const char *rel, struct dnode *dir)
+{
+	bool owned = true;
+	int kept = -EAGAIN, fd;
+
+	if (dir)
+		kept = layer ? node_lower_dirfd(dir, layer, &owned) : node_upper_dirfd(dir);
+	if (kept < 0)
+		return layer_open(layer, rel, O_RDONLY | O_DIRECTORY);
+	fd = openat(kept, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	if (owned)
+		close(kept);
+	return fd;
+}
+
 /* One layer's entries: new names join the listing; whiteouts are collected
  * in hidden_now and only hide names of the layers below. */
-static int list_layer(unsigned layer, const char *rel, struct dlist *l, struct nameset *seen,
-		      struct nameset *hidden_now)
+static int list_layer(unsigned layer, const char *rel, struct dnode *dir, struct dlist *l,
+		      struct nameset *seen, struct nameset *hidden_now)
 {
-	int fd = layer_open(layer, rel, O_RDONLY | O_DIRECTORY);
+	int fd = layer_dir_open(layer, rel, dir);
 	_cleanup_closedir_ DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *de;
 	const char *hide;
@@ -193,19 +213,24 @@ static int nameset_merge(struct nameset *seen, struct nameset *hidden, struct na
 int dir_list(const char *rel, bool upper, uint32_t lmask, struct dlist *l)
 {
 	struct nameset seen = { 0 }, hidden = { 0 }, owned = { 0 };
+	struct dnode *dir = dir_where_node(rel);
 	int r = 0;
 
 	*l = (struct dlist){ 0 };
+	if (dir) /* borrowing dir's kept fds (path.c) */
+		urcu_memb_read_lock();
 	for (unsigned layer = upper ? 0 : 1; layer < disk_ctx->nlayers && r == 0; layer++) {
 		if (layer > 0 && !(lmask & (1u << (layer - 1))))
 			continue;
-		r = list_layer(layer, rel, l, &seen, &hidden);
+		r = list_layer(layer, rel, dir, l, &seen, &hidden);
 		if (r == 0)
 			r = nameset_merge(&seen, &hidden, &owned);
 	}
 	nameset_free(&seen, false);
 	nameset_free(&hidden, true);
 	nameset_free(&owned, true);
+	if (dir)
+		urcu_memb_read_unlock();
 	if (r < 0)
 		dlist_free(l);
 	return r;

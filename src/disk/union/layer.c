@@ -64,6 +64,9 @@ bool lower_dir_opaque(int dirfd, const char *name)
 void layer_dirs_init(struct layer_dirs *ld, const char *prel)
 {
 	ld->prel = prel;
+	ld->dir = NULL;
+	ld->borrowed = 0;
+	ld->rcu = false;
 	for (unsigned i = 0; i <= MAX_LOWER; i++)
 		ld->fd[i] = LAYER_DIR_UNOPENED;
 }
@@ -71,16 +74,34 @@ void layer_dirs_init(struct layer_dirs *ld, const char *prel)
 void layer_dirs_close(struct layer_dirs *ld)
 {
 	for (unsigned i = 0; i <= MAX_LOWER; i++)
-		if (ld->fd[i] >= 0)
+		if (ld->fd[i] >= 0 && !(ld->borrowed & (1ULL << i)))
 			close(ld->fd[i]);
+	if (ld->rcu)
+		urcu_memb_read_unlock();
+	ld->rcu = false;
+	ld->dir = NULL;
 }
 
-/* The directory prel in layer i: an O_PATH fd, or -errno. */
+/* The directory prel in layer i: an O_PATH fd, or -errno. An image
+ * layer's through the node's kept fds where there is a node. */
 static int layer_dir(struct layer_dirs *ld, unsigned i)
 {
-	if (ld->fd[i] == LAYER_DIR_UNOPENED)
-		ld->fd[i] = layer_open(i, ld->prel, O_PATH | O_DIRECTORY);
-	return ld->fd[i];
+	int fd = -EAGAIN;
+	bool owned = true;
+
+	if (ld->fd[i] != LAYER_DIR_UNOPENED)
+		return ld->fd[i];
+	if (i > 0 && ld->dir) {
+		if (!ld->rcu)
+			urcu_memb_read_lock();
+		ld->rcu = true;
+		fd = node_lower_dirfd(ld->dir, i, &owned);
+	}
+	if (fd == -EAGAIN)
+		fd = layer_open(i, ld->prel, O_PATH | O_DIRECTORY);
+	else if (fd >= 0 && !owned)
+		ld->borrowed |= 1ULL << i;
+	return ld->fd[i] = fd;
 }
 
 /* In lower layer j: 1 found (f->st), 0 absent, -ENOENT whited out. */
@@ -193,6 +214,7 @@ void layer_dirs_init_dir(struct layer_dirs *ld, const struct dir_where *w, struc
 	int fd;
 
 	layer_dirs_init(ld, w->path);
+	ld->dir = dir;
 	/* The upper directory through the fd it keeps (path.c), not its path. */
 	if (w->upper && (fd = node_upper_dirfd(dir)) >= 0)
 		ld->fd[0] = fd;

@@ -18,10 +18,16 @@ struct found {
 int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
 		 struct found *f);
 /* The same directory of every layer, opened on first use: for many
- * lookups in one directory (readdirplus). */
+ * lookups in one directory (readdirplus). For a directory node (dir) its
+ * image layers' directories are the fds it keeps (node_lower_dirfd),
+ * borrowed inside an RCU read-side section from the first borrow until
+ * layer_dirs_close, not opened by path. */
 #define LAYER_DIR_UNOPENED (-1000000)
 struct layer_dirs {
 	const char *prel;
+	struct dnode *dir;
+	uint64_t borrowed; /* bit i: fd[i] is dir's, not closed here */
+	bool rcu;          /* in a read-side section (urcu_memb_read_lock) */
 	int fd[MAX_LOWER + 1];
 };
 void layer_dirs_init(struct layer_dirs *ld, const char *prel);

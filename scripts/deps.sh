@@ -16,7 +16,7 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 	libfuse3-dev fuse3 liburcu-dev libinih-dev libcap-dev \
 	procps util-linux coreutils python3 lxcfs fuse-overlayfs debootstrap \
 	e2fsprogs iproute2 busybox-static nftables passt \
-	lowdown man-db python3-prometheus-client python3-yaml runc sysstat >/dev/null
+	lowdown man-db python3-prometheus-client python3-yaml runc sysstat strace >/dev/null
 # The cgroup v2 lane (tests/vm): qemu and Debian 12's own kernel, booted
 # only inside qemu (installing it adds a boot entry and an initramfs for
 # this machine, ~35 s; nothing boots it here).
@@ -28,6 +28,8 @@ apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends \
 # busybox-static: test_sysinfo runs busybox free/uptime/nproc in a CVM (the
 # static binary needs nothing from the CVM's image).
 # sysstat: test_tools runs iostat in a CVM (its collector stays off).
+# strace: test_lowerfd counts the disk server's opens of image directories
+# by path.
 # nftables, passt: cvm-launch --net private (its default where they are):
 # nft for the bridge's rules as root, pasta for a CVM in a user namespace.
 # lxcfs's package may start its own service; the benchmark runs a private one.

@@ -12,6 +12,7 @@
 #include "volume/volume.h"
 
 #include "cvmfs/cleanup.h"
+#include "cvmfs/daemon.h"
 #include "cvmfs/fileio.h"
 #include "cvmfs/log.h"
 #include "cvmfs/paths.h"
@@ -84,6 +85,12 @@ int publish_write(const char *state)
 	len = volume_json(extra, sizeof(extra), disk_ctx->cfg.data);
 	if (len < 0 || (len = req_counts_json(extra + len, sizeof(extra) - (size_t)len)) < 0)
 		return len;
+	/* Which build serves: an upgrade in place (SIGUSR2) changes it while
+	 * the pid stays, and the log may go nowhere (syslog without /dev/log). */
+	len = (int)strlen(extra);
+	if (snprintf(extra + len, sizeof(extra) - (size_t)len, ",\"build_id\":\"%s\"",
+		     daemon_build_id()) >= (int)(sizeof(extra) - (size_t)len))
+		return -ENOSPC;
 	f.extra_json = extra;
 	snprintf(f.name, sizeof(f.name), "%s", disk_ctx->cfg.name);
 	snprintf(f.state, sizeof(f.state), "%s", state);

@@ -19,6 +19,8 @@ import contextlib
 import errno
 import json
 import os
+import re
+import shutil
 import signal
 import stat  # noqa: F401
 import subprocess
@@ -369,3 +371,69 @@ def fuse_requests(mnt, action):
             return [w.strip('()') for w in f.read().split() if w.startswith('(FUSE_')]
     finally:
         os.rmdir(inst)
+
+
+# ---------------------------------------------------------------- upgrade
+# A DIFFERENT build to upgrade to in place (issue 17): the daemon runs from
+# a copy of cvmfsd, over which a variant is renamed, as a package upgrade
+# does; SIGUSR2 makes the supervisor exec it. Used by
+# tests/disk/test_disk_survive.py (a plain mount) and
+# tests/docker/test_docker_disk_survive.py (a CVM's disk).
+def build_id(path):
+    """The GNU build id (hex) of the ELF file at path (readelf -n), or
+    None; /proc/PID/exe gives the running binary's, even once replaced."""
+    out = subprocess.run(['readelf', '-n', path], capture_output=True, text=True).stdout
+    ids = [line.split()[-1] for line in out.splitlines() if 'Build ID:' in line]
+    return ids[0] if ids else None
+
+
+def project_version():
+    """The version meson builds in (meson.build's project()), as the
+    supervisor's line names it."""
+    with open(os.path.join(SRC, 'meson.build')) as f:
+        m = re.search(r"\bversion\s*:\s*'([^']+)'", f.read())
+    return m.group(1) if m else None
+
+
+class Build:
+    """cvmfsd copied to a path of its own, where the daemon is started from;
+    variant() renames another build over it, as a package upgrade does."""
+
+    def __init__(self, base):
+        d = os.path.join(base, 'cvmfs-test-bin')
+        os.makedirs(d, exist_ok=True)
+        self.path = os.path.join(d, 'cvmfsd')
+        shutil.copy2(CVMFSD, self.path)
+        self.n = 0
+
+    def use(self, disk):
+        """A Disk of this module started from the copy."""
+        argv = disk.argv
+        disk.argv = lambda: [self.path] + argv()[1:]
+
+    def variant(self, version):
+        """The installed copy with its 20 build-id bytes changed and its
+        version string (if found once, NUL-delimited) changed in its last
+        character: (build id, version) of the new file, or None."""
+        self.n += 1
+        data = bytearray(open(self.path, 'rb').read())
+        old = build_id(self.path)
+        raw = bytes.fromhex(old) if old else b''
+        if not raw or data.count(raw) != 1:
+            return None
+        new = bytes(b ^ (0x5a + self.n) for b in raw)
+        i = data.find(raw)
+        data[i:i + len(raw)] = new
+        v = version.encode()
+        if data.count(b'\0' + v + b'\0') == 1:
+            nv = v[:-1] + (b'7' if v[-1:] != b'7' else b'8')
+            i = data.find(b'\0' + v + b'\0') + 1
+            data[i:i + len(v)] = nv
+            version = nv.decode()
+        tmp = self.path + '.new'
+        with open(tmp, 'wb') as f:
+            f.write(data)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, self.path)
+        got = build_id(self.path)
+        return (got, version) if got == new.hex() else None

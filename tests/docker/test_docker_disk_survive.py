@@ -27,8 +27,24 @@ union's charging equals a recount of DATA/upper and the image layers once
 the workload stopped (every field, to the byte, with --volume none; with
 a volume OTHER within 1 % + 64 KiB: it is the volume's statfs less the
 other areas, not a recount); the CVM
-stops cleanly and leaves nothing behind. With CVMFS_DISK_TEST_NO_RESEND=1
+stops cleanly and leaves nothing behind.
+
+In the default mode the CVM's daemons run from a copy of cvmfsd
+(cvm-launch --cvmfsd), and before the kills, under the same workload,
+UPGRADES (2) upgrades in place 1 s apart: another build (disktest.Build:
+the build-id note and the version string patched) renamed over the copy,
+then SIGUSR2 to the supervisor (the upgrade time, from the signal until a
+server of the new file answered a LOOKUP in the CVM, printed). Checks: the
+same supervisor pid (pid file, status), the supervisor and its server run
+the new build (the build id of /proc/PID/exe), the status it publishes
+names that build id, the running binary carries the new version string
+(the supervisor's line, which names it, goes to syslog under the
+launcher: this host has no /dev/log), every loop, a docker run too, goes
+round afterwards; then the kills and the checks above. Every ERR line
+carries its time: a failure says which upgrade or kill the first error
+followed. With CVMFS_DISK_TEST_NO_RESEND=1
 (no take-over: the supervisor ends with its server) the test fails."""
+import json
 import os
 import signal
 import subprocess
@@ -39,7 +55,7 @@ import time
 import dockertest as DT
 
 sys.path.insert(0, os.path.join(os.path.dirname(DT.HERE), 'disk'))
-from disktest import FIELDS, recount  # noqa: E402
+from disktest import FIELDS, Build, build_id, project_version, recount  # noqa: E402
 
 T = DT.T
 R = DT.R
@@ -52,6 +68,9 @@ if (int(rel[0]), int(''.join(c for c in rel[1] if c.isdigit()) or 0)) < (6, 9):
            % os.uname().release)
 
 KILLS = int(os.environ.get('CVMFS_SURVIVE_KILLS', '10'))
+# Upgrades in place after the kills, in the default mode only (the CI
+# budget: the --volume none run's data path is the same FUSE server).
+UPGRADES = 2 if LT.volume_mode() != 'none' else 0
 APP = '/root/cvmfs-test'
 
 # The workload inside (python3 of the CVM's image, run by nsenter). It
@@ -67,6 +86,7 @@ errors = []
 files = {}
 
 def err(what):
+    what = '%.3f %s' % (time.time(), what)  # when: against the host's kills and upgrades
     with lock:
         errors.append(what)
         print('ERR ' + what, flush=True)
@@ -178,7 +198,6 @@ def make_tarball(d):
 
 def read_out(path):
     """(last COUNTS dict, ERR lines, DONE dict or None) of the workload."""
-    import json
     last, errs, done = {}, [], None
     with open(path, errors='replace') as f:
         for line in f:
@@ -200,13 +219,114 @@ def lanes(pid):
                       if line.split()[4] in ('/home', '/var/lib/docker'))
 
 
-def server_pid(sup):
+def children(sup):
     try:
         with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
-            kids = f.read().split()
+            return [int(k) for k in f.read().split()]
     except OSError:
-        return 0
-    return int(kids[0]) if kids else 0
+        return []
+
+
+def server_pid(sup):
+    kids = children(sup)
+    return kids[0] if kids else 0
+
+
+def exe_of(pid):
+    """(st_dev, st_ino) of the file a process runs (through /proc/PID/exe,
+    which still reaches a file renamed over since), or None."""
+    try:
+        st = os.stat('/proc/%d/exe' % pid)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def exe_of_path(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def status(w):
+    try:
+        with open(os.path.join(w.run_dir, 'disk', w.name + '.json')) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def upgrade(sup, root, build, version, k):
+    """Another build renamed over the file the CVM's disk runs from
+    (launcher --cvmfsd), then SIGUSR2 to its supervisor: (ms from the
+    signal until a server of the new file has answered a LOOKUP of a new
+    name through the CVM's root, (build id, version) of the new file, the
+    new server's pid), or None."""
+    old = set(children(sup))
+    want = build.variant(version)
+    R.check('upgrade %d: a different build in place (build id patched)' % k, want is not None)
+    if want is None:
+        return None
+    new_exe = exe_of_path(build.path)
+    t0 = time.monotonic()
+    os.kill(sup, signal.SIGUSR2)
+    while time.monotonic() - t0 < 30:
+        new = [p for p in children(sup) if p not in old and exe_of(p) == new_exe]
+        if new:
+            try:
+                os.stat(os.path.join(root, 'srv', 'cvmfs-test-probe-up-%d' % k))
+            except FileNotFoundError:
+                pass
+            return (time.monotonic() - t0) * 1000, want, new[0]
+        time.sleep(0.001)
+    return None
+
+
+def check_upgrade(w, sup, k, got, was):
+    """After upgrade k to got = (ms, (build id, version), server pid): the
+    supervisor (same pid, pid file and status) and its server run the new
+    build, which publishes its build id; its version string differs."""
+    label = 'upgrade %d' % k
+    R.check('%s: a server of the new build answers in the CVM' % label, got is not None)
+    if got is None:
+        return
+    ms, (bid, version), new = got
+    with open(os.path.join(w.run_dir, 'disk', w.name + '.pid')) as f:
+        R.eq('%s: the same supervisor (pid file)' % label, int(f.read()), sup)
+    R.eq('%s: the supervisor runs the new build (build id of /proc/PID/exe)' % label,
+         build_id('/proc/%d/exe' % sup), bid)
+    R.eq('%s: its server runs the new build' % label, build_id('/proc/%d/exe' % new), bid)
+    T.wait_for(lambda: status(w).get('build_id') == bid, 5, 'the new build id published', 0.05)
+    st = status(w)
+    R.eq('%s: the status names the new build id and the same pid' % label,
+         (st.get('build_id'), st.get('pid')), (bid, sup))
+    with open('/proc/%d/exe' % sup, 'rb') as f:
+        n = f.read().count(b'\0' + version.encode() + b'\0')
+    R.check('%s: the running binary carries the new version %s (was %s): the supervisor '
+            'line names it (to syslog here)' % (label, version, was), version != was and n == 1)
+    print('%s: SIGUSR2 -> a server of build %s (version %s) answering in the CVM: %.0f ms'
+          % (label, bid[:12], version, ms), flush=True)
+
+
+def run_upgrades(sup, root, build, out_path, wp, events):
+    """UPGRADES upgrades in place to other builds under the running
+    workload, 1 s apart, then until every loop (a docker run too) went
+    round once more: (upgrade times in ms, the workload's counts after
+    the last upgrade and once every loop went round, the phase's s)."""
+    version, ups, t0 = project_version(), [], time.monotonic()
+    for k in range(1, UPGRADES + 1):
+        events.append(('upgrade %d' % k, time.time()))
+        got = upgrade(sup, root, build, version, k)
+        check_upgrade(w, sup, k, got, version)
+        if got is None:
+            break
+        ups.append(got[0])
+        version = got[1][1]
+        time.sleep(1.0)
+    upgraded = read_out(out_path)[0]
+    if ups:
+        T.wait_for(lambda: all(v > upgraded.get(k, 0) for k, v in read_out(out_path)[0].items())
+                   or wp.poll() is not None, 30, 'every loop going on after the upgrades', 0.2)
+    return ups, upgraded, read_out(out_path)[0], time.monotonic() - t0
 
 
 def kill_server(sup, root, k):
@@ -251,8 +371,10 @@ w = LT.Workspace('dk-survive')
 conf = os.path.join(w.dir, 'survive.conf')
 with open(conf, 'w') as f:
     f.write('[disk]\nmax-crashes = %d\n' % (KILLS + 5))
+# The CVM's daemons run from a copy of cvmfsd that the upgrades replace.
+build = Build(T.tempdir('bin-')) if UPGRADES else None
 cvm = DT.CVM(w, layers, memory='2G', cpus='2', disk=str(4 << 30), tag='survive',
-             config=conf)
+             config=conf, **({'cvmfsd': build.path} if build else {}))
 ok, secs = cvm.wait_docker()
 print('dockerd ready in %.1f s (volume mode %s)' % (secs, LT.volume_mode()), flush=True)
 if ok:
@@ -271,12 +393,16 @@ if ok:
         wp = cvm.spawn(['/usr/bin/python3', '-c', WORKLOAD, APP + '/src.tar', DT.IMG],
                        stdout=out_f)
     root = '/proc/%d/root' % cvm.pid
-    # Every loop has gone round once before the first kill.
+    # Every loop has gone round once before the first upgrade or kill.
     T.wait_for(lambda: all(v > 0 for v in (read_out(out_path)[0] or {'-': 0}).values()) or
                wp.poll() is not None, 120, 'every loop of the workload running', 0.2)
+    # events: (what, wall clock), against the times of the ERR lines.
+    events, started = [], read_out(out_path)[0]
+    ups, upgraded, after_up, t_up = run_upgrades(sup, root, build, out_path, wp, events)
     before = read_out(out_path)[0]
     times = []
     for k in range(KILLS):
+        events.append(('kill %d' % (k + 1), time.time()))
         ms = kill_server(sup, root, k)
         R.check('kill %d: a new server answers' % (k + 1), ms is not None)
         if ms is None:
@@ -300,8 +426,21 @@ if ok:
         print('take-over (kill -> a LOOKUP answered in the CVM): median %.0f ms, max %.0f ms, '
               'all %s' % (s[len(s) // 2], s[-1], ' '.join('%.0f' % t for t in times)),
               flush=True)
+    if UPGRADES:
+        print('upgrades: %s ms (the phase, until every loop went round again: %.1f s); '
+              'workload at the first: %s; after the last: %s; then: %s' % (
+                  ' '.join('%.0f' % t for t in ups), t_up, started, upgraded, after_up),
+              flush=True)
+        R.check('every loop (a docker run too) went on after the upgrades',
+                all(after_up.get(k, 0) > upgraded.get(k, 0) for k in upgraded) and
+                len(ups) == UPGRADES, (upgraded, after_up))
     R.eq('errors seen inside (ERR lines)', errs, [])
     if errs:
+        print('# events: %s' % ', '.join('%s %.3f' % e for e in events), flush=True)
+        t = float(errs[0].split()[0])
+        print('# the first error came %s' % next(
+            ('%.1f s after %s' % (t - at, what) for what, at in reversed(events) if at <= t),
+            'before the first upgrade or kill'), flush=True)
         print('# dockerd and the CVM (console):\n' + cvm.console(60), flush=True)
         print('# docker images: %s' % (cvm.sh('docker images -a 2>&1')[1],), flush=True)
     rc, out = cvm.sh('cat /root/cvmfs-test-errors 2>/dev/null; echo end')

@@ -168,7 +168,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return lookup_dot(req, parent, true);
 	p = node_kget(parent);
 	if (!p)
-		return (void)fuse_reply_err(req, ESTALE);
+		return (void)fuse_reply_err(req, ENOENT); /* see op_getattr */
 	if (strlen(name) > 255)
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	r = name_valid(name) ? node_lookup(p, name, &f) : -ENOENT;
@@ -215,8 +215,17 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int r;
 
+	/* An id the kernel holds that no server can find any more (after a
+	 * take-over: removed by the dead server, or while the kernel held it)
+	 * is a removed object, ENOENT as for one this server removed, never
+	 * ESTALE: the kernel retries a path walk on ESTALE (with every name
+	 * looked up again), but an fd or a cwd has none, and fstat, fchdir,
+	 * getdents or an *at call through one would show ESTALE, which no
+	 * local filesystem gives. A file handle of a removed object still
+	 * gets ESTALE: that comes through LOOKUP(id, "."), lookup_dot. The
+	 * other opcodes on an id answer the same for the same reason. */
 	if (!n)
-		return (void)fuse_reply_err(req, ESTALE);
+		return (void)fuse_reply_err(req, ENOENT);
 	r = node_stat(n, &st);
 	/* An unlinked open file has no path any more; its fd still works. */
 	if (r < 0 && fi && fstat(fh_fd(fi), &st) == 0)
@@ -231,7 +240,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	NS_READ();
 	struct dnode *n = node_kget(ino);
-	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
+	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ENOENT; /* op_getattr */
 	char buf[PATH_MAX];
 	ssize_t len;
 

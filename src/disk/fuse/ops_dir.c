@@ -79,7 +79,7 @@ static int listing_take(fuse_ino_t ino, off_t off, struct dlist *out)
 		}
 	}
 	n = node_kget(ino);
-	return n ? listing_fill(n, out) : -ESTALE;
+	return n ? listing_fill(n, out) : -ENOENT; /* removed: see op_getattr */
 }
 
 /* Keep l for the reader's next request, or free it at the end. */
@@ -253,7 +253,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)fi;
 	if (!buf || !dir)
-		return (void)fuse_reply_err(req, dir ? ENOMEM : ESTALE);
+		return (void)fuse_reply_err(req, dir ? ENOMEM : ENOENT);
 	r = listing_take(ino, off, &l);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -275,7 +275,7 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 
 	(void)fi;
 	if (!n)
-		return (void)fuse_reply_err(req, ESTALE);
+		return (void)fuse_reply_err(req, ENOENT);
 	fd = n->layer == 0 ? node_open(n, O_RDONLY | O_DIRECTORY) : -1;
 	if (fd >= 0) {
 		r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;

@@ -158,6 +158,63 @@ def case_removed(res, disk, ext4):
         disk.mnt, lambda: res.check('handle: a new server', kill_server(disk))), 'ESTALE')
 
 
+def known_settled(disk, want, timeout=10):
+    """known_inodes (the published node table size) once it is want, or
+    its value when timeout ran out; caches dropped on the way (a FORGET
+    comes when the kernel evicts an inode)."""
+    t0, got = time.time(), None
+    while time.time() - t0 < timeout:
+        drop_caches()
+        got = disk.fresh_figures()['known_inodes']
+        if got == want:
+            break
+    return got
+
+
+def tree_walk(top):
+    """Every name below top looked up (READDIRPLUS + LOOKUP): the count."""
+    n = 0
+    for d, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.lstat(os.path.join(d, name))
+            n += 1
+    return n
+
+
+def case_counts(res, disk):
+    """2. After a take-over, nodes of ids the kernel held from the dead
+    server (looked up again, listed with attributes, opened, chmod'ed) are
+    freed when the kernel forgets them: the node count returns to its
+    baseline after drop_caches."""
+    top = os.path.join(disk.mnt, 'counts')
+    for d in range(8):
+        os.makedirs(os.path.join(top, 'd%d' % d))
+        for f in range(16):
+            dt.write_file(os.path.join(top, 'd%d' % d, 'f%02d' % f), b'c' * 100)
+    base = known_settled(disk, -1, timeout=1.5)
+    walked = tree_walk(top)
+    held = [0]
+
+    def holds():
+        held[0] = disk.figures()['known_inodes']
+        return held[0] >= base + walked
+    res.check('counts: the kernel holds the tree (%d names)' % walked, dt.wait_for(holds, 5),
+              (held[0], base, walked))
+    res.check('counts: a new server', kill_server(disk))
+    # The dead server's ids, met again: listed with attributes (the
+    # directories changed, so listed anew), opened (OPEN), chmod'ed.
+    for d in range(8):
+        dt.write_file(os.path.join(top, 'd%d' % d, 'new'), b'n')
+    tree_walk(top)
+    for d in range(8):
+        p = os.path.join(top, 'd%d' % d, 'f00')
+        with open(p, 'rb') as f:
+            f.read()
+        os.chmod(os.path.join(top, 'd%d' % d, 'f01'), 0o600)
+    got = known_settled(disk, base)
+    res.eq('counts: after a take-over and drop_caches, known_inodes back to %d' % base, got, base)
+
+
 def main():
     dt.require_root_fuse()
     dt.require_resend()
@@ -173,6 +230,7 @@ def main():
         disk.start()
         res.check('serving', dt.wait_for(lambda: 'supervisor pid' in disk.logtext(), 20))
         case_removed(res, disk, ext4)
+        case_counts(res, disk)
         disk.stop()
     res.done()
 

@@ -41,7 +41,9 @@ void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st)
 
 	fill_attr(n, &e.attr);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
-		node_forget(n, 1); /* the request was interrupted */
+		node_unref(n); /* the request was interrupted: no lookup given */
+	else
+		node_kernel_absorb(n);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)

@@ -207,9 +207,12 @@ static struct dnode *plus_lookup(struct plus *c, const char *name, struct fuse_e
 
 static void plus_finish(struct plus *c, bool delivered)
 {
-	if (!delivered)
-		for (size_t i = 0; i < c->ngot; i++)
-			node_forget(c->got[i], 1);
+	for (size_t i = 0; i < c->ngot; i++) {
+		if (delivered)
+			node_kernel_absorb(c->got[i]);
+		else
+			node_unref(c->got[i]); /* no lookup given */
+	}
 	layer_dirs_close(&c->ld);
 	dir_where_done(&c->w);
 	free(c->got);
@@ -230,7 +233,7 @@ static size_t plus_fill(fuse_req_t req, struct plus *c, const struct dlist *l, f
 
 		if (len > size - used) {
 			if (n)
-				node_forget(n, 1);
+				node_unref(n);
 			break;
 		}
 		if (n)

@@ -333,7 +333,9 @@ static bool create_made_before(fuse_req_t req, fuse_ino_t parent, const char *na
 	e.attr = f.st;
 	fill_attr(n, &e.attr);
 	if (!reply_opened(req, n, fd, fi, &e))
-		node_forget(n, 1);
+		node_unref(n); /* no lookup given */
+	else
+		node_kernel_absorb(n); /* the dead server's id: see nodes/inode.c */
 	return true;
 }
 

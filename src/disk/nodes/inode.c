@@ -304,9 +304,51 @@ void node_unref(struct dnode *n)
 		node_destroy(n);
 }
 
+/* After a take-over the kernel holds some ids with a lookup count this
+ * server never saw (a dead server's). Such a node carries this much more
+ * in refs, and the lookups this server answers for it are not counted on
+ * top (node_kernel_absorb): the kernel's FORGET of it, whatever its
+ * count, means the kernel evicted the inode, so it takes the whole bias
+ * away, and the node lives on only for its children and holders. (Before,
+ * such a node made by a LOOKUP started at 1 while the FORGET counted the
+ * dead server's lookups too: the count wrapped and the node never went.)
+ * A FORGET the kernel had queued before it took an answer of ours for the
+ * same id (an eviction racing a lookup) would leave the id held with no
+ * count here: the node then goes early, and is found again as after a
+ * take-over (node_kget); see doc/cvmfsd-disk.md. */
+#define KERNEL_COUNT_UNKNOWN (1ull << 40)
+
+void node_count_unknown(struct dnode *n)
+{
+	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED);
+
+	do {
+		if (!cur || cur >= KERNEL_COUNT_UNKNOWN)
+			return;
+	} while (!__atomic_compare_exchange_n(&n->refs, &cur, cur + KERNEL_COUNT_UNKNOWN, true,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+}
+
+void node_kernel_absorb(struct dnode *n)
+{
+	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED);
+
+	do {
+		if (cur <= KERNEL_COUNT_UNKNOWN)
+			return; /* a count known to this server: the lookup counts */
+	} while (!__atomic_compare_exchange_n(&n->refs, &cur, cur - 1, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+}
+
 void node_forget(struct dnode *n, uint64_t nlookup)
 {
-	if (__atomic_sub_fetch(&n->refs, nlookup, __ATOMIC_ACQ_REL) == 0)
+	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED), sub;
+
+	do
+		sub = cur >= KERNEL_COUNT_UNKNOWN ? KERNEL_COUNT_UNKNOWN : nlookup;
+	while (!__atomic_compare_exchange_n(&n->refs, &cur, cur - sub, true, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED));
+	if (cur == sub)
 		node_destroy(n);
 }
 
@@ -415,13 +457,17 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 	return n;
 }
 
+static struct dnode *obtain(struct dnode *parent, const char *name, unsigned layer,
+			    uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
+			    bool dead_id);
+
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
 	uint32_t kgen = gen;
 	uint64_t want = journal_id_at(parent->ino, name, layer, st->st_ino, &kgen);
-	struct dnode *n = node_obtain_as(parent, name, layer, lmask, st, kgen,
-					 want ? want : ino_for(layer, st->st_ino));
+	struct dnode *n = obtain(parent, name, layer, lmask, st, kgen,
+				 want ? want : ino_for(layer, st->st_ino), want != 0);
 
 	/* A copy-up under the image object's id and generation: say so, so
 	 * that the next server finds it by its upper inode, whatever its own
@@ -434,6 +480,15 @@ struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
 			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want)
 {
+	return obtain(parent, name, layer, lmask, st, gen, want, false);
+}
+
+/* dead_id: want is an id a dead server gave this object, which the kernel
+ * may hold with a count of its lookups (KERNEL_COUNT_UNKNOWN). */
+static struct dnode *obtain(struct dnode *parent, const char *name, unsigned layer,
+			    uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
+			    bool dead_id)
+{
 	struct dnode *n = node_find_real(layer, st->st_ino);
 
 	if (n)
@@ -442,7 +497,12 @@ struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned la
 	if (!n)
 		return NULL;
 	__atomic_add_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL);
+	/* Before it can be found: a FORGET of the id may come at once. */
+	if (dead_id)
+		n->refs += KERNEL_COUNT_UNKNOWN;
 	node_publish_ino(n, want, st->st_ino);
+	if (dead_id && n->ino != want) /* a fresh id: the kernel holds none */
+		__atomic_sub_fetch(&n->refs, KERNEL_COUNT_UNKNOWN, __ATOMIC_ACQ_REL);
 	node_set_real(n, layer, st->st_ino);
 	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen);
 	/* Several links: the path of this name may go, the handle stays. */

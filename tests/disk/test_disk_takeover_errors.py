@@ -12,6 +12,16 @@ doc/cvmfsd-disk.md "Surviving its server").
    never ESTALE for a removed object reached through a path, an fd or a
    cwd. A file handle (open_by_handle_at) of a removed file still gives
    ESTALE after the kill, as on ext4.
+2. Node counts. A tree the kernel holds, a kill, then its ids met again
+   (listed with attributes, opened, chmod'ed): after drop_caches the
+   published node count (known_inodes) is back to its baseline (a node
+   made again under a dead server's id used to start at one reference
+   while the kernel's FORGET counted the dead server's lookups too).
+3. d_ino. For image files, copied-up image files and upper files, every
+   readdir d_ino (os.scandir) equals lstat's st_ino, before and after a
+   take-over and drop_caches, also with the directories held open across
+   the drop (their listings stay in the kernel while a copy-up is
+   forgotten and looked up again under another id).
 """
 
 import ctypes
@@ -215,6 +225,58 @@ def case_counts(res, disk):
     res.eq('counts: after a take-over and drop_caches, known_inodes back to %d' % base, got, base)
 
 
+def ino_mismatches(top):
+    """(path, d_ino, st_ino) of every entry below top whose readdir d_ino
+    is not its lstat st_ino; and the number of entries."""
+    bad, n = [], 0
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        with os.scandir(d) as it:
+            ents = list(it)
+        for e in ents:
+            n += 1
+            st = os.lstat(e.path)
+            if e.inode() != st.st_ino:
+                bad.append((os.path.relpath(e.path, top), e.inode(), st.st_ino))
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+    return bad, n
+
+
+def case_d_ino(res, disk, img):
+    """3. readdir's d_ino is lstat's st_ino (as on ext4 and overlayfs with
+    xino) for image files, copied-up image files and upper files, before
+    and after a take-over and a drop_caches."""
+    top = os.path.join(disk.mnt, 'etc')
+    for i in range(0, 12, 2):  # copy-ups: image files written
+        with open(os.path.join(top, 'sub', 'i%02d' % i), 'ab') as f:
+            f.write(b'more')
+    os.makedirs(os.path.join(top, 'sub', 'updir'))
+    for i in range(6):
+        dt.write_file(os.path.join(top, 'sub', 'updir', 'u%d' % i), b'u')
+        dt.write_file(os.path.join(top, 'u%d' % i), b'u')
+    for label, step in (('', lambda: None), (' after a take-over', lambda: kill_server(disk)),
+                        (' after drop_caches', drop_caches),
+                        (' after a take-over and drop_caches',
+                         lambda: kill_server(disk) and drop_caches())):
+        step()
+        bad, n = ino_mismatches(top)
+        res.eq('d_ino: readdir d_ino == lstat st_ino%s (%d entries)' % (label, n), bad[:5], [])
+        # The directories held open (their listings stay in the kernel)
+        # while their entries are evicted and looked up again.
+        held = [os.open(os.path.join(top, d), os.O_RDONLY | os.O_DIRECTORY)
+                for d in ('.', 'sub', 'sub/updir')]
+        try:
+            drop_caches()
+            bad, n = ino_mismatches(top)
+        finally:
+            for fd in held:
+                os.close(fd)
+        res.eq('d_ino: ... and with the directories held across drop_caches (%d entries)' % n,
+               bad[:5], [])
+
+
 def main():
     dt.require_root_fuse()
     dt.require_resend()
@@ -223,7 +285,10 @@ def main():
     ext4 = tempfile.mkdtemp(prefix='cvmfs-test-', dir='/var/tmp')
     dt._tmpdirs.append(ext4)
     img = os.path.join(base, 'img')
-    os.makedirs(os.path.join(img, 'etc'))
+    os.makedirs(os.path.join(img, 'etc', 'sub', 'idir'))
+    for i in range(12):
+        dt.write_file(os.path.join(img, 'etc', 'sub', 'i%02d' % i), b'image %d' % i)
+        dt.write_file(os.path.join(img, 'etc', 'sub', 'idir', 'j%02d' % i), b'image')
     disk = dt.Disk(os.path.join(base, 'a'), limit='256M', images=[img],
                    extra=['--max-crashes', '20'])
     with dt.checked(res, disk):
@@ -231,6 +296,7 @@ def main():
         res.check('serving', dt.wait_for(lambda: 'supervisor pid' in disk.logtext(), 20))
         case_removed(res, disk, ext4)
         case_counts(res, disk)
+        case_d_ino(res, disk, img)
         disk.stop()
     res.done()
 

@@ -187,26 +187,56 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, n, &f.st);
 }
 
+/* The parent's id of a node whose id is not its object's natural one (a
+ * copy-up keeps its image object's id, a taken number gets a fallback:
+ * it has a by_real entry), else 0. */
+static uint64_t parent_id(struct dnode *n)
+{
+	NS_READ(); /* n->parent */
+
+	return n->parent ? n->parent->ino : 0;
+}
+
+static uint64_t rekeyed_parent(struct dnode *n)
+{
+	bool rekeyed;
+
+	node_lock(n);
+	rekeyed = n->rl != NULL;
+	node_unlock(n);
+	return rekeyed ? parent_id(n) : 0;
+}
+
+/* Such a node, once gone, is looked up again under its natural id, but a
+ * listing of its parent the kernel keeps (FOPEN_CACHE_DIR: a directory
+ * held open across the eviction) still gives the old one as d_ino: it is
+ * dropped, so that readdir's d_ino stays what lstat gives as st_ino.
+ * Other nodes keep their id (or their listing changed with them). */
+static void forget_one(uint64_t ino, uint64_t nlookup)
+{
+	struct dnode *n = node_get(ino);
+	uint64_t parent;
+
+	if (!n || ino == FUSE_ROOT_ID)
+		return;
+	parent = rekeyed_parent(n);
+	node_forget(n, nlookup);
+	if (parent && !node_get(ino))
+		fuse_lowlevel_notify_inval_inode(disk_ctx->se, parent, 0, 0);
+}
+
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct dnode *n;
-
 	disk_thread_enter();
-	n = node_get(ino);
-	if (n && ino != FUSE_ROOT_ID)
-		node_forget(n, nlookup);
+	forget_one(ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	disk_thread_enter();
-	for (size_t i = 0; i < count; i++) {
-		struct dnode *n = node_get(forgets[i].ino);
-
-		if (n && forgets[i].ino != FUSE_ROOT_ID)
-			node_forget(n, forgets[i].nlookup);
-	}
+	for (size_t i = 0; i < count; i++)
+		forget_one(forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

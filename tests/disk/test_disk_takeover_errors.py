@@ -297,6 +297,11 @@ def main():
         case_removed(res, disk, ext4)
         case_counts(res, disk)
         case_d_ino(res, disk, img)
+        log = disk.logtext()
+        died = [line for line in log.splitlines() if 'server died' in line]
+        res.eq('every server died of our SIGKILL', [d for d in died if 'signal 9)' not in d], [])
+        res.check('no sanitizer report in the log',
+                  'Sanitizer' not in log and 'runtime error' not in log, log[-3000:])
         disk.stop()
     res.done()
 

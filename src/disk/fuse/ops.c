@@ -187,9 +187,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, n, &f.st);
 }
 
-/* The parent's id of a node whose id is not its object's natural one (a
- * copy-up keeps its image object's id, a taken number gets a fallback:
- * it has a by_real entry), else 0. */
 static uint64_t parent_id(struct dnode *n)
 {
 	NS_READ(); /* n->parent */
@@ -197,6 +194,9 @@ static uint64_t parent_id(struct dnode *n)
 	return n->parent ? n->parent->ino : 0;
 }
 
+/* The parent's id of a node whose id is not its object's natural one (a
+ * copy-up keeps its image object's id, a taken number gets a fallback:
+ * it has a by_real entry), else 0. */
 static uint64_t rekeyed_parent(struct dnode *n)
 {
 	bool rekeyed;

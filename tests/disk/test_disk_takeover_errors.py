@@ -181,14 +181,15 @@ def known_settled(disk, want, timeout=10):
     return got
 
 
-def tree_walk(top):
-    """Every name below top looked up (READDIRPLUS + LOOKUP): the count."""
-    n = 0
+def tree_hold(top):
+    """Every name below top looked up (READDIRPLUS + LOOKUP) and held open
+    (other tests on the machine may drop the caches at any time): the fds."""
+    fds = []
     for d, dirs, files in os.walk(top):
         for name in dirs + files:
             os.lstat(os.path.join(d, name))
-            n += 1
-    return n
+            fds.append(os.open(os.path.join(d, name), os.O_RDONLY))
+    return fds
 
 
 def case_counts(res, disk):
@@ -202,25 +203,27 @@ def case_counts(res, disk):
         for f in range(16):
             dt.write_file(os.path.join(top, 'd%d' % d, 'f%02d' % f), b'c' * 100)
     base = known_settled(disk, -1, timeout=1.5)
-    walked = tree_walk(top)
-    held = [0]
+    fds = tree_hold(top)
+    try:
+        held = [0]
 
-    def holds():
-        held[0] = disk.figures()['known_inodes']
-        return held[0] >= base + walked
-    res.check('counts: the kernel holds the tree (%d names)' % walked, dt.wait_for(holds, 5),
-              (held[0], base, walked))
-    res.check('counts: a new server', kill_server(disk))
-    # The dead server's ids, met again: listed with attributes (the
-    # directories changed, so listed anew), opened (OPEN), chmod'ed.
-    for d in range(8):
-        dt.write_file(os.path.join(top, 'd%d' % d, 'new'), b'n')
-    tree_walk(top)
-    for d in range(8):
-        p = os.path.join(top, 'd%d' % d, 'f00')
-        with open(p, 'rb') as f:
-            f.read()
-        os.chmod(os.path.join(top, 'd%d' % d, 'f01'), 0o600)
+        def holds():
+            held[0] = disk.figures()['known_inodes']
+            return held[0] >= base + len(fds)
+        res.check('counts: the kernel holds the tree (%d names)' % len(fds),
+                  dt.wait_for(holds, 5), (held[0], base, len(fds)))
+        res.check('counts: a new server', kill_server(disk))
+        # The dead server's ids, met again: listed with attributes (the
+        # directories changed, so listed anew), opened (OPEN), chmod'ed.
+        for d in range(8):
+            dt.write_file(os.path.join(top, 'd%d' % d, 'new'), b'n')
+        for fd in tree_hold(top):
+            os.close(fd)
+        for d in range(8):
+            os.chmod(os.path.join(top, 'd%d' % d, 'f01'), 0o600)
+    finally:
+        for fd in fds:
+            os.close(fd)
     got = known_settled(disk, base)
     res.eq('counts: after a take-over and drop_caches, known_inodes back to %d' % base, got, base)
 

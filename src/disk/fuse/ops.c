@@ -211,8 +211,37 @@ static uint64_t rekeyed_parent(struct dnode *n)
  * listing of its parent the kernel keeps (FOPEN_CACHE_DIR: a directory
  * held open across the eviction) still gives the old one as d_ino: it is
  * dropped, so that readdir's d_ino stays what lstat gives as st_ino.
- * Other nodes keep their id (or their listing changed with them). */
-static void forget_one(uint64_t ino, uint64_t nlookup)
+ * Other nodes keep their id (or their listing changed with them). One
+ * batch of forgets (a cache drop: many copy-ups of one directory) drops a
+ * directory's listing once. */
+#define INVAL_BATCH 8
+
+struct invals {
+	uint64_t dir[INVAL_BATCH];
+	unsigned n;
+};
+
+static void inval_dir(struct invals *v, uint64_t dir)
+{
+	for (unsigned i = 0; i < v->n; i++)
+		if (v->dir[i] == dir)
+			return;
+	if (v->n == INVAL_BATCH) {
+		fuse_lowlevel_notify_inval_inode(disk_ctx->se, v->dir[0], 0, 0);
+		memmove(v->dir, v->dir + 1, sizeof(v->dir[0]) * (INVAL_BATCH - 1));
+		v->n--;
+	}
+	v->dir[v->n++] = dir;
+}
+
+static void inval_flush(struct invals *v)
+{
+	for (unsigned i = 0; i < v->n; i++)
+		fuse_lowlevel_notify_inval_inode(disk_ctx->se, v->dir[i], 0, 0);
+	v->n = 0;
+}
+
+static void forget_one(uint64_t ino, uint64_t nlookup, struct invals *v)
 {
 	struct dnode *n = node_get(ino);
 	uint64_t parent;
@@ -222,22 +251,28 @@ static void forget_one(uint64_t ino, uint64_t nlookup)
 	parent = rekeyed_parent(n);
 	node_forget(n, nlookup);
 	if (parent && !node_get(ino))
-		fuse_lowlevel_notify_inval_inode(disk_ctx->se, parent, 0, 0);
+		inval_dir(v, parent);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	struct invals v = { .n = 0 };
+
 	disk_thread_enter();
-	forget_one(ino, nlookup);
+	forget_one(ino, nlookup, &v);
 	fuse_reply_none(req);
+	inval_flush(&v);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	struct invals v = { .n = 0 };
+
 	disk_thread_enter();
 	for (size_t i = 0; i < count; i++)
-		forget_one(forgets[i].ino, forgets[i].nlookup);
+		forget_one(forgets[i].ino, forgets[i].nlookup, &v);
 	fuse_reply_none(req);
+	inval_flush(&v);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -192,6 +192,9 @@ def tree_hold(top):
     return fds
 
 
+SLACK = 8
+
+
 def case_counts(res, disk):
     """2. After a take-over, nodes of ids the kernel held from the dead
     server (looked up again, listed with attributes, opened, chmod'ed) are
@@ -225,7 +228,12 @@ def case_counts(res, disk):
         for fd in fds:
             os.close(fd)
     got = known_settled(disk, base)
-    res.eq('counts: after a take-over and drop_caches, known_inodes back to %d' % base, got, base)
+    # A few may stay: a FORGET handled while something else held the node
+    # (a directory whose children's FORGETs another thread was handling)
+    # keeps it, marked, until the connection ends (nodes/inode.c: never
+    # freed under a holder). Before, all of them stayed.
+    res.check('counts: after a take-over and drop_caches, known_inodes back to %d (at most '
+              '%d stay)' % (base, SLACK), got <= base + SLACK, (got, base))
 
 
 def ino_mismatches(top):

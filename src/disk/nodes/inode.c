@@ -308,14 +308,19 @@ void node_unref(struct dnode *n)
  * server never saw (a dead server's). Such a node carries this much more
  * in refs, and the lookups this server answers for it are not counted on
  * top (node_kernel_absorb): the kernel's FORGET of it, whatever its
- * count, means the kernel evicted the inode, so it takes the whole bias
- * away, and the node lives on only for its children and holders. (Before,
- * such a node made by a LOOKUP started at 1 while the FORGET counted the
- * dead server's lookups too: the count wrapped and the node never went.)
- * A FORGET the kernel had queued before it took an answer of ours for the
- * same id (an eviction racing a lookup) would leave the id held with no
- * count here: the node then goes early, and is found again as after a
- * take-over (node_kget); see doc/cvmfsd-disk.md. */
+ * count, means the kernel evicted the inode, so the node goes if nothing
+ * else holds it (no child node, no request: refs is the bias alone). If
+ * something does, it stays, marked, until the connection ends, as every
+ * such node did before (such a node made by a LOOKUP used to start at 1
+ * while the FORGET counted the dead server's lookups too: the count
+ * wrapped and the node never went). Never less: a FORGET the kernel
+ * queued before it took an answer of ours for the same id (an eviction
+ * racing a lookup) may leave the kernel holding the id afresh, with a
+ * count this node would not have; a node gone is found again on its next
+ * use (node_kget), but one kept for its children would be freed under
+ * them. The kernel evicts a child before its parent (a child's dentry
+ * pins its parent's, and FUSE drops an inode with its last dentry), so a
+ * directory's children are forgotten first. */
 #define KERNEL_COUNT_UNKNOWN (1ull << 40)
 
 void node_count_unknown(struct dnode *n)
@@ -342,13 +347,15 @@ void node_kernel_absorb(struct dnode *n)
 
 void node_forget(struct dnode *n, uint64_t nlookup)
 {
-	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED), sub;
+	uint64_t cur = KERNEL_COUNT_UNKNOWN;
 
-	do
-		sub = cur >= KERNEL_COUNT_UNKNOWN ? KERNEL_COUNT_UNKNOWN : nlookup;
-	while (!__atomic_compare_exchange_n(&n->refs, &cur, cur - sub, true, __ATOMIC_ACQ_REL,
-					    __ATOMIC_RELAXED));
-	if (cur == sub)
+	if (__atomic_load_n(&n->refs, __ATOMIC_ACQUIRE) >= KERNEL_COUNT_UNKNOWN) {
+		if (__atomic_compare_exchange_n(&n->refs, &cur, 0, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			node_destroy(n);
+		return;
+	}
+	if (__atomic_sub_fetch(&n->refs, nlookup, __ATOMIC_ACQ_REL) == 0)
 		node_destroy(n);
 }
 

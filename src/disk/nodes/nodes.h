@@ -107,7 +107,8 @@ bool node_hold(struct dnode *n);
 void node_wait_gone(uint64_t ino);
 uint64_t hash64(uint64_t x);
 /* The kernel forgot nlookup lookups of n; for a node with an unknown
- * count (node_count_unknown) it forgot n altogether. */
+ * count (node_count_unknown) it forgot n altogether: n goes if nothing
+ * else holds it, else stays. */
 void node_forget(struct dnode *n, uint64_t nlookup);
 /* The kernel holds n with a count a dead server knew (inode.c). */
 void node_count_unknown(struct dnode *n);

@@ -41,7 +41,9 @@ void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st)
 
 	fill_attr(n, &e.attr);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
-		node_forget(n, 1); /* the request was interrupted */
+		node_unref(n); /* the request was interrupted: no lookup given */
+	else
+		node_kernel_absorb(n);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -168,7 +170,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return lookup_dot(req, parent, true);
 	p = node_kget(parent);
 	if (!p)
-		return (void)fuse_reply_err(req, ESTALE);
+		return (void)fuse_reply_err(req, ENOENT); /* see op_getattr */
 	if (strlen(name) > 255)
 		return (void)fuse_reply_err(req, ENAMETOOLONG);
 	r = name_valid(name) ? node_lookup(p, name, &f) : -ENOENT;
@@ -185,27 +187,92 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, n, &f.st);
 }
 
+static uint64_t parent_id(struct dnode *n)
+{
+	NS_READ(); /* n->parent */
+
+	return n->parent ? n->parent->ino : 0;
+}
+
+/* The parent's id of a node whose id is not its object's natural one (a
+ * copy-up keeps its image object's id, a taken number gets a fallback:
+ * it has a by_real entry), else 0. */
+static uint64_t rekeyed_parent(struct dnode *n)
+{
+	bool rekeyed;
+
+	node_lock(n);
+	rekeyed = n->rl != NULL;
+	node_unlock(n);
+	return rekeyed ? parent_id(n) : 0;
+}
+
+/* Such a node, once gone, is looked up again under its natural id, but a
+ * listing of its parent the kernel keeps (FOPEN_CACHE_DIR: a directory
+ * held open across the eviction) still gives the old one as d_ino: it is
+ * dropped, so that readdir's d_ino stays what lstat gives as st_ino.
+ * Other nodes keep their id (or their listing changed with them). One
+ * batch of forgets (a cache drop: many copy-ups of one directory) drops a
+ * directory's listing once. */
+#define INVAL_BATCH 8
+
+struct invals {
+	uint64_t dir[INVAL_BATCH];
+	unsigned n;
+};
+
+static void inval_dir(struct invals *v, uint64_t dir)
+{
+	for (unsigned i = 0; i < v->n; i++)
+		if (v->dir[i] == dir)
+			return;
+	if (v->n == INVAL_BATCH) {
+		fuse_lowlevel_notify_inval_inode(disk_ctx->se, v->dir[0], 0, 0);
+		memmove(v->dir, v->dir + 1, sizeof(v->dir[0]) * (INVAL_BATCH - 1));
+		v->n--;
+	}
+	v->dir[v->n++] = dir;
+}
+
+static void inval_flush(struct invals *v)
+{
+	for (unsigned i = 0; i < v->n; i++)
+		fuse_lowlevel_notify_inval_inode(disk_ctx->se, v->dir[i], 0, 0);
+	v->n = 0;
+}
+
+static void forget_one(uint64_t ino, uint64_t nlookup, struct invals *v)
+{
+	struct dnode *n = node_get(ino);
+	uint64_t parent;
+
+	if (!n || ino == FUSE_ROOT_ID)
+		return;
+	parent = rekeyed_parent(n);
+	node_forget(n, nlookup);
+	if (parent && !node_get(ino))
+		inval_dir(v, parent);
+}
+
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	struct dnode *n;
+	struct invals v = { .n = 0 };
 
 	disk_thread_enter();
-	n = node_get(ino);
-	if (n && ino != FUSE_ROOT_ID)
-		node_forget(n, nlookup);
+	forget_one(ino, nlookup, &v);
 	fuse_reply_none(req);
+	inval_flush(&v);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
-	disk_thread_enter();
-	for (size_t i = 0; i < count; i++) {
-		struct dnode *n = node_get(forgets[i].ino);
+	struct invals v = { .n = 0 };
 
-		if (n && forgets[i].ino != FUSE_ROOT_ID)
-			node_forget(n, forgets[i].nlookup);
-	}
+	disk_thread_enter();
+	for (size_t i = 0; i < count; i++)
+		forget_one(forgets[i].ino, forgets[i].nlookup, &v);
 	fuse_reply_none(req);
+	inval_flush(&v);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -215,8 +282,17 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int r;
 
+	/* An id the kernel holds that no server can find any more (after a
+	 * take-over: removed by the dead server, or while the kernel held it)
+	 * is a removed object, ENOENT as for one this server removed, never
+	 * ESTALE: the kernel retries a path walk on ESTALE (with every name
+	 * looked up again), but an fd or a cwd has none, and fstat, fchdir,
+	 * getdents or an *at call through one would show ESTALE, which no
+	 * local filesystem gives. A file handle of a removed object still
+	 * gets ESTALE: that comes through LOOKUP(id, "."), lookup_dot. The
+	 * other opcodes on an id answer the same for the same reason. */
 	if (!n)
-		return (void)fuse_reply_err(req, ESTALE);
+		return (void)fuse_reply_err(req, ENOENT);
 	r = node_stat(n, &st);
 	/* An unlinked open file has no path any more; its fd still works. */
 	if (r < 0 && fi && fstat(fh_fd(fi), &st) == 0)
@@ -231,7 +307,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	NS_READ();
 	struct dnode *n = node_kget(ino);
-	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
+	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ENOENT; /* op_getattr */
 	char buf[PATH_MAX];
 	ssize_t len;
 

@@ -79,7 +79,7 @@ static int listing_take(fuse_ino_t ino, off_t off, struct dlist *out)
 		}
 	}
 	n = node_kget(ino);
-	return n ? listing_fill(n, out) : -ESTALE;
+	return n ? listing_fill(n, out) : -ENOENT; /* removed: see op_getattr */
 }
 
 /* Keep l for the reader's next request, or free it at the end. */
@@ -207,9 +207,12 @@ static struct dnode *plus_lookup(struct plus *c, const char *name, struct fuse_e
 
 static void plus_finish(struct plus *c, bool delivered)
 {
-	if (!delivered)
-		for (size_t i = 0; i < c->ngot; i++)
-			node_forget(c->got[i], 1);
+	for (size_t i = 0; i < c->ngot; i++) {
+		if (delivered)
+			node_kernel_absorb(c->got[i]);
+		else
+			node_unref(c->got[i]); /* no lookup given */
+	}
 	layer_dirs_close(&c->ld);
 	dir_where_done(&c->w);
 	free(c->got);
@@ -230,7 +233,7 @@ static size_t plus_fill(fuse_req_t req, struct plus *c, const struct dlist *l, f
 
 		if (len > size - used) {
 			if (n)
-				node_forget(n, 1);
+				node_unref(n);
 			break;
 		}
 		if (n)
@@ -253,7 +256,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)fi;
 	if (!buf || !dir)
-		return (void)fuse_reply_err(req, dir ? ENOMEM : ESTALE);
+		return (void)fuse_reply_err(req, dir ? ENOMEM : ENOENT);
 	r = listing_take(ino, off, &l);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);
@@ -275,7 +278,7 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 
 	(void)fi;
 	if (!n)
-		return (void)fuse_reply_err(req, ESTALE);
+		return (void)fuse_reply_err(req, ENOENT);
 	fd = n->layer == 0 ? node_open(n, O_RDONLY | O_DIRECTORY) : -1;
 	if (fd >= 0) {
 		r = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? errno : 0;

@@ -167,8 +167,8 @@ static int do_make(fuse_req_t req, fuse_ino_t parent, const char *name, struct m
 	struct stat pst;
 	int fd, r;
 
-	if (!p)
-		return -ESTALE;
+	if (!p) /* removed (after a take-over): see op_getattr */
+		return -ENOENT;
 	if (!name_valid(name))
 		return strlen(name) > 255 ? -ENAMETOOLONG : -EINVAL;
 	r = charge_reserve(res, 1);
@@ -277,7 +277,7 @@ static int do_tmpfile(fuse_req_t req, fuse_ino_t parent, struct mkreq *m, struct
 
 	*out = NULL;
 	if (!p)
-		return -ESTALE;
+		return -ENOENT;
 	r = charge_reserve(0, 1);
 	if (r < 0)
 		return r;
@@ -333,7 +333,9 @@ static bool create_made_before(fuse_req_t req, fuse_ino_t parent, const char *na
 	e.attr = f.st;
 	fill_attr(n, &e.attr);
 	if (!reply_opened(req, n, fd, fi, &e))
-		node_forget(n, 1);
+		node_unref(n); /* no lookup given */
+	else
+		node_kernel_absorb(n); /* the dead server's id: see nodes/inode.c */
 	return true;
 }
 
@@ -408,7 +410,7 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 	int r;
 
 	if (!n || !np)
-		return (void)fuse_reply_err(req, ESTALE);
+		return (void)fuse_reply_err(req, ENOENT);
 	if (!name_valid(newname))
 		return (void)fuse_reply_err(req, EINVAL);
 	/* The links of one file stay in one area (area_move_splits_links). */

@@ -307,8 +307,57 @@ void node_unref(struct dnode *n)
 		node_destroy(n);
 }
 
+/* After a take-over the kernel holds some ids with a lookup count this
+ * server never saw (a dead server's). Such a node carries this much more
+ * in refs, and the lookups this server answers for it are not counted on
+ * top (node_kernel_absorb): the kernel's FORGET of it, whatever its
+ * count, means the kernel evicted the inode, so the node goes if nothing
+ * else holds it (no child node, no request: refs is the bias alone). If
+ * something does, it stays, marked, until the connection ends, as every
+ * such node did before (such a node made by a LOOKUP used to start at 1
+ * while the FORGET counted the dead server's lookups too: the count
+ * wrapped and the node never went). Never less: a FORGET the kernel
+ * queued before it took an answer of ours for the same id (an eviction
+ * racing a lookup) may leave the kernel holding the id afresh, with a
+ * count this node would not have; a node gone is found again on its next
+ * use (node_kget), but one kept for its children would be freed under
+ * them. The kernel evicts a child before its parent (a child's dentry
+ * pins its parent's, and FUSE drops an inode with its last dentry), so a
+ * directory's children are forgotten first. */
+#define KERNEL_COUNT_UNKNOWN (1ull << 40)
+
+void node_count_unknown(struct dnode *n)
+{
+	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED);
+
+	do {
+		if (!cur || cur >= KERNEL_COUNT_UNKNOWN)
+			return;
+	} while (!__atomic_compare_exchange_n(&n->refs, &cur, cur + KERNEL_COUNT_UNKNOWN, true,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+}
+
+void node_kernel_absorb(struct dnode *n)
+{
+	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED);
+
+	do {
+		if (cur <= KERNEL_COUNT_UNKNOWN)
+			return; /* a count known to this server: the lookup counts */
+	} while (!__atomic_compare_exchange_n(&n->refs, &cur, cur - 1, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+}
+
 void node_forget(struct dnode *n, uint64_t nlookup)
 {
+	uint64_t cur = KERNEL_COUNT_UNKNOWN;
+
+	if (__atomic_load_n(&n->refs, __ATOMIC_ACQUIRE) >= KERNEL_COUNT_UNKNOWN) {
+		if (__atomic_compare_exchange_n(&n->refs, &cur, 0, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			node_destroy(n);
+		return;
+	}
 	if (__atomic_sub_fetch(&n->refs, nlookup, __ATOMIC_ACQ_REL) == 0)
 		node_destroy(n);
 }
@@ -418,13 +467,17 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 	return n;
 }
 
+static struct dnode *obtain(struct dnode *parent, const char *name, unsigned layer,
+			    uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
+			    bool dead_id);
+
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
 	uint32_t kgen = gen;
 	uint64_t want = journal_id_at(parent->ino, name, layer, st->st_ino, &kgen);
-	struct dnode *n = node_obtain_as(parent, name, layer, lmask, st, kgen,
-					 want ? want : ino_for(layer, st->st_ino));
+	struct dnode *n = obtain(parent, name, layer, lmask, st, kgen,
+				 want ? want : ino_for(layer, st->st_ino), want != 0);
 
 	/* A copy-up under the image object's id and generation: say so, so
 	 * that the next server finds it by its upper inode, whatever its own
@@ -445,6 +498,15 @@ void node_keep_image_gen(struct dnode *n, struct dnode *parent, const char *name
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
 			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want)
 {
+	return obtain(parent, name, layer, lmask, st, gen, want, false);
+}
+
+/* dead_id: want is an id a dead server gave this object, which the kernel
+ * may hold with a count of its lookups (KERNEL_COUNT_UNKNOWN). */
+static struct dnode *obtain(struct dnode *parent, const char *name, unsigned layer,
+			    uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
+			    bool dead_id)
+{
 	struct dnode *n = node_find_real(layer, st->st_ino);
 
 	if (n)
@@ -453,7 +515,12 @@ struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned la
 	if (!n)
 		return NULL;
 	__atomic_add_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL);
+	/* Before it can be found: a FORGET of the id may come at once. */
+	if (dead_id)
+		n->refs += KERNEL_COUNT_UNKNOWN;
 	node_publish_ino(n, want, st->st_ino);
+	if (dead_id && n->ino != want) /* a fresh id: the kernel holds none */
+		__atomic_sub_fetch(&n->refs, KERNEL_COUNT_UNKNOWN, __ATOMIC_ACQ_REL);
 	node_set_real(n, layer, st->st_ino);
 	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen, &n->jrec);
 	/* Several links: the path of this name may go, the handle stays. */

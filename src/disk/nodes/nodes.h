@@ -118,7 +118,15 @@ bool node_hold(struct dnode *n);
 /* Wait (briefly) until a dying node with number ino has left the table. */
 void node_wait_gone(uint64_t ino);
 uint64_t hash64(uint64_t x);
+/* The kernel forgot nlookup lookups of n; for a node with an unknown
+ * count (node_count_unknown) it forgot n altogether: n goes if nothing
+ * else holds it, else stays. */
 void node_forget(struct dnode *n, uint64_t nlookup);
+/* The kernel holds n with a count a dead server knew (inode.c). */
+void node_count_unknown(struct dnode *n);
+/* An answer gave the kernel n with the reference the caller took: kept
+ * as a lookup, unless n's count is unknown (not counted on top). */
+void node_kernel_absorb(struct dnode *n);
 /* Resize the tables to their population, return freed memory to the
  * system; called once a second and when the table outgrows its buckets. */
 void nodes_maintain(void);

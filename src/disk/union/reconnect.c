@@ -252,6 +252,8 @@ static struct dnode *find_by_journal(uint64_t ino, unsigned depth, int *err)
 					   f.layer == j.layer ? f.gen : j.gen, ino);
 		if (n && f.layer != j.layer && n->gen == j.gen && n->gen != f.gen)
 			node_keep_image_gen(n, dir, j.name);
+		if (n && n->ino == ino)
+			node_pin_kernel(n); /* the kernel may hold ino: see node_kget */
 		if (!*err && !n)
 			*err = -ENOMEM;
 		node_unref(dir);
@@ -355,12 +357,6 @@ struct dnode *node_by_id(uint64_t ino, int *err)
 
 /* ---- after a take-over ---- */
 
-/* The kernel holds ids a dead server gave, each with a lookup count this
- * server never saw: a node found again for one is held with this many
- * more, so that no FORGET brings it below the count the kernel thinks it
- * holds; it stays until the connection ends. */
-#define KERNEL_COUNT_UNKNOWN (1ull << 40)
-
 static bool took_over;
 
 void reconnect_after_takeover(void)
@@ -402,12 +398,18 @@ struct dnode *node_kget(uint64_t ino)
 	n = node_by_id(ino, &err);
 	if (!n)
 		n = journal_object(ino);
-	if (n)
-		node_pin_kernel(n);
+	if (!n)
+		return NULL;
+	/* The kernel holds ino, with a count of lookups a dead server gave:
+	 * the node stays until the kernel forgets it (nodes/inode.c,
+	 * KERNEL_COUNT_UNKNOWN), not for our reference, which goes (the
+	 * kernel keeps the id through the request). */
+	node_pin_kernel(n);
+	node_unref(n);
 	return n;
 }
 
 void node_pin_kernel(struct dnode *n)
 {
-	__atomic_add_fetch(&n->refs, KERNEL_COUNT_UNKNOWN, __ATOMIC_ACQ_REL);
+	node_count_unknown(n);
 }

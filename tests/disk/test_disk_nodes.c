@@ -112,7 +112,7 @@ static void test_listing(void)
 	struct dlist l = { 0 };
 	bool k = false, z = false;
 
-	CHECK_EQ_INT(dir_list("d", true, 1, &l), 0);
+	CHECK_EQ_INT(dir_list(NULL, "d", true, 1, &l), 0);
 	for (size_t i = 0; i < l.n; i++) {
 		k |= strcmp(l.ents[i].name, "k") == 0;
 		z |= strcmp(l.ents[i].name, "z") == 0;

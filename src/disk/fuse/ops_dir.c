@@ -55,7 +55,7 @@ static int listing_fill(struct dnode *n, struct dlist *l)
 	r = node_dir_where(n, &w);
 
 	if (r == 0)
-		r = dir_list(w.path, w.upper, w.lmask, l);
+		r = dir_list(n, w.path, w.upper, w.lmask, l);
 	dir_where_done(&w);
 	return r;
 }

@@ -143,7 +143,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == 0 && !S_ISDIR(t.f.st.st_mode))
 		r = -ENOTDIR;
 	if (r == 0)
-		r = dir_list(t.crel, t.f.layer == 0, t.f.lmask, &l);
+		r = dir_list(NULL, t.crel, t.f.layer == 0, t.f.lmask, &l);
 	if (r == 0) {
 		r = l.n ? -ENOTEMPTY : 0;
 		dlist_free(&l);

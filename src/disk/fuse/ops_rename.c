@@ -109,7 +109,7 @@ static int check_target(const struct side *src, const struct side *dst, unsigned
 		return -EISDIR;
 	if (!S_ISDIR(dst->f.st.st_mode))
 		return 0;
-	r = dir_list(dst->rel, dst->f.layer == 0, dst->f.lmask, &l);
+	r = dir_list(NULL, dst->rel, dst->f.layer == 0, dst->f.lmask, &l);
 	if (r == 0) {
 		r = l.n ? -ENOTEMPTY : 0;
 		dlist_free(&l);

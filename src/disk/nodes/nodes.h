@@ -265,10 +265,6 @@ int node_lower_dirfd(struct dnode *dir, unsigned i, bool *owned);
 /* n leaves the table (node_retire, n locked): its image layers' fds are
  * closed after a grace period. */
 void node_lower_fds_release(struct dnode *n);
-/* The directory whose node_dir_where() on this thread gave path (w->path,
- * by pointer), or NULL: dir_list() reaches the directory's kept fds
- * through it. */
-struct dnode *dir_where_node(const char *path);
 int node_stat(struct dnode *n, struct stat *st);
 int fd_chmod(int fd, mode_t mode);
 int fd_utimens(int fd, const struct timespec ts[2]);

@@ -51,44 +51,19 @@ int node_path(struct dnode *n, char **out)
 	return 0;
 }
 
-/* The dir_where this thread made last and has not done with, by value (no
- * pointer into a caller's frame): dir_list() is given only its path (by
- * callers in fuse/ and union/), and finds the directory's node, and so its
- * kept fds, by that pointer (dir_where_node). */
-static __thread struct {
-	const char *path;
-	struct dnode *dir;
-} where_current;
-
 int node_dir_where(struct dnode *dir, struct dir_where *w)
 {
-	int r;
-
 	node_lock(dir);
 	w->upper = dir->layer == 0;
 	w->lmask = dir->lmask;
 	node_unlock(dir);
-	r = node_path(dir, &w->path);
-	if (r == 0) {
-		where_current.path = w->path;
-		where_current.dir = dir;
-	}
-	return r;
+	return node_path(dir, &w->path);
 }
 
 void dir_where_done(struct dir_where *w)
 {
-	if (w->path && where_current.path == w->path)
-		where_current.path = NULL;
 	free(w->path);
 	w->path = NULL;
-}
-
-struct dnode *dir_where_node(const char *path)
-{
-	struct dnode *dir = where_current.dir;
-
-	return path && where_current.path == path ? dir : NULL;
 }
 
 static int layer_openat(int dirfd, const char *rel, int flags)

@@ -277,7 +277,7 @@ static int tree_copy(const char *rel, uint32_t lmask, int dfd)
 
 	if (fstat(dfd, &before) < 0)
 		return -errno;
-	r = dir_list(rel, true, lmask, &l);
+	r = dir_list(NULL, rel, true, lmask, &l);
 	for (size_t i = 0; r == 0 && i < l.n; i++)
 		r = tree_entry(rel, lmask, dfd, &l.ents[i]);
 	dlist_free(&l);

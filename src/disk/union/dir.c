@@ -210,10 +210,9 @@ static int nameset_merge(struct nameset *seen, struct nameset *hidden, struct na
 	return 0;
 }
 
-int dir_list(const char *rel, bool upper, uint32_t lmask, struct dlist *l)
+int dir_list(struct dnode *dir, const char *rel, bool upper, uint32_t lmask, struct dlist *l)
 {
 	struct nameset seen = { 0 }, hidden = { 0 }, owned = { 0 };
-	struct dnode *dir = dir_where_node(rel);
 	int r = 0;
 
 	*l = (struct dlist){ 0 };

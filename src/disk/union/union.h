@@ -67,7 +67,9 @@ struct dlist {
 	struct dent *ents;
 	size_t n, cap;
 };
-int dir_list(const char *rel, bool upper, uint32_t lmask, struct dlist *l);
+/* dir: the directory's node when the caller has it (its kept fds are
+ * used), else NULL (rel opened by path). */
+int dir_list(struct dnode *dir, const char *rel, bool upper, uint32_t lmask, struct dlist *l);
 void dlist_free(struct dlist *l);
 
 /* copyup.c */

@@ -54,6 +54,16 @@ def require_root_fuse():
         skip('cvmfsd not built at %s' % CVMFSD)
 
 
+def server_pid(sup):
+    """The pid of the disk's server: its supervisor's child (0: none yet)."""
+    try:
+        with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
+            kids = f.read().split()
+    except OSError:
+        return 0
+    return int(kids[0]) if kids else 0
+
+
 def require_resend():
     """The disk restarts its server only where the kernel resends what a
     dead one read (FUSE_NOTIFY_RESEND, Linux 6.9)."""

@@ -46,15 +46,6 @@ def wait_ready(disk):
     return dt.wait_for(lambda: 'supervisor pid' in disk.logtext(), 20)
 
 
-def server_pid(sup):
-    try:
-        with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
-            kids = f.read().split()
-    except OSError:
-        return 0
-    return int(kids[0]) if kids else 0
-
-
 SUP_LINE = re.compile(r'cvmfsd disk (\S+) \(build (\w+)\): supervisor pid (\d+)')
 
 
@@ -69,7 +60,7 @@ def upgrade_to_variant(res, label, disk, build):
     line names its build id and version, the pid and connection stay.
     The time from the signal to the new binary's line (ms), or None."""
     sup = disk.proc.pid
-    old_server = server_pid(sup)
+    old_server = dt.server_pid(sup)
     before = supervisor_lines(disk)
     res.check('%s: the running supervisor\'s line' % label, before and before[-1][2] == sup,
               before)
@@ -91,7 +82,7 @@ def upgrade_to_variant(res, label, disk, build):
     res.eq('%s: the new supervisor line: (version, build id, pid)' % label,
            after[0] if after else None, (want[1], want[0], sup))
     res.check('%s: the same supervisor pid, a new server' % label,
-              disk.proc.poll() is None and server_pid(sup) not in (0, old_server))
+              disk.proc.poll() is None and dt.server_pid(sup) not in (0, old_server))
     # The status the new build's server publishes names it (a daemonised
     # disk's log goes to syslog: the CVM test has only this and /proc).
     res.check('%s: the status names the new build id' % label,
@@ -230,13 +221,13 @@ def takeover_ms(mnt, sup):
     """Kill the server; the time until a new one has answered a request
     (a stat of a name nobody looked up yet: a LOOKUP the kernel sends and
     waits for while no server runs)."""
-    old = server_pid(sup)
+    old = dt.server_pid(sup)
     if not old:
         return None, 'no server pid'
     t0 = time.monotonic()
     os.kill(old, signal.SIGKILL)
     while time.monotonic() - t0 < 20:
-        new = server_pid(sup)
+        new = dt.server_pid(sup)
         if new and new != old:
             try:
                 os.stat(os.path.join(mnt, 'probe-%d' % old))
@@ -264,7 +255,7 @@ def survive_kills(res, base):
         disk.start()
         sup = disk.proc.pid
         res.check('serving', wait_ready(disk))
-        res.check('a server runs under the supervisor', server_pid(sup) > 0)
+        res.check('a server runs under the supervisor', dt.server_pid(sup) > 0)
         w = Workload(disk.mnt, tb)
         w.start()
         times = []
@@ -495,7 +486,7 @@ def gives_up(res, base):
         ms, why = takeover_ms(disk.mnt, disk.proc.pid)
         res.check('max-crashes 2: the first crash restarts', ms is not None, why)
         dt.wait_for(lambda: 'took over in' in disk.logtext(), 20)
-        pid = server_pid(disk.proc.pid)
+        pid = dt.server_pid(disk.proc.pid)
         if pid:
             os.kill(pid, signal.SIGKILL)
         try:
@@ -521,7 +512,7 @@ def no_resend(res, base):
             disk.start()
             del os.environ['CVMFS_DISK_TEST_NO_RESEND']
             res.check('no resend: serving', wait_ready(disk))
-            pid = server_pid(disk.proc.pid)
+            pid = dt.server_pid(disk.proc.pid)
             if pid:
                 os.kill(pid, signal.SIGKILL)
             try:

@@ -37,19 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import disktest as dt  # noqa: E402
 
 
-def server_pid(sup):
-    try:
-        with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
-            kids = f.read().split()
-    except OSError:
-        return 0
-    return int(kids[0]) if kids else 0
-
-
 def kill_server(disk):
     """SIGKILL the server; True once another one serves."""
     sup = disk.proc.pid
-    old = server_pid(sup)
+    old = dt.server_pid(sup)
     if not old:
         return False
     n = disk.logtext().count(') took over in')

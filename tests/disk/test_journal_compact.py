@@ -41,15 +41,6 @@ FILES_PER_DIR = 200
 DIRS = 30
 
 
-def server_pid(sup):
-    try:
-        with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
-            kids = f.read().split()
-    except OSError:
-        return 0
-    return int(kids[0]) if kids else 0
-
-
 def journal_rss_kib(pid):
     """Resident KiB of the journal's mapping in the server."""
     total, inside = 0, False
@@ -83,9 +74,9 @@ def cold_walks(mnt, rounds):
 
 
 def kill_server(res, label, disk, nth):
-    old = server_pid(disk.proc.pid)
+    old = dt.server_pid(disk.proc.pid)
     os.kill(old, signal.SIGKILL)
-    ok = dt.wait_for(lambda: server_pid(disk.proc.pid) not in (0, old) and
+    ok = dt.wait_for(lambda: dt.server_pid(disk.proc.pid) not in (0, old) and
                      disk.logtext().count(') took over in') >= nth, 20)
     res.check('%s: a new server took over' % label, ok)
 
@@ -145,7 +136,7 @@ def main():
             dfd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY)
             ffd = os.open(os.path.join(held, 'g'), os.O_RDONLY)
 
-            srv = server_pid(disk.proc.pid)
+            srv = dt.server_pid(disk.proc.pid)
             peak = 0
             for r in range(8):
                 cold_walks(mnt, 1)

@@ -141,12 +141,6 @@ def drop_caches():
         f.write('3\n')
 
 
-def server_pid(sup):
-    with open('/proc/%d/task/%d/children' % (sup, sup)) as f:
-        kids = f.read().split()
-    return int(kids[0]) if kids else sup
-
-
 def layer_fds(pid):
     """The server's fds on directories of the image layers."""
     n = 0
@@ -213,7 +207,7 @@ disk = dt.Disk(base, images=L, inodes=0)
 with dt.checked(res, disk):
     disk.start()
     m = disk.mnt
-    pid = server_pid(disk.proc.pid)
+    pid = dt.server_pid(disk.proc.pid) or disk.proc.pid
     small = ('common', 'opq', 'replaced', 'deep')
     want_small = {k: v for k, v in want.items() if not k.startswith('/wide')}
     got = {}

@@ -543,7 +543,7 @@ static int copy_inherited(unsigned to, struct index *fresh, uint64_t *count)
 static void compact(void)
 {
 	unsigned from = H->active & 1, to = !from;
-	uint64_t before = *tail_of(from), nodes, inherited;
+	uint64_t before = *tail_of(from), nodes, ids;
 	struct index fresh = { 0 };
 	struct timespec t0, t1;
 	int r;
@@ -552,7 +552,7 @@ static void compact(void)
 	pthread_rwlock_wrlock(&log_lock);
 	*tail_of(to) = 0;
 	/* The inherited ones first: on failure, nothing has moved yet. */
-	r = copy_inherited(to, &fresh, &inherited);
+	r = copy_inherited(to, &fresh, &ids);
 	if (r < 0) {
 		pthread_rwlock_unlock(&log_lock);
 		log_warn("take-over journal: compaction: %s", strerror(-r));
@@ -574,7 +574,7 @@ static void compact(void)
 	log_info("%s: take-over journal compacted: %.1f MiB -> %.1f MiB (%llu nodes, %llu "
 		 "inherited ids) in %.1f ms", disk_ctx->cfg.name, (double)before / (1 << 20),
 		 (double)compacted / (1 << 20), (unsigned long long)nodes,
-		 (unsigned long long)inherited,
+		 (unsigned long long)ids,
 		 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 }
 

@@ -9,10 +9,18 @@
 static pthread_key_t rcu_key;
 static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
 static __thread bool rcu_registered;
+static void (*exit_hook)(void);
+
+void rcu_thread_on_exit(void (*fn)(void))
+{
+	exit_hook = fn;
+}
 
 static void rcu_thread_exit(void *arg)
 {
 	(void)arg;
+	if (exit_hook)
+		exit_hook();
 	urcu_memb_unregister_thread();
 }
 

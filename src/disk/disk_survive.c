@@ -140,8 +140,10 @@ int disk_survive_prepare(void)
  * their nodes again (found through the journal). */
 void disk_survive_restore_opens(void)
 {
-	for (unsigned i = 0; i < kept.n; i++)
+	for (unsigned i = 0; i < kept.n; i++) {
 		open_restore(kept.fd[i]);
+		node_request_done();
+	}
 	free(kept.fd);
 	kept.fd = NULL;
 	kept.n = kept.cap = 0;

@@ -170,6 +170,50 @@ static void test_ghost(void)
 	CHECK_EQ_INT(ghost_find(ino + 12345, &parent, &name), -ESTALE);
 }
 
+/* A node with a dead server's unknown lookup count (after a take-over):
+ * answers do not count on top of it; a FORGET while a request holds it
+ * lets it go with that request, not under it; an answer after such a
+ * FORGET gives the kernel the id afresh, so the node stays. */
+static void test_unknown_count(void)
+{
+	struct dnode *n, *held;
+	uint64_t ino;
+
+	make("upper/u", false);
+	n = obtain(disk_ctx->root, "u");
+	if (!n)
+		return;
+	ino = n->ino;
+	CHECK(!node_kernel_absorb(n)); /* a known count: the lookup is the kernel's */
+	node_count_unknown(n); /* as after a take-over: that lookup is in the count */
+	CHECK(node_kernel_absorb(n));
+	CHECK(obtain(disk_ctx->root, "u") == n);
+	CHECK(node_kernel_absorb(n)); /* not counted on top */
+
+	held = node_get_held(ino); /* a request names it */
+	CHECK(held == n);
+	node_forget(n, 7); /* an older inode's FORGET: n stays for the request */
+	CHECK(node_get(ino) == n);
+	node_unref(held); /* the request answered: n goes */
+	CHECK(node_get(ino) == NULL);
+	urcu_memb_synchronize_rcu();
+
+	n = obtain(disk_ctx->root, "u");
+	if (!n)
+		return;
+	ino = n->ino;
+	node_count_unknown(n);
+	node_kernel_absorb(n);
+	held = node_get_held(ino);
+	node_forget(n, 1);
+	CHECK(obtain(disk_ctx->root, "u") == n); /* a LOOKUP answered afresh */
+	CHECK(node_kernel_absorb(n));
+	node_unref(held);
+	CHECK(node_get(ino) == n); /* the kernel holds it again */
+	node_forget(n, 1);
+	CHECK(node_get(ino) == NULL);
+}
+
 /* Ghosts leave in the order they were last forgotten: one forgotten
  * again (every object of a tree after each cache drop) stays the
  * youngest, and the table never holds more than GHOST_MAX. */
@@ -217,6 +261,7 @@ int main(void)
 		test_nodes();
 		test_ghost();
 		test_ghost_ring();
+		test_unknown_count();
 		nodes_fini();
 		ghosts_fini();
 	}

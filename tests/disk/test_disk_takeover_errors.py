@@ -22,15 +22,25 @@ doc/cvmfsd-disk.md "Surviving its server").
    take-over and drop_caches, also with the directories held open across
    the drop (their listings stay in the kernel while a copy-up is
    forgotten and looked up again under another id).
+4. FORGETs racing requests. After a take-over the kernel holds the dead
+   server's ids with a count this server does not know; a cache drop then
+   forgets them while requests name them afresh (a FORGET of an evicted
+   inode may come after the kernel looked the id up again). Threads stat,
+   create, list and remove below the dead server's directories during
+   repeated drop_caches, three take-overs in a row: every call succeeds
+   and no server dies (a server used to free a directory's node under a
+   request making a child in it: SIGSEGV, or use-after-free under ASan).
 """
 
 import ctypes
 import errno
 import os
+import random
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +95,13 @@ def removed_dir(root, between):
         out['fstat of its child'] = outcome(lambda: 'nlink %d' % os.fstat(sfd).st_nlink)
         out['listdir fd'] = outcome(lambda: os.listdir(fd))
         out['mkdir at fd'] = outcome(lambda: os.mkdir('new2', dir_fd=fd))
+        out['unlink at fd'] = outcome(lambda: os.unlink('f', dir_fd=fd))
+        out['rename at fd'] = outcome(lambda: os.rename('f', 'f2', src_dir_fd=fd,
+                                                        dst_dir_fd=fd))
+        out['fchmod'] = outcome(lambda: os.chmod(fd, 0o750))
+        out['fsetxattr'] = outcome(lambda: os.setxattr(fd, 'user.t', b'1'))
+        out['fgetxattr'] = outcome(lambda: os.getxattr(fd, 'user.none'))
+        out['flistxattr'] = outcome(lambda: os.listxattr(fd))
         out['stat path'] = outcome(lambda: os.stat(g) and None)
         out['stat path below'] = outcome(lambda: os.stat(os.path.join(g, 'sub')) and None)
     finally:
@@ -100,7 +117,8 @@ def removed_dir(root, between):
 # it answers ENOENT there (the object is gone from its layers), as for any
 # removed object, never ESTALE.
 OWN_ATTRS = ('cwd: stat .', 'cwd: open .', 'cwd: listdir .', 'cwd: stat ..', 'fchdir',
-             'fstat', 'fstat of its child', 'listdir fd')
+             'fstat', 'fstat of its child', 'listdir fd', 'fchmod', 'fsetxattr', 'fgetxattr',
+             'flistxattr')
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -290,6 +308,54 @@ def case_d_ino(res, disk, img):
                bad[:5], [])
 
 
+RACE_DIRS, RACE_SECONDS, RACE_THREADS = 24, 3.0, 6
+
+
+def race_worker(top, seed, stop, errors):
+    """Names below top's directories met again and again until stop."""
+    rnd, i = random.Random(seed), 0
+    while not stop.is_set():
+        d = os.path.join(top, 'd%02d' % rnd.randrange(RACE_DIRS))
+        try:
+            os.stat(os.path.join(d, 'f%d' % rnd.randrange(4)))
+            new = os.path.join(d, 'n%d-%d' % (seed, i))
+            dt.write_file(new, b'r')
+            os.listdir(d)
+            os.unlink(new)
+        except OSError as e:
+            errors.append('%s: %s' % (d, e))
+        i += 1
+
+
+def case_forget_race(res, disk):
+    """4. FORGETs of the dead server's ids racing requests that name them."""
+    top = os.path.join(disk.mnt, 'race')
+    for d in range(RACE_DIRS):
+        os.makedirs(os.path.join(top, 'd%02d' % d))
+        for f in range(4):
+            dt.write_file(os.path.join(top, 'd%02d' % d, 'f%d' % f), b'f')
+    errors, rounds = [], 0
+    for take in range(3):
+        for dirpath, _, files in os.walk(top):  # the kernel holds every id
+            for name in files:
+                os.lstat(os.path.join(dirpath, name))
+        res.check('forget race: a new server (%d)' % (take + 1), kill_server(disk))
+        stop = threading.Event()
+        threads = [threading.Thread(target=race_worker, args=(top, take * 100 + t, stop, errors))
+                   for t in range(RACE_THREADS)]
+        for t in threads:
+            t.start()
+        t0 = time.time()
+        while time.time() - t0 < RACE_SECONDS:
+            drop_caches()
+            rounds += 1
+        stop.set()
+        for t in threads:
+            t.join()
+    res.eq('forget race: every call below the dead server\'s ids succeeded (%d drops)' % rounds,
+           errors[:5], [])
+
+
 def main():
     dt.require_root_fuse()
     dt.require_resend()
@@ -310,6 +376,7 @@ def main():
         case_removed(res, disk, ext4)
         case_counts(res, disk)
         case_d_ino(res, disk, img)
+        case_forget_race(res, disk)
         log = disk.logtext()
         died = [line for line in log.splitlines() if 'server died' in line]
         res.eq('every server died of our SIGKILL', [d for d in died if 'signal 9)' not in d], [])

@@ -198,7 +198,8 @@ static struct dnode *orphan_restore(int fd, uint64_t ino)
 
 	if (fstat(fd, &st) < 0 || st.st_nlink != 0 || !S_ISREG(st.st_mode))
 		return NULL;
-	n = node_obtain_as(disk_ctx->root, "(deleted)", 0, 0, &st, backing_gen(fd, ""), ino);
+	n = node_obtain_as(disk_ctx->root, "(deleted)", 0, 0, &st, backing_gen(fd, ""), ino,
+			   false);
 	if (!n)
 		return NULL;
 	if (n->ino != ino || orphan_adopt(n, fd) < 0) {
@@ -211,7 +212,7 @@ static struct dnode *orphan_restore(int fd, uint64_t ino)
 	n->charged_inode = false;
 	n->orphan_restored = true;
 	node_unlock(n);
-	node_pin_kernel(n);
+	node_count_unknown(n);
 	return n;
 }
 

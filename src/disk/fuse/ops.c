@@ -39,11 +39,12 @@ void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st)
 				      .attr_timeout = CACHE_TIMEOUT,
 				      .entry_timeout = CACHE_TIMEOUT };
 
+	bool absorbed;
+
 	fill_attr(n, &e.attr);
-	if (fuse_reply_entry(req, &e) == -ENOENT)
+	absorbed = node_kernel_absorb(n);
+	if (fuse_reply_entry(req, &e) == -ENOENT && !absorbed)
 		node_unref(n); /* the request was interrupted: no lookup given */
-	else
-		node_kernel_absorb(n);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -199,11 +200,11 @@ static uint64_t parent_id(struct dnode *n)
  * it has a by_real entry), else 0. */
 static uint64_t rekeyed_parent(struct dnode *n)
 {
-	bool rekeyed;
+	/* No node lock on this hot path (a FORGET per inode of a cache
+	 * drop): it would not make the answer any less racy, rl may change
+	 * (a copy-up) as soon as it is let go. */
+	bool rekeyed = __atomic_load_n(&n->rl, __ATOMIC_RELAXED) != NULL;
 
-	node_lock(n);
-	rekeyed = n->rl != NULL;
-	node_unlock(n);
 	return rekeyed ? parent_id(n) : 0;
 }
 
@@ -243,13 +244,16 @@ static void inval_flush(struct invals *v)
 
 static void forget_one(uint64_t ino, uint64_t nlookup, struct invals *v)
 {
-	struct dnode *n = node_get(ino);
+	/* Held: a FORGET of a node with an unknown count may race another
+	 * (nodes/inode.c) for the same id. */
+	struct dnode *n = ino == FUSE_ROOT_ID ? NULL : node_get_held(ino);
 	uint64_t parent;
 
-	if (!n || ino == FUSE_ROOT_ID)
+	if (!n)
 		return;
 	parent = rekeyed_parent(n);
 	node_forget(n, nlookup);
+	node_unref(n);
 	if (parent && !node_get(ino))
 		inval_dir(v, parent);
 }

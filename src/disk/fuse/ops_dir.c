@@ -205,14 +205,12 @@ static struct dnode *plus_lookup(struct plus *c, const char *name, struct fuse_e
 	return n;
 }
 
+/* got: the entries' nodes whose references are the kernel's lookups once
+ * delivered (the others' went to node_kernel_absorb). */
 static void plus_finish(struct plus *c, bool delivered)
 {
-	for (size_t i = 0; i < c->ngot; i++) {
-		if (delivered)
-			node_kernel_absorb(c->got[i]);
-		else
-			node_unref(c->got[i]); /* no lookup given */
-	}
+	for (size_t i = 0; i < c->ngot && !delivered; i++)
+		node_unref(c->got[i]); /* no lookup given */
 	layer_dirs_close(&c->ld);
 	dir_where_done(&c->w);
 	free(c->got);
@@ -236,7 +234,7 @@ static size_t plus_fill(fuse_req_t req, struct plus *c, const struct dlist *l, f
 				node_unref(n);
 			break;
 		}
-		if (n)
+		if (n && !node_kernel_absorb(n))
 			c->got[c->ngot++] = n;
 		used += len;
 	}

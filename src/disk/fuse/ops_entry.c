@@ -144,7 +144,8 @@ static struct dnode *new_node(struct dnode *p, const char *name, const struct st
 {
 	/* Its natural id: a new object never takes the id a dead server gave
 	 * an earlier one of that name (nodes/journal.c, journal_id_at). */
-	struct dnode *n = node_obtain_as(p, name, 0, 0, st, gen, ino_for(0, st->st_ino));
+	struct dnode *n = node_obtain_as(p, name, 0, 0, st, gen, ino_for(0, st->st_ino),
+					 false);
 
 	if (n) {
 		/* Not charged yet: charge_node below counts it. */
@@ -316,6 +317,7 @@ static bool create_made_before(fuse_req_t req, fuse_ino_t parent, const char *na
 	int flags = fi->flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_DIRECT | 040);
 	struct dnode *p = node_kget(parent), *n;
 	struct found f;
+	bool absorbed;
 	int fd;
 
 	if (!p || node_lookup(p, name, &f) < 0 || !S_ISREG(f.st.st_mode) || f.layer != 0)
@@ -332,10 +334,13 @@ static bool create_made_before(fuse_req_t req, fuse_ino_t parent, const char *na
 	e.generation = n->gen;
 	e.attr = f.st;
 	fill_attr(n, &e.attr);
-	if (!reply_opened(req, n, fd, fi, &e))
+	/* The dead server's id: see nodes/inode.c. Held through
+	 * reply_opened, which uses n after the absorption. */
+	node_hold(n);
+	absorbed = node_kernel_absorb(n);
+	if (!reply_opened(req, n, fd, fi, &e) && !absorbed)
 		node_unref(n); /* no lookup given */
-	else
-		node_kernel_absorb(n); /* the dead server's id: see nodes/inode.c */
+	node_unref(n);
 	return true;
 }
 

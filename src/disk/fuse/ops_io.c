@@ -53,8 +53,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (req_resent(req))
 		open_drop_unanswered(req);
-	if (!n)
-		return (void)fuse_reply_err(req, ESTALE);
+	if (!n) /* removed: see op_getattr */
+		return (void)fuse_reply_err(req, ENOENT);
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
 		r = copy_up(n);
 	if (r < 0)
@@ -351,8 +351,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	struct stat st;
 	int fd, r;
 
-	if (!n)
-		return (void)fuse_reply_err(req, ESTALE);
+	if (!n) /* removed: see op_getattr */
+		return (void)fuse_reply_err(req, ENOENT);
 	r = copy_up(n);
 	if (r < 0)
 		return (void)fuse_reply_err(req, -r);

@@ -11,18 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Does an image layer below p show name? Then removing it needs a whiteout. */
-static bool lower_has(struct dnode *p, const char *prel, const char *name)
-{
-	struct found f;
-	uint32_t lmask;
-
-	node_lock(p);
-	lmask = p->lmask;
-	node_unlock(p);
-	return lmask && union_lookup(prel, false, lmask, name, &f) == 0;
-}
-
 struct target {
 	struct dnode *p;
 	char *prel, *crel; /* union paths of the parent and the target */
@@ -44,7 +32,7 @@ static int target_find(fuse_ino_t parent, const char *name, struct target *t)
 	*t = (struct target){ 0 };
 	t->p = node_kget(parent);
 	if (!t->p)
-		return -ESTALE;
+		return -ENOENT; /* removed: see op_getattr */
 	r = node_lookup(t->p, name, &t->f);
 	if (r == 0)
 		r = node_path(t->p, &t->prel);
@@ -52,7 +40,7 @@ static int target_find(fuse_ino_t parent, const char *name, struct target *t)
 		r = -ENOMEM;
 	if (r < 0)
 		return r;
-	t->whiteout = lower_has(t->p, t->prel, name);
+	t->whiteout = node_lower_has(t->p, name);
 	t->ar = area_of_path(t->crel);
 	return 0;
 }

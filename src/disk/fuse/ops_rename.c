@@ -34,14 +34,13 @@ struct side {
 
 static int side_init(struct side *s, fuse_ino_t parent, const char *name)
 {
-	struct found lf;
 	int r;
 
 	memset(s, 0, sizeof(*s));
 	s->name = name;
 	s->p = node_kget(parent);
 	if (!s->p)
-		return -ESTALE;
+		return -ENOENT; /* removed: see op_getattr */
 	if (!name_valid(name))
 		return -EINVAL;
 	r = node_path(s->p, &s->prel);
@@ -53,9 +52,7 @@ static int side_init(struct side *s, fuse_ino_t parent, const char *name)
 	if (r < 0 && r != -ENOENT)
 		return r;
 	s->exists = r == 0;
-	node_lock(s->p);
-	s->lower_has = s->p->lmask && union_lookup(s->prel, false, s->p->lmask, name, &lf) == 0;
-	node_unlock(s->p);
+	s->lower_has = node_lower_has(s->p, name);
 	return 0;
 }
 

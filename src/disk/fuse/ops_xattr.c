@@ -88,7 +88,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 	if (n && probed_known_absent(n, name))
 		return (void)fuse_reply_err(req, ENODATA);
-	fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
+	fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ENOENT;
 	if (fd < 0)
 		return (void)fuse_reply_err(req, -fd);
 	if (xattr_hidden(name, node_is_lower(n)))
@@ -109,7 +109,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	NS_READ();
 	struct dnode *n = node_kget(ino);
-	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ESTALE;
+	_cleanup_close_ int fd = n ? node_open(n, O_PATH | O_NOFOLLOW) : -ENOENT;
 	_cleanup_free_ char *buf = NULL;
 	int len;
 	size_t out;
@@ -165,7 +165,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 	NS_READ();
 	struct dnode *n = node_kget(ino);
 
-	fuse_reply_err(req, n ? -xattr_change(n, name, value, size, flags, false) : ESTALE);
+	fuse_reply_err(req, n ? -xattr_change(n, name, value, size, flags, false) : ENOENT);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -173,5 +173,5 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	NS_READ();
 	struct dnode *n = node_kget(ino);
 
-	fuse_reply_err(req, n ? -xattr_change(n, name, NULL, 0, 0, true) : ESTALE);
+	fuse_reply_err(req, n ? -xattr_change(n, name, NULL, 0, 0, true) : ENOENT);
 }

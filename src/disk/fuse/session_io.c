@@ -92,6 +92,7 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t n;
 
+	node_request_done(); /* this thread's last request is answered */
 	fuse_takeover_present(buf, len); /* WRITEs fill it */
 	n = fuse_takeover_read(fd, buf, len);
 

@@ -94,6 +94,24 @@ struct dnode *node_get(uint64_t ino)
 	return hn ? caa_container_of(hn, struct dnode, ino_node) : NULL;
 }
 
+/* The reference is taken inside the read-side section: a node found
+ * there is not freed before it (node_retire), even if being forgotten. */
+struct dnode *node_get_held(uint64_t ino)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	struct dnode *n = NULL;
+	uint64_t key = ino;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(disk_ctx->by_ino, hash64(key), match_ino, &key, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	if (hn && node_hold(caa_container_of(hn, struct dnode, ino_node)))
+		n = caa_container_of(hn, struct dnode, ino_node);
+	urcu_memb_read_unlock();
+	return n;
+}
+
 bool node_hold(struct dnode *n)
 {
 	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED);
@@ -288,6 +306,8 @@ static void node_dying(struct dnode *n)
 		node_dying_hook(n);
 }
 
+static bool ref_put(struct dnode *n, uint64_t k);
+
 static void node_destroy(struct dnode *n)
 {
 	while (n) {
@@ -296,14 +316,13 @@ static void node_destroy(struct dnode *n)
 		ghost_remember(n);
 		node_dying(n);
 		node_retire(n);
-		n = parent && __atomic_sub_fetch(&parent->refs, 1, __ATOMIC_ACQ_REL) == 0 ? parent
-											: NULL;
+		n = parent && ref_put(parent, 1) ? parent : NULL;
 	}
 }
 
 void node_unref(struct dnode *n)
 {
-	if (n && __atomic_sub_fetch(&n->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	if (n && ref_put(n, 1))
 		node_destroy(n);
 }
 
@@ -323,8 +342,33 @@ void node_unref(struct dnode *n)
  * use (node_kget), but one kept for its children would be freed under
  * them. The kernel evicts a child before its parent (a child's dentry
  * pins its parent's, and FUSE drops an inode with its last dentry), so a
- * directory's children are forgotten first. */
+ * directory's children are forgotten first. For the same reason a FORGET
+ * may come while a request of the fresh inode uses the node (node_kget
+ * holds it for the request): then the node goes when the last hold or
+ * child lets go (forgot_unknown), not under the request. */
 #define KERNEL_COUNT_UNKNOWN (1ull << 40)
+
+/* The forgotten unknown count dropped: true if this took refs to 0. */
+static bool unknown_drop(struct dnode *n)
+{
+	uint64_t cur = KERNEL_COUNT_UNKNOWN;
+
+	return __atomic_compare_exchange_n(&n->refs, &cur, 0, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_RELAXED);
+}
+
+/* k references of n let go: true if n is to be destroyed by the caller.
+ * Sequentially consistent with node_forget's flag-then-drop, so that of a
+ * FORGET and a last hold racing, one of them sees the other. */
+static bool ref_put(struct dnode *n, uint64_t k)
+{
+	uint64_t left = __atomic_sub_fetch(&n->refs, k, __ATOMIC_SEQ_CST);
+
+	if (left == 0)
+		return true;
+	return left == KERNEL_COUNT_UNKNOWN &&
+	       __atomic_load_n(&n->forgot_unknown, __ATOMIC_SEQ_CST) && unknown_drop(n);
+}
 
 void node_count_unknown(struct dnode *n)
 {
@@ -337,28 +381,33 @@ void node_count_unknown(struct dnode *n)
 					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
 }
 
-void node_kernel_absorb(struct dnode *n)
+bool node_kernel_absorb(struct dnode *n)
 {
 	uint64_t cur = __atomic_load_n(&n->refs, __ATOMIC_RELAXED);
 
+	if (cur <= KERNEL_COUNT_UNKNOWN)
+		return false; /* a count known to this server: the lookup counts */
+	/* The kernel is given the id afresh: an earlier FORGET no longer
+	 * says it let go. Cleared before our reference goes, after which n
+	 * may be freed at any time. */
+	__atomic_store_n(&n->forgot_unknown, 0, __ATOMIC_SEQ_CST);
 	do {
 		if (cur <= KERNEL_COUNT_UNKNOWN)
-			return; /* a count known to this server: the lookup counts */
-	} while (!__atomic_compare_exchange_n(&n->refs, &cur, cur - 1, true, __ATOMIC_ACQ_REL,
+			return false;
+	} while (!__atomic_compare_exchange_n(&n->refs, &cur, cur - 1, true, __ATOMIC_SEQ_CST,
 					      __ATOMIC_RELAXED));
+	return true;
 }
 
 void node_forget(struct dnode *n, uint64_t nlookup)
 {
-	uint64_t cur = KERNEL_COUNT_UNKNOWN;
-
 	if (__atomic_load_n(&n->refs, __ATOMIC_ACQUIRE) >= KERNEL_COUNT_UNKNOWN) {
-		if (__atomic_compare_exchange_n(&n->refs, &cur, 0, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_RELAXED))
+		__atomic_store_n(&n->forgot_unknown, 1, __ATOMIC_SEQ_CST);
+		if (unknown_drop(n))
 			node_destroy(n);
 		return;
 	}
-	if (__atomic_sub_fetch(&n->refs, nlookup, __ATOMIC_ACQ_REL) == 0)
+	if (ref_put(n, nlookup))
 		node_destroy(n);
 }
 
@@ -469,48 +518,61 @@ static struct dnode *node_adopt(struct dnode *n, uint32_t lmask)
 
 static struct dnode *obtain(struct dnode *parent, const char *name, unsigned layer,
 			    uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
-			    bool dead_id);
+			    bool dead_id, bool image_gen);
 
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen)
 {
 	uint32_t kgen = gen;
 	uint64_t want = journal_id_at(parent->ino, name, layer, st->st_ino, &kgen);
-	struct dnode *n = obtain(parent, name, layer, lmask, st, kgen,
-				 want ? want : ino_for(layer, st->st_ino), want != 0);
 
-	/* A copy-up under the image object's id and generation: say so, so
-	 * that the next server finds it by its upper inode, whatever its own
-	 * generation (the record node_obtain_as wrote has the image's). */
-	if (n && want && kgen != gen && n->ino == want && n->gen == kgen)
-		node_keep_image_gen(n, parent, name);
-	return n;
-}
-
-void node_keep_image_gen(struct dnode *n, struct dnode *parent, const char *name)
-{
-	node_lock(n); /* bit fields share their bytes */
-	n->image_gen = true;
-	node_unlock(n);
-	journal_node(n->ino, parent->ino, name, JOURNAL_KGEN, n->real_ino, n->gen, &n->jrec);
+	/* A dead server's id of a copy-up comes with the image object's
+	 * generation (kgen), which the kernel holds. */
+	return obtain(parent, name, layer, lmask, st, kgen, want ? want : ino_for(layer, st->st_ino),
+		      want != 0, want && kgen != gen);
 }
 
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
-			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want)
+			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
+			     bool image_gen)
 {
-	return obtain(parent, name, layer, lmask, st, gen, want, false);
+	return obtain(parent, name, layer, lmask, st, gen, want, false, image_gen);
+}
+
+/* n, a copy-up under its image object's id (want), keeps that object's
+ * generation, not its upper copy's: flagged, and its records say so, so
+ * that the next server finds it by its upper inode whatever that inode's
+ * own generation. True if n was not flagged before. */
+static bool mark_image_gen(struct dnode *n, uint64_t want, uint32_t gen)
+{
+	bool was;
+
+	if (n->ino != want || n->gen != gen)
+		return false; /* another id: the kernel holds no image generation */
+	node_lock(n); /* bit fields share their bytes */
+	was = n->image_gen;
+	n->image_gen = true;
+	node_unlock(n);
+	return !was;
 }
 
 /* dead_id: want is an id a dead server gave this object, which the kernel
- * may hold with a count of its lookups (KERNEL_COUNT_UNKNOWN). */
+ * may hold with a count of its lookups (KERNEL_COUNT_UNKNOWN). image_gen:
+ * see node_obtain_as. One journal record per node made, none for one
+ * found (it was journaled when made or moved), unless only now known to
+ * keep an image generation. */
 static struct dnode *obtain(struct dnode *parent, const char *name, unsigned layer,
 			    uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
-			    bool dead_id)
+			    bool dead_id, bool image_gen)
 {
 	struct dnode *n = node_find_real(layer, st->st_ino);
 
-	if (n)
+	if (n) {
+		if (image_gen && mark_image_gen(n, want, gen))
+			journal_node(n->ino, parent->ino, name, JOURNAL_KGEN, n->real_ino, gen,
+				     &n->jrec);
 		return node_adopt(n, lmask);
+	}
 	n = node_new(parent, name, layer, lmask, st, gen);
 	if (!n)
 		return NULL;
@@ -522,7 +584,9 @@ static struct dnode *obtain(struct dnode *parent, const char *name, unsigned lay
 	if (dead_id && n->ino != want) /* a fresh id: the kernel holds none */
 		__atomic_sub_fetch(&n->refs, KERNEL_COUNT_UNKNOWN, __ATOMIC_ACQ_REL);
 	node_set_real(n, layer, st->st_ino);
-	journal_node(n->ino, parent->ino, name, layer, st->st_ino, gen, &n->jrec);
+	image_gen = image_gen && mark_image_gen(n, want, gen);
+	journal_node(n->ino, parent->ino, name, image_gen ? JOURNAL_KGEN : layer, st->st_ino, gen,
+		     &n->jrec);
 	/* Several links: the path of this name may go, the handle stays. */
 	if (layer == 0 && !S_ISDIR(st->st_mode) && st->st_nlink > 1)
 		node_keep_handle(n);

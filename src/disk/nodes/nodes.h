@@ -70,6 +70,9 @@ struct dnode {
 	uint16_t type;     /* S_IFMT bits, immutable */
 	uint8_t layer;     /* topmost presence: 0 upper, j + 1 lower layer j */
 	uint8_t area;      /* enum area; protected by disk_ctx->ns_lock */
+	/* The kernel forgot this node's unknown count while something held
+	 * it (inode.c, node_forget): it goes with the last hold (atomic). */
+	uint8_t forgot_unknown;
 	bool charged_inode : 1;
 	bool unlinked : 1;    /* last link gone: uncharge at last close */
 	bool real_direct : 1; /* found by (layer, real_ino) through by_ino */
@@ -106,13 +109,18 @@ typedef void node_dying_fn(struct dnode *n);
 int nodes_init(node_dying_fn *dying);
 void nodes_fini(void);
 struct dnode *node_get(uint64_t ino);
+/* node_get with a reference taken (node_unref), NULL if none or dying. */
+struct dnode *node_get_held(uint64_t ino);
 /* Find or make the node for an object found under parent; takes one
  * kernel reference (a lookup) on the result. */
 struct dnode *node_obtain(struct dnode *parent, const char *name, unsigned layer,
 			  uint32_t lmask, const struct stat *st, uint32_t gen);
-/* The same, a new node numbered want if that is free (a dead server's id). */
+/* The same, a new node numbered want if that is free (a dead server's id).
+ * image_gen: gen is not the upper object's but the image object's the
+ * kernel holds with want (a copy-up; journaled as JOURNAL_KGEN). */
 struct dnode *node_obtain_as(struct dnode *parent, const char *name, unsigned layer,
-			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want);
+			     uint32_t lmask, const struct stat *st, uint32_t gen, uint64_t want,
+			     bool image_gen);
 /* One more reference on n, unless it is already dying (refs 0). */
 bool node_hold(struct dnode *n);
 /* Wait (briefly) until a dying node with number ino has left the table. */
@@ -124,9 +132,12 @@ uint64_t hash64(uint64_t x);
 void node_forget(struct dnode *n, uint64_t nlookup);
 /* The kernel holds n with a count a dead server knew (inode.c). */
 void node_count_unknown(struct dnode *n);
-/* An answer gave the kernel n with the reference the caller took: kept
- * as a lookup, unless n's count is unknown (not counted on top). */
-void node_kernel_absorb(struct dnode *n);
+/* Before an answer gives the kernel n with the reference the caller took
+ * (what it needs of n copied out: n may go at once): true if n's count is
+ * unknown, and the reference went (not counted on top); false if it is
+ * the kernel's lookup now, or the caller's to drop if the answer fails.
+ * Never after the answer: the kernel may have forgotten n by then. */
+bool node_kernel_absorb(struct dnode *n);
 /* Resize the tables to their population, return freed memory to the
  * system; called once a second and when the table outgrows its buckets. */
 void nodes_maintain(void);
@@ -179,9 +190,6 @@ int journal_attach(int fd);
 /* Index what a dead server left; the number of node records. */
 int journal_replay(void);
 void journal_fini(void);
-/* n, a copy-up under its image object's id, keeps that object's generation
- * (the kernel's), not its upper copy's: flagged and journaled so. */
-void node_keep_image_gen(struct dnode *n, struct dnode *parent, const char *name);
 /* A record of where node ino is now; *jrec (the node's) is set to it, for
  * compaction to copy. */
 void journal_node(uint64_t ino, uint64_t parent, const char *name, unsigned layer,

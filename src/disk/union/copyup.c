@@ -151,17 +151,16 @@ static void restore_times(int dirfd, const struct stat *before)
 	utimensat(AT_FDCWD, p, ts, 0);
 }
 
-int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum area ar,
-	     struct stat *out)
+/* Copy the image object sfd (an O_PATH fd; what: its name for the log)
+ * into upper dir upfd as name. */
+static int copy_from(int sfd, const char *what, int upfd, const char *name, enum area ar,
+		     struct stat *out)
 {
-	_cleanup_close_ int sfd = layer_open(src, rel, O_PATH | O_NOFOLLOW);
 	struct stat st, pst;
 	int64_t res;
 	char tmp[64];
 	int r;
 
-	if (sfd < 0)
-		return sfd;
 	if (fstat(sfd, &st) < 0 || fstat(upfd, &pst) < 0)
 		return -errno;
 	image_owner(&st);
@@ -181,7 +180,7 @@ int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum are
 	if (r < 0) {
 		if (unlinkat(disk_ctx->work_fd, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 &&
 		    errno == ENOENT)
-			log_debug("copy-up of %s: %s", rel, strerror(-r));
+			log_debug("copy-up of %s: %s", what, strerror(-r));
 		charge_unreserve(res, 1);
 		return r;
 	}
@@ -190,10 +189,17 @@ int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum are
 	return 0;
 }
 
+int copy_obj(unsigned src, const char *rel, int upfd, const char *name, enum area ar,
+	     struct stat *out)
+{
+	_cleanup_close_ int sfd = layer_open(src, rel, O_PATH | O_NOFOLLOW);
+
+	return sfd < 0 ? sfd : copy_from(sfd, rel, upfd, name, ar, out);
+}
+
 int copy_up(struct dnode *n)
 {
-	_cleanup_close_ int upfd = -EBADF;
-	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int upfd = -EBADF, sfd = -EBADF;
 	struct stat st;
 	int r;
 
@@ -210,9 +216,11 @@ int copy_up(struct dnode *n)
 		return upfd;
 	node_lock(n);
 	if (n->layer != 0) {
-		r = node_path(n, &path);
-		if (r == 0)
-			r = copy_obj(n->layer, path, upfd, n->name, n->area, &st);
+		/* The source beneath its parent's kept image fd, not by a path
+		 * from the layer root (which may pass PATH_MAX). */
+		sfd = r = node_open(n, O_PATH | O_NOFOLLOW);
+		if (r >= 0)
+			r = copy_from(sfd, n->name, upfd, n->name, n->area, &st);
 		if (r == 0) {
 			node_set_real(n, 0, st.st_ino);
 			n->charged_bytes = blocks_bytes(&st);

@@ -235,6 +235,22 @@ int node_lookup(struct dnode *parent, const char *name, struct found *f)
 	return r;
 }
 
+bool node_lower_has(struct dnode *parent, const char *name)
+{
+	struct layer_dirs ld;
+	struct dir_where w;
+	struct found f;
+	bool has = false;
+
+	if (node_dir_where(parent, &w) == 0 && w.lmask) {
+		layer_dirs_init_dir(&ld, &w, parent);
+		has = union_lookup_in(&ld, false, w.lmask, name, &f) == 0;
+		layer_dirs_close(&ld);
+	}
+	dir_where_done(&w);
+	return has;
+}
+
 int tmp_name(char *buf, size_t size)
 {
 	unsigned long seq = __atomic_add_fetch(&disk_ctx->tmp_seq, 1, __ATOMIC_RELAXED);

@@ -19,6 +19,7 @@
 
 #include "cvmfs/cleanup.h"
 #include "cvmfs/log.h"
+#include "cvmfs/rcu_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -242,18 +243,17 @@ static struct dnode *find_by_journal(uint64_t ino, unsigned depth, int *err)
 	parent_known = node_get(j.parent) != NULL;
 	dir = find_node(j.parent, depth + 1, err);
 	if (dir && !parent_known)
-		node_pin_kernel(dir);
+		node_count_unknown(dir);
 	if (dir) {
 		r = dir->type == S_IFDIR && name_valid(j.name) ? node_lookup(dir, j.name, &f) : -ENOENT;
 		*err = r < 0 || !journal_same(ino, &j, &f) ? -ESTALE : 0;
 		/* A copy-up keeps the generation the kernel holds, the image's. */
 		if (!*err)
 			n = node_obtain_as(dir, j.name, f.layer, f.lmask, &f.st,
-					   f.layer == j.layer ? f.gen : j.gen, ino);
-		if (n && f.layer != j.layer && n->gen == j.gen && n->gen != f.gen)
-			node_keep_image_gen(n, dir, j.name);
+					   f.layer == j.layer ? f.gen : j.gen, ino,
+					   f.layer != j.layer && j.gen != f.gen);
 		if (n && n->ino == ino)
-			node_pin_kernel(n); /* the kernel may hold ino: see node_kget */
+			node_count_unknown(n); /* the kernel may hold ino: see node_kget */
 		if (!*err && !n)
 			*err = -ENOMEM;
 		node_unref(dir);
@@ -320,14 +320,14 @@ static struct dnode *find_by_handle(uint64_t ino, int *err)
 
 static struct dnode *find_node(uint64_t ino, unsigned depth, int *err)
 {
-	struct dnode *n = node_get(ino);
+	struct dnode *n = node_get_held(ino);
 
-	if (n && node_hold(n))
+	if (n)
 		return n;
-	if (n) { /* being forgotten: its ghost comes as it goes */
+	if (node_get(ino)) { /* being forgotten: its ghost comes as it goes */
 		node_wait_gone(ino);
-		n = node_get(ino);
-		if (n && node_hold(n))
+		n = node_get_held(ino);
+		if (n)
 			return n;
 	}
 	if (depth > FIND_DEPTH_MAX) {
@@ -361,6 +361,8 @@ static bool took_over;
 
 void reconnect_after_takeover(void)
 {
+	/* libfuse retires idle workers: what their last request held goes. */
+	rcu_thread_on_exit(node_request_done);
 	__atomic_store_n(&took_over, true, __ATOMIC_RELEASE);
 }
 
@@ -388,28 +390,46 @@ static struct dnode *journal_object(uint64_t ino)
 	return n;
 }
 
+/* The nodes this thread's request got from node_kget after a take-over,
+ * each with a reference, let go once it is answered (node_request_done).
+ * A request uses at most three. */
+#define REQUEST_HOLDS_MAX 8
+static __thread struct dnode *request_holds[REQUEST_HOLDS_MAX];
+static __thread unsigned request_nholds;
+
+void node_request_done(void)
+{
+	while (request_nholds)
+		node_unref(request_holds[--request_nholds]);
+}
+
+/* Before a take-over the kernel's lookup count keeps every node it names
+ * in a request alive through the request. After one, a node with the
+ * unknown count of a dead server (nodes/inode.c, KERNEL_COUNT_UNKNOWN)
+ * goes at a FORGET which may be an older inode's of the same id than the
+ * one the request names: so the request holds it. */
 struct dnode *node_kget(uint64_t ino)
 {
-	struct dnode *n = node_get(ino);
+	struct dnode *n;
 	int err;
 
-	if (n || !__atomic_load_n(&took_over, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&took_over, __ATOMIC_ACQUIRE))
+		return node_get(ino);
+	n = node_get_held(ino);
+	if (!n) {
+		n = node_by_id(ino, &err);
+		if (!n && !(n = journal_object(ino)))
+			return NULL;
+		/* Found again: the kernel holds ino, with a count of lookups a
+		 * dead server gave, so the node stays until it forgets it. */
+		node_count_unknown(n);
+	}
+	if (request_nholds < REQUEST_HOLDS_MAX) {
+		request_holds[request_nholds++] = n;
 		return n;
-	n = node_by_id(ino, &err);
-	if (!n)
-		n = journal_object(ino);
-	if (!n)
-		return NULL;
-	/* The kernel holds ino, with a count of lookups a dead server gave:
-	 * the node stays until the kernel forgets it (nodes/inode.c,
-	 * KERNEL_COUNT_UNKNOWN), not for our reference, which goes (the
-	 * kernel keeps the id through the request). */
-	node_pin_kernel(n);
+	}
+	log_error("node_kget: more than %d nodes in one request", REQUEST_HOLDS_MAX);
 	node_unref(n);
 	return n;
 }
 
-void node_pin_kernel(struct dnode *n)
-{
-	node_count_unknown(n);
-}

@@ -13,6 +13,9 @@ struct found {
 	uint32_t gen; /* backing_gen() of the object found */
 	struct stat st;
 };
+/* Does an image layer below directory node parent show name (so that
+ * removing or renaming it away needs a whiteout)? Through its kept fds. */
+bool node_lower_has(struct dnode *parent, const char *name);
 /* Look name up below a directory given by its union path and presences.
  * Returns 0 and fills f, -ENOENT, or another -errno. */
 int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
@@ -113,6 +116,6 @@ struct dnode *node_by_id(uint64_t ino, int *err);
  * take-over (a dead server gave the id) found again through the journal,
  * ghosts or handles. ns_lock held. */
 struct dnode *node_kget(uint64_t ino);
+/* Lets go of what node_kget held for the request just answered. */
+void node_request_done(void);
 void reconnect_after_takeover(void);
-/* n is held by the kernel with a count a dead server knew: n stays. */
-void node_pin_kernel(struct dnode *n);

@@ -247,6 +247,40 @@ with dt.checked(res, disk):
     del exp['/common/a']
     subprocess.run(['rm', '-rf', os.path.join(m, 'opq')], check=True)
     os.mkdir(os.path.join(m, 'opq'), 0o755)
+    # At the full depth, beyond PATH_MAX from the layer roots: a copy-up
+    # (append), a removal (a whiteout over the image file) and a rename of
+    # image files, through a dir fd.
+    deepest = '/deep/' + '/'.join(LEVEL % j for j in range(DEPTH))
+    dfd = os.open(os.path.join(m, 'deep'), os.O_RDONLY | os.O_DIRECTORY)
+    for j in range(DEPTH):
+        nfd = os.open(LEVEL % j, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dfd)
+        os.close(dfd)
+        dfd = nfd
+    def rewrite(name):
+        fd = os.open(name, os.O_WRONLY | os.O_TRUNC, dir_fd=dfd)
+        try:
+            os.write(fd, b'more\n')
+        finally:
+            os.close(fd)
+    try:
+        out = {}
+        for step, fn in (
+                ('write', lambda: rewrite('bottom')),
+                ('unlink', lambda: os.unlink('only2', dir_fd=dfd)),
+                ('rename', lambda: os.rename('only3', 'only3r', src_dir_fd=dfd,
+                                             dst_dir_fd=dfd))):
+            try:
+                fn()
+                out[step] = 'ok'
+            except OSError as e:
+                out[step] = e.strerror
+        res.eq('deep copy-up, unlink and rename of image files', out,
+               {'write': 'ok', 'unlink': 'ok', 'rename': 'ok'})
+    finally:
+        os.close(dfd)
+    exp[deepest + '/bottom'] = ('f', exp[deepest + '/bottom'][1], b'more\n')
+    del exp[deepest + '/only2']
+    exp[deepest + '/only3r'] = exp.pop(deepest + '/only3')
     half = '/deep/' + '/'.join(LEVEL % j for j in range(DEPTH // 2))
     dfd = os.open(os.path.join(m, 'deep'), os.O_RDONLY | os.O_DIRECTORY)
     for j in range(DEPTH // 2 - 1):

@@ -259,9 +259,10 @@ int node_open(struct dnode *n, int flags);
 /* node_open, and one more open file counted with it under the node's lock
  * (an unlink then sees it: charge_unlinked). */
 int node_open_counted(struct dnode *n, int flags);
-/* A new O_PATH fd of dir's upper directory through the fd kept for it, or
- * -ENOENT (none kept: not upper, gone, or at the bound). ns_lock held, no
- * node lock, dir held. */
+/* The O_PATH fd kept for dir's upper directory, borrowed: valid while the
+ * caller holds dir (a request naming it, node_kget, or a child of it),
+ * since only node_retire closes it; or -ENOENT (none kept: not upper,
+ * removed, or at the bound). ns_lock held, no node lock. */
 int node_upper_dirfd(struct dnode *dir);
 /* dir's directory in image layer i (1..nlayers-1): the O_PATH fd kept for
  * it (*owned false: borrowed, valid until the caller's RCU read-side

@@ -155,8 +155,10 @@ int node_upper_dirfd(struct dnode *dir)
 			kept = 0;
 		}
 	}
-	if (kept && !dir->unlinked && (fd = fcntl(kept, F_DUPFD_CLOEXEC, 3)) < 0)
-		fd = -errno;
+	/* Not dup'ed: a cold walk made two system calls more per LOOKUP and
+	 * listing for a copy (fcntl, close). */
+	if (kept && !dir->unlinked)
+		fd = kept;
 	node_unlock(dir);
 	return fd;
 }

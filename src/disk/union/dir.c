@@ -130,7 +130,7 @@ static int classify(unsigned layer, int dfd, struct dirent *de, unsigned char *t
  * node keeps there (path.c), else by its union path. */
 static int layer_dir_open(unsigned layer, const char *rel, struct dnode *dir)
 {
-	bool owned = true;
+	bool owned = false;
 	int kept = -EAGAIN, fd;
 
 	if (dir)

@@ -216,8 +216,10 @@ void layer_dirs_init_dir(struct layer_dirs *ld, const struct dir_where *w, struc
 	layer_dirs_init(ld, w->path);
 	ld->dir = dir;
 	/* The upper directory through the fd it keeps (path.c), not its path. */
-	if (w->upper && (fd = node_upper_dirfd(dir)) >= 0)
+	if (w->upper && (fd = node_upper_dirfd(dir)) >= 0) {
 		ld->fd[0] = fd;
+		ld->borrowed |= 1;
+	}
 }
 
 int node_lookup(struct dnode *parent, const char *name, struct found *f)

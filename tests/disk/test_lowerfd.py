@@ -154,6 +154,19 @@ def layer_fds(pid):
     return n
 
 
+def fds_below(pid, rel):
+    """The server's fds on image-layer directories at or below union path rel."""
+    n = 0
+    for fd in os.listdir('/proc/%d/fd' % pid):
+        try:
+            t = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+        except OSError:
+            continue
+        if any(t == d + rel or t.startswith(d + rel + '/') for d in L):
+            n += 1
+    return n
+
+
 def traced(pid):
     """Is a tracer attached to one of pid's threads yet?"""
     for t in os.listdir('/proc/%d/task' % pid):
@@ -251,6 +264,8 @@ with dt.checked(res, disk):
     # (append), a removal (a whiteout over the image file) and a rename of
     # image files, through a dir fd.
     deepest = '/deep/' + '/'.join(LEVEL % j for j in range(DEPTH))
+    drop_caches()  # below the fd bound again, which the whole image filled
+    dt.wait_for(lambda: layer_fds(pid) < 64, 10)
     dfd = os.open(os.path.join(m, 'deep'), os.O_RDONLY | os.O_DIRECTORY)
     for j in range(DEPTH):
         nfd = os.open(LEVEL % j, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dfd)
@@ -282,6 +297,7 @@ with dt.checked(res, disk):
     del exp[deepest + '/only2']
     exp[deepest + '/only3r'] = exp.pop(deepest + '/only3')
     half = '/deep/' + '/'.join(LEVEL % j for j in range(DEPTH // 2))
+    held_below = fds_below(pid, half)
     dfd = os.open(os.path.join(m, 'deep'), os.O_RDONLY | os.O_DIRECTORY)
     for j in range(DEPTH // 2 - 1):
         nfd = os.open(LEVEL % j, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dfd)
@@ -291,6 +307,11 @@ with dt.checked(res, disk):
     os.rename(LEVEL % (DEPTH // 2 - 1), 'deepmoved', src_dir_fd=dfd, dst_dir_fd=mfd)
     os.close(dfd)
     os.close(mfd)
+    # The renamed directory and everything below it were copied up and
+    # made opaque: the image directories they kept open are let go.
+    res.check('a renamed image dir lets go of its image fds (%d kept before)' % held_below,
+              held_below >= DEPTH // 2 and dt.wait_for(lambda: fds_below(pid, half) == 0, 5),
+              fds_below(pid, half))
     moves = (('/common/sub', '/moved'), (half, '/deepmoved'))
     exp2 = {}
     for k, v in exp.items():

@@ -132,6 +132,7 @@ static void make_opaque(int pfd, const char *name, struct dnode *n)
 		return;
 	node_lock(n);
 	n->lmask = 0;
+	node_lower_fds_release(n); /* its image directories are hidden now */
 	node_unlock(n);
 	charge_node(n, fd, 0, 0);
 }

@@ -271,8 +271,9 @@ int node_upper_dirfd(struct dnode *dir);
  * is kept (open it by its union path), or -errno. ns_lock held, no node
  * lock, inside urcu_memb_read_lock(). */
 int node_lower_dirfd(struct dnode *dir, unsigned i, bool *owned);
-/* n leaves the table (node_retire, n locked): its image layers' fds are
- * closed after a grace period. */
+/* n leaves the table (node_retire), or its image directories are hidden
+ * (lmask 0: copied up and made opaque); n locked: its image layers' fds
+ * are closed after a grace period. */
 void node_lower_fds_release(struct dnode *n);
 int node_stat(struct dnode *n, struct stat *st);
 int fd_chmod(int fd, mode_t mode);

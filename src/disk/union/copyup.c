@@ -318,6 +318,7 @@ static void node_resync(struct dnode *n, void *arg)
 	if (n->layer != 0 || n->real_ino != (uint64_t)st.st_ino)
 		node_set_real(n, 0, st.st_ino);
 	n->lmask = 0;
+	node_lower_fds_release(n); /* its image directories are hidden now */
 	n->charged_bytes = blocks_bytes(&st);
 	n->charged_inode = true;
 	n->written = true;

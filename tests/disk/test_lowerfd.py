@@ -141,21 +141,9 @@ def drop_caches():
         f.write('3\n')
 
 
-def layer_fds(pid):
-    """The server's fds on directories of the image layers."""
-    n = 0
-    for fd in os.listdir('/proc/%d/fd' % pid):
-        try:
-            t = os.readlink('/proc/%d/fd/%s' % (pid, fd))
-        except OSError:
-            continue
-        if any(t == d or t.startswith(d + '/') for d in L):
-            n += 1
-    return n
-
-
 def fds_below(pid, rel):
-    """The server's fds on image-layer directories at or below union path rel."""
+    """The server's fds on image-layer directories at or below union path
+    rel ('' for all)."""
     n = 0
     for fd in os.listdir('/proc/%d/fd' % pid):
         try:
@@ -165,6 +153,11 @@ def fds_below(pid, rel):
         if any(t == d + rel or t.startswith(d + rel + '/') for d in L):
             n += 1
     return n
+
+
+def layer_fds(pid):
+    """The server's fds on directories of the image layers."""
+    return fds_below(pid, '')
 
 
 def traced(pid):

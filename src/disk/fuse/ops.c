@@ -38,7 +38,6 @@ void reply_entry(fuse_req_t req, struct dnode *n, const struct stat *st)
 	struct fuse_entry_param e = { .ino = n->ino, .generation = n->gen, .attr = *st,
 				      .attr_timeout = CACHE_TIMEOUT,
 				      .entry_timeout = CACHE_TIMEOUT };
-
 	bool absorbed;
 
 	fill_attr(n, &e.attr);

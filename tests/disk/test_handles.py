@@ -190,6 +190,38 @@ def overlay_rotations(top):
     return facts
 
 
+def inode_used_again(root, tries=20):
+    """A file's inode number given to the next file of the same name: the
+    daemon knows a forgotten object's generation from the ghost it left
+    (no system call), and must not give the new object the old one's.
+    Each round: a handle, drop_caches (its node forgotten), a lookup (found
+    again through its ghost), unlink, the same name made anew. Returns
+    whether the number came back, and what the last two handles open."""
+    d = os.path.join(root, 'again')
+    os.makedirs(d)
+    p = os.path.join(d, 'x')
+    dt.write_file(p, 'x')
+    for _ in range(tries):
+        old, old_ino = name_to_handle(p), os.lstat(p).st_ino
+        drop_caches()
+        os.lstat(p)
+        os.unlink(p)
+        dt.write_file(p, 'x')
+        if os.lstat(p).st_ino == old_ino:
+            break
+    new = name_to_handle(p)
+    drop_caches()  # the new object's node forgotten too, then looked up
+    os.lstat(p)
+    log = []
+    mount_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        dt.attempt(log, 'old handle', lambda: identity(mount_fd, old, p))
+        dt.attempt(log, 'new handle', lambda: identity(mount_fd, new, p))
+    finally:
+        os.close(mount_fd)
+    return os.lstat(p).st_ino == old_ino, log
+
+
 def restart_keeps_handles(disk, handles):
     disk.stop()
     disk.start()
@@ -210,6 +242,7 @@ want, _, _ = handles_after_drop(host, False)
 res.eq('host: every handle but the deleted file opens its object',
        [k for k, v in want if v[0] != 'same object'], ['deleted file'])
 want_facts = overlay_rotations(os.path.join(base, 'host-ovl'))
+_, want_again = inode_used_again(host)
 
 img = os.path.join(base, 'img')
 os.makedirs(os.path.join(img, 'imgdir'))
@@ -221,6 +254,11 @@ with dt.checked(res, disk):
     res.check('drop_caches made the daemon forget its nodes (%s known)' % known, known <= 4)
     for (label, w), (_, g) in zip(want, got):
         res.eq('handle of %s after renames and drop_caches: as on the host' % label, g, w)
+    reused, got_again = inode_used_again(disk.mnt)
+    print('inode number used again on the disk: %s' % ('yes' if reused else 'no (20 rounds)'))
+    res.check('the disk gave a freed inode number to the next file of its name', reused)
+    for (label, w), (_, g) in zip(want_again, got_again):
+        res.eq('inode number used again: %s: as on the host' % label, g, w)
     got_facts = overlay_rotations(os.path.join(disk.mnt, 'ovl'))
     for (label, w), (_, g) in zip(want_facts, got_facts):
         res.eq('overlay index=on: %s: as over the host' % label, g, w)

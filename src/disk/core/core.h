@@ -26,6 +26,8 @@ enum area { AREA_IMAGE, AREA_DOCKER, AREA_HOME, AREA_OTHER, AREA_N };
 
 /* rel: a union path without the leading '/' ("" is the root). */
 enum area area_of_path(const char *rel);
+/* Components of the deepest area root area_of_path knows (var/lib/docker). */
+#define AREA_ROOT_DEPTH 3
 const char *area_name(enum area a);
 
 /* ---- accounting ---- */

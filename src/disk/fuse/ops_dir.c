@@ -43,7 +43,6 @@ static int listing_fill(struct dnode *n, struct dlist *l)
 {
 	struct dir_where w;
 	bool removed;
-	int r;
 
 	node_lock(n);
 	removed = n->unlinked;
@@ -52,12 +51,8 @@ static int listing_fill(struct dnode *n, struct dlist *l)
 		*l = (struct dlist){ 0 };
 		return 0;
 	}
-	r = node_dir_where(n, &w);
-
-	if (r == 0)
-		r = dir_list(n, w.path, w.upper, w.lmask, l);
-	dir_where_done(&w);
-	return r;
+	node_dir_where(n, &w);
+	return dir_list(n, NULL, w.upper, w.lmask, l);
 }
 
 /* The listing of ino for a read at off: the one in progress, moved out of
@@ -171,17 +166,12 @@ struct plus {
 
 static int plus_start(struct plus *c, struct dnode *dir, size_t size)
 {
-	int r = node_dir_where(dir, &c->w);
-
-	if (r < 0)
-		return r;
+	node_dir_where(dir, &c->w);
 	c->dir = dir;
 	/* An entry takes more than 128 bytes of the reply. */
 	c->got = calloc(size / 128 + 1, sizeof(*c->got));
 	c->ngot = 0;
 	layer_dirs_init_dir(&c->ld, &c->w, c->dir);
-	if (!c->got)
-		dir_where_done(&c->w);
 	return c->got ? 0 : -ENOMEM;
 }
 
@@ -212,7 +202,6 @@ static void plus_finish(struct plus *c, bool delivered)
 	for (size_t i = 0; i < c->ngot && !delivered; i++)
 		node_unref(c->got[i]); /* no lookup given */
 	layer_dirs_close(&c->ld);
-	dir_where_done(&c->w);
 	free(c->got);
 }
 

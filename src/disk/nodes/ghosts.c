@@ -28,6 +28,8 @@ struct ghost {
 	struct rcu_head rcu;
 	uint64_t ino, parent;
 	uint32_t seq; /* of its newest slot in the ring (atomic) */
+	uint32_t gen; /* the object's backing generation, if has_gen */
+	bool has_gen; /* (atomic, both) */
 	char name[];
 };
 
@@ -118,11 +120,18 @@ static void ghost_expire(uint64_t ino, uint32_t seq)
 	urcu_memb_read_unlock();
 }
 
-static void ghost_add(uint64_t ino, uint64_t parent, const char *name);
+static void ghost_add(uint64_t ino, uint64_t parent, const char *name, const uint32_t *gen);
+
+static void ghost_set_gen(struct ghost *g, const uint32_t *gen)
+{
+	if (gen)
+		__atomic_store_n(&g->gen, *gen, __ATOMIC_RELAXED);
+	__atomic_store_n(&g->has_gen, gen != NULL, __ATOMIC_RELEASE);
+}
 
 /* The same place forgotten again (every object of a tree after each cache
  * drop): the ghost it has is only made younger, without a new one. */
-static bool ghost_renew(uint64_t ino, uint64_t parent, const char *name)
+static bool ghost_renew(uint64_t ino, uint64_t parent, const char *name, const uint32_t *gen)
 {
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *hn;
@@ -136,8 +145,10 @@ static bool ghost_renew(uint64_t ino, uint64_t parent, const char *name)
 	hn = cds_lfht_iter_get_node(&it);
 	g = hn ? caa_container_of(hn, struct ghost, hnode) : NULL;
 	same = g && g->parent == parent && !strcmp(g->name, name);
-	if (same)
+	if (same) {
 		__atomic_store_n(&g->seq, ghost_queue(ino, &old_ino, &old_seq), __ATOMIC_RELAXED);
+		ghost_set_gen(g, gen);
+	}
 	urcu_memb_read_unlock();
 	if (same && old_ino)
 		ghost_expire(old_ino, old_seq);
@@ -146,12 +157,16 @@ static bool ghost_renew(uint64_t ino, uint64_t parent, const char *name)
 
 void ghost_remember(struct dnode *n)
 {
+	/* A copy-up keeps its image object's generation (the kernel holds
+	 * that), which is not its backing object's. */
+	const uint32_t *gen = n->image_gen ? NULL : &n->gen;
+
 	if (!n->parent || n->unlinked) {
 		ghost_drop(n->ino);
 		return;
 	}
-	if (!ghost_renew(n->ino, n->parent->ino, n->name))
-		ghost_add(n->ino, n->parent->ino, n->name);
+	if (!ghost_renew(n->ino, n->parent->ino, n->name, gen))
+		ghost_add(n->ino, n->parent->ino, n->name, gen);
 }
 
 /* The ghost of ino: its parent's id and a copy of its name. */
@@ -173,6 +188,26 @@ int ghost_find(uint64_t ino, uint64_t *parent, char **name)
 	}
 	urcu_memb_read_unlock();
 	return r;
+}
+
+bool ghost_gen(uint64_t ino, uint64_t parent, const char *name, uint32_t *gen)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *hn;
+	struct ghost *g;
+	bool known = false;
+
+	urcu_memb_read_lock();
+	cds_lfht_lookup(disk_ctx->by_ghost, hash64(ino), match_ghost, &ino, &it);
+	hn = cds_lfht_iter_get_node(&it);
+	g = hn ? caa_container_of(hn, struct ghost, hnode) : NULL;
+	if (g && __atomic_load_n(&g->has_gen, __ATOMIC_ACQUIRE) && g->parent == parent &&
+	    !strcmp(g->name, name)) {
+		*gen = __atomic_load_n(&g->gen, __ATOMIC_RELAXED);
+		known = true;
+	}
+	urcu_memb_read_unlock();
+	return known;
 }
 
 int ghosts_init(void)
@@ -294,7 +329,7 @@ void handles_save(void)
 	}
 }
 
-static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
+static void ghost_add(uint64_t ino, uint64_t parent, const char *name, const uint32_t *gen)
 {
 	struct cds_lfht_node *old;
 	size_t len = strlen(name) + 1;
@@ -306,6 +341,7 @@ static void ghost_add(uint64_t ino, uint64_t parent, const char *name)
 		return;
 	g->ino = ino;
 	g->parent = parent;
+	ghost_set_gen(g, gen);
 	memcpy(g->name, name, len);
 	g->seq = ghost_queue(ino, &old_ino, &old_seq);
 	urcu_memb_read_lock();
@@ -341,7 +377,7 @@ void handles_load(void)
 		       fread(name, 1, r.len, f) == r.len) {
 			name[r.len] = '\0';
 			if (name_valid(name))
-				ghost_add(r.ino, r.parent, name);
+				ghost_add(r.ino, r.parent, name, NULL); /* checked when used */
 			n++;
 		}
 	fclose(f);

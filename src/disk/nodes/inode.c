@@ -452,6 +452,18 @@ static void node_publish_ino(struct dnode *n, uint64_t want, uint64_t real)
 	while (!publish_at(n, ino));
 }
 
+/* Is a child of parent deeper than every area's root? Then it is in its
+ * parent's area (a cold walk of a deep tree builds no path per node). */
+static bool below_area_roots(const struct dnode *parent)
+{
+	unsigned depth = 1;
+
+	for (const struct dnode *m = parent; m && m->parent; m = m->parent)
+		if (++depth > AREA_ROOT_DEPTH)
+			return true;
+	return false;
+}
+
 /* The area of name below parent: the parent's, unless the parent is in
  * no area, where the path may be an area's root (home, var/lib/docker). */
 enum area node_area_of(struct dnode *parent, const char *name)
@@ -460,6 +472,8 @@ enum area node_area_of(struct dnode *parent, const char *name)
 
 	if (parent != disk_ctx->root && parent->area != AREA_OTHER)
 		return parent->area;
+	if (below_area_roots(parent))
+		return AREA_OTHER;
 	if (node_path(parent, &dir) < 0 || !(path = path_join_dup(dir, name)))
 		return AREA_OTHER;
 	return area_of_path(path);

@@ -173,6 +173,14 @@ int ghost_find(uint64_t ino, uint64_t *parent, char **name);
 /* The generation in the backing handle of name below dirfd ("": dirfd
  * itself); 0 where handles are not (ino32, gen). */
 uint32_t backing_gen(int dirfd, const char *name);
+/* The same, without a system call, from the ghost the object numbered ino
+ * left at parent/name (a cold walk finds every object so). Sound while
+ * this server runs: an object goes away only through a request on its
+ * node, and charge_unlinked then drops the ghost of its natural id, so no
+ * other object can have taken its inode number meanwhile. Ghosts read
+ * back at a start (handles_load) and a copy-up's (it keeps its image
+ * object's generation) carry none: false. */
+bool ghost_gen(uint64_t ino, uint64_t parent, const char *name, uint32_t *gen);
 int ghosts_init(void);
 void ghosts_fini(void);
 /* A node leaves the table: keep where it was, for a later LOOKUP(id, "."). */
@@ -238,15 +246,14 @@ bool journal_test_once(void);
 /* n's union path ("a/b/c", "." for the root) on the heap, of any length:
  * *out is the caller's to free. ns_lock held. */
 int node_path(struct dnode *n, char **out);
-/* Where a directory's entries are looked for: its union path, whether the
- * upper layer has it, and the image layers merged in. ns_lock held. */
+/* Where a directory's entries are looked for: whether the upper layer has
+ * it, and the image layers merged in. Its union path is built only where a
+ * layer's directory is not reached through a kept fd (layer_dirs). */
 struct dir_where {
 	bool upper;
 	uint32_t lmask;
-	char *path; /* node_path's */
 };
-int node_dir_where(struct dnode *dir, struct dir_where *w);
-void dir_where_done(struct dir_where *w);
+void node_dir_where(struct dnode *dir, struct dir_where *w);
 int layer_open(unsigned layer, const char *rel, int flags);
 /* --image-idmap: the owner an image file shows (and keeps when copied up). */
 void image_owner(struct stat *st);

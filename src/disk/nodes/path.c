@@ -51,19 +51,12 @@ int node_path(struct dnode *n, char **out)
 	return 0;
 }
 
-int node_dir_where(struct dnode *dir, struct dir_where *w)
+void node_dir_where(struct dnode *dir, struct dir_where *w)
 {
 	node_lock(dir);
 	w->upper = dir->layer == 0;
 	w->lmask = dir->lmask;
 	node_unlock(dir);
-	return node_path(dir, &w->path);
-}
-
-void dir_where_done(struct dir_where *w)
-{
-	free(w->path);
-	w->path = NULL;
 }
 
 static int layer_openat(int dirfd, const char *rel, int flags)
@@ -375,15 +368,48 @@ int node_open_counted(struct dnode *n, int flags)
 	return open_node(n, flags, true);
 }
 
+/* n locked, inside an RCU read-side section: n's attributes straight from
+ * an fd that is kept anyway (its own, or its parent's and its name: one
+ * system call), or 1 where n must be opened first (open_locked's other
+ * ways: its handle, its union path). */
+static int stat_locked(struct dnode *n, struct stat *st, int pfd, unsigned player)
+{
+	int fd = 0, r;
+
+	if (n->orphan_fd)
+		fd = n->orphan_fd;
+	else if (n->fh && n->layer == 0)
+		return 1; /* several links: its name may be another's now */
+	else if (n->layer == 0 && n->upper_fd > 0)
+		fd = n->upper_fd;
+	else if (n->layer > 0 && n->type == S_IFDIR && (r = lower_kept(n, n->layer)) > 0)
+		fd = r;
+	if (fd > 0)
+		return fstat(fd, st) < 0 ? -errno : 0;
+	if (pfd < 0 || player != n->layer)
+		return 1;
+	/* One component beneath a directory fd, not followed: never leaves
+	 * the layer. */
+	return fstatat(pfd, n->name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
 int node_stat(struct dnode *n, struct stat *st)
 {
-	int fd = node_open(n, O_PATH | O_NOFOLLOW);
-	int r = 0;
+	unsigned player;
+	int pfd, fd, r;
 
+	urcu_memb_read_lock();
+	pfd = parent_fd(n, &player);
+	node_lock(n);
+	r = stat_locked(n, st, pfd, player);
+	node_unlock(n);
+	urcu_memb_read_unlock();
+	if (r <= 0)
+		return r;
+	fd = node_open(n, O_PATH | O_NOFOLLOW);
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, st) < 0)
-		r = -errno;
+	r = fstat(fd, st) < 0 ? -errno : 0;
 	close(fd);
 	return r;
 }

@@ -132,6 +132,9 @@ void charge_unlinked(struct dnode *n, const struct stat *after, int fd)
 		return; /* another hard link keeps the object */
 	node_drop_real(n);
 	node_lock(n);
+	/* Its inode number may go to another object once it is freed: what
+	 * the ghost of its natural id knows no longer holds (ghost_gen). */
+	ghost_drop(ino_for(n->layer, n->real_ino));
 	n->unlinked = true;
 	if ((n->open_count || S_ISDIR(after->st_mode)) && !n->orphan_fd)
 		n->orphan_fd = orphan_keep(fd);
@@ -192,8 +195,10 @@ void charge_released(struct dnode *n)
 		node_drop_real(n);
 }
 
+/* An upper object with no node went: see charge_unlinked for the ghost. */
 void charge_gone(enum area ar, const struct stat *st)
 {
+	ghost_drop(ino_for(0, st->st_ino));
 	charge_settle(ar, 0, -blocks_bytes(st), 0, -1);
 }
 

@@ -127,16 +127,20 @@ static int classify(unsigned layer, int dfd, struct dirent *de, unsigned char *t
 }
 
 /* The directory to list in layer: reopened for reading through the fd its
- * node keeps there (path.c), else by its union path. */
+ * node keeps there (path.c), else by its union path (rel, or built from
+ * dir where rel is NULL). */
 static int layer_dir_open(unsigned layer, const char *rel, struct dnode *dir)
 {
+	_cleanup_free_ char *path = NULL;
 	bool owned = false;
 	int kept = -EAGAIN, fd;
 
 	if (dir)
 		kept = layer ? node_lower_dirfd(dir, layer, &owned) : node_upper_dirfd(dir);
+	if (kept < 0 && !rel && (fd = node_path(dir, &path)) < 0)
+		return fd;
 	if (kept < 0)
-		return layer_open(layer, rel, O_RDONLY | O_DIRECTORY);
+		return layer_open(layer, rel ? rel : path, O_RDONLY | O_DIRECTORY);
 	fd = openat(kept, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		fd = -errno;

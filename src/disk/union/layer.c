@@ -64,6 +64,7 @@ bool lower_dir_opaque(int dirfd, const char *name)
 void layer_dirs_init(struct layer_dirs *ld, const char *prel)
 {
 	ld->prel = prel;
+	ld->prel_own = NULL;
 	ld->dir = NULL;
 	ld->borrowed = 0;
 	ld->rcu = false;
@@ -80,6 +81,22 @@ void layer_dirs_close(struct layer_dirs *ld)
 		urcu_memb_read_unlock();
 	ld->rcu = false;
 	ld->dir = NULL;
+	free(ld->prel_own);
+	ld->prel_own = NULL;
+}
+
+/* A node's union path costs a malloc and a walk to the root: built only
+ * for a layer whose directory no kept fd covers (ns_lock held). */
+static int layer_dir_by_path(struct layer_dirs *ld, unsigned i)
+{
+	if (!ld->prel) {
+		int r = ld->dir ? node_path(ld->dir, &ld->prel_own) : -EINVAL;
+
+		if (r < 0)
+			return r;
+		ld->prel = ld->prel_own;
+	}
+	return layer_open(i, ld->prel, O_PATH | O_DIRECTORY);
 }
 
 /* The directory prel in layer i: an O_PATH fd, or -errno. An image
@@ -98,10 +115,23 @@ static int layer_dir(struct layer_dirs *ld, unsigned i)
 		fd = node_lower_dirfd(ld->dir, i, &owned);
 	}
 	if (fd == -EAGAIN)
-		fd = layer_open(i, ld->prel, O_PATH | O_DIRECTORY);
+		fd = layer_dir_by_path(ld, i);
 	else if (fd >= 0 && !owned)
 		ld->borrowed |= 1ULL << i;
 	return ld->fd[i] = fd;
+}
+
+/* The generation of what was found at name in layer: from the ghost it
+ * left where a directory node is known (a cold walk), else from its
+ * backing file handle (one system call). */
+static uint32_t found_gen(struct layer_dirs *ld, unsigned layer, const char *name,
+			  const struct stat *st)
+{
+	uint32_t gen;
+
+	if (ld->dir && ghost_gen(ino_for(layer, st->st_ino), ld->dir->ino, name, &gen))
+		return gen;
+	return backing_gen(layer_dir(ld, layer), name);
 }
 
 /* In lower layer j: 1 found (f->st), 0 absent, -ENOENT whited out. */
@@ -159,7 +189,7 @@ int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const cha
 			found = true;
 			f->layer = 0;
 			if (!S_ISDIR(f->st.st_mode) || opaque) {
-				f->gen = backing_gen(layer_dir(ld, 0), name);
+				f->gen = found_gen(ld, 0, name, &f->st);
 				return 0;
 			}
 		}
@@ -167,7 +197,7 @@ int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const cha
 	/* OCI markers in image layers are metadata, never entries. */
 	if (oci_is_meta(name)) {
 		if (found)
-			f->gen = backing_gen(layer_dir(ld, 0), name);
+			f->gen = found_gen(ld, 0, name, &f->st);
 		return found ? 0 : -ENOENT;
 	}
 	for (unsigned j = 0; j < disk_ctx->nlayers - 1 && lmask >> j; j++) {
@@ -193,7 +223,7 @@ int union_lookup_in(struct layer_dirs *ld, bool upper, uint32_t lmask, const cha
 	}
 	if (!found)
 		return -ENOENT;
-	f->gen = backing_gen(layer_dir(ld, f->layer), name);
+	f->gen = found_gen(ld, f->layer, name, &f->st);
 	return 0;
 }
 
@@ -213,7 +243,7 @@ void layer_dirs_init_dir(struct layer_dirs *ld, const struct dir_where *w, struc
 {
 	int fd;
 
-	layer_dirs_init(ld, w->path);
+	layer_dirs_init(ld, NULL);
 	ld->dir = dir;
 	/* The upper directory through the fd it keeps (path.c), not its path. */
 	if (w->upper && (fd = node_upper_dirfd(dir)) >= 0) {
@@ -226,14 +256,12 @@ int node_lookup(struct dnode *parent, const char *name, struct found *f)
 {
 	struct layer_dirs ld;
 	struct dir_where w;
-	int r = node_dir_where(parent, &w);
+	int r;
 
-	if (r == 0) {
-		layer_dirs_init_dir(&ld, &w, parent);
-		r = union_lookup_in(&ld, w.upper, w.lmask, name, f);
-		layer_dirs_close(&ld);
-	}
-	dir_where_done(&w);
+	node_dir_where(parent, &w);
+	layer_dirs_init_dir(&ld, &w, parent);
+	r = union_lookup_in(&ld, w.upper, w.lmask, name, f);
+	layer_dirs_close(&ld);
 	return r;
 }
 
@@ -244,12 +272,12 @@ bool node_lower_has(struct dnode *parent, const char *name)
 	struct found f;
 	bool has = false;
 
-	if (node_dir_where(parent, &w) == 0 && w.lmask) {
+	node_dir_where(parent, &w);
+	if (w.lmask) {
 		layer_dirs_init_dir(&ld, &w, parent);
 		has = union_lookup_in(&ld, false, w.lmask, name, &f) == 0;
 		layer_dirs_close(&ld);
 	}
-	dir_where_done(&w);
 	return has;
 }
 

@@ -27,7 +27,8 @@ int union_lookup(const char *prel, bool upper, uint32_t lmask, const char *name,
  * layer_dirs_close, not opened by path. */
 #define LAYER_DIR_UNOPENED (-1000000)
 struct layer_dirs {
-	const char *prel;
+	const char *prel;  /* NULL for a node's: built from dir when needed */
+	char *prel_own;    /* that path, freed by layer_dirs_close */
 	struct dnode *dir;
 	uint64_t borrowed; /* bit i: fd[i] is dir's, not closed here */
 	bool rcu;          /* in a read-side section (urcu_memb_read_lock) */
@@ -71,7 +72,8 @@ struct dlist {
 	size_t n, cap;
 };
 /* dir: the directory's node when the caller has it (its kept fds are
- * used), else NULL (rel opened by path). */
+ * used; rel may then be NULL: its path is built where no fd is kept),
+ * else NULL (rel opened by path). */
 int dir_list(struct dnode *dir, const char *rel, bool upper, uint32_t lmask, struct dlist *l);
 void dlist_free(struct dlist *l);
 

@@ -424,6 +424,10 @@ static void on_child_exit(struct fuse_survive *s, int st)
 	 * (not after an upgrade, whose connection lives on). */
 	if (P.stopping || (WIFEXITED(st) && WEXITSTATUS(st) == 0) ||
 	    (!P.ever_ready && !P.upgraded)) {
+		/* One that exited said why itself; a signal says nothing. */
+		if (!P.stopping && !P.ever_ready && WIFSIGNALED(st))
+			log_error("server died (%s) before it served: a start that failed, "
+				  "not restarted", how);
 		P.status = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 		P.done = true;
 		return;

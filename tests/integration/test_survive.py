@@ -355,6 +355,10 @@ def no_resend():
     d = T.Daemon(base=base, config=config(base))
     del os.environ['CVMFS_VIEWS_TEST_NO_RESEND']
     R.check('no resend: mounted', d.ok, d.log_text()[-2000:])
+    # Killed once it serves (the supervisor's start line): a server that
+    # dies before that is a start that failed, not a crash to survive.
+    R.check('no resend: serving', T.wait_for(lambda: 'supervisor pid' in d.log_text(), 10),
+            d.log_text())
     srv = server_of(d.pid)
     os.kill(srv, signal.SIGKILL)
     try:
